@@ -1,0 +1,378 @@
+"""liveshelf: configuration, wiring and the command line.
+
+``Settings.from_env()`` reads the configuration once; ``create_app(settings)`` builds
+every long-lived object under a typed ``web.AppKey`` and starts/stops the ones with a
+lifetime in ``cleanup_ctx``; ``main()`` is ``python app.py [--demo] | migrate |
+create-admin``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import getpass
+import logging
+import os
+import secrets
+import sys
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from live.accounts import AccountService
+from live.auth import PasswordHasher, Principal, TokenSigner
+from live.channel import RoomHub
+from live.clock import Clock, SystemClock
+from live.db import Database
+from live.errors import Conflict
+from live.handlers import LiveHandlers
+from live.http import MAX_JSON_BYTES, auth_middleware, error_middleware
+from live.models import Role, SessionStatus
+from live.outbox import Outbox, OutboxRelay
+from live.presence import MemoryPresence, Presence, RedisPresence
+from live.room import RoomChannel, SnapshotProvider
+from live.roomlog import RoomLog
+from live.roomlog_memory import MemoryRoomLog
+from live.roomlog_redis import RedisRoomLog
+from live.sessions import SessionService
+
+log = logging.getLogger("liveshelf")
+
+ROOT = Path(__file__).resolve().parent
+DEMO_PASSWORD = "liveshelf-demo"
+
+
+class ConfigError(Exception):
+    """The configuration is missing or wrong; the message says what to set."""
+
+
+# -- settings ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    secret: str
+    database_url: str = "sqlite+aiosqlite:///liveshelf.db"
+    database_schema: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "ls"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    demo: bool = False
+    auto_migrate: bool = False
+    token_ttl_s: int = 7 * 86400
+    password_time_cost: int = 3
+    password_memory_kib: int = 65536
+    history_size: int = 2000
+    ws_send_limit_bytes: int = 256 * 1024
+    ws_heartbeat_s: float = 25.0
+    presence_interval_s: float = 1.0
+    outbox_poll_s: float = 1.0
+    ice_servers: tuple[str, ...] = ()
+    ice_addresses: tuple[str, ...] = ("127.0.0.1",)
+    recordings_dir: Path = field(default_factory=lambda: Path("recordings"))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
+        """Read ``LIVESHELF_*`` and ``REDIS_URL``; ``ConfigError`` on a missing/bad value."""
+        env = os.environ if env is None else env
+        secret = env.get("LIVESHELF_SECRET", "")
+        if not secret:
+            if not demo:
+                raise ConfigError(
+                    "LIVESHELF_SECRET is not set: set it to a long random string "
+                    "(e.g. `export LIVESHELF_SECRET=$(python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(32))')`), or run `python app.py --demo`"
+                )
+            secret = secrets.token_urlsafe(32)
+        if len(secret) < 32:
+            raise ConfigError("LIVESHELF_SECRET must be at least 32 characters")
+        default_db = "sqlite+aiosqlite:///liveshelf-demo.db" if demo else cls.database_url
+        return cls(
+            secret=secret,
+            database_url=env.get("LIVESHELF_DATABASE_URL", default_db),
+            database_schema=env.get("LIVESHELF_DATABASE_SCHEMA") or None,
+            redis_url=env.get("REDIS_URL") or None,
+            redis_prefix=env.get("LIVESHELF_REDIS_PREFIX", "ls"),
+            host=env.get("LIVESHELF_HOST", "127.0.0.1"),
+            port=_int(env, "LIVESHELF_PORT", 8080),
+            demo=demo,
+            auto_migrate=demo or env.get("LIVESHELF_AUTO_MIGRATE", "") == "1",
+            token_ttl_s=_int(env, "LIVESHELF_TOKEN_TTL_S", 7 * 86400),
+            history_size=_int(env, "LIVESHELF_HISTORY_SIZE", 2000),
+            ws_send_limit_bytes=_int(env, "LIVESHELF_WS_SEND_LIMIT_BYTES", 256 * 1024),
+            ws_heartbeat_s=float(_int(env, "LIVESHELF_WS_HEARTBEAT_S", 25)),
+            ice_servers=_list(env, "LIVESHELF_ICE_SERVERS", ()),
+            ice_addresses=_list(env, "LIVESHELF_ICE_ADDRESSES", ("127.0.0.1",)),
+            recordings_dir=Path(env.get("LIVESHELF_RECORDINGS_DIR", "recordings")),
+        )
+
+
+def _int(env: Mapping[str, str], key: str, default: int) -> int:
+    value = env.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+
+
+def _list(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = env.get(key)
+    if value is None:
+        return default
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+# -- app keys ---------------------------------------------------------------------
+
+settings_key = web.AppKey("settings", Settings)
+clock_key = web.AppKey("clock", Clock)
+db_key = web.AppKey("db", Database)
+redis_key: web.AppKey[Redis | None] = web.AppKey("redis")
+room_log_key = web.AppKey("room_log", RoomLog)
+presence_key = web.AppKey("presence", Presence)
+hub_key = web.AppKey("hub", RoomHub)
+channel_key = web.AppKey("channel", RoomChannel)
+outbox_key = web.AppKey("outbox", Outbox)
+outbox_relay_key = web.AppKey("outbox_relay", OutboxRelay)
+tokens_key = web.AppKey("tokens", TokenSigner)
+accounts_key = web.AppKey("accounts", AccountService)
+sessions_key = web.AppKey("sessions", SessionService)
+
+
+# -- wiring -----------------------------------------------------------------------
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    """Build the whole application. Nothing touches the network until startup."""
+    clock = clock or SystemClock()
+    app = web.Application(client_max_size=MAX_JSON_BYTES)
+    tokens = TokenSigner(settings.secret, clock, ttl_s=settings.token_ttl_s)
+    app.middlewares.extend([error_middleware, auth_middleware(tokens)])
+
+    db = Database(settings.database_url, schema=settings.database_schema)
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    room_log: RoomLog
+    presence: Presence
+    if redis is not None:
+        room_log = RedisRoomLog(
+            redis, prefix=settings.redis_prefix, history_size=settings.history_size
+        )
+        presence = RedisPresence(
+            redis,
+            clock,
+            prefix=settings.redis_prefix,
+            interval_ms=int(settings.presence_interval_s * 1000),
+        )
+    else:
+        room_log = MemoryRoomLog(clock, history_size=settings.history_size)
+        presence = MemoryPresence()
+    hub = RoomHub(
+        room_log,
+        presence,
+        send_limit_bytes=settings.ws_send_limit_bytes,
+        presence_interval_s=settings.presence_interval_s,
+    )
+    channel = RoomChannel(hub, room_log, presence, clock)
+    outbox = Outbox(clock)
+    relay = OutboxRelay(db, room_log, poll_interval_s=settings.outbox_poll_s)
+    hasher = PasswordHasher(
+        time_cost=settings.password_time_cost, memory_cost_kib=settings.password_memory_kib
+    )
+    accounts = AccountService(db, hasher, tokens, clock)
+    sessions = SessionService(db, clock, outbox, relay, room_log)
+
+    app[settings_key] = settings
+    app[clock_key] = clock
+    app[db_key] = db
+    app[redis_key] = redis
+    app[room_log_key] = room_log
+    app[presence_key] = presence
+    app[hub_key] = hub
+    app[channel_key] = channel
+    app[outbox_key] = outbox
+    app[outbox_relay_key] = relay
+    app[tokens_key] = tokens
+    app[accounts_key] = accounts
+    app[sessions_key] = sessions
+
+    channel.add_snapshot(_session_snapshot(sessions))
+    # Features add their parts of GET /api/sessions/{id} here (e.g. the shelf).
+    session_details: list[SnapshotProvider] = []
+
+    # -- features (shelf, chat, media) are wired below this line --
+
+    app.add_routes(
+        LiveHandlers(
+            accounts,
+            sessions,
+            channel,
+            details=session_details,
+            heartbeat_s=settings.ws_heartbeat_s,
+            send_limit_bytes=settings.ws_send_limit_bytes,
+        ).routes()
+    )
+    app.router.add_static("/static", ROOT / "static")
+    app.router.add_get("/", _index)
+
+    app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_room_bus)
+    if settings.demo:
+        app.cleanup_ctx.append(_demo_data)
+    app.on_startup.append(_freeze_gc)
+    return app
+
+
+def _session_snapshot(sessions: SessionService) -> Any:
+    async def snapshot(room: int) -> dict[str, Any]:
+        return {"session": await sessions.get(room)}
+
+    return snapshot
+
+
+async def _index(_request: web.Request) -> web.FileResponse:
+    return web.FileResponse(ROOT / "static" / "index.html")
+
+
+async def _storage(app: web.Application) -> AsyncIterator[None]:
+    db = app[db_key]
+    if app[settings_key].auto_migrate:
+        await db.migrate()
+    yield
+    await db.dispose()
+
+
+async def _room_bus(app: web.Application) -> AsyncIterator[None]:
+    hub, relay, room_log = app[hub_key], app[outbox_relay_key], app[room_log_key]
+    await hub.start()
+    await relay.start()
+    yield
+    await relay.stop()
+    await hub.stop()
+    await room_log.close()
+    redis = app[redis_key]
+    if redis is not None:
+        await redis.aclose()
+
+
+async def _freeze_gc(_app: web.Application) -> None:
+    # Long-lived objects created at start-up never become garbage; keep the cyclic
+    # collector from rescanning them on every pass (see STYLE.md's measured facts).
+    gc.collect()
+    gc.freeze()
+
+
+# -- demo data ------------------------------------------------------------------------
+
+
+async def _demo_data(app: web.Application) -> AsyncIterator[None]:
+    await seed_demo(app)
+    yield
+
+
+async def seed_demo(app: web.Application) -> dict[str, Any]:
+    """Create the demo accounts and a live session unless they exist; print how to sign in."""
+    accounts, sessions = app[accounts_key], app[sessions_key]
+    users = {}
+    for username, role, name in (
+        ("demo-host", Role.HOST, "Mia (demo host)"),
+        ("demo-brand", Role.BRAND, "Acme Goods (demo brand)"),
+        ("demo-viewer", Role.VIEWER, "Sam (demo viewer)"),
+    ):
+        try:
+            users[username] = await accounts.create(username, DEMO_PASSWORD, role, name)
+        except Conflict:
+            users[username] = await accounts.by_username(username)
+    host = users["demo-host"]
+    host_principal = Principal(host.id, host.username, Role.HOST, host.display_name)
+    live = await sessions.list(status=SessionStatus.LIVE, host_id=host.id, limit=1)
+    if live:
+        session = live[0]
+    else:
+        created = await sessions.create(host_principal, "Autumn picks: live demo")
+        session = await sessions.start(host_principal, created["id"])
+    settings = app[settings_key]
+    base = f"http://{settings.host}:{settings.port}"
+    print(
+        f"\nliveshelf demo on {base}\n"
+        f"  accounts (password '{DEMO_PASSWORD}'): "
+        + ", ".join(f"{name} ({user.role})" for name, user in users.items())
+        + f"\n  live session {session['id']}: {base}/watch/{session['id']}\n",
+        flush=True,
+    )
+    return {"users": users, "session": session}
+
+
+# -- command line -------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="app.py", description="liveshelf server")
+    parser.add_argument("--demo", action="store_true", help="SQLite + in-memory bus + demo data")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the server (the default)")
+    sub.add_parser("migrate", help="apply database migrations")
+    admin = sub.add_parser("create-admin", help="create an admin account")
+    admin.add_argument("username")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    try:
+        settings = Settings.from_env(demo=args.demo)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    overrides: dict[str, Any] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    settings = replace(settings, **overrides)
+
+    if args.command == "migrate":
+        asyncio.run(_migrate(settings))
+        print("database is at the newest revision")
+        return 0
+    if args.command == "create-admin":
+        password = os.environ.get("LIVESHELF_ADMIN_PASSWORD") or getpass.getpass("password: ")
+        asyncio.run(_create_admin(settings, args.username, password))
+        print(f"admin {args.username!r} created")
+        return 0
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+async def _migrate(settings: Settings) -> None:
+    db = Database(settings.database_url, schema=settings.database_schema)
+    try:
+        await db.migrate()
+    finally:
+        await db.dispose()
+
+
+async def _create_admin(settings: Settings, username: str, password: str) -> None:
+    if len(password) < 8:
+        raise SystemExit("the password must be at least 8 characters")
+    db = Database(settings.database_url, schema=settings.database_schema)
+    try:
+        clock = SystemClock()
+        hasher = PasswordHasher(time_cost=settings.password_time_cost)
+        accounts = AccountService(db, hasher, TokenSigner(settings.secret, clock), clock)
+        await accounts.create(username, password, Role.ADMIN, username)
+    finally:
+        await db.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+"""The room hub: this process's sockets per room and the fan-out of room events.
+
+One ``RoomHub`` per process. It listens to the room log for every room that has a
+local socket and writes each event to those sockets:
+
+* the event's frame is built once and the same bytes are written to every socket's
+  transport in a plain loop: no task, coroutine or serialisation per receiver;
+* each socket's transport buffer is its send queue, bounded by ``send_limit_bytes``;
+  a socket over the bound is closed with ``CloseCode.SLOW_CONSUMER`` (it resumes with
+  ``since``) and everyone else keeps receiving;
+* events reach a room's sockets in seq order without gaps: a gap (lost pub/sub
+  message) is filled from the log's history before anything later is delivered;
+* a joining socket buffers live events until its ``hello`` (snapshot or replay) is
+  out, then continues from exactly the next seq.
+
+The hub also keeps the room's presence and publishes ``viewers.updated`` at most once
+per ``presence_interval_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from live.events import seq_of
+from live.presence import Presence
+from live.protocol import CloseCode
+from live.roomlog import RoomLog
+from live.wsframe import text_frame
+
+log = logging.getLogger(__name__)
+
+
+class Socket(Protocol):
+    """What the hub needs of a WebSocket (aiohttp's ``WebSocketResponse`` fits)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def close(self, *, code: int = ..., message: bytes = ..., drain: bool = ...) -> bool: ...
+
+
+class Transport(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    def is_closing(self) -> bool: ...
+
+    def get_write_buffer_size(self) -> int: ...
+
+    def abort(self) -> None: ...
+
+
+@dataclass(eq=False, slots=True)
+class Connection:
+    """One room socket."""
+
+    id: str
+    room: int
+    socket: Socket
+    transport: Transport
+    user_id: int | None
+    role: str  # "guest" for anonymous watchers
+    display_name: str
+    counts_as_viewer: bool
+    pending: list[bytes] | None = field(default_factory=list)
+    skip_until: int = 0
+    joined: bool = False
+    closing: bool = False
+    errors: int = 0
+
+    @property
+    def member(self) -> str:
+        return f"u:{self.user_id}" if self.user_id is not None else f"g:{self.id}"
+
+
+@dataclass(eq=False)
+class _Room:
+    id: int
+    conns: dict[Connection, None] = field(default_factory=dict)
+    viewers: Counter[str] = field(default_factory=Counter)
+    last_seq: int = 0
+    epoch: bytes = b""
+    backlog: list[bytes] | None = None  # events held while a gap is filled
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _epoch_of(raw: bytes) -> bytes:
+    start = raw.index(b'"epoch":"') + 9
+    return raw[start : raw.index(b'"', start)]
+
+
+class RoomHub:
+    def __init__(
+        self,
+        room_log: RoomLog,
+        presence: Presence,
+        *,
+        send_limit_bytes: int = 256 * 1024,
+        presence_interval_s: float = 1.0,
+        presence_refresh_s: float = 10.0,
+        close_grace_s: float = 5.0,
+    ) -> None:
+        self._log = room_log
+        self._presence = presence
+        self._send_limit = send_limit_bytes
+        self._presence_interval = presence_interval_s
+        self._presence_refresh = presence_refresh_s
+        self._close_grace = close_grace_s
+        self._rooms: dict[int, _Room] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._presence_task: asyncio.Task[None] | None = None
+        room_log.set_listener(self._deliver)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._presence_task = asyncio.create_task(self._presence_loop(), name="RoomHub.presence")
+
+    async def stop(self) -> None:
+        if self._presence_task is not None:
+            self._presence_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._presence_task
+        for room in list(self._rooms.values()):
+            for conn in list(room.conns):
+                self.close(conn, CloseCode.GOING_AWAY, "server shutting down")
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=self._close_grace + 1)
+
+    # -- joining and leaving ---------------------------------------------------
+
+    async def join(self, conn: Connection) -> None:
+        """Register ``conn``; live events for its room are buffered until ``attach``."""
+        room = self._rooms.get(conn.room)
+        if room is None:
+            room = self._rooms[conn.room] = _Room(conn.room)
+            await self._log.watch(conn.room)
+            room.ready.set()
+        else:
+            await room.ready.wait()
+        room.conns[conn] = None
+        conn.joined = True
+        if conn.counts_as_viewer:
+            room.viewers[conn.member] += 1
+            if room.viewers[conn.member] == 1:
+                await self._presence.join(conn.room, conn.member)
+
+    async def attach(self, conn: Connection, after: int) -> bool:
+        """Send the events after ``after`` that ``conn`` has not seen, then go live.
+
+        Returns False when the history needed is gone (the socket is then closed).
+        """
+        room = self._rooms[conn.room]
+        while conn.pending is not None:
+            pending = conn.pending
+            first = seq_of(pending[0]) if pending else room.last_seq + 1
+            if first > after + 1 and after < room.last_seq:
+                position = await self._log.position(conn.room)
+                missing = await self._log.read_since(conn.room, after, position.epoch)
+                if missing is None:
+                    self.close(conn, CloseCode.RESYNC, "history lost")
+                    return False
+                for raw in missing:
+                    seq = seq_of(raw)
+                    if after < seq < first:
+                        self.send_raw(conn, raw)
+                        after = seq
+                continue
+            # No await from here on: nothing can be appended to ``pending`` meanwhile.
+            for raw in pending:
+                seq = seq_of(raw)
+                if seq > after:
+                    self.send_raw(conn, raw)
+                    after = seq
+            conn.pending = None
+        conn.skip_until = after
+        return True
+
+    async def leave(self, conn: Connection) -> None:
+        if not conn.joined:
+            return
+        conn.joined = False
+        room = self._rooms.get(conn.room)
+        if room is None:
+            return
+        room.conns.pop(conn, None)
+        if conn.counts_as_viewer:
+            room.viewers[conn.member] -= 1
+            if room.viewers[conn.member] <= 0:
+                del room.viewers[conn.member]
+                await self._presence.leave(conn.room, conn.member)
+        if not room.conns and self._rooms.get(conn.room) is room:
+            del self._rooms[conn.room]
+            await self._log.unwatch(conn.room)
+
+    # -- sending ---------------------------------------------------------------
+
+    def send(self, conn: Connection, message: dict[str, Any]) -> bool:
+        """Send one message to one socket (hello, pong, error), bounded like fan-out."""
+        return self.send_raw(conn, orjson.dumps(message))
+
+    def send_raw(self, conn: Connection, raw: bytes) -> bool:
+        transport = conn.transport
+        if conn.closing or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > self._send_limit:
+            self.close(conn, CloseCode.SLOW_CONSUMER, "too slow: resume with since")
+            return False
+        transport.write(text_frame(raw))
+        return True
+
+    def close(self, conn: Connection, code: CloseCode, reason: str) -> None:
+        """Stop sending to ``conn`` now and close it in the background."""
+        if conn.closing:
+            return
+        conn.closing = True
+        room = self._rooms.get(conn.room)
+        if room is not None:
+            room.conns.pop(conn, None)
+        task = asyncio.create_task(self._close(conn, code, reason))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _close(self, conn: Connection, code: CloseCode, reason: str) -> None:
+        try:
+            await asyncio.wait_for(
+                conn.socket.close(code=code, message=reason.encode()), self._close_grace
+            )
+        except (TimeoutError, ConnectionError, RuntimeError):
+            conn.transport.abort()
+
+    # -- delivery ----------------------------------------------------------------
+
+    def _deliver(self, room_id: int, raw: bytes) -> None:
+        room = self._rooms.get(room_id)
+        if room is None:
+            return
+        if room.backlog is not None:
+            room.backlog.append(raw)
+            return
+        seq = seq_of(raw)
+        epoch = _epoch_of(raw)
+        if epoch != room.epoch:
+            if room.epoch:
+                self._resync(room, "history lost")
+            room.epoch = epoch
+            room.last_seq = seq - 1
+        elif seq <= room.last_seq:
+            return  # already delivered
+        elif seq != room.last_seq + 1 and room.last_seq:
+            room.backlog = [raw]
+            self._spawn(self._fill_gap(room))
+            return
+        self._fanout(room, seq, raw)
+
+    def _fanout(self, room: _Room, seq: int, raw: bytes) -> None:
+        room.last_seq = seq
+        frame = text_frame(raw)
+        limit = self._send_limit
+        slow: list[Connection] | None = None
+        for conn in room.conns:
+            pending = conn.pending
+            if pending is not None:
+                pending.append(raw)
+                continue
+            if conn.skip_until >= seq:
+                continue
+            transport = conn.transport
+            if transport.get_write_buffer_size() > limit:
+                if slow is None:
+                    slow = []
+                slow.append(conn)
+            elif not transport.is_closing():
+                transport.write(frame)
+        if slow:
+            for conn in slow:
+                self.close(conn, CloseCode.SLOW_CONSUMER, "too slow: resume with since")
+
+    async def _fill_gap(self, room: _Room) -> None:
+        """Deliver the events between ``room.last_seq`` and the held backlog, in order."""
+        try:
+            missing = await self._log.read_since(room.id, room.last_seq, room.epoch.decode())
+        except Exception:
+            log.exception("RoomHub(%s) room %s: reading history failed", id(self), room.id)
+            missing = None
+        backlog, room.backlog = room.backlog or [], None
+        if missing is None:
+            self._resync(room, "history lost")
+            room.epoch = b""
+            room.last_seq = 0
+            return
+        for raw in [*missing, *backlog]:
+            seq = seq_of(raw)
+            if seq == room.last_seq + 1:
+                self._fanout(room, seq, raw)
+
+    def _resync(self, room: _Room, reason: str) -> None:
+        for conn in list(room.conns):
+            self.close(conn, CloseCode.RESYNC, reason)
+
+    # -- presence ----------------------------------------------------------------
+
+    def local_viewers(self, room_id: int) -> int:
+        room = self._rooms.get(room_id)
+        return len(room.viewers) if room else 0
+
+    def local_sockets(self, room_id: int) -> int:
+        room = self._rooms.get(room_id)
+        return len(room.conns) if room else 0
+
+    async def _presence_loop(self) -> None:
+        ticks_per_refresh = max(1, round(self._presence_refresh / self._presence_interval))
+        tick = 0
+        while True:
+            await asyncio.sleep(self._presence_interval)
+            tick += 1
+            for room_id, room in list(self._rooms.items()):
+                try:
+                    if tick % ticks_per_refresh == 0:
+                        await self._presence.refresh(room_id, list(room.viewers))
+                    count = await self._presence.tick(room_id)
+                    if count is not None:
+                        await self._log.append(room_id, "viewers.updated", {"count": count})
+                except Exception:
+                    log.exception("RoomHub(%s) presence for room %s failed", id(self), room_id)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+
+#: A room-channel command: (connection, validated message) -> None; may raise LiveshelfError.
+Command = Callable[[Connection, dict[str, Any]], Awaitable[None]]

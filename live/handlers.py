@@ -1,0 +1,166 @@
+"""HTTP and WebSocket routes of the spine: accounts, live sessions, the room channel."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+
+from aiohttp import WSMsgType, web
+
+from live.accounts import AccountService, user_dict
+from live.auth import GUEST_ROLE
+from live.channel import Connection
+from live.clock import to_ms
+from live.errors import InvalidInput
+from live.http import json_response, path_id, principal, query_int, read_json, signed_in
+from live.models import Role, SessionStatus
+from live.protocol import MAX_FRAME_BYTES
+from live.room import RoomChannel, SnapshotProvider
+from live.schemas import AnnouncementBody, CreateSessionBody, LoginBody, SignupBody
+from live.sessions import SessionService
+
+
+class LiveHandlers:
+    def __init__(
+        self,
+        accounts: AccountService,
+        sessions: SessionService,
+        channel: RoomChannel,
+        *,
+        details: Sequence[SnapshotProvider] = (),
+        heartbeat_s: float = 25.0,
+        send_limit_bytes: int = 256 * 1024,
+    ) -> None:
+        self._accounts = accounts
+        self._sessions = sessions
+        self._channel = channel
+        self._details = list(details)
+        self._heartbeat = heartbeat_s
+        self._send_limit = send_limit_bytes
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/api/auth/signup", self.signup),
+            web.post("/api/auth/login", self.login),
+            web.get("/api/me", self.me),
+            web.post("/api/sessions", self.create_session),
+            web.get("/api/sessions", self.list_sessions),
+            web.get("/api/sessions/{id}", self.get_session),
+            web.post("/api/sessions/{id}/start", self.start_session),
+            web.post("/api/sessions/{id}/end", self.end_session),
+            web.post("/api/sessions/{id}/announcements", self.announce),
+            web.get("/api/sessions/{id}/ws", self.room_socket),
+        ]
+
+    # -- accounts (anyone; /api/me: signed in) ----------------------------------
+
+    async def signup(self, request: web.Request) -> web.Response:
+        body = await read_json(request, SignupBody)
+        result = await self._accounts.signup(
+            body.username, body.password, Role(body.role), body.display_name
+        )
+        return json_response(result.to_dict(), status=201)
+
+    async def login(self, request: web.Request) -> web.Response:
+        body = await read_json(request, LoginBody)
+        result = await self._accounts.login(body.username, body.password)
+        return json_response(result.to_dict())
+
+    async def me(self, request: web.Request) -> web.Response:
+        user = await self._accounts.get(signed_in(request).user_id)
+        return json_response(user_dict(user))
+
+    # -- sessions -------------------------------------------------------------------
+
+    async def create_session(self, request: web.Request) -> web.Response:
+        """Host only."""
+        caller = signed_in(request)
+        body = await read_json(request, CreateSessionBody)
+        scheduled = to_ms(body.scheduled_at) if body.scheduled_at else None
+        return json_response(await self._sessions.create(caller, body.title, scheduled), status=201)
+
+    async def list_sessions(self, request: web.Request) -> web.Response:
+        """Anyone. ``?status=scheduled|live|ended&host_id=&limit=&before_id=``."""
+        status_text = request.query.get("status")
+        try:
+            status = SessionStatus(status_text) if status_text else None
+        except ValueError as exc:
+            raise InvalidInput("invalid_query", "status is scheduled, live or ended") from exc
+        sessions = await self._sessions.list(
+            status=status,
+            host_id=query_int(request, "host_id"),
+            limit=query_int(request, "limit", minimum=1, maximum=200) or 50,
+            before_id=query_int(request, "before_id"),
+        )
+        return json_response({"sessions": sessions})
+
+    async def get_session(self, request: web.Request) -> web.Response:
+        """Anyone. The session plus what features add (e.g. its shelf)."""
+        session_id = path_id(request)
+        session = await self._sessions.get(session_id)
+        for provider in self._details:
+            session.update(await provider(session_id))
+        return json_response(session)
+
+    async def start_session(self, request: web.Request) -> web.Response:
+        """The session's host."""
+        return json_response(await self._sessions.start(signed_in(request), path_id(request)))
+
+    async def end_session(self, request: web.Request) -> web.Response:
+        """The session's host."""
+        return json_response(await self._sessions.end(signed_in(request), path_id(request)))
+
+    async def announce(self, request: web.Request) -> web.Response:
+        """The session's host: a banner message to every viewer."""
+        caller = signed_in(request)
+        body = await read_json(request, AnnouncementBody)
+        result = await self._sessions.announce(caller, path_id(request), body.text)
+        return json_response(result, status=201)
+
+    # -- the room channel (anyone; guests read only) -----------------------------
+
+    async def room_socket(self, request: web.Request) -> web.StreamResponse:
+        session_id = path_id(request)
+        since = query_int(request, "since")
+        epoch = request.query.get("epoch") or None
+        if epoch is not None and (len(epoch) > 32 or not epoch.isalnum()):
+            raise InvalidInput("invalid_query", "epoch is the value the server sent")
+        session = await self._sessions.get_row(session_id)
+        caller = principal(request)
+        ws = web.WebSocketResponse(
+            compress=False,  # permessage-deflate costs 2x CPU and ~110 KB per socket
+            heartbeat=self._heartbeat,
+            max_msg_size=MAX_FRAME_BYTES,
+        )
+        await ws.prepare(request)
+        transport = request.transport
+        assert transport is not None
+        # The hub bounds the buffer itself; never let asyncio pause aiohttp's writer first.
+        transport.set_write_buffer_limits(high=self._send_limit * 2)
+        conn = Connection(
+            id=secrets.token_hex(6),
+            room=session_id,
+            socket=ws,
+            transport=transport,
+            user_id=caller.user_id if caller else None,
+            role=caller.role.value if caller else GUEST_ROLE,
+            display_name=caller.display_name if caller else "guest",
+            counts_as_viewer=caller is None or caller.user_id != session.host_id,
+        )
+        try:
+            if await self._channel.open(conn, since, epoch):
+                await self._read(ws, conn)
+        finally:
+            await self._channel.close(conn)
+        return ws
+
+    async def _read(self, ws: web.WebSocketResponse, conn: Connection) -> None:
+        async for message in ws:
+            if message.type is WSMsgType.TEXT:
+                await self._channel.receive(conn, message.data)
+            elif message.type is WSMsgType.BINARY:
+                self._channel.refuse(
+                    conn, InvalidInput("binary_not_supported", "send JSON text messages")
+                )
+            if conn.closing:
+                return

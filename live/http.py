@@ -1,0 +1,175 @@
+"""HTTP plumbing shared by every package's handlers: errors, auth, JSON in and out.
+
+Every error leaves as ``{"error": {"code": "...", "message": "..."}}`` with a fitting
+status; every JSON body is read through ``read_json`` (size-limited, schema-checked,
+unknown fields refused), so handlers only ever see validated input.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import orjson
+from aiohttp import web
+from pydantic import BaseModel
+
+from live.auth import Principal, TokenSigner, require_signed_in
+from live.errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    InvalidInput,
+    LiveshelfError,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unauthenticated,
+    Unprocessable,
+)
+from live.validation import validate_json
+
+log = logging.getLogger(__name__)
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+principal_key: web.RequestKey[Principal | None] = web.RequestKey("principal")
+
+#: Largest JSON body any route accepts.
+MAX_JSON_BYTES = 64 * 1024
+
+_STATUS: list[tuple[type[LiveshelfError], int]] = [
+    (InvalidInput, 400),
+    (Unauthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (Gone, 410),
+    (TooLarge, 413),
+    (Unprocessable, 422),
+    (RateLimited, 429),
+]
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_media_type",
+}
+
+
+def status_of(exc: LiveshelfError) -> int:
+    for kind, status in _STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 400
+
+
+def json_response(
+    data: Any, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
+    )
+
+
+def error_response(exc: LiveshelfError) -> web.Response:
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+    return json_response({"error": exc.to_dict()}, status=status_of(exc), headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except LiveshelfError as exc:
+        return error_response(exc)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        message = exc.reason.lower() if exc.reason else code
+        body = {"error": {"code": code, "message": message}}
+        return json_response(body, status=exc.status, headers=_passthrough_headers(exc))
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_response(
+            {"error": {"code": "internal_error", "message": "something went wrong on our side"}},
+            status=500,
+        )
+
+
+def _passthrough_headers(exc: web.HTTPException) -> dict[str, str]:
+    keep = ("Allow", "Location", "Retry-After")
+    return {k: v for k, v in exc.headers.items() if k in keep}
+
+
+def auth_middleware(tokens: TokenSigner) -> Any:
+    """Resolve ``Authorization: Bearer <token>`` (or ``?token=`` on WebSocket upgrades)."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        token = bearer_token(request)
+        request[principal_key] = tokens.verify(token) if token else None
+        return await handler(request)
+
+    return middleware
+
+
+def bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthenticated("invalid_token", "use 'Authorization: Bearer <token>'")
+        return value.strip()
+    if request.headers.get("Upgrade", "").lower() == "websocket":
+        return request.query.get("token") or None
+    return None
+
+
+def principal(request: web.Request) -> Principal | None:
+    """The caller, or None for a guest."""
+    return request.get(principal_key)
+
+
+def signed_in(request: web.Request) -> Principal:
+    """The caller; 401 for guests."""
+    return require_signed_in(principal(request))
+
+
+async def read_json(request: web.Request, model: type[ModelT]) -> ModelT:
+    """The request body validated against ``model``; 4xx with a code if it is not."""
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise TooLarge("body_too_large", f"the body is over {MAX_JSON_BYTES} bytes")
+    if request.content_type not in ("application/json", ""):
+        raise InvalidInput("unsupported_media_type", "send the body as application/json")
+    raw = await request.read()
+    if len(raw) > MAX_JSON_BYTES:
+        raise TooLarge("body_too_large", f"the body is over {MAX_JSON_BYTES} bytes")
+    return validate_json(model, raw or b"{}")
+
+
+def path_id(request: web.Request, name: str = "id") -> int:
+    """An integer path parameter; 404 if it is not one."""
+    value = request.match_info.get(name, "")
+    if not value.isdigit() or len(value) > 12:
+        raise NotFound("not_found", f"no such {name}")
+    return int(value)
+
+
+def query_int(
+    request: web.Request, name: str, *, minimum: int = 0, maximum: int = 2**53
+) -> int | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return None
+    if not value.lstrip("-").isdigit() or not minimum <= int(value) <= maximum:
+        raise InvalidInput(
+            "invalid_query", f"'{name}' must be an integer in [{minimum}, {maximum}]"
+        )
+    return int(value)

@@ -1,0 +1,77 @@
+"""Tables of the spine: accounts, live sessions and the transactional outbox.
+
+Timestamps are integer milliseconds since the Unix epoch (UTC): exact, portable
+between SQLite and PostgreSQL, and the same unit the room log uses.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from live.db import Base
+
+
+class Role(enum.StrEnum):
+    HOST = "host"
+    BRAND = "brand"
+    AGENCY = "agency"
+    MODERATOR = "moderator"
+    VIEWER = "viewer"
+    ADMIN = "admin"
+
+
+#: Roles anyone may sign up for; admins are created by command, moderators are
+#: viewers appointed by a host.
+SIGNUP_ROLES = frozenset({Role.HOST, Role.BRAND, Role.AGENCY, Role.VIEWER})
+
+
+class SessionStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    LIVE = "live"
+    ENDED = "ended"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(32), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class LiveSession(Base):
+    __tablename__ = "live_sessions"
+    __table_args__ = (Index("ix_live_sessions_status", "status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    scheduled_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    started_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    ended_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class OutboxEvent(Base):
+    """A room event committed with the change that caused it, not yet in the room log.
+
+    The relay appends it to the room log with ``dedup_key = "outbox:<id>"`` and then
+    deletes the row, so a crash anywhere in between publishes it at least once and
+    the room log stores it exactly once.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(Integer, index=True)
+    type: Mapped[str] = mapped_column(String(64))
+    data: Mapped[str] = mapped_column(Text)
+    created_ms: Mapped[int] = mapped_column(BigInteger)

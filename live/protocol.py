@@ -1,0 +1,39 @@
+"""The room channel's wire protocol: close codes and message shapes.
+
+Server -> client frames are JSON objects with a ``type``:
+
+* room events ``{"seq", "epoch", "type", "ts", "data"}`` (see ``live.events``);
+* ``hello`` once, first: ``{"type": "hello", "seq", "epoch", "recovered",
+  "server_time", "connection": {...}, "snapshot": {...} | null}``. After it the client
+  receives every event with ``seq > hello.seq`` in order, exactly once. With
+  ``recovered: true`` (``since``/``epoch`` were still in history) the missed events
+  follow and ``snapshot`` is null; otherwise ``snapshot`` holds the full room state
+  as of ``seq`` (later events may repeat what it already shows; applying an event is
+  idempotent for every event type);
+* ``pong`` ``{"type": "pong", "ref", "server_time"}``, answer to ``ping``;
+* ``error`` ``{"type": "error", "code", "message", "ref"}``: a refused client message;
+  nothing changed.
+
+Client -> server frames are JSON objects ``{"type": ..., "ref"?: ...}`` of at most
+``MAX_CLIENT_MESSAGE_BYTES``; ``ref`` (string or integer) is echoed in the answer.
+"""
+
+from __future__ import annotations
+
+import enum
+
+#: Largest client message the application reads; larger ones get ``error/too_large``.
+MAX_CLIENT_MESSAGE_BYTES = 4096
+#: Largest frame the WebSocket layer accepts; larger ones close the socket (1009).
+MAX_FRAME_BYTES = 65536
+
+
+class CloseCode(enum.IntEnum):
+    """Why the server closed a room socket. Every code but FORBIDDEN invites a reconnect
+    with ``since``/``epoch``."""
+
+    GOING_AWAY = 1001  # server shutting down
+    FORBIDDEN = 4003  # not allowed in this room (e.g. banned); do not reconnect
+    SLOW_CONSUMER = 4008  # fell too far behind; reconnect with since=<last seq>
+    RESYNC = 4009  # the room's history was lost (epoch changed); reconnect
+    TOO_MANY_ERRORS = 4029  # kept sending refused messages

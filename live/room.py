@@ -1,0 +1,174 @@
+"""The room channel service: opening a socket (hello + snapshot or replay), reading
+client messages and dispatching them to the commands features register.
+
+Transport-free: ``live.handlers`` does the WebSocket upgrade and hands over a
+``Connection``; features (chat, shelf, analytics) register commands and snapshot
+parts here instead of being imported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from pydantic import BaseModel
+
+from live.channel import Command, Connection, RoomHub
+from live.clock import Clock
+from live.errors import InvalidInput, LiveshelfError, RateLimited, TooLarge
+from live.presence import Presence
+from live.protocol import MAX_CLIENT_MESSAGE_BYTES, CloseCode
+from live.roomlog import RoomLog
+from live.schemas import ClientMessage
+from live.validation import validate_json
+
+log = logging.getLogger(__name__)
+
+#: A part of the hello snapshot: room id -> {key: value, ...}.
+SnapshotProvider = Callable[[int], Awaitable[dict[str, Any]]]
+
+
+class TokenBucket:
+    """``rate`` tokens a second, at most ``burst`` saved up."""
+
+    __slots__ = ("_burst", "_rate", "_stamp", "_tokens")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self._rate = rate
+        self._burst = burst
+        self._tokens = burst
+        self._stamp = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+
+class RoomChannel:
+    def __init__(
+        self,
+        hub: RoomHub,
+        room_log: RoomLog,
+        presence: Presence,
+        clock: Clock,
+        *,
+        message_rate: float = 20.0,
+        message_burst: float = 40.0,
+        max_errors: int = 100,
+    ) -> None:
+        self._hub = hub
+        self._log = room_log
+        self._presence = presence
+        self._clock = clock
+        self._commands: dict[str, tuple[type[BaseModel] | None, Command]] = {}
+        self._snapshots: list[SnapshotProvider] = []
+        self._message_rate = message_rate
+        self._message_burst = message_burst
+        self._max_errors = max_errors
+        self._buckets: dict[str, TokenBucket] = {}
+        self.register("ping", None, self._ping)
+
+    def register(self, type_: str, schema: type[BaseModel] | None, command: Command) -> None:
+        """Route client messages of ``type_`` (validated against ``schema``) to ``command``."""
+        if type_ in self._commands:
+            raise ValueError(f"command {type_!r} registered twice")
+        self._commands[type_] = (schema, command)
+
+    def add_snapshot(self, provider: SnapshotProvider) -> None:
+        self._snapshots.append(provider)
+
+    async def snapshot(self, room: int) -> dict[str, Any]:
+        parts = await asyncio.gather(*(provider(room) for provider in self._snapshots))
+        merged: dict[str, Any] = {"viewers": await self._presence.count(room)}
+        for part in parts:
+            merged.update(part)
+        return merged
+
+    async def open(self, conn: Connection, since: int | None, epoch: str | None) -> bool:
+        """Join the room and send ``hello`` plus whatever the client missed."""
+        await self._hub.join(conn)
+        replay = None
+        if since is not None and epoch:
+            replay = await self._log.read_since(conn.room, since, epoch)
+        hello: dict[str, Any] = {
+            "type": "hello",
+            "server_time": self._clock.now_ms(),
+            "connection": {
+                "id": conn.id,
+                "user_id": conn.user_id,
+                "role": conn.role,
+                "display_name": conn.display_name,
+            },
+        }
+        if replay is not None:
+            assert since is not None and epoch is not None
+            hello.update(seq=since, epoch=epoch, recovered=True, snapshot=None)
+            self._hub.send(conn, hello)
+            for raw in replay:
+                self._hub.send_raw(conn, raw)
+            after = since + len(replay)
+        else:
+            position = await self._log.position(conn.room)
+            snapshot = await self.snapshot(conn.room)
+            hello.update(seq=position.seq, epoch=position.epoch, recovered=False, snapshot=snapshot)
+            self._hub.send(conn, hello)
+            after = position.seq
+        return await self._hub.attach(conn, after)
+
+    async def receive(self, conn: Connection, text: str) -> None:
+        """Handle one client text message; a refusal becomes an ``error`` event."""
+        ref: Any = None
+        try:
+            if len(text) > MAX_CLIENT_MESSAGE_BYTES:
+                raise TooLarge(
+                    "message_too_large", f"messages are at most {MAX_CLIENT_MESSAGE_BYTES} bytes"
+                )
+            if not self._bucket(conn).take():
+                raise RateLimited("rate_limited", "slow down: too many messages")
+            try:
+                data = orjson.loads(text)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidInput("invalid_json", "messages are JSON objects") from exc
+            if isinstance(data, dict):
+                ref = data.get("ref") if isinstance(data.get("ref"), str | int) else None
+            envelope = validate_json(ClientMessage, text)
+            entry = self._commands.get(envelope.type)
+            if entry is None:
+                raise InvalidInput("unknown_type", f"unknown message type {envelope.type!r}")
+            schema, command = entry
+            payload = data
+            if schema is not None:
+                payload = validate_json(schema, text).model_dump()
+            await command(conn, payload)
+        except LiveshelfError as exc:
+            self.refuse(conn, exc, ref)
+
+    def refuse(self, conn: Connection, exc: LiveshelfError, ref: Any = None) -> None:
+        conn.errors += 1
+        self._hub.send(conn, {"type": "error", **exc.to_dict(), "ref": ref})
+        if conn.errors >= self._max_errors:
+            self._hub.close(conn, CloseCode.TOO_MANY_ERRORS, "too many refused messages")
+
+    async def close(self, conn: Connection) -> None:
+        self._buckets.pop(conn.id, None)
+        await self._hub.leave(conn)
+
+    def _bucket(self, conn: Connection) -> TokenBucket:
+        bucket = self._buckets.get(conn.id)
+        if bucket is None:
+            bucket = self._buckets[conn.id] = TokenBucket(self._message_rate, self._message_burst)
+        return bucket
+
+    async def _ping(self, conn: Connection, message: dict[str, Any]) -> None:
+        self._hub.send(
+            conn, {"type": "pong", "ref": message.get("ref"), "server_time": self._clock.now_ms()}
+        )

@@ -1,0 +1,225 @@
+"""Recording a session's forwarded frames to Matroska, and its JPEG cover.
+
+``SessionRecorder.observe`` is a relay observer: it runs on the event loop, in
+the packet path, and only puts the frame on a bounded queue. A thread remuxes
+the already-encoded frames (no re-encode) into ``session-<id>.mkv``: Matroska
+takes VP8, H.264 and Opus alike. Every ``cover_interval_s`` the thread decodes
+one keyframe, and only that frame, into ``session-<id>.jpg``.
+
+Time: recording time 0 is the first frame written (the first video keyframe,
+or the first audio frame of an audio-only session). ``media_time()`` is the
+seconds since then, so an event stamped with it lands at the same place in
+the file. The relay keeps timestamps continuous across publisher reconnects
+(gaps are kept as gaps), so one file covers the whole session. A frame in a
+codec other than the file's stream (a new publisher switched codec) is
+skipped. If the writer falls ``queue_limit`` frames behind, frames are dropped
+and video resumes at the next keyframe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+from av.container import OutputContainer
+from av.stream import Stream
+
+from .relay import RelayedFrame
+
+logger = logging.getLogger(__name__)
+
+DECODERS = {"video/vp8": "vp8", "video/h264": "h264"}
+MUX_CODECS = {"video/vp8": "vp8", "video/h264": "h264", "audio/opus": "opus"}
+AUDIO_ONLY_AFTER_S = 2.0
+
+
+class SessionRecorder:
+    """Records one session; see the module docstring for the contract."""
+
+    def __init__(
+        self,
+        session_id: int,
+        directory: Path,
+        cover_interval_s: float,
+        queue_limit: int = 1000,
+    ) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.session_id = session_id
+        self.path = directory / f"session-{session_id}.mkv"
+        self.cover_path = directory / f"session-{session_id}.jpg"
+        self._cover_interval = cover_interval_s
+        self._queue: queue.Queue[tuple[RelayedFrame, int] | None] = queue.Queue(queue_limit)
+        self._thread: threading.Thread | None = None
+        self._started_at: float | None = None
+        self._first_audio_at: float | None = None
+        self._anchors: dict[str, tuple[int, int]] = {}  # kind -> (source pts, recording pts)
+        self._video_gap = False
+        self._closed = False
+        self._name = f"SessionRecorder({id(self):#x} session={session_id})"
+        self.frames_dropped = 0
+
+    @property
+    def started(self) -> bool:
+        return self._started_at is not None
+
+    def media_time(self) -> float | None:
+        """Seconds into the recording now, or None before it started."""
+        if self._started_at is None:
+            return None
+        return time.monotonic() - self._started_at
+
+    def observe(self, frame: RelayedFrame) -> None:
+        """Relay observer: queue a frame for the writer thread (never blocks)."""
+        if self._closed:
+            return
+        if self._started_at is None and not self._start(frame):
+            return
+        if frame.kind == "video" and self._video_gap:
+            if not frame.keyframe:
+                return
+            self._video_gap = False
+        assert self._started_at is not None
+        anchor = self._anchors.get(frame.kind)
+        if anchor is None:
+            rec_pts = max(0, round((frame.received_at - self._started_at) * frame.clock_rate))
+            anchor = self._anchors[frame.kind] = (frame.pts, rec_pts)
+        pts = anchor[1] + frame.pts - anchor[0]
+        try:
+            self._queue.put_nowait((frame, pts))
+        except queue.Full:
+            self.frames_dropped += 1
+            if frame.kind == "video":
+                self._video_gap = True
+            if self.frames_dropped % 100 == 1:
+                logger.warning("%s writer behind, %d frames dropped", self._name, self.frames_dropped)
+
+    def _start(self, frame: RelayedFrame) -> bool:
+        """Decide whether ``frame`` opens the recording."""
+        if frame.kind == "audio":
+            if self._first_audio_at is None:
+                self._first_audio_at = frame.received_at
+            if frame.received_at - self._first_audio_at < AUDIO_ONLY_AFTER_S:
+                return False  # wait a moment for a video keyframe
+            has_video = False
+        elif not frame.keyframe:
+            return False
+        else:
+            has_video = True
+        self._started_at = frame.received_at
+        video_mime = frame.mime_type.lower() if has_video else None
+        self._thread = threading.Thread(
+            target=self._run, args=(video_mime,), name=f"recorder-{self.session_id}", daemon=True
+        )
+        self._thread.start()
+        logger.info("%s recording to %s", self._name, self.path)
+        return True
+
+    async def close(self) -> None:
+        """Finish the file; waits for the writer thread (off the event loop)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            thread = self._thread
+
+            def finish() -> None:
+                self._queue.put(None)
+                thread.join()
+
+            await asyncio.to_thread(finish)
+
+    # ----------------------------------------------------------- writer thread
+
+    def _run(self, video_mime: str | None) -> None:
+        container: OutputContainer | None = None
+        streams: dict[str, tuple[Stream, str]] = {}
+        last_dts: dict[str, int] = {}
+        last_cover = -float("inf")
+        try:
+            while (item := self._queue.get()) is not None:
+                frame, pts = item
+                if container is None:
+                    size = _frame_size(frame) if video_mime is not None else None
+                    container, streams = self._open(video_mime, size)
+                    if size is not None:
+                        last_cover = self._write_cover(frame)
+                entry = streams.get(frame.kind)
+                if entry is None or entry[1] != frame.mime_type.lower():
+                    continue
+                stream, _ = entry
+                if pts <= last_dts.get(frame.kind, -1):
+                    pts = last_dts[frame.kind] + 1
+                last_dts[frame.kind] = pts
+                packet = av.Packet(frame.data)
+                packet.pts = packet.dts = pts
+                packet.time_base = Fraction(1, frame.clock_rate)
+                packet.stream = stream
+                packet.is_keyframe = frame.keyframe
+                container.mux(packet)
+                if (
+                    frame.kind == "video"
+                    and frame.keyframe
+                    and frame.received_at - last_cover >= self._cover_interval
+                ):
+                    last_cover = self._write_cover(frame)
+        except Exception:
+            logger.exception("%s writer failed; recording stopped", self._name)
+            self._closed = True
+        finally:
+            if container is not None:
+                try:
+                    container.close()
+                except Exception:
+                    logger.exception("%s could not finish %s", self._name, self.path)
+
+    def _open(
+        self, video_mime: str | None, size: tuple[int, int] | None
+    ) -> tuple[OutputContainer, dict[str, tuple[Stream, str]]]:
+        container = av.open(str(self.path), "w", format="matroska")
+        streams: dict[str, tuple[Stream, str]] = {}
+        if video_mime is not None and size is not None:
+            video = container.add_mux_stream(MUX_CODECS[video_mime], width=size[0], height=size[1])
+            video.time_base = Fraction(1, 90000)
+            streams["video"] = (video, video_mime)
+        audio = container.add_mux_stream("opus", rate=48000)
+        audio.time_base = Fraction(1, 48000)
+        streams["audio"] = (audio, "audio/opus")
+        return container, streams
+
+    def _write_cover(self, frame: RelayedFrame) -> float:
+        """Decode this one keyframe to a JPEG; returns its time, even on failure."""
+        try:
+            image = _decode_one(frame)
+            if image is not None:
+                encoder = av.CodecContext.create("mjpeg", "w")
+                encoder.width, encoder.height = image.width, image.height
+                encoder.pix_fmt = "yuvj420p"
+                encoder.time_base = Fraction(1, 1)
+                data = b"".join(bytes(p) for p in encoder.encode(image.reformat(format="yuvj420p")))
+                data += b"".join(bytes(p) for p in encoder.encode(None))
+                tmp = self.cover_path.with_suffix(".jpg.tmp")
+                tmp.write_bytes(data)
+                os.replace(tmp, self.cover_path)
+        except Exception:
+            logger.exception("%s cover failed", self._name)
+        return frame.received_at
+
+
+def _decode_one(frame: RelayedFrame) -> av.VideoFrame | None:
+    decoder = av.CodecContext.create(DECODERS[frame.mime_type.lower()], "r")
+    packet = av.Packet(frame.data)
+    frames = list(decoder.decode(packet)) + list(decoder.decode(None))
+    first = frames[0] if frames else None
+    return first if isinstance(first, av.VideoFrame) else None
+
+
+def _frame_size(frame: RelayedFrame) -> tuple[int, int] | None:
+    image = _decode_one(frame)
+    return None if image is None else (image.width, image.height)

@@ -1,0 +1,595 @@
+"""MediaService: WHIP ingest and WHEP playback as a service layer (no HTTP).
+
+Contracts (the WHIP/WHEP handlers rely on these):
+
+- ``publish`` / ``play`` validate the offer (size, syntax, codecs) before any
+  peer connection exists and raise ``MediaError``; on success they return a
+  ``Resource`` with the complete answer (all our candidates are in it; aiortc
+  gathers before answering, so we never trickle towards the client).
+- One publisher per session. A second ``publish`` while the first is connected
+  or connecting raises ``publisher_exists``. A publisher that is gone (deleted,
+  ICE failed or closed, no media for ``publisher_timeout_s``) frees the slot.
+- Viewers may join before the publisher is live (unless
+  ``viewers_wait_for_publisher`` is False: then ``no_publisher``); they get
+  media as soon as a publisher sends a keyframe. When a publisher drops and a
+  new one publishes, existing viewers resume on its first keyframe without
+  renegotiating. A session keeps the video codec it first negotiated: new
+  publishers and early viewers are steered to it. A viewer whose codec a new
+  publisher cannot send is closed.
+- ``patch`` supports trickle ICE (candidates and end-of-candidates, RFC 8840
+  fragments). aiortc cannot restart ICE: a fragment with new ICE credentials or
+  ``If-Match: *`` raises ``ice_restart_unsupported``; a stale ``If-Match``
+  raises ``etag_mismatch``.
+- ``delete`` closes the resource's peer connection; ``close`` closes all of them
+  and waits for every task the service started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiortc import (
+    RTCPeerConnection,
+    RTCRtpCodecCapability,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc import sdp as aiortc_sdp
+from aiortc.codecs import CODECS
+from aiortc.exceptions import OperationError
+from aiortc.rtcpeerconnection import is_codec_compatible
+
+from . import aiortc_hooks
+from .config import MediaConfig
+from .errors import MediaError
+from .ice import (
+    candidate_allowed,
+    create_peer_connection,
+    filter_sdp_candidates,
+    set_local_description,
+)
+from .offer import Offer, OfferedMedia, parse_offer, parse_sdpfrag
+from .protocol import MediaLifecycle, PublisherStopReason, Resource, ViewerStats
+from .recording import SessionRecorder
+from .relay import ForwardedTrack, SessionRelay
+
+logger = logging.getLogger(__name__)
+
+AUDIO_MIME = "audio/opus"
+SEND_DIRECTIONS = ("sendonly", "sendrecv")
+RECV_DIRECTIONS = ("recvonly", "sendrecv")
+
+
+@dataclass(eq=False)
+class _Peer:
+    """What publishers and viewers share: a peer connection behind a resource."""
+
+    resource_id: str
+    session_id: int
+    pc: RTCPeerConnection
+    etag: str
+    ice_ufrag: str
+    ice_pwd: str
+    first_mid: str | None
+    created_at: float = field(default_factory=time.monotonic)
+    closed: bool = False
+
+    @property
+    def connected(self) -> bool:
+        return self.pc.connectionState == "connected"
+
+
+@dataclass(eq=False)
+class _Publisher(_Peer):
+    video_receiver: RTCRtpReceiver | None = None
+    video_ssrc: int | None = None
+    started: bool = False
+    last_media_at: float | None = None
+    watchdog: asyncio.Task[None] | None = None
+
+
+@dataclass(eq=False)
+class _Viewer(_Peer):
+    tracks: dict[str, ForwardedTrack] = field(default_factory=dict)
+    watchdog: asyncio.Task[None] | None = None
+
+
+@dataclass(eq=False)
+class _Session:
+    relay: SessionRelay
+    publisher: _Publisher | None = None
+    viewers: set[_Viewer] = field(default_factory=set)
+    recorder: SessionRecorder | None = None
+    #: the video codec this session settled on (sticky across publishers)
+    video_mime: str | None = None
+
+
+class MediaService:
+    """Publishers and viewers of every live session in this process."""
+
+    def __init__(self, config: MediaConfig, lifecycle: MediaLifecycle) -> None:
+        aiortc_hooks.check_compatible()
+        self._config = config
+        self._lifecycle = lifecycle
+        self._networks = config.remote_networks()
+        self._sessions: dict[int, _Session] = {}
+        self._publishers: dict[str, _Publisher] = {}
+        self._viewers: dict[str, _Viewer] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._events: asyncio.Queue[tuple[int, str | None] | None] | None = None
+        self._events_task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._name = f"MediaService({id(self):#x})"
+
+    # ----------------------------------------------------------------- WHIP
+
+    async def publish(self, session_id: int, offer_sdp: str) -> Resource:
+        """Accept a WHIP offer for ``session_id`` and return the answer."""
+        self._check_open()
+        offer = parse_offer(offer_sdp, self._config.max_sdp_bytes)
+        if not any(m.direction in SEND_DIRECTIONS for m in offer.media):
+            raise MediaError("invalid_sdp", "a WHIP offer must send audio or video")
+        session = self._session(session_id)
+        current = session.publisher
+        if current is not None and not current.closed:
+            raise MediaError("publisher_exists", f"session {session_id} already has a publisher")
+        video = offer.kind("video")
+        audio = offer.kind("audio")
+        if video is not None and self._pick_video_mime(video, session.video_mime) is None:
+            raise MediaError("codec_mismatch", "offer has no VP8 or H.264 video")
+        if audio is not None and not _offers(audio, AUDIO_MIME):
+            raise MediaError("codec_mismatch", "offer has no Opus audio")
+
+        pc = create_peer_connection(self._config)
+        pub = _Publisher(**self._peer_fields(session_id, pc, offer))
+        session.publisher = pub  # reserve the slot before the first await
+        try:
+            transceivers: dict[str, RTCRtpTransceiver] = {}
+            for m in offer.media:
+                t = pc.addTransceiver(m.kind, direction="recvonly")
+                t.setCodecPreferences(self._preferences(m.kind, session.video_mime))
+                transceivers[m.kind] = t
+            await self._set_remote(pc, offer)
+            for kind, t in transceivers.items():
+                fanout = session.relay.fanout(kind)
+                aiortc_hooks.tap_receiver(
+                    t.receiver, lambda codec, frame, f=fanout: self._on_frame(pub, f, codec, frame)
+                )
+                if self._config.publisher_dtls_server and offer.kind(kind) is not None:
+                    if offer.kind(kind).dtls_role == "auto":  # type: ignore[union-attr]
+                        t.receiver.transport._set_role("server")
+            if video is not None and "video" in transceivers:
+                pub.video_receiver = transceivers["video"].receiver
+                pub.video_ssrc = video.ssrc
+            await set_local_description(pc, self._config.ice_addresses)
+        except BaseException:
+            session.publisher = None
+            await pc.close()
+            raise
+        if self._closed:  # close() ran while we negotiated
+            session.publisher = None
+            await pc.close()
+            raise MediaError("closed", "media service is closing")
+
+        answer = pc.localDescription.sdp
+        negotiated = _negotiated_mime(answer, "video")
+        if negotiated is not None:
+            session.video_mime = negotiated
+        self._publishers[pub.resource_id] = pub
+        for kind in transceivers:
+            session.relay.fanout(kind).start_source()
+        session.relay.send_pli = lambda: self._send_pli(pub)
+        if self._config.recordings_dir is not None and session.recorder is None:
+            session.recorder = self._new_recorder(session_id, self._config.recordings_dir)
+            session.relay.video.observers.append(session.recorder.observe)
+            session.relay.audio.observers.append(session.recorder.observe)
+        pc.on("connectionstatechange", lambda: self._on_publisher_state(pub))
+        pub.watchdog = self._spawn(self._watch_publisher(pub))
+        logger.info(
+            "%s publisher %s for session %d (video=%s)",
+            self._name,
+            pub.resource_id,
+            session_id,
+            negotiated,
+        )
+        return Resource(pub.resource_id, answer, pub.etag, session_id, "publisher")
+
+    # ----------------------------------------------------------------- WHEP
+
+    async def play(self, session_id: int, offer_sdp: str) -> Resource:
+        """Accept a WHEP offer for ``session_id`` and return the answer."""
+        self._check_open()
+        offer = parse_offer(offer_sdp, self._config.max_sdp_bytes)
+        wanted = [m for m in offer.media if m.direction in RECV_DIRECTIONS]
+        if not wanted:
+            raise MediaError("invalid_sdp", "a WHEP offer must receive audio or video")
+        session = self._sessions.get(session_id)
+        live = (
+            session is not None and session.publisher is not None and not session.publisher.closed
+        )
+        if not live and not self._config.viewers_wait_for_publisher:
+            raise MediaError("no_publisher", f"session {session_id} is not live")
+        session = self._session(session_id)
+        for m in wanted:
+            if m.kind == "video":
+                required = session.relay.video.mime_type or session.video_mime
+                if self._pick_video_mime(m, required) is None:
+                    raise MediaError(
+                        "codec_mismatch",
+                        f"viewer cannot receive {required or 'VP8 or H.264'} video",
+                    )
+            elif not _offers(m, AUDIO_MIME):
+                raise MediaError("codec_mismatch", "viewer cannot receive Opus audio")
+
+        pc = create_peer_connection(self._config)
+        viewer = _Viewer(**self._peer_fields(session_id, pc, offer))
+        try:
+            transceivers: dict[str, RTCRtpTransceiver] = {}
+            for m in wanted:
+                track = session.relay.new_track(m.kind, f"{viewer.resource_id}/{m.kind}")
+                t = pc.addTransceiver(track, direction="sendonly")
+                required = session.relay.video.mime_type or session.video_mime
+                t.setCodecPreferences(self._preferences(m.kind, required))
+                transceivers[m.kind] = t
+                viewer.tracks[m.kind] = track
+            await self._set_remote(pc, offer)
+            await set_local_description(pc, self._config.ice_addresses)
+        except BaseException:
+            for track in viewer.tracks.values():
+                track.stop()
+            await pc.close()
+            raise
+        if self._closed:
+            await pc.close()
+            raise MediaError("closed", "media service is closing")
+
+        answer = pc.localDescription.sdp
+        for kind, t in transceivers.items():
+            track = viewer.tracks[kind]
+            track.mime_type = _negotiated_mime(answer, kind)
+            if kind == "video":
+                if session.video_mime is None and track.mime_type is not None:
+                    session.video_mime = track.mime_type
+                aiortc_hooks.on_keyframe_request(t.sender, session.relay.keyframes.request)
+            session.relay.fanout(kind).add(track)
+        self._viewers[viewer.resource_id] = viewer
+        session.viewers.add(viewer)
+        pc.on("connectionstatechange", lambda: self._on_viewer_state(viewer))
+        viewer.watchdog = self._spawn(self._watch_viewer(viewer))
+        logger.info("%s viewer %s for session %d", self._name, viewer.resource_id, session_id)
+        return Resource(viewer.resource_id, answer, viewer.etag, session_id, "viewer")
+
+    # ------------------------------------------------------- PATCH / DELETE
+
+    async def patch(self, resource_id: str, sdpfrag: str, if_match: str | None) -> str | None:
+        """Apply a trickle-ICE fragment; returns None (HTTP 204).
+
+        Raises ``not_found``, ``etag_mismatch``, ``invalid_sdp`` or
+        ``ice_restart_unsupported``. Candidates outside the allowed networks
+        are ignored, as are candidates after end-of-candidates.
+        """
+        peer = self._peer(resource_id)
+        if if_match == "*":
+            raise MediaError("ice_restart_unsupported", "ICE restart is not supported")
+        if if_match is not None and if_match != peer.etag:
+            raise MediaError("etag_mismatch", "If-Match does not match the ICE session")
+        frag = parse_sdpfrag(sdpfrag, self._config.max_sdp_bytes)
+        if (frag.ice_ufrag is not None and frag.ice_ufrag != peer.ice_ufrag) or (
+            frag.ice_pwd is not None and frag.ice_pwd != peer.ice_pwd
+        ):
+            raise MediaError("ice_restart_unsupported", "ICE restart is not supported")
+        for _mid, _index, value in frag.candidates:
+            if not candidate_allowed(value, self._networks):
+                logger.debug("%s %s ignores candidate %s", self._name, resource_id, value)
+                continue
+            candidate = aiortc_sdp.candidate_from_sdp(value.split(":", 1)[1])
+            # Everything is BUNDLEd on the first media section's transport;
+            # aiortc ignores candidates addressed to the others.
+            candidate.sdpMid = peer.first_mid
+            candidate.sdpMLineIndex = 0
+            try:
+                await peer.pc.addIceCandidate(candidate)
+            except ValueError as exc:  # after end-of-candidates
+                logger.debug("%s %s candidate refused: %s", self._name, resource_id, exc)
+        if frag.end_of_candidates:
+            try:
+                await peer.pc.addIceCandidate(None)
+            except ValueError:
+                pass
+        return None
+
+    async def delete(self, resource_id: str) -> None:
+        """End a publisher or viewer; ``not_found`` for unknown ids."""
+        peer = self._peer(resource_id)
+        if isinstance(peer, _Publisher):
+            await self._drop_publisher(peer, "deleted")
+        else:
+            await self._drop_viewer(peer, "deleted")
+
+    async def end_session(self, session_id: int) -> None:
+        """Session ended: drop its publisher and viewers, finish its recording."""
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return
+        if session.publisher is not None:
+            await self._drop_publisher(session.publisher, "ended")
+        for viewer in list(session.viewers):
+            await self._drop_viewer(viewer, "ended")
+        session.relay.close()
+        if session.recorder is not None:
+            await session.recorder.close()
+
+    async def close(self) -> None:
+        """Close every peer connection and wait for every task we started."""
+        if self._closed:
+            return
+        self._closed = True
+        for session_id in list(self._sessions):
+            session = self._sessions[session_id]
+            if session.publisher is not None:
+                await self._drop_publisher(session.publisher, "shutdown")
+            await self.end_session(session_id)
+        if self._events is not None and self._events_task is not None:
+            self._events.put_nowait(None)
+            await self._events_task
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        logger.info("%s closed", self._name)
+
+    # ---------------------------------------------------------------- stats
+
+    def viewer_count(self, session_id: int) -> int:
+        """Viewers of the session whose transport is connected."""
+        session = self._sessions.get(session_id)
+        return 0 if session is None else sum(1 for v in session.viewers if v.connected)
+
+    def viewer_stats(self, session_id: int) -> list[ViewerStats]:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return []
+        stats = []
+        for v in session.viewers:
+            video = v.tracks.get("video")
+            tracks = list(v.tracks.values())
+            stats.append(
+                ViewerStats(
+                    resource_id=v.resource_id,
+                    session_id=session_id,
+                    connected=v.connected,
+                    video_frames_forwarded=video.frames_queued if video else 0,
+                    frames_skipped=sum(t.frames_skipped for t in tracks),
+                    keyframe_resets=sum(t.resets for t in tracks),
+                    queued_frames=sum(t.queued for t in tracks),
+                )
+            )
+        return stats
+
+    def is_live(self, session_id: int) -> bool:
+        """Whether the session's publisher is sending media."""
+        session = self._sessions.get(session_id)
+        pub = None if session is None else session.publisher
+        return pub is not None and not pub.closed and pub.started
+
+    def relay(self, session_id: int) -> SessionRelay | None:
+        """The session's relay (for tests, benchmarks and diagnostics)."""
+        session = self._sessions.get(session_id)
+        return None if session is None else session.relay
+
+    def media_time(self, session_id: int) -> float | None:
+        """Seconds into the session's recording now; None if not recording."""
+        session = self._sessions.get(session_id)
+        if session is None or session.recorder is None:
+            return None
+        return session.recorder.media_time()
+
+    def recording_path(self, session_id: int) -> Path | None:
+        """The session's recording file, once it has been started."""
+        session = self._sessions.get(session_id)
+        if session is None or session.recorder is None:
+            return None
+        return session.recorder.path if session.recorder.started else None
+
+    def cover_path(self, session_id: int) -> Path | None:
+        session = self._sessions.get(session_id)
+        if session is None or session.recorder is None:
+            return None
+        path = session.recorder.cover_path
+        return path if path.exists() else None
+
+    # ------------------------------------------------------------ internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise MediaError("closed", "media service is closed")
+
+    def _session(self, session_id: int) -> _Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            relay = SessionRelay(
+                session_id,
+                self._config.pli_interval_s,
+                self._config.viewer_queue_frames,
+                self._on_incompatible,
+            )
+            session = self._sessions[session_id] = _Session(relay=relay)
+        return session
+
+    def _new_recorder(self, session_id: int, directory: Path) -> SessionRecorder:
+        return SessionRecorder(session_id, directory, self._config.cover_interval_s)
+
+    def _peer_fields(self, session_id: int, pc: RTCPeerConnection, offer: Offer) -> dict[str, Any]:
+        return {
+            "resource_id": secrets.token_urlsafe(18),
+            "session_id": session_id,
+            "pc": pc,
+            "etag": f'"{secrets.token_urlsafe(12)}"',
+            "ice_ufrag": offer.ice_ufrag,
+            "ice_pwd": offer.ice_pwd,
+            "first_mid": offer.media[0].mid,
+        }
+
+    def _peer(self, resource_id: str) -> _Publisher | _Viewer:
+        peer = self._publishers.get(resource_id) or self._viewers.get(resource_id)
+        if peer is None or peer.closed:
+            raise MediaError("not_found", "no such media resource")
+        return peer
+
+    async def _set_remote(self, pc: RTCPeerConnection, offer: Offer) -> None:
+        text = filter_sdp_candidates(offer.sdp, self._networks)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=text, type="offer"))
+        except OperationError as exc:
+            raise MediaError("codec_mismatch", str(exc)) from exc
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise MediaError("invalid_sdp", str(exc)) from exc
+
+    def _pick_video_mime(self, media: OfferedMedia, required: str | None) -> str | None:
+        choices = (required,) if required is not None else self._config.video_codecs
+        return next((mime for mime in choices if _offers(media, mime)), None)
+
+    def _preferences(self, kind: str, video_mime: str | None) -> list[RTCRtpCodecCapability]:
+        caps = RTCRtpSender.getCapabilities(kind).codecs
+        if kind == "audio":
+            return [c for c in caps if c.mimeType.lower() == AUDIO_MIME]
+        order = [video_mime] if video_mime is not None else list(self._config.video_codecs)
+        prefs = [c for mime in order for c in caps if c.mimeType.lower() == mime.lower()]
+        return prefs + [c for c in caps if c.mimeType.lower() == "video/rtx"]
+
+    def _on_frame(self, pub: _Publisher, fanout: Any, codec: Any, frame: Any) -> None:
+        if pub.closed:
+            return
+        pub.last_media_at = time.monotonic()
+        if not pub.started:
+            pub.started = True
+            self._emit(pub.session_id, None)
+        fanout.push(codec, frame)
+
+    def _send_pli(self, pub: _Publisher) -> bool:
+        receiver = pub.video_receiver
+        if pub.closed or receiver is None:
+            return False
+        ssrc = pub.video_ssrc
+        if ssrc is None:
+            sources = receiver.getSynchronizationSources()
+            if not sources:
+                return False
+            ssrc = max(sources, key=lambda s: s.timestamp).source
+        self._spawn(aiortc_hooks.send_pli(receiver, ssrc))
+        return True
+
+    def _on_incompatible(self, track: ForwardedTrack) -> None:
+        for viewer in self._viewers.values():
+            if track in viewer.tracks.values():
+                logger.info("%s viewer %s: publisher changed codec", self._name, viewer.resource_id)
+                self._spawn(self._drop_viewer(viewer, "codec_changed"))
+                return
+
+    def _on_publisher_state(self, pub: _Publisher) -> None:
+        if pub.pc.connectionState in ("failed", "closed") and not pub.closed:
+            self._spawn(self._drop_publisher(pub, "ice_failed"))
+
+    def _on_viewer_state(self, viewer: _Viewer) -> None:
+        if viewer.pc.connectionState in ("failed", "closed") and not viewer.closed:
+            self._spawn(self._drop_viewer(viewer, viewer.pc.connectionState))
+
+    async def _watch_publisher(self, pub: _Publisher) -> None:
+        timeout = self._config.publisher_timeout_s
+        while not pub.closed:
+            await asyncio.sleep(min(1.0, timeout / 4))
+            since = pub.last_media_at if pub.last_media_at is not None else pub.created_at
+            if time.monotonic() - since > timeout:
+                logger.info("%s publisher %s timed out", self._name, pub.resource_id)
+                self._spawn(self._drop_publisher(pub, "timeout"))
+                return
+
+    async def _watch_viewer(self, viewer: _Viewer) -> None:
+        timeout = self._config.publisher_timeout_s
+        while not viewer.closed and not viewer.connected:
+            if time.monotonic() - viewer.created_at > timeout:
+                self._spawn(self._drop_viewer(viewer, "timeout"))
+                return
+            await asyncio.sleep(min(1.0, timeout / 4))
+
+    async def _drop_publisher(self, pub: _Publisher, reason: PublisherStopReason) -> None:
+        if pub.closed:
+            return
+        pub.closed = True
+        self._publishers.pop(pub.resource_id, None)
+        session = self._sessions.get(pub.session_id)
+        if session is not None and session.publisher is pub:
+            session.publisher = None
+            session.relay.send_pli = lambda: False
+            session.relay.video.stop_source()
+            session.relay.audio.stop_source()
+        if pub.watchdog is not None and pub.watchdog is not asyncio.current_task():
+            pub.watchdog.cancel()
+        await pub.pc.close()
+        logger.info("%s publisher %s gone: %s", self._name, pub.resource_id, reason)
+        if pub.started:
+            self._emit(pub.session_id, reason)
+
+    async def _drop_viewer(self, viewer: _Viewer, reason: str) -> None:
+        if viewer.closed:
+            return
+        viewer.closed = True
+        self._viewers.pop(viewer.resource_id, None)
+        session = self._sessions.get(viewer.session_id)
+        if session is not None:
+            session.viewers.discard(viewer)
+            for kind, track in viewer.tracks.items():
+                session.relay.fanout(kind).discard(track)
+        for track in viewer.tracks.values():
+            track.stop()
+        if viewer.watchdog is not None and viewer.watchdog is not asyncio.current_task():
+            viewer.watchdog.cancel()
+        await viewer.pc.close()
+        logger.info("%s viewer %s gone: %s", self._name, viewer.resource_id, reason)
+
+    def _emit(self, session_id: int, stop_reason: str | None) -> None:
+        """Queue a lifecycle call (None = started); delivered in order."""
+        if self._events is None:
+            self._events = asyncio.Queue()
+            self._events_task = asyncio.get_running_loop().create_task(self._deliver_events())
+        self._events.put_nowait((session_id, stop_reason))
+
+    async def _deliver_events(self) -> None:
+        assert self._events is not None
+        while (event := await self._events.get()) is not None:
+            session_id, reason = event
+            try:
+                if reason is None:
+                    await self._lifecycle.on_publisher_started(session_id)
+                else:
+                    await self._lifecycle.on_publisher_stopped(session_id, reason)
+            except Exception:
+                logger.exception("%s lifecycle callback failed", self._name)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+def _offers(media: OfferedMedia, mime: str) -> bool:
+    """Whether an offered section has a codec aiortc can use as ``mime``."""
+    local = [c for c in CODECS[media.kind] if c.mimeType.lower() == mime.lower()]
+    return any(is_codec_compatible(lc, rc) for rc in media.codecs for lc in local)
+
+
+def _negotiated_mime(answer_sdp: str, kind: str) -> str | None:
+    """The codec our answer sends/receives for ``kind`` (first in its list)."""
+    for m in aiortc_sdp.SessionDescription.parse(answer_sdp).media:
+        if m.kind == kind and m.rtp.codecs:
+            return str(m.rtp.codecs[0].mimeType)
+    return None
+

@@ -1,0 +1,100 @@
+"""Helpers shared by the tests: an API client wrapper and backend settings."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from app import Settings
+
+TEST_SECRET = "test-secret-0123456789abcdef-0123456789"
+BACKENDS = ("sqlite-memory", "postgres-redis")
+
+
+def backend_settings(backend: str, tmp_path: Path) -> Settings:
+    """Settings for one test on one backend, isolated by file, schema and key prefix."""
+    base = Settings(
+        secret=TEST_SECRET,
+        auto_migrate=True,
+        password_time_cost=1,
+        password_memory_kib=1024,
+        presence_interval_s=0.2,
+        outbox_poll_s=0.2,
+        recordings_dir=tmp_path / "recordings",
+    )
+    if backend == "sqlite-memory":
+        return replace(base, database_url=f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
+    database_url = os.environ.get("TEST_DATABASE_URL")
+    redis_url = os.environ.get("REDIS_URL")
+    if not database_url or not redis_url:
+        import pytest
+
+        pytest.skip("postgres-redis backend needs TEST_DATABASE_URL and REDIS_URL (see .ci/run)")
+    unique = uuid.uuid4().hex[:10]
+    return replace(
+        base,
+        database_url=database_url,
+        database_schema=f"t_{unique}",
+        redis_url=redis_url,
+        redis_prefix=f"test:{unique}",
+    )
+
+
+@dataclass
+class Account:
+    id: int
+    username: str
+    role: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+class Api:
+    """Thin helpers over the test client for the calls most tests make."""
+
+    def __init__(self, client: TestClient[Any, Any]) -> None:
+        self.client = client
+        self._n = 0
+
+    async def signup(self, role: str, username: str | None = None) -> Account:
+        self._n += 1
+        username = username or f"{role}{self._n}-{uuid.uuid4().hex[:6]}"
+        res = await self.client.post(
+            "/api/auth/signup",
+            json={"username": username, "password": "correct horse", "role": role},
+        )
+        assert res.status == 201, await res.text()
+        body = await res.json()
+        return Account(body["user"]["id"], username, role, body["token"])
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        account: Account | None = None,
+        *,
+        json: Any = None,
+        expect: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        all_headers = dict(account.headers if account else {})
+        all_headers.update(headers or {})
+        res = await self.client.request(method, path, json=json, headers=all_headers)
+        text = await res.text()
+        if expect is not None:
+            assert res.status == expect, f"{method} {path}: {res.status} {text}"
+        return await res.json() if text and res.content_type == "application/json" else text
+
+    async def live_session(self, host: Account, title: str = "Test show") -> dict[str, Any]:
+        created = await self.call("POST", "/api/sessions", host, json={"title": title}, expect=201)
+        return dict(
+            await self.call("POST", f"/api/sessions/{created['id']}/start", host, expect=200)
+        )
