@@ -307,6 +307,11 @@ class RoomHub:
 
     # -- presence ----------------------------------------------------------------
 
+    def connections(self, room_id: int) -> list[Connection]:
+        """This process's open sockets in ``room_id`` (e.g. to close a banned viewer's)."""
+        room = self._rooms.get(room_id)
+        return list(room.conns) if room else []
+
     def local_viewers(self, room_id: int) -> int:
         room = self._rooms.get(room_id)
         return len(room.viewers) if room else 0

@@ -1,18 +1,21 @@
 """Transactional outbox: room events committed with the change that caused them.
 
 A service that changes money or stock writes its room events with ``Outbox.add`` in
-the same database transaction, then calls ``OutboxRelay.kick()`` after commit. The
-relay appends pending rows to the room log (``dedup_key`` = the row's identity, so a
-row appended twice is stored once) and deletes them. A crash between commit and
-publish loses nothing: the relay drains whatever is left at start-up and every
-``poll_interval_s``.
+the same database transaction, then, after commit, ``await relay.publish(rows)``:
+the rows are appended to the room log at once (``dedup_key`` = the row's identity, so
+a row appended twice is stored once) and queued for deletion in batches. When the
+caller's request returns, its events are in the room log.
+
+A crash between commit and publish loses nothing: the relay drains whatever is left
+at start-up and every ``poll_interval_s`` (a row published but not yet deleted is
+appended again and deduplicated).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -32,16 +35,18 @@ class Outbox:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
 
-    def add(self, tx: AsyncSession, room: int, type_: str, data: Mapping[str, Any]) -> None:
-        """Queue a room event inside the caller's open transaction."""
-        tx.add(
-            OutboxEvent(
-                session_id=room,
-                type=type_,
-                data=orjson.dumps(data).decode(),
-                created_ms=self._clock.now_ms(),
-            )
+    def add(
+        self, tx: AsyncSession, room: int, type_: str, data: Mapping[str, Any]
+    ) -> OutboxEvent:
+        """Queue a room event inside the caller's open transaction; publish it after commit."""
+        row = OutboxEvent(
+            session_id=room,
+            type=type_,
+            data=orjson.dumps(data).decode(),
+            created_ms=self._clock.now_ms(),
         )
+        tx.add(row)
+        return row
 
 
 class OutboxRelay:
@@ -60,9 +65,13 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._published: list[int] = []
 
-    def kick(self) -> None:
-        """Something was committed to the outbox: publish it soon."""
+    async def publish(self, rows: Sequence[OutboxEvent]) -> None:
+        """Append just-committed rows to the room log now; delete them later in a batch."""
+        for row in rows:
+            await self._append(row)
+            self._published.append(row.id)
         self._wake.set()
 
     async def start(self) -> None:
@@ -86,19 +95,30 @@ class OutboxRelay:
                 if published < self._batch_size:
                     return total
 
+    async def _append(self, row: OutboxEvent) -> None:
+        await self._log.append(
+            row.session_id,
+            row.type,
+            orjson.loads(row.data),
+            dedup_key=f"outbox:{row.id}:{row.created_ms}",
+        )
+
+    async def _forget_published(self) -> None:
+        done, self._published = self._published, []
+        for start in range(0, len(done), 500):
+            async with self._db.transaction() as tx:
+                chunk = done[start : start + 500]
+                await tx.execute(delete(OutboxEvent).where(OutboxEvent.id.in_(chunk)))
+
     async def _publish_batch(self) -> int:
+        await self._forget_published()
         async with self._db.transaction() as tx:
             query = select(OutboxEvent).order_by(OutboxEvent.id).limit(self._batch_size)
             if not self._db.is_sqlite:
                 query = query.with_for_update(skip_locked=True)
             rows = list(await tx.scalars(query))
             for row in rows:
-                await self._log.append(
-                    row.session_id,
-                    row.type,
-                    orjson.loads(row.data),
-                    dedup_key=f"outbox:{row.id}:{row.created_ms}",
-                )
+                await self._append(row)
             if rows:
                 await tx.execute(
                     delete(OutboxEvent).where(OutboxEvent.id.in_([r.id for r in rows]))

@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 #: A part of the hello snapshot: room id -> {key: value, ...}.
 SnapshotProvider = Callable[[int], Awaitable[dict[str, Any]]]
+#: Asked before a socket joins its room; raises a ``LiveshelfError`` to refuse it.
+JoinGate = Callable[[Connection], Awaitable[None]]
 
 
 class TokenBucket:
@@ -71,6 +73,7 @@ class RoomChannel:
         self._clock = clock
         self._commands: dict[str, tuple[type[BaseModel] | None, Command]] = {}
         self._snapshots: list[SnapshotProvider] = []
+        self._gates: list[JoinGate] = []
         self._message_rate = message_rate
         self._message_burst = message_burst
         self._max_errors = max_errors
@@ -86,6 +89,10 @@ class RoomChannel:
     def add_snapshot(self, provider: SnapshotProvider) -> None:
         self._snapshots.append(provider)
 
+    def add_gate(self, gate: JoinGate) -> None:
+        """Refuse sockets at join time (e.g. banned viewers): ``error`` + close FORBIDDEN."""
+        self._gates.append(gate)
+
     async def snapshot(self, room: int) -> dict[str, Any]:
         parts = await asyncio.gather(*(provider(room) for provider in self._snapshots))
         merged: dict[str, Any] = {"viewers": await self._presence.count(room)}
@@ -95,6 +102,13 @@ class RoomChannel:
 
     async def open(self, conn: Connection, since: int | None, epoch: str | None) -> bool:
         """Join the room and send ``hello`` plus whatever the client missed."""
+        try:
+            for gate in self._gates:
+                await gate(conn)
+        except LiveshelfError as exc:
+            self._hub.send(conn, {"type": "error", **exc.to_dict(), "ref": None})
+            self._hub.close(conn, CloseCode.FORBIDDEN, exc.code)
+            return False
         await self._hub.join(conn)
         replay = None
         if since is not None and epoch:

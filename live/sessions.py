@@ -164,8 +164,10 @@ class SessionService:
                     f"a {current} session cannot become {target.value}",
                     status=current,
                 )
-            self._outbox.add(tx, session_id, _EVENT[target], {"status": target.value, "at": now})
-        self._relay.kick()
+            row = self._outbox.add(
+                tx, session_id, _EVENT[target], {"status": target.value, "at": now}
+            )
+        await self._relay.publish([row])
         for listener in self._listeners:
             await listener(session_id, target)
         return await self.get(session_id)

@@ -1,0 +1,284 @@
+"""The room channel end to end: hello, ordering, replay, slow readers, presence, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import WSMsgType
+from aiohttp.test_utils import TestClient
+from support import Account, Api
+
+from app import Settings, create_app, hub_key, room_log_key
+from live.protocol import CloseCode
+
+TIMEOUT = 10.0
+
+
+async def connect(
+    client: TestClient[Any, Any], sid: int, account: Account | None = None, **query: Any
+) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, Any]]:
+    params = {k: str(v) for k, v in query.items()}
+    if account is not None:
+        params["token"] = account.token
+    ws = await client.ws_connect(f"/api/sessions/{sid}/ws", params=params)
+    hello = await receive(ws)
+    assert hello["type"] == "hello", hello
+    return ws, hello
+
+
+async def receive(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    msg = await ws.receive(timeout=TIMEOUT)
+    assert msg.type is WSMsgType.TEXT, msg
+    return dict(orjson.loads(msg.data))
+
+
+async def events(ws: aiohttp.ClientWebSocketResponse, n: int, type_: str | None = None) -> list[dict[str, Any]]:
+    """The next ``n`` room events (of ``type_`` if given), skipping viewer counts."""
+    out: list[dict[str, Any]] = []
+    while len(out) < n:
+        message = await receive(ws)
+        if "seq" not in message or message["type"] == "viewers.updated":
+            continue
+        if type_ is None or message["type"] == type_:
+            out.append(message)
+    return out
+
+
+async def announce(api: Api, host: Account, sid: int, n: int) -> list[int]:
+    seqs = []
+    for i in range(n):
+        res = await api.call(
+            "POST", f"/api/sessions/{sid}/announcements", host, json={"text": f"a{i}"}, expect=201
+        )
+        seqs.append(res["seq"])
+    return seqs
+
+
+async def test_hello_snapshot(api: Api) -> None:
+    host = await api.signup("host")
+    session = await api.live_session(host)
+    ws, hello = await connect(api.client, session["id"])
+    assert hello["recovered"] is False
+    assert hello["connection"]["role"] == "guest"
+    assert hello["snapshot"]["session"]["id"] == session["id"]
+    assert hello["snapshot"]["session"]["status"] == "live"
+    assert isinstance(hello["snapshot"]["viewers"], int)
+    assert hello["seq"] >= 1  # session.started is in the log
+    assert isinstance(hello["epoch"], str) and hello["epoch"]
+    await ws.close()
+
+
+async def test_two_viewers_same_events_same_order(api: Api) -> None:
+    host = await api.signup("host")
+    viewer = await api.signup("viewer")
+    sid = (await api.live_session(host))["id"]
+    ws1, h1 = await connect(api.client, sid, viewer)
+    ws2, h2 = await connect(api.client, sid)
+    seqs = await announce(api, host, sid, 30)
+    got1 = await events(ws1, 30, "announcement")
+    got2 = await events(ws2, 30, "announcement")
+    assert got1 == got2
+    assert [e["seq"] for e in got1] == seqs
+    assert [e["data"]["text"] for e in got1] == [f"a{i}" for i in range(30)]
+    assert all(e["seq"] > h1["seq"] for e in got1)
+    await ws1.close()
+    await ws2.close()
+
+
+async def test_every_event_after_hello_arrives_gap_free(api: Api) -> None:
+    host = await api.signup("host")
+    sid = (await api.live_session(host))["id"]
+    ws, hello = await connect(api.client, sid)
+    await announce(api, host, sid, 10)
+    seen = [hello["seq"]]
+    while len(seen) < 11:
+        message = await receive(ws)
+        if "seq" in message:
+            seen.append(message["seq"])
+    assert seen == list(range(hello["seq"], hello["seq"] + 11))
+    await ws.close()
+
+
+async def test_reconnect_with_since_replays_exactly_the_missed(api: Api) -> None:
+    host = await api.signup("host")
+    sid = (await api.live_session(host))["id"]
+    ws, hello = await connect(api.client, sid)
+    await ws.close()
+    missed = await announce(api, host, sid, 200)
+    ws, again = await connect(api.client, sid, since=hello["seq"], epoch=hello["epoch"])
+    assert again["recovered"] is True
+    assert again["snapshot"] is None
+    assert again["seq"] == hello["seq"]
+    replayed = []
+    while len(replayed) < len(missed):
+        message = await receive(ws)
+        if message["type"] == "announcement":
+            replayed.append(message)
+    assert [m["seq"] for m in replayed] == missed
+    assert [m["data"]["text"] for m in replayed] == [f"a{i}" for i in range(200)]
+    # live events continue right after the replay
+    (after,) = await announce(api, host, sid, 1)
+    assert (await events(ws, 1, "announcement"))[0]["seq"] == after
+    await ws.close()
+
+
+async def test_unknown_epoch_or_too_old_since_gets_a_snapshot(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    api = Api(await aiohttp_client(create_app(replace(settings, history_size=50))))
+    host = await api.signup("host")
+    sid = (await api.live_session(host))["id"]
+    ws, hello = await connect(api.client, sid)
+    await ws.close()
+    await announce(api, host, sid, 120)
+    ws, stale = await connect(api.client, sid, since=hello["seq"], epoch=hello["epoch"])
+    assert stale["recovered"] is False
+    assert stale["snapshot"]["session"]["id"] == sid
+    assert stale["seq"] >= hello["seq"] + 120
+    await ws.close()
+    ws, other = await connect(api.client, sid, since=stale["seq"], epoch="deadbeef")
+    assert other["recovered"] is False and other["snapshot"] is not None
+    await ws.close()
+    ws, future = await connect(api.client, sid, since=stale["seq"] + 1000, epoch=stale["epoch"])
+    assert future["recovered"] is False
+    await ws.close()
+
+
+async def test_slow_reader_is_closed_and_others_keep_receiving(api: Api) -> None:
+    host = await api.signup("host")
+    sid = (await api.live_session(host))["id"]
+    fast, _ = await connect(api.client, sid)
+    slow, _ = await connect(api.client, sid)
+    room_log = api.client.app[room_log_key]
+    hub = api.client.app[hub_key]
+    payload = {"blob": "x" * 16_000}
+    total = 1500  # 24 MB: far beyond every socket buffer on the way
+    received = 0
+
+    async def read_fast() -> None:
+        nonlocal received
+        while received < total:
+            message = await receive(fast)
+            if message.get("type") == "test.blob":
+                received += 1
+
+    reader = asyncio.create_task(read_fast())
+    for i in range(total):
+        await room_log.append(sid, "test.blob", payload)
+        if i % 20 == 0:
+            await asyncio.sleep(0)  # let the fast reader and the transports run
+    await asyncio.wait_for(reader, TIMEOUT)
+    assert received == total
+    assert hub.local_sockets(sid) == 1  # the slow one was dropped
+    # the slow reader drains what was buffered, then sees the documented close code
+    while True:
+        msg = await slow.receive(timeout=TIMEOUT)
+        if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.CLOSING):
+            break
+    assert slow.close_code in (CloseCode.SLOW_CONSUMER, 1006)
+    await fast.close()
+
+
+async def test_viewer_count_is_unique_and_coalesced(api: Api) -> None:
+    host = await api.signup("host")
+    viewer = await api.signup("viewer")
+    sid = (await api.live_session(host))["id"]
+    watcher, _ = await connect(api.client, sid, host)  # the host is not a viewer
+    sockets = [
+        (await connect(api.client, sid, viewer))[0],
+        (await connect(api.client, sid, viewer))[0],  # same account, second tab
+        (await connect(api.client, sid))[0],  # a guest
+    ]
+    counts: list[int] = []
+    deadline = asyncio.get_running_loop().time() + TIMEOUT
+    while not counts or counts[-1] != 2:
+        message = await receive(watcher)
+        if message["type"] == "viewers.updated":
+            counts.append(message["data"]["count"])
+        assert asyncio.get_running_loop().time() < deadline
+    assert len(counts) <= 3  # coalesced: not one event per join
+    for ws in sockets:
+        await ws.close()
+    while counts[-1] != 0:
+        message = await receive(watcher)
+        if message["type"] == "viewers.updated":
+            counts.append(message["data"]["count"])
+    await watcher.close()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json", "invalid_json"),
+        ("[1, 2]", "invalid_input"),
+        ('{"type": "no.such.thing"}', "unknown_type"),
+        ('{"no_type": 1}', "invalid_input"),
+        ('{"type": "ping", "ref": {"x": 1}}', "invalid_input"),
+        ('{"type": "ping", "pad": "' + "x" * 5000 + '"}', "message_too_large"),
+    ],
+)
+async def test_bad_messages_get_error_events(api: Api, frame: str, code: str) -> None:
+    host = await api.signup("host")
+    sid = (await api.live_session(host))["id"]
+    ws, hello = await connect(api.client, sid)
+    await ws.send_str(frame)
+    error = await receive(ws)
+    assert error["type"] == "error"
+    assert error["code"] == code
+    assert error["message"]
+    await ws.send_str('{"type": "ping", "ref": 7}')
+    pong = await receive(ws)
+    assert pong == {"type": "pong", "ref": 7, "server_time": pong["server_time"]}
+    assert (await api.client.app[room_log_key].position(sid)).seq == hello["seq"]
+    await ws.close()
+
+
+async def test_binary_frames_and_rate_limit(api: Api) -> None:
+    host = await api.signup("host")
+    sid = (await api.live_session(host))["id"]
+    ws, _ = await connect(api.client, sid)
+    await ws.send_bytes(b"\x00\x01")
+    assert (await receive(ws))["code"] == "binary_not_supported"
+    for i in range(80):
+        await ws.send_str(orjson.dumps({"type": "ping", "ref": i}).decode())
+    answers = [await receive(ws) for _ in range(80)]
+    limited = [a for a in answers if a["type"] == "error"]
+    assert limited and all(a["code"] == "rate_limited" for a in limited)
+    assert sum(a["type"] == "pong" for a in answers) >= 40
+    assert not ws.closed  # honest-but-fast clients are not dropped
+    await ws.close()
+
+
+async def test_handshake_refusals(api: Api) -> None:
+    host = await api.signup("host")
+    sid = (await api.live_session(host))["id"]
+    for path, status in (
+        ("/api/sessions/999999/ws", 404),
+        (f"/api/sessions/{sid}/ws?token=garbage", 401),
+        (f"/api/sessions/{sid}/ws?since=-5&epoch=x", 400),
+        (f"/api/sessions/{sid}/ws?since=1&epoch=not-an-epoch!", 400),
+    ):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await api.client.ws_connect(path)
+        assert info.value.status == status, path
+
+
+async def test_server_pings(aiohttp_client: Any, settings: Settings) -> None:
+    api = Api(await aiohttp_client(create_app(replace(settings, ws_heartbeat_s=0.3))))
+    host = await api.signup("host")
+    sid = (await api.live_session(host))["id"]
+    ws = await api.client.ws_connect(f"/api/sessions/{sid}/ws", autoping=False)
+    kinds = set()
+    for _ in range(5):
+        msg = await ws.receive(timeout=TIMEOUT)
+        kinds.add(msg.type)
+        if msg.type is WSMsgType.PING:
+            await ws.pong(msg.data)
+            break
+    assert WSMsgType.PING in kinds
+    await ws.close()
