@@ -76,6 +76,7 @@ class Settings:
     ice_servers: tuple[str, ...] = ()
     ice_addresses: tuple[str, ...] = ("127.0.0.1",)
     recordings_dir: Path = field(default_factory=lambda: Path("recordings"))
+    event_loop: str = "auto"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -110,6 +111,7 @@ class Settings:
             ice_servers=_list(env, "LIVESHELF_ICE_SERVERS", ()),
             ice_addresses=_list(env, "LIVESHELF_ICE_ADDRESSES", ("127.0.0.1",)),
             recordings_dir=Path(env.get("LIVESHELF_RECORDINGS_DIR", "recordings")),
+            event_loop=_choice(env, "LIVESHELF_EVENT_LOOP", ("auto", "uvloop", "asyncio")),
         )
 
 
@@ -121,6 +123,13 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+
+
+def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...]) -> str:
+    value = env.get(key) or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    return value
 
 
 def _list(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -208,6 +217,68 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     session_details: list[SnapshotProvider] = []
 
     # -- features (shelf, chat, media) are wired below this line --
+
+    # Shelf: catalogues, cooperations, live shelf, pins, flash sales (shelf/API.md).
+    # Started on startup / stopped on shutdown, not in a cleanup_ctx appended here: that
+    # one would start before _storage migrates and stop after the database is gone.
+    from shelf.feature import build_shelf
+    from shelf.handlers import shelf_key
+
+    shelf = build_shelf(db, clock, sessions, room_log, outbox, relay)
+    app[shelf_key] = shelf
+    channel.add_snapshot(shelf.snapshot)
+    session_details.append(shelf.details)
+    sessions.add_listener(shelf.on_session_status)
+    app.add_routes(shelf.handlers.routes())
+
+    async def _start_shelf(_app: web.Application) -> None:
+        await shelf.start()
+
+    async def _stop_shelf(_app: web.Application) -> None:
+        await shelf.stop()
+
+    app.on_startup.append(_start_shelf)
+    app.on_shutdown.append(_stop_shelf)
+
+    # Chat, likes and moderation (chat/API.md). Started on startup and stopped on
+    # shutdown rather than in a cleanup_ctx: one appended here would be torn down after
+    # _storage and _room_bus, and the writer's last flush needs both.
+    from chat.config import ChatConfig
+    from chat.handlers import ChatHandlers
+    from chat.likes import LikeCounter
+    from chat.moderation import ModerationService
+    from chat.repository import ChatRepository
+    from chat.rooms import ChatRooms
+    from chat.service import ChatService
+    from chat.writer import ChatWriter
+
+    chat_config = ChatConfig.from_env()
+    chat_repo = ChatRepository(db)
+    chat_rooms = ChatRooms(chat_repo, hub, clock, chat_config)
+    chat_writer = ChatWriter(db, room_log, chat_config)
+    chat_likes = LikeCounter(chat_repo, room_log, interval_s=chat_config.likes_interval_s)
+    chat = ChatService(
+        chat_repo, chat_rooms, chat_writer, chat_likes, sessions, clock, chat_config
+    )
+    moderation = ModerationService(
+        chat_repo, chat_rooms, sessions, outbox, relay, clock, chat_config
+    )
+    chat.attach(channel)
+    sessions.add_listener(chat_rooms.on_status)
+    app.add_routes(ChatHandlers(chat, moderation).routes())
+
+    async def _start_chat(_app: web.Application) -> None:
+        await chat_rooms.start()
+        await chat_writer.start()
+        await chat_likes.start()
+
+    async def _stop_chat(_app: web.Application) -> None:
+        await chat_writer.stop()
+        await chat_likes.stop()
+        await chat_rooms.stop()
+
+    app.on_startup.append(_start_chat)
+    app.on_shutdown.append(_stop_chat)
 
     app.add_routes(
         LiveHandlers(
@@ -298,6 +369,12 @@ async def seed_demo(app: web.Application) -> dict[str, Any]:
     else:
         created = await sessions.create(host_principal, "Autumn picks: live demo")
         session = await sessions.start(host_principal, created["id"])
+    from shelf.demo import seed_shelf
+    from shelf.handlers import shelf_key
+
+    brand = users["demo-brand"]
+    brand_principal = Principal(brand.id, brand.username, Role.BRAND, brand.display_name)
+    products = await seed_shelf(app[shelf_key], brand_principal, host_principal, session["id"])
     settings = app[settings_key]
     base = f"http://{settings.host}:{settings.port}"
     print(
@@ -307,7 +384,7 @@ async def seed_demo(app: web.Application) -> dict[str, Any]:
         + f"\n  live session {session['id']}: {base}/watch/{session['id']}\n",
         flush=True,
     )
-    return {"users": users, "session": session}
+    return {"users": users, "session": session, "products": products}
 
 
 # -- command line -------------------------------------------------------------------
@@ -349,8 +426,26 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_create_admin(settings, args.username, password))
         print(f"admin {args.username!r} created")
         return 0
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
+    loop = new_event_loop(settings.event_loop)
+    asyncio.set_event_loop(loop)
+    web.run_app(
+        create_app(settings), host=settings.host, port=settings.port, print=None, loop=loop
+    )
     return 0
+
+
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """uvloop when installed (its C transports halve the cost of each socket write in
+    fan-out; see bench/RESULTS.md), else asyncio's own."""
+    if kind in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise ConfigError("LIVESHELF_EVENT_LOOP=uvloop: uvloop is not installed") from None
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 async def _migrate(settings: Settings) -> None:

@@ -1,0 +1,256 @@
+"""Room-channel fan-out benchmark: N viewers, the host announces, everyone receives.
+
+    python bench/ws_fanout.py --viewers 10000 --events 20 [--redis redis://127.0.0.1:6379/0]
+
+The server runs as its own process (`python app.py`, pinned to CPU 0 when there are
+two or more); viewers are raw-protocol WebSocket clients (bench/wsload.py) spread over
+several load processes pinned to the other CPUs. The host posts an announcement
+carrying its index; each viewer records when it arrives. Reported:
+connections held, delivered/expected, publish-to-receipt latency (POST sent -> frame
+parsed by the viewer) p50/p99/max, server CPU µs per delivered message (utime+stime
+over the event phase / deliveries) and server RSS growth per connection.
+Everything stays on 127.0.0.1; every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from wsload import Viewer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# -- load process --------------------------------------------------------------------
+
+
+def load_main(port: int, sid: int, count: int, events: int, ready: Any, go: Any, out: Any) -> None:
+    raise_nofile()
+    out.send(asyncio.run(_load(port, sid, count, events, ready, go)))
+
+
+async def _load(port: int, sid: int, count: int, events: int, ready: Any, go: Any) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    received: list[dict[int, float]] = [{} for _ in range(count)]
+    viewers: list[Viewer] = []
+    sem = asyncio.Semaphore(100)
+    failures = 0
+
+    async def open_one(i: int) -> None:
+        nonlocal failures
+        async with sem:
+            try:
+                _, proto = await loop.create_connection(
+                    lambda: Viewer(f"/api/sessions/{sid}/ws", f"127.0.0.1:{port}", received[i]),
+                    "127.0.0.1",
+                    port,
+                )
+                await asyncio.wait_for(proto.upgraded, 30)
+                viewers.append(proto)
+            except (OSError, ConnectionError, TimeoutError):
+                failures += 1
+
+    await asyncio.gather(*(open_one(i) for i in range(count)))
+    ready.send(len(viewers))
+    # wait for the "events sent" signal, then for the frames to arrive (bounded)
+    await loop.run_in_executor(None, go.recv)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if all(len(r) >= events for r in received[: len(viewers)]):
+            break
+        await asyncio.sleep(0.2)
+    held = sum(1 for v in viewers if not v.closed.done())
+    for v in viewers:
+        v.close()
+    return {
+        "opened": len(viewers),
+        "failed": failures,
+        "held": held,
+        "received": [r for r in received if r],
+    }
+
+
+# -- driver ----------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    port = free_port()
+    tmp = tempfile.mkdtemp(prefix="lsbench-")
+    env = {
+        **os.environ,
+        "LIVESHELF_SECRET": "bench-secret-0123456789-0123456789-abcdef",
+        "LIVESHELF_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db",
+        "LIVESHELF_AUTO_MIGRATE": "1",
+        "LIVESHELF_WS_HEARTBEAT_S": "25",
+    }
+    env.pop("REDIS_URL", None)
+    if args.redis:
+        env["REDIS_URL"] = args.redis
+        env["LIVESHELF_REDIS_PREFIX"] = f"bench:{uuid.uuid4().hex[:8]}"
+    ncpu = os.cpu_count() or 1
+    pin = ["taskset", "-c", "0"] if ncpu >= 2 else []
+    server = subprocess.Popen(
+        [*pin, sys.executable, "app.py", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=raise_nofile,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(f"{base}/api/sessions") as res:
+                        if res.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+            async with http.post(
+                f"{base}/api/auth/signup",
+                json={"username": "benchhost", "password": "bench-password", "role": "host"},
+            ) as res:
+                token = (await res.json())["token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            async with http.post(f"{base}/api/sessions", json={"title": "bench"}, headers=auth) as res:
+                sid = (await res.json())["id"]
+            async with http.post(f"{base}/api/sessions/{sid}/start", headers=auth) as res:
+                assert res.status == 200
+
+            rss_before = rss_kib(server.pid)
+            ctx = mp.get_context("spawn")
+            procs, ready, go, outs = [], [], [], []
+            per = [args.viewers // args.procs + (1 if i < args.viewers % args.procs else 0) for i in range(args.procs)]
+            for count in per:
+                r_recv, r_send = ctx.Pipe(duplex=False)
+                g_recv, g_send = ctx.Pipe(duplex=False)
+                o_recv, o_send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=load_main, args=(port, sid, count, args.events, r_send, g_recv, o_send))
+                proc.start()
+                if ncpu >= 2:
+                    os.sched_setaffinity(proc.pid, set(range(1, ncpu)))
+                procs.append(proc)
+                ready.append(r_recv)
+                go.append(g_send)
+                outs.append(o_recv)
+            t_connect = time.monotonic()
+            loop = asyncio.get_running_loop()
+            opened = sum([await loop.run_in_executor(None, r.recv) for r in ready])
+            connect_s = time.monotonic() - t_connect
+            await asyncio.sleep(2.5)  # let presence settle
+            rss_after = rss_kib(server.pid)
+
+            user0, sys0 = cpu_times(server.pid)
+            sent: dict[int, float] = {}
+            for i in range(args.events):
+                sent[i] = time.time()
+                async with http.post(
+                    f"{base}/api/sessions/{sid}/announcements", json={"text": str(i)}, headers=auth
+                ) as res:
+                    assert res.status == 201, await res.text()
+                await asyncio.sleep(args.interval)
+            await asyncio.sleep(1.0)
+            user1, sys1 = cpu_times(server.pid)
+            for g in go:
+                g.send(True)
+            results = [await loop.run_in_executor(None, o.recv) for o in outs]
+            for proc in procs:
+                proc.join(timeout=30)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+    latencies = [
+        (at - sent[idx]) * 1000
+        for result in results
+        for rec in result["received"]
+        for idx, at in rec.items()
+        if idx in sent
+    ]
+    delivered = len(latencies)
+    expected = opened * args.events
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else float("nan")
+
+    return {
+        "backend": "redis" if args.redis else "memory",
+        "viewers": args.viewers,
+        "opened": opened,
+        "failed": sum(r["failed"] for r in results),
+        "held": sum(r["held"] for r in results),
+        "connect_s": round(connect_s, 1),
+        "events": args.events,
+        "delivered": delivered,
+        "expected": expected,
+        "p50_ms": round(pct(0.50), 1),
+        "p99_ms": round(pct(0.99), 1),
+        "max_ms": round(latencies[-1], 1) if latencies else None,
+        "mean_ms": round(statistics.fmean(latencies), 1) if latencies else None,
+        "server_user_s": round(user1 - user0, 3),
+        "server_sys_s": round(sys1 - sys0, 3),
+        "cpu_us_per_msg": round((user1 + sys1 - user0 - sys0) * 1e6 / delivered, 2)
+        if delivered
+        else None,
+        "kib_per_conn": round((rss_after - rss_before) / opened, 1) if opened else None,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--viewers", type=int, default=10_000)
+    parser.add_argument("--events", type=int, default=20)
+    parser.add_argument("--interval", type=float, default=0.5, help="seconds between events")
+    parser.add_argument("--procs", type=int, default=4, help="load processes")
+    parser.add_argument("--redis", default=None, help="REDIS_URL to run the Redis room log")
+    args = parser.parse_args()
+    raise_nofile()
+    print(json.dumps(asyncio.run(run(args))), flush=True)
+
+
+if __name__ == "__main__":
+    main()
