@@ -102,12 +102,17 @@ async def _load(port: int, sid: int, count: int, events: int, ready: Any, go: An
             break
         await asyncio.sleep(0.2)
     held = sum(1 for v in viewers if not v.closed.done())
+    codes: dict[str, int] = {}
+    for v in viewers:
+        if v.closed.done():
+            codes[str(v.close_code)] = codes.get(str(v.close_code), 0) + 1
     for v in viewers:
         v.close()
     return {
         "opened": len(viewers),
         "failed": failures,
         "held": held,
+        "close_codes": codes,
         "received": [r for r in received if r],
     }
 
@@ -223,6 +228,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "opened": opened,
         "failed": sum(r["failed"] for r in results),
         "held": sum(r["held"] for r in results),
+        "close_codes": [r["close_codes"] for r in results if r["close_codes"]],
         "connect_s": round(connect_s, 1),
         "events": args.events,
         "delivered": delivered,

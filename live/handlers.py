@@ -125,7 +125,8 @@ class LiveHandlers:
         epoch = request.query.get("epoch") or None
         if epoch is not None and (len(epoch) > 32 or not epoch.isalnum()):
             raise InvalidInput("invalid_query", "epoch is the value the server sent")
-        session = await self._sessions.get_row(session_id)
+        # Keep only the host id: this frame lives as long as the socket.
+        host_id = (await self._sessions.get_row(session_id)).host_id
         caller = principal(request)
         ws = web.WebSocketResponse(
             compress=False,  # permessage-deflate costs 2x CPU and ~110 KB per socket
@@ -145,7 +146,7 @@ class LiveHandlers:
             user_id=caller.user_id if caller else None,
             role=caller.role.value if caller else GUEST_ROLE,
             display_name=caller.display_name if caller else "guest",
-            counts_as_viewer=caller is None or caller.user_id != session.host_id,
+            counts_as_viewer=caller is None or caller.user_id != host_id,
         )
         try:
             if await self._channel.open(conn, since, epoch):

@@ -1,0 +1,99 @@
+"""The command line and demo mode: migrate, create-admin, --demo seeding, admin powers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from support import TEST_SECRET, Api
+
+from app import DEMO_PASSWORD, Settings, accounts_key, create_app
+from live.models import Role
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_app(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "app.py", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_missing_secret_is_a_clear_startup_error(tmp_path: Path) -> None:
+    env = {"LIVESHELF_SECRET": "", "LIVESHELF_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"}
+    result = run_app(["migrate"], env)
+    assert result.returncode == 2
+    assert "LIVESHELF_SECRET is not set" in result.stderr
+
+
+def test_migrate_and_create_admin(tmp_path: Path) -> None:
+    env = {
+        "LIVESHELF_SECRET": TEST_SECRET,
+        "LIVESHELF_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cmd.db",
+        "LIVESHELF_ADMIN_PASSWORD": "admin-password",
+    }
+    assert run_app(["migrate"], env).returncode == 0
+    result = run_app(["create-admin", "root"], env)
+    assert result.returncode == 0, result.stderr
+    assert "admin 'root' created" in result.stdout
+
+
+async def test_demo_mode_seeds_accounts_and_a_live_session(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    api = Api(await aiohttp_client(create_app(replace(settings, demo=True))))
+    live = await api.call("GET", "/api/sessions?status=live", expect=200)
+    assert len(live["sessions"]) == 1
+    for username in ("demo-host", "demo-brand", "demo-viewer"):
+        await api.call(
+            "POST",
+            "/api/auth/login",
+            json={"username": username, "password": DEMO_PASSWORD},
+            expect=200,
+        )
+
+
+async def test_admin_may_act_on_any_session(api: Api) -> None:
+    host = await api.signup("host")
+    sid = (await api.live_session(host))["id"]
+    accounts = api.client.app[accounts_key]
+    await accounts.create("boss", "admin-password", Role.ADMIN)
+    login = await api.call(
+        "POST",
+        "/api/auth/login",
+        json={"username": "boss", "password": "admin-password"},
+        expect=200,
+    )
+    headers = {"Authorization": f"Bearer {login['token']}"}
+    ended = await api.call("POST", f"/api/sessions/{sid}/end", headers=headers, expect=200)
+    assert ended["status"] == "ended"
+
+
+async def test_announcement_refusals(api: Api) -> None:
+    host = await api.signup("host")
+    other = await api.signup("host")
+    viewer = await api.signup("viewer")
+    sid = (await api.live_session(host))["id"]
+    path = f"/api/sessions/{sid}/announcements"
+    await api.call("POST", path, json={"text": "hi"}, expect=401)
+    assert (await api.call("POST", path, viewer, json={"text": "hi"}, expect=403))["error"][
+        "code"
+    ] == "role_not_allowed"
+    assert (await api.call("POST", path, other, json={"text": "hi"}, expect=403))["error"][
+        "code"
+    ] == "not_your_session"
+    for body in ({"text": ""}, {"text": "x" * 281}, {"text": 5}, {}):
+        await api.call("POST", path, host, json=body, expect=422)
+    await api.call("POST", f"/api/sessions/{sid}/end", host, expect=200)
+    assert (await api.call("POST", path, host, json={"text": "hi"}, expect=409))["error"][
+        "code"
+    ] == "session_ended"
