@@ -88,6 +88,7 @@ class _Room:
     last_seq: int = 0
     epoch: bytes = b""
     backlog: list[bytes] | None = None  # events held while a gap is filled
+    outgoing: list[bytes] = field(default_factory=list)  # in order, ending at last_seq
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -250,6 +251,7 @@ class RoomHub:
         if epoch != room.epoch:
             if room.epoch:
                 self._resync(room, "history lost")
+                room.outgoing.clear()
             room.epoch = epoch
             room.last_seq = seq - 1
         elif seq <= room.last_seq:
@@ -261,24 +263,45 @@ class RoomHub:
         self._fanout(room, seq, raw)
 
     def _fanout(self, room: _Room, seq: int, raw: bytes) -> None:
+        """Queue one in-order event for the room's sockets; written at the end of this tick.
+
+        Events appended in the same event-loop iteration (a burst of orders, chat) leave
+        as one write per socket instead of one per event: the system call, not Python,
+        is what a send costs at 10,000 sockets.
+        """
         room.last_seq = seq
-        frame = text_frame(raw)
+        room.outgoing.append(raw)
+        if len(room.outgoing) == 1:
+            asyncio.get_running_loop().call_soon(self._flush, room)
+
+    def _flush(self, room: _Room) -> None:
+        raws, room.outgoing = room.outgoing, []
+        if not raws:
+            return
+        last = room.last_seq
+        first = last - len(raws) + 1
+        data = b"".join([text_frame(raw) for raw in raws])
         limit = self._send_limit
         slow: list[Connection] | None = None
         for conn in room.conns:
             pending = conn.pending
             if pending is not None:
-                pending.append(raw)
+                pending.extend(raws)
                 continue
-            if conn.skip_until >= seq:
-                continue
+            skip = conn.skip_until
+            if skip >= first:
+                if skip >= last:
+                    continue
+                chunk = b"".join([text_frame(raw) for raw in raws[skip - first + 1 :]])
+            else:
+                chunk = data
             transport = conn.transport
             if transport.get_write_buffer_size() > limit:
                 if slow is None:
                     slow = []
                 slow.append(conn)
             elif not transport.is_closing():
-                transport.write(frame)
+                transport.write(chunk)
         if slow:
             for conn in slow:
                 self.close(conn, CloseCode.SLOW_CONSUMER, "too slow: resume with since")

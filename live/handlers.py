@@ -125,8 +125,7 @@ class LiveHandlers:
         epoch = request.query.get("epoch") or None
         if epoch is not None and (len(epoch) > 32 or not epoch.isalnum()):
             raise InvalidInput("invalid_query", "epoch is the value the server sent")
-        # Keep only the host id: this frame lives as long as the socket.
-        host_id = (await self._sessions.get_row(session_id)).host_id
+        host_id = await self._sessions.host_of(session_id)
         caller = principal(request)
         ws = web.WebSocketResponse(
             compress=False,  # permessage-deflate costs 2x CPU and ~110 KB per socket

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from live.channel import Command, Connection, RoomHub
 from live.clock import Clock
 from live.errors import InvalidInput, LiveshelfError, RateLimited, TooLarge
+from live.events import StreamPosition
 from live.presence import Presence
 from live.protocol import MAX_CLIENT_MESSAGE_BYTES, CloseCode
 from live.roomlog import RoomLog
@@ -66,6 +67,7 @@ class RoomChannel:
         message_rate: float = 20.0,
         message_burst: float = 40.0,
         max_errors: int = 100,
+        snapshot_ttl_s: float = 1.0,
     ) -> None:
         self._hub = hub
         self._log = room_log
@@ -78,6 +80,8 @@ class RoomChannel:
         self._message_burst = message_burst
         self._max_errors = max_errors
         self._buckets: dict[str, TokenBucket] = {}
+        self._snapshot_ttl = snapshot_ttl_s
+        self._snapshot_cache: dict[int, tuple[StreamPosition, float, bytes]] = {}
         self.register("ping", None, self._ping)
 
     def register(self, type_: str, schema: type[BaseModel] | None, command: Command) -> None:
@@ -100,6 +104,24 @@ class RoomChannel:
             merged.update(part)
         return merged
 
+    async def _cached_snapshot(self, room: int, position: StreamPosition) -> bytes:
+        """The room's snapshot as JSON, rebuilt when the log moved or it is older than the TTL.
+
+        Sharing one snapshot among the sockets that join at the same position is what
+        keeps a crowd joining at once from turning into a query per viewer. It is
+        correct because a snapshot built after reading ``position`` shows at least
+        that state, and the events after ``position`` follow the hello.
+        """
+        now = time.monotonic()
+        cached = self._snapshot_cache.get(room)
+        if cached is not None and cached[0] == position and now - cached[1] < self._snapshot_ttl:
+            return cached[2]
+        snapshot = orjson.dumps(await self.snapshot(room))
+        if len(self._snapshot_cache) > 10_000:
+            self._snapshot_cache.clear()
+        self._snapshot_cache[room] = (position, now, snapshot)
+        return snapshot
+
     async def open(self, conn: Connection, since: int | None, epoch: str | None) -> bool:
         """Join the room and send ``hello`` plus whatever the client missed."""
         try:
@@ -107,7 +129,10 @@ class RoomChannel:
                 await gate(conn)
         except LiveshelfError as exc:
             self._hub.send(conn, {"type": "error", **exc.to_dict(), "ref": None})
-            self._hub.close(conn, CloseCode.FORBIDDEN, exc.code)
+            # Closed here, not in the background: the handler returns right after, and
+            # aiohttp would close the socket with 1000 first.
+            conn.closing = True
+            await conn.socket.close(code=CloseCode.FORBIDDEN, message=exc.code.encode())
             return False
         await self._hub.join(conn)
         replay = None
@@ -132,9 +157,10 @@ class RoomChannel:
             after = since + len(replay)
         else:
             position = await self._log.position(conn.room)
-            snapshot = await self.snapshot(conn.room)
-            hello.update(seq=position.seq, epoch=position.epoch, recovered=False, snapshot=snapshot)
-            self._hub.send(conn, hello)
+            snapshot = await self._cached_snapshot(conn.room, position)
+            hello.update(seq=position.seq, epoch=position.epoch, recovered=False)
+            # {"type": "hello", ..., "snapshot": <cached JSON>}: serialised once per room state
+            self._hub.send_raw(conn, orjson.dumps(hello)[:-1] + b',"snapshot":' + snapshot + b"}")
             after = position.seq
         return await self._hub.attach(conn, after)
 

@@ -54,6 +54,7 @@ class SessionService:
         self._outbox = outbox
         self._relay = relay
         self._room_log = room_log
+        self._hosts: dict[int, int] = {}
         self._listeners = list(listeners)
 
     def add_listener(self, listener: StatusListener) -> None:
@@ -75,6 +76,16 @@ class SessionService:
             await tx.flush()
             host_row = await tx.get(User, host.user_id)
         return session_dict(row, host_row)
+
+    async def host_of(self, session_id: int) -> int:
+        """The session's host id (cached: it never changes); 404 for an unknown session."""
+        host_id = self._hosts.get(session_id)
+        if host_id is None:
+            host_id = (await self.get_row(session_id)).host_id
+            if len(self._hosts) > 100_000:
+                self._hosts.clear()
+            self._hosts[session_id] = host_id
+        return host_id
 
     async def get_row(self, session_id: int) -> LiveSession:
         async with self._db.read() as s:

@@ -127,6 +127,17 @@ async def test_memory_epoch_differs_per_instance() -> None:
     assert (await a.position(1)).epoch != (await b.position(1)).epoch
 
 
+def split_frames(data: bytes) -> list[bytes]:
+    """Payloads of consecutive small unmasked frames (< 126 bytes each)."""
+    out = []
+    while data:
+        length = data[1] & 0x7F
+        assert length < 126
+        out.append(data[2 : 2 + length])
+        data = data[2 + length :]
+    return out
+
+
 class FakeTransport:
     def __init__(self) -> None:
         self.frames: list[bytes] = []
@@ -167,5 +178,5 @@ async def test_hub_fills_a_gap_from_history_before_delivering_later_events() -> 
     hub._deliver(1, e5.raw)
     for _ in range(10):
         await asyncio.sleep(0)
-    seqs = [orjson.loads(frame[2:])["seq"] for frame in transport.frames]
+    seqs = [orjson.loads(payload)["seq"] for payload in split_frames(b"".join(transport.frames))]
     assert seqs == [e.seq for e in events] + [e4.seq, e5.seq]
