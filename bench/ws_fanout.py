@@ -141,7 +141,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=open(Path(tmp) / "server.log", "w"),  # noqa: SIM115
         preexec_fn=raise_nofile,
     )
     base = f"http://127.0.0.1:{port}"
@@ -222,6 +222,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else float("nan")
 
+    print(f"server log: {tmp}/server.log", file=sys.stderr)
     return {
         "backend": "redis" if args.redis else "memory",
         "viewers": args.viewers,

@@ -46,8 +46,12 @@ class Viewer(asyncio.Protocol):
             status = bytes(self._buffer[:12])
             del self._buffer[: end + 4]
             self._handshake_done = True
+            if self.upgraded.done():
+                return
             if b" 101" not in status:
                 self.upgraded.set_exception(ConnectionError(status.decode(errors="replace")))
+                if self._transport is not None:
+                    self._transport.close()
                 return
             self.upgraded.set_result(None)
         self._frames()

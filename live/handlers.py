@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Sequence
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from live.accounts import AccountService, user_dict
 from live.auth import GUEST_ROLE
@@ -18,6 +19,8 @@ from live.protocol import MAX_FRAME_BYTES
 from live.room import RoomChannel, SnapshotProvider
 from live.schemas import AnnouncementBody, CreateSessionBody, LoginBody, SignupBody
 from live.sessions import SessionService
+
+log = logging.getLogger(__name__)
 
 
 class LiveHandlers:
@@ -150,6 +153,11 @@ class LiveHandlers:
         try:
             if await self._channel.open(conn, since, epoch):
                 await self._read(ws, conn)
+        except Exception:
+            # After the upgrade an HTTP error response would corrupt the stream: log the
+            # failure and close the socket as a WebSocket (1011, "internal error").
+            log.exception("room socket %s in session %s failed", conn.id, session_id)
+            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
         finally:
             await self._channel.close(conn)
         return ws

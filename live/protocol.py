@@ -12,7 +12,8 @@ Server -> client frames are JSON objects with a ``type``:
   idempotent for every event type);
 * ``pong`` ``{"type": "pong", "ref", "server_time"}``, answer to ``ping``;
 * ``error`` ``{"type": "error", "code", "message", "ref"}``: a refused client message;
-  nothing changed.
+  nothing changed. A socket refused at join time (e.g. a banned viewer) gets one
+  ``error`` instead of ``hello`` and is closed with ``CloseCode.FORBIDDEN``.
 
 Client -> server frames are JSON objects ``{"type": ..., "ref"?: ...}`` of at most
 ``MAX_CLIENT_MESSAGE_BYTES``; ``ref`` (string or integer) is echoed in the answer.

@@ -25,6 +25,7 @@ from live.presence import Presence
 from live.protocol import MAX_CLIENT_MESSAGE_BYTES, CloseCode
 from live.roomlog import RoomLog
 from live.schemas import ClientMessage
+from live.singleflight import SingleFlight
 from live.validation import validate_json
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class RoomChannel:
         self._buckets: dict[str, TokenBucket] = {}
         self._snapshot_ttl = snapshot_ttl_s
         self._snapshot_cache: dict[int, tuple[StreamPosition, float, bytes]] = {}
+        self._snapshot_flight: SingleFlight[bytes] = SingleFlight()
         self.register("ping", None, self._ping)
 
     def register(self, type_: str, schema: type[BaseModel] | None, command: Command) -> None:
@@ -112,15 +114,23 @@ class RoomChannel:
         correct because a snapshot built after reading ``position`` shows at least
         that state, and the events after ``position`` follow the hello.
         """
-        now = time.monotonic()
         cached = self._snapshot_cache.get(room)
-        if cached is not None and cached[0] == position and now - cached[1] < self._snapshot_ttl:
+        if (
+            cached is not None
+            and cached[0] == position
+            and time.monotonic() - cached[1] < self._snapshot_ttl
+        ):
             return cached[2]
-        snapshot = orjson.dumps(await self.snapshot(room))
-        if len(self._snapshot_cache) > 10_000:
-            self._snapshot_cache.clear()
-        self._snapshot_cache[room] = (position, now, snapshot)
-        return snapshot
+
+        async def build() -> bytes:
+            started = time.monotonic()
+            snapshot = orjson.dumps(await self.snapshot(room))
+            if len(self._snapshot_cache) > 10_000:
+                self._snapshot_cache.clear()
+            self._snapshot_cache[room] = (position, started, snapshot)
+            return snapshot
+
+        return await self._snapshot_flight.do((room, position), build)
 
     async def open(self, conn: Connection, since: int | None, epoch: str | None) -> bool:
         """Join the room and send ``hello`` plus whatever the client missed."""

@@ -14,6 +14,7 @@ from live.errors import Conflict, Forbidden, NotFound
 from live.models import LiveSession, Role, SessionStatus, User
 from live.outbox import Outbox, OutboxRelay
 from live.roomlog import RoomLog
+from live.singleflight import SingleFlight
 
 #: Called after a session changed status: (session id, new status).
 StatusListener = Callable[[int, SessionStatus], Awaitable[None]]
@@ -55,6 +56,7 @@ class SessionService:
         self._relay = relay
         self._room_log = room_log
         self._hosts: dict[int, int] = {}
+        self._host_flight: SingleFlight[int] = SingleFlight()
         self._listeners = list(listeners)
 
     def add_listener(self, listener: StatusListener) -> None:
@@ -80,12 +82,17 @@ class SessionService:
     async def host_of(self, session_id: int) -> int:
         """The session's host id (cached: it never changes); 404 for an unknown session."""
         host_id = self._hosts.get(session_id)
-        if host_id is None:
-            host_id = (await self.get_row(session_id)).host_id
+        if host_id is not None:
+            return host_id
+
+        async def load() -> int:
+            row = await self.get_row(session_id)
             if len(self._hosts) > 100_000:
                 self._hosts.clear()
-            self._hosts[session_id] = host_id
-        return host_id
+            self._hosts[session_id] = row.host_id
+            return row.host_id
+
+        return await self._host_flight.do(session_id, load)
 
     async def get_row(self, session_id: int) -> LiveSession:
         async with self._db.read() as s:

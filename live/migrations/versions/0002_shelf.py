@@ -71,25 +71,17 @@ def upgrade() -> None:
         ),
         sa.Column("product_id", sa.Integer, sa.ForeignKey("products.id"), primary_key=True),
     )
-    op.create_index(
-        "ix_cooperation_products_product_id", "cooperation_products", ["product_id"]
-    )
+    op.create_index("ix_cooperation_products_product_id", "cooperation_products", ["product_id"])
     op.create_table(
         "shelves",
-        sa.Column(
-            "session_id", sa.Integer, sa.ForeignKey("live_sessions.id"), primary_key=True
-        ),
+        sa.Column("session_id", sa.Integer, sa.ForeignKey("live_sessions.id"), primary_key=True),
         sa.Column("version", sa.Integer, nullable=False),
     )
     op.create_table(
         "shelf_items",
-        sa.Column(
-            "session_id", sa.Integer, sa.ForeignKey("live_sessions.id"), primary_key=True
-        ),
+        sa.Column("session_id", sa.Integer, sa.ForeignKey("live_sessions.id"), primary_key=True),
         sa.Column("product_id", sa.Integer, sa.ForeignKey("products.id"), primary_key=True),
-        sa.Column(
-            "cooperation_id", sa.Integer, sa.ForeignKey("cooperations.id"), nullable=False
-        ),
+        sa.Column("cooperation_id", sa.Integer, sa.ForeignKey("cooperations.id"), nullable=False),
         sa.Column("position", sa.Integer, nullable=False),
         sa.Column("added_ms", sa.BigInteger, nullable=False),
     )
@@ -97,9 +89,7 @@ def upgrade() -> None:
     op.create_table(
         "pins",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column(
-            "session_id", sa.Integer, sa.ForeignKey("live_sessions.id"), nullable=False
-        ),
+        sa.Column("session_id", sa.Integer, sa.ForeignKey("live_sessions.id"), nullable=False),
         sa.Column("product_id", sa.Integer, sa.ForeignKey("products.id"), nullable=False),
         sa.Column("start_ms", sa.BigInteger, nullable=False),
         sa.Column("end_ms", sa.BigInteger, nullable=True),
@@ -110,9 +100,7 @@ def upgrade() -> None:
     op.create_table(
         "flash_sales",
         sa.Column("id", sa.Integer, primary_key=True),
-        sa.Column(
-            "session_id", sa.Integer, sa.ForeignKey("live_sessions.id"), nullable=False
-        ),
+        sa.Column("session_id", sa.Integer, sa.ForeignKey("live_sessions.id"), nullable=False),
         sa.Column("product_id", sa.Integer, sa.ForeignKey("products.id"), nullable=False),
         sa.Column("price_minor", sa.BigInteger, nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
@@ -127,9 +115,7 @@ def upgrade() -> None:
         sa.Column("closed_ms", sa.BigInteger, nullable=True),
         sa.CheckConstraint("sold >= 0 AND sold <= quantity", name="ck_flash_sales_sold"),
     )
-    op.create_index(
-        "ix_flash_sales_session_product", "flash_sales", ["session_id", "product_id"]
-    )
+    op.create_index("ix_flash_sales_session_product", "flash_sales", ["session_id", "product_id"])
     op.create_index("ix_flash_sales_status_starts", "flash_sales", ["status", "starts_ms"])
     op.create_index("ix_flash_sales_status_ends", "flash_sales", ["status", "ends_ms"])
     op.create_table(

@@ -1,0 +1,325 @@
+"""Chat-room benchmark: N viewers watch, C chatting clients send R messages/s in total.
+
+    python bench/chat_room.py --viewers 10000 --chatters 200 --rate 500 --seconds 30
+
+The server runs as its own process (`python app.py`, pinned to CPU 0 when there are
+two or more); viewers are raw-protocol WebSocket clients (bench/wsload.py) in several
+load processes pinned to the other CPUs; the chatters are aiohttp clients in the
+driver process, each sending ``rate / chatters`` messages a second, text = send time.
+Every viewer counts chat frames; ``--sample`` viewers per load process also parse every
+message (parsing all 10,000 would saturate the load CPUs, not the server). Reported:
+delivered/expected over the sampled viewers, p50/p99 send-to-receipt latency, chat
+frames per viewer per second, server CPU (utime+stime over the chat phase / seconds).
+Everything stays on 127.0.0.1; every loop is bounded in count and time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ws_fanout import cpu_times, free_port, raise_nofile
+from wsload import Viewer
+
+ROOT = Path(__file__).resolve().parents[1]
+_STAMP = re.compile(rb'"text":"t(\d+\.\d+) (\d+)"')
+_CHAT = (b'"type":"chat.message"', b'"type":"chat.batch"')
+
+
+class ChatViewer(Viewer):
+    """Counts chat frames; if ``parse``, records (sender-seq -> receipt time) per message."""
+
+    def __init__(self, path: str, host: str, parse: bool) -> None:
+        super().__init__(path, host, {})
+        self.parse = parse
+        self.frames = 0
+        self.got: dict[int, float] = {}
+        self.latency: list[float] = []
+
+    def _frames(self) -> None:  # same framing as Viewer, chat-aware payload handling
+        buf = self._buffer
+        pos = 0
+        while len(buf) - pos >= 2:
+            opcode = buf[pos] & 0x0F
+            length = buf[pos + 1] & 0x7F
+            head = 2
+            if length == 126:
+                if len(buf) - pos < 4:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                head = 4
+            elif length == 127:
+                if len(buf) - pos < 10:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                head = 10
+            if len(buf) - pos < head + length:
+                break
+            if opcode == 0x1:
+                start = pos + head
+                window = bytes(buf[start : start + 80])
+                if _CHAT[0] in window or _CHAT[1] in window:
+                    self.frames += 1
+                    if self.parse:
+                        now = time.time()
+                        payload = bytes(buf[start : start + length])
+                        for sent, n in _STAMP.findall(payload):
+                            self.got[int(n)] = now
+                            self.latency.append((now - float(sent)) * 1000)
+            elif opcode == 0x9:
+                self._send(0xA, bytes(buf[pos + head : pos + head + length]))
+            elif opcode == 0x8 and self._transport is not None:
+                self._transport.close()
+            pos += head + length
+        del buf[:pos]
+
+
+def load_main(port: int, sid: int, count: int, sample: int, ready: Any, go: Any, out: Any) -> None:
+    raise_nofile()
+    out.send(asyncio.run(_load(port, sid, count, sample, ready, go)))
+
+
+async def _load(
+    port: int, sid: int, count: int, sample: int, ready: Any, go: Any
+) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    viewers: list[ChatViewer] = []
+    sem = asyncio.Semaphore(100)
+
+    async def open_one(i: int) -> None:
+        async with sem:
+            try:
+                _, proto = await loop.create_connection(
+                    lambda: ChatViewer(f"/api/sessions/{sid}/ws", f"127.0.0.1:{port}", i < sample),
+                    "127.0.0.1",
+                    port,
+                )
+                await asyncio.wait_for(proto.upgraded, 30)
+                viewers.append(proto)
+            except (OSError, ConnectionError, TimeoutError):
+                pass
+
+    await asyncio.gather(*(open_one(i) for i in range(count)))
+    ready.send(len(viewers))
+    await loop.run_in_executor(None, go.recv)  # "chat phase started"
+    started = time.monotonic()
+    await loop.run_in_executor(None, go.recv)  # "chat phase over"
+    elapsed = time.monotonic() - started
+    held = sum(1 for v in viewers if not v.closed.done())
+    sampled = [v for v in viewers if v.parse]
+    result = {
+        "opened": len(viewers),
+        "held": held,
+        "frames": sum(v.frames for v in viewers),
+        "elapsed": elapsed,
+        "sampled": len(sampled),
+        "got": [sorted(v.got) for v in sampled],
+        "latency": [x for v in sampled for x in v.latency],
+    }
+    for v in viewers:
+        v.close()
+    return result
+
+
+async def chatter(
+    base: str,
+    sid: int,
+    token: str,
+    index: int,
+    every: float,
+    until: float,
+    counter: Any,
+    sent: list[int],
+) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.ws_connect(f"{base.replace('http', 'ws')}/api/sessions/{sid}/ws?token={token}") as ws,
+    ):
+        await ws.receive()  # hello
+        errors = 0
+
+        async def drain() -> None:
+            nonlocal errors
+            async for msg in ws:
+                if msg.type is aiohttp.WSMsgType.TEXT and '"type":"error"' in msg.data:
+                    errors += 1
+
+        reader = asyncio.create_task(drain())
+        await asyncio.sleep(every * (index / 200))
+        next_at = time.monotonic()
+        while time.monotonic() < until:
+            n = next(counter)
+            await ws.send_str(json.dumps({"type": "chat.send", "text": f"t{time.time():.4f} {n}"}))
+            sent.append(n)
+            next_at += every
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        await asyncio.sleep(2.0)  # let the last batches arrive
+        reader.cancel()
+        if errors:
+            print(f"chatter {index}: {errors} errors", file=sys.stderr)
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    import itertools
+
+    port = free_port()
+    tmp = tempfile.mkdtemp(prefix="lsbench-chat-")
+    env = {
+        **os.environ,
+        "LIVESHELF_SECRET": "bench-secret-0123456789-0123456789-abcdef",
+        "LIVESHELF_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db",
+        "LIVESHELF_AUTO_MIGRATE": "1",
+        # Honest chatters only: the per-viewer limit must admit their steady rate.
+        "LIVESHELF_CHAT_MESSAGE_RATE": str(max(3.0, 2 * args.rate / args.chatters)),
+    }
+    env.pop("REDIS_URL", None)
+    ncpu = os.cpu_count() or 1
+    pin = ["taskset", "-c", "0"] if ncpu >= 2 else []
+    server = subprocess.Popen(
+        [*pin, sys.executable, "app.py", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=raise_nofile,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(200):
+                try:
+                    async with http.get(f"{base}/api/sessions") as res:
+                        if res.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+
+            async def signup(name: str, role: str) -> str:
+                body = {"username": name, "password": "bench-password", "role": role}
+                async with http.post(f"{base}/api/auth/signup", json=body) as res:
+                    return str((await res.json())["token"])
+
+            host = await signup("benchhost", "host")
+            auth = {"Authorization": f"Bearer {host}"}
+            async with http.post(f"{base}/api/sessions", json={"title": "b"}, headers=auth) as res:
+                sid = (await res.json())["id"]
+            async with http.post(f"{base}/api/sessions/{sid}/start", headers=auth) as res:
+                assert res.status == 200
+            tokens = []
+            for start in range(0, args.chatters, 10):
+                tokens += await asyncio.gather(
+                    *(
+                        signup(f"chatter{i}", "viewer")
+                        for i in range(start, min(start + 10, args.chatters))
+                    )
+                )
+
+            ctx = mp.get_context("spawn")
+            procs, ready, go, outs = [], [], [], []
+            per = [
+                args.viewers // args.procs + (1 if i < args.viewers % args.procs else 0)
+                for i in range(args.procs)
+            ]
+            for count in per:
+                r_recv, r_send = ctx.Pipe(duplex=False)
+                g_recv, g_send = ctx.Pipe(duplex=False)
+                o_recv, o_send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(
+                    target=load_main, args=(port, sid, count, args.sample, r_send, g_recv, o_send)
+                )
+                proc.start()
+                if ncpu >= 2:
+                    os.sched_setaffinity(proc.pid, set(range(1, ncpu)))
+                procs.append(proc)
+                ready.append(r_recv)
+                go.append(g_send)
+                outs.append(o_recv)
+            loop = asyncio.get_running_loop()
+            opened = sum([await loop.run_in_executor(None, r.recv) for r in ready])
+            await asyncio.sleep(2.5)
+
+            counter = itertools.count()
+            sent: list[int] = []
+            every = args.chatters / args.rate
+            user0, sys0 = cpu_times(server.pid)
+            for g in go:
+                g.send(True)
+            t0 = time.monotonic()
+            until = t0 + args.seconds
+            await asyncio.gather(
+                *(
+                    chatter(base, sid, tokens[i], i, every, until, counter, sent)
+                    for i in range(args.chatters)
+                )
+            )
+            chat_s = time.monotonic() - t0
+            user1, sys1 = cpu_times(server.pid)
+            for g in go:
+                g.send(True)
+            results = [await loop.run_in_executor(None, o.recv) for o in outs]
+            for proc in procs:
+                proc.join(timeout=30)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+    expected_ids = set(sent)
+    sampled = [set(got) for r in results for got in r["got"]]
+    delivered = sum(len(got & expected_ids) for got in sampled)
+    latencies = sorted(x for r in results for x in r["latency"])
+
+    def pct(p: float) -> float:
+        return (
+            round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1)
+            if latencies
+            else float("nan")
+        )
+
+    frames = sum(r["frames"] for r in results)
+    elapsed = max(r["elapsed"] for r in results)
+    return {
+        "viewers": args.viewers,
+        "opened": opened,
+        "held": sum(r["held"] for r in results),
+        "chatters": args.chatters,
+        "rate_per_s": args.rate,
+        "seconds": args.seconds,
+        "messages_sent": len(sent),
+        "sampled_viewers": len(sampled),
+        "delivered": delivered,
+        "expected": len(sampled) * len(expected_ids),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": round(latencies[-1], 1) if latencies else None,
+        "frames_per_viewer_s": round(frames / max(1, opened) / elapsed, 2),
+        "server_cpu_cores": round((user1 + sys1 - user0 - sys0) / chat_s, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--viewers", type=int, default=10_000)
+    parser.add_argument("--chatters", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=500.0, help="messages/s in total")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--procs", type=int, default=4, help="load processes")
+    parser.add_argument("--sample", type=int, default=25, help="parsing viewers per process")
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
