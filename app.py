@@ -40,6 +40,7 @@ from live.roomlog import RoomLog
 from live.roomlog_memory import MemoryRoomLog
 from live.roomlog_redis import RedisRoomLog
 from live.sessions import SessionService
+from shelf.orders import OrderService
 
 log = logging.getLogger("liveshelf")
 
@@ -77,6 +78,8 @@ class Settings:
     ice_addresses: tuple[str, ...] = ("127.0.0.1",)
     recordings_dir: Path = field(default_factory=lambda: Path("recordings"))
     event_loop: str = "auto"
+    platform_fee_bps: int = 500
+    commission_hold_days: int = 7
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -112,6 +115,8 @@ class Settings:
             ice_addresses=_list(env, "LIVESHELF_ICE_ADDRESSES", ("127.0.0.1",)),
             recordings_dir=Path(env.get("LIVESHELF_RECORDINGS_DIR", "recordings")),
             event_loop=_choice(env, "LIVESHELF_EVENT_LOOP", ("auto", "uvloop", "asyncio")),
+            platform_fee_bps=_int(env, "LIVESHELF_PLATFORM_FEE_BPS", 500),
+            commission_hold_days=_int(env, "LIVESHELF_COMMISSION_HOLD_DAYS", 7),
         )
 
 
@@ -154,6 +159,7 @@ outbox_relay_key = web.AppKey("outbox_relay", OutboxRelay)
 tokens_key = web.AppKey("tokens", TokenSigner)
 accounts_key = web.AppKey("accounts", AccountService)
 sessions_key = web.AppKey("sessions", SessionService)
+orders_key = web.AppKey("orders", OrderService)
 
 
 # -- wiring -----------------------------------------------------------------------
@@ -279,6 +285,36 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
 
     app.on_startup.append(_start_chat)
     app.on_shutdown.append(_stop_chat)
+
+    # Orders, refunds, the commission ledger and reports (shelf/orders.py, shelf/API.md).
+    from shelf.ledger import CommissionLedger
+    from shelf.order_handlers import OrderHandlers
+    from shelf.orders import OrderService
+    from shelf.payments import TestPaymentProvider
+    from shelf.reports import ReportService
+
+    orders = OrderService(
+        db,
+        clock,
+        sessions,
+        shelf.shelf,
+        shelf.stock,
+        shelf.publisher,
+        shelf.pins,
+        CommissionLedger(hold_ms=settings.commission_hold_days * 86_400_000),
+        TestPaymentProvider(),
+        outbox,
+        relay,
+        platform_fee_bps=settings.platform_fee_bps,
+        gates=[chat.check_not_banned],
+    )
+    app[orders_key] = orders
+    app.add_routes(OrderHandlers(orders, ReportService(db, clock), clock).routes())
+
+    async def _recover_orders(_app: web.Application) -> None:
+        await orders.recover()
+
+    app.on_startup.append(_recover_orders)
 
     app.add_routes(
         LiveHandlers(

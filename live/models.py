@@ -69,6 +69,9 @@ class OutboxEvent(Base):
     """
 
     __tablename__ = "outbox"
+    # Never reuse an id (SQLite would reuse a deleted last row's): ids name events in
+    # the room log's dedup keys.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[int] = mapped_column(Integer, index=True)

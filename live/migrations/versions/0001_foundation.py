@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.Column("type", sa.String(64), nullable=False),
         sa.Column("data", sa.Text, nullable=False),
         sa.Column("created_ms", sa.BigInteger, nullable=False),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_outbox_session_id", "outbox", ["session_id"])
 

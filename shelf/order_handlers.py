@@ -1,0 +1,110 @@
+"""Routes of the money path: orders, refunds, commission and sales reports."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from live.clock import Clock
+from live.errors import InvalidInput
+from live.http import json_response, path_id, query_int, read_json, signed_in
+from shelf.order_models import OrderSource
+from shelf.order_schemas import OrderBody, RefundBody, parse_instant
+from shelf.orders import OrderService
+from shelf.reports import BRAND_COLUMNS, HOST_COLUMNS, Period, ReportService, to_csv
+
+
+class OrderHandlers:
+    def __init__(self, orders: OrderService, reports: ReportService, clock: Clock) -> None:
+        self._orders = orders
+        self._reports = reports
+        self._clock = clock
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/api/sessions/{id}/orders", self.place),
+            web.post("/api/sessions/{id}/replay-orders", self.place_replay),
+            web.get("/api/orders/{id}", self.get),
+            web.get("/api/me/orders", self.mine),
+            web.post("/api/orders/{id}/refund", self.refund),
+            web.get("/api/hosts/{id}/commission", self.host_commission),
+            web.get("/api/brands/{id}/sales", self.brand_sales),
+        ]
+
+    async def place(self, request: web.Request) -> web.Response:
+        """Signed-in viewer. ``Idempotency-Key`` header required."""
+        return await self._place(request, OrderSource.LIVE)
+
+    async def place_replay(self, request: web.Request) -> web.Response:
+        """Signed-in viewer, on an ended session's replay."""
+        return await self._place(request, OrderSource.REPLAY)
+
+    async def _place(self, request: web.Request, source: OrderSource) -> web.Response:
+        buyer = signed_in(request)
+        session_id = path_id(request)
+        body = await read_json(request, OrderBody)
+        result = await self._orders.place(
+            buyer,
+            session_id,
+            body.product_id,
+            body.quantity,
+            request.headers.get("Idempotency-Key"),
+            source=source,
+        )
+        return json_response(result.body, status=result.status)
+
+    async def get(self, request: web.Request) -> web.Response:
+        """The buyer, the brand, the host, or an admin."""
+        return json_response(await self._orders.get(signed_in(request), path_id(request)))
+
+    async def mine(self, request: web.Request) -> web.Response:
+        """Signed in: the caller's own orders, newest first."""
+        limit = query_int(request, "limit", minimum=1, maximum=200) or 50
+        return json_response({"orders": await self._orders.mine(signed_in(request), limit)})
+
+    async def refund(self, request: web.Request) -> web.Response:
+        """The product's brand, or an admin. ``{"quantity": n}`` or all that is left."""
+        caller = signed_in(request)
+        body = await read_json(request, RefundBody)
+        return json_response(await self._orders.refund(caller, path_id(request), body.quantity))
+
+    async def host_commission(self, request: web.Request) -> web.Response:
+        """That host, or an admin. ``?from=&to=&format=json|csv``."""
+        caller = signed_in(request)
+        report = await self._reports.host_commission(
+            caller, path_id(request), self._period(request)
+        )
+        if self._format(request) == "csv":
+            return _csv(
+                to_csv(HOST_COLUMNS, report["rows"]), f"commission-host-{report['host_id']}"
+            )
+        return json_response(report)
+
+    async def brand_sales(self, request: web.Request) -> web.Response:
+        """That brand, or an admin. ``?from=&to=&format=json|csv``."""
+        caller = signed_in(request)
+        report = await self._reports.brand_sales(caller, path_id(request), self._period(request))
+        if self._format(request) == "csv":
+            return _csv(to_csv(BRAND_COLUMNS, report["rows"]), f"sales-brand-{report['brand_id']}")
+        return json_response(report)
+
+    def _period(self, request: web.Request) -> Period:
+        start = parse_instant("from", request.query.get("from"), 0)
+        end = parse_instant("to", request.query.get("to"), self._clock.now_ms() + 1)
+        if end <= start:
+            raise InvalidInput("invalid_query", "'to' must be after 'from'")
+        return Period(start, end)
+
+    @staticmethod
+    def _format(request: web.Request) -> str:
+        fmt = request.query.get("format", "json")
+        if fmt not in ("json", "csv"):
+            raise InvalidInput("invalid_query", "format is json or csv")
+        return fmt
+
+
+def _csv(text: str, name: str) -> web.Response:
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )

@@ -1,0 +1,108 @@
+"""Tables of the money path: orders and the double-entry commission ledger.
+
+``live/migrations/versions/0004_orders.py`` creates exactly these tables.
+
+Ledger conventions: every ledger transaction (``txn``) is a set of lines whose
+``amount_minor`` sum to zero; a positive amount is owed *to* the account holder,
+a negative one is owed *by* it. Accounts:
+
+* ``buyer_payments``  money captured from buyers (negative on a sale)
+* ``brand_revenue``   what the brand keeps
+* ``host_commission`` what the host earns; payable from ``available_ms`` on
+* ``platform_fees``   the platform's fee
+"""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from live.db import Base
+
+
+class OrderStatus(enum.StrEnum):
+    PLACED = "placed"  # stock taken, payment not captured yet
+    PAID = "paid"  # captured; ledger posted (a partial refund keeps it paid)
+    REFUNDED = "refunded"  # every unit refunded
+    CANCELLED = "cancelled"  # payment failed; stock returned, nothing posted
+
+
+class OrderSource(enum.StrEnum):
+    LIVE = "live"
+    REPLAY = "replay"
+
+
+class Account(enum.StrEnum):
+    BUYER_PAYMENTS = "buyer_payments"
+    BRAND_REVENUE = "brand_revenue"
+    HOST_COMMISSION = "host_commission"
+    PLATFORM_FEES = "platform_fees"
+
+
+class EntryKind(enum.StrEnum):
+    SALE = "sale"
+    REFUND = "refund"
+    FLAT_FEE = "flat_fee"
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("buyer_id", "idempotency_key", name="uq_orders_buyer_key"),
+        Index("ix_orders_session", "session_id"),
+        Index("ix_orders_host_placed", "host_id", "placed_ms"),
+        Index("ix_orders_brand_placed", "brand_id", "placed_ms"),
+        Index("ix_orders_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("live_sessions.id"))
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    brand_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    cooperation_id: Mapped[int] = mapped_column(ForeignKey("cooperations.id"))
+    flash_sale_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    pin_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    commission_bps: Mapped[int] = mapped_column(Integer)
+    platform_fee_bps: Mapped[int] = mapped_column(Integer)
+    flat_fee_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    refunded_quantity: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(8))
+    payment_ref: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    placed_ms: Mapped[int] = mapped_column(BigInteger)
+    paid_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    closed_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class LedgerEntry(Base):
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        UniqueConstraint("txn", "account", name="uq_ledger_txn_account"),
+        Index("ix_ledger_host_created", "host_id", "created_ms"),
+        Index("ix_ledger_brand_created", "brand_id", "created_ms"),
+        Index("ix_ledger_order", "order_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    txn: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    account: Mapped[str] = mapped_column(String(24))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    order_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    session_id: Mapped[int] = mapped_column(Integer)
+    host_id: Mapped[int] = mapped_column(Integer)
+    brand_id: Mapped[int] = mapped_column(Integer)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    available_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -1,0 +1,39 @@
+"""Bodies and queries of the order, refund and report routes."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+from pydantic import Field
+
+from live.clock import to_ms
+from live.errors import InvalidInput
+from live.schemas import Body
+
+MAX_UNITS_PER_ORDER = 99
+
+
+class OrderBody(Body):
+    product_id: Annotated[int, Field(ge=1)]
+    quantity: Annotated[int, Field(ge=1, le=MAX_UNITS_PER_ORDER)] = 1
+
+
+class RefundBody(Body):
+    quantity: Annotated[int, Field(ge=1, le=MAX_UNITS_PER_ORDER)] | None = None
+
+
+def parse_instant(name: str, value: str | None, default: int) -> int:
+    """``2026-11-01`` (UTC midnight) or an ISO datetime with a zone -> epoch ms."""
+    if value is None or value == "":
+        return default
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return to_ms(datetime(day.year, day.month, day.day, tzinfo=UTC))
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInput("invalid_query", f"'{name}' is a date or an ISO datetime") from exc
+    if moment.tzinfo is None:
+        raise InvalidInput("invalid_query", f"'{name}' needs a timezone, e.g. ...Z")
+    return to_ms(moment)

@@ -1,0 +1,382 @@
+"""Orders from a live session (or its replay): the money path.
+
+Placing an order is two short transactions around the payment:
+
+1. *take*: check the session, shelf and buyer; take the units (one conditional UPDATE,
+   no oversell under any concurrency, see ``shelf.stock``) and insert the order as
+   ``placed``, keyed by ``(buyer, Idempotency-Key)``;
+2. capture the payment (``PaymentProvider``, keyed by the order id);
+3. *settle*: ``paid`` + the ledger lines + the ``order.placed`` ticker event (outbox),
+   or ``cancelled`` + the units back.
+
+The response (status and body) is stored with the order, so the same key from the
+same buyer gets the same answer, however often and however concurrently it is sent,
+and never takes stock twice. A crash between 1 and 3 leaves a ``placed`` order that
+``recover()`` settles at the next start. An order acknowledged to a client was
+committed with its events in the outbox first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from live.auth import Principal
+from live.clock import Clock, iso
+from live.db import Database
+from live.errors import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
+from live.models import LiveSession, Role, SessionStatus
+from live.outbox import Outbox, OutboxRelay
+from live.sessions import SessionService
+from shelf.ledger import CommissionLedger
+from shelf.live_shelf import ShelfService
+from shelf.models import Cooperation
+from shelf.order_models import Order, OrderSource, OrderStatus
+from shelf.payments import PaymentProvider
+from shelf.pins import PinService
+from shelf.publisher import StockPublisher
+from shelf.stock import StockService
+
+#: (session id, buyer id) -> None, or raise (e.g. a banned viewer cannot buy).
+BuyerGate = Callable[[int, int], Awaitable[None]]
+
+_KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderResult:
+    status: int
+    body: dict[str, Any]
+
+
+def mask_name(name: str) -> str:
+    """``"alice"`` -> ``"a***e"``: enough for a ticker, not enough to identify anyone."""
+    name = name.strip() or "?"
+    if len(name) <= 2:
+        return name[0] + "*"
+    return f"{name[0]}***{name[-1]}"
+
+
+def order_dict(order: Order) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "session_id": order.session_id,
+        "product_id": order.product_id,
+        "quantity": order.quantity,
+        "unit_price_minor": order.unit_price_minor,
+        "amount_minor": order.amount_minor,
+        "currency": order.currency,
+        "status": order.status,
+        "source": order.source,
+        "flash_sale_id": order.flash_sale_id,
+        "pin_id": order.pin_id,
+        "commission_bps": order.commission_bps,
+        "refunded_quantity": order.refunded_quantity,
+        "placed_at": iso(order.placed_ms),
+        "paid_at": iso(order.paid_ms),
+    }
+
+
+def request_hash(session_id: int, product_id: int, quantity: int, source: OrderSource) -> str:
+    return hashlib.sha256(f"{session_id}:{product_id}:{quantity}:{source}".encode()).hexdigest()
+
+
+class OrderService:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        sessions: SessionService,
+        shelf: ShelfService,
+        stock: StockService,
+        publisher: StockPublisher,
+        pins: PinService,
+        ledger: CommissionLedger,
+        payments: PaymentProvider,
+        outbox: Outbox,
+        relay: OutboxRelay,
+        *,
+        platform_fee_bps: int,
+        gates: Sequence[BuyerGate] = (),
+        settle_wait_s: float = 5.0,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._sessions = sessions
+        self._shelf = shelf
+        self._stock = stock
+        self._publisher = publisher
+        self._pins = pins
+        self._ledger = ledger
+        self._payments = payments
+        self._outbox = outbox
+        self._relay = relay
+        self._platform_fee_bps = platform_fee_bps
+        self._gates = list(gates)
+        self._settle_wait_s = settle_wait_s
+
+    def add_gate(self, gate: BuyerGate) -> None:
+        self._gates.append(gate)
+
+    # -- placing ---------------------------------------------------------------------
+
+    async def place(
+        self,
+        buyer: Principal,
+        session_id: int,
+        product_id: int,
+        quantity: int,
+        key: str | None,
+        *,
+        source: OrderSource = OrderSource.LIVE,
+    ) -> OrderResult:
+        buyer.require(Role.VIEWER)
+        if not key or not _KEY_RE.match(key):
+            raise InvalidInput(
+                "idempotency_key_required",
+                "send an Idempotency-Key header of 1-128 printable ASCII characters",
+            )
+        fingerprint = request_hash(session_id, product_id, quantity, source)
+        existing = await self._find(buyer.user_id, key)
+        if existing is not None:
+            return await self._answer_again(existing, fingerprint)
+
+        session = await self._sessions.get_row(session_id)
+        self._check_session(session, source)
+        for gate in self._gates:
+            await gate(session_id, buyer.user_id)
+        terms = await self._shelf.terms(session_id, product_id)
+        now = self._clock.now_ms()
+        pin = await self._pins.pin_at(session_id, now) if source is OrderSource.LIVE else None
+        try:
+            async with self._db.transaction() as tx:
+                taken = await self._stock.take(
+                    tx,
+                    session_id=session_id,
+                    product_id=product_id,
+                    buyer_id=buyer.user_id,
+                    quantity=quantity,
+                )
+                order = Order(
+                    session_id=session_id,
+                    buyer_id=buyer.user_id,
+                    host_id=terms.host_id,
+                    brand_id=terms.rate.brand_id,
+                    product_id=product_id,
+                    cooperation_id=terms.rate.cooperation_id,
+                    flash_sale_id=taken.flash_sale_id,
+                    pin_id=pin.pin_id if pin else None,
+                    quantity=quantity,
+                    unit_price_minor=taken.unit_price_minor,
+                    currency=taken.currency,
+                    amount_minor=taken.unit_price_minor * quantity,
+                    commission_bps=terms.rate.commission_bps,
+                    platform_fee_bps=self._platform_fee_bps,
+                    flat_fee_minor=terms.rate.flat_fee_minor,
+                    refunded_quantity=0,
+                    status=OrderStatus.PLACED.value,
+                    source=source.value,
+                    idempotency_key=key,
+                    request_hash=fingerprint,
+                    placed_ms=now,
+                )
+                tx.add(order)
+        except IntegrityError:
+            # The same key raced us and won: answer what it answered.
+            existing = await self._find(buyer.user_id, key)
+            if existing is None:
+                raise
+            return await self._answer_again(existing, fingerprint)
+        self._publisher.changed(product_id)
+        captured = await self._payments.capture(
+            order.id, order.amount_minor, order.currency, buyer.user_id
+        )
+        return await self._settle(order.id, captured.ok, captured.reference, buyer.display_name)
+
+    def _check_session(self, session: LiveSession, source: OrderSource) -> None:
+        if source is OrderSource.LIVE and session.status != SessionStatus.LIVE.value:
+            raise Conflict("session_not_live", "orders are taken while the session is live")
+        if source is OrderSource.REPLAY and session.status != SessionStatus.ENDED.value:
+            raise Conflict("replay_not_available", "replay orders open when the session ends")
+
+    async def _settle(
+        self, order_id: int, paid: bool, reference: str, buyer_name: str
+    ) -> OrderResult:
+        """Record the payment's outcome, once. Returns the answer stored with the order."""
+        now = self._clock.now_ms()
+        rows = []
+        async with self._db.transaction() as tx:
+            order = await tx.scalar(select(Order).where(Order.id == order_id).with_for_update())
+            assert order is not None
+            if order.status != OrderStatus.PLACED.value:
+                assert order.response_json is not None
+                return _stored(order.response_json)
+            if paid:
+                order.status = OrderStatus.PAID.value
+                order.paid_ms = now
+                order.payment_ref = reference
+                self._ledger.post_sale(tx, order, now)
+                if order.flat_fee_minor:
+                    coop = await tx.get(Cooperation, order.cooperation_id)
+                    currency = (coop.flat_fee_currency if coop else None) or order.currency
+                    await self._ledger.post_flat_fee(tx, order, currency, now)
+                result = OrderResult(201, order_dict(order))
+                rows.append(
+                    self._outbox.add(
+                        tx,
+                        order.session_id,
+                        "order.placed",
+                        {
+                            "order_id": order.id,
+                            "buyer": mask_name(buyer_name),
+                            "product_id": order.product_id,
+                            "quantity": order.quantity,
+                            "flash": order.flash_sale_id is not None,
+                        },
+                    )
+                )
+            else:
+                order.status = OrderStatus.CANCELLED.value
+                order.closed_ms = now
+                await self._stock.put_back(
+                    tx,
+                    product_id=order.product_id,
+                    quantity=order.quantity,
+                    buyer_id=order.buyer_id,
+                    flash_sale_id=order.flash_sale_id,
+                )
+                error = {"code": "payment_declined", "message": "the payment was declined"}
+                result = OrderResult(402, {"error": error, "order": order_dict(order)})
+            stored = {"status": result.status, "body": result.body}
+            order.response_json = orjson.dumps(stored).decode()
+        await self._relay.publish(rows)
+        if not paid:
+            self._publisher.changed(order.product_id)
+        return result
+
+    async def _answer_again(self, order: Order, fingerprint: str) -> OrderResult:
+        if order.request_hash != fingerprint:
+            raise Unprocessable(
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different order",
+                order_id=order.id,
+            )
+        deadline = asyncio.get_running_loop().time() + self._settle_wait_s
+        while order.response_json is None:
+            if asyncio.get_running_loop().time() > deadline:
+                raise Conflict("order_in_progress", "this order is still being processed")
+            await asyncio.sleep(0.02)
+            fresh = await self._find(order.buyer_id, order.idempotency_key)
+            assert fresh is not None
+            order = fresh
+        return _stored(order.response_json)
+
+    async def _find(self, buyer_id: int, key: str) -> Order | None:
+        async with self._db.read() as s:
+            return await s.scalar(
+                select(Order).where(Order.buyer_id == buyer_id, Order.idempotency_key == key)
+            )
+
+    async def recover(self, older_than_ms: int = 0) -> int:
+        """Settle orders left ``placed`` by a crash; returns how many were settled."""
+        cutoff = self._clock.now_ms() - older_than_ms
+        async with self._db.read() as s:
+            stuck = list(
+                await s.scalars(
+                    select(Order).where(
+                        Order.status == OrderStatus.PLACED.value, Order.placed_ms <= cutoff
+                    )
+                )
+            )
+        for order in stuck:
+            captured = await self._payments.capture(
+                order.id, order.amount_minor, order.currency, order.buyer_id
+            )
+            await self._settle(order.id, captured.ok, captured.reference, "?")
+        return len(stuck)
+
+    # -- reading and refunding ---------------------------------------------------------
+
+    async def get(self, caller: Principal, order_id: int) -> dict[str, Any]:
+        async with self._db.read() as s:
+            order = await s.get(Order, order_id)
+        if order is None:
+            raise NotFound("order_not_found", f"no order {order_id}")
+        if caller.role is not Role.ADMIN and caller.user_id not in (
+            order.buyer_id,
+            order.brand_id,
+            order.host_id,
+        ):
+            raise NotFound("order_not_found", f"no order {order_id}")
+        return order_dict(order)
+
+    async def mine(self, buyer: Principal, limit: int = 50) -> list[dict[str, Any]]:
+        async with self._db.read() as s:
+            orders = await s.scalars(
+                select(Order)
+                .where(Order.buyer_id == buyer.user_id)
+                .order_by(Order.id.desc())
+                .limit(limit)
+            )
+            return [order_dict(o) for o in orders]
+
+    async def refund(
+        self, caller: Principal, order_id: int, quantity: int | None = None
+    ) -> dict[str, Any]:
+        """Refund ``quantity`` units (default: all that are left) of a paid order.
+
+        The product's brand or an admin. Reverses the sale's ledger lines for those
+        units and returns them to stock.
+        """
+        caller.require(Role.BRAND)
+        now = self._clock.now_ms()
+        async with self._db.transaction() as tx:
+            order = await tx.scalar(select(Order).where(Order.id == order_id).with_for_update())
+            if order is None:
+                raise NotFound("order_not_found", f"no order {order_id}")
+            if caller.role is not Role.ADMIN and order.brand_id != caller.user_id:
+                raise Forbidden("not_your_order", "only the product's brand may refund it")
+            if order.status != OrderStatus.PAID.value:
+                raise Conflict("not_refundable", f"a {order.status} order cannot be refunded")
+            left = order.quantity - order.refunded_quantity
+            units = left if quantity is None else quantity
+            if not 1 <= units <= left:
+                raise Unprocessable("invalid_quantity", f"refund between 1 and {left} units")
+            assert order.payment_ref is not None
+            refund_id = f"{order.id}:{order.refunded_quantity}"
+            amount = self._ledger.post_refund(tx, order, units, order.refunded_quantity, now)
+            await self._payments.refund(order.payment_ref, refund_id, amount)
+            order.refunded_quantity += units
+            if order.refunded_quantity == order.quantity:
+                order.status = OrderStatus.REFUNDED.value
+                order.closed_ms = now
+            await self._stock.put_back(
+                tx,
+                product_id=order.product_id,
+                quantity=units,
+                buyer_id=order.buyer_id,
+                flash_sale_id=order.flash_sale_id,
+            )
+            row = self._outbox.add(
+                tx,
+                order.session_id,
+                "order.refunded",
+                {"order_id": order.id, "product_id": order.product_id, "quantity": units},
+            )
+            result = order_dict(order)
+        await self._relay.publish([row])
+        self._publisher.changed(result["product_id"])
+        return result
+
+
+def _stored(response_json: str) -> OrderResult:
+    stored = orjson.loads(response_json)
+    return OrderResult(int(stored["status"]), dict(stored["body"]))

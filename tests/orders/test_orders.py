@@ -1,0 +1,226 @@
+"""Placing orders: the happy path, idempotency, refusals, payment failure, bans."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import orjson
+import pytest
+from orders_support import open_shop, order
+from sqlalchemy import func, select
+from support import Api
+
+from app import db_key, orders_key, room_log_key
+from shelf.order_models import LedgerEntry, Order
+from shelf.orders import mask_name
+from shelf.payments import TestPaymentProvider
+
+
+async def product_stock(api: Api, shop: Any, index: int = 0) -> int:
+    product = await api.call("GET", f"/api/products/{shop.products[index]['id']}", shop.brand)
+    return int(product["stock"])
+
+
+async def room_events(api: Api, session_id: int) -> list[dict[str, Any]]:
+    room_log = api.client.app[room_log_key]
+    await asyncio.sleep(0.3)  # throttled stock events
+    raws = await room_log.read_since(session_id, 0, (await room_log.position(session_id)).epoch)
+    assert raws is not None
+    return [orjson.loads(raw) for raw in raws]
+
+
+async def test_place_an_order(api: Api) -> None:
+    shop = await open_shop(api, stock=10, price_minor=2500, commission_bps=1200)
+    buyer = await api.signup("viewer", "alice")
+    status, body = await order(api, shop, buyer, quantity=2)
+    assert status == 201, body
+    assert body["status"] == "paid"
+    assert body["quantity"] == 2
+    assert body["unit_price_minor"] == 2500
+    assert body["amount_minor"] == 5000
+    assert body["currency"] == "EUR"
+    assert body["commission_bps"] == 1200  # the agreed rate, not the product's 900
+    assert await product_stock(api, shop) == 8
+    events = await room_events(api, shop.session_id)
+    placed = [e for e in events if e["type"] == "order.placed"]
+    assert [e["data"]["buyer"] for e in placed] == ["a***e"]
+    assert placed[0]["data"]["quantity"] == 2
+    stock = [e for e in events if e["type"] == "stock.changed"]
+    assert stock and stock[-1]["data"]["stock"] == 8
+    mine = await api.call("GET", "/api/me/orders", buyer, expect=200)
+    assert [o["id"] for o in mine["orders"]] == [body["id"]]
+
+
+async def test_same_key_same_answer_and_no_second_take(api: Api) -> None:
+    shop = await open_shop(api, stock=5)
+    buyer = await api.signup("viewer")
+    first = await order(api, shop, buyer, quantity=2, key="k-1")
+    again = await order(api, shop, buyer, quantity=2, key="k-1")
+    assert first == again
+    assert first[0] == 201
+    assert await product_stock(api, shop) == 3
+    status, body = await order(api, shop, buyer, quantity=3, key="k-1")
+    assert status == 422
+    assert body["error"]["code"] == "idempotency_key_reused"
+    assert await product_stock(api, shop) == 3
+    # another buyer may use the same key string
+    other = await api.signup("viewer")
+    assert (await order(api, shop, other, quantity=1, key="k-1"))[0] == 201
+
+
+async def test_concurrent_retries_of_one_key_make_one_order(api: Api) -> None:
+    shop = await open_shop(api, stock=50)
+    buyer = await api.signup("viewer")
+    results = await asyncio.gather(
+        *(order(api, shop, buyer, quantity=3, key="same") for _ in range(25))
+    )
+    assert {status for status, _ in results} == {201}
+    assert len({orjson.dumps(body) for _, body in results}) == 1
+    assert await product_stock(api, shop) == 47
+    async with api.client.app[db_key].read() as s:
+        assert await s.scalar(select(func.count()).select_from(Order)) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"product_id": 1, "quantity": 0}, 422, "invalid_input"),
+        ({"product_id": 1, "quantity": 100}, 422, "invalid_input"),
+        ({"product_id": 1, "quantity": "2"}, 422, "invalid_input"),
+        ({"product_id": 1.5}, 422, "invalid_input"),
+        ({"quantity": 1}, 422, "invalid_input"),
+        ({"product_id": 1, "quantity": 1, "price_minor": 1}, 422, "invalid_input"),
+    ],
+)
+async def test_bad_bodies_change_nothing(
+    api: Api, body: dict[str, Any], status: int, code: str
+) -> None:
+    shop = await open_shop(api, stock=5)
+    buyer = await api.signup("viewer")
+    if body.get("product_id") == 1:
+        body = {**body, "product_id": shop.products[0]["id"]}
+    res = await api.client.post(
+        f"/api/sessions/{shop.session_id}/orders",
+        json=body,
+        headers={**buyer.headers, "Idempotency-Key": "x"},
+    )
+    assert res.status == status
+    assert (await res.json())["error"]["code"] == code
+    assert await product_stock(api, shop) == 5
+
+
+async def test_refusals(api: Api) -> None:
+    shop = await open_shop(api, stock=5)
+    viewer = await api.signup("viewer")
+    path = f"/api/sessions/{shop.session_id}/orders"
+    body = {"product_id": shop.products[0]["id"], "quantity": 1}
+    key = {"Idempotency-Key": "r1"}
+    # guests, hosts and brands cannot buy
+    assert (await api.call("POST", path, json=body, headers=key, expect=401))["error"][
+        "code"
+    ] == "sign_in_required"
+    for account in (shop.host, shop.brand):
+        res = await api.call("POST", path, account, json=body, headers=key, expect=403)
+        assert res["error"]["code"] == "role_not_allowed"
+    # no key
+    res = await api.call("POST", path, viewer, json=body, expect=400)
+    assert res["error"]["code"] == "idempotency_key_required"
+    # not on the shelf
+    other_brand = await api.signup("brand")
+    stray = await api.call(
+        "POST",
+        "/api/products",
+        other_brand,
+        json={"title": "x", "price_minor": 1, "currency": "EUR", "stock": 5, "commission_bps": 0},
+        expect=201,
+    )
+    res = await api.call(
+        "POST", path, viewer, json={"product_id": stray["id"]}, headers=key, expect=404
+    )
+    assert res["error"]["code"] == "not_on_shelf"
+    # more than there is
+    status, res = await order(api, shop, viewer, quantity=6)
+    assert status == 409 and res["error"]["code"] == "out_of_stock"
+    # unknown session
+    await api.call(
+        "POST", "/api/sessions/999999/orders", viewer, json=body, headers=key, expect=404
+    )
+    # the session ended
+    await api.call("POST", f"/api/sessions/{shop.session_id}/end", shop.host, expect=200)
+    status, res = await order(api, shop, viewer)
+    assert status == 409 and res["error"]["code"] == "session_not_live"
+    assert await product_stock(api, shop) == 5
+
+
+async def test_declined_payment_returns_the_units(api: Api) -> None:
+    shop = await open_shop(api, stock=5)
+    buyer = await api.signup("viewer")
+    orders = api.client.app[orders_key]
+    orders._payments = TestPaymentProvider(decline_buyers=frozenset({buyer.id}))
+    status, body = await order(api, shop, buyer, quantity=2, key="card")
+    assert status == 402
+    assert body["error"]["code"] == "payment_declined"
+    assert body["order"]["status"] == "cancelled"
+    assert await product_stock(api, shop) == 5
+    assert await order(api, shop, buyer, quantity=2, key="card") == (status, body)
+    async with api.client.app[db_key].read() as s:
+        assert await s.scalar(select(func.count()).select_from(LedgerEntry)) == 0
+
+
+async def test_banned_viewer_cannot_buy(api: Api) -> None:
+    shop = await open_shop(api, stock=5)
+    buyer = await api.signup("viewer")
+    await api.call(
+        "POST",
+        f"/api/sessions/{shop.session_id}/chat/bans",
+        shop.host,
+        json={"user_id": buyer.id},
+        expect=201,
+    )
+    status, body = await order(api, shop, buyer)
+    assert status == 403
+    assert body["error"]["code"] == "banned"
+    assert await product_stock(api, shop) == 5
+
+
+async def test_flash_price_only_inside_the_window(api: Api) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    shop = await open_shop(api, stock=20, price_minor=5000)
+    buyer = await api.signup("viewer")
+    now = datetime.now(UTC)
+    flash = await api.call(
+        "POST",
+        f"/api/sessions/{shop.session_id}/flash-sales",
+        shop.host,
+        json={
+            "product_id": shop.products[0]["id"],
+            "price_minor": 1999,
+            "quantity": 5,
+            "per_buyer_limit": 2,
+            "starts_at": (now - timedelta(seconds=1)).isoformat(),
+            "ends_at": (now + timedelta(minutes=5)).isoformat(),
+        },
+        expect=201,
+    )
+    for _ in range(50):
+        listed = await api.call("GET", f"/api/sessions/{shop.session_id}/flash-sales")
+        if any(f["status"] == "running" for f in listed["flash_sales"]):
+            break
+        await asyncio.sleep(0.05)
+    status, body = await order(api, shop, buyer, quantity=2)
+    assert status == 201, body
+    assert body["unit_price_minor"] == 1999
+    assert body["flash_sale_id"] == flash["id"]
+    status, body = await order(api, shop, buyer, quantity=1)
+    assert status == 409
+    assert body["error"]["code"] == "flash_limit_reached"
+
+
+def test_mask_name() -> None:
+    assert mask_name("alice") == "a***e"
+    assert mask_name("al") == "a*"
+    assert mask_name("") == "?*"
+    assert uuid.UUID(int=0)
