@@ -108,6 +108,8 @@ class Settings:
             demo=demo,
             auto_migrate=demo or env.get("LIVESHELF_AUTO_MIGRATE", "") == "1",
             token_ttl_s=_int(env, "LIVESHELF_TOKEN_TTL_S", 7 * 86400),
+            password_time_cost=_int(env, "LIVESHELF_PASSWORD_TIME_COST", 3),
+            password_memory_kib=_int(env, "LIVESHELF_PASSWORD_MEMORY_KIB", 65536),
             history_size=_int(env, "LIVESHELF_HISTORY_SIZE", 2000),
             ws_send_limit_bytes=_int(env, "LIVESHELF_WS_SEND_LIMIT_BYTES", 256 * 1024),
             ws_heartbeat_s=float(_int(env, "LIVESHELF_WS_HEARTBEAT_S", 25)),

@@ -107,14 +107,14 @@ class ReportService:
             ledger = await s.execute(
                 self._ledger_query(LedgerEntry.host_id == host_id, period, now)
             )
-            titles = await self._titles(s)
-        rows: dict[tuple[int, str], dict[str, Any]] = defaultdict(dict)
-        for r in sales:
-            rows[(r.session_id, r.currency)].update(_sales_fields(r))
-        for r in ledger:
-            row = rows[(r.session_id, r.currency)]
-            row["commission_pending_minor"] = int(r.host_pending or 0)
-            row["commission_payable_minor"] = int(r.host_payable or 0)
+            rows: dict[tuple[int, str], dict[str, Any]] = defaultdict(dict)
+            for r in sales:
+                rows[(r.session_id, r.currency)].update(_sales_fields(r))
+            for r in ledger:
+                row = rows[(r.session_id, r.currency)]
+                row["commission_pending_minor"] = int(r.host_pending or 0)
+                row["commission_payable_minor"] = int(r.host_payable or 0)
+            titles = await _names(s, LiveSession.id, LiveSession.title, {k[0] for k in rows})
         out = []
         for (session_id, currency), row in sorted(rows.items()):
             full: dict[str, Any] = {
@@ -150,16 +150,16 @@ class ReportService:
             ledger = await s.execute(
                 self._ledger_query(LedgerEntry.brand_id == brand_id, period, now, by_host=True)
             )
-            titles = await self._titles(s)
-            names = dict((await s.execute(select(User.id, User.display_name))).tuples().all())
-        rows: dict[tuple[int, int, str], dict[str, Any]] = defaultdict(dict)
-        for r in sales:
-            rows[(r.host_id, r.session_id, r.currency)].update(_sales_fields(r))
-        for r in ledger:
-            row = rows[(r.host_id, r.session_id, r.currency)]
-            row["host_commission_minor"] = int((r.host_pending or 0) + (r.host_payable or 0))
-            row["platform_fees_minor"] = int(r.platform or 0)
-            row["brand_net_minor"] = int(r.brand or 0)
+            rows: dict[tuple[int, int, str], dict[str, Any]] = defaultdict(dict)
+            for r in sales:
+                rows[(r.host_id, r.session_id, r.currency)].update(_sales_fields(r))
+            for r in ledger:
+                row = rows[(r.host_id, r.session_id, r.currency)]
+                row["host_commission_minor"] = int((r.host_pending or 0) + (r.host_payable or 0))
+                row["platform_fees_minor"] = int(r.platform or 0)
+                row["brand_net_minor"] = int(r.brand or 0)
+            titles = await _names(s, LiveSession.id, LiveSession.title, {k[1] for k in rows})
+            names = await _names(s, User.id, User.display_name, {k[0] for k in rows})
         out = []
         for (host_id, session_id, currency), row in sorted(rows.items()):
             full: dict[str, Any] = {
@@ -245,9 +245,12 @@ class ReportService:
             .group_by(*keys, LedgerEntry.session_id, LedgerEntry.currency)
         )
 
-    @staticmethod
-    async def _titles(s: Any) -> dict[int, str]:
-        return dict((await s.execute(select(LiveSession.id, LiveSession.title))).tuples().all())
+
+async def _names(s: Any, key: Any, value: Any, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    result = await s.execute(select(key, value).where(key.in_(sorted(ids))))
+    return {row[0]: row[1] for row in result}
 
 
 def _empty_sales() -> dict[str, int]:

@@ -77,7 +77,10 @@ async def test_signup_refuses_bad_bodies(api: Api, body: dict[str, Any], code: s
     assert res["error"]["message"]
     # nothing was created
     await api.call(
-        "POST", "/api/auth/login", json={"username": "okname", "password": "long enough"}, expect=401
+        "POST",
+        "/api/auth/login",
+        json={"username": "okname", "password": "long enough"},
+        expect=401,
     )
 
 
@@ -105,7 +108,9 @@ async def test_bad_tokens_are_refused(api: Api) -> None:
         res = await api.client.get("/api/me", headers={"Authorization": header})
         assert res.status == 401
         assert (await res.json())["error"]["code"] == "invalid_token"
-    forged = TokenSigner("another-secret-0123456789-0123456789", ManualClock()).issue(1, "x", "admin", "x")
+    forged = TokenSigner("another-secret-0123456789-0123456789", ManualClock()).issue(
+        1, "x", "admin", "x"
+    )
     res = await api.client.get("/api/me", headers={"Authorization": f"Bearer {forged}"})
     assert res.status == 401
     res = await api.client.get("/api/me")
@@ -113,7 +118,7 @@ async def test_bad_tokens_are_refused(api: Api) -> None:
     assert (await res.json())["error"]["code"] == "sign_in_required"
 
 
-async def test_expired_token(aiohttp_client: Any, settings: Settings) -> None:
+async def test_expired_token(settings: Settings, aiohttp_client: Any) -> None:
     clock = ManualClock()
     app = create_app(replace(settings, token_ttl_s=60), clock=clock)
     api = Api(await aiohttp_client(app))

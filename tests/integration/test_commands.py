@@ -48,7 +48,7 @@ def test_migrate_and_create_admin(tmp_path: Path) -> None:
 
 
 async def test_demo_mode_seeds_accounts_and_a_live_session(
-    aiohttp_client: Any, settings: Settings
+    settings: Settings, aiohttp_client: Any
 ) -> None:
     api = Api(await aiohttp_client(create_app(replace(settings, demo=True))))
     live = await api.call("GET", "/api/sessions?status=live", expect=200)

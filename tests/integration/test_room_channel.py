@@ -45,7 +45,9 @@ async def direct(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
             return message
 
 
-async def events(ws: aiohttp.ClientWebSocketResponse, n: int, type_: str | None = None) -> list[dict[str, Any]]:
+async def events(
+    ws: aiohttp.ClientWebSocketResponse, n: int, type_: str | None = None
+) -> list[dict[str, Any]]:
     """The next ``n`` room events (of ``type_`` if given), skipping viewer counts."""
     out: list[dict[str, Any]] = []
     while len(out) < n:
@@ -86,7 +88,7 @@ async def test_two_viewers_same_events_same_order(api: Api) -> None:
     viewer = await api.signup("viewer")
     sid = (await api.live_session(host))["id"]
     ws1, h1 = await connect(api.client, sid, viewer)
-    ws2, h2 = await connect(api.client, sid)
+    ws2, _ = await connect(api.client, sid)
     seqs = await announce(api, host, sid, 30)
     got1 = await events(ws1, 30, "announcement")
     got2 = await events(ws2, 30, "announcement")
@@ -136,7 +138,7 @@ async def test_reconnect_with_since_replays_exactly_the_missed(api: Api) -> None
 
 
 async def test_unknown_epoch_or_too_old_since_gets_a_snapshot(
-    aiohttp_client: Any, settings: Settings
+    settings: Settings, aiohttp_client: Any
 ) -> None:
     api = Api(await aiohttp_client(create_app(replace(settings, history_size=50))))
     host = await api.signup("host")
@@ -279,7 +281,7 @@ async def test_handshake_refusals(api: Api) -> None:
         assert info.value.status == status, path
 
 
-async def test_server_pings(aiohttp_client: Any, settings: Settings) -> None:
+async def test_server_pings(settings: Settings, aiohttp_client: Any) -> None:
     api = Api(await aiohttp_client(create_app(replace(settings, ws_heartbeat_s=0.3))))
     host = await api.signup("host")
     sid = (await api.live_session(host))["id"]

@@ -37,7 +37,7 @@ async def test_migrations_match_the_models(settings: Settings) -> None:
 
 
 async def test_outbox_rows_left_by_a_crash_are_published_once(
-    aiohttp_client: Any, settings: Settings
+    settings: Settings, aiohttp_client: Any
 ) -> None:
     # A "previous process" committed events to the outbox and died before publishing.
     db = Database(settings.database_url, schema=settings.database_schema)

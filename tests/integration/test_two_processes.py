@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from conftest import drop_backend_state
 from support import TEST_SECRET, backend_settings
 
 from app import Settings
-from conftest import drop_backend_state
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,7 +91,8 @@ async def test_event_appended_in_a_reaches_socket_on_b(two_servers: tuple[str, s
     async with aiohttp.ClientSession() as http:
         name = f"host-{uuid.uuid4().hex[:6]}"
         async with http.post(
-            f"{a}/api/auth/signup", json={"username": name, "password": "pw-long-enough", "role": "host"}
+            f"{a}/api/auth/signup",
+            json={"username": name, "password": "pw-long-enough", "role": "host"},
         ) as res:
             token = (await res.json())["token"]
         auth = {"Authorization": f"Bearer {token}"}

@@ -56,6 +56,7 @@ async def open_shop(
     }
     if flat_fee_minor is not None:
         proposal_body["flat_fee_minor"] = flat_fee_minor
+        proposal_body["flat_fee_currency"] = "EUR"
     proposal = await api.call("POST", "/api/cooperations", brand, json=proposal_body, expect=201)
     await api.call("POST", f"/api/cooperations/{proposal['id']}/accept", host, expect=200)
     session = await api.live_session(host)
