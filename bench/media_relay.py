@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -137,10 +138,8 @@ async def relay_serve(port: int, mode: str) -> None:
     done = asyncio.Event()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
+        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
             await serve_requests(reader, writer)
-        except (asyncio.CancelledError, ConnectionError):
-            pass
 
     async def serve_requests(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while line := await reader.readline():
@@ -287,10 +286,8 @@ class Load:
         return self.conn.recv()
 
     def stop(self) -> None:
-        try:
+        with contextlib.suppress(TimeoutError, OSError, EOFError):
             self.ask("stop", timeout=30)
-        except (TimeoutError, OSError, EOFError):
-            pass
         self.proc.join(10)
         if self.proc.is_alive():
             self.proc.kill()
@@ -393,10 +390,8 @@ async def run_mode(
     finally:
         for load in reversed(loads):
             load.stop()
-        try:
+        with contextlib.suppress(OSError, TimeoutError, json.JSONDecodeError):
             await control.call(op="stop")
-        except (OSError, TimeoutError, json.JSONDecodeError):
-            pass
         relay.join(15)
         if relay.is_alive():
             relay.kill()

@@ -31,8 +31,9 @@ class MediaConfig:
     #: whose video queue is full is reset to wait for the next keyframe.
     viewer_queue_frames: int = 60
     max_sdp_bytes: int = 20_000
-    #: A publisher whose transport is not connected this long after its offer,
-    #: or who sends no media this long, is dropped (reason "timeout").
+    #: A publisher who sends no media this long (counted from its offer, then
+    #: from its last frame) is dropped (reason "timeout"); a viewer whose
+    #: transport is not connected this long after its offer is dropped too.
     publisher_timeout_s: float = 15.0
     cover_interval_s: float = 30.0
     #: Video codec preference when the relay picks (publishers, and viewers that

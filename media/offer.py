@@ -62,7 +62,7 @@ def parse_offer(text: str, max_bytes: int) -> Offer:
             continue
         if any(s.kind == m.kind for s in sections):
             raise MediaError("invalid_sdp", f"more than one {m.kind} section")
-        if not m.ice.usernameFragment or not m.ice.password:
+        if m.ice is None or not m.ice.usernameFragment or not m.ice.password:
             raise MediaError("invalid_sdp", f"{m.kind} section lacks ICE credentials")
         if m.dtls is None or not m.dtls.fingerprints:
             raise MediaError("invalid_sdp", f"{m.kind} section lacks a DTLS fingerprint")

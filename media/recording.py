@@ -98,7 +98,9 @@ class SessionRecorder:
             if frame.kind == "video":
                 self._video_gap = True
             if self.frames_dropped % 100 == 1:
-                logger.warning("%s writer behind, %d frames dropped", self._name, self.frames_dropped)
+                logger.warning(
+                    "%s writer behind, %d frames dropped", self._name, self.frames_dropped
+                )
 
     def _start(self, frame: RelayedFrame) -> bool:
         """Decide whether ``frame`` opens the recording."""
@@ -214,6 +216,7 @@ class SessionRecorder:
 
 def _decode_one(frame: RelayedFrame) -> av.VideoFrame | None:
     decoder = av.CodecContext.create(DECODERS[frame.mime_type.lower()], "r")
+    assert isinstance(decoder, av.video.codeccontext.VideoCodecContext)
     packet = av.Packet(frame.data)
     frames = list(decoder.decode(packet)) + list(decoder.decode(None))
     first = frames[0] if frames else None

@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import av
 from aiortc import MediaStreamTrack, RTCRtpCodecParameters
@@ -76,7 +77,7 @@ class ForwardedTrack(MediaStreamTrack):
         self.name = name
         self.mime_type: str | None = None  # negotiated codec, set after the answer
         self._bound = bound
-        self._queue: deque[av.Packet] = deque()
+        self._queue: deque[av.Packet[Any]] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._request_keyframe = request_keyframe
         self.waiting_for_keyframe = kind == "video"
@@ -88,7 +89,7 @@ class ForwardedTrack(MediaStreamTrack):
     def queued(self) -> int:
         return len(self._queue)
 
-    def offer(self, packet: av.Packet, keyframe: bool) -> None:
+    def offer(self, packet: av.Packet[Any], keyframe: bool) -> None:
         """Queue a frame for this viewer, applying the keyframe and bound rules."""
         if self.waiting_for_keyframe:
             if not keyframe:
@@ -125,7 +126,7 @@ class ForwardedTrack(MediaStreamTrack):
         if self.kind == "video":
             self.waiting_for_keyframe = True
 
-    async def recv(self) -> av.Packet:  # type: ignore[override]
+    async def recv(self) -> av.Packet[Any]:
         while not self._queue:
             if self.readyState != "live":
                 raise MediaStreamError

@@ -27,17 +27,19 @@ Contracts (the WHIP/WHEP handlers rely on these):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiortc import (
     RTCPeerConnection,
     RTCRtpCodecCapability,
+    RTCRtpCodecParameters,
     RTCRtpReceiver,
     RTCRtpSender,
     RTCRtpTransceiver,
@@ -46,6 +48,7 @@ from aiortc import (
 from aiortc import sdp as aiortc_sdp
 from aiortc.codecs import CODECS
 from aiortc.exceptions import OperationError
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcpeerconnection import is_codec_compatible
 
 from . import aiortc_hooks
@@ -60,7 +63,7 @@ from .ice import (
 from .offer import Offer, OfferedMedia, parse_offer, parse_sdpfrag
 from .protocol import MediaLifecycle, PublisherStopReason, Resource, ViewerStats
 from .recording import SessionRecorder
-from .relay import ForwardedTrack, SessionRelay
+from .relay import ForwardedTrack, SessionRelay, TrackFanout
 
 logger = logging.getLogger(__name__)
 
@@ -160,13 +163,12 @@ class MediaService:
                 transceivers[m.kind] = t
             await self._set_remote(pc, offer)
             for kind, t in transceivers.items():
-                fanout = session.relay.fanout(kind)
                 aiortc_hooks.tap_receiver(
-                    t.receiver, lambda codec, frame, f=fanout: self._on_frame(pub, f, codec, frame)
+                    t.receiver, self._frame_sink(pub, session.relay.fanout(kind))
                 )
-                if self._config.publisher_dtls_server and offer.kind(kind) is not None:
-                    if offer.kind(kind).dtls_role == "auto":  # type: ignore[union-attr]
-                        t.receiver.transport._set_role("server")
+                section = offer.kind(kind)
+                if self._config.publisher_dtls_server and section and section.dtls_role == "auto":
+                    t.receiver.transport._set_role("server")
             if video is not None and "video" in transceivers:
                 pub.video_receiver = transceivers["video"].receiver
                 pub.video_ssrc = video.ssrc
@@ -301,10 +303,8 @@ class MediaService:
             except ValueError as exc:  # after end-of-candidates
                 logger.debug("%s %s candidate refused: %s", self._name, resource_id, exc)
         if frag.end_of_candidates:
-            try:
+            with contextlib.suppress(ValueError):
                 await peer.pc.addIceCandidate(None)
-            except ValueError:
-                pass
         return None
 
     async def delete(self, resource_id: str) -> None:
@@ -405,6 +405,17 @@ class MediaService:
         path = session.recorder.cover_path
         return path if path.exists() else None
 
+    def resource_owner(self, resource_id: str) -> tuple[int, Literal["publisher", "viewer"]] | None:
+        """(session id, role) of a live resource, or None; lets the HTTP layer
+        check that a PATCH/DELETE URL names the resource's own session."""
+        pub = self._publishers.get(resource_id)
+        if pub is not None and not pub.closed:
+            return pub.session_id, "publisher"
+        viewer = self._viewers.get(resource_id)
+        if viewer is not None and not viewer.closed:
+            return viewer.session_id, "viewer"
+        return None
+
     # ------------------------------------------------------------ internals
 
     def _check_open(self) -> None:
@@ -464,14 +475,19 @@ class MediaService:
         prefs = [c for mime in order for c in caps if c.mimeType.lower() == mime.lower()]
         return prefs + [c for c in caps if c.mimeType.lower() == "video/rtx"]
 
-    def _on_frame(self, pub: _Publisher, fanout: Any, codec: Any, frame: Any) -> None:
-        if pub.closed:
-            return
-        pub.last_media_at = time.monotonic()
-        if not pub.started:
-            pub.started = True
-            self._emit(pub.session_id, None)
-        fanout.push(codec, frame)
+    def _frame_sink(self, pub: _Publisher, fanout: TrackFanout) -> aiortc_hooks.FrameSink:
+        """What the publisher's receiver calls with each reassembled frame."""
+
+        def sink(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+            if pub.closed:
+                return
+            pub.last_media_at = time.monotonic()
+            if not pub.started:
+                pub.started = True
+                self._emit(pub.session_id, None)
+            fanout.push(codec, frame)
+
+        return sink
 
     def _send_pli(self, pub: _Publisher) -> bool:
         receiver = pub.video_receiver
@@ -592,4 +608,3 @@ def _negotiated_mime(answer_sdp: str, kind: str) -> str | None:
         if m.kind == kind and m.rtp.codecs:
             return str(m.rtp.codecs[0].mimeType)
     return None
-

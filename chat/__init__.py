@@ -1,0 +1,1 @@
+"""Chat, likes and moderation of a live session's room (see ``chat/API.md``)."""

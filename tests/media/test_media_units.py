@@ -1,0 +1,172 @@
+"""Relay, keyframe and ICE policy units (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aioice.ice
+import pytest
+from aiortc import RTCRtpCodecParameters
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamError
+
+from media.config import MediaConfig
+from media.ice import candidate_allowed, filter_sdp_candidates, gathering_on
+from media.keyframes import KeyframeRequester, is_keyframe
+from media.relay import SessionRelay
+
+VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
+H264 = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=99)
+KEY = b"\x10\x02\x00\x9d\x01\x2a"  # VP8 frame tag with the key-frame bit clear
+DELTA = b"\x31\x02\x00"
+
+
+def frame(ts: int, key: bool) -> JitterFrame:
+    return JitterFrame(data=KEY if key else DELTA, timestamp=ts)
+
+
+def test_keyframe_detection() -> None:
+    assert is_keyframe("video/VP8", KEY)
+    assert not is_keyframe("video/VP8", DELTA)
+    idr = b"\x00\x00\x00\x01\x67\x42" + b"\x00\x00\x00\x01\x68\xce" + b"\x00\x00\x01\x65\x88"
+    assert is_keyframe("video/H264", idr)
+    assert not is_keyframe("video/H264", b"\x00\x00\x00\x01\x41\x9a")
+    assert is_keyframe("audio/opus", b"\x01")
+
+
+async def test_keyframe_requests_are_coalesced() -> None:
+    sent: list[float] = []
+    requester = KeyframeRequester(lambda: sent.append(1) is None, 0.1, "t")
+    for _ in range(50):
+        requester.request()
+    assert len(sent) == 1  # the first goes out at once
+    await asyncio.sleep(0.15)
+    assert len(sent) == 2  # one deferred request for the 49 others
+    await asyncio.sleep(0.15)
+    assert len(sent) == 2
+    requester.close()
+
+
+async def test_slow_viewer_queue_is_bounded_and_resumes_on_keyframe() -> None:
+    plis: list[int] = []
+    relay = SessionRelay(1, pli_interval_s=0.01, queue_bound=10, on_incompatible=lambda t: None)
+    relay.send_pli = lambda: plis.append(1) is None
+    relay.video.start_source()
+    fast, slow = relay.new_track("video", "fast"), relay.new_track("video", "slow")
+    for t in (fast, slow):
+        t.mime_type = "video/VP8"
+        relay.video.add(t)
+    for i in range(300):  # keyframe every 50 frames
+        relay.video.push(VP8, frame(i * 3000, key=i % 50 == 0))
+        assert slow.queued <= 10
+        if fast.queued:
+            await fast.recv()
+    assert fast.frames_queued == 300 and fast.resets == 0
+    assert slow.resets >= 5 and slow.frames_skipped > 200
+    assert slow.waiting_for_keyframe and slow.queued == 0
+    relay.video.push(VP8, frame(300 * 3000, key=False))
+    relay.video.push(VP8, frame(301 * 3000, key=True))
+    first = await asyncio.wait_for(slow.recv(), 1)
+    assert is_keyframe("video/VP8", bytes(first))
+    assert plis  # the slow viewer's resets asked the publisher for keyframes
+    relay.close()
+
+
+async def test_timestamps_continue_across_publishers() -> None:
+    relay = SessionRelay(1, 0.5, 100, on_incompatible=lambda t: None)
+    relay.video.start_source()
+    track = relay.new_track("video", "v")
+    track.mime_type = "video/VP8"
+    relay.video.add(track)
+    for i in range(10):
+        relay.video.push(VP8, frame(i * 3000, key=i == 0))
+    last = [(await asyncio.wait_for(track.recv(), 1)).pts for _ in range(10)][-1]
+    relay.video.stop_source()
+    relay.video.start_source()  # a new publisher; its timestamps restart at 0
+    relay.video.push(VP8, frame(0, key=False))  # skipped: not a keyframe
+    relay.video.push(VP8, frame(3000, key=True))
+    assert track.queued == 1
+    resumed = await asyncio.wait_for(track.recv(), 1)
+    assert resumed.pts > last
+    relay.close()
+
+
+async def test_viewer_of_other_codec_is_handed_back() -> None:
+    dropped: list[object] = []
+    relay = SessionRelay(1, 0.5, 100, on_incompatible=dropped.append)
+    relay.video.start_source()
+    track = relay.new_track("video", "v")
+    track.mime_type = "video/VP8"
+    relay.video.add(track)
+    relay.video.push(H264, JitterFrame(b"\x00\x00\x00\x01\x65", 0))
+    assert dropped == [track] and track not in relay.video.tracks
+    relay.close()
+
+
+async def test_stopped_track_ends_recv() -> None:
+    relay = SessionRelay(1, 0.5, 100, on_incompatible=lambda t: None)
+    track = relay.new_track("audio", "a")
+    waiter = asyncio.ensure_future(track.recv())
+    await asyncio.sleep(0)
+    track.stop()
+    with pytest.raises(MediaStreamError):
+        await asyncio.wait_for(waiter, 1)
+
+
+def test_candidate_policy() -> None:
+    loopback = MediaConfig().remote_networks()
+    assert candidate_allowed("candidate:1 1 udp 1 127.0.0.1 5000 typ host", loopback)
+    assert not candidate_allowed("candidate:1 1 udp 1 192.0.2.1 5000 typ host", loopback)
+    assert not candidate_allowed("candidate:1 1 udp 1 abc.local 5000 typ host", loopback)
+    assert not candidate_allowed(
+        "candidate:1 1 tcp 1 127.0.0.1 9 typ host tcptype active", loopback
+    )
+    public = MediaConfig(ice_addresses=("192.0.2.10",)).remote_networks()
+    assert public is None
+    assert candidate_allowed("candidate:1 1 udp 1 198.51.100.1 5000 typ host", public)
+    sdp = (
+        "v=0\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n"
+        "a=candidate:2 1 udp 1 10.0.0.1 5000 typ host\r\n"
+    )
+    assert (
+        filter_sdp_candidates(sdp, loopback)
+        == "v=0\r\na=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n"
+    )
+
+
+def test_gathering_scope_only_applies_inside() -> None:
+    with gathering_on(("127.0.0.1",)):
+        assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == ["127.0.0.1"]
+    assert "127.0.0.1" not in aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=False)
+
+
+def test_config_refuses_public_stun_typos() -> None:
+    with pytest.raises(ValueError):
+        MediaConfig(ice_servers=("stun.l.google.com:19302",))
+    with pytest.raises(ValueError):
+        MediaConfig(ice_addresses=())
+
+
+def test_draining_jitter_buffer_releases_backlog_after_a_loss() -> None:
+    from aiortc.rtp import RtpPacket
+
+    from media.aiortc_hooks import _DrainingJitterBuffer
+
+    buffer = _DrainingJitterBuffer(capacity=128, is_video=True)
+    out: list[int] = []
+
+    def add(seq: int) -> None:
+        packet = RtpPacket(sequence_number=seq, timestamp=seq * 3000)
+        packet._data = b"x"  # type: ignore[attr-defined]
+        _, frame = buffer.add(packet)
+        if frame is not None:
+            out.append(frame.timestamp)
+            out.extend(f.timestamp for f in buffer.extra)
+            buffer.extra.clear()
+
+    for seq in [*range(0, 5), *range(6, 20)]:  # packet 5 is late
+        add(seq)
+    assert out == [i * 3000 for i in range(4)]  # stalled behind the hole
+    add(5)  # the retransmission arrives: everything complete leaves at once
+    add(20)
+    assert out == [i * 3000 for i in range(20)]
