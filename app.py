@@ -40,6 +40,7 @@ from live.roomlog import RoomLog
 from live.roomlog_memory import MemoryRoomLog
 from live.roomlog_redis import RedisRoomLog
 from live.sessions import SessionService
+from media.service import MediaService
 from shelf.orders import OrderService
 
 log = logging.getLogger("liveshelf")
@@ -80,6 +81,7 @@ class Settings:
     event_loop: str = "auto"
     platform_fee_bps: int = 500
     commission_hold_days: int = 7
+    cors_origin: str = "*"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -119,6 +121,7 @@ class Settings:
             event_loop=_choice(env, "LIVESHELF_EVENT_LOOP", ("auto", "uvloop", "asyncio")),
             platform_fee_bps=_int(env, "LIVESHELF_PLATFORM_FEE_BPS", 500),
             commission_hold_days=_int(env, "LIVESHELF_COMMISSION_HOLD_DAYS", 7),
+            cors_origin=env.get("LIVESHELF_CORS_ORIGIN") or "*",
         )
 
 
@@ -162,6 +165,7 @@ tokens_key = web.AppKey("tokens", TokenSigner)
 accounts_key = web.AppKey("accounts", AccountService)
 sessions_key = web.AppKey("sessions", SessionService)
 orders_key = web.AppKey("orders", OrderService)
+media_key = web.AppKey("media", MediaService)
 
 
 # -- wiring -----------------------------------------------------------------------
@@ -232,7 +236,17 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     from shelf.feature import build_shelf
     from shelf.handlers import shelf_key
 
-    shelf = build_shelf(db, clock, sessions, room_log, outbox, relay)
+    # Pins are stamped with the recording's media time; the media service is built in
+    # the Media block below (after Orders) and looked up when a pin is made.
+    shelf = build_shelf(
+        db,
+        clock,
+        sessions,
+        room_log,
+        outbox,
+        relay,
+        media_time=lambda session_id: app[media_key].media_time(session_id),
+    )
     app[shelf_key] = shelf
     channel.add_snapshot(shelf.snapshot)
     session_details.append(shelf.details)
@@ -317,6 +331,37 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         await orders.recover()
 
     app.on_startup.append(_recover_orders)
+
+    # -- Media: WHIP ingest, WHEP playback, recordings (media/README.md) --------------
+    # live.started / live.paused go to the room log; a session's end drops its media and
+    # finishes its recording. Closed on shutdown (before _room_bus closes the room log,
+    # which the last live.paused events still need).
+    from media.config import MediaConfig
+    from media.events import RoomLogLifecycle
+    from media.handlers import MediaHandlers
+
+    media_config = MediaConfig(
+        ice_servers=settings.ice_servers,
+        ice_addresses=settings.ice_addresses,
+        recordings_dir=settings.recordings_dir,
+    )
+    media = MediaService(media_config, RoomLogLifecycle(room_log))
+    app[media_key] = media
+    media_handlers = MediaHandlers(media, sessions, media_config, cors_origin=settings.cors_origin)
+    app.add_routes(media_handlers.routes())
+    app.on_response_prepare.append(media_handlers.on_response_prepare)
+
+    async def _end_media(session_id: int, status: SessionStatus) -> None:
+        if status is SessionStatus.ENDED:
+            await media.end_session(session_id)
+
+    sessions.add_listener(_end_media)
+
+    async def _stop_media(_app: web.Application) -> None:
+        await media.close()
+
+    app.on_shutdown.append(_stop_media)
+    # -- end of Media ---------------------------------------------------------------
 
     app.add_routes(
         LiveHandlers(

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from contextlib import suppress
 
 from chat.repository import ChatRepository
 from live.roomlog import RoomLog
+from live.tasks import reraise_if_cancelling, stop_task
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,7 @@ class LikeCounter:
             try:
                 total = await self._repo.add_likes(session_id, delta)
             except Exception:
+                reraise_if_cancelling()
                 log.exception(
                     "LikeCounter(%s) storing likes of room %s failed", id(self), session_id
                 )
@@ -46,17 +47,15 @@ class LikeCounter:
                     session_id, "likes.updated", {"total": total, "delta": delta}
                 )
             except Exception:
+                reraise_if_cancelling()
                 log.exception("LikeCounter(%s) publishing room %s failed", id(self), session_id)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="LikeCounter")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         await self.flush()
 
     async def _run(self) -> None:

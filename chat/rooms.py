@@ -20,6 +20,7 @@ from live.clock import Clock
 from live.errors import Forbidden, LiveshelfError
 from live.models import SessionStatus
 from live.protocol import CloseCode
+from live.tasks import reraise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -140,4 +141,5 @@ class ChatRooms:
             try:
                 await self.refresh()
             except Exception:
+                reraise_if_cancelling()
                 log.exception("ChatRooms(%s) refresh failed", id(self))

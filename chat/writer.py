@@ -37,6 +37,7 @@ from chat.repository import message_view
 from live.db import Database
 from live.errors import LiveshelfError
 from live.roomlog import RoomLog
+from live.tasks import reraise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,7 @@ class ChatWriter:
             try:
                 await self._flush(due)
             except Exception:
+                reraise_if_cancelling()
                 log.exception("ChatWriter(%s) flush failed", id(self))
 
     def _take_due(self, now: float) -> list[tuple[int, bool, list[_Queued]]]:

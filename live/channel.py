@@ -23,7 +23,6 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,6 +32,7 @@ from live.events import seq_of
 from live.presence import Presence
 from live.protocol import CloseCode
 from live.roomlog import RoomLog
+from live.tasks import reraise_if_cancelling, stop_task
 from live.wsframe import text_frame
 
 log = logging.getLogger(__name__)
@@ -125,10 +125,7 @@ class RoomHub:
         self._presence_task = asyncio.create_task(self._presence_loop(), name="RoomHub.presence")
 
     async def stop(self) -> None:
-        if self._presence_task is not None:
-            self._presence_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._presence_task
+        await stop_task(self._presence_task)
         for room in list(self._rooms.values()):
             for conn in list(room.conns):
                 self.close(conn, CloseCode.GOING_AWAY, "server shutting down")
@@ -357,6 +354,7 @@ class RoomHub:
                     if count is not None:
                         await self._log.append(room_id, "viewers.updated", {"count": count})
                 except Exception:
+                    reraise_if_cancelling()
                     log.exception("RoomHub(%s) presence for room %s failed", id(self), room_id)
 
     def _spawn(self, coro: Awaitable[None]) -> None:

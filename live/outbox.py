@@ -27,6 +27,7 @@ from live.clock import Clock
 from live.db import Database
 from live.models import OutboxEvent
 from live.roomlog import RoomLog
+from live.tasks import reraise_if_cancelling, stop_task
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,8 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._run(), name="OutboxRelay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def drain(self) -> int:
         """Publish every pending row; returns how many were published."""
@@ -133,5 +131,6 @@ class OutboxRelay:
             try:
                 await self.drain()
             except Exception:
+                reraise_if_cancelling()
                 log.exception("OutboxRelay(%s) publishing failed; retrying", id(self))
                 await asyncio.sleep(self._poll_interval)

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Mapping
-from contextlib import suppress
 from importlib import resources
 from typing import Any
 
@@ -25,6 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from live.events import Event, StreamPosition, check_event_type, seq_of
 from live.redis_keys import room_keys, room_of_channel
 from live.roomlog import Listener
+from live.tasks import reraise_if_cancelling, stop_task
 
 log = logging.getLogger(__name__)
 
@@ -119,11 +119,8 @@ class RedisRoomLog:
         await self._pubsub.unsubscribe(room_keys(self._prefix, room).channel)
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
+        await stop_task(self._reader)
+        self._reader = None
         await self._pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _read_forever(self) -> None:
@@ -134,6 +131,7 @@ class RedisRoomLog:
             try:
                 message = await self._pubsub.get_message(timeout=1.0)
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                reraise_if_cancelling()
                 # redis-py re-subscribes on reconnect; the hub repairs any gap from history.
                 log.warning("RedisRoomLog(%s) pub/sub connection lost: %s", id(self), exc)
                 await asyncio.sleep(0.5)

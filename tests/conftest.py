@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import create_async_engine
-from support import BACKENDS, Api, backend_settings
+from support import BACKENDS, Api, backend_settings, drop_run_state
 
 from app import Settings, create_app
 
@@ -21,30 +20,17 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _drop_run_state() -> Iterator[None]:
+    """Each test has its own schema and key prefix; they are dropped when the run ends,
+    after every app has stopped (dropping them per test raced the app's shutdown)."""
+    yield
+    asyncio.run(drop_run_state())
+
+
 @pytest.fixture
-async def settings(backend: str, tmp_path: Path) -> AsyncIterator[Settings]:
-    settings = backend_settings(backend, tmp_path)
-    yield settings
-    await drop_backend_state(settings)
-
-
-async def drop_backend_state(settings: Settings) -> None:
-    """Remove the test's PostgreSQL schema and Redis keys, so runs never see each other."""
-    if settings.database_schema:
-        engine = create_async_engine(settings.database_url)
-        async with engine.begin() as conn:
-            await conn.exec_driver_sql(
-                f'DROP SCHEMA IF EXISTS "{settings.database_schema}" CASCADE'
-            )
-        await engine.dispose()
-    if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url)
-        keys = [
-            key async for key in redis.scan_iter(match=f"{settings.redis_prefix}:*", count=1000)
-        ]
-        if keys:
-            await redis.delete(*keys)
-        await redis.aclose()
+def settings(backend: str, tmp_path: Path) -> Settings:
+    return backend_settings(backend, tmp_path)
 
 
 @pytest.fixture

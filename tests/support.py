@@ -9,10 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import Settings
 
 TEST_SECRET = "test-secret-0123456789abcdef-0123456789"
+#: Names every PostgreSQL schema and Redis key this pytest run makes; dropped at its end.
+RUN_TAG = uuid.uuid4().hex[:6]
 BACKENDS = ("sqlite-memory", "postgres-redis")
 
 
@@ -39,10 +43,34 @@ def backend_settings(backend: str, tmp_path: Path) -> Settings:
     return replace(
         base,
         database_url=database_url,
-        database_schema=f"t_{unique}",
+        database_schema=f"t_{RUN_TAG}_{unique}",
         redis_url=redis_url,
-        redis_prefix=f"test:{unique}",
+        redis_prefix=f"test:{RUN_TAG}:{unique}",
     )
+
+
+async def drop_run_state() -> None:
+    """Drop every schema and key this run made (its apps have all stopped by then)."""
+    database_url = os.environ.get("TEST_DATABASE_URL")
+    if database_url:
+        engine = create_async_engine(database_url)
+        async with engine.connect() as conn:
+            result = await conn.exec_driver_sql(
+                "SELECT nspname FROM pg_namespace WHERE nspname LIKE $1",
+                (f"t\\_{RUN_TAG}\\_%",),
+            )
+            names = list(result.scalars())
+        for name in names:  # one transaction each: a schema's tables take many locks
+            async with engine.begin() as conn:
+                await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        await engine.dispose()
+    redis_url = os.environ.get("REDIS_URL")
+    if redis_url:
+        redis = Redis.from_url(redis_url)
+        keys = [k async for k in redis.scan_iter(match=f"test:{RUN_TAG}:*", count=1000)]
+        for start in range(0, len(keys), 1000):
+            await redis.delete(*keys[start : start + 1000])
+        await redis.aclose()
 
 
 @dataclass
@@ -98,3 +126,22 @@ class Api:
         return dict(
             await self.call("POST", f"/api/sessions/{created['id']}/start", host, expect=200)
         )
+
+
+async def drop_backend_state(settings: Settings) -> None:
+    """Remove the test's PostgreSQL schema and Redis keys, so runs never see each other."""
+    if settings.database_schema:
+        engine = create_async_engine(settings.database_url)
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql(
+                f'DROP SCHEMA IF EXISTS "{settings.database_schema}" CASCADE'
+            )
+        await engine.dispose()
+    if settings.redis_url:
+        redis = Redis.from_url(settings.redis_url)
+        keys = [
+            key async for key in redis.scan_iter(match=f"{settings.redis_prefix}:*", count=1000)
+        ]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()

@@ -16,11 +16,10 @@ from live.protocol import CloseCode
 
 
 @pytest.mark.chat_config(state_refresh_s=0.2)
+@pytest.mark.parametrize("backend", ["postgres-redis"])  # two processes share PG + Redis
 async def test_moderation_applies_across_processes(
-    aiohttp_client: Any, settings: Settings, backend: str, app: Any
+    settings: Settings, aiohttp_client: Any, backend: str, app: Any
 ) -> None:
-    if backend != "postgres-redis":
-        pytest.skip("two processes share state through PostgreSQL and Redis")
     del app  # requested only so the chat_config marker sets the environment
     one: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
     two: TestClient[Any, Any] = await aiohttp_client(create_app(settings))

@@ -15,8 +15,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from conftest import drop_backend_state
-from support import TEST_SECRET, backend_settings
+from support import TEST_SECRET, backend_settings, drop_backend_state
 
 from app import Settings
 

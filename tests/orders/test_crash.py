@@ -15,9 +15,8 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from conftest import drop_backend_state
 from redis.asyncio import Redis
-from support import TEST_SECRET, backend_settings
+from support import TEST_SECRET, backend_settings, drop_backend_state
 
 from app import Settings
 from live.roomlog_redis import RedisRoomLog

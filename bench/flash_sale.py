@@ -1,0 +1,264 @@
+"""Flash-sale benchmark: 10,000 buy attempts from concurrent clients on 100 units.
+
+    python bench/flash_sale.py [--attempts 10000] [--units 100] [--concurrency 64]
+
+The server runs as its own process (`python app.py`, pinned to CPU 0) on PostgreSQL
+(TEST_DATABASE_URL or postgresql+asyncpg://postgres@127.0.0.1:5432/test, in a schema
+of its own); buyers are aiohttp clients in load processes pinned to the other CPU,
+each attempt with its own Idempotency-Key. Reported: attempts/s, p50/p99 latency,
+units sold (must be exactly --units), answers by status/code, and, in the same run,
+the throughput of a bare `UPDATE ... SET stock = stock - 1 WHERE stock > 0` loop with
+the same number of attempts and concurrency on the same database (the physical
+reference). Everything stays on 127.0.0.1; every loop is bounded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def plain_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+# -- load process ----------------------------------------------------------------------
+
+
+def load_main(base: str, sid: int, pid: int, tokens: list[str], attempts: int, conc: int,
+              out: Any) -> None:
+    out.send(asyncio.run(_load(base, sid, pid, tokens, attempts, conc)))
+
+
+async def _load(base: str, sid: int, pid: int, tokens: list[str], attempts: int,
+                conc: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    answers: Counter[str] = Counter()
+    sold = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(attempts):
+        queue.put_nowait(i)
+    url = f"{base}/api/sessions/{sid}/orders"
+    connector = aiohttp.TCPConnector(limit=conc)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def worker() -> None:
+            nonlocal sold
+            while True:
+                try:
+                    i = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                headers = {
+                    "Authorization": f"Bearer {tokens[i % len(tokens)]}",
+                    "Idempotency-Key": uuid.uuid4().hex,
+                }
+                t0 = time.perf_counter()
+                async with http.post(url, json={"product_id": pid, "quantity": 1},
+                                     headers=headers) as res:
+                    body = await res.json()
+                latencies.append((time.perf_counter() - t0) * 1000)
+                if res.status == 201:
+                    sold += body["quantity"]
+                    answers["201"] += 1
+                else:
+                    answers[f"{res.status} {body['error']['code']}"] += 1
+
+        t_start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(conc)))
+        elapsed = time.perf_counter() - t_start
+    return {"latencies": latencies, "answers": dict(answers), "sold": sold, "elapsed": elapsed}
+
+
+# -- the bare reference -------------------------------------------------------------------
+
+
+async def bare_update_loop(dsn: str, schema: str, attempts: int, units: int, conc: int) -> float:
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(f'CREATE TABLE "{schema}".bare_stock (id int primary key, stock int)')
+    await conn.execute(f'INSERT INTO "{schema}".bare_stock VALUES (1, $1)', units)
+    await conn.close()
+    pool = await asyncpg.create_pool(dsn, min_size=conc, max_size=conc)
+    counter = iter(range(attempts))
+    sold = 0
+
+    async def worker() -> None:
+        nonlocal sold
+        async with pool.acquire() as c:
+            for _ in counter:
+                status = await c.execute(
+                    f'UPDATE "{schema}".bare_stock SET stock = stock - 1 WHERE id = 1 AND stock > 0'
+                )
+                sold += status == "UPDATE 1"
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(conc)))
+    elapsed = time.perf_counter() - t0
+    await pool.close()
+    assert sold == units, sold
+    return attempts / elapsed
+
+
+# -- driver -------------------------------------------------------------------------------
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    db_url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DB)
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    env = {
+        **os.environ,
+        "LIVESHELF_SECRET": "bench-secret-0123456789-0123456789-abcdef",
+        "LIVESHELF_DATABASE_URL": db_url,
+        "LIVESHELF_DATABASE_SCHEMA": schema,
+        "LIVESHELF_PASSWORD_TIME_COST": "1",
+        "LIVESHELF_PASSWORD_MEMORY_KIB": "1024",
+    }
+    env.pop("REDIS_URL", None)
+    if args.redis:
+        env["REDIS_URL"] = args.redis
+        env["LIVESHELF_REDIS_PREFIX"] = f"bench:{uuid.uuid4().hex[:8]}"
+    subprocess.run([sys.executable, "app.py", "migrate"], cwd=ROOT, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    ncpu = os.cpu_count() or 1
+    pin = ["taskset", "-c", "0"] if ncpu >= 2 else []
+    log = open(Path("/tmp") / f"{schema}.log", "w")  # noqa: SIM115
+    server = subprocess.Popen([*pin, sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
+                              env=env, stdout=subprocess.DEVNULL, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    dsn = plain_dsn(db_url)
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(300):
+                try:
+                    async with http.get(f"{base}/api/sessions") as res:
+                        if res.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+
+            async def post(path: str, token: str | None, body: Any) -> Any:
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                async with http.post(f"{base}{path}", json=body, headers=headers) as res:
+                    assert res.status < 300, await res.text()
+                    return await res.json()
+
+            async def signup(role: str) -> tuple[int, str]:
+                res = await post("/api/auth/signup", None, {
+                    "username": f"{role}-{uuid.uuid4().hex[:10]}", "password": "bench-password",
+                    "role": role})
+                return res["user"]["id"], res["token"]
+
+            _, brand = await signup("brand")
+            host_id, host = await signup("host")
+            product = await post("/api/products", brand, {
+                "title": "Limited sneaker", "price_minor": 12900, "currency": "EUR",
+                "stock": args.units, "commission_bps": 1000})
+            coop = await post("/api/cooperations", brand, {
+                "host_id": host_id, "product_ids": [product["id"]], "commission_bps": 1000})
+            await post(f"/api/cooperations/{coop['id']}/accept", host, {})
+            sid = (await post("/api/sessions", host, {"title": "drop"}))["id"]
+            await post(f"/api/sessions/{sid}/start", host, {})
+            await post(f"/api/sessions/{sid}/shelf", host, {"product_id": product["id"]})
+            tokens = [(await signup("viewer"))[1] for _ in range(args.buyers)]
+
+        ctx = mp.get_context("spawn")
+        procs, outs = [], []
+        per = args.attempts // args.procs
+        for i in range(args.procs):
+            recv, send = ctx.Pipe(duplex=False)
+            share = tokens[i::args.procs]
+            proc = ctx.Process(target=load_main, args=(
+                base, sid, product["id"], share, per, args.concurrency // args.procs, send))
+            proc.start()
+            if ncpu >= 2:
+                os.sched_setaffinity(proc.pid, set(range(1, ncpu)))
+            procs.append(proc)
+            outs.append(recv)
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        results = [await loop.run_in_executor(None, o.recv) for o in outs]
+        wall = time.perf_counter() - t0
+        for proc in procs:
+            proc.join(timeout=30)
+
+        conn = await asyncpg.connect(dsn)
+        db_sold = await conn.fetchval(
+            f'SELECT coalesce(sum(quantity), 0) FROM "{schema}".orders WHERE status = $1', "paid")
+        db_stock = await conn.fetchval(
+            f'SELECT stock FROM "{schema}".products WHERE id = $1', product["id"])
+        await conn.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+    try:
+        bare = await bare_update_loop(dsn, schema, args.attempts, args.units, args.concurrency)
+    finally:
+        conn = await asyncpg.connect(dsn)
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+
+    latencies = sorted(x for r in results for x in r["latencies"])
+    answers: Counter[str] = Counter()
+    for r in results:
+        answers.update(r["answers"])
+    attempts = len(latencies)
+    rate = attempts / wall
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1)
+
+    return {
+        "backend": "postgres+redis" if args.redis else "postgres+memory",
+        "attempts": attempts,
+        "concurrency": args.concurrency,
+        "attempts_per_s": round(rate),
+        "p50_ms": pct(0.5),
+        "p99_ms": pct(0.99),
+        "units_sold_clients": sum(r["sold"] for r in results),
+        "units_sold_db": int(db_sold),
+        "stock_left": int(db_stock),
+        "answers": dict(answers),
+        "bare_update_per_s": round(bare),
+        "ratio_to_bare": round(rate / bare, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--attempts", type=int, default=10_000)
+    parser.add_argument("--units", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--buyers", type=int, default=200)
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--redis", default=None)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args))), flush=True)
+
+
+if __name__ == "__main__":
+    main()

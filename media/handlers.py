@@ -1,0 +1,275 @@
+"""WHIP (RFC 9725) and WHEP HTTP routes, recordings and covers (see ``media/README.md``).
+
+The only module of ``media/`` that knows about HTTP: it authenticates the caller,
+checks the session's state, bounds and reads the SDP, and turns ``MediaService``
+results into WHIP/WHEP responses. A ``MediaError`` becomes the usual JSON error
+``{"error": {"code": err.code, "message": ...}}`` with ``err.http_status``.
+
+Routes (``{kind}`` is ``whip`` or ``whep``)::
+
+    POST    /{kind}/{session_id}                 offer (application/sdp) -> 201 + answer
+    PATCH   /{kind}/{session_id}/{resource_id}   trickle ICE (application/trickle-ice-sdpfrag)
+    DELETE  /{kind}/{session_id}/{resource_id}   end the ingest / playback
+    OPTIONS both of the above                    CORS preflight, Accept-Post / Accept-Patch
+    GET     /api/sessions/{id}/recording         the recording (Range requests)
+    GET     /api/sessions/{id}/cover.jpg         the latest cover picture
+
+Every response on a ``/whip/`` or ``/whep/`` path, errors included (also those the
+auth middleware renders for a bad token), carries the CORS headers: they are
+added in ``on_response_prepare``, which ``app.py`` registers on the application.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Literal
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from live.auth import Principal
+from live.errors import Conflict, NotFound
+from live.http import json_response, path_id, principal, signed_in
+from live.models import Role, SessionStatus
+from live.sessions import SessionService
+
+from .config import MediaConfig
+from .errors import MediaError
+from .protocol import Resource
+from .service import MediaService
+
+Kind = Literal["whip", "whep"]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SDP = "application/sdp"
+SDPFRAG = "application/trickle-ice-sdpfrag"
+ENDPOINT_METHODS = "POST, OPTIONS"
+RESOURCE_METHODS = "PATCH, DELETE, OPTIONS"
+ALLOW_HEADERS = "Authorization, Content-Type, If-Match"
+EXPOSE_HEADERS = "Location, ETag, Link, Accept-Patch"
+PREFLIGHT_MAX_AGE_S = 600
+_ROLE: dict[Kind, Literal["publisher", "viewer"]] = {"whip": "publisher", "whep": "viewer"}
+
+
+class _Refused(Exception):
+    """An HTTP-level refusal that no ``MediaError`` code covers (e.g. 415)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Render ``MediaError`` / ``_Refused`` as JSON errors; the rest goes to the
+    app's error middleware (``live.errors`` exceptions: 401, 403, 404, 409)."""
+
+    async def run(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except MediaError as err:
+            return _error(err.http_status, err.code, err.message)
+        except _Refused as err:
+            return _error(err.status, err.code, err.message)
+
+    return run
+
+
+class MediaHandlers:
+    """WHIP/WHEP endpoints and recording downloads over ``MediaService``."""
+
+    def __init__(
+        self,
+        media: MediaService,
+        sessions: SessionService,
+        config: MediaConfig,
+        *,
+        cors_origin: str = "*",
+    ) -> None:
+        self._media = media
+        self._sessions = sessions
+        self._config = config
+        self._cors_origin = cors_origin
+
+    def routes(self) -> list[web.RouteDef]:
+        routes: list[web.RouteDef] = []
+        for kind in ("whip", "whep"):
+            endpoint = f"/{kind}/{{session_id}}"
+            resource = endpoint + "/{resource_id}"
+            post = self.publish if kind == "whip" else self.play
+            patch = self.patch_publisher if kind == "whip" else self.patch_viewer
+            delete = self.delete_publisher if kind == "whip" else self.delete_viewer
+            routes += [
+                web.post(endpoint, _guarded(post)),
+                web.route("OPTIONS", endpoint, self.options_endpoint),
+                web.patch(resource, _guarded(patch)),
+                web.delete(resource, _guarded(delete)),
+                web.route("OPTIONS", resource, self.options_resource),
+            ]
+        routes += [
+            web.get("/api/sessions/{id}/recording", self.recording),
+            web.get("/api/sessions/{id}/cover.jpg", self.cover),
+        ]
+        return routes
+
+    async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
+        """``app.on_response_prepare`` hook: CORS on every WHIP/WHEP response."""
+        if request.path.startswith(("/whip/", "/whep/")):
+            response.headers["Access-Control-Allow-Origin"] = self._cors_origin
+            response.headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+            if self._cors_origin != "*":
+                response.headers.add("Vary", "Origin")
+
+    # -- WHIP: the session's host ------------------------------------------------------
+
+    async def publish(self, request: web.Request) -> web.Response:
+        session_id = path_id(request, "session_id")
+        caller = signed_in(request)
+        row = await self._sessions.owned(caller, session_id)
+        _refuse_ended(row.status)
+        offer = await self._read_sdp(request, SDP)
+        resource = await self._media.publish(session_id, offer)
+        # The session may have ended while we negotiated: its end listener has
+        # already cleared the media, so this publisher must not survive it.
+        if (await self._sessions.get_row(session_id)).status == SessionStatus.ENDED.value:
+            await self._media.end_session(session_id)
+            raise Conflict("session_ended", "the session has ended")
+        return self._created("whip", resource)
+
+    async def patch_publisher(self, request: web.Request) -> web.Response:
+        await self._sessions.owned(signed_in(request), path_id(request, "session_id"))
+        return await self._patch(request, "whip")
+
+    async def delete_publisher(self, request: web.Request) -> web.Response:
+        await self._sessions.owned(signed_in(request), path_id(request, "session_id"))
+        return await self._delete(request, "whip")
+
+    # -- WHEP: anyone allowed to watch ---------------------------------------------------
+
+    async def play(self, request: web.Request) -> web.Response:
+        session_id = path_id(request, "session_id")
+        row = await self._sessions.get_row(session_id)
+        _refuse_ended(row.status)
+        if row.status != SessionStatus.LIVE.value and not _is_host(principal(request), row.host_id):
+            # A scheduled session: only its host may preview it.
+            raise Conflict("session_not_live", "the session has not started yet")
+        offer = await self._read_sdp(request, SDP)
+        return self._created("whep", await self._media.play(session_id, offer))
+
+    async def patch_viewer(self, request: web.Request) -> web.Response:
+        return await self._patch(request, "whep")
+
+    async def delete_viewer(self, request: web.Request) -> web.Response:
+        return await self._delete(request, "whep")
+
+    # -- OPTIONS (CORS preflight) ------------------------------------------------------
+
+    async def options_endpoint(self, _request: web.Request) -> web.Response:
+        headers = self._preflight(ENDPOINT_METHODS)
+        headers["Accept-Post"] = SDP
+        return web.Response(status=204, headers=headers)
+
+    async def options_resource(self, _request: web.Request) -> web.Response:
+        headers = self._preflight(RESOURCE_METHODS)
+        headers["Accept-Patch"] = SDPFRAG
+        return web.Response(status=204, headers=headers)
+
+    # -- recordings: anyone, for live and ended sessions ---------------------------------
+
+    async def recording(self, request: web.Request) -> web.FileResponse:
+        session_id = path_id(request)
+        row = await self._sessions.get_row(session_id)
+        path = self._media.recording_path(session_id) or self._on_disk(session_id, "mkv")
+        if row.status == SessionStatus.SCHEDULED.value or path is None:
+            raise NotFound("no_recording", f"session {session_id} has no recording")
+        return web.FileResponse(path, headers={"Content-Type": "video/x-matroska"})
+
+    async def cover(self, request: web.Request) -> web.FileResponse:
+        session_id = path_id(request)
+        row = await self._sessions.get_row(session_id)
+        path = self._media.cover_path(session_id) or self._on_disk(session_id, "jpg")
+        if row.status == SessionStatus.SCHEDULED.value or path is None:
+            raise NotFound("no_cover", f"session {session_id} has no cover picture")
+        return web.FileResponse(
+            path, headers={"Content-Type": "image/jpeg", "Cache-Control": "no-cache"}
+        )
+
+    # -- internals ---------------------------------------------------------------------
+
+    async def _patch(self, request: web.Request, kind: Kind) -> web.Response:
+        resource_id = self._resource_id(request, kind)
+        fragment = await self._read_sdp(request, SDPFRAG)
+        await self._media.patch(resource_id, fragment, request.headers.get("If-Match"))
+        return web.Response(status=204)
+
+    async def _delete(self, request: web.Request, kind: Kind) -> web.Response:
+        await self._media.delete(self._resource_id(request, kind))
+        return web.Response(status=200)
+
+    def _resource_id(self, request: web.Request, kind: Kind) -> str:
+        """The resource named by the URL, if it is a ``kind`` resource of that
+        session; ``not_found`` otherwise (so a WHEP id never works on /whip)."""
+        session_id = path_id(request, "session_id")
+        resource_id = request.match_info["resource_id"]
+        if self._media.resource_owner(resource_id) != (session_id, _ROLE[kind]):
+            raise MediaError("not_found", "no such media resource")
+        return resource_id
+
+    async def _read_sdp(self, request: web.Request, content_type: str) -> str:
+        """The body as text: 415 for another type, 413 past ``max_sdp_bytes``
+        (from Content-Length before reading, or while reading a chunked body)."""
+        if request.content_type.lower() != content_type:
+            raise _Refused(415, "unsupported_media_type", f"send the body as {content_type}")
+        limit = self._config.max_sdp_bytes
+        too_large = MediaError("sdp_too_large", f"the body is larger than {limit} bytes")
+        if request.content_length is not None and request.content_length > limit:
+            raise too_large
+        body = bytearray()
+        while chunk := await request.content.read(limit + 1 - len(body)):
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MediaError("invalid_sdp", "the body is not UTF-8 text") from None
+
+    def _created(self, kind: Kind, resource: Resource) -> web.Response:
+        headers: CIMultiDict[str] = CIMultiDict()
+        headers["Content-Type"] = SDP
+        headers["Location"] = f"/{kind}/{resource.session_id}/{resource.id}"
+        headers["ETag"] = resource.etag
+        headers["Accept-Patch"] = SDPFRAG
+        for url in self._config.ice_servers:  # RFC 9725 section 4.6
+            headers.add("Link", f'<{url}>; rel="ice-server"')
+        return web.Response(status=201, body=resource.answer_sdp.encode(), headers=headers)
+
+    def _preflight(self, methods: str) -> CIMultiDict[str]:
+        headers: CIMultiDict[str] = CIMultiDict()
+        headers["Allow"] = methods
+        headers["Access-Control-Allow-Methods"] = methods
+        headers["Access-Control-Allow-Headers"] = ALLOW_HEADERS
+        headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE_S)
+        return headers
+
+    def _on_disk(self, session_id: int, suffix: str) -> Path | None:
+        """A finished session's file (the service forgets ended sessions); the
+        name is ``SessionRecorder``'s."""
+        directory = self._config.recordings_dir
+        if directory is None:
+            return None
+        path = directory / f"session-{session_id}.{suffix}"
+        return path if path.is_file() else None
+
+
+def _refuse_ended(status: str) -> None:
+    if status == SessionStatus.ENDED.value:
+        raise Conflict("session_ended", "the session has ended")
+
+
+def _is_host(caller: Principal | None, host_id: int) -> bool:
+    return caller is not None and (caller.user_id == host_id or caller.role is Role.ADMIN)

@@ -1,0 +1,176 @@
+"""Flash sales: scheduling and cancelling (the scheduler starts and ends them).
+
+A flash sale sells ``quantity`` units of a shelved product at ``price_minor`` (below
+the regular price, in the product's currency), at most ``per_buyer_limit`` per buyer,
+between ``starts_at`` and ``ends_at`` on the server's clock. Creating one reserves
+``quantity`` units out of the product's stock (see ``shelf.models``). Refusals:
+
+* 422 ``invalid_window`` (end not after start), ``window_in_past`` (end already
+  passed), ``window_too_long`` (over 24 h), ``window_too_far`` (starts over 30 days
+  ahead), ``flash_price_not_lower``; a start in the past means "now";
+* 409 ``session_ended``, ``product_archived``, ``not_on_shelf``,
+  ``insufficient_stock``, ``flash_sale_overlaps`` (another scheduled or running sale
+  of the same product in the session overlaps the window -- so at most one runs).
+
+Every change is committed with its room event through the outbox:
+``flash.scheduled`` / ``flash.cancelled`` here, ``flash.started`` / ``flash.ended`` by
+``shelf.flash_scheduler.FlashScheduler``; each carries the sale and ``server_time``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select, update
+
+from live.auth import Principal
+from live.clock import Clock, to_ms
+from live.db import Database
+from live.errors import Conflict, NotFound, Unprocessable
+from live.models import OutboxEvent, SessionStatus
+from live.outbox import Outbox, OutboxRelay
+from live.sessions import SessionService
+from shelf.models import FlashSale, FlashStatus, Product, ShelfItem
+from shelf.publisher import StockPublisher
+from shelf.schemas import FlashSaleBody
+from shelf.state import ACTIVE_FLASH
+from shelf.stock import StockService
+from shelf.views import flash_dict
+
+MAX_WINDOW_MS = 24 * 3600 * 1000
+MAX_LEAD_MS = 30 * 24 * 3600 * 1000
+
+
+class FlashSaleService:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        sessions: SessionService,
+        stock: StockService,
+        publisher: StockPublisher,
+        outbox: Outbox,
+        relay: OutboxRelay,
+        wake_scheduler: Callable[[], None],
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._sessions = sessions
+        self._stock = stock
+        self._publisher = publisher
+        self._outbox = outbox
+        self._relay = relay
+        self._wake = wake_scheduler
+
+    async def create(self, host: Principal, session_id: int, body: FlashSaleBody) -> dict[str, Any]:
+        session = await self._sessions.owned(host, session_id)
+        if session.status == SessionStatus.ENDED.value:
+            raise Conflict("session_ended", "the session has ended")
+        now = self._clock.now_ms()
+        starts, ends = _window(to_ms(body.starts_at), to_ms(body.ends_at), now)
+        async with self._db.transaction() as tx:
+            product = await tx.get(Product, body.product_id)
+            if product is None:
+                raise NotFound("product_not_found", f"no product {body.product_id}")
+            if product.archived_ms is not None:
+                raise Conflict("product_archived", "an archived product cannot be flash-sold")
+            if await tx.get(ShelfItem, (session_id, product.id)) is None:
+                raise Conflict("not_on_shelf", "put the product on the shelf first")
+            if body.price_minor >= product.price_minor:
+                raise Unprocessable(
+                    "flash_price_not_lower",
+                    f"the flash price must be below the regular price {product.price_minor}",
+                )
+            # Reserving locks the product row first, so two overlapping creations
+            # cannot both pass the overlap check below.
+            await self._stock.reserve(tx, product, body.quantity)
+            clash = await tx.scalar(
+                select(FlashSale.id).where(
+                    FlashSale.session_id == session_id,
+                    FlashSale.product_id == product.id,
+                    FlashSale.status.in_(ACTIVE_FLASH),
+                    FlashSale.starts_ms < ends,
+                    FlashSale.ends_ms > starts,
+                )
+            )
+            if clash is not None:
+                raise Conflict(
+                    "flash_sale_overlaps",
+                    f"flash sale {clash} of this product overlaps that window",
+                    flash_sale_id=clash,
+                )
+            flash = FlashSale(
+                session_id=session_id,
+                product_id=product.id,
+                price_minor=body.price_minor,
+                currency=product.currency,
+                quantity=body.quantity,
+                sold=0,
+                per_buyer_limit=body.per_buyer_limit,
+                starts_ms=starts,
+                ends_ms=ends,
+                status=FlashStatus.SCHEDULED.value,
+                created_ms=now,
+            )
+            tx.add(flash)
+            await tx.flush()
+            data = flash_dict(flash, now)
+            row = self._outbox.add(tx, session_id, "flash.scheduled", data)
+        await self._after_commit(product.id, row)
+        return data
+
+    async def cancel(self, host: Principal, session_id: int, flash_id: int) -> dict[str, Any]:
+        """Cancel a scheduled (not yet running) sale; its reservation returns to stock."""
+        await self._sessions.owned(host, session_id)
+        now = self._clock.now_ms()
+        async with self._db.transaction() as tx:
+            flash = await tx.get(FlashSale, flash_id)
+            if flash is None or flash.session_id != session_id:
+                raise NotFound("flash_sale_not_found", f"no flash sale {flash_id} here")
+            moved = await tx.execute(
+                update(FlashSale)
+                .where(FlashSale.id == flash_id, FlashSale.status == FlashStatus.SCHEDULED.value)
+                .values(status=FlashStatus.CANCELLED.value, closed_ms=now)
+            )
+            if moved.rowcount != 1:  # type: ignore[attr-defined]
+                raise Conflict(
+                    "flash_sale_not_scheduled",
+                    f"a {flash.status} flash sale cannot be cancelled",
+                    status=flash.status,
+                )
+            await self._stock.release(tx, flash_id, flash.product_id)
+            await tx.refresh(flash)
+            data = flash_dict(flash, now)
+            row = self._outbox.add(tx, session_id, "flash.cancelled", data)
+        await self._after_commit(flash.product_id, row)
+        return data
+
+    async def list_for_session(self, session_id: int) -> list[dict[str, Any]]:
+        await self._sessions.get_row(session_id)
+        now = self._clock.now_ms()
+        async with self._db.read() as s:
+            rows = await s.scalars(
+                select(FlashSale)
+                .where(FlashSale.session_id == session_id)
+                .order_by(FlashSale.starts_ms, FlashSale.id)
+            )
+            return [flash_dict(f, now) for f in rows]
+
+    async def _after_commit(self, product_id: int, row: OutboxEvent) -> None:
+        # Published before answering, so the host's next action's event follows it.
+        await self._relay.publish([row])
+        self._publisher.changed(product_id)
+        self._wake()
+
+
+def _window(starts: int, ends: int, now: int) -> tuple[int, int]:
+    if ends <= starts:
+        raise Unprocessable("invalid_window", "ends_at must be after starts_at")
+    if ends <= now:
+        raise Unprocessable("window_in_past", "ends_at has already passed on the server clock")
+    if ends - starts > MAX_WINDOW_MS:
+        raise Unprocessable("window_too_long", "a flash sale lasts at most 24 hours")
+    if starts - now > MAX_LEAD_MS:
+        raise Unprocessable("window_too_far", "schedule flash sales at most 30 days ahead")
+    return max(starts, now), ends

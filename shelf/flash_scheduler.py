@@ -1,0 +1,189 @@
+"""The flash-sale scheduler: starts and ends sales at their time on the server clock.
+
+``FlashScheduler`` is a component with ``start()``/``stop()`` (run in a cleanup
+context). Its contract:
+
+* ``run_due()`` starts every scheduled sale whose ``starts_ms`` has come and ends
+  every running sale whose ``ends_ms`` has come, oldest first. A sale whose whole
+  window passed while the server was down is started and ended in the same pass
+  (``flash.started`` then ``flash.ended``), so clients always see both.
+* Each transition is a compare-and-set on the sale's status committed together with
+  its outbox event (and, when ending, with the unsold units going back to stock), so
+  several processes, or a restart in the middle, never emit one transition twice.
+* ``start()`` runs ``run_due()`` once (catching up on everything that came due while
+  the server was down) and then a loop that sleeps until the next due time, at most
+  ``max_sleep_s`` (so it also notices sales created by other processes), or until
+  ``wake()``.
+* ``close_session(id)`` (the session ended): cancels its scheduled sales and ends its
+  running ones, returning their unsold units to stock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+
+from sqlalchemy import func, select, update
+
+from live.clock import Clock
+from live.db import Database
+from live.outbox import Outbox, OutboxRelay
+from shelf.models import FlashSale, FlashStatus
+from shelf.publisher import StockPublisher
+from shelf.stock import StockService
+from shelf.views import flash_dict
+
+log = logging.getLogger(__name__)
+
+_SCHEDULED = FlashStatus.SCHEDULED.value
+_RUNNING = FlashStatus.RUNNING.value
+_EVENT = {
+    FlashStatus.RUNNING: "flash.started",
+    FlashStatus.ENDED: "flash.ended",
+    FlashStatus.CANCELLED: "flash.cancelled",
+}
+
+
+class FlashScheduler:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        stock: StockService,
+        publisher: StockPublisher,
+        outbox: Outbox,
+        relay: OutboxRelay,
+        *,
+        max_sleep_s: float = 1.0,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._stock = stock
+        self._publisher = publisher
+        self._outbox = outbox
+        self._relay = relay
+        self._max_sleep = max_sleep_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self._stopping = False
+
+    def wake(self) -> None:
+        """Something was scheduled or cancelled: look again now."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._stopping = False
+        await self.run_due()
+        self._task = asyncio.create_task(self._run(), name="FlashScheduler")
+
+    async def stop(self) -> None:
+        """Stop between transitions (never cancel one mid-transaction: its statement
+        could keep running in the database and hold locks)."""
+        if self._task is not None:
+            self._stopping = True
+            self._wake.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 10)
+            except TimeoutError:
+                self._task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+
+    async def run_due(self) -> int:
+        """Make every transition that is due now; returns how many were made."""
+        async with self._lock:
+            now = self._clock.now_ms()
+            async with self._db.read() as s:
+                to_start = list(
+                    await s.scalars(
+                        select(FlashSale.id)
+                        .where(FlashSale.status == _SCHEDULED, FlashSale.starts_ms <= now)
+                        .order_by(FlashSale.starts_ms, FlashSale.id)
+                    )
+                )
+            made = 0
+            for flash_id in to_start:
+                made += await self._move(flash_id, _SCHEDULED, FlashStatus.RUNNING, now)
+            async with self._db.read() as s:
+                to_end = list(
+                    await s.scalars(
+                        select(FlashSale.id)
+                        .where(FlashSale.status == _RUNNING, FlashSale.ends_ms <= now)
+                        .order_by(FlashSale.ends_ms, FlashSale.id)
+                    )
+                )
+            for flash_id in to_end:
+                made += await self._move(flash_id, _RUNNING, FlashStatus.ENDED, now)
+        return made
+
+    async def close_session(self, session_id: int) -> int:
+        """The session ended: cancel its scheduled sales, end its running ones."""
+        async with self._lock:
+            now = self._clock.now_ms()
+            async with self._db.read() as s:
+                rows = (
+                    await s.execute(
+                        select(FlashSale.id, FlashSale.status).where(
+                            FlashSale.session_id == session_id,
+                            FlashSale.status.in_((_SCHEDULED, _RUNNING)),
+                        )
+                    )
+                ).all()
+            made = 0
+            for flash_id, status in rows:
+                target = FlashStatus.CANCELLED if status == _SCHEDULED else FlashStatus.ENDED
+                made += await self._move(flash_id, status, target, now)
+        return made
+
+    async def next_due_ms(self) -> int | None:
+        async with self._db.read() as s:
+            starts = await s.scalar(
+                select(func.min(FlashSale.starts_ms)).where(FlashSale.status == _SCHEDULED)
+            )
+            ends = await s.scalar(
+                select(func.min(FlashSale.ends_ms)).where(FlashSale.status == _RUNNING)
+            )
+        due = [t for t in (starts, ends) if t is not None]
+        return min(due) if due else None
+
+    async def _move(self, flash_id: int, source: str, target: FlashStatus, now: int) -> int:
+        async with self._db.transaction() as tx:
+            values: dict[str, object] = {"status": target.value}
+            values["started_ms" if target is FlashStatus.RUNNING else "closed_ms"] = now
+            moved = await tx.execute(
+                update(FlashSale)
+                .where(FlashSale.id == flash_id, FlashSale.status == source)
+                .values(values)
+            )
+            if moved.rowcount != 1:  # type: ignore[attr-defined]
+                return 0  # another process (or a cancel) got there first
+            flash = await tx.get(FlashSale, flash_id, populate_existing=True)
+            assert flash is not None
+            if target is FlashStatus.RUNNING:
+                await self._stock.bump(tx, flash.product_id)
+            else:
+                await self._stock.release(tx, flash_id, flash.product_id)
+            data = flash_dict(flash, now)
+            row = self._outbox.add(tx, flash.session_id, _EVENT[target], data)
+        await self._relay.publish([row])
+        self._publisher.changed(flash.product_id)
+        return 1
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                due = await self.next_due_ms()
+                wait = self._max_sleep
+                if due is not None:
+                    wait = min(wait, max(0.01, (due - self._clock.now_ms()) / 1000))
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                self._wake.clear()
+                if not self._stopping:
+                    await self.run_due()
+            except Exception:
+                log.exception("FlashScheduler(%s) failed; retrying", id(self))
+                await asyncio.sleep(self._max_sleep)

@@ -1,0 +1,232 @@
+"""HTTP routes of the shelf: catalogue, cooperations, agencies, live shelf, pins, flash
+sales. Each handler names who may call it; the services enforce it. See ``API.md``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from live.errors import InvalidInput
+from live.http import json_response, path_id, principal, read_json, signed_in
+from shelf.catalogue import CatalogueService
+from shelf.cooperation import CooperationService
+from shelf.flash import FlashSaleService
+from shelf.live_shelf import ShelfService
+from shelf.models import CooperationStatus
+from shelf.pins import PinService
+from shelf.schemas import (
+    AgencyBody,
+    CreateProductBody,
+    EditProductBody,
+    FlashSaleBody,
+    ProductRef,
+    ProposeBody,
+    ShelfOrderBody,
+)
+
+if TYPE_CHECKING:
+    from shelf.feature import ShelfFeature
+
+#: The shelf feature in the app (``app[shelf_key]``): its services for wiring and tests.
+shelf_key: web.AppKey[ShelfFeature] = web.AppKey("shelf")
+
+
+class ShelfHandlers:
+    def __init__(
+        self,
+        catalogue: CatalogueService,
+        cooperations: CooperationService,
+        shelf: ShelfService,
+        pins: PinService,
+        flash: FlashSaleService,
+    ) -> None:
+        self._catalogue = catalogue
+        self._coops = cooperations
+        self._shelf = shelf
+        self._pins = pins
+        self._flash = flash
+
+    def routes(self) -> list[web.RouteDef]:
+        sid = "/api/sessions/{id}"
+        return [
+            web.post("/api/products", self.create_product),
+            web.get("/api/products/{id}", self.get_product),
+            web.patch("/api/products/{id}", self.edit_product),
+            web.post("/api/products/{id}/archive", self.archive_product),
+            web.get("/api/brands/{id}/products", self.brand_products),
+            web.post("/api/cooperations", self.propose),
+            web.get("/api/cooperations", self.list_cooperations),
+            web.get("/api/cooperations/{id}", self.get_cooperation),
+            web.post("/api/cooperations/{id}/{action}", self.cooperation_action),
+            web.get("/api/me/agency", self.get_agency),
+            web.put("/api/me/agency", self.set_agency),
+            web.delete("/api/me/agency", self.clear_agency),
+            web.get("/api/me/hosts", self.agency_hosts),
+            web.get(f"{sid}/shelf", self.get_shelf),
+            web.post(f"{sid}/shelf", self.add_to_shelf),
+            web.put(f"{sid}/shelf/order", self.reorder_shelf),
+            web.delete(sid + "/shelf/{product_id}", self.remove_from_shelf),
+            web.post(f"{sid}/pin", self.pin),
+            web.delete(f"{sid}/pin", self.unpin),
+            web.get(f"{sid}/pins", self.list_pins),
+            web.get(f"{sid}/flash-sales", self.list_flash_sales),
+            web.post(f"{sid}/flash-sales", self.create_flash_sale),
+            web.delete(sid + "/flash-sales/{flash_id}", self.cancel_flash_sale),
+        ]
+
+    # -- catalogue -------------------------------------------------------------------
+
+    async def create_product(self, request: web.Request) -> web.Response:
+        """Brand."""
+        caller = signed_in(request)
+        body = await read_json(request, CreateProductBody)
+        return json_response(await self._catalogue.create(caller, body), status=201)
+
+    async def get_product(self, request: web.Request) -> web.Response:
+        """Anyone."""
+        return json_response(await self._catalogue.get(path_id(request)))
+
+    async def edit_product(self, request: web.Request) -> web.Response:
+        """The product's brand."""
+        caller = signed_in(request)
+        product_id = path_id(request)
+        body = await read_json(request, EditProductBody)
+        return json_response(await self._catalogue.edit(caller, product_id, body))
+
+    async def archive_product(self, request: web.Request) -> web.Response:
+        """The product's brand."""
+        caller = signed_in(request)
+        return json_response(await self._catalogue.archive(caller, path_id(request)))
+
+    async def brand_products(self, request: web.Request) -> web.Response:
+        """Anyone; ``?include_archived=1`` shows archived ones to the brand itself."""
+        include = request.query.get("include_archived", "") in ("1", "true")
+        products = await self._catalogue.list_for_brand(
+            principal(request), path_id(request), include_archived=include
+        )
+        return json_response({"products": products})
+
+    # -- cooperations ------------------------------------------------------------------
+
+    async def propose(self, request: web.Request) -> web.Response:
+        """Brand."""
+        caller = signed_in(request)
+        body = await read_json(request, ProposeBody)
+        return json_response(await self._coops.propose(caller, body), status=201)
+
+    async def list_cooperations(self, request: web.Request) -> web.Response:
+        """Brand, host or agency: the caller's side. ``?status=proposed|accepted|...``."""
+        caller = signed_in(request)
+        text = request.query.get("status")
+        try:
+            status = CooperationStatus(text) if text else None
+        except ValueError as exc:
+            choices = ", ".join(s.value for s in CooperationStatus)
+            raise InvalidInput("invalid_query", f"status is one of {choices}") from exc
+        return json_response({"cooperations": await self._coops.list_for(caller, status)})
+
+    async def get_cooperation(self, request: web.Request) -> web.Response:
+        """Its brand, its host or the host's agency."""
+        return json_response(await self._coops.get(signed_in(request), path_id(request)))
+
+    async def cooperation_action(self, request: web.Request) -> web.Response:
+        """accept/decline: its host or the host's agency; withdraw: its brand; end: any
+        party."""
+        caller = signed_in(request)
+        coop_id = path_id(request)
+        action = request.match_info["action"]
+        if action == "accept":
+            result = await self._coops.accept(caller, coop_id)
+        elif action == "decline":
+            result = await self._coops.decline(caller, coop_id)
+        elif action == "withdraw":
+            result = await self._coops.withdraw(caller, coop_id)
+        elif action == "end":
+            result = await self._coops.end(caller, coop_id)
+        else:
+            raise web.HTTPNotFound()
+        return json_response(result)
+
+    # -- host <-> agency ---------------------------------------------------------------
+
+    async def get_agency(self, request: web.Request) -> web.Response:
+        """Host."""
+        return json_response(await self._coops.agency_of(signed_in(request)))
+
+    async def set_agency(self, request: web.Request) -> web.Response:
+        """Host: name the agency that may act for you."""
+        caller = signed_in(request)
+        body = await read_json(request, AgencyBody)
+        return json_response(await self._coops.set_agency(caller, body.agency_id))
+
+    async def clear_agency(self, request: web.Request) -> web.Response:
+        """Host."""
+        return json_response(await self._coops.clear_agency(signed_in(request)))
+
+    async def agency_hosts(self, request: web.Request) -> web.Response:
+        """Agency: the hosts that named you."""
+        return json_response({"host_ids": await self._coops.hosts_of(signed_in(request))})
+
+    # -- the live shelf ----------------------------------------------------------------
+
+    async def get_shelf(self, request: web.Request) -> web.Response:
+        """Anyone: the same shelf state as the room snapshot."""
+        return json_response(await self._shelf.state(path_id(request)))
+
+    async def add_to_shelf(self, request: web.Request) -> web.Response:
+        """The session's host."""
+        caller = signed_in(request)
+        session_id = path_id(request)
+        body = await read_json(request, ProductRef)
+        return json_response(await self._shelf.add(caller, session_id, body.product_id), status=201)
+
+    async def remove_from_shelf(self, request: web.Request) -> web.Response:
+        """The session's host."""
+        caller = signed_in(request)
+        result = await self._shelf.remove(caller, path_id(request), path_id(request, "product_id"))
+        return json_response(result)
+
+    async def reorder_shelf(self, request: web.Request) -> web.Response:
+        """The session's host."""
+        caller = signed_in(request)
+        session_id = path_id(request)
+        body = await read_json(request, ShelfOrderBody)
+        return json_response(await self._shelf.reorder(caller, session_id, body.product_ids))
+
+    # -- pins ----------------------------------------------------------------------
+
+    async def pin(self, request: web.Request) -> web.Response:
+        """The session's host."""
+        caller = signed_in(request)
+        session_id = path_id(request)
+        body = await read_json(request, ProductRef)
+        return json_response(await self._pins.pin(caller, session_id, body.product_id))
+
+    async def unpin(self, request: web.Request) -> web.Response:
+        """The session's host."""
+        return json_response(await self._pins.unpin(signed_in(request), path_id(request)))
+
+    async def list_pins(self, request: web.Request) -> web.Response:
+        """Anyone: the session's pin windows (replay chapters)."""
+        return json_response({"pins": await self._pins.list_dicts(path_id(request))})
+
+    # -- flash sales ---------------------------------------------------------------
+
+    async def list_flash_sales(self, request: web.Request) -> web.Response:
+        """Anyone."""
+        sales = await self._flash.list_for_session(path_id(request))
+        return json_response({"flash_sales": sales})
+
+    async def create_flash_sale(self, request: web.Request) -> web.Response:
+        """The session's host."""
+        caller = signed_in(request)
+        session_id = path_id(request)
+        body = await read_json(request, FlashSaleBody)
+        return json_response(await self._flash.create(caller, session_id, body), status=201)
+
+    async def cancel_flash_sale(self, request: web.Request) -> web.Response:
+        """The session's host: cancel a scheduled sale."""
+        caller = signed_in(request)
+        result = await self._flash.cancel(caller, path_id(request), path_id(request, "flash_id"))
+        return json_response(result)

@@ -1,0 +1,196 @@
+"""Tables of the shelf: products, cooperations, host-agency links, shelves, pins and
+flash sales.
+
+Money is integer minor units plus an ISO 4217 code; rates are basis points; times
+are integer milliseconds since the Unix epoch (UTC), like the rest of liveshelf.
+``live/migrations/versions/0002_shelf.py`` creates exactly these tables.
+
+Stock and reservations (the contract the orders feature relies on):
+
+* ``Product.stock`` is the number of units that can be sold at the regular price now.
+  It never goes below zero (a CHECK constraint backs the conditional updates).
+* Creating a flash sale moves ``FlashSale.quantity`` units out of ``Product.stock``:
+  the reservation *is* the flash sale row. Units sold in the sale are counted in
+  ``FlashSale.sold`` (``sold <= quantity``); when the sale ends or is cancelled the
+  unsold rest (``quantity - sold``) goes back to ``Product.stock``.
+* Every change of either number increments ``Product.stock_version``;
+  ``published_version`` is the last version announced as ``stock.changed``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from live.db import Base
+
+
+class CooperationStatus(enum.StrEnum):
+    PROPOSED = "proposed"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    WITHDRAWN = "withdrawn"
+    ENDED = "ended"
+
+
+class FlashStatus(enum.StrEnum):
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    ENDED = "ended"
+    CANCELLED = "cancelled"
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = (
+        CheckConstraint("stock >= 0", name="ck_products_stock"),
+        CheckConstraint("price_minor >= 0", name="ck_products_price"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    brand_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    image_url: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    price_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    stock: Mapped[int] = mapped_column(Integer)
+    commission_bps: Mapped[int] = mapped_column(Integer)
+    stock_version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    published_version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    archived_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class HostAgency(Base):
+    """The agency a host has named to act for them (at most one per host)."""
+
+    __tablename__ = "host_agencies"
+
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    agency_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class Cooperation(Base):
+    __tablename__ = "cooperations"
+    __table_args__ = (
+        Index("ix_cooperations_host_status", "host_id", "status"),
+        Index("ix_cooperations_brand_status", "brand_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    brand_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    commission_bps: Mapped[int] = mapped_column(Integer)
+    flat_fee_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    flat_fee_currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    note: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    decided_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    decided_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ended_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class CooperationProduct(Base):
+    __tablename__ = "cooperation_products"
+
+    cooperation_id: Mapped[int] = mapped_column(
+        ForeignKey("cooperations.id", ondelete="CASCADE"), primary_key=True
+    )
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), primary_key=True, index=True)
+
+
+class Shelf(Base):
+    """Per-session shelf state: a version bumped by every ``shelf.updated``."""
+
+    __tablename__ = "shelves"
+
+    session_id: Mapped[int] = mapped_column(ForeignKey("live_sessions.id"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+
+
+class ShelfItem(Base):
+    """A product on a session's shelf, with the cooperation that allowed it there.
+
+    ``cooperation_id`` is frozen when the product is added: orders take the rate
+    from that agreement even if it is ended later during the session.
+    """
+
+    __tablename__ = "shelf_items"
+
+    session_id: Mapped[int] = mapped_column(ForeignKey("live_sessions.id"), primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), primary_key=True, index=True)
+    cooperation_id: Mapped[int] = mapped_column(ForeignKey("cooperations.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    added_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class Pin(Base):
+    """One pin window: the product was "now explaining" from ``start_ms`` to ``end_ms``.
+
+    ``end_ms`` is null while the pin is open (at most one open pin per session). The
+    ``media_*_s`` columns hold the recording's media time when one was running.
+    """
+
+    __tablename__ = "pins"
+    __table_args__ = (Index("ix_pins_session_start", "session_id", "start_ms"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("live_sessions.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    start_ms: Mapped[int] = mapped_column(BigInteger)
+    end_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    media_start_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    media_end_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class FlashSale(Base):
+    __tablename__ = "flash_sales"
+    __table_args__ = (
+        CheckConstraint("sold >= 0 AND sold <= quantity", name="ck_flash_sales_sold"),
+        Index("ix_flash_sales_session_product", "session_id", "product_id"),
+        Index("ix_flash_sales_status_starts", "status", "starts_ms"),
+        Index("ix_flash_sales_status_ends", "status", "ends_ms"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("live_sessions.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    price_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    quantity: Mapped[int] = mapped_column(Integer)
+    sold: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    per_buyer_limit: Mapped[int] = mapped_column(Integer)
+    starts_ms: Mapped[int] = mapped_column(BigInteger)
+    ends_ms: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    started_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    closed_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class FlashPurchase(Base):
+    """Units one buyer bought in one flash sale (enforces ``per_buyer_limit``)."""
+
+    __tablename__ = "flash_purchases"
+
+    flash_sale_id: Mapped[int] = mapped_column(
+        ForeignKey("flash_sales.id", ondelete="CASCADE"), primary_key=True
+    )
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    quantity: Mapped[int] = mapped_column(Integer)

@@ -1,0 +1,165 @@
+"""``stock.changed``: announcing stock changes to every room that shows the product.
+
+Contract:
+
+* Whoever changed ``Product.stock`` or a flash sale's ``sold`` (and so bumped
+  ``Product.stock_version``, see ``shelf.stock``) calls ``changed(product_id)`` after
+  the commit. It never blocks and never fails.
+* Per product at most one event per ``min_interval_s`` (0.2 s: 5 a second) leaves this
+  process. Changes in between are coalesced: the publication reads the product's
+  *current* row, so the latest value always goes out within ``min_interval_s``.
+* A publication is one transaction: ``published_version`` is moved up to
+  ``stock_version`` with a compare-and-set (so one version is announced once, even
+  with several processes) and one ``stock.changed`` per non-ended session with the
+  product on its shelf is written to the transactional outbox. ``sweep()`` (run at
+  start-up) announces whatever a crashed process left unannounced.
+* The snapshot never depends on this: it reads the product row (latest value).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import suppress
+
+from sqlalchemy import select, update
+
+from live.db import Database
+from live.models import LiveSession, SessionStatus
+from live.outbox import Outbox, OutboxRelay
+from shelf.models import FlashSale, FlashStatus, Product, ShelfItem
+from shelf.views import stock_entry
+
+log = logging.getLogger(__name__)
+
+
+class StockPublisher:
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        relay: OutboxRelay,
+        *,
+        min_interval_s: float = 0.2,
+    ) -> None:
+        self.db = db
+        self._outbox = outbox
+        self._relay = relay
+        self._interval = min_interval_s
+        self._scheduled: dict[int, asyncio.Task[None]] = {}
+        self._tasks: dict[asyncio.Task[None], int] = {}
+        self._stopped = False
+        self._last_sent: dict[int, float] = {}
+
+    def changed(self, product_id: int) -> None:
+        """The product's stock changed (committed): announce it within ``min_interval_s``."""
+        if product_id in self._scheduled or self._stopped:
+            return  # the scheduled publication will read the latest value
+        loop = asyncio.get_running_loop()
+        last = self._last_sent.get(product_id)
+        delay = 0.0 if last is None else max(0.0, last + self._interval - loop.time())
+        task = loop.create_task(
+            self._later(product_id, delay), name=f"StockPublisher({product_id})"
+        )
+        self._scheduled[product_id] = task
+        self._tasks[task] = product_id
+        task.add_done_callback(self._tasks.pop)
+
+    async def _later(self, product_id: int, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        loop = asyncio.get_running_loop()
+        # From here on a new change schedules a new publication (not before the interval).
+        self._scheduled.pop(product_id, None)
+        self._last_sent[product_id] = loop.time()
+        self._forget_old(loop.time())
+        try:
+            await self.publish(product_id)
+        except Exception:
+            log.exception("StockPublisher(%s) product %s: publishing failed", id(self), product_id)
+
+    def _forget_old(self, now: float) -> None:
+        if len(self._last_sent) > 1024:
+            for pid, at in list(self._last_sent.items()):
+                if at + self._interval < now:
+                    del self._last_sent[pid]
+
+    async def publish(self, product_id: int) -> bool:
+        """Announce the product's current stock now, unless that version is announced."""
+        async with self.db.transaction() as tx:
+            row = (
+                await tx.execute(
+                    update(Product)
+                    .where(
+                        Product.id == product_id,
+                        Product.published_version < Product.stock_version,
+                    )
+                    .values(published_version=Product.stock_version)
+                    .returning(Product.id)
+                )
+            ).first()
+            if row is None:
+                return False
+            product = await tx.get(Product, product_id, populate_existing=True)
+            assert product is not None
+            sessions = list(
+                await tx.scalars(
+                    select(ShelfItem.session_id)
+                    .join(LiveSession, LiveSession.id == ShelfItem.session_id)
+                    .where(
+                        ShelfItem.product_id == product_id,
+                        LiveSession.status != SessionStatus.ENDED.value,
+                    )
+                )
+            )
+            flashes = {
+                f.session_id: f
+                for f in await tx.scalars(
+                    select(FlashSale).where(
+                        FlashSale.product_id == product_id,
+                        FlashSale.status == FlashStatus.RUNNING.value,
+                    )
+                )
+            }
+            rows = [
+                self._outbox.add(tx, sid, "stock.changed", stock_entry(product, flashes.get(sid)))
+                for sid in sessions
+            ]
+        await self._relay.publish(rows)
+        return True
+
+    async def sweep(self) -> int:
+        """Announce every product whose latest stock version is not announced yet."""
+        async with self.db.read() as s:
+            ids = list(
+                await s.scalars(
+                    select(Product.id).where(Product.published_version < Product.stock_version)
+                )
+            )
+        for product_id in ids:
+            await self.publish(product_id)
+        return len(ids)
+
+    async def start(self) -> None:
+        self._stopped = False
+        await self.sweep()
+
+    async def stop(self) -> None:
+        """Stop: publications in flight finish (a cancelled one could leave its statement
+        running in the database); waiting ones are published now."""
+        self._stopped = True
+        waiting = set(self._scheduled.values())
+        tasks = dict(self._tasks)
+        self._scheduled.clear()
+        for task in tasks:
+            if task in waiting:
+                task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+        for task, product_id in tasks.items():
+            if task not in waiting:
+                continue
+            try:
+                await self.publish(product_id)
+            except Exception:
+                log.exception("StockPublisher(%s) final publish of %s failed", id(self), product_id)

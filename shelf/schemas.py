@@ -1,0 +1,144 @@
+"""Request bodies of the shelf routes, validated strictly (see ``live.schemas.Body``).
+
+Money is a non-negative integer of minor units with an ISO 4217 code from
+``CURRENCIES``; rates are basis points in [0, 10000]; text is bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Self
+
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
+
+from live.schemas import AwareDatetime, Body, Title
+
+#: Active ISO 4217 currency codes (funds and precious metals left out).
+# fmt: off
+CURRENCIES = frozenset(
+    {
+        "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+        "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD",
+        "CDF", "CHF", "CLP", "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD",
+        "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ",
+        "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD",
+        "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR",
+        "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR",
+        "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN",
+        "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR",
+        "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB",
+        "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS",
+        "VED", "VES", "VND", "VUV", "WST", "XAF", "XCD", "XCG", "XOF", "XPF", "YER", "ZAR", "ZMW",
+        "ZWG",
+    }
+)
+# fmt: on
+
+MAX_MINOR = 10**12  # a trillion minor units: far above any real price, far below int64
+MAX_STOCK = 10_000_000
+MAX_SHELF = 100
+
+
+def _known_currency(value: str) -> str:
+    if value not in CURRENCIES:
+        raise ValueError("not a known ISO 4217 currency code (e.g. EUR, USD, JPY)")
+    return value
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
+        raise ValueError("give an http(s) URL without spaces")
+    return value
+
+
+Currency = Annotated[str, AfterValidator(_known_currency)]
+MinorUnits = Annotated[int, Field(ge=0, le=MAX_MINOR)]
+Bps = Annotated[int, Field(ge=0, le=10_000)]
+Stock = Annotated[int, Field(ge=0, le=MAX_STOCK)]
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+Description = Annotated[str, StringConstraints(max_length=4000)]
+ImageUrl = Annotated[
+    str, StringConstraints(min_length=8, max_length=2048), AfterValidator(_http_url)
+]
+Note = Annotated[str, StringConstraints(max_length=500)]
+
+
+class CreateProductBody(Body):
+    title: Title
+    description: Description = ""
+    image_url: ImageUrl | None = None
+    price_minor: MinorUnits
+    currency: Currency
+    stock: Stock
+    commission_bps: Bps
+
+
+class EditProductBody(Body):
+    """Every field optional; at least one must be given. ``stock`` sets the units
+    available at the regular price (flash-sale reservations are not included)."""
+
+    title: Title | None = None
+    description: Description | None = None
+    image_url: ImageUrl | None = None
+    price_minor: MinorUnits | None = None
+    currency: Currency | None = None
+    stock: Stock | None = None
+    commission_bps: Bps | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        for name in self.model_fields_set - {"image_url"}:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, object]:
+        """The fields given, by name (``image_url: None`` removes the image)."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class ProposeBody(Body):
+    host_id: Id
+    product_ids: Annotated[list[Id], Field(min_length=1, max_length=MAX_SHELF)]
+    commission_bps: Bps
+    flat_fee_minor: MinorUnits | None = None
+    flat_fee_currency: Currency | None = None
+    note: Note | None = None
+
+    @model_validator(mode="after")
+    def _fee_has_currency(self) -> Self:
+        if (self.flat_fee_minor is None) != (self.flat_fee_currency is None):
+            raise ValueError("flat_fee_minor and flat_fee_currency go together")
+        if len(set(self.product_ids)) != len(self.product_ids):
+            raise ValueError("product_ids has duplicates")
+        return self
+
+
+class AgencyBody(Body):
+    agency_id: Id
+
+
+class ProductRef(Body):
+    product_id: Id
+
+
+class ShelfOrderBody(Body):
+    """The whole shelf in its new order: exactly the products now on it."""
+
+    product_ids: Annotated[list[Id], Field(max_length=MAX_SHELF)]
+
+
+class FlashSaleBody(Body):
+    product_id: Id
+    price_minor: MinorUnits
+    quantity: Annotated[int, Field(ge=1, le=MAX_STOCK)]
+    per_buyer_limit: Annotated[int, Field(ge=1, le=MAX_STOCK)]
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _limits(self) -> Self:
+        if self.per_buyer_limit > self.quantity:
+            raise ValueError("per_buyer_limit cannot exceed quantity")
+        return self

@@ -1,0 +1,223 @@
+"""Stock: taking and returning units inside the caller's transaction.
+
+This is the piece the orders feature calls. Every method works inside an open write
+transaction (``Database.transaction()``) and changes stock with one conditional
+UPDATE, so concurrent buyers can never oversell; rows are locked in the fixed order
+flash sale -> product. After the transaction commits, the caller announces the
+change with ``StockPublisher.changed(product_id)`` (see ``shelf.publisher``).
+
+How a flash sale's reservation is represented: see ``shelf.models`` -- the flash
+sale row holds ``quantity`` units already taken out of ``Product.stock`` and counts
+``sold``; ``take`` sells from the running flash sale of the session when there is
+one, else from ``Product.stock``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from live.clock import Clock
+from live.errors import Conflict, NotFound, Unprocessable
+from shelf.models import FlashPurchase, FlashSale, FlashStatus, Product
+
+
+def upsert(tx: AsyncSession, table: Any) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` support for the session's dialect."""
+    return (sqlite_insert if tx.get_bind().dialect.name == "sqlite" else pg_insert)(table)
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """What ``StockService.take`` sold: the price to charge and where the units came from."""
+
+    product_id: int
+    quantity: int
+    unit_price_minor: int
+    currency: str
+    flash_sale_id: int | None
+
+
+class StockService:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    async def running_flash(
+        self, tx: AsyncSession, session_id: int, product_id: int
+    ) -> FlashSale | None:
+        """The flash sale of ``product_id`` running in ``session_id`` now, if any."""
+        now = self._clock.now_ms()
+        return await tx.scalar(
+            select(FlashSale).where(
+                FlashSale.session_id == session_id,
+                FlashSale.product_id == product_id,
+                FlashSale.status == FlashStatus.RUNNING.value,
+                FlashSale.starts_ms <= now,
+                FlashSale.ends_ms > now,
+            )
+        )
+
+    async def take(
+        self,
+        tx: AsyncSession,
+        *,
+        session_id: int,
+        product_id: int,
+        buyer_id: int,
+        quantity: int,
+    ) -> Taken:
+        """Take ``quantity`` units for one order, atomically.
+
+        Sells from the product's running flash sale in ``session_id`` (flash price,
+        per-buyer limit) if there is one, else from regular stock at the product price.
+        Raises 404 ``product_not_found``, 409 ``product_archived``, ``out_of_stock``,
+        ``flash_sold_out`` or ``flash_limit_reached``; nothing changes then (the caller's
+        transaction is rolled back by the raise).
+        """
+        if quantity < 1:
+            raise Unprocessable("invalid_quantity", "order at least one unit")
+        product = await tx.get(Product, product_id)
+        if product is None:
+            raise NotFound("product_not_found", f"no product {product_id}")
+        if product.archived_ms is not None:
+            raise Conflict("product_archived", "this product is no longer sold")
+        flash = await self.running_flash(tx, session_id, product_id)
+        if flash is not None:
+            await self._take_flash(tx, flash, buyer_id, quantity)
+            await self.bump(tx, product_id)
+            return Taken(product_id, quantity, flash.price_minor, flash.currency, flash.id)
+        result = await tx.execute(
+            update(Product)
+            .where(
+                Product.id == product_id,
+                Product.stock >= quantity,
+                Product.archived_ms.is_(None),
+            )
+            .values(stock=Product.stock - quantity, stock_version=Product.stock_version + 1)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict("out_of_stock", "not enough units left", available=product.stock)
+        return Taken(product_id, quantity, product.price_minor, product.currency, None)
+
+    async def _take_flash(
+        self, tx: AsyncSession, flash: FlashSale, buyer_id: int, quantity: int
+    ) -> None:
+        if quantity > flash.per_buyer_limit:
+            raise Conflict("flash_limit_reached", f"at most {flash.per_buyer_limit} per buyer")
+        result = await tx.execute(
+            update(FlashSale)
+            .where(
+                FlashSale.id == flash.id,
+                FlashSale.status == FlashStatus.RUNNING.value,
+                FlashSale.sold + quantity <= FlashSale.quantity,
+            )
+            .values(sold=FlashSale.sold + quantity)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict("flash_sold_out", "the flash sale has not enough units left")
+        stmt = upsert(tx, FlashPurchase).values(
+            flash_sale_id=flash.id, buyer_id=buyer_id, quantity=quantity
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["flash_sale_id", "buyer_id"],
+            set_={"quantity": FlashPurchase.quantity + stmt.excluded.quantity},
+            where=FlashPurchase.quantity + stmt.excluded.quantity <= flash.per_buyer_limit,
+        )
+        if (await tx.execute(stmt)).rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict("flash_limit_reached", f"at most {flash.per_buyer_limit} per buyer")
+
+    async def put_back(
+        self,
+        tx: AsyncSession,
+        *,
+        product_id: int,
+        quantity: int,
+        buyer_id: int,
+        flash_sale_id: int | None = None,
+    ) -> None:
+        """Return units of a refunded or cancelled order.
+
+        Units from a flash sale that is still running go back to the sale (and the
+        buyer's allowance); otherwise -- regular units, or the sale is over and its
+        rest already returned -- they go back to ``Product.stock``.
+        """
+        if flash_sale_id is not None:
+            result = await tx.execute(
+                update(FlashSale)
+                .where(
+                    FlashSale.id == flash_sale_id,
+                    FlashSale.status == FlashStatus.RUNNING.value,
+                    FlashSale.sold >= quantity,
+                )
+                .values(sold=FlashSale.sold - quantity)
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                await tx.execute(
+                    update(FlashPurchase)
+                    .where(
+                        FlashPurchase.flash_sale_id == flash_sale_id,
+                        FlashPurchase.buyer_id == buyer_id,
+                        FlashPurchase.quantity >= quantity,
+                    )
+                    .values(quantity=FlashPurchase.quantity - quantity)
+                )
+                await self.bump(tx, product_id)
+                return
+        await tx.execute(
+            update(Product)
+            .where(Product.id == product_id)
+            .values(stock=Product.stock + quantity, stock_version=Product.stock_version + 1)
+        )
+
+    async def set_stock(self, tx: AsyncSession, product_id: int, stock: int) -> None:
+        """Set the regular stock (a brand's edit)."""
+        await tx.execute(
+            update(Product)
+            .where(Product.id == product_id)
+            .values(stock=stock, stock_version=Product.stock_version + 1)
+        )
+
+    async def reserve(self, tx: AsyncSession, product: Product, quantity: int) -> None:
+        """Move ``quantity`` units from regular stock into a new flash sale (409
+        ``insufficient_stock`` when there are fewer)."""
+        result = await tx.execute(
+            update(Product)
+            .where(Product.id == product.id, Product.stock >= quantity)
+            .values(stock=Product.stock - quantity, stock_version=Product.stock_version + 1)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict(
+                "insufficient_stock",
+                f"only {product.stock} units in stock to reserve",
+                available=product.stock,
+            )
+
+    async def release(self, tx: AsyncSession, flash_sale_id: int, product_id: int) -> None:
+        """Give a finished flash sale's unsold units back to stock.
+
+        Call it in the transaction that moved the sale out of ``running``/``scheduled``
+        (after that, ``take`` no longer sells from it, so ``sold`` is final).
+        """
+        rest = (
+            select(FlashSale.quantity - FlashSale.sold)
+            .where(FlashSale.id == flash_sale_id)
+            .scalar_subquery()
+        )
+        await tx.execute(
+            update(Product)
+            .where(Product.id == product_id)
+            .values(stock=Product.stock + rest, stock_version=Product.stock_version + 1)
+        )
+
+    async def bump(self, tx: AsyncSession, product_id: int) -> None:
+        """A flash sale of the product changed what is on offer: bump its stock version."""
+        await tx.execute(
+            update(Product)
+            .where(Product.id == product_id)
+            .values(stock_version=Product.stock_version + 1)
+        )

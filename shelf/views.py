@@ -1,0 +1,135 @@
+"""The JSON shapes of the shelf: what the API returns and what room events carry.
+
+One function per shape, used by both the HTTP answers and the room events, so the
+``hello`` snapshot and a replay of the events always agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from live.clock import iso
+from shelf.models import Cooperation, FlashSale, Pin, Product
+
+
+def product_dict(p: Product) -> dict[str, Any]:
+    """A product as its brand (and anyone browsing the catalogue) sees it."""
+    return {
+        "id": p.id,
+        "brand_id": p.brand_id,
+        "title": p.title,
+        "description": p.description,
+        "image_url": p.image_url,
+        "price_minor": p.price_minor,
+        "currency": p.currency,
+        "stock": p.stock,
+        "stock_version": p.stock_version,
+        "commission_bps": p.commission_bps,
+        "archived": p.archived_ms is not None,
+        "archived_at": iso(p.archived_ms),
+        "created_at": iso(p.created_ms),
+        "updated_at": iso(p.updated_ms),
+    }
+
+
+def shelf_item_dict(p: Product) -> dict[str, Any]:
+    """A product on a live shelf, as viewers see it (no commission, no stock: stock
+    travels separately in ``stock`` / ``stock.changed``)."""
+    return {
+        "product_id": p.id,
+        "brand_id": p.brand_id,
+        "title": p.title,
+        "image_url": p.image_url,
+        "price_minor": p.price_minor,
+        "currency": p.currency,
+    }
+
+
+def flash_dict(f: FlashSale, now_ms: int) -> dict[str, Any]:
+    """A flash sale; ``server_time`` lets clients count down on the server's clock."""
+    return {
+        "id": f.id,
+        "session_id": f.session_id,
+        "product_id": f.product_id,
+        "price_minor": f.price_minor,
+        "currency": f.currency,
+        "quantity": f.quantity,
+        "sold": f.sold,
+        "remaining": f.quantity - f.sold,
+        "per_buyer_limit": f.per_buyer_limit,
+        "status": f.status,
+        "starts_ms": f.starts_ms,
+        "ends_ms": f.ends_ms,
+        "starts_at": iso(f.starts_ms),
+        "ends_at": iso(f.ends_ms),
+        "server_time": now_ms,
+    }
+
+
+def stock_entry(p: Product, flash: FlashSale | None) -> dict[str, Any]:
+    """``stock.changed`` data, and one value of the snapshot's ``stock`` map.
+
+    ``stock`` is what can be bought at the regular price; ``flash`` the running flash
+    sale's units left in this session; ``version`` grows with every change, so a
+    client keeps the entry with the highest version.
+    """
+    return {
+        "product_id": p.id,
+        "stock": p.stock,
+        "version": p.stock_version,
+        "flash": None
+        if flash is None
+        else {"id": flash.id, "remaining": flash.quantity - flash.sold},
+    }
+
+
+def card_dict(pin: Pin, p: Product, flash: FlashSale | None) -> dict[str, Any]:
+    """The product card of ``card.shown`` and the snapshot's ``pinned``."""
+    return {
+        "pin_id": pin.id,
+        "product_id": p.id,
+        "title": p.title,
+        "image_url": p.image_url,
+        "price_minor": p.price_minor,
+        "currency": p.currency,
+        "flash": None
+        if flash is None
+        else {
+            "id": flash.id,
+            "price_minor": flash.price_minor,
+            "remaining": flash.quantity - flash.sold,
+            "ends_ms": flash.ends_ms,
+        },
+        "stock": p.stock,
+        "pinned_at": iso(pin.start_ms),
+    }
+
+
+def pin_dict(pin: Pin) -> dict[str, Any]:
+    return {
+        "id": pin.id,
+        "session_id": pin.session_id,
+        "product_id": pin.product_id,
+        "start_ms": pin.start_ms,
+        "end_ms": pin.end_ms,
+        "media_start_s": pin.media_start_s,
+        "media_end_s": pin.media_end_s,
+    }
+
+
+def cooperation_dict(c: Cooperation, product_ids: list[int]) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "brand_id": c.brand_id,
+        "host_id": c.host_id,
+        "product_ids": sorted(product_ids),
+        "commission_bps": c.commission_bps,
+        "flat_fee_minor": c.flat_fee_minor,
+        "flat_fee_currency": c.flat_fee_currency,
+        "note": c.note,
+        "status": c.status,
+        "created_at": iso(c.created_ms),
+        "decided_at": iso(c.decided_ms),
+        "decided_by": c.decided_by,
+        "ended_at": iso(c.ended_ms),
+    }

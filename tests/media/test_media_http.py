@@ -1,0 +1,459 @@
+"""WHIP/WHEP over HTTP through the real app: aiortc peers on 127.0.0.1 talk to the
+server's endpoints, the room log shows live.started / live.paused, recordings are
+served with Range requests.
+
+Every test runs on both backends (the media test costs ~2.5 s on each); with
+postgres-redis, live.started / live.paused go through the Redis room log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import av
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from multidict import CIMultiDictProxy
+from support import Account, Api
+
+from app import Settings, create_app, media_key, room_log_key
+from media.config import MediaConfig
+from media.handlers import MediaHandlers
+from media.protocol import Resource
+
+SDP = "application/sdp"
+SDPFRAG = "application/trickle-ice-sdpfrag"
+EXPOSED = {"location", "etag", "link", "accept-patch"}
+
+
+@dataclass
+class Posted:
+    """A 201 answer to a WHIP/WHEP POST (``HasAnswer`` for the aiortc clients)."""
+
+    answer_sdp: str
+    location: str
+    etag: str
+    headers: CIMultiDictProxy[str]
+
+
+def poster(
+    client: TestClient[Any, Any], path: str, account: Account | None = None
+) -> Callable[[str], Any]:
+    """An ``Exchange`` for the aiortc clients: POST the offer over HTTP."""
+
+    async def exchange(offer: str) -> Posted:
+        headers = {"Content-Type": SDP, **(account.headers if account else {})}
+        res = await client.post(path, data=offer, headers=headers)
+        body = await res.text()
+        assert res.status == 201, body
+        return Posted(body, res.headers["Location"], res.headers["ETag"], res.headers)
+
+    return exchange
+
+
+async def post_sdp(
+    client: TestClient[Any, Any],
+    path: str,
+    body: Any,
+    account: Account | None = None,
+    content_type: str = SDP,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, Any] | str, CIMultiDictProxy[str]]:
+    all_headers = {"Content-Type": content_type, **(account.headers if account else {})}
+    all_headers.update(headers or {})
+    res = await client.post(path, data=body, headers=all_headers)
+    text = await res.text()
+    parsed = orjson.loads(text) if res.content_type == "application/json" else text
+    return res.status, parsed, res.headers
+
+
+async def request(
+    client: TestClient[Any, Any],
+    method: str,
+    path: str,
+    account: Account | None = None,
+    *,
+    body: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, str | None, CIMultiDictProxy[str]]:
+    """(status, error code or None, headers)."""
+    all_headers = dict(account.headers if account else {})
+    all_headers.update(headers or {})
+    res = await client.request(method, path, data=body, headers=all_headers)
+    text = await res.text()
+    code = orjson.loads(text)["error"]["code"] if res.content_type == "application/json" else None
+    return res.status, code, res.headers
+
+
+def error_code(body: dict[str, Any] | str) -> str:
+    assert isinstance(body, dict), body
+    return str(body["error"]["code"])
+
+
+def trickle_fragment(offer: str, ufrag: str | None = None) -> str:
+    own_ufrag = re.search(r"a=ice-ufrag:(\S+)", offer)
+    own_pwd = re.search(r"a=ice-pwd:(\S+)", offer)
+    assert own_ufrag and own_pwd
+    return (
+        f"a=ice-ufrag:{ufrag or own_ufrag.group(1)}\r\n"
+        f"a=ice-pwd:{own_pwd.group(1)}\r\n"
+        "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\n"
+        "a=mid:0\r\n"
+        "a=candidate:1 1 udp 2130706431 127.0.0.1 50000 typ host\r\n"
+        "a=end-of-candidates\r\n"
+    )
+
+
+async def room_events(app: web.Application, session_id: int) -> list[dict[str, Any]]:
+    room_log = app[room_log_key]
+    position = await room_log.position(session_id)
+    raw = await room_log.read_since(session_id, 0, position.epoch)
+    assert raw is not None
+    return [orjson.loads(item) for item in raw]
+
+
+async def wait_for_event(
+    app: web.Application, session_id: int, type_: str, within_s: float = 5.0
+) -> dict[str, Any]:
+    async with asyncio.timeout(within_s):
+        while True:
+            for event in await room_events(app, session_id):
+                if event["type"] == type_:
+                    return event
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def host(api: Api) -> Account:
+    return await api.signup("host")
+
+
+@pytest.fixture
+async def session_id(api: Api, host: Account) -> int:
+    return int((await api.live_session(host))["id"])
+
+
+# -- the whole path: aiortc publisher -> server -> three aiortc viewers ----------------
+
+
+async def test_publish_and_three_viewers_over_http(
+    api: Api, app: web.Application, host: Account, session_id: int, peers: Any
+) -> None:
+    client = api.client
+    viewer_account = await api.signup("viewer")
+    async with asyncio.timeout(40):
+        pub = peers.publisher()
+        await pub.connect(poster(client, f"/whip/{session_id}", host))
+        assert isinstance(pub.resource, Posted)
+        whip_location = pub.resource.location
+
+        # two guests (no token) and a signed-in viewer
+        viewers = [peers.viewer() for _ in range(3)]
+        for viewer, account in zip(viewers, (None, viewer_account, None), strict=True):
+            await viewer.connect(poster(client, f"/whep/{session_id}", account))
+        for viewer in viewers:
+            await viewer.wait_for("video", decoded=60, within_s=15)
+            await viewer.wait_for("audio", decoded=10, within_s=5)
+            assert viewer.stats["video"].first_is_keyframe is True
+        assert app[media_key].viewer_count(session_id) == 3
+        started = await wait_for_event(app, session_id, "live.started")
+
+        status, code, _ = await request(client, "DELETE", whip_location, host)
+        assert (status, code) == (200, None)
+        paused = await wait_for_event(app, session_id, "live.paused")
+        assert paused["data"] == {"reason": "deleted"}
+        assert started["seq"] < paused["seq"]
+        assert [e["type"] for e in await room_events(app, session_id)].count("live.started") == 1
+
+        # a live session's recording is already readable; ending it finishes the file
+        res = await client.get(f"/api/sessions/{session_id}/recording")
+        assert res.status == 200
+        await api.call("POST", f"/api/sessions/{session_id}/end", host, expect=200)
+
+    res = await client.get(f"/api/sessions/{session_id}/recording")
+    assert res.status == 200, await res.text()
+    assert res.headers["Accept-Ranges"] == "bytes"
+    assert res.content_type == "video/x-matroska"
+    whole = await res.read()
+    res = await client.get(
+        f"/api/sessions/{session_id}/recording", headers={"Range": "bytes=100-1123"}
+    )
+    assert res.status == 206
+    assert res.headers["Content-Range"] == f"bytes 100-1123/{len(whole)}"
+    assert await res.read() == whole[100:1124]
+
+    with av.open(io.BytesIO(whole)) as container:
+        kinds = {s.type: s.codec_context.name for s in container.streams}
+        assert kinds == {"video": "vp8", "audio": "opus"}
+        assert sum(1 for _ in container.decode(video=0)) >= 60
+
+    res = await client.get(f"/api/sessions/{session_id}/cover.jpg")
+    assert res.status == 200 and res.content_type == "image/jpeg"
+    with av.open(io.BytesIO(await res.read())) as image:
+        assert next(image.decode(video=0)).width == 320
+
+    # the ended session takes no more media
+    for kind in ("whip", "whep"):
+        status, body, _ = await post_sdp(
+            client, f"/{kind}/{session_id}", await peers.publisher().offer(), host
+        )
+        assert (status, error_code(body)) == (409, "session_ended")
+
+
+# -- WHIP resource semantics and refusals -----------------------------------------------
+
+
+async def test_whip_auth_and_bad_bodies(
+    api: Api, host: Account, session_id: int, peers: Any
+) -> None:
+    client = api.client
+    other_host = await api.signup("host")
+    viewer = await api.signup("viewer")
+    offer = await peers.publisher().offer()
+    path = f"/whip/{session_id}"
+
+    cases: list[tuple[Account | None, dict[str, str] | None, int, str]] = [
+        (None, None, 401, "sign_in_required"),
+        (None, {"Authorization": "Bearer not-a-token"}, 401, "invalid_token"),
+        (other_host, None, 403, "not_your_session"),
+        (viewer, None, 403, "role_not_allowed"),
+    ]
+    for account, headers, status, code in cases:
+        got, body, res_headers = await post_sdp(client, path, offer, account, headers=headers)
+        assert (got, error_code(body)) == (status, code)
+        assert res_headers["Access-Control-Allow-Origin"] == "*"  # errors carry CORS too
+    got, body, _ = await post_sdp(client, "/whip/987654", offer, host)
+    assert (got, error_code(body)) == (404, "session_not_found")
+
+    got, body, headers = await post_sdp(client, path, offer, host, content_type="text/plain")
+    assert (got, error_code(body)) == (415, "unsupported_media_type")
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    got, body, _ = await post_sdp(client, path, "hello, I am not SDP", host)
+    assert (got, error_code(body)) == (400, "invalid_sdp")
+    got, body, _ = await post_sdp(client, path, b"v=0\r\n\xff\xfe", host)
+    assert (got, error_code(body)) == (400, "invalid_sdp")
+    oversized = offer + "a=x-padding:" + "x" * 30_000 + "\r\n"
+    got, body, _ = await post_sdp(client, path, oversized, host)
+    assert (got, error_code(body)) == (413, "sdp_too_large")
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: caught while reading
+        for _ in range(40):
+            yield b"a=x-padding:" + b"x" * 1000 + b"\r\n"
+
+    got, body, _ = await post_sdp(client, path, chunked(), host)
+    assert (got, error_code(body)) == (413, "sdp_too_large")
+    # a WHEP-style offer (receive only) is no ingest
+    got, body, _ = await post_sdp(client, path, await peers.viewer().offer(), host)
+    assert (got, error_code(body)) == (400, "invalid_sdp")
+
+
+async def test_whip_resource_lifecycle(
+    api: Api, app: web.Application, host: Account, session_id: int, peers: Any
+) -> None:
+    client = api.client
+    other_host = await api.signup("host")
+    offer = await peers.publisher().offer()
+    status, answer, headers = await post_sdp(client, f"/whip/{session_id}", offer, host)
+    assert status == 201, answer
+    assert isinstance(answer, str) and answer.startswith("v=0")
+    assert headers["Content-Type"] == SDP
+    assert "a=candidate:" in answer and " 127.0.0.1 " in answer
+    location = headers["Location"]
+    assert re.fullmatch(rf"/whip/{session_id}/[A-Za-z0-9_-]{{16,}}", location)
+    etag = headers["ETag"]
+    assert etag.startswith('"') and etag.endswith('"')
+    assert headers["Accept-Patch"] == SDPFRAG
+    assert headers.getall("Link", []) == []  # no ICE servers configured
+    assert headers["Access-Control-Allow-Origin"] == "*"
+    assert {
+        h.strip().lower() for h in headers["Access-Control-Expose-Headers"].split(",")
+    } >= EXPOSED
+
+    # one publisher per session
+    status, body, _ = await post_sdp(
+        client, f"/whip/{session_id}", await peers.publisher().offer(), host
+    )
+    assert (status, error_code(body)) == (409, "publisher_exists")
+
+    fragment = trickle_fragment(offer)
+    patch = {"Content-Type": SDPFRAG, "If-Match": etag}
+    for account, headers_, expected in [
+        (host, {"Content-Type": "application/sdp"}, (415, "unsupported_media_type")),
+        (host, {**patch, "If-Match": '"stale"'}, (412, "etag_mismatch")),
+        (host, {**patch, "If-Match": "*"}, (422, "ice_restart_unsupported")),
+        (None, patch, (401, "sign_in_required")),
+        (other_host, patch, (403, "not_your_session")),
+    ]:
+        got = await request(client, "PATCH", location, account, body=fragment, headers=headers_)
+        assert got[:2] == expected
+    restart = trickle_fragment(offer, ufrag="brandnewufrag")
+    got = await request(client, "PATCH", location, host, body=restart, headers=patch)
+    assert got[:2] == (422, "ice_restart_unsupported")
+    got = await request(client, "PATCH", location, host, body=fragment, headers=patch)
+    assert got[:2] == (204, None)
+    got = await request(
+        client, "PATCH", location, host, body=fragment, headers={"Content-Type": SDPFRAG}
+    )
+    assert got[:2] == (204, None)  # If-Match is optional for trickle
+
+    # resources are found only under their own kind and session
+    resource_id = location.rsplit("/", 1)[1]
+    for path in (
+        f"/whip/{session_id}/no-such-resource",
+        f"/whep/{session_id}/{resource_id}",
+        f"/whip/{int((await api.live_session(host))['id'])}/{resource_id}",
+    ):
+        got = await request(client, "PATCH", path, host, body=fragment, headers=patch)
+        assert got[:2] == (404, "not_found"), path
+        assert got[2]["Access-Control-Allow-Origin"] == "*"
+
+    got = await request(client, "DELETE", location, other_host)
+    assert got[:2] == (403, "not_your_session")
+    got = await request(client, "DELETE", location, host)
+    assert got[:2] == (200, None)
+    assert not app[media_key].is_live(session_id)
+    got = await request(client, "DELETE", location, host)
+    assert got[:2] == (404, "not_found")
+    got = await request(client, "PATCH", location, host, body=fragment, headers=patch)
+    assert got[:2] == (404, "not_found")
+
+    # the slot is free again
+    status, body, _ = await post_sdp(
+        client, f"/whip/{session_id}", await peers.publisher().offer(), host
+    )
+    assert status == 201, body
+
+
+# -- WHEP access ---------------------------------------------------------------------
+
+
+async def test_whep_access_and_resource(
+    api: Api, host: Account, session_id: int, peers: Any
+) -> None:
+    client = api.client
+    viewer = await api.signup("viewer")
+    path = f"/whep/{session_id}"
+
+    async def play(account: Account | None = None, **kwargs: Any) -> Any:
+        return await post_sdp(
+            client, kwargs.pop("path", path), await peers.viewer().offer(), account, **kwargs
+        )
+
+    status, answer, headers = await play()  # a guest: no token needed
+    assert status == 201, answer
+    location = headers["Location"]
+    assert re.fullmatch(rf"/whep/{session_id}/[A-Za-z0-9_-]{{16,}}", location)
+    assert (await play(viewer))[0] == 201
+    status, body, _ = await play(headers={"Authorization": "Bearer forged"})
+    assert (status, error_code(body)) == (401, "invalid_token")
+    status, body, _ = await play(path="/whep/987654")
+    assert (status, error_code(body)) == (404, "session_not_found")
+    status, body, _ = await post_sdp(client, path, await peers.publisher().offer())
+    assert (status, error_code(body)) == (400, "invalid_sdp")  # sends, receives nothing
+
+    # a scheduled session: only its host may preview
+    scheduled = await api.call("POST", "/api/sessions", host, json={"title": "later"}, expect=201)
+    status, body, _ = await play(viewer, path=f"/whep/{scheduled['id']}")
+    assert (status, error_code(body)) == (409, "session_not_live")
+    assert (await play(host, path=f"/whep/{scheduled['id']}"))[0] == 201
+
+    # a guest trickles and leaves; the resource is then gone
+    offer = await peers.viewer().offer()
+    status, _, headers = await post_sdp(client, path, offer)
+    patch = {"Content-Type": SDPFRAG, "If-Match": headers["ETag"]}
+    got = await request(
+        client, "PATCH", headers["Location"], body=trickle_fragment(offer), headers=patch
+    )
+    assert got[:2] == (204, None)
+    got = await request(
+        client,
+        "PATCH",
+        f"/whip/{session_id}/{headers['Location'].rsplit('/', 1)[1]}",
+        host,
+        body=trickle_fragment(offer),
+        headers=patch,
+    )
+    assert got[:2] == (404, "not_found")
+    assert (await request(client, "DELETE", headers["Location"]))[:2] == (200, None)
+    assert (await request(client, "DELETE", headers["Location"]))[:2] == (404, "not_found")
+
+    await api.call("POST", f"/api/sessions/{session_id}/end", host, expect=200)
+    # the end listener dropped the session's viewers
+    assert (await request(client, "DELETE", location))[:2] == (404, "not_found")
+    status, body, _ = await play()
+    assert (status, error_code(body)) == (409, "session_ended")
+
+
+# -- CORS, recordings, Link headers --------------------------------------------------------
+
+
+async def test_cors_preflight(api: Api, session_id: int) -> None:
+    for kind in ("whip", "whep"):
+        res = await api.client.options(
+            f"/{kind}/{session_id}",
+            headers={
+                "Origin": "https://studio.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+        assert res.status == 204
+        h = res.headers
+        assert h["Access-Control-Allow-Origin"] == "*"
+        assert "POST" in h["Access-Control-Allow-Methods"]
+        assert h["Access-Control-Allow-Headers"] == "Authorization, Content-Type, If-Match"
+        assert {x.strip().lower() for x in h["Access-Control-Expose-Headers"].split(",")} == EXPOSED
+        assert h["Accept-Post"] == SDP
+
+        res = await api.client.options(f"/{kind}/{session_id}/some-resource")
+        assert res.status == 204
+        h = res.headers
+        assert h["Accept-Patch"] == SDPFRAG
+        assert {m.strip() for m in h["Access-Control-Allow-Methods"].split(",")} >= {
+            "PATCH",
+            "DELETE",
+        }
+        assert h["Access-Control-Allow-Origin"] == "*"
+    # other routes get no CORS headers from the media layer
+    res = await api.client.get("/api/sessions")
+    assert "Access-Control-Allow-Origin" not in res.headers
+
+
+async def test_cors_origin_is_configurable(settings: Settings, aiohttp_client: Any) -> None:
+    assert Settings.from_env({"LIVESHELF_SECRET": "s" * 32}).cors_origin == "*"
+    env = {"LIVESHELF_SECRET": "s" * 32, "LIVESHELF_CORS_ORIGIN": "https://shop.example"}
+    assert Settings.from_env(env).cors_origin == "https://shop.example"
+    client = await aiohttp_client(create_app(replace(settings, cors_origin="https://shop.example")))
+    res = await client.options("/whip/1")
+    assert res.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    assert "Origin" in res.headers.getall("Vary", [])
+    res = await client.post("/whep/1", data="v=0", headers={"Content-Type": SDP})
+    assert res.status == 404
+    assert res.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+
+
+async def test_no_recording_or_cover(api: Api, host: Account, session_id: int) -> None:
+    for what, code in (("recording", "no_recording"), ("cover.jpg", "no_cover")):
+        status, got, _ = await request(api.client, "GET", f"/api/sessions/{session_id}/{what}")
+        assert (status, got) == (404, code)
+        status, got, _ = await request(api.client, "GET", f"/api/sessions/987654/{what}")
+        assert (status, got) == (404, "session_not_found")
+
+
+def test_link_headers_advertise_ice_servers() -> None:
+    config = MediaConfig(ice_servers=("stun:stun.example.net:3478", "turn:turn.example.net"))
+    handlers = MediaHandlers(None, None, config)  # type: ignore[arg-type]
+    response = handlers._created("whip", Resource("abc", "v=0\r\n", '"e"', 5, "publisher"))
+    assert response.status == 201
+    assert response.headers["Location"] == "/whip/5/abc"
+    assert response.headers.getall("Link") == [
+        '<stun:stun.example.net:3478>; rel="ice-server"',
+        '<turn:turn.example.net>; rel="ice-server"',
+    ]
