@@ -188,7 +188,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     env.pop("REDIS_URL", None)
     ncpu = os.cpu_count() or 1
     pin = ["taskset", "-c", "0"] if ncpu >= 2 else []
-    server = subprocess.Popen(  # noqa: ASYNC220 - started once, before any load
+    server = subprocess.Popen(
         [*pin, sys.executable, "app.py", "--port", str(port)],
         cwd=ROOT,
         env=env,

@@ -48,13 +48,15 @@ def plain_dsn(url: str) -> str:
 # -- load process ----------------------------------------------------------------------
 
 
-def load_main(base: str, sid: int, pid: int, tokens: list[str], attempts: int, conc: int,
-              out: Any) -> None:
+def load_main(
+    base: str, sid: int, pid: int, tokens: list[str], attempts: int, conc: int, out: Any
+) -> None:
     out.send(asyncio.run(_load(base, sid, pid, tokens, attempts, conc)))
 
 
-async def _load(base: str, sid: int, pid: int, tokens: list[str], attempts: int,
-                conc: int) -> dict[str, Any]:
+async def _load(
+    base: str, sid: int, pid: int, tokens: list[str], attempts: int, conc: int
+) -> dict[str, Any]:
     latencies: list[float] = []
     answers: Counter[str] = Counter()
     sold = 0
@@ -77,8 +79,9 @@ async def _load(base: str, sid: int, pid: int, tokens: list[str], attempts: int,
                     "Idempotency-Key": uuid.uuid4().hex,
                 }
                 t0 = time.perf_counter()
-                async with http.post(url, json={"product_id": pid, "quantity": 1},
-                                     headers=headers) as res:
+                async with http.post(
+                    url, json={"product_id": pid, "quantity": 1}, headers=headers
+                ) as res:
                     body = await res.json()
                 latencies.append((time.perf_counter() - t0) * 1000)
                 if res.status == 201:
@@ -141,13 +144,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.redis:
         env["REDIS_URL"] = args.redis
         env["LIVESHELF_REDIS_PREFIX"] = f"bench:{uuid.uuid4().hex[:8]}"
-    subprocess.run([sys.executable, "app.py", "migrate"], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "app.py", "migrate"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     ncpu = os.cpu_count() or 1
     pin = ["taskset", "-c", "0"] if ncpu >= 2 else []
     log = open(Path("/tmp") / f"{schema}.log", "w")  # noqa: SIM115
-    server = subprocess.Popen([*pin, sys.executable, "app.py", "--port", str(port)], cwd=ROOT,
-                              env=env, stdout=subprocess.DEVNULL, stderr=log)
+    server = subprocess.Popen(
+        [*pin, sys.executable, "app.py", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     base = f"http://127.0.0.1:{port}"
     dsn = plain_dsn(db_url)
     try:
@@ -167,18 +180,35 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     return await res.json()
 
             async def signup(role: str) -> tuple[int, str]:
-                res = await post("/api/auth/signup", None, {
-                    "username": f"{role}-{uuid.uuid4().hex[:10]}", "password": "bench-password",
-                    "role": role})
+                res = await post(
+                    "/api/auth/signup",
+                    None,
+                    {
+                        "username": f"{role}-{uuid.uuid4().hex[:10]}",
+                        "password": "bench-password",
+                        "role": role,
+                    },
+                )
                 return res["user"]["id"], res["token"]
 
             _, brand = await signup("brand")
             host_id, host = await signup("host")
-            product = await post("/api/products", brand, {
-                "title": "Limited sneaker", "price_minor": 12900, "currency": "EUR",
-                "stock": args.units, "commission_bps": 1000})
-            coop = await post("/api/cooperations", brand, {
-                "host_id": host_id, "product_ids": [product["id"]], "commission_bps": 1000})
+            product = await post(
+                "/api/products",
+                brand,
+                {
+                    "title": "Limited sneaker",
+                    "price_minor": 12900,
+                    "currency": "EUR",
+                    "stock": args.units,
+                    "commission_bps": 1000,
+                },
+            )
+            coop = await post(
+                "/api/cooperations",
+                brand,
+                {"host_id": host_id, "product_ids": [product["id"]], "commission_bps": 1000},
+            )
             await post(f"/api/cooperations/{coop['id']}/accept", host, {})
             sid = (await post("/api/sessions", host, {"title": "drop"}))["id"]
             await post(f"/api/sessions/{sid}/start", host, {})
@@ -190,9 +220,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         per = args.attempts // args.procs
         for i in range(args.procs):
             recv, send = ctx.Pipe(duplex=False)
-            share = tokens[i::args.procs]
-            proc = ctx.Process(target=load_main, args=(
-                base, sid, product["id"], share, per, args.concurrency // args.procs, send))
+            share = tokens[i :: args.procs]
+            proc = ctx.Process(
+                target=load_main,
+                args=(base, sid, product["id"], share, per, args.concurrency // args.procs, send),
+            )
             proc.start()
             if ncpu >= 2:
                 os.sched_setaffinity(proc.pid, set(range(1, ncpu)))
@@ -207,9 +239,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         conn = await asyncpg.connect(dsn)
         db_sold = await conn.fetchval(
-            f'SELECT coalesce(sum(quantity), 0) FROM "{schema}".orders WHERE status = $1', "paid")
+            f'SELECT coalesce(sum(quantity), 0) FROM "{schema}".orders WHERE status = $1', "paid"
+        )
         db_stock = await conn.fetchval(
-            f'SELECT stock FROM "{schema}".products WHERE id = $1', product["id"])
+            f'SELECT stock FROM "{schema}".products WHERE id = $1', product["id"]
+        )
         await conn.close()
     finally:
         server.terminate()

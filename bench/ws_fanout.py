@@ -33,7 +33,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wsload import Viewer  # noqa: E402
+from wsload import Viewer
 
 ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -59,7 +59,7 @@ def rss_kib(pid: int) -> int:
 
 
 def raise_nofile() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -71,7 +71,9 @@ def load_main(port: int, sid: int, count: int, events: int, ready: Any, go: Any,
     out.send(asyncio.run(_load(port, sid, count, events, ready, go)))
 
 
-async def _load(port: int, sid: int, count: int, events: int, ready: Any, go: Any) -> dict[str, Any]:
+async def _load(
+    port: int, sid: int, count: int, events: int, ready: Any, go: Any
+) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     received: list[dict[int, float]] = [{} for _ in range(count)]
     viewers: list[Viewer] = []
@@ -160,7 +162,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ) as res:
                 token = (await res.json())["token"]
             auth = {"Authorization": f"Bearer {token}"}
-            async with http.post(f"{base}/api/sessions", json={"title": "bench"}, headers=auth) as res:
+            async with http.post(
+                f"{base}/api/sessions", json={"title": "bench"}, headers=auth
+            ) as res:
                 sid = (await res.json())["id"]
             async with http.post(f"{base}/api/sessions/{sid}/start", headers=auth) as res:
                 assert res.status == 200
@@ -168,12 +172,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             rss_before = rss_kib(server.pid)
             ctx = mp.get_context("spawn")
             procs, ready, go, outs = [], [], [], []
-            per = [args.viewers // args.procs + (1 if i < args.viewers % args.procs else 0) for i in range(args.procs)]
+            per = [
+                args.viewers // args.procs + (1 if i < args.viewers % args.procs else 0)
+                for i in range(args.procs)
+            ]
             for count in per:
                 r_recv, r_send = ctx.Pipe(duplex=False)
                 g_recv, g_send = ctx.Pipe(duplex=False)
                 o_recv, o_send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(target=load_main, args=(port, sid, count, args.events, r_send, g_recv, o_send))
+                proc = ctx.Process(
+                    target=load_main, args=(port, sid, count, args.events, r_send, g_recv, o_send)
+                )
                 proc.start()
                 if ncpu >= 2:
                     os.sched_setaffinity(proc.pid, set(range(1, ncpu)))
@@ -220,7 +229,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     latencies.sort()
 
     def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] if latencies else float("nan")
+        return (
+            latencies[min(len(latencies) - 1, int(p * len(latencies)))]
+            if latencies
+            else float("nan")
+        )
 
     print(f"server log: {tmp}/server.log", file=sys.stderr)
     return {
