@@ -22,8 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
+from chat.config import ChatConfig
+from chat.handlers import ChatHandlers
+from chat.likes import LikeCounter
+from chat.moderation import ModerationService
+from chat.repository import ChatRepository
+from chat.rooms import ChatRooms
+from chat.service import ChatService
+from chat.writer import ChatWriter
 from live.accounts import AccountService
 from live.auth import PasswordHasher, Principal, TokenSigner
 from live.channel import RoomHub
@@ -40,8 +48,17 @@ from live.roomlog import RoomLog
 from live.roomlog_memory import MemoryRoomLog
 from live.roomlog_redis import RedisRoomLog
 from live.sessions import SessionService
+from media.config import MediaConfig
+from media.events import RoomLogLifecycle
+from media.handlers import MediaHandlers
 from media.service import MediaService
+from shelf.demo import seed_shelf
+from shelf.feature import ShelfFeature, build_shelf
+from shelf.ledger import CommissionLedger
+from shelf.order_handlers import OrderHandlers
 from shelf.orders import OrderService
+from shelf.payments import TestPaymentProvider
+from shelf.reports import ReportService
 
 log = logging.getLogger("liveshelf")
 
@@ -63,6 +80,7 @@ class Settings:
     database_schema: str | None = None
     redis_url: str | None = None
     redis_prefix: str = "ls"
+    redis_max_connections: int = 64
     host: str = "127.0.0.1"
     port: int = 8080
     demo: bool = False
@@ -164,22 +182,83 @@ outbox_relay_key = web.AppKey("outbox_relay", OutboxRelay)
 tokens_key = web.AppKey("tokens", TokenSigner)
 accounts_key = web.AppKey("accounts", AccountService)
 sessions_key = web.AppKey("sessions", SessionService)
-orders_key = web.AppKey("orders", OrderService)
 media_key = web.AppKey("media", MediaService)
+shelf_key = web.AppKey("shelf", ShelfFeature)
+chat_key = web.AppKey("chat", ChatService)
+orders_key = web.AppKey("orders", OrderService)
 
 
 # -- wiring -----------------------------------------------------------------------
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
-    """Build the whole application. Nothing touches the network until startup."""
-    clock = clock or SystemClock()
-    app = web.Application(client_max_size=MAX_JSON_BYTES)
-    tokens = TokenSigner(settings.secret, clock, ttl_s=settings.token_ttl_s)
-    app.middlewares.extend([error_middleware, auth_middleware(tokens)])
+@dataclass(frozen=True)
+class Core:
+    """The spine every feature is built on (``live/``)."""
 
+    settings: Settings
+    clock: Clock
+    db: Database
+    redis: Redis | None
+    room_log: RoomLog
+    presence: Presence
+    hub: RoomHub
+    channel: RoomChannel
+    outbox: Outbox
+    relay: OutboxRelay
+    tokens: TokenSigner
+    accounts: AccountService
+    sessions: SessionService
+    #: Parts features add to ``GET /api/sessions/{id}`` (e.g. the shelf).
+    session_details: list[SnapshotProvider] = field(default_factory=list)
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    """Build the whole application. Nothing touches the network until startup.
+
+    Lifetimes are cleanup contexts, in order: storage (migrations), the room bus, then
+    each feature; so features start after and stop before what they stand on.
+    """
+    core = build_core(settings, clock or SystemClock())
+    app = web.Application(client_max_size=MAX_JSON_BYTES)
+    app.middlewares.extend([error_middleware, auth_middleware(core.tokens)])
+    _register_core(app, core)
+    app.cleanup_ctx.append(_storage)
+    app.cleanup_ctx.append(_room_bus)
+
+    media = _wire_media(app, core)
+    shelf = _wire_shelf(app, core, media)
+    chat = _wire_chat(app, core)
+    _wire_orders(app, core, shelf, chat)
+
+    app.add_routes(
+        LiveHandlers(
+            core.accounts,
+            core.sessions,
+            core.channel,
+            details=core.session_details,
+            heartbeat_s=settings.ws_heartbeat_s,
+            send_limit_bytes=settings.ws_send_limit_bytes,
+        ).routes()
+    )
+    app.router.add_static("/static", ROOT / "static")
+    app.router.add_get("/", _index)
+    if settings.demo:
+        app.cleanup_ctx.append(_demo_data)
+    app.on_startup.append(_freeze_gc)
+    return app
+
+
+def build_core(settings: Settings, clock: Clock) -> Core:
+    tokens = TokenSigner(settings.secret, clock, ttl_s=settings.token_ttl_s)
     db = Database(settings.database_url, schema=settings.database_schema)
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = None
+    if settings.redis_url:
+        # Blocking pool: a crowd joining at once waits for a connection instead of
+        # failing with "too many connections".
+        pool = BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=settings.redis_max_connections, timeout=20
+        )
+        redis = Redis.from_pool(pool)
     room_log: RoomLog
     presence: Presence
     if redis is not None:
@@ -207,181 +286,158 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     hasher = PasswordHasher(
         time_cost=settings.password_time_cost, memory_cost_kib=settings.password_memory_kib
     )
-    accounts = AccountService(db, hasher, tokens, clock)
     sessions = SessionService(db, clock, outbox, relay, room_log)
-
-    app[settings_key] = settings
-    app[clock_key] = clock
-    app[db_key] = db
-    app[redis_key] = redis
-    app[room_log_key] = room_log
-    app[presence_key] = presence
-    app[hub_key] = hub
-    app[channel_key] = channel
-    app[outbox_key] = outbox
-    app[outbox_relay_key] = relay
-    app[tokens_key] = tokens
-    app[accounts_key] = accounts
-    app[sessions_key] = sessions
-
+    core = Core(
+        settings=settings,
+        clock=clock,
+        db=db,
+        redis=redis,
+        room_log=room_log,
+        presence=presence,
+        hub=hub,
+        channel=channel,
+        outbox=outbox,
+        relay=relay,
+        tokens=tokens,
+        accounts=AccountService(db, hasher, tokens, clock),
+        sessions=sessions,
+    )
     channel.add_snapshot(_session_snapshot(sessions))
-    # Features add their parts of GET /api/sessions/{id} here (e.g. the shelf).
-    session_details: list[SnapshotProvider] = []
+    return core
 
-    # -- features (shelf, chat, media) are wired below this line --
 
-    # Shelf: catalogues, cooperations, live shelf, pins, flash sales (shelf/API.md).
-    # Started on startup / stopped on shutdown, not in a cleanup_ctx appended here: that
-    # one would start before _storage migrates and stop after the database is gone.
-    from shelf.feature import build_shelf
-    from shelf.handlers import shelf_key
+def _register_core(app: web.Application, core: Core) -> None:
+    app[settings_key] = core.settings
+    app[clock_key] = core.clock
+    app[db_key] = core.db
+    app[redis_key] = core.redis
+    app[room_log_key] = core.room_log
+    app[presence_key] = core.presence
+    app[hub_key] = core.hub
+    app[channel_key] = core.channel
+    app[outbox_key] = core.outbox
+    app[outbox_relay_key] = core.relay
+    app[tokens_key] = core.tokens
+    app[accounts_key] = core.accounts
+    app[sessions_key] = core.sessions
 
-    # Pins are stamped with the recording's media time; the media service is built in
-    # the Media block below (after Orders) and looked up when a pin is made.
-    shelf = build_shelf(
-        db,
-        clock,
-        sessions,
-        room_log,
-        outbox,
-        relay,
-        media_time=lambda session_id: app[media_key].media_time(session_id),
-    )
-    app[shelf_key] = shelf
-    channel.add_snapshot(shelf.snapshot)
-    session_details.append(shelf.details)
-    sessions.add_listener(shelf.on_session_status)
-    app.add_routes(shelf.handlers.routes())
 
-    async def _start_shelf(_app: web.Application) -> None:
-        await shelf.start()
+def _wire_media(app: web.Application, core: Core) -> MediaService:
+    """WHIP ingest, WHEP playback, recordings (media/README.md).
 
-    async def _stop_shelf(_app: web.Application) -> None:
-        await shelf.stop()
-
-    app.on_startup.append(_start_shelf)
-    app.on_shutdown.append(_stop_shelf)
-
-    # Chat, likes and moderation (chat/API.md). Started on startup and stopped on
-    # shutdown rather than in a cleanup_ctx: one appended here would be torn down after
-    # _storage and _room_bus, and the writer's last flush needs both.
-    from chat.config import ChatConfig
-    from chat.handlers import ChatHandlers
-    from chat.likes import LikeCounter
-    from chat.moderation import ModerationService
-    from chat.repository import ChatRepository
-    from chat.rooms import ChatRooms
-    from chat.service import ChatService
-    from chat.writer import ChatWriter
-
-    chat_config = ChatConfig.from_env()
-    chat_repo = ChatRepository(db)
-    chat_rooms = ChatRooms(chat_repo, hub, clock, chat_config)
-    chat_writer = ChatWriter(db, room_log, chat_config)
-    chat_likes = LikeCounter(chat_repo, room_log, interval_s=chat_config.likes_interval_s)
-    chat = ChatService(
-        chat_repo, chat_rooms, chat_writer, chat_likes, sessions, clock, chat_config
-    )
-    moderation = ModerationService(
-        chat_repo, chat_rooms, sessions, outbox, relay, clock, chat_config
-    )
-    chat.attach(channel)
-    sessions.add_listener(chat_rooms.on_status)
-    app.add_routes(ChatHandlers(chat, moderation).routes())
-
-    async def _start_chat(_app: web.Application) -> None:
-        await chat_rooms.start()
-        await chat_writer.start()
-        await chat_likes.start()
-
-    async def _stop_chat(_app: web.Application) -> None:
-        await chat_writer.stop()
-        await chat_likes.stop()
-        await chat_rooms.stop()
-
-    app.on_startup.append(_start_chat)
-    app.on_shutdown.append(_stop_chat)
-
-    # Orders, refunds, the commission ledger and reports (shelf/orders.py, shelf/API.md).
-    from shelf.ledger import CommissionLedger
-    from shelf.order_handlers import OrderHandlers
-    from shelf.orders import OrderService
-    from shelf.payments import TestPaymentProvider
-    from shelf.reports import ReportService
-
-    orders = OrderService(
-        db,
-        clock,
-        sessions,
-        shelf.shelf,
-        shelf.stock,
-        shelf.publisher,
-        shelf.pins,
-        CommissionLedger(hold_ms=settings.commission_hold_days * 86_400_000),
-        TestPaymentProvider(),
-        outbox,
-        relay,
-        platform_fee_bps=settings.platform_fee_bps,
-        gates=[chat.check_not_banned],
-    )
-    app[orders_key] = orders
-    app.add_routes(OrderHandlers(orders, ReportService(db, clock), clock).routes())
-
-    async def _recover_orders(_app: web.Application) -> None:
-        await orders.recover()
-
-    app.on_startup.append(_recover_orders)
-
-    # -- Media: WHIP ingest, WHEP playback, recordings (media/README.md) --------------
-    # live.started / live.paused go to the room log; a session's end drops its media and
-    # finishes its recording. Closed on shutdown (before _room_bus closes the room log,
-    # which the last live.paused events still need).
-    from media.config import MediaConfig
-    from media.events import RoomLogLifecycle
-    from media.handlers import MediaHandlers
-
-    media_config = MediaConfig(
+    ``live.started`` / ``live.paused`` go to the room log; a session's end drops its
+    media and finishes its recording; closing happens before the room bus closes, since
+    the last ``live.paused`` events still need it.
+    """
+    settings = core.settings
+    config = MediaConfig(
         ice_servers=settings.ice_servers,
         ice_addresses=settings.ice_addresses,
         recordings_dir=settings.recordings_dir,
     )
-    media = MediaService(media_config, RoomLogLifecycle(room_log))
+    media = MediaService(config, RoomLogLifecycle(core.room_log))
     app[media_key] = media
-    media_handlers = MediaHandlers(media, sessions, media_config, cors_origin=settings.cors_origin)
-    app.add_routes(media_handlers.routes())
-    app.on_response_prepare.append(media_handlers.on_response_prepare)
+    handlers = MediaHandlers(media, core.sessions, config, cors_origin=settings.cors_origin)
+    app.add_routes(handlers.routes())
+    app.on_response_prepare.append(handlers.on_response_prepare)
 
-    async def _end_media(session_id: int, status: SessionStatus) -> None:
+    async def end_media(session_id: int, status: SessionStatus) -> None:
         if status is SessionStatus.ENDED:
             await media.end_session(session_id)
 
-    sessions.add_listener(_end_media)
+    core.sessions.add_listener(end_media)
 
-    async def _stop_media(_app: web.Application) -> None:
+    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        yield
         await media.close()
 
-    app.on_shutdown.append(_stop_media)
-    # -- end of Media ---------------------------------------------------------------
+    app.cleanup_ctx.append(lifetime)
+    return media
 
-    app.add_routes(
-        LiveHandlers(
-            accounts,
-            sessions,
-            channel,
-            details=session_details,
-            heartbeat_s=settings.ws_heartbeat_s,
-            send_limit_bytes=settings.ws_send_limit_bytes,
-        ).routes()
+
+def _wire_shelf(app: web.Application, core: Core, media: MediaService) -> ShelfFeature:
+    """Catalogues, cooperations, the live shelf, pins and flash sales (shelf/API.md).
+    Pins are stamped with the recording's media time."""
+    shelf = build_shelf(
+        core.db,
+        core.clock,
+        core.sessions,
+        core.room_log,
+        core.outbox,
+        core.relay,
+        media_time=media.media_time,
     )
-    app.router.add_static("/static", ROOT / "static")
-    app.router.add_get("/", _index)
+    app[shelf_key] = shelf
+    core.channel.add_snapshot(shelf.snapshot)
+    core.session_details.append(shelf.details)
+    core.sessions.add_listener(shelf.on_session_status)
+    app.add_routes(shelf.handlers.routes())
 
-    app.cleanup_ctx.append(_storage)
-    app.cleanup_ctx.append(_room_bus)
-    if settings.demo:
-        app.cleanup_ctx.append(_demo_data)
-    app.on_startup.append(_freeze_gc)
-    return app
+    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        await shelf.start()
+        yield
+        await shelf.stop()
+
+    app.cleanup_ctx.append(lifetime)
+    return shelf
+
+
+def _wire_chat(app: web.Application, core: Core) -> ChatService:
+    """Chat, likes and moderation (chat/API.md)."""
+    config = ChatConfig.from_env()
+    repo = ChatRepository(core.db)
+    rooms = ChatRooms(repo, core.hub, core.clock, config)
+    writer = ChatWriter(core.db, core.room_log, config)
+    likes = LikeCounter(repo, core.room_log, interval_s=config.likes_interval_s)
+    chat = ChatService(repo, rooms, writer, likes, core.sessions, core.clock, config)
+    moderation = ModerationService(
+        repo, rooms, core.sessions, core.outbox, core.relay, core.clock, config
+    )
+    app[chat_key] = chat
+    chat.attach(core.channel)
+    core.sessions.add_listener(rooms.on_status)
+    app.add_routes(ChatHandlers(chat, moderation).routes())
+
+    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        await rooms.start()
+        await writer.start()
+        await likes.start()
+        yield
+        await writer.stop()  # its last flush still needs the database and room log
+        await likes.stop()
+        await rooms.stop()
+
+    app.cleanup_ctx.append(lifetime)
+    return chat
+
+
+def _wire_orders(
+    app: web.Application, core: Core, shelf: ShelfFeature, chat: ChatService
+) -> OrderService:
+    """Orders, refunds, the commission ledger and reports. Orders a crash left
+    half-done are settled at start-up."""
+    settings = core.settings
+    orders = OrderService(
+        core.db,
+        core.clock,
+        shelf.stock,
+        shelf.publisher,
+        CommissionLedger(hold_ms=settings.commission_hold_days * 86_400_000),
+        TestPaymentProvider(),
+        core.outbox,
+        core.relay,
+        platform_fee_bps=settings.platform_fee_bps,
+        gates=[chat.check_not_banned],
+    )
+    app[orders_key] = orders
+    app.add_routes(OrderHandlers(orders, ReportService(core.db, core.clock), core.clock).routes())
+
+    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        await orders.recover()
+        yield
+
+    app.cleanup_ctx.append(lifetime)
+    return orders
 
 
 def _session_snapshot(sessions: SessionService) -> Any:
@@ -452,9 +508,6 @@ async def seed_demo(app: web.Application) -> dict[str, Any]:
     else:
         created = await sessions.create(host_principal, "Autumn picks: live demo")
         session = await sessions.start(host_principal, created["id"])
-    from shelf.demo import seed_shelf
-    from shelf.handlers import shelf_key
-
     brand = users["demo-brand"]
     brand_principal = Principal(brand.id, brand.username, Role.BRAND, brand.display_name)
     products = await seed_shelf(app[shelf_key], brand_principal, host_principal, session["id"])
@@ -511,9 +564,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     loop = new_event_loop(settings.event_loop)
     asyncio.set_event_loop(loop)
-    web.run_app(
-        create_app(settings), host=settings.host, port=settings.port, print=None, loop=loop
-    )
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, loop=loop)
     return 0
 
 

@@ -68,7 +68,12 @@ def raise_nofile() -> None:
 
 def load_main(port: int, sid: int, count: int, events: int, ready: Any, go: Any, out: Any) -> None:
     raise_nofile()
-    out.send(asyncio.run(_load(port, sid, count, events, ready, go)))
+    try:  # the viewers' side should cost as little as possible: it shares one core
+        import uvloop
+
+        out.send(uvloop.run(_load(port, sid, count, events, ready, go)))
+    except ImportError:
+        out.send(asyncio.run(_load(port, sid, count, events, ready, go)))
 
 
 async def _load(

@@ -26,10 +26,8 @@ from shelf.schemas import (
 )
 
 if TYPE_CHECKING:
-    from shelf.feature import ShelfFeature
+    pass
 
-#: The shelf feature in the app (``app[shelf_key]``): its services for wiring and tests.
-shelf_key: web.AppKey[ShelfFeature] = web.AppKey("shelf")
 
 
 class ShelfHandlers:

@@ -26,8 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import and_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from live.auth import Principal
 from live.clock import Clock, iso
@@ -35,13 +36,10 @@ from live.db import Database
 from live.errors import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
 from live.models import LiveSession, Role, SessionStatus
 from live.outbox import Outbox, OutboxRelay
-from live.sessions import SessionService
 from shelf.ledger import CommissionLedger
-from shelf.live_shelf import ShelfService
-from shelf.models import Cooperation
+from shelf.models import Cooperation, FlashSale, FlashStatus, Pin, Product, ShelfItem
 from shelf.order_models import Order, OrderSource, OrderStatus
 from shelf.payments import PaymentProvider
-from shelf.pins import PinService
 from shelf.publisher import StockPublisher
 from shelf.stock import StockService
 
@@ -94,11 +92,8 @@ class OrderService:
         self,
         db: Database,
         clock: Clock,
-        sessions: SessionService,
-        shelf: ShelfService,
         stock: StockService,
         publisher: StockPublisher,
-        pins: PinService,
         ledger: CommissionLedger,
         payments: PaymentProvider,
         outbox: Outbox,
@@ -110,11 +105,8 @@ class OrderService:
     ) -> None:
         self._db = db
         self._clock = clock
-        self._sessions = sessions
-        self._shelf = shelf
         self._stock = stock
         self._publisher = publisher
-        self._pins = pins
         self._ledger = ledger
         self._payments = payments
         self._outbox = outbox
@@ -145,66 +137,91 @@ class OrderService:
                 "send an Idempotency-Key header of 1-128 printable ASCII characters",
             )
         fingerprint = request_hash(session_id, product_id, quantity, source)
-        existing = await self._find(buyer.user_id, key)
-        if existing is not None:
-            return await self._answer_again(existing, fingerprint)
-
-        session = await self._sessions.get_row(session_id)
-        self._check_session(session, source)
         for gate in self._gates:
             await gate(session_id, buyer.user_id)
-        terms = await self._shelf.terms(session_id, product_id)
         now = self._clock.now_ms()
-        pin = await self._pins.pin_at(session_id, now) if source is OrderSource.LIVE else None
         try:
             async with self._db.transaction() as tx:
-                taken = await self._stock.take(
-                    tx,
-                    session_id=session_id,
-                    product_id=product_id,
-                    buyer_id=buyer.user_id,
-                    quantity=quantity,
+                taken = await self._take(
+                    tx, buyer.user_id, session_id, product_id, quantity, key, source, now
                 )
-                order = Order(
-                    session_id=session_id,
-                    buyer_id=buyer.user_id,
-                    host_id=terms.host_id,
-                    brand_id=terms.rate.brand_id,
-                    product_id=product_id,
-                    cooperation_id=terms.rate.cooperation_id,
-                    flash_sale_id=taken.flash_sale_id,
-                    pin_id=pin.pin_id if pin else None,
-                    quantity=quantity,
-                    unit_price_minor=taken.unit_price_minor,
-                    currency=taken.currency,
-                    amount_minor=taken.unit_price_minor * quantity,
-                    commission_bps=terms.rate.commission_bps,
-                    platform_fee_bps=self._platform_fee_bps,
-                    flat_fee_minor=terms.rate.flat_fee_minor,
-                    refunded_quantity=0,
-                    status=OrderStatus.PLACED.value,
-                    source=source.value,
-                    idempotency_key=key,
-                    request_hash=fingerprint,
-                    placed_ms=now,
-                )
-                tx.add(order)
+                if isinstance(taken, Order):
+                    taken.request_hash = fingerprint
+                    tx.add(taken)
         except IntegrityError:
-            # The same key raced us and won: answer what it answered.
+            taken = None  # the same key raced us and won
+        if not isinstance(taken, Order):
             existing = await self._find(buyer.user_id, key)
             if existing is None:
-                raise
+                raise Conflict("order_in_progress", "this order is being processed; retry")
             return await self._answer_again(existing, fingerprint)
+        order = taken
         self._publisher.changed(product_id)
         captured = await self._payments.capture(
             order.id, order.amount_minor, order.currency, buyer.user_id
         )
         return await self._settle(order.id, captured.ok, captured.reference, buyer.display_name)
 
-    def _check_session(self, session: LiveSession, source: OrderSource) -> None:
-        if source is OrderSource.LIVE and session.status != SessionStatus.LIVE.value:
+    async def _take(
+        self,
+        tx: AsyncSession,
+        buyer_id: int,
+        session_id: int,
+        product_id: int,
+        quantity: int,
+        key: str,
+        source: OrderSource,
+        now: int,
+    ) -> Order | None:
+        """Check and take, in the caller's write transaction: one query reads everything
+        the order depends on, one conditional UPDATE takes the units. Returns the new
+        (unsaved) order, or None when ``key`` already names an order of this buyer."""
+        ctx = (await tx.execute(_context_query(session_id, product_id, buyer_id, key, now))).first()
+        if ctx is None:
+            raise NotFound("session_not_found", f"no live session {session_id}")
+        if ctx.existing_id is not None:
+            return None
+        self._check_session(ctx.status, source)
+        if ctx.cooperation_id is None:
+            raise NotFound("not_on_shelf", "the product is not on this session's shelf")
+        if ctx.archived_ms is not None:
+            raise Conflict("product_archived", "this product is no longer sold")
+        if ctx.flash_id is not None and source is OrderSource.LIVE:
+            await self._stock.take_flash(tx, ctx.flash_id, ctx.flash_limit, buyer_id, quantity)
+            await self._stock.bump(tx, product_id)
+            price, currency, flash_id = ctx.flash_price, ctx.flash_currency, ctx.flash_id
+        else:
+            await self._stock.take_regular(tx, product_id, quantity)
+            price, currency, flash_id = ctx.price_minor, ctx.currency, None
+        return Order(
+            session_id=session_id,
+            buyer_id=buyer_id,
+            host_id=ctx.host_id,
+            brand_id=ctx.brand_id,
+            product_id=product_id,
+            cooperation_id=ctx.cooperation_id,
+            flash_sale_id=flash_id,
+            pin_id=ctx.pin_id if source is OrderSource.LIVE else None,
+            quantity=quantity,
+            unit_price_minor=price,
+            currency=currency,
+            amount_minor=price * quantity,
+            commission_bps=ctx.commission_bps,
+            platform_fee_bps=self._platform_fee_bps,
+            flat_fee_minor=ctx.flat_fee_minor,
+            refunded_quantity=0,
+            status=OrderStatus.PLACED.value,
+            source=source.value,
+            idempotency_key=key,
+            request_hash="",
+            placed_ms=now,
+        )
+
+    @staticmethod
+    def _check_session(status: str, source: OrderSource) -> None:
+        if source is OrderSource.LIVE and status != SessionStatus.LIVE.value:
             raise Conflict("session_not_live", "orders are taken while the session is live")
-        if source is OrderSource.REPLAY and session.status != SessionStatus.ENDED.value:
+        if source is OrderSource.REPLAY and status != SessionStatus.ENDED.value:
             raise Conflict("replay_not_available", "replay orders open when the session ends")
 
     async def _settle(
@@ -375,6 +392,59 @@ class OrderService:
         await self._relay.publish([row])
         self._publisher.changed(result["product_id"])
         return result
+
+
+def _context_query(
+    session_id: int, product_id: int, buyer_id: int, key: str, now: int
+) -> Any:
+    """Everything an order depends on, in one row (None: no such session)."""
+    existing = (
+        select(Order.id)
+        .where(Order.buyer_id == buyer_id, Order.idempotency_key == key)
+        .scalar_subquery()
+    )
+    open_pin = (
+        select(Pin.id)
+        .where(Pin.session_id == session_id, Pin.start_ms <= now, Pin.end_ms.is_(None))
+        .order_by(Pin.start_ms.desc(), Pin.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    running = and_(
+        FlashSale.session_id == session_id,
+        FlashSale.product_id == product_id,
+        FlashSale.status == FlashStatus.RUNNING.value,
+        FlashSale.starts_ms <= now,
+        FlashSale.ends_ms > now,
+    )
+    return (
+        select(
+            LiveSession.status,
+            ShelfItem.cooperation_id,
+            Cooperation.host_id,
+            Cooperation.brand_id,
+            Cooperation.commission_bps,
+            Cooperation.flat_fee_minor,
+            Product.price_minor,
+            Product.currency,
+            Product.archived_ms,
+            FlashSale.id.label("flash_id"),
+            FlashSale.price_minor.label("flash_price"),
+            FlashSale.currency.label("flash_currency"),
+            FlashSale.per_buyer_limit.label("flash_limit"),
+            open_pin.label("pin_id"),
+            existing.label("existing_id"),
+        )
+        .select_from(LiveSession)
+        .outerjoin(
+            ShelfItem,
+            and_(ShelfItem.session_id == LiveSession.id, ShelfItem.product_id == product_id),
+        )
+        .outerjoin(Cooperation, Cooperation.id == ShelfItem.cooperation_id)
+        .outerjoin(Product, Product.id == ShelfItem.product_id)
+        .outerjoin(FlashSale, running)
+        .where(LiveSession.id == session_id)
+    )
 
 
 def _stored(response_json: str) -> OrderResult:

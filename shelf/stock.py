@@ -88,9 +88,14 @@ class StockService:
             raise Conflict("product_archived", "this product is no longer sold")
         flash = await self.running_flash(tx, session_id, product_id)
         if flash is not None:
-            await self._take_flash(tx, flash, buyer_id, quantity)
+            await self.take_flash(tx, flash.id, flash.per_buyer_limit, buyer_id, quantity)
             await self.bump(tx, product_id)
             return Taken(product_id, quantity, flash.price_minor, flash.currency, flash.id)
+        await self.take_regular(tx, product_id, quantity)
+        return Taken(product_id, quantity, product.price_minor, product.currency, None)
+
+    async def take_regular(self, tx: AsyncSession, product_id: int, quantity: int) -> None:
+        """Take ``quantity`` units from regular stock (409 ``out_of_stock``)."""
         result = await tx.execute(
             update(Product)
             .where(
@@ -101,18 +106,19 @@ class StockService:
             .values(stock=Product.stock - quantity, stock_version=Product.stock_version + 1)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise Conflict("out_of_stock", "not enough units left", available=product.stock)
-        return Taken(product_id, quantity, product.price_minor, product.currency, None)
+            raise Conflict("out_of_stock", "not enough units left")
 
-    async def _take_flash(
-        self, tx: AsyncSession, flash: FlashSale, buyer_id: int, quantity: int
+    async def take_flash(
+        self, tx: AsyncSession, flash_id: int, per_buyer_limit: int, buyer_id: int, quantity: int
     ) -> None:
-        if quantity > flash.per_buyer_limit:
-            raise Conflict("flash_limit_reached", f"at most {flash.per_buyer_limit} per buyer")
+        """Take ``quantity`` units of a running flash sale for one buyer (409
+        ``flash_sold_out`` / ``flash_limit_reached``). The caller bumps the stock version."""
+        if quantity > per_buyer_limit:
+            raise Conflict("flash_limit_reached", f"at most {per_buyer_limit} per buyer")
         result = await tx.execute(
             update(FlashSale)
             .where(
-                FlashSale.id == flash.id,
+                FlashSale.id == flash_id,
                 FlashSale.status == FlashStatus.RUNNING.value,
                 FlashSale.sold + quantity <= FlashSale.quantity,
             )
@@ -121,15 +127,15 @@ class StockService:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict("flash_sold_out", "the flash sale has not enough units left")
         stmt = upsert(tx, FlashPurchase).values(
-            flash_sale_id=flash.id, buyer_id=buyer_id, quantity=quantity
+            flash_sale_id=flash_id, buyer_id=buyer_id, quantity=quantity
         )
         stmt = stmt.on_conflict_do_update(
             index_elements=["flash_sale_id", "buyer_id"],
             set_={"quantity": FlashPurchase.quantity + stmt.excluded.quantity},
-            where=FlashPurchase.quantity + stmt.excluded.quantity <= flash.per_buyer_limit,
+            where=FlashPurchase.quantity + stmt.excluded.quantity <= per_buyer_limit,
         )
         if (await tx.execute(stmt)).rowcount != 1:  # type: ignore[attr-defined]
-            raise Conflict("flash_limit_reached", f"at most {flash.per_buyer_limit} per buyer")
+            raise Conflict("flash_limit_reached", f"at most {per_buyer_limit} per buyer")
 
     async def put_back(
         self,
