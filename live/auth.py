@@ -43,12 +43,16 @@ def require_signed_in(principal: Principal | None) -> Principal:
 
 
 class TokenSigner:
-    def __init__(self, secret: str, clock: Clock, *, ttl_s: int = 7 * 86400) -> None:
+    def __init__(
+        self, secret: str, clock: Clock, *, ttl_s: int = 7 * 86400, cache_size: int = 50_000
+    ) -> None:
         if len(secret) < 32:
             raise ValueError("the token secret must be at least 32 characters")
         self._secret = secret
         self._clock = clock
         self.ttl_s = ttl_s
+        self._cache_size = cache_size
+        self._verified: dict[str, tuple[Principal, int]] = {}
 
     def issue(self, user_id: int, username: str, role: str, display_name: str) -> str:
         now = self._clock.now_ms() // 1000
@@ -63,6 +67,24 @@ class TokenSigner:
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
     def verify(self, token: str) -> Principal:
+        """The principal a valid, unexpired token names; ``Unauthenticated`` otherwise.
+
+        Verified tokens are remembered (bounded), so a client's every request does not
+        pay for the HMAC and JSON decoding again; expiry is still checked each time.
+        """
+        known = self._verified.get(token)
+        if known is not None:
+            principal, expires = known
+            if expires <= self._clock.now_ms() // 1000:
+                raise Unauthenticated("token_expired", "the token has expired; sign in again")
+            return principal
+        principal, expires = self._decode(token)
+        if len(self._verified) >= self._cache_size:
+            self._verified.clear()
+        self._verified[token] = (principal, expires)
+        return principal
+
+    def _decode(self, token: str) -> tuple[Principal, int]:
         try:
             claims = jwt.decode(
                 token,
@@ -72,13 +94,15 @@ class TokenSigner:
             )
         except jwt.PyJWTError as exc:
             raise Unauthenticated("invalid_token", "the token is not valid") from exc
-        if int(claims["exp"]) <= self._clock.now_ms() // 1000:
+        expires = int(claims["exp"])
+        if expires <= self._clock.now_ms() // 1000:
             raise Unauthenticated("token_expired", "the token has expired; sign in again")
         try:
             role = Role(claims["role"])
-            return Principal(int(claims["sub"]), str(claims["usr"]), role, str(claims["name"]))
+            principal = Principal(int(claims["sub"]), str(claims["usr"]), role, str(claims["name"]))
         except (KeyError, ValueError) as exc:
             raise Unauthenticated("invalid_token", "the token is not valid") from exc
+        return principal, expires
 
 
 class PasswordHasher:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, select
+from sqlalchemy import BigInteger, Integer, String, and_, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -107,6 +107,7 @@ class OrderService:
         self._clock = clock
         self._stock = stock
         self._publisher = publisher
+        self._context = _context_query()
         self._ledger = ledger
         self._payments = payments
         self._outbox = outbox
@@ -176,7 +177,8 @@ class OrderService:
         """Check and take, in the caller's write transaction: one query reads everything
         the order depends on, one conditional UPDATE takes the units. Returns the new
         (unsaved) order, or None when ``key`` already names an order of this buyer."""
-        ctx = (await tx.execute(_context_query(session_id, product_id, buyer_id, key, now))).first()
+        params = {"sid": session_id, "pid": product_id, "buyer": buyer_id, "key": key, "now": now}
+        ctx = (await tx.execute(self._context, params)).first()
         if ctx is None:
             raise NotFound("session_not_found", f"no live session {session_id}")
         if ctx.existing_id is not None:
@@ -394,10 +396,18 @@ class OrderService:
         return result
 
 
-def _context_query(
-    session_id: int, product_id: int, buyer_id: int, key: str, now: int
-) -> Any:
-    """Everything an order depends on, in one row (None: no such session)."""
+def _context_query() -> Any:
+    """Everything an order depends on, in one row (None: no such session).
+
+    Built once with bind parameters ``sid``, ``pid``, ``buyer``, ``key`` and ``now``:
+    building and cache-keying a statement this size per request cost more CPU than
+    the database work it describes.
+    """
+    session_id = bindparam("sid", type_=Integer)
+    product_id = bindparam("pid", type_=Integer)
+    buyer_id = bindparam("buyer", type_=Integer)
+    key = bindparam("key", type_=String)
+    now = bindparam("now", type_=BigInteger)
     existing = (
         select(Order.id)
         .where(Order.buyer_id == buyer_id, Order.idempotency_key == key)
