@@ -3,7 +3,7 @@
 ``Settings.from_env()`` reads the configuration once; ``create_app(settings)`` builds
 every long-lived object under a typed ``web.AppKey`` and starts/stops the ones with a
 lifetime in ``cleanup_ctx``; ``main()`` is ``python app.py [--demo] | migrate |
-create-admin``.
+create-admin NAME | report --host NAME``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from live.auth import PasswordHasher, Principal, TokenSigner
 from live.channel import RoomHub
 from live.clock import Clock, SystemClock
 from live.db import Database
-from live.errors import Conflict
+from live.errors import Conflict, LiveshelfError
 from live.handlers import LiveHandlers
 from live.http import MAX_JSON_BYTES, auth_middleware, error_middleware
 from live.models import Role, SessionStatus
@@ -56,9 +56,10 @@ from shelf.demo import seed_shelf
 from shelf.feature import ShelfFeature, build_shelf
 from shelf.ledger import CommissionLedger
 from shelf.order_handlers import OrderHandlers
+from shelf.order_schemas import parse_instant
 from shelf.orders import OrderService
 from shelf.payments import TestPaymentProvider
-from shelf.reports import ReportService
+from shelf.reports import HOST_COLUMNS, Period, ReportService, to_csv
 
 log = logging.getLogger("liveshelf")
 
@@ -536,6 +537,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="apply database migrations")
     admin = sub.add_parser("create-admin", help="create an admin account")
     admin.add_argument("username")
+    report = sub.add_parser("report", help="print a host's commission report")
+    report.add_argument("--host", required=True, help="the host's username")
+    report.add_argument("--from", dest="start", help="date or ISO datetime (default: ever)")
+    report.add_argument("--to", dest="end", help="date or ISO datetime (default: now)")
+    report.add_argument("--csv", action="store_true", help="CSV instead of a table")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -556,6 +562,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         asyncio.run(_migrate(settings))
         print("database is at the newest revision")
+        return 0
+    if args.command == "report":
+        try:
+            print(asyncio.run(_report(settings, args.host, args.start, args.end, args.csv)))
+        except LiveshelfError as exc:
+            print(f"{exc.code}: {exc.message}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "create-admin":
         password = os.environ.get("LIVESHELF_ADMIN_PASSWORD") or getpass.getpass("password: ")
@@ -588,6 +601,34 @@ async def _migrate(settings: Settings) -> None:
         await db.migrate()
     finally:
         await db.dispose()
+
+
+async def _report(
+    settings: Settings, host: str, start: str | None, end: str | None, as_csv: bool
+) -> str:
+    """The host's commission report, as CSV or an aligned table with totals."""
+    db = Database(settings.database_url, schema=settings.database_schema)
+    try:
+        clock = SystemClock()
+        accounts = AccountService(db, PasswordHasher(), TokenSigner(settings.secret, clock), clock)
+        user = await accounts.by_username(host)
+        period = Period(
+            parse_instant("from", start, 0), parse_instant("to", end, clock.now_ms() + 1)
+        )
+        operator = Principal(0, "cli", Role.ADMIN, "command line")
+        result = await ReportService(db, clock).host_commission(operator, user.id, period)
+    finally:
+        await db.dispose()
+    if as_csv:
+        return to_csv(HOST_COLUMNS, result["rows"])
+    rows = [*result["rows"], *({"session_title": "TOTAL", **t} for t in result["totals"])]
+    table = [HOST_COLUMNS] + [[str(r.get(c, "")) for c in HOST_COLUMNS] for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(HOST_COLUMNS))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)) for line in table
+    ]
+    title = f"commission of {host} ({result['period']['from']} .. {result['period']['to']})"
+    return "\n".join([title, *lines])
 
 
 async def _create_admin(settings: Settings, username: str, password: str) -> None:

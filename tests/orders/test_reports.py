@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 from typing import Any
 
 from orders_support import open_shop, order
@@ -12,6 +13,8 @@ from support import Api
 from app import accounts_key
 from live.models import Role
 from shelf.reports import BRAND_COLUMNS, HOST_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def parse_csv(text: str) -> list[dict[str, Any]]:
@@ -111,3 +114,45 @@ async def test_report_access(api: Api) -> None:
     headers = {"Authorization": f"Bearer {login['token']}"}
     await api.call("GET", host_path, headers=headers, expect=200)
     await api.call("GET", brand_path, headers=headers, expect=200)
+
+
+async def test_report_command(api: Api, settings: Any) -> None:
+    import asyncio
+    import os
+    import sys
+
+    shop = await open_shop(api, stock=20, price_minor=1000, commission_bps=2000)
+    buyer = await api.signup("viewer")
+    assert (await order(api, shop, buyer, quantity=3))[0] == 201
+    env = {
+        **os.environ,
+        "LIVESHELF_SECRET": "x" * 40,
+        "LIVESHELF_DATABASE_URL": settings.database_url,
+        "LIVESHELF_DATABASE_SCHEMA": settings.database_schema or "",
+    }
+    root = ROOT
+
+    async def run(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "app.py",
+            "report",
+            *args,
+            cwd=root,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    code, out, _ = await run("--host", shop.host.username, "--csv")
+    assert code == 0
+    (row,) = parse_csv(out)
+    assert row["gmv_minor"] == 3000
+    assert row["commission_pending_minor"] == 600
+    code, out, _ = await run("--host", shop.host.username, "--from", "2000-01-01")
+    assert code == 0
+    assert "TOTAL" in out and "3000" in out and "600" in out
+    code, _, err = await run("--host", "nobody-here")
+    assert code == 2 and "user_not_found" in err
