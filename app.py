@@ -518,7 +518,9 @@ async def seed_demo(app: web.Application) -> dict[str, Any]:
         f"\nliveshelf demo on {base}\n"
         f"  accounts (password '{DEMO_PASSWORD}'): "
         + ", ".join(f"{name} ({user.role})" for name, user in users.items())
-        + f"\n  live session {session['id']}: {base}/watch/{session['id']}\n",
+        + f"\n  live session {session['id']}: {base}/api/sessions/{session['id']}"
+        + f" (room channel: ws://{settings.host}:{settings.port}/api/sessions/{session['id']}/ws,"
+        + f" WHIP: {base}/whip/{session['id']})\n",
         flush=True,
     )
     return {"users": users, "session": session, "products": products}

@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ws_fanout import cpu_times, free_port, raise_nofile
+from harness import cpu_times, free_port, raise_nofile
 from wsload import Viewer
 
 ROOT = Path(__file__).resolve().parents[1]

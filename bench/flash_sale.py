@@ -19,7 +19,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -31,14 +30,10 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import ROOT, free_port, load_cpus
+
 DEFAULT_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def plain_dsn(url: str) -> str:
@@ -226,8 +221,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 args=(base, sid, product["id"], share, per, args.concurrency // args.procs, send),
             )
             proc.start()
-            if ncpu >= 2:
-                os.sched_setaffinity(proc.pid, set(range(1, ncpu)))
+            os.sched_setaffinity(proc.pid, load_cpus())
             procs.append(proc)
             outs.append(recv)
         loop = asyncio.get_running_loop()

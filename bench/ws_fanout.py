@@ -19,10 +19,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import resource
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,34 +30,19 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import (
+    cpu_times,
+    free_port,
+    load_cpus,
+    raise_nofile,
+    rss_kib,
+    start_server,
+    wait_until_up,
+)
 from wsload import Viewer
 
 ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cpu_times(pid: int) -> tuple[float, float]:
-    """(user, system) CPU seconds of a process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def raise_nofile() -> None:
-    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 # -- load process --------------------------------------------------------------------
@@ -141,26 +123,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.redis:
         env["REDIS_URL"] = args.redis
         env["LIVESHELF_REDIS_PREFIX"] = f"bench:{uuid.uuid4().hex[:8]}"
-    ncpu = os.cpu_count() or 1
-    pin = ["taskset", "-c", "0"] if ncpu >= 2 else []
-    server = subprocess.Popen(
-        [*pin, sys.executable, "app.py", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=open(Path(tmp) / "server.log", "w"),  # noqa: SIM115
-        preexec_fn=raise_nofile,
-    )
+    server = start_server(env, port, open(Path(tmp) / "server.log", "w"))  # noqa: SIM115
     base = f"http://127.0.0.1:{port}"
     try:
+        await wait_until_up(base)
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                try:
-                    async with http.get(f"{base}/api/sessions") as res:
-                        if res.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
             async with http.post(
                 f"{base}/api/auth/signup",
                 json={"username": "benchhost", "password": "bench-password", "role": "host"},
@@ -189,8 +156,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     target=load_main, args=(port, sid, count, args.events, r_send, g_recv, o_send)
                 )
                 proc.start()
-                if ncpu >= 2:
-                    os.sched_setaffinity(proc.pid, set(range(1, ncpu)))
+                os.sched_setaffinity(proc.pid, load_cpus())
                 procs.append(proc)
                 ready.append(r_recv)
                 go.append(g_send)

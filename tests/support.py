@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
+import subprocess
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -145,3 +149,26 @@ async def drop_backend_state(settings: Settings) -> None:
         if keys:
             await redis.delete(*keys)
         await redis.aclose()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_until_up(base: str, proc: subprocess.Popen[bytes], *, within_s: float = 15) -> None:
+    """Poll ``base`` until the server process answers (it must not exit meanwhile)."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(int(within_s / 0.05)):
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            try:
+                async with http.get(f"{base}/api/sessions") as res:
+                    if res.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"{base} did not come up")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -15,32 +13,17 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from support import TEST_SECRET, backend_settings, drop_backend_state
+from support import (
+    TEST_SECRET,
+    backend_settings,
+    drop_backend_state,
+    free_port,
+    wait_until_up,
+)
 
 from app import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-async def wait_until_up(base: str, proc: subprocess.Popen[bytes]) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(200):
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}")
-            try:
-                async with http.get(f"{base}/api/sessions") as res:
-                    if res.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise TimeoutError(f"{base} did not come up")
 
 
 @pytest.fixture

@@ -16,20 +16,18 @@ import aiohttp
 import orjson
 import pytest
 from redis.asyncio import Redis
-from support import TEST_SECRET, backend_settings, drop_backend_state
+from support import (
+    TEST_SECRET,
+    backend_settings,
+    drop_backend_state,
+    free_port,
+    wait_until_up,
+)
 
 from app import Settings
 from live.roomlog_redis import RedisRoomLog
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Server:
@@ -47,17 +45,7 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                assert self.proc.poll() is None, "server exited"
-                try:
-                    async with http.get(f"{self.base}/api/sessions") as res:
-                        if res.status == 200:
-                            return
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise TimeoutError("server did not start")
+        await wait_until_up(self.base, self.proc)
 
     def kill(self) -> None:
         assert self.proc is not None
