@@ -49,42 +49,15 @@ class ChatViewer(Viewer):
         self.got: dict[int, float] = {}
         self.latency: list[float] = []
 
-    def _frames(self) -> None:  # same framing as Viewer, chat-aware payload handling
-        buf = self._buffer
-        pos = 0
-        while len(buf) - pos >= 2:
-            opcode = buf[pos] & 0x0F
-            length = buf[pos + 1] & 0x7F
-            head = 2
-            if length == 126:
-                if len(buf) - pos < 4:
-                    break
-                length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
-                head = 4
-            elif length == 127:
-                if len(buf) - pos < 10:
-                    break
-                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                head = 10
-            if len(buf) - pos < head + length:
-                break
-            if opcode == 0x1:
-                start = pos + head
-                window = bytes(buf[start : start + 80])
-                if _CHAT[0] in window or _CHAT[1] in window:
-                    self.frames += 1
-                    if self.parse:
-                        now = time.time()
-                        payload = bytes(buf[start : start + length])
-                        for sent, n in _STAMP.findall(payload):
-                            self.got[int(n)] = now
-                            self.latency.append((now - float(sent)) * 1000)
-            elif opcode == 0x9:
-                self._send(0xA, bytes(buf[pos + head : pos + head + length]))
-            elif opcode == 0x8 and self._transport is not None:
-                self._transport.close()
-            pos += head + length
-        del buf[:pos]
+    def on_text(self, buf: bytearray, start: int, length: int, now: float) -> None:
+        window = bytes(buf[start : start + 80])
+        if _CHAT[0] in window or _CHAT[1] in window:
+            self.frames += 1
+            if self.parse:
+                payload = bytes(buf[start : start + length])
+                for sent, n in _STAMP.findall(payload):
+                    self.got[int(n)] = now
+                    self.latency.append((now - float(sent)) * 1000)
 
 
 def load_main(port: int, sid: int, count: int, sample: int, ready: Any, go: Any, out: Any) -> None:

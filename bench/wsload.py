@@ -75,19 +75,24 @@ class Viewer(asyncio.Protocol):
                 head = 10
             if len(buf) - pos < head + length:
                 break
-            payload = bytes(buf[pos + head : pos + head + length])
-            pos += head + length
+            start = pos + head
+            pos = start + length
             if opcode == 0x1:
-                match = _IDX.search(payload)
-                if match:
-                    self.received[int(match.group(1))] = now
+                self.on_text(buf, start, length, now)
             elif opcode == 0x9:  # ping -> pong
-                self._send(0xA, payload)
+                self._send(0xA, bytes(buf[start:pos]))
             elif opcode == 0x8:
+                payload = bytes(buf[start:pos])
                 self.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None
                 if self._transport is not None:
                     self._transport.close()
         del buf[:pos]
+
+    def on_text(self, buf: bytearray, start: int, length: int, now: float) -> None:
+        """A text frame's payload is ``buf[start:start + length]``, received at ``now``."""
+        match = _IDX.search(bytes(buf[start : start + length]))
+        if match:
+            self.received[int(match.group(1))] = now
 
     def _send(self, opcode: int, payload: bytes) -> None:
         mask = os.urandom(4)

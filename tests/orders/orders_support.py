@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -115,3 +117,46 @@ async def order(
         headers={**buyer.headers, "Idempotency-Key": key or uuid.uuid4().hex},
     )
     return res.status, await res.json()
+
+
+async def start_flash_sale(
+    api: Api,
+    shop: Shop,
+    *,
+    price_minor: int,
+    quantity: int,
+    per_buyer_limit: int,
+    lasts_s: float = 600,
+) -> dict[str, Any]:
+    """A flash sale of the shop's first product that started a second ago; returns once
+    the scheduler has it running."""
+    now = datetime.now(UTC)
+    flash = await api.call(
+        "POST",
+        f"/api/sessions/{shop.session_id}/flash-sales",
+        shop.host,
+        json={
+            "product_id": shop.products[0]["id"],
+            "price_minor": price_minor,
+            "quantity": quantity,
+            "per_buyer_limit": per_buyer_limit,
+            "starts_at": (now - timedelta(seconds=1)).isoformat(),
+            "ends_at": (now + timedelta(seconds=lasts_s)).isoformat(),
+        },
+        expect=201,
+    )
+    for _ in range(100):
+        listed = await api.call("GET", f"/api/sessions/{shop.session_id}/flash-sales")
+        if any(f["status"] == "running" for f in listed["flash_sales"]):
+            return dict(flash)
+        await asyncio.sleep(0.05)
+    raise AssertionError("the flash sale never started")
+
+
+async def wait_flash_status(api: Api, shop: Shop, flash_id: int, status: str) -> None:
+    for _ in range(200):
+        listed = await api.call("GET", f"/api/sessions/{shop.session_id}/flash-sales")
+        if any(f["id"] == flash_id and f["status"] == status for f in listed["flash_sales"]):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"flash sale {flash_id} never became {status}")

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
-from orders_support import open_shop, order
+from orders_support import open_shop, order, start_flash_sale, wait_flash_status
 from sqlalchemy import func, select
 from support import Api
 
@@ -186,30 +186,11 @@ async def test_banned_viewer_cannot_buy(api: Api) -> None:
 
 
 async def test_flash_price_only_inside_the_window(api: Api) -> None:
-    from datetime import UTC, datetime, timedelta
-
     shop = await open_shop(api, stock=20, price_minor=5000)
     buyer = await api.signup("viewer")
-    now = datetime.now(UTC)
-    flash = await api.call(
-        "POST",
-        f"/api/sessions/{shop.session_id}/flash-sales",
-        shop.host,
-        json={
-            "product_id": shop.products[0]["id"],
-            "price_minor": 1999,
-            "quantity": 5,
-            "per_buyer_limit": 2,
-            "starts_at": (now - timedelta(seconds=1)).isoformat(),
-            "ends_at": (now + timedelta(minutes=5)).isoformat(),
-        },
-        expect=201,
+    flash = await start_flash_sale(
+        api, shop, price_minor=1999, quantity=5, per_buyer_limit=2, lasts_s=2.5
     )
-    for _ in range(50):
-        listed = await api.call("GET", f"/api/sessions/{shop.session_id}/flash-sales")
-        if any(f["status"] == "running" for f in listed["flash_sales"]):
-            break
-        await asyncio.sleep(0.05)
     status, body = await order(api, shop, buyer, quantity=2)
     assert status == 201, body
     assert body["unit_price_minor"] == 1999
@@ -217,6 +198,12 @@ async def test_flash_price_only_inside_the_window(api: Api) -> None:
     status, body = await order(api, shop, buyer, quantity=1)
     assert status == 409
     assert body["error"]["code"] == "flash_limit_reached"
+    # after the window (server clock): the regular price, from regular stock
+    await wait_flash_status(api, shop, flash["id"], "ended")
+    status, body = await order(api, shop, buyer, quantity=1)
+    assert status == 201, body
+    assert body["unit_price_minor"] == 5000
+    assert body["flash_sale_id"] is None
 
 
 def test_mask_name() -> None:

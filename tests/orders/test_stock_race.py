@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
-from orders_support import Shop, many_viewers, open_shop
+from orders_support import Shop, many_viewers, open_shop, start_flash_sale
 from sqlalchemy import func, select
 from support import Account, Api
 
@@ -68,26 +67,7 @@ async def test_500_buyers_20_units(api: Api) -> None:
 
 async def test_500_buyers_flash_sale_with_per_buyer_limit(api: Api) -> None:
     shop = await open_shop(api, stock=100)
-    now = datetime.now(UTC)
-    await api.call(
-        "POST",
-        f"/api/sessions/{shop.session_id}/flash-sales",
-        shop.host,
-        json={
-            "product_id": shop.products[0]["id"],
-            "price_minor": 999,
-            "quantity": 20,
-            "per_buyer_limit": 2,
-            "starts_at": (now - timedelta(seconds=1)).isoformat(),
-            "ends_at": (now + timedelta(minutes=10)).isoformat(),
-        },
-        expect=201,
-    )
-    for _ in range(100):
-        listed = await api.call("GET", f"/api/sessions/{shop.session_id}/flash-sales")
-        if any(f["status"] == "running" for f in listed["flash_sales"]):
-            break
-        await asyncio.sleep(0.05)
+    await start_flash_sale(api, shop, price_minor=999, quantity=20, per_buyer_limit=2)
     buyers = await many_viewers(api, BUYERS)
     # every buyer tries twice for one unit, and a few try for 3 at once
     results = await race(api, shop, buyers[:480], quantity=1, attempts=2)
