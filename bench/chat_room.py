@@ -31,7 +31,7 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import cpu_times, free_port, raise_nofile
+from harness import cpu_times, free_port, raise_nofile, run_fast
 from wsload import Viewer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ class ChatViewer(Viewer):
 
 def load_main(port: int, sid: int, count: int, sample: int, ready: Any, go: Any, out: Any) -> None:
     raise_nofile()
-    out.send(asyncio.run(_load(port, sid, count, sample, ready, go)))
+    out.send(run_fast(_load(port, sid, count, sample, ready, go)))
 
 
 async def _load(
@@ -291,7 +291,7 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=4, help="load processes")
     parser.add_argument("--sample", type=int, default=25, help="parsing viewers per process")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args)), indent=2))
+    print(json.dumps(run_fast(run(args)), indent=2))
 
 
 if __name__ == "__main__":

@@ -12,12 +12,14 @@ import resource
 import socket
 import subprocess
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -76,3 +78,13 @@ async def wait_until_up(base: str, within_s: float = 15.0) -> None:
                 pass
             await asyncio.sleep(0.05)
     raise TimeoutError(f"{base} did not come up")
+
+
+def run_fast(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a load process's main coroutine on uvloop when it is installed: the load side
+    shares one core, so its per-frame cost bounds what a benchmark can measure."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)

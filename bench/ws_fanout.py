@@ -36,6 +36,7 @@ from harness import (
     load_cpus,
     raise_nofile,
     rss_kib,
+    run_fast,
     start_server,
     wait_until_up,
 )
@@ -50,12 +51,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 def load_main(port: int, sid: int, count: int, events: int, ready: Any, go: Any, out: Any) -> None:
     raise_nofile()
-    try:  # the viewers' side should cost as little as possible: it shares one core
-        import uvloop
-
-        out.send(uvloop.run(_load(port, sid, count, events, ready, go)))
-    except ImportError:
-        out.send(asyncio.run(_load(port, sid, count, events, ready, go)))
+    out.send(run_fast(_load(port, sid, count, events, ready, go)))
 
 
 async def _load(
