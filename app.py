@@ -281,7 +281,9 @@ def build_core(settings: Settings, clock: Clock) -> Core:
         send_limit_bytes=settings.ws_send_limit_bytes,
         presence_interval_s=settings.presence_interval_s,
     )
-    channel = RoomChannel(hub, room_log, presence, clock)
+    channel = RoomChannel(
+        hub, room_log, presence, clock, max_replay_bytes=settings.ws_send_limit_bytes // 2
+    )
     outbox = Outbox(clock)
     relay = OutboxRelay(db, room_log, poll_interval_s=settings.outbox_poll_s)
     hasher = PasswordHasher(

@@ -6,8 +6,9 @@ Server -> client frames are JSON objects with a ``type``:
 * ``hello`` once, first: ``{"type": "hello", "seq", "epoch", "recovered",
   "server_time", "connection": {...}, "snapshot": {...} | null}``. After it the client
   receives every event with ``seq > hello.seq`` in order, exactly once. With
-  ``recovered: true`` (``since``/``epoch`` were still in history) the missed events
-  follow and ``snapshot`` is null; otherwise ``snapshot`` holds the full room state
+  ``recovered: true`` (``since``/``epoch`` were still in history, and the missed
+  events fit in half the socket's send bound) the missed events follow and
+  ``snapshot`` is null; otherwise ``snapshot`` holds the full room state
   as of ``seq`` (later events may repeat what it already shows; applying an event is
   idempotent for every event type);
 * ``pong`` ``{"type": "pong", "ref", "server_time"}``, answer to ``ping``;

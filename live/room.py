@@ -69,6 +69,7 @@ class RoomChannel:
         message_burst: float = 40.0,
         max_errors: int = 100,
         snapshot_ttl_s: float = 1.0,
+        max_replay_bytes: int = 128 * 1024,
     ) -> None:
         self._hub = hub
         self._log = room_log
@@ -82,6 +83,7 @@ class RoomChannel:
         self._max_errors = max_errors
         self._buckets: dict[str, TokenBucket] = {}
         self._snapshot_ttl = snapshot_ttl_s
+        self._max_replay_bytes = max_replay_bytes
         self._snapshot_cache: dict[int, tuple[StreamPosition, float, bytes]] = {}
         self._snapshot_flight: SingleFlight[bytes] = SingleFlight()
         self.register("ping", None, self._ping)
@@ -148,6 +150,11 @@ class RoomChannel:
         replay = None
         if since is not None and epoch:
             replay = await self._log.read_since(conn.room, since, epoch)
+            if replay is not None and sum(map(len, replay)) > self._max_replay_bytes:
+                # More than the socket's send bound could hold: replaying would close it
+                # as a slow consumer at once, and again on every retry. A snapshot is
+                # smaller and equivalent.
+                replay = None
         hello: dict[str, Any] = {
             "type": "hello",
             "server_time": self._clock.now_ms(),

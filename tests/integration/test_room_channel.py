@@ -159,6 +159,23 @@ async def test_unknown_epoch_or_too_old_since_gets_a_snapshot(
     await ws.close()
 
 
+async def test_a_replay_too_big_for_the_socket_becomes_a_snapshot(api: Api) -> None:
+    host = await api.signup("host")
+    sid = (await api.live_session(host))["id"]
+    ws, hello = await connect(api.client, sid)
+    await ws.close()
+    room_log = api.client.app[room_log_key]
+    for _ in range(300):  # ~1.2 MB missed, still in history, over the 256 KB send bound
+        await room_log.append(sid, "test.blob", {"blob": "x" * 4000})
+    ws, again = await connect(api.client, sid, since=hello["seq"], epoch=hello["epoch"])
+    assert again["recovered"] is False
+    assert again["snapshot"]["session"]["id"] == sid
+    assert again["seq"] == hello["seq"] + 300
+    (after,) = await announce(api, host, sid, 1)  # and the socket stays open and live
+    assert (await events(ws, 1, "announcement"))[0]["seq"] == after
+    await ws.close()
+
+
 async def test_slow_reader_is_closed_and_others_keep_receiving(api: Api) -> None:
     host = await api.signup("host")
     sid = (await api.live_session(host))["id"]
