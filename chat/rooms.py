@@ -71,9 +71,6 @@ class ChatRooms:
     def cached(self, session_id: int) -> Room | None:
         return self._rooms.get(session_id)
 
-    def cached_rooms(self) -> list[Room]:
-        return list(self._rooms.values())
-
     async def reload(self, session_id: int) -> None:
         """Reload one cached room now (after this process changed its moderation)."""
         room = self._rooms.get(session_id)

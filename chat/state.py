@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chat.config import ChatConfig
-from chat.limits import Bucket, KeyedBuckets
+from live.limits import Bucket, KeyedBuckets
 
 #: Roles a chat message can carry (the author's role in that room).
 HOST, MODERATOR, ADMIN, VIEWER = "host", "moderator", "admin", "viewer"

@@ -222,9 +222,7 @@ class RoomHub:
         room = self._rooms.get(conn.room)
         if room is not None:
             room.conns.pop(conn, None)
-        task = asyncio.create_task(self._close(conn, code, reason))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._close(conn, code, reason))
 
     async def _close(self, conn: Connection, code: CloseCode, reason: str) -> None:
         try:
@@ -331,10 +329,6 @@ class RoomHub:
         """This process's open sockets in ``room_id`` (e.g. to close a banned viewer's)."""
         room = self._rooms.get(room_id)
         return list(room.conns) if room else []
-
-    def local_viewers(self, room_id: int) -> int:
-        room = self._rooms.get(room_id)
-        return len(room.viewers) if room else 0
 
     def local_sockets(self, room_id: int) -> int:
         room = self._rooms.get(room_id)

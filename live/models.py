@@ -23,11 +23,6 @@ class Role(enum.StrEnum):
     ADMIN = "admin"
 
 
-#: Roles anyone may sign up for; admins are created by command, moderators are
-#: viewers appointed by a host.
-SIGNUP_ROLES = frozenset({Role.HOST, Role.BRAND, Role.AGENCY, Role.VIEWER})
-
-
 class SessionStatus(enum.StrEnum):
     SCHEDULED = "scheduled"
     LIVE = "live"

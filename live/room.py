@@ -21,6 +21,7 @@ from live.channel import Command, Connection, RoomHub
 from live.clock import Clock
 from live.errors import InvalidInput, LiveshelfError, RateLimited, TooLarge
 from live.events import StreamPosition
+from live.limits import Bucket
 from live.presence import Presence
 from live.protocol import MAX_CLIENT_MESSAGE_BYTES, CloseCode
 from live.roomlog import RoomLog
@@ -34,27 +35,6 @@ log = logging.getLogger(__name__)
 SnapshotProvider = Callable[[int], Awaitable[dict[str, Any]]]
 #: Asked before a socket joins its room; raises a ``LiveshelfError`` to refuse it.
 JoinGate = Callable[[Connection], Awaitable[None]]
-
-
-class TokenBucket:
-    """``rate`` tokens a second, at most ``burst`` saved up."""
-
-    __slots__ = ("_burst", "_rate", "_stamp", "_tokens")
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self._rate = rate
-        self._burst = burst
-        self._tokens = burst
-        self._stamp = time.monotonic()
-
-    def take(self) -> bool:
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
-        self._stamp = now
-        if self._tokens < 1:
-            return False
-        self._tokens -= 1
-        return True
 
 
 class RoomChannel:
@@ -81,7 +61,7 @@ class RoomChannel:
         self._message_rate = message_rate
         self._message_burst = message_burst
         self._max_errors = max_errors
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: dict[str, Bucket] = {}
         self._snapshot_ttl = snapshot_ttl_s
         self._max_replay_bytes = max_replay_bytes
         self._snapshot_cache: dict[int, tuple[StreamPosition, float, bytes]] = {}
@@ -189,7 +169,7 @@ class RoomChannel:
                 raise TooLarge(
                     "message_too_large", f"messages are at most {MAX_CLIENT_MESSAGE_BYTES} bytes"
                 )
-            if not self._bucket(conn).take():
+            if not self._bucket(conn).take(self._clock.now_ms()):
                 raise RateLimited("rate_limited", "slow down: too many messages")
             try:
                 data = orjson.loads(text)
@@ -219,10 +199,11 @@ class RoomChannel:
         self._buckets.pop(conn.id, None)
         await self._hub.leave(conn)
 
-    def _bucket(self, conn: Connection) -> TokenBucket:
+    def _bucket(self, conn: Connection) -> Bucket:
         bucket = self._buckets.get(conn.id)
         if bucket is None:
-            bucket = self._buckets[conn.id] = TokenBucket(self._message_rate, self._message_burst)
+            bucket = Bucket(self._message_rate, self._message_burst, self._clock.now_ms())
+            self._buckets[conn.id] = bucket
         return bucket
 
     async def _ping(self, conn: Connection, message: dict[str, Any]) -> None:

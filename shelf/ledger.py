@@ -16,13 +16,14 @@ counting twice.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shelf.order_models import Account, EntryKind, LedgerEntry, Order
 from shelf.stock import upsert
 
 BPS = 10_000
-_COLUMNS = [c for c in LedgerEntry.__table__.columns if c.name != "id"]
 
 
 def commission(order: Order, units: int) -> int:
@@ -90,14 +91,15 @@ class CommissionLedger:
         session's first paid order under that cooperation and never again."""
         assert order.flat_fee_minor is not None
         txn = f"flat:{order.session_id}:{order.cooperation_id}"
-        for account, amount in (
-            (Account.BRAND_REVENUE, -order.flat_fee_minor),
-            (Account.HOST_COMMISSION, order.flat_fee_minor),
-        ):
-            line = self._line(order, txn, EntryKind.FLAT_FEE, account, amount, currency, now_ms)
-            values = {c.name: getattr(line, c.name) for c in _COLUMNS}
-            insert = upsert(tx, LedgerEntry).values(**values)
-            await tx.execute(insert.on_conflict_do_nothing(index_elements=["txn", "account"]))
+        lines = [
+            self._line(order, txn, EntryKind.FLAT_FEE, account, amount, currency, now_ms)
+            for account, amount in (
+                (Account.BRAND_REVENUE, -order.flat_fee_minor),
+                (Account.HOST_COMMISSION, order.flat_fee_minor),
+            )
+        ]
+        insert = upsert(tx, LedgerEntry).values(lines)
+        await tx.execute(insert.on_conflict_do_nothing(index_elements=["txn", "account"]))
 
     def _post(
         self,
@@ -110,7 +112,9 @@ class CommissionLedger:
     ) -> None:
         assert sum(amounts.values()) == 0, amounts
         for account, amount in amounts.items():
-            tx.add(self._line(order, txn, kind, account, amount, order.currency, now_ms))
+            tx.add(
+                LedgerEntry(**self._line(order, txn, kind, account, amount, order.currency, now_ms))
+            )
 
     def _line(
         self,
@@ -121,23 +125,24 @@ class CommissionLedger:
         amount: int,
         currency: str,
         now_ms: int,
-    ) -> LedgerEntry:
+    ) -> dict[str, Any]:
+        """One ledger line's column values."""
         available = None
         if account is Account.HOST_COMMISSION:
             # A refund's reversal falls in the same hold window as the sale it reverses,
             # so "pending" and "payable" each net out per order.
             since = order.paid_ms if kind is EntryKind.REFUND and order.paid_ms else now_ms
             available = since + self._hold_ms
-        return LedgerEntry(
-            txn=txn,
-            kind=kind.value,
-            account=account.value,
-            amount_minor=amount,
-            currency=currency,
-            order_id=order.id if kind is not EntryKind.FLAT_FEE else None,
-            session_id=order.session_id,
-            host_id=order.host_id,
-            brand_id=order.brand_id,
-            created_ms=now_ms,
-            available_ms=available,
-        )
+        return {
+            "txn": txn,
+            "kind": kind.value,
+            "account": account.value,
+            "amount_minor": amount,
+            "currency": currency,
+            "order_id": order.id if kind is not EntryKind.FLAT_FEE else None,
+            "session_id": order.session_id,
+            "host_id": order.host_id,
+            "brand_id": order.brand_id,
+            "created_ms": now_ms,
+            "available_ms": available,
+        }

@@ -144,10 +144,17 @@ class OrderService:
         try:
             async with self._db.transaction() as tx:
                 taken = await self._take(
-                    tx, buyer.user_id, session_id, product_id, quantity, key, source, now
+                    tx,
+                    buyer.user_id,
+                    session_id,
+                    product_id,
+                    quantity,
+                    key,
+                    fingerprint,
+                    source,
+                    now,
                 )
-                if isinstance(taken, Order):
-                    taken.request_hash = fingerprint
+                if taken is not None:
                     tx.add(taken)
         except IntegrityError:
             taken = None  # the same key raced us and won
@@ -171,6 +178,7 @@ class OrderService:
         product_id: int,
         quantity: int,
         key: str,
+        fingerprint: str,
         source: OrderSource,
         now: int,
     ) -> Order | None:
@@ -215,7 +223,7 @@ class OrderService:
             status=OrderStatus.PLACED.value,
             source=source.value,
             idempotency_key=key,
-            request_hash="",
+            request_hash=fingerprint,
             placed_ms=now,
         )
 

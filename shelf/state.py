@@ -23,7 +23,6 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from live.models import LiveSession, SessionStatus
 from shelf.models import FlashSale, FlashStatus, Pin, Product, Shelf, ShelfItem
 from shelf.stock import upsert
 from shelf.views import card_dict, flash_dict, shelf_item_dict, stock_entry
@@ -129,10 +128,3 @@ async def read_state(s: AsyncSession, session_id: int, now_ms: int) -> dict[str,
         "flash_sales": [flash_dict(f, now_ms) for f in active],
     }
 
-
-async def session_status(s: AsyncSession, session_id: int) -> str | None:
-    return await s.scalar(select(LiveSession.status).where(LiveSession.id == session_id))
-
-
-def is_ended(status: str | None) -> bool:
-    return status == SessionStatus.ENDED.value

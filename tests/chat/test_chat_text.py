@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chat.config import ChatConfig
-from chat.limits import Bucket
 from chat.text import blocked_word, clean_text, normalise_keywords
+from live.limits import Bucket
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,8 @@
-"""Token buckets on the server clock (so tests can drive time with ``ManualClock``)."""
+"""Token buckets on the server clock (so tests can drive time with ``ManualClock``).
+
+Used for every rate limit: room-channel messages per socket, chat and likes per viewer
+and per room.
+"""
 
 from __future__ import annotations
 
