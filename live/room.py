@@ -27,7 +27,7 @@ from live.protocol import MAX_CLIENT_MESSAGE_BYTES, CloseCode
 from live.roomlog import RoomLog
 from live.schemas import ClientMessage
 from live.singleflight import SingleFlight
-from live.validation import validate_json
+from live.validation import validate
 
 log = logging.getLogger(__name__)
 
@@ -177,14 +177,13 @@ class RoomChannel:
                 raise InvalidInput("invalid_json", "messages are JSON objects") from exc
             if isinstance(data, dict):
                 ref = data.get("ref") if isinstance(data.get("ref"), str | int) else None
-            envelope = validate_json(ClientMessage, text)
+            # Parsed once above; both checks below validate the parsed object.
+            envelope = validate(ClientMessage, data)
             entry = self._commands.get(envelope.type)
             if entry is None:
                 raise InvalidInput("unknown_type", f"unknown message type {envelope.type!r}")
             schema, command = entry
-            payload = data
-            if schema is not None:
-                payload = validate_json(schema, text).model_dump()
+            payload = data if schema is None else validate(schema, data).model_dump()
             await command(conn, payload)
         except LiveshelfError as exc:
             self.refuse(conn, exc, ref)

@@ -26,6 +26,14 @@ def validate_json(model: type[ModelT], raw: bytes | str) -> ModelT:
         raise invalid_input(exc) from exc
 
 
+def validate(model: type[ModelT], data: object) -> ModelT:
+    """Validate already-parsed JSON (a room message parsed once for every check)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_input(exc) from exc
+
+
 def invalid_input(exc: ValidationError) -> Unprocessable:
     fields = [
         {"field": ".".join(str(p) for p in err["loc"]), "problem": err["msg"]}

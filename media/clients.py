@@ -97,7 +97,31 @@ def read_stamp(frame: av.VideoFrame) -> int | None:
     return rows[0] if rows[0] == rows[1] else None  # a misread row is not a time
 
 
-class PublisherClient:
+class _OfferingPeer:
+    """A peer that makes the offer and posts it to a WHIP/WHEP endpoint (``exchange``)."""
+
+    def __init__(self, config: MediaConfig) -> None:
+        self.pc: RTCPeerConnection = create_peer_connection(config)
+        self._addresses = config.ice_addresses
+        self.resource: str | HasAnswer | None = None
+
+    async def connect(self, exchange: Exchange) -> None:
+        await set_local_description(self.pc, self._addresses)
+        result = await exchange(self.pc.localDescription.sdp)
+        self.resource = result
+        answer = result if isinstance(result, str) else result.answer_sdp
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
+    async def offer(self) -> str:
+        """Only create the offer (for tests that expect it to be refused)."""
+        await set_local_description(self.pc, self._addresses)
+        return str(self.pc.localDescription.sdp)
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+class PublisherClient(_OfferingPeer):
     """A WHIP publisher sending a synthetic picture and silence."""
 
     def __init__(
@@ -108,9 +132,7 @@ class PublisherClient:
         width: int = 320,
         height: int = 240,
     ) -> None:
-        self.pc: RTCPeerConnection = create_peer_connection(config)
-        self._addresses = config.ice_addresses
-        self.resource: str | HasAnswer | None = None
+        super().__init__(config)
         self.video: SyntheticVideoTrack | None = None
         self.video_sender: RTCRtpSender | None = None
         self.keyframe_requests = 0
@@ -130,21 +152,6 @@ class PublisherClient:
         if audio:
             self.pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
 
-    async def connect(self, exchange: Exchange) -> None:
-        await set_local_description(self.pc, self._addresses)
-        result = await exchange(self.pc.localDescription.sdp)
-        self.resource = result
-        answer = result if isinstance(result, str) else result.answer_sdp
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-
-    async def offer(self) -> str:
-        """Only create the offer (for tests that expect it to be refused)."""
-        await set_local_description(self.pc, self._addresses)
-        return str(self.pc.localDescription.sdp)
-
-    async def close(self) -> None:
-        await self.pc.close()
-
 
 @dataclass
 class ReceivedFrames:
@@ -160,7 +167,7 @@ class ReceivedFrames:
     first_at: float | None = None
 
 
-class ViewerClient:
+class ViewerClient(_OfferingPeer):
     """A WHEP viewer. ``decode`` False makes a cheap receiver (counts encoded
     frames only); True also decodes, and measures latency from the stamps."""
 
@@ -173,9 +180,7 @@ class ViewerClient:
         video_codecs: tuple[str, ...] | None = None,
         measure_latency: bool = False,
     ) -> None:
-        self.pc: RTCPeerConnection = create_peer_connection(config)
-        self._addresses = config.ice_addresses
-        self.resource: str | HasAnswer | None = None
+        super().__init__(config)
         self._decode = decode
         self._measure = measure_latency
         self.stats: dict[str, ReceivedFrames] = {}
@@ -239,17 +244,6 @@ class ViewerClient:
         except MediaStreamError:
             pass
 
-    async def connect(self, exchange: Exchange) -> None:
-        await set_local_description(self.pc, self._addresses)
-        result = await exchange(self.pc.localDescription.sdp)
-        self.resource = result
-        answer = result if isinstance(result, str) else result.answer_sdp
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-
-    async def offer(self) -> str:
-        await set_local_description(self.pc, self._addresses)
-        return str(self.pc.localDescription.sdp)
-
     def mute(self) -> None:
         """Stop processing received media (frame counts freeze); load tests."""
         for receiver in self.receivers.values():
@@ -279,7 +273,7 @@ class ViewerClient:
                 await self._changed.wait()
 
     async def close(self) -> None:
-        await self.pc.close()
+        await super().close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

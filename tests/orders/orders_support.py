@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from support import Account, Api
 
-from app import accounts_key, db_key, tokens_key
+from app import db_key, tokens_key
 from live.models import Role, User
 
 
@@ -95,7 +95,6 @@ async def many_viewers(api: Api, n: int) -> list[Account]:
         )
         rows = (await tx.execute(select(User).where(User.username.in_(names)))).scalars().all()
     tokens = app[tokens_key]
-    assert app[accounts_key]
     return [
         Account(u.id, u.username, "viewer", tokens.issue(u.id, u.username, u.role, u.display_name))
         for u in rows
