@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing as mp
 import os
 import re
 import subprocess
@@ -31,10 +30,19 @@ from typing import Any
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import cpu_times, free_port, raise_nofile, run_fast
+from harness import (
+    cpu_times,
+    free_port,
+    live_session,
+    raise_nofile,
+    run_fast,
+    signup,
+    start_loads,
+    start_server,
+    wait_until_up,
+)
 from wsload import Viewer
 
-ROOT = Path(__file__).resolve().parents[1]
 _STAMP = re.compile(rb'"text":"t(\d+\.\d+) (\d+)"')
 _CHAT = (b'"type":"chat.message"', b'"type":"chat.batch"')
 
@@ -159,77 +167,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "LIVESHELF_CHAT_MESSAGE_RATE": str(max(3.0, 2 * args.rate / args.chatters)),
     }
     env.pop("REDIS_URL", None)
-    ncpu = os.cpu_count() or 1
-    pin = ["taskset", "-c", "0"] if ncpu >= 2 else []
-    server = subprocess.Popen(
-        [*pin, sys.executable, "app.py", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=raise_nofile,
-    )
+    server = start_server(env, port, subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
+        await wait_until_up(base)
         async with aiohttp.ClientSession() as http:
-            for _ in range(200):
-                try:
-                    async with http.get(f"{base}/api/sessions") as res:
-                        if res.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
-
-            async def signup(name: str, role: str) -> str:
-                body = {"username": name, "password": "bench-password", "role": role}
-                async with http.post(f"{base}/api/auth/signup", json=body) as res:
-                    return str((await res.json())["token"])
-
-            host = await signup("benchhost", "host")
-            auth = {"Authorization": f"Bearer {host}"}
-            async with http.post(f"{base}/api/sessions", json={"title": "b"}, headers=auth) as res:
-                sid = (await res.json())["id"]
-            async with http.post(f"{base}/api/sessions/{sid}/start", headers=auth) as res:
-                assert res.status == 200
+            sid, _ = await live_session(http, base)
             tokens = []
             for start in range(0, args.chatters, 10):
-                tokens += await asyncio.gather(
+                made = await asyncio.gather(
                     *(
-                        signup(f"chatter{i}", "viewer")
+                        signup(http, base, f"chatter{i}", "viewer")
                         for i in range(start, min(start + 10, args.chatters))
                     )
                 )
+                tokens += [token for _, token in made]
 
-            ctx = mp.get_context("spawn")
-            procs, ready, go, outs = [], [], [], []
-            per = [
-                args.viewers // args.procs + (1 if i < args.viewers % args.procs else 0)
-                for i in range(args.procs)
-            ]
-            for count in per:
-                r_recv, r_send = ctx.Pipe(duplex=False)
-                g_recv, g_send = ctx.Pipe(duplex=False)
-                o_recv, o_send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(
-                    target=load_main, args=(port, sid, count, args.sample, r_send, g_recv, o_send)
-                )
-                proc.start()
-                if ncpu >= 2:
-                    os.sched_setaffinity(proc.pid, set(range(1, ncpu)))
-                procs.append(proc)
-                ready.append(r_recv)
-                go.append(g_send)
-                outs.append(o_recv)
-            loop = asyncio.get_running_loop()
-            opened = sum([await loop.run_in_executor(None, r.recv) for r in ready])
+            loads = start_loads(load_main, port, sid, args.viewers, args.procs, args.sample)
+            opened = await loads.opened()
             await asyncio.sleep(2.5)
 
             counter = itertools.count()
             sent: list[int] = []
             every = args.chatters / args.rate
             user0, sys0 = cpu_times(server.pid)
-            for g in go:
-                g.send(True)
+            loads.signal()
             t0 = time.monotonic()
             until = t0 + args.seconds
             await asyncio.gather(
@@ -240,11 +202,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             chat_s = time.monotonic() - t0
             user1, sys1 = cpu_times(server.pid)
-            for g in go:
-                g.send(True)
-            results = [await loop.run_in_executor(None, o.recv) for o in outs]
-            for proc in procs:
-                proc.join(timeout=30)
+            loads.signal()
+            results = await loads.results()
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -31,7 +31,7 @@ import aiohttp
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, free_port, load_cpus
+from harness import ROOT, free_port, load_cpus, signup, start_server, wait_until_up
 
 DEFAULT_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -146,27 +146,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         check=True,
         stdout=subprocess.DEVNULL,
     )
-    ncpu = os.cpu_count() or 1
-    pin = ["taskset", "-c", "0"] if ncpu >= 2 else []
     log = open(Path("/tmp") / f"{schema}.log", "w")  # noqa: SIM115
-    server = subprocess.Popen(
-        [*pin, sys.executable, "app.py", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
+    server = start_server(env, port, log)
     base = f"http://127.0.0.1:{port}"
     dsn = plain_dsn(db_url)
     try:
+        await wait_until_up(base)
         async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                try:
-                    async with http.get(f"{base}/api/sessions") as res:
-                        if res.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
 
             async def post(path: str, token: str | None, body: Any) -> Any:
                 headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -174,20 +160,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     assert res.status < 300, await res.text()
                     return await res.json()
 
-            async def signup(role: str) -> tuple[int, str]:
-                res = await post(
-                    "/api/auth/signup",
-                    None,
-                    {
-                        "username": f"{role}-{uuid.uuid4().hex[:10]}",
-                        "password": "bench-password",
-                        "role": role,
-                    },
-                )
-                return res["user"]["id"], res["token"]
+            async def account(role: str) -> tuple[int, str]:
+                return await signup(http, base, f"{role}-{uuid.uuid4().hex[:10]}", role)
 
-            _, brand = await signup("brand")
-            host_id, host = await signup("host")
+            _, brand = await account("brand")
+            host_id, host = await account("host")
             product = await post(
                 "/api/products",
                 brand,
@@ -208,7 +185,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             sid = (await post("/api/sessions", host, {"title": "drop"}))["id"]
             await post(f"/api/sessions/{sid}/start", host, {})
             await post(f"/api/sessions/{sid}/shelf", host, {"product_id": product["id"]})
-            tokens = [(await signup("viewer"))[1] for _ in range(args.buyers)]
+            tokens = [(await account("viewer"))[1] for _ in range(args.buyers)]
 
         ctx = mp.get_context("spawn")
         procs, outs = [], []

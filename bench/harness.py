@@ -7,12 +7,14 @@ their load on the other CPUs; nothing here leaves the machine.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing as mp
 import os
 import resource
 import socket
 import subprocess
 import sys
 from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -88,3 +90,71 @@ def run_fast(coro: Coroutine[Any, Any, T]) -> T:
     except ImportError:
         return asyncio.run(coro)
     return uvloop.run(coro)
+
+
+async def signup(
+    http: aiohttp.ClientSession, base: str, username: str, role: str
+) -> tuple[int, str]:
+    """A new account: (user id, bearer token)."""
+    body = {"username": username, "password": "bench-password", "role": role}
+    async with http.post(f"{base}/api/auth/signup", json=body) as res:
+        assert res.status == 201, await res.text()
+        answer = await res.json()
+    return int(answer["user"]["id"]), str(answer["token"])
+
+
+async def live_session(http: aiohttp.ClientSession, base: str) -> tuple[int, str]:
+    """A host and a started session: (session id, host token)."""
+    _, token = await signup(http, base, "benchhost", "host")
+    auth = {"Authorization": f"Bearer {token}"}
+    async with http.post(f"{base}/api/sessions", json={"title": "bench"}, headers=auth) as res:
+        sid = int((await res.json())["id"])
+    async with http.post(f"{base}/api/sessions/{sid}/start", headers=auth) as res:
+        assert res.status == 200, await res.text()
+    return sid, token
+
+
+@dataclass
+class Loads:
+    """Load processes started by ``start_loads``, and the pipe ends to talk to them."""
+
+    procs: list[Any] = field(default_factory=list)
+    ready: list[Any] = field(default_factory=list)  # each sends how many sockets it opened
+    go: list[Any] = field(default_factory=list)  # ``signal()`` writes to each
+    outs: list[Any] = field(default_factory=list)  # each sends its results
+
+    async def opened(self) -> int:
+        loop = asyncio.get_running_loop()
+        return sum([await loop.run_in_executor(None, r.recv) for r in self.ready])
+
+    def signal(self) -> None:
+        """Tell every load process to move to its next phase."""
+        for g in self.go:
+            g.send(True)
+
+    async def results(self) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        out = [await loop.run_in_executor(None, o.recv) for o in self.outs]
+        for proc in self.procs:
+            proc.join(timeout=30)
+        return out
+
+
+def start_loads(target: Any, port: int, sid: int, total: int, procs: int, extra: Any) -> Loads:
+    """``procs`` spawned processes running ``target(port, sid, count, extra, ready, go,
+    out)`` with ``total`` split evenly, pinned to the load CPUs."""
+    ctx = mp.get_context("spawn")
+    loads = Loads()
+    for i in range(procs):
+        count = total // procs + (1 if i < total % procs else 0)
+        r_recv, r_send = ctx.Pipe(duplex=False)
+        g_recv, g_send = ctx.Pipe(duplex=False)
+        o_recv, o_send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=target, args=(port, sid, count, extra, r_send, g_recv, o_send))
+        proc.start()
+        os.sched_setaffinity(proc.pid, load_cpus())
+        loads.procs.append(proc)
+        loads.ready.append(r_recv)
+        loads.go.append(g_send)
+        loads.outs.append(o_recv)
+    return loads

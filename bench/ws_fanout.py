@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -33,18 +32,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (
     cpu_times,
     free_port,
-    load_cpus,
+    live_session,
     raise_nofile,
     rss_kib,
     run_fast,
+    start_loads,
     start_server,
     wait_until_up,
 )
 from wsload import Viewer
-
-ROOT = Path(__file__).resolve().parents[1]
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
 
 # -- load process --------------------------------------------------------------------
 
@@ -124,42 +120,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await wait_until_up(base)
         async with aiohttp.ClientSession() as http:
-            async with http.post(
-                f"{base}/api/auth/signup",
-                json={"username": "benchhost", "password": "bench-password", "role": "host"},
-            ) as res:
-                token = (await res.json())["token"]
+            sid, token = await live_session(http, base)
             auth = {"Authorization": f"Bearer {token}"}
-            async with http.post(
-                f"{base}/api/sessions", json={"title": "bench"}, headers=auth
-            ) as res:
-                sid = (await res.json())["id"]
-            async with http.post(f"{base}/api/sessions/{sid}/start", headers=auth) as res:
-                assert res.status == 200
-
             rss_before = rss_kib(server.pid)
-            ctx = mp.get_context("spawn")
-            procs, ready, go, outs = [], [], [], []
-            per = [
-                args.viewers // args.procs + (1 if i < args.viewers % args.procs else 0)
-                for i in range(args.procs)
-            ]
-            for count in per:
-                r_recv, r_send = ctx.Pipe(duplex=False)
-                g_recv, g_send = ctx.Pipe(duplex=False)
-                o_recv, o_send = ctx.Pipe(duplex=False)
-                proc = ctx.Process(
-                    target=load_main, args=(port, sid, count, args.events, r_send, g_recv, o_send)
-                )
-                proc.start()
-                os.sched_setaffinity(proc.pid, load_cpus())
-                procs.append(proc)
-                ready.append(r_recv)
-                go.append(g_send)
-                outs.append(o_recv)
             t_connect = time.monotonic()
-            loop = asyncio.get_running_loop()
-            opened = sum([await loop.run_in_executor(None, r.recv) for r in ready])
+            loads = start_loads(load_main, port, sid, args.viewers, args.procs, args.events)
+            opened = await loads.opened()
             connect_s = time.monotonic() - t_connect
             await asyncio.sleep(2.5)  # let presence settle
             rss_after = rss_kib(server.pid)
@@ -175,11 +141,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(args.interval)
             await asyncio.sleep(1.0)
             user1, sys1 = cpu_times(server.pid)
-            for g in go:
-                g.send(True)
-            results = [await loop.run_in_executor(None, o.recv) for o in outs]
-            for proc in procs:
-                proc.join(timeout=30)
+            loads.signal()
+            results = await loads.results()
     finally:
         server.terminate()
         server.wait(timeout=10)
