@@ -242,7 +242,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         ).routes()
     )
     app.router.add_static("/static", ROOT / "static")
-    app.router.add_get("/", _index)
+    for path, page in PAGES.items():
+        app.router.add_get(path, _page(page))
     if settings.demo:
         app.cleanup_ctx.append(_demo_data)
     app.on_startup.append(_freeze_gc)
@@ -450,8 +451,22 @@ def _session_snapshot(sessions: SessionService) -> Any:
     return snapshot
 
 
-async def _index(_request: web.Request) -> web.FileResponse:
-    return web.FileResponse(ROOT / "static" / "index.html")
+#: The web apps: each path serves one static page; the page's ES modules do the rest.
+PAGES = {
+    "/": "index.html",
+    "/watch/{id:\\d+}": "watch.html",
+    "/studio": "studio.html",
+    "/brand": "brand.html",
+}
+
+
+def _page(name: str) -> Any:
+    path = ROOT / "static" / name
+
+    async def page(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    return page
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:

@@ -68,10 +68,10 @@ class OrderHandlers:
         return json_response(await self._orders.refund(caller, path_id(request), body.quantity))
 
     async def host_commission(self, request: web.Request) -> web.Response:
-        """That host, or an admin. ``?from=&to=&format=json|csv``."""
+        """That host, or an admin. ``?from=&to=&session_id=&format=json|csv``."""
         caller = signed_in(request)
         report = await self._reports.host_commission(
-            caller, path_id(request), self._period(request)
+            caller, path_id(request), self._period(request), query_int(request, "session_id")
         )
         if self._format(request) == "csv":
             return _csv(

@@ -96,17 +96,23 @@ class ReportService:
         self._clock = clock
 
     async def host_commission(
-        self, caller: Principal, host_id: int, period: Period
+        self, caller: Principal, host_id: int, period: Period, session_id: int | None = None
     ) -> dict[str, Any]:
-        """Per session and currency: orders, units, GMV, refunds, commission."""
+        """Per session and currency: orders, units, GMV, refunds, commission.
+
+        ``session_id`` narrows it to one session (the studio's live numbers).
+        """
         if caller.role is not Role.ADMIN and caller.user_id != host_id:
             raise Forbidden("not_your_report", "a host reads only their own commission")
         now = self._clock.now_ms()
+        orders = Order.host_id == host_id
+        entries = LedgerEntry.host_id == host_id
+        if session_id is not None:
+            orders = and_(orders, Order.session_id == session_id)
+            entries = and_(entries, LedgerEntry.session_id == session_id)
         async with self._db.read() as s:
-            sales = await s.execute(self._sales_query(Order.host_id == host_id, period))
-            ledger = await s.execute(
-                self._ledger_query(LedgerEntry.host_id == host_id, period, now)
-            )
+            sales = await s.execute(self._sales_query(orders, period))
+            ledger = await s.execute(self._ledger_query(entries, period, now))
             rows: dict[tuple[int, str], dict[str, Any]] = defaultdict(dict)
             for r in sales:
                 rows[(r.session_id, r.currency)].update(_sales_fields(r))

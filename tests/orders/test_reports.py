@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,31 @@ async def test_report_command(api: Api, settings: Any) -> None:
     assert "TOTAL" in out and "3000" in out and "600" in out
     code, _, err = await run("--host", "nobody-here")
     assert code == 2 and "user_not_found" in err
+
+
+async def test_host_report_narrowed_to_one_session(api: Api) -> None:
+    """The studio's live numbers: ``session_id`` keeps only that session's rows."""
+    shop = await open_shop(api, stock=20, price_minor=1_000, commission_bps=1000)
+    buyer = await api.signup("viewer")
+    assert (await order(api, shop, buyer, quantity=1))[0] == 201
+    second = await api.live_session(shop.host, "Second show")
+    pid = shop.products[0]["id"]
+    await api.call(
+        "POST",
+        f"/api/sessions/{second['id']}/shelf",
+        shop.host,
+        json={"product_id": pid},
+        expect=201,
+    )
+    assert (await order(api, replace(shop, session_id=second["id"]), buyer, quantity=3))[0] == 201
+
+    base = f"/api/hosts/{shop.host.id}/commission"
+    everything = await api.call("GET", base, shop.host, expect=200)
+    assert {r["session_id"] for r in everything["rows"]} == {shop.session_id, second["id"]}
+    one = await api.call("GET", f"{base}?session_id={second['id']}", shop.host, expect=200)
+    (row,) = one["rows"]
+    assert (row["session_id"], row["units"], row["gmv_minor"]) == (second["id"], 3, 3_000)
+    assert row["commission_total_minor"] == 300
+    assert one["totals"][0]["gmv_minor"] == 3_000
+    bad = await api.call("GET", f"{base}?session_id=x", shop.host, expect=400)
+    assert bad["error"]["code"] == "invalid_query"

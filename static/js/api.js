@@ -1,0 +1,71 @@
+// The HTTP API from the browser: bearer token kept in localStorage, JSON in and out,
+// errors thrown as ApiError carrying the server's machine-readable code.
+
+const TOKEN_KEY = 'liveshelf.token';
+const USER_KEY = 'liveshelf.user';
+
+export class ApiError extends Error {
+  constructor(status, code, message, details) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export const session = {
+  token() { return localStorage.getItem(TOKEN_KEY); },
+  user() {
+    const raw = localStorage.getItem(USER_KEY);
+    return raw ? JSON.parse(raw) : null;
+  },
+  save({ token, user }) {
+    localStorage.setItem(TOKEN_KEY, token);
+    localStorage.setItem(USER_KEY, JSON.stringify(user));
+    window.dispatchEvent(new CustomEvent('liveshelf:auth', { detail: user }));
+  },
+  clear() {
+    localStorage.removeItem(TOKEN_KEY);
+    localStorage.removeItem(USER_KEY);
+    window.dispatchEvent(new CustomEvent('liveshelf:auth', { detail: null }));
+  },
+};
+
+export function authHeaders() {
+  const token = session.token();
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+/** Calls the API; resolves to the parsed body (or text), rejects with ApiError. */
+export async function api(method, path, body, { headers = {} } = {}) {
+  const init = { method, headers: { ...authHeaders(), ...headers } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (err) {
+    throw new ApiError(0, 'network_error', 'The server cannot be reached. Check your connection.');
+  }
+  const type = res.headers.get('Content-Type') || '';
+  const data = type.includes('application/json') ? await res.json() : await res.text();
+  if (!res.ok) {
+    const error = (data && data.error) || {};
+    if (res.status === 401 && session.token()) session.clear();
+    throw new ApiError(res.status, error.code || `http_${res.status}`,
+      error.message || `Request failed (${res.status})`, error.details);
+  }
+  return data;
+}
+
+export const signIn = async (username, password) =>
+  session.save(await api('POST', '/api/auth/login', { username, password }));
+
+export const signUp = async (username, password, role) =>
+  session.save(await api('POST', '/api/auth/signup', { username, password, role }));
+
+/** A fresh idempotency key for one purchase attempt. */
+export const idempotencyKey = () =>
+  (crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`);

@@ -1,0 +1,392 @@
+// The host studio: pick or create a show, camera preview and device choice, go live
+// over WHIP, manage the shelf and pins, start flash sales, moderate chat, and watch
+// the live numbers.
+
+import { api, session } from './api.js';
+import { mountAuth } from './auth.js';
+import { $, duration, h, money, parseMoney, ServerClock } from './format.js';
+import { RoomClient } from './room.js';
+import { ShelfState } from './shelfstate.js';
+import { publish } from './webrtc.js';
+
+const clock = new ServerClock();
+let current = null;          // the session being worked on
+let room = null;
+let shelf = new ShelfState();
+let catalogue = new Map();   // product_id -> product, from accepted cooperations
+let stream = null;           // camera + microphone
+let publisher = null;        // WHIP resource
+let numbersTimer = null;
+
+function show(el, visible) { el.hidden = !visible; }
+
+function fail(target, err) {
+  $(target).textContent = err ? err.message : '';
+}
+
+// ---------------------------------------------------------------- sessions
+
+async function loadSessions() {
+  const user = session.user();
+  const { sessions } = await api('GET', `/api/sessions?host_id=${user.id}&limit=50`);
+  const list = $('#session-list');
+  list.replaceChildren(...sessions.filter((s) => s.status !== 'ended' || s.id === current?.id)
+    .map((s) => h('li', {},
+      h('button', { type: 'button', class: `secondary ${s.id === current?.id ? 'current' : ''}`,
+        dataset: { sessionId: s.id }, onclick: () => openSession(s.id) },
+      `${s.title} · ${s.status}`))));
+}
+
+$('#new-session').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  fail('#sessions-error');
+  try {
+    const created = await api('POST', '/api/sessions', { title: $('#new-title').value });
+    $('#new-title').value = '';
+    await openSession(created.id);
+  } catch (err) { fail('#sessions-error', err); }
+});
+
+async function openSession(id) {
+  if (room) room.close();
+  clearInterval(numbersTimer);
+  current = await api('GET', `/api/sessions/${id}`);
+  shelf = new ShelfState();
+  $('#chat-list').replaceChildren();
+  show($('#workspace'), true);
+  $('#watch-link').href = `/watch/${id}`;
+  renderStatus();
+  await loadSessions();
+  room = new RoomClient(id, { token: session.token() });
+  wireRoom(room);
+  room.connect();
+  await loadCatalogue();
+  refreshNumbers();
+  numbersTimer = setInterval(refreshNumbers, 10000);
+}
+
+function renderStatus() {
+  const button = $(`#session-list [data-session-id="${current.id}"]`);
+  if (button) button.textContent = `${current.title} · ${current.status}`;
+  $('#ws-title').textContent = current.title;
+  const badge = $('#ws-status');
+  badge.textContent = current.status;
+  badge.className = `badge ${current.status === 'live' ? 'live' : ''}`;
+  const ended = current.status === 'ended';
+  $('#go-live').hidden = ended || Boolean(publisher);
+  show($('#stop-stream'), Boolean(publisher));
+  show($('#end-show'), current.status === 'live');
+  $('#publish-state').textContent = publisher
+    ? 'Streaming' : (ended ? 'This show has ended.' : 'Not streaming');
+}
+
+// ---------------------------------------------------------------- camera and WHIP
+
+async function listDevices() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  const fill = (select, kind) => {
+    const chosen = select.value;
+    select.replaceChildren(...devices.filter((d) => d.kind === kind).map((d, i) =>
+      h('option', { value: d.deviceId }, d.label || `${kind} ${i + 1}`)));
+    if (chosen) select.value = chosen;
+  };
+  fill($('#camera'), 'videoinput');
+  fill($('#microphone'), 'audioinput');
+}
+
+async function cameraOn() {
+  const constraints = {
+    video: $('#camera').value ? { deviceId: { exact: $('#camera').value } } : { width: 1280, height: 720 },
+    audio: $('#microphone').value ? { deviceId: { exact: $('#microphone').value } } : true,
+  };
+  const next = await navigator.mediaDevices.getUserMedia(constraints);
+  if (stream) for (const track of stream.getTracks()) track.stop();
+  stream = next;
+  $('#preview').srcObject = stream;
+  $('#preview-status').textContent = '';
+  await listDevices();
+  if (publisher) {
+    // Switch devices without renegotiating: replace the tracks being sent.
+    for (const sender of publisher.pc.getSenders()) {
+      const track = stream.getTracks().find((t) => t.kind === sender.track?.kind);
+      if (track) await sender.replaceTrack(track);
+    }
+  }
+}
+
+$('#camera-on').addEventListener('click', () => cameraOn().catch((err) => fail('#live-error', err)));
+$('#camera').addEventListener('change', () => stream && cameraOn().catch((err) => fail('#live-error', err)));
+$('#microphone').addEventListener('change', () => stream && cameraOn().catch((err) => fail('#live-error', err)));
+
+$('#go-live').addEventListener('click', async () => {
+  fail('#live-error');
+  $('#go-live').disabled = true;
+  try {
+    if (!stream) await cameraOn();
+    $('#publish-state').textContent = 'Connecting…';
+    publisher = await publish(current.id, stream, session.token());
+    publisher.pc.addEventListener('connectionstatechange', () => {
+      const state = publisher?.pc.connectionState;
+      if (state === 'connected') $('#publish-state').textContent = 'Streaming';
+      if (state === 'failed') {
+        publisher.close();
+        publisher = null;
+        fail('#live-error', new Error('The connection to the server failed. Go live again.'));
+        renderStatus();
+      }
+    });
+    if (current.status === 'scheduled') current = await api('POST', `/api/sessions/${current.id}/start`);
+  } catch (err) {
+    fail('#live-error', err);
+  } finally {
+    $('#go-live').disabled = false;
+    renderStatus();
+  }
+});
+
+$('#stop-stream').addEventListener('click', async () => {
+  if (publisher) await publisher.close();
+  publisher = null;
+  renderStatus();
+});
+
+$('#end-show').addEventListener('click', async () => {
+  if (!confirm('End the show for everyone?')) return;
+  try {
+    current = await api('POST', `/api/sessions/${current.id}/end`);
+    if (publisher) await publisher.close();
+    publisher = null;
+  } catch (err) { fail('#live-error', err); }
+  renderStatus();
+  loadSessions();
+});
+
+// ---------------------------------------------------------------- shelf and pins
+
+async function loadCatalogue() {
+  const { cooperations } = await api('GET', '/api/cooperations?status=accepted');
+  const ids = [...new Set(cooperations.flatMap((c) => c.product_ids))];
+  const products = await Promise.all(ids.map((id) => api('GET', `/api/products/${id}`).catch(() => null)));
+  catalogue = new Map(products.filter((p) => p && !p.archived).map((p) => [p.id, p]));
+  renderShelf();
+}
+
+async function shelfCall(method, path, body) {
+  fail('#shelf-error');
+  try {
+    return await api(method, `/api/sessions/${current.id}${path}`, body);
+  } catch (err) {
+    fail('#shelf-error', err);
+    return null;
+  }
+}
+
+function move(productId, step) {
+  const ids = shelf.items.map((i) => i.product_id);
+  const at = ids.indexOf(productId);
+  const to = at + step;
+  if (to < 0 || to >= ids.length) return;
+  [ids[at], ids[to]] = [ids[to], ids[at]];
+  shelfCall('PUT', '/shelf/order', { product_ids: ids });
+}
+
+function renderShelf() {
+  const pinned = shelf.pinned?.product_id;
+  const now = clock.now();
+  $('#shelf-list').replaceChildren(...shelf.items.map((item) => {
+    const isPinned = item.product_id === pinned;
+    const left = shelf.available(item.product_id, now);
+    return h('li', { class: isPinned ? 'pinned' : '', dataset: { productId: item.product_id } },
+      h('span', { class: 'grow' }, item.title,
+        h('span', { class: 'muted' }, ` · ${money(item.price_minor, item.currency)}`
+          + (left !== null ? ` · ${left} left` : ''))),
+      h('button', { type: 'button', class: 'secondary', title: 'up', onclick: () => move(item.product_id, -1) }, '↑'),
+      h('button', { type: 'button', class: 'secondary', title: 'down', onclick: () => move(item.product_id, 1) }, '↓'),
+      isPinned
+        ? h('button', { type: 'button', onclick: () => shelfCall('DELETE', '/pin') }, 'Unpin')
+        : h('button', { type: 'button', dataset: { action: 'pin' },
+          onclick: () => shelfCall('POST', '/pin', { product_id: item.product_id }) }, 'Pin'),
+      h('button', { type: 'button', class: 'secondary', title: 'remove from shelf',
+        onclick: () => shelfCall('DELETE', `/shelf/${item.product_id}`) }, '✕'));
+  }));
+  const onShelf = new Set(shelf.items.map((i) => i.product_id));
+  $('#catalogue').replaceChildren(...[...catalogue.values()].filter((p) => !onShelf.has(p.id)).map((p) =>
+    h('li', { dataset: { productId: p.id } },
+      h('span', { class: 'grow' }, p.title, h('span', { class: 'muted' }, ` · ${money(p.price_minor, p.currency)} · ${p.stock} in stock`)),
+      h('button', { type: 'button', class: 'secondary',
+        onclick: () => shelfCall('POST', '/shelf', { product_id: p.id }) }, 'Add'))));
+  const select = $('#flash-product');
+  const chosen = select.value;
+  select.replaceChildren(...shelf.items.map((i) => h('option', { value: i.product_id }, i.title)));
+  if (chosen) select.value = chosen;
+  renderFlash();
+}
+
+// ---------------------------------------------------------------- flash sales
+
+function renderFlash() {
+  const now = clock.now();
+  $('#flash-list').replaceChildren(...[...shelf.flashSales.values()].map((sale) => {
+    const item = shelf.item(sale.product_id);
+    const running = now >= sale.starts_ms && now < sale.ends_ms;
+    const remaining = shelf.runningFlash(sale.product_id, now)?.remaining ?? sale.remaining;
+    return h('li', {},
+      h('span', { class: 'grow' }, `${item ? item.title : sale.product_id}: ${money(sale.price_minor, sale.currency)}, `
+        + `${remaining}/${sale.quantity} left, `
+        + (running ? `ends in ${duration((sale.ends_ms - now) / 1000)}` : `starts in ${duration((sale.starts_ms - now) / 1000)}`)));
+  }));
+}
+
+$('#flash-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  fail('#flash-error');
+  const item = shelf.item(Number($('#flash-product').value));
+  if (!item) return;
+  const price = parseMoney($('#flash-price').value, item.currency);
+  if (price === null) {
+    fail('#flash-error', new Error(`Enter a price like 9.99 in ${item.currency}.`));
+    return;
+  }
+  const start = new Date(clock.now());
+  const end = new Date(start.getTime() + Number($('#flash-minutes').value) * 60000);
+  try {
+    await api('POST', `/api/sessions/${current.id}/flash-sales`, {
+      product_id: item.product_id, price_minor: price, quantity: Number($('#flash-qty').value),
+      per_buyer_limit: Number($('#flash-limit').value),
+      starts_at: start.toISOString(), ends_at: end.toISOString(),
+    });
+  } catch (err) { fail('#flash-error', err); }
+});
+
+// ---------------------------------------------------------------- chat and moderation
+
+async function moderate(method, path, body) {
+  fail('#chat-error');
+  try { await api(method, `/api/sessions/${current.id}${path}`, body); }
+  catch (err) { fail('#chat-error', err); }
+}
+
+function chatLine(message) {
+  const user = message.user;
+  const staff = user.role !== 'viewer';
+  return h('li', { dataset: { id: message.id } },
+    h('span', { class: `who ${user.role}` }, user.display_name),
+    h('span', {}, message.text),
+    h('span', { class: 'mod' },
+      h('button', { type: 'button', class: 'secondary', title: 'delete',
+        onclick: () => moderate('DELETE', `/chat/messages/${message.id}`) }, 'delete'),
+      staff ? null : h('button', { type: 'button', class: 'secondary', title: 'mute 5 minutes',
+        onclick: () => moderate('POST', '/chat/mutes', { user_id: user.id, seconds: 300 }) }, 'mute 5m'),
+      staff ? null : h('button', { type: 'button', class: 'secondary', title: 'ban from this show',
+        onclick: () => confirm(`Ban ${user.display_name} from this show?`)
+          && moderate('POST', '/chat/bans', { user_id: user.id }) }, 'ban')));
+}
+
+function addMessages(messages) {
+  const list = $('#chat-list');
+  for (const message of messages) {
+    if (list.querySelector(`[data-id="${CSS.escape(String(message.id))}"]`)) continue;
+    list.append(chatLine(message));
+  }
+  while (list.children.length > 300) list.firstChild.remove();
+  list.scrollTop = list.scrollHeight;
+}
+
+$('#chat-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  fail('#chat-error');
+  const text = $('#chat-text').value.trim();
+  if (!text) return;
+  $('#chat-text').value = '';
+  try {
+    await room.send({ type: 'chat.send', text });
+  } catch (err) {
+    if (!$('#chat-text').value) $('#chat-text').value = text;
+    fail('#chat-error', err);
+  }
+});
+
+$('#slow-select').addEventListener('change', () =>
+  moderate('PUT', '/chat/slow-mode', { seconds: Number($('#slow-select').value) }));
+
+// ---------------------------------------------------------------- numbers
+
+let refreshPending = null;
+async function refreshNumbers() {
+  if (!current) return;
+  const user = session.user();
+  try {
+    const report = await api('GET', `/api/hosts/${user.id}/commission?session_id=${current.id}`);
+    const totals = report.totals;
+    const sum = (key) => totals.reduce((n, t) => n + t[key], 0);
+    $('#n-orders').textContent = sum('orders');
+    $('#n-units').textContent = sum('units');
+    const show = (key) => (totals.length ? totals.map((t) => money(t[key], t.currency)).join(' + ') : '–');
+    $('#n-gmv').textContent = show('gmv_minor');
+    $('#n-commission').textContent = show('commission_total_minor');
+  } catch { /* numbers refresh again with the next order or in 10 s */ }
+}
+
+function refreshSoon() {
+  // Orders arrive in bursts: one report query per half second at most.
+  if (refreshPending) return;
+  refreshPending = setTimeout(() => { refreshPending = null; refreshNumbers(); }, 500);
+}
+
+// ---------------------------------------------------------------- the room channel
+
+function wireRoom(channel) {
+  channel.on('hello', (hello) => {
+    clock.sync(hello.server_time);
+    const snap = hello.snapshot;
+    if (!snap) return;
+    shelf.load(snap);
+    current = { ...current, ...snap.session };
+    $('#n-viewers').textContent = snap.viewers ?? 0;
+    $('#n-likes').textContent = snap.likes?.total ?? 0;
+    $('#slow-select').value = String(snap.chat?.slow_mode_s ?? 0);
+    $('#chat-list').replaceChildren();
+    addMessages(snap.chat?.messages || []);
+    renderStatus();
+    renderShelf();
+  });
+  channel.on('*', (data, event) => {
+    if (shelf.apply(event.type, data)) renderShelf();
+  });
+  channel.on('session.started', () => { current.status = 'live'; renderStatus(); });
+  channel.on('session.ended', () => { current.status = 'ended'; renderStatus(); });
+  channel.on('viewers.updated', (data) => { $('#n-viewers').textContent = data.count; });
+  channel.on('likes.updated', (data) => { $('#n-likes').textContent = data.total; });
+  channel.on('chat.message', (data) => addMessages([data]));
+  channel.on('chat.batch', (data) => addMessages(data.messages));
+  channel.on('chat.deleted', (data) => $(`#chat-list [data-id="${CSS.escape(String(data.id))}"]`)?.remove());
+  channel.on('chat.slow_mode', (data) => { $('#slow-select').value = String(data.seconds); });
+  channel.on('order.placed', refreshSoon);
+  channel.on('order.refunded', refreshSoon);
+}
+
+setInterval(() => { if (shelf.flashSales.size) renderFlash(); }, 1000);
+
+// ---------------------------------------------------------------- start
+
+async function start() {
+  const user = session.user();
+  const isHost = user && user.role === 'host';
+  show($('#studio'), isHost);
+  show($('#signed-out'), !isHost);
+  if (user && !isHost) $('#signed-out').textContent = 'The studio is for host accounts; sign in as a host.';
+  if (!isHost) {
+    if (room) room.close();
+    return;
+  }
+  await loadSessions();
+  await listDevices().catch(() => {});
+  const wanted = Number(new URLSearchParams(location.search).get('session'));
+  if (wanted) await openSession(wanted).catch((err) => fail('#sessions-error', err));
+}
+
+mountAuth($('#auth'), { roles: ['host'], prompt: 'Host sign in' });
+window.addEventListener('liveshelf:auth', () => start());
+start();
+
+window.liveshelfStudio = { room: () => room, publisher: () => publisher, shelf: () => shelf };

@@ -1,0 +1,383 @@
+// The watch page: WHEP video, the room channel (live state, viewers, shelf, card,
+// flash sales, stock, chat, likes), and one-tap buying.
+
+import { api, ApiError, idempotencyKey, session } from './api.js';
+import { mountAuth } from './auth.js';
+import { $, duration, h, money, ServerClock } from './format.js';
+import { RoomClient } from './room.js';
+import { ShelfState } from './shelfstate.js';
+import { play } from './webrtc.js';
+
+const sessionId = Number(location.pathname.split('/').filter(Boolean).pop());
+const clock = new ServerClock();
+const shelf = new ShelfState();
+const chat = new Map();
+const room = new RoomClient(sessionId, { token: session.token() });
+const video = $('#video');
+let live = { status: null, title: '', paused: false };
+let player = null;
+let playRetry = null;
+let pendingLikes = 0;
+let likeTimer = null;
+
+const BUY_ERRORS = {
+  out_of_stock: 'Sold out, sorry.',
+  flash_sold_out: 'The flash sale just sold out.',
+  flash_limit_reached: 'You reached the per-person limit of this flash sale.',
+  sign_in_required: 'Sign in to buy.',
+  role_not_allowed: 'Sign in with a viewer account to buy.',
+  session_not_live: 'The show is not live right now.',
+  not_on_shelf: 'This product is no longer on the shelf.',
+  product_archived: 'This product is no longer sold.',
+  payment_declined: 'Your payment was declined; nothing was charged.',
+  banned: 'You cannot buy in this room.',
+  network_error: 'No connection; your order was not placed. Try again.',
+};
+
+const CHAT_ERRORS = {
+  sign_in_required: 'Sign in to chat.',
+  muted: 'You are muted for now.',
+  blocked_word: 'That message contains a blocked word.',
+  slow_mode: 'Slow mode is on: wait a little.',
+  chat_rate_limited: 'You are sending too fast.',
+  empty_message: 'Nothing to send.',
+  message_too_long: 'Messages are at most 300 characters.',
+  session_ended: 'The show has ended.',
+  not_connected: 'Reconnecting… try again in a moment.',
+};
+
+// ---------------------------------------------------------------- live state
+
+function setStage(text) {
+  $('#stage-status').textContent = text;
+}
+
+function renderLive() {
+  const badge = $('#live-badge');
+  const paused = live.status === 'live' && live.paused;
+  badge.textContent = { live: paused ? 'PAUSED' : 'LIVE', scheduled: 'SOON', ended: 'ENDED' }[live.status] || '…';
+  badge.className = `badge ${live.status === 'live' && !paused ? 'live' : ''}`;
+  $('#title').textContent = live.title;
+  document.title = `${live.title || 'Watch'} · liveshelf`;
+  if (live.status === 'scheduled') setStage('The show has not started yet. Stay on this page.');
+  else if (live.status === 'ended') setStage('The show has ended. Thanks for watching!');
+  else if (paused) setStage('The host paused the stream. Stay tuned…');
+}
+
+function applySession(data) {
+  live = { ...live, status: data.status, title: data.title ?? live.title };
+  renderLive();
+  if (live.status === 'live') startPlayback();
+  else stopPlayback();
+  renderCard();
+}
+
+// ---------------------------------------------------------------- video
+
+async function startPlayback() {
+  if (player || live.status !== 'live') return;
+  clearTimeout(playRetry);
+  if (!video.videoWidth) setStage('Connecting to the stream…');
+  let resource;
+  try {
+    resource = await play(sessionId, video, session.token());
+  } catch (err) {
+    if (err instanceof ApiError && (err.code === 'session_ended')) return;
+    setStage(err.code === 'session_not_live' ? 'Waiting for the host…' : 'Reconnecting to the stream…');
+    playRetry = setTimeout(startPlayback, 2000);
+    return;
+  }
+  if (live.status !== 'live') {
+    resource.close();
+    return;
+  }
+  player = resource;
+  if (!video.videoWidth && !live.paused) setStage('Waiting for the host’s video…');
+  resource.pc.addEventListener('connectionstatechange', () => {
+    const state = resource.pc.connectionState;
+    if (state === 'failed' || state === 'closed') {
+      // A network drop: a new WHEP resource, the room channel resumes by itself.
+      if (player === resource) player = null;
+      resource.close();
+      setStage('Reconnecting to the stream…');
+      playRetry = setTimeout(startPlayback, 1000);
+    }
+  });
+}
+
+function stopPlayback() {
+  clearTimeout(playRetry);
+  if (player) player.close();
+  player = null;
+}
+
+video.addEventListener('playing', () => {
+  if (!live.paused) setStage('');
+  $('#unmute').hidden = !video.muted;
+});
+
+$('#unmute').addEventListener('click', () => {
+  video.muted = false;
+  video.play().catch(() => {});
+  $('#unmute').hidden = true;
+});
+
+// ---------------------------------------------------------------- shelf and card
+
+function priceLine(productId, regularMinor, currency) {
+  const flash = shelf.runningFlash(productId, clock.now());
+  if (!flash) return { price: money(regularMinor, currency), was: '', flash: null };
+  return { price: money(flash.price_minor, currency), was: money(regularMinor, currency), flash };
+}
+
+function stockText(productId) {
+  const left = shelf.available(productId, clock.now());
+  if (left === null || left === undefined) return '';
+  return left > 0 ? `${left} left` : 'Sold out';
+}
+
+function renderCard() {
+  const card = shelf.pinned;
+  const el = $('#card');
+  el.hidden = !card || live.status === 'ended';
+  if (!card) return;
+  const item = shelf.item(card.product_id) || card;
+  $('#card-image').src = item.image_url || '';
+  $('#card-image').hidden = !item.image_url;
+  $('#card-title').textContent = item.title;
+  const line = priceLine(card.product_id, item.price_minor, item.currency);
+  $('#card-price').textContent = line.price;
+  $('#card-was').textContent = line.was;
+  const badge = $('#card-flash');
+  badge.hidden = !line.flash;
+  if (line.flash) badge.textContent = `FLASH · ends in ${duration((line.flash.ends_ms - clock.now()) / 1000)}`;
+  $('#card-stock').textContent = stockText(card.product_id);
+  $('#card-buy').disabled = shelf.available(card.product_id, clock.now()) === 0;
+}
+
+function renderShelf() {
+  $('#shelf-count').textContent = shelf.items.length;
+  const pinnedId = shelf.pinned?.product_id;
+  $('#shelf-list').replaceChildren(...shelf.items.map((item) => {
+    const line = priceLine(item.product_id, item.price_minor, item.currency);
+    const qty = h('input', { type: 'number', min: 1, max: 99, value: 1, 'aria-label': 'quantity' });
+    const soldOut = shelf.available(item.product_id, clock.now()) === 0;
+    const button = h('button', { type: 'button', disabled: soldOut,
+      onclick: () => buy(item, Number(qty.value), button) }, soldOut ? 'Sold out' : 'Buy');
+    return h('li', { class: item.product_id === pinnedId ? 'pinned' : '', dataset: { productId: item.product_id } },
+      item.image_url ? h('img', { src: item.image_url, alt: '' }) : null,
+      h('div', { class: 'grow' },
+        h('div', {}, item.title),
+        h('div', { class: 'row' }, h('strong', {}, line.price), line.was ? h('s', { class: 'muted' }, line.was) : null),
+        h('div', { class: 'muted' }, stockText(item.product_id))),
+      h('div', { class: 'buy-box' }, qty, button));
+  }));
+}
+
+$('#open-shelf').addEventListener('click', () => { $('#shelf').hidden = !$('#shelf').hidden; });
+$('#card-buy').addEventListener('click', () => {
+  const card = shelf.pinned;
+  if (card) buy(shelf.item(card.product_id) || card, Number($('#card-qty').value), $('#card-buy'));
+});
+
+// ---------------------------------------------------------------- buying
+
+let toastTimer = null;
+function toast(text, kind = 'ok') {
+  const el = $('#toast');
+  el.textContent = text;
+  el.className = `toast ${kind}`;
+  el.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => { el.hidden = true; }, kind === 'error' ? 6000 : 5000);
+}
+
+async function buy(item, quantity, button) {
+  if (!session.user()) {
+    toast('Sign in to buy (top right).', 'error');
+    $('#auth input')?.focus();
+    return;
+  }
+  if (!Number.isInteger(quantity) || quantity < 1 || quantity > 99) {
+    toast('Choose a quantity from 1 to 99.', 'error');
+    return;
+  }
+  const key = idempotencyKey();
+  const body = { product_id: item.product_id, quantity };
+  const headers = { 'Idempotency-Key': key };
+  button.disabled = true;
+  try {
+    let order;
+    try {
+      order = await api('POST', `/api/sessions/${sessionId}/orders`, body, { headers });
+    } catch (err) {
+      if (err.code !== 'network_error') throw err;
+      // The same key again: if the first attempt got through, this returns that order.
+      await new Promise((r) => setTimeout(r, 1000));
+      order = await api('POST', `/api/sessions/${sessionId}/orders`, body, { headers });
+    }
+    toast(`Order #${order.id} confirmed: ${order.quantity} × ${item.title}, `
+      + `${money(order.amount_minor, order.currency)} paid.`);
+  } catch (err) {
+    toast(BUY_ERRORS[err.code] || err.message, 'error');
+  } finally {
+    button.disabled = false;
+    renderCard();
+  }
+}
+
+// ---------------------------------------------------------------- chat and likes
+
+function chatLine(message) {
+  return h('li', { dataset: { id: message.id } },
+    h('span', { class: `who ${message.user.role}` }, message.user.display_name),
+    h('span', {}, message.text));
+}
+
+function addMessages(messages) {
+  const list = $('#chat-list');
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  for (const message of messages) {
+    if (chat.has(message.id)) continue;
+    const line = chatLine(message);
+    chat.set(message.id, line);
+    list.append(line);
+  }
+  while (chat.size > 200) {
+    const [id, line] = chat.entries().next().value;
+    line.remove();
+    chat.delete(id);
+  }
+  if (atBottom) list.scrollTop = list.scrollHeight;
+}
+
+function renderChatForm() {
+  const signedIn = Boolean(session.user());
+  const input = $('#chat-text');
+  input.disabled = !signedIn || live.status === 'ended';
+  input.placeholder = signedIn ? 'Say something…' : 'Sign in to chat';
+}
+
+$('#chat-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const input = $('#chat-text');
+  const text = input.value.trim();
+  if (!text) return;
+  $('#chat-error').textContent = '';
+  input.value = '';
+  try {
+    await room.send({ type: 'chat.send', text });
+  } catch (err) {
+    if (!input.value) input.value = text; // refused: give the text back to edit
+    const wait = err.details?.retry_after_ms;
+    $('#chat-error').textContent = (CHAT_ERRORS[err.code] || err.message)
+      + (wait ? ` (${Math.ceil(wait / 1000)} s)` : '');
+  }
+});
+
+$('#like').addEventListener('click', () => {
+  if (!session.user()) {
+    toast('Sign in to like.', 'error');
+    return;
+  }
+  pendingLikes += 1;
+  $('#likes').textContent = Number($('#likes').textContent) + 1;
+  // Taps add up and leave at most ~3 times a second (the server allows bursts of 50).
+  if (!likeTimer) {
+    likeTimer = setTimeout(() => {
+      const count = Math.min(pendingLikes, 50);
+      pendingLikes = 0;
+      likeTimer = null;
+      room.send({ type: 'like', count }).catch(() => {});
+    }, 300);
+  }
+});
+
+function ticker(text) {
+  const line = h('div', {}, text);
+  $('#ticker').prepend(line);
+  setTimeout(() => line.remove(), 4000);
+  while ($('#ticker').children.length > 3) $('#ticker').lastChild.remove();
+}
+
+// ---------------------------------------------------------------- the room channel
+
+room.on('hello', (hello) => {
+  clock.sync(hello.server_time);
+  const snap = hello.snapshot;
+  if (!snap) return; // recovered: the missed events follow
+  shelf.load(snap);
+  live.paused = false;
+  $('#viewers').textContent = snap.viewers ?? 0;
+  $('#likes').textContent = snap.likes?.total ?? 0;
+  chat.clear();
+  $('#chat-list').replaceChildren();
+  addMessages(snap.chat?.messages || []);
+  $('#slow-mode').textContent = snap.chat?.slow_mode_s ? `· slow mode ${snap.chat.slow_mode_s} s` : '';
+  applySession(snap.session);
+  renderShelf();
+});
+
+room.on('*', (data, event) => {
+  if (shelf.apply(event.type, data)) {
+    if (event.type.startsWith('flash.') && data.server_time) clock.sync(data.server_time);
+    renderCard();
+    renderShelf();
+  }
+});
+
+room.on('session.started', () => applySession({ status: 'live' }));
+room.on('session.ended', () => applySession({ status: 'ended' }));
+room.on('live.started', () => {
+  live.paused = false;
+  renderLive();
+  if (video.videoWidth) setStage('');
+  startPlayback();
+});
+room.on('live.paused', (data) => {
+  live.paused = data.reason !== 'ended';
+  renderLive();
+});
+room.on('viewers.updated', (data) => { $('#viewers').textContent = data.count; });
+room.on('likes.updated', (data) => { $('#likes').textContent = data.total + pendingLikes; });
+room.on('chat.message', (data) => addMessages([data]));
+room.on('chat.batch', (data) => addMessages(data.messages));
+room.on('chat.deleted', (data) => {
+  chat.get(data.id)?.remove();
+  chat.delete(data.id);
+});
+room.on('chat.slow_mode', (data) => {
+  $('#slow-mode').textContent = data.seconds ? `· slow mode ${data.seconds} s` : '';
+});
+room.on('order.placed', (data) => {
+  const item = shelf.item(data.product_id);
+  ticker(`${data.buyer} bought ${data.quantity} × ${item ? item.title : 'an item'}`);
+});
+room.on('announcement', (data) => ticker(data.text));
+room.on('error', (err) => {
+  if (err.code === 'banned') toast('You were removed from this room.', 'error');
+});
+room.on('status', (state) => {
+  if (state === 'closed') ticker('Reconnecting…');
+  if (state === 'banned') {
+    setStage('You were removed from this room.');
+    stopPlayback();
+  }
+});
+
+window.addEventListener('liveshelf:auth', () => {
+  room.restart({ token: session.token() });
+  renderChatForm();
+});
+
+// The flash countdown and "ends in" follow the server clock.
+setInterval(() => {
+  if (shelf.pinned) renderCard();
+}, 500);
+
+mountAuth($('#auth'), { roles: ['viewer'], prompt: 'Sign in to chat and buy' });
+renderChatForm();
+room.connect();
+
+// Read by tests and handy in the console: what this page is doing right now.
+window.liveshelfWatch = { room, shelf, player: () => player, clock };

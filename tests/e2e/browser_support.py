@@ -1,0 +1,120 @@
+"""Helpers for the browser tests: accounts and data through the real HTTP API, and
+browser contexts that start signed in."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import aiohttp
+from playwright.async_api import BrowserContext, Page, expect
+
+PASSWORD = "correct horse"
+
+
+async def signup(http: aiohttp.ClientSession, role: str) -> dict[str, Any]:
+    name = f"{role}-{uuid.uuid4().hex[:6]}"
+    async with http.post(
+        "/api/auth/signup", json={"username": name, "password": PASSWORD, "role": role}
+    ) as res:
+        assert res.status == 201, await res.text()
+        body = await res.json()
+    return {
+        "id": body["user"]["id"],
+        "username": name,
+        "token": body["token"],
+        "user": body["user"],
+    }
+
+
+async def call(
+    http: aiohttp.ClientSession,
+    method: str,
+    path: str,
+    who: dict[str, Any] | None = None,
+    body: Any = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    all_headers = {"Authorization": f"Bearer {who['token']}"} if who else {}
+    all_headers.update(headers or {})
+    async with http.request(method, path, json=body, headers=all_headers) as res:
+        assert res.status == status, f"{method} {path}: {res.status} {await res.text()}"
+        return await res.json() if res.content_type == "application/json" else await res.text()
+
+
+async def shelved_product(
+    http: aiohttp.ClientSession,
+    host: dict[str, Any],
+    brand: dict[str, Any],
+    session_id: int | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A brand's product under an accepted cooperation, on the session's shelf if given."""
+    product = await call(
+        http,
+        "POST",
+        "/api/products",
+        brand,
+        {
+            "title": "Ceramic mug",
+            "price_minor": 1999,
+            "currency": "EUR",
+            "stock": 10,
+            "commission_bps": 1500,
+            **fields,
+        },
+        201,
+    )
+    coop = await call(
+        http,
+        "POST",
+        "/api/cooperations",
+        brand,
+        {
+            "host_id": host["id"],
+            "product_ids": [product["id"]],
+            "commission_bps": 1500,
+        },
+        201,
+    )
+    await call(http, "POST", f"/api/cooperations/{coop['id']}/accept", host)
+    if session_id is not None:
+        await call(
+            http,
+            "POST",
+            f"/api/sessions/{session_id}/shelf",
+            host,
+            {"product_id": product["id"]},
+            201,
+        )
+    return dict(product)
+
+
+async def sign_in_with_form(page: Page, who: dict[str, Any]) -> None:
+    await page.get_by_label("username").fill(who["username"])
+    await page.get_by_label("password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_test_id("signed-in-as")).to_be_visible(timeout=5000)
+
+
+async def signed_in_context(
+    browser: Any, who: dict[str, Any] | None, **options: Any
+) -> BrowserContext:
+    """A fresh browser context whose pages start signed in as ``who`` (or as a guest)."""
+    context: BrowserContext = await browser.new_context(**options)
+    if who is not None:
+        token, user = json.dumps(who["token"]), json.dumps(json.dumps(who["user"]))
+        await context.add_init_script(
+            f"localStorage.setItem('liveshelf.token', {token});"
+            f"localStorage.setItem('liveshelf.user', {user});"
+        )
+    return context
+
+
+def page_errors(page: Page) -> list[str]:
+    """Uncaught exceptions on the page, collected for a final assert."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return errors
