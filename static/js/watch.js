@@ -32,6 +32,8 @@ const BUY_ERRORS = {
   payment_declined: 'Your payment was declined; nothing was charged.',
   banned: 'You cannot buy in this room.',
   network_error: 'No connection; your order was not placed. Try again.',
+  token_expired: 'You were signed out; sign in again to buy.',
+  invalid_token: 'You were signed out; sign in again to buy.',
 };
 
 const CHAT_ERRORS = {
