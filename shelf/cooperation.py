@@ -27,17 +27,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from live.auth import Principal
 from live.clock import Clock
-from live.db import Database
+from live.db import Database, upsert
 from live.errors import Conflict, Forbidden, NotFound
 from live.models import Role, User
 from shelf.models import Cooperation, CooperationProduct, CooperationStatus, HostAgency, Product
 from shelf.schemas import ProposeBody
-from shelf.stock import upsert
 from shelf.views import cooperation_dict
 
 _PROPOSED = CooperationStatus.PROPOSED.value
@@ -110,6 +109,44 @@ class CooperationService:
                     .order_by(HostAgency.host_id)
                 )
             )
+
+    # -- finding a host to propose to ------------------------------------------------
+
+    async def find_hosts(self, caller: Principal, text: str, limit: int) -> list[dict[str, Any]]:
+        """Host accounts whose username or display name contains ``text`` (any case),
+        for a brand choosing whom to propose to: ``[{id, display_name}]`` by name.
+        Disabled accounts are left out; an empty ``text`` lists the first ``limit``."""
+        caller.require(Role.BRAND)
+        query = (
+            select(User.id, User.display_name)
+            .where(User.role == Role.HOST.value, User.disabled.is_(False))
+            .order_by(func.lower(User.display_name), User.id)
+            .limit(limit)
+        )
+        if text:
+            pattern = "%" + _escape_like(text.lower()) + "%"
+            query = query.where(
+                or_(
+                    func.lower(User.username).like(pattern, escape="\\"),
+                    func.lower(User.display_name).like(pattern, escape="\\"),
+                )
+            )
+        async with self._db.read() as s:
+            rows = (await s.execute(query)).all()
+        return [{"id": row.id, "display_name": row.display_name} for row in rows]
+
+    async def hosts_by_id(self, caller: Principal, ids: list[int]) -> list[dict[str, Any]]:
+        """The host accounts among ``ids`` (disabled ones too: they name existing
+        agreements), ``[{id, display_name}]`` by id; other ids are left out."""
+        caller.require(Role.BRAND)
+        query = (
+            select(User.id, User.display_name)
+            .where(User.id.in_(sorted(set(ids))), User.role == Role.HOST.value)
+            .order_by(User.id)
+        )
+        async with self._db.read() as s:
+            rows = (await s.execute(query)).all()
+        return [{"id": row.id, "display_name": row.display_name} for row in rows]
 
     # -- proposals and decisions -----------------------------------------------------
 
@@ -328,3 +365,8 @@ class CooperationService:
 
     async def _dict(self, tx: AsyncSession, coop: Cooperation) -> dict[str, Any]:
         return cooperation_dict(coop, await self._product_ids(tx, coop.id))
+
+
+def _escape_like(text: str) -> str:
+    """``text`` matched literally inside a LIKE pattern (``%`` and ``_`` are not wildcards)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

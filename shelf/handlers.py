@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from live.errors import InvalidInput
-from live.http import json_response, path_id, principal, read_json, signed_in
+from live.http import json_response, path_id, principal, query_int, read_json, signed_in
+from live.models import SessionStatus
 from shelf.catalogue import CatalogueService
 from shelf.cooperation import CooperationService
 from shelf.flash import FlashSaleService
@@ -28,6 +29,10 @@ from shelf.schemas import (
 if TYPE_CHECKING:
     pass
 
+#: Longest ``q`` of ``GET /api/hosts``.
+MAX_HOST_QUERY = 64
+#: Most ``ids`` of ``GET /api/hosts``.
+MAX_HOST_IDS = 100
 
 
 class ShelfHandlers:
@@ -53,6 +58,8 @@ class ShelfHandlers:
             web.patch("/api/products/{id}", self.edit_product),
             web.post("/api/products/{id}/archive", self.archive_product),
             web.get("/api/brands/{id}/products", self.brand_products),
+            web.get("/api/brands/{id}/sessions", self.brand_sessions),
+            web.get("/api/hosts", self.find_hosts),
             web.post("/api/cooperations", self.propose),
             web.get("/api/cooperations", self.list_cooperations),
             web.get("/api/cooperations/{id}", self.get_cooperation),
@@ -105,7 +112,29 @@ class ShelfHandlers:
         )
         return json_response({"products": products})
 
+    async def brand_sessions(self, request: web.Request) -> web.Response:
+        """That brand, or an admin. ``?status=live,scheduled`` (the default; any of
+        scheduled, live, ended, comma-separated)."""
+        caller = signed_in(request)
+        brand_id = path_id(request)
+        statuses = _statuses(request.query.get("status", "live,scheduled"))
+        sessions = await self._shelf.sessions_for_brand(caller, brand_id, statuses)
+        return json_response({"sessions": sessions})
+
     # -- cooperations ------------------------------------------------------------------
+
+    async def find_hosts(self, request: web.Request) -> web.Response:
+        """Brand (to choose whom to propose to). ``?q=`` part of a name, ``&limit=`` 1..50;
+        or ``?ids=1,2`` (up to 100) to name the hosts of the brand's agreements."""
+        caller = signed_in(request)
+        if "ids" in request.query:
+            ids = _ids(request.query["ids"], MAX_HOST_IDS)
+            return json_response({"hosts": await self._coops.hosts_by_id(caller, ids)})
+        text = request.query.get("q", "").strip()
+        if len(text) > MAX_HOST_QUERY:
+            raise InvalidInput("invalid_query", f"q is at most {MAX_HOST_QUERY} characters")
+        limit = query_int(request, "limit", minimum=1, maximum=50) or 20
+        return json_response({"hosts": await self._coops.find_hosts(caller, text, limit)})
 
     async def propose(self, request: web.Request) -> web.Response:
         """Brand."""
@@ -228,3 +257,22 @@ class ShelfHandlers:
         caller = signed_in(request)
         result = await self._flash.cancel(caller, path_id(request), path_id(request, "flash_id"))
         return json_response(result)
+
+
+def _statuses(text: str) -> set[SessionStatus]:
+    try:
+        statuses = {SessionStatus(part.strip()) for part in text.split(",") if part.strip()}
+    except ValueError as exc:
+        raise InvalidInput(
+            "invalid_query", "status is a comma-separated list of scheduled, live, ended"
+        ) from exc
+    if not statuses:
+        raise InvalidInput("invalid_query", "give at least one status")
+    return statuses
+
+
+def _ids(text: str, most: int) -> list[int]:
+    parts = [part.strip() for part in text.split(",")]
+    if not 1 <= len(parts) <= most or not all(p.isdigit() and len(p) <= 12 for p in parts):
+        raise InvalidInput("invalid_query", f"ids is a comma-separated list of 1..{most} ids")
+    return [int(p) for p in parts]

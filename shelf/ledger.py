@@ -20,8 +20,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from live.db import upsert
 from shelf.order_models import Account, EntryKind, LedgerEntry, Order
-from shelf.stock import upsert
 
 BPS = 10_000
 

@@ -11,6 +11,7 @@ carrying the whole new shelf in order (removing the pinned product also sends
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,10 +20,10 @@ from sqlalchemy import delete, func, select, update
 from live.auth import Principal
 from live.clock import Clock
 from live.db import Database
-from live.errors import Conflict, NotFound
-from live.models import LiveSession, SessionStatus
+from live.errors import Conflict, Forbidden, NotFound
+from live.models import LiveSession, Role, SessionStatus, User
 from live.roomlog import RoomLog
-from live.sessions import SessionService
+from live.sessions import SessionService, session_dict
 from shelf.cooperation import AgreedRate, CooperationService, agreed_rate
 from shelf.models import Cooperation, Product, ShelfItem
 from shelf.pins import PinService, hidden_data
@@ -175,6 +176,56 @@ class ShelfService:
             raise NotFound("not_on_shelf", "the product is not on this session's shelf")
         coop = row[1]
         return ShelfTerms(session_id, coop.host_id, product_id, agreed_rate(coop))
+
+    async def sessions_for_brand(
+        self, caller: Principal, brand_id: int, statuses: Collection[SessionStatus]
+    ) -> list[dict[str, Any]]:
+        """Sessions in ``statuses`` whose shelf carries at least one of the brand's
+        products, newest first (at most 200): each session as ``GET /api/sessions``
+        lists it plus ``product_ids``, the brand's products on its shelf in shelf order.
+        Only that brand (or an admin) may ask."""
+        caller.require(Role.BRAND)
+        if caller.role is not Role.ADMIN and caller.user_id != brand_id:
+            raise Forbidden("not_your_brand", "a brand sees only where its own products are")
+        sessions = (
+            select(LiveSession.id)
+            .join(ShelfItem, ShelfItem.session_id == LiveSession.id)
+            .join(Product, Product.id == ShelfItem.product_id)
+            .where(
+                Product.brand_id == brand_id,
+                LiveSession.status.in_(sorted(status.value for status in statuses)),
+            )
+            .distinct()
+            .order_by(LiveSession.id.desc())
+            .limit(200)
+        )
+        async with self._db.read() as s:
+            ids = list(await s.scalars(sessions))
+            if not ids:
+                return []
+            rows = (
+                await s.execute(
+                    select(LiveSession, User)
+                    .join(User, User.id == LiveSession.host_id)
+                    .where(LiveSession.id.in_(ids))
+                    .order_by(LiveSession.id.desc())
+                )
+            ).all()
+            shelved = (
+                await s.execute(
+                    select(ShelfItem.session_id, ShelfItem.product_id)
+                    .join(Product, Product.id == ShelfItem.product_id)
+                    .where(ShelfItem.session_id.in_(ids), Product.brand_id == brand_id)
+                    .order_by(ShelfItem.session_id, ShelfItem.position)
+                )
+            ).all()
+        products: dict[int, list[int]] = {}
+        for session_id, product_id in shelved:
+            products.setdefault(session_id, []).append(product_id)
+        return [
+            {**session_dict(row, host), "product_ids": products.get(row.id, [])}
+            for row, host in rows
+        ]
 
     async def product_changed(self, product_id: int) -> None:
         """Re-announce every open shelf that shows ``product_id`` (its title, image or

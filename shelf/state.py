@@ -23,8 +23,8 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from live.db import upsert
 from shelf.models import FlashSale, FlashStatus, Pin, Product, Shelf, ShelfItem
-from shelf.stock import upsert
 from shelf.views import card_dict, flash_dict, shelf_item_dict, stock_entry
 
 ACTIVE_FLASH = (FlashStatus.SCHEDULED.value, FlashStatus.RUNNING.value)

@@ -15,21 +15,15 @@ one, else from ``Product.stock``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Integer, Table, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from live.clock import Clock
+from live.db import upsert
 from live.errors import Conflict, NotFound, Unprocessable
 from shelf.models import FlashPurchase, FlashSale, FlashStatus, Product
-
-
-def upsert(tx: AsyncSession, table: Any) -> Any:
-    """``INSERT`` with ``ON CONFLICT`` support for the session's dialect."""
-    return (sqlite_insert if tx.get_bind().dialect.name == "sqlite" else pg_insert)(table)
 
 
 @dataclass(frozen=True, slots=True)

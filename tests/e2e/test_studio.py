@@ -82,6 +82,13 @@ async def test_studio_reorders_starts_a_flash_sale_and_moderates(
             await line.hover()
             page.once("dialog", lambda dialog: dialog.accept())
             await line.get_by_role("button", name="ban").click()
+            settings_path = f"/api/sessions/{show['id']}/chat/settings"
+            for _ in range(50):  # the click's request is on its way; wait for its effect
+                bans = (await call(http, "GET", settings_path, host))["bans"]
+                if bans:
+                    break
+                await page.wait_for_timeout(100)
+            assert bans == [rude["id"]]
             async with http.ws_connect(
                 f"/api/sessions/{show['id']}/ws?token={rude['token']}"
             ) as ws:
