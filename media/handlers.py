@@ -11,7 +11,8 @@ Routes (``{kind}`` is ``whip`` or ``whep``)::
     PATCH   /{kind}/{session_id}/{resource_id}   trickle ICE (application/trickle-ice-sdpfrag)
     DELETE  /{kind}/{session_id}/{resource_id}   end the ingest / playback
     OPTIONS both of the above                    CORS preflight, Accept-Post / Accept-Patch
-    GET     /api/sessions/{id}/recording         the recording (Range requests)
+    GET     /api/sessions/{id}/recording         the recording (Range requests; video/webm
+                                                 for VP8, video/x-matroska for H.264)
     GET     /api/sessions/{id}/cover.jpg         the latest cover picture
 
 Every response on a ``/whip/`` or ``/whep/`` path, errors included (also those the
@@ -21,6 +22,7 @@ added in ``on_response_prepare``, which ``app.py`` registers on the application.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal
@@ -37,6 +39,7 @@ from live.sessions import SessionService
 from .config import MediaConfig
 from .errors import MediaError
 from .protocol import Resource
+from .recording import recording_mime
 from .service import MediaService
 
 Kind = Literal["whip", "whep"]
@@ -154,11 +157,13 @@ class MediaHandlers:
         session_id = path_id(request, "session_id")
         row = await self._sessions.get_row(session_id)
         _refuse_ended(row.status)
-        if row.status != SessionStatus.LIVE.value and not _is_host(principal(request), row.host_id):
+        caller = principal(request)
+        if row.status != SessionStatus.LIVE.value and not _is_host(caller, row.host_id):
             # A scheduled session: only its host may preview it.
             raise Conflict("session_not_live", "the session has not started yet")
         offer = await self._read_sdp(request, SDP)
-        return self._created("whep", await self._media.play(session_id, offer))
+        user_id = caller.user_id if caller is not None else None
+        return self._created("whep", await self._media.play(session_id, offer, user_id))
 
     async def patch_viewer(self, request: web.Request) -> web.Response:
         return await self._patch(request, "whep")
@@ -186,7 +191,11 @@ class MediaHandlers:
         path = self._media.recording_path(session_id) or self._on_disk(session_id, "mkv")
         if row.status == SessionStatus.SCHEDULED.value or path is None:
             raise NotFound("no_recording", f"session {session_id} has no recording")
-        return web.FileResponse(path, headers={"Content-Type": "video/x-matroska"})
+        try:
+            content_type = await asyncio.to_thread(recording_mime, path)
+        except FileNotFoundError:  # started, but the writer has not created it yet
+            raise NotFound("no_recording", f"session {session_id} has no recording") from None
+        return web.FileResponse(path, headers={"Content-Type": content_type})
 
     async def cover(self, request: web.Request) -> web.FileResponse:
         session_id = path_id(request)

@@ -24,6 +24,26 @@ class MediaLifecycle(Protocol):
         """The publisher is gone (``reason`` is a ``PublisherStopReason``)."""
 
 
+class AudienceListener(Protocol):
+    """Told when a WHEP viewer starts watching and when it leaves (analytics).
+
+    ``viewer_joined`` comes once per viewer, when its transport connects (media flows
+    to it from then on); ``viewer_left`` follows it exactly once, with why (see
+    ``ViewerLeaveReason``). Both are plain calls on the event loop and must not block.
+    """
+
+    def viewer_joined(self, session_id: int, resource_id: str, user_id: int | None) -> None: ...
+
+    def viewer_left(self, session_id: int, resource_id: str, reason: str) -> None: ...
+
+
+#: deleted (DELETE), failed / closed (transport), timeout (never connected),
+#: codec_changed (the next publisher's codec), ended (session ended), shutdown.
+ViewerLeaveReason = Literal[
+    "deleted", "failed", "closed", "timeout", "codec_changed", "ended", "shutdown"
+]
+
+
 @dataclass(frozen=True)
 class Resource:
     """A WHIP or WHEP resource, as the HTTP layer needs it for its 201 reply.

@@ -2,8 +2,12 @@
 
 ``SessionRecorder.observe`` is a relay observer: it runs on the event loop, in
 the packet path, and only puts the frame on a bounded queue. A thread remuxes
-the already-encoded frames (no re-encode) into ``session-<id>.mkv``: Matroska
-takes VP8, H.264 and Opus alike. Every ``cover_interval_s`` the thread decodes
+the already-encoded frames (no re-encode) into ``session-<id>.mkv``. A VP8 (or
+audio-only) session is written as WebM, the Matroska subset browsers play as
+``video/webm``; an H.264 session as plain Matroska, which WebM does not allow.
+``recording_mime`` tells them apart by the file's EBML DocType. Closing the
+file writes its duration and cues (the seek index), so a finished recording
+seeks through Range requests. Every ``cover_interval_s`` the thread decodes
 one keyframe, and only that frame, into ``session-<id>.jpg``.
 
 Time: recording time 0 is the first frame written (the first video keyframe,
@@ -37,6 +41,10 @@ logger = logging.getLogger(__name__)
 
 DECODERS = {"video/vp8": "vp8", "video/h264": "h264"}
 MUX_CODECS = {"video/vp8": "vp8", "video/h264": "h264", "audio/opus": "opus"}
+#: Video codecs WebM allows; anything else is recorded as plain Matroska.
+WEBM_VIDEO = frozenset({"video/vp8"})
+WEBM_MIME = "video/webm"
+MATROSKA_MIME = "video/x-matroska"
 AUDIO_ONLY_AFTER_S = 2.0
 
 
@@ -184,7 +192,8 @@ class SessionRecorder:
     def _open(
         self, video_mime: str | None, size: tuple[int, int] | None
     ) -> tuple[OutputContainer, dict[str, tuple[Stream, str]]]:
-        container = av.open(str(self.path), "w", format="matroska")
+        webm = video_mime is None or video_mime in WEBM_VIDEO
+        container = av.open(str(self.path), "w", format="webm" if webm else "matroska")
         streams: dict[str, tuple[Stream, str]] = {}
         if video_mime is not None and size is not None:
             video = container.add_mux_stream(MUX_CODECS[video_mime], width=size[0], height=size[1])
@@ -212,6 +221,16 @@ class SessionRecorder:
         except Exception:
             logger.exception("%s cover failed", self._name)
         return frame.received_at
+
+
+def recording_mime(path: Path) -> str:
+    """``video/webm`` for a recording written as WebM, else ``video/x-matroska``.
+
+    Reads the EBML header at the start of the file, whose DocType names the
+    flavour (blocking: a few bytes of file I/O)."""
+    with path.open("rb") as f:
+        header = f.read(64)
+    return WEBM_MIME if b"\x42\x82\x84webm" in header else MATROSKA_MIME
 
 
 def _decode_one(frame: RelayedFrame) -> av.VideoFrame | None:

@@ -84,6 +84,8 @@ class ForwardedTrack(MediaStreamTrack):
         self.frames_queued = 0
         self.frames_skipped = 0
         self.resets = 0
+        #: monotonic time the sender last took a frame (None: never): "receiving media"
+        self.last_sent_at: float | None = None
 
     @property
     def queued(self) -> int:
@@ -132,6 +134,7 @@ class ForwardedTrack(MediaStreamTrack):
                 raise MediaStreamError
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
+        self.last_sent_at = time.monotonic()
         return self._queue.popleft()
 
     def stop(self) -> None:

@@ -61,7 +61,13 @@ from .ice import (
     set_local_description,
 )
 from .offer import Offer, OfferedMedia, parse_offer, parse_sdpfrag
-from .protocol import MediaLifecycle, PublisherStopReason, Resource, ViewerStats
+from .protocol import (
+    AudienceListener,
+    MediaLifecycle,
+    PublisherStopReason,
+    Resource,
+    ViewerStats,
+)
 from .recording import SessionRecorder
 from .relay import ForwardedTrack, SessionRelay, TrackFanout
 
@@ -104,6 +110,9 @@ class _Publisher(_Peer):
 class _Viewer(_Peer):
     tracks: dict[str, ForwardedTrack] = field(default_factory=dict)
     watchdog: asyncio.Task[None] | None = None
+    user_id: int | None = None
+    #: its transport connected and the audience listener was told
+    joined: bool = False
 
 
 @dataclass(eq=False)
@@ -119,10 +128,16 @@ class _Session:
 class MediaService:
     """Publishers and viewers of every live session in this process."""
 
-    def __init__(self, config: MediaConfig, lifecycle: MediaLifecycle) -> None:
+    def __init__(
+        self,
+        config: MediaConfig,
+        lifecycle: MediaLifecycle,
+        audience: AudienceListener | None = None,
+    ) -> None:
         aiortc_hooks.check_compatible()
         self._config = config
         self._lifecycle = lifecycle
+        self._audience = audience
         self._networks = config.remote_networks()
         self._sessions: dict[int, _Session] = {}
         self._publishers: dict[str, _Publisher] = {}
@@ -207,8 +222,11 @@ class MediaService:
 
     # ----------------------------------------------------------------- WHEP
 
-    async def play(self, session_id: int, offer_sdp: str) -> Resource:
-        """Accept a WHEP offer for ``session_id`` and return the answer."""
+    async def play(self, session_id: int, offer_sdp: str, user_id: int | None = None) -> Resource:
+        """Accept a WHEP offer for ``session_id`` and return the answer.
+
+        ``user_id`` is the signed-in viewer (None for a guest), for analytics.
+        """
         self._check_open()
         offer = parse_offer(offer_sdp, self._config.max_sdp_bytes)
         wanted = [m for m in offer.media if m.direction in RECV_DIRECTIONS]
@@ -233,7 +251,7 @@ class MediaService:
                 raise MediaError("codec_mismatch", "viewer cannot receive Opus audio")
 
         pc = create_peer_connection(self._config)
-        viewer = _Viewer(**self._peer_fields(session_id, pc, offer))
+        viewer = _Viewer(**self._peer_fields(session_id, pc, offer), user_id=user_id)
         try:
             transceivers: dict[str, RTCRtpTransceiver] = {}
             for m in wanted:
@@ -315,15 +333,17 @@ class MediaService:
         else:
             await self._drop_viewer(peer, "deleted")
 
-    async def end_session(self, session_id: int) -> None:
+    async def end_session(
+        self, session_id: int, reason: Literal["ended", "shutdown"] = "ended"
+    ) -> None:
         """Session ended: drop its publisher and viewers, finish its recording."""
         session = self._sessions.pop(session_id, None)
         if session is None:
             return
         if session.publisher is not None:
-            await self._drop_publisher(session.publisher, "ended")
+            await self._drop_publisher(session.publisher, reason)
         for viewer in list(session.viewers):
-            await self._drop_viewer(viewer, "ended")
+            await self._drop_viewer(viewer, reason)
         session.relay.close()
         if session.recorder is not None:
             await session.recorder.close()
@@ -334,10 +354,7 @@ class MediaService:
             return
         self._closed = True
         for session_id in list(self._sessions):
-            session = self._sessions[session_id]
-            if session.publisher is not None:
-                await self._drop_publisher(session.publisher, "shutdown")
-            await self.end_session(session_id)
+            await self.end_session(session_id, "shutdown")
         if self._events is not None and self._events_task is not None:
             self._events.put_nowait(None)
             await self._events_task
@@ -351,6 +368,23 @@ class MediaService:
         """Viewers of the session whose transport is connected."""
         session = self._sessions.get(session_id)
         return 0 if session is None else sum(1 for v in session.viewers if v.connected)
+
+    def receiving_viewers(self, session_id: int, within_s: float = 1.5) -> int:
+        """Viewers whose transport is connected and that were sent media lately."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            return 0
+        since = time.monotonic() - within_s
+
+        def receiving(v: _Viewer) -> bool:
+            sent = (t.last_sent_at for t in v.tracks.values() if t.last_sent_at is not None)
+            return v.connected and max(sent, default=-1.0) >= since
+
+        return sum(1 for v in session.viewers if receiving(v))
+
+    def session_ids(self) -> list[int]:
+        """Sessions this process holds a publisher or viewers for."""
+        return list(self._sessions)
 
     def viewer_stats(self, session_id: int) -> list[ViewerStats]:
         session = self._sessions.get(session_id)
@@ -514,6 +548,10 @@ class MediaService:
             self._spawn(self._drop_publisher(pub, "ice_failed"))
 
     def _on_viewer_state(self, viewer: _Viewer) -> None:
+        if viewer.connected and not viewer.joined and not viewer.closed:
+            viewer.joined = True
+            if self._audience is not None:
+                self._audience.viewer_joined(viewer.session_id, viewer.resource_id, viewer.user_id)
         if viewer.pc.connectionState in ("failed", "closed") and not viewer.closed:
             self._spawn(self._drop_viewer(viewer, viewer.pc.connectionState))
 
@@ -565,6 +603,8 @@ class MediaService:
                 session.relay.fanout(kind).discard(track)
         for track in viewer.tracks.values():
             track.stop()
+        if viewer.joined and self._audience is not None:
+            self._audience.viewer_left(viewer.session_id, viewer.resource_id, reason)
         if viewer.watchdog is not None and viewer.watchdog is not asyncio.current_task():
             viewer.watchdog.cancel()
         await viewer.pc.close()

@@ -180,7 +180,7 @@ async def test_publish_and_three_viewers_over_http(
     res = await client.get(f"/api/sessions/{session_id}/recording")
     assert res.status == 200, await res.text()
     assert res.headers["Accept-Ranges"] == "bytes"
-    assert res.content_type == "video/x-matroska"
+    assert res.content_type == "video/webm"  # VP8 + Opus: written as WebM
     whole = await res.read()
     res = await client.get(
         f"/api/sessions/{session_id}/recording", headers={"Range": "bytes=100-1123"}

@@ -1,4 +1,7 @@
-"""Recording: remuxed Matroska file with the published streams, and a cover."""
+"""Recording: remuxed Matroska file with the published streams, and a cover.
+
+VP8 sessions are written as WebM (browsers play them as ``video/webm``), H.264
+sessions as plain Matroska; both end with a duration and cues (seekable)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,10 @@ from functools import partial
 import av
 import pytest
 
+from media.recording import MATROSKA_MIME, WEBM_MIME, recording_mime
 from media.service import MediaService
+
+CUES_ID = b"\x1c\x53\xbb\x6b"  # the Matroska Cues element: the seek index
 
 
 @pytest.mark.parametrize("codec", ["video/VP8", "video/H264"])
@@ -33,7 +39,11 @@ async def test_recording_holds_streams_and_plausible_duration(
         assert cover is not None and cover.stat().st_size > 500
         await service.end_session(1)
 
+    vp8 = codec == "video/VP8"
+    assert recording_mime(path) == (WEBM_MIME if vp8 else MATROSKA_MIME)
+    assert CUES_ID in path.read_bytes()
     with av.open(str(path)) as container:
+        assert container.format.name == "matroska,webm"
         kinds = {s.type: s.codec_context.name for s in container.streams}
         assert kinds == {"video": codec.split("/")[1].lower(), "audio": "opus"}
         assert container.streams.video[0].codec_context.width == 320
@@ -42,6 +52,9 @@ async def test_recording_holds_streams_and_plausible_duration(
         assert 1.5 <= duration <= media_time + 1.0
         frames = sum(1 for _ in container.decode(video=0))
         assert frames >= 45  # ~2 s at 30 fps, decodable from the first frame
+        # seeking (what a browser does with the cues) lands on a decodable frame
+        container.seek(int(duration / 2 * 1_000_000))
+        assert next(container.decode(video=0)).width == 320
     with av.open(str(cover)) as image:
         frame = next(image.decode(video=0))
         assert (frame.width, frame.height) == (320, 240)
