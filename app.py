@@ -15,9 +15,11 @@ import getpass
 import logging
 import os
 import secrets
+import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +35,15 @@ from chat.rooms import ChatRooms
 from chat.service import ChatService
 from chat.writer import ChatWriter
 from live.accounts import AccountService
+from live.analytics import AudienceReport
+from live.audience import AudienceRecorder, AudienceSources, MarkingLifecycle
 from live.auth import PasswordHasher, Principal, TokenSigner
 from live.channel import RoomHub
 from live.clock import Clock, SystemClock
 from live.db import Database
 from live.errors import Conflict, LiveshelfError
-from live.handlers import LiveHandlers
+from live.follows import FollowService
+from live.handlers import FollowHandlers, LiveHandlers
 from live.http import MAX_JSON_BYTES, auth_middleware, error_middleware
 from live.models import Role, SessionStatus
 from live.outbox import Outbox, OutboxRelay
@@ -47,19 +52,22 @@ from live.room import RoomChannel, SnapshotProvider
 from live.roomlog import RoomLog
 from live.roomlog_memory import MemoryRoomLog
 from live.roomlog_redis import RedisRoomLog
-from live.sessions import SessionService
+from live.sessions import SessionService, StatusListener
 from media.config import MediaConfig
 from media.events import RoomLogLifecycle
 from media.handlers import MediaHandlers
 from media.service import MediaService
 from shelf.demo import seed_shelf
 from shelf.feature import ShelfFeature, build_shelf
+from shelf.funnel import CardEvents
+from shelf.handlers import StatsHandlers
 from shelf.ledger import CommissionLedger
 from shelf.order_handlers import OrderHandlers
 from shelf.order_schemas import parse_instant
 from shelf.orders import OrderService
 from shelf.payments import TestPaymentProvider
 from shelf.reports import HOST_COLUMNS, Period, ReportService, to_csv
+from shelf.stats import StatsService
 
 log = logging.getLogger("liveshelf")
 
@@ -101,6 +109,8 @@ class Settings:
     platform_fee_bps: int = 500
     commission_hold_days: int = 7
     cors_origin: str = "*"
+    #: audience sampling period (analytics); 0 = only when sampled explicitly (tests)
+    audience_sample_s: float = 1.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -171,6 +181,8 @@ def _list(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[s
 # -- app keys ---------------------------------------------------------------------
 
 settings_key = web.AppKey("settings", Settings)
+audience_key = web.AppKey("audience", AudienceRecorder)
+cards_key = web.AppKey("cards", CardEvents)
 clock_key = web.AppKey("clock", Clock)
 db_key = web.AppKey("db", Database)
 redis_key: web.AppKey[Redis | None] = web.AppKey("redis")
@@ -230,6 +242,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     shelf = _wire_shelf(app, core, media)
     chat = _wire_chat(app, core)
     _wire_orders(app, core, shelf, chat)
+    _wire_stats(app, core)
+    # Last, after every feature's listener: the shelf closes the open pin window while
+    # the recording still tells its media time.
+    core.sessions.add_listener(_end_media(core, media, app[audience_key]))
 
     app.add_routes(
         LiveHandlers(
@@ -329,9 +345,10 @@ def _register_core(app: web.Application, core: Core) -> None:
 def _wire_media(app: web.Application, core: Core) -> MediaService:
     """WHIP ingest, WHEP playback, recordings (media/README.md).
 
-    ``live.started`` / ``live.paused`` go to the room log; a session's end drops its
-    media and finishes its recording; closing happens before the room bus closes, since
-    the last ``live.paused`` events still need it.
+    ``live.started`` / ``live.paused`` go to the room log (and are marked for
+    analytics); WHEP viewers' watching is recorded by the ``AudienceRecorder``; a
+    session's end is handled by ``_end_media``; closing happens before the room bus
+    closes, since the last ``live.paused`` events still need it.
     """
     settings = core.settings
     config = MediaConfig(
@@ -339,24 +356,49 @@ def _wire_media(app: web.Application, core: Core) -> MediaService:
         ice_addresses=settings.ice_addresses,
         recordings_dir=settings.recordings_dir,
     )
-    media = MediaService(config, RoomLogLifecycle(core.room_log))
+    sources = AudienceSources(
+        media_sessions=lambda: media.session_ids(),
+        media_viewers=lambda sid: media.receiving_viewers(sid),
+        socket_rooms=core.hub.room_ids,
+        sockets=core.hub.local_sockets,
+    )
+    process = f"{socket.gethostname()[:16]}:{os.getpid()}:{secrets.token_hex(3)}"
+    audience = AudienceRecorder(
+        core.db, core.clock, sources, process=process, interval_s=settings.audience_sample_s
+    )
+    app[audience_key] = audience
+    media = MediaService(
+        config, MarkingLifecycle(RoomLogLifecycle(core.room_log), audience), audience
+    )
     app[media_key] = media
     handlers = MediaHandlers(media, core.sessions, config, cors_origin=settings.cors_origin)
     app.add_routes(handlers.routes())
     app.on_response_prepare.append(handlers.on_response_prepare)
 
-    async def end_media(session_id: int, status: SessionStatus) -> None:
-        if status is SessionStatus.ENDED:
-            await media.end_session(session_id)
 
-    core.sessions.add_listener(end_media)
+    async def recording(_app: web.Application) -> AsyncIterator[None]:
+        audience.start()
+        yield
+        await audience.stop()  # after media closed: its viewers' leaving is recorded
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         yield
         await media.close()
 
+    app.cleanup_ctx.append(recording)
     app.cleanup_ctx.append(lifetime)
     return media
+
+
+def _end_media(core: Core, media: MediaService, audience: AudienceRecorder) -> StatusListener:
+    """A session ended: drop its media, finish its recording and its watch intervals."""
+
+    async def end_media(session_id: int, status: SessionStatus) -> None:
+        if status is SessionStatus.ENDED:
+            await media.end_session(session_id)
+            await audience.close_session(session_id, core.clock.now_ms())
+
+    return end_media
 
 
 def _wire_shelf(app: web.Application, core: Core, media: MediaService) -> ShelfFeature:
@@ -444,6 +486,31 @@ def _wire_orders(
     return orders
 
 
+def _wire_stats(app: web.Application, core: Core) -> None:
+    """Analytics: product-card reports over the room channel, follows, the stats API
+    and the charting library the dashboard uses (served from the plotly package)."""
+    cards = CardEvents(core.db, core.clock)
+    app[cards_key] = cards
+    cards.attach(core.channel)
+    follows = FollowService(core.db, core.clock)
+    stats = StatsService(core.db, core.clock, AudienceReport(core.db), follows)
+    app.add_routes(StatsHandlers(stats).routes())
+    app.add_routes(FollowHandlers(follows).routes())
+    plotly_js = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
+
+    async def charts(_request: web.Request) -> web.FileResponse:
+        return web.FileResponse(plotly_js, headers={"Cache-Control": "max-age=86400"})
+
+    app.router.add_get("/vendor/plotly.min.js", charts)
+
+    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        cards.start()
+        yield
+        await cards.stop()
+
+    app.cleanup_ctx.append(lifetime)
+
+
 def _session_snapshot(sessions: SessionService) -> Any:
     async def snapshot(room: int) -> dict[str, Any]:
         return {"session": await sessions.get(room)}
@@ -455,8 +522,10 @@ def _session_snapshot(sessions: SessionService) -> Any:
 PAGES = {
     "/": "index.html",
     "/watch/{id:\\d+}": "watch.html",
+    "/replay/{id:\\d+}": "replay.html",
     "/studio": "studio.html",
     "/brand": "brand.html",
+    "/studio/{id:\\d+}/stats": "stats.html",
 }
 
 

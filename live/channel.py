@@ -330,6 +330,10 @@ class RoomHub:
         room = self._rooms.get(room_id)
         return list(room.conns) if room else []
 
+    def room_ids(self) -> list[int]:
+        """Rooms with at least one socket in this process."""
+        return [room_id for room_id, room in self._rooms.items() if room.conns]
+
     def local_sockets(self, room_id: int) -> int:
         room = self._rooms.get(room_id)
         return len(room.conns) if room else 0

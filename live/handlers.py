@@ -13,6 +13,7 @@ from live.auth import GUEST_ROLE
 from live.channel import Connection
 from live.clock import to_ms
 from live.errors import InvalidInput
+from live.follows import FollowService
 from live.http import json_response, path_id, principal, query_int, read_json, signed_in
 from live.models import Role, SessionStatus
 from live.protocol import MAX_FRAME_BYTES
@@ -172,3 +173,32 @@ class LiveHandlers:
                 )
             if conn.closing:
                 return
+
+
+class FollowHandlers:
+    """Viewers follow hosts; anyone may read a host's follower count."""
+
+    def __init__(self, follows: FollowService) -> None:
+        self._follows = follows
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/api/hosts/{id}/followers", self.followers),
+            web.post("/api/hosts/{id}/follow", self.follow),
+            web.delete("/api/hosts/{id}/follow", self.unfollow),
+        ]
+
+    async def followers(self, request: web.Request) -> web.Response:
+        """``{host_id, followers, following}``; its host and admins also get ``over_time``."""
+        caller = principal(request)
+        host_id = path_id(request)
+        body = await self._follows.status(caller, host_id)
+        if caller is not None and (caller.user_id == host_id or caller.role is Role.ADMIN):
+            body["over_time"] = await self._follows.over_time(host_id)
+        return json_response(body)
+
+    async def follow(self, request: web.Request) -> web.Response:
+        return json_response(await self._follows.follow(signed_in(request), path_id(request)))
+
+    async def unfollow(self, request: web.Request) -> web.Response:
+        return json_response(await self._follows.unfollow(signed_in(request), path_id(request)))

@@ -73,3 +73,60 @@ class OutboxEvent(Base):
     type: Mapped[str] = mapped_column(String(64))
     data: Mapped[str] = mapped_column(Text)
     created_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class WatchInterval(Base):
+    """One WHEP viewer's stretch of watching: from its transport connecting (media
+    flowing to it) to its leaving, with why it left. ``left_ms`` is null while it
+    watches; a crash leaves it open and start-up closes it at the last sample."""
+
+    __tablename__ = "watch_intervals"
+    __table_args__ = (Index("ix_watch_intervals_session_joined", "session_id", "joined_ms"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("live_sessions.id"))
+    resource_id: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    joined_ms: Mapped[int] = mapped_column(BigInteger)
+    left_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class AudienceSecond(Base):
+    """What one process saw of one session in one second (processes add up)."""
+
+    __tablename__ = "audience_seconds"
+
+    session_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    second: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    process: Mapped[str] = mapped_column(String(32), primary_key=True)
+    media_viewers: Mapped[int] = mapped_column(Integer)
+    sockets: Mapped[int] = mapped_column(Integer)
+    joins: Mapped[int] = mapped_column(Integer)
+    leaves: Mapped[int] = mapped_column(Integer)
+
+
+class SessionMark(Base):
+    """A moment worth annotating in analytics: the publisher going live or pausing."""
+
+    __tablename__ = "session_marks"
+    __table_args__ = (Index("ix_session_marks_session_at", "session_id", "at_ms"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(Integer)
+    at_ms: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class Follow(Base):
+    """A viewer following a host, from ``created_ms`` until ``removed_ms`` (if unfollowed)."""
+
+    __tablename__ = "follows"
+    __table_args__ = (Index("ix_follows_host_created", "host_id", "created_ms"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    follower_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_ms: Mapped[int] = mapped_column(BigInteger)
+    removed_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

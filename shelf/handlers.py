@@ -25,6 +25,7 @@ from shelf.schemas import (
     ProposeBody,
     ShelfOrderBody,
 )
+from shelf.stats import StatsService
 
 if TYPE_CHECKING:
     pass
@@ -276,3 +277,17 @@ def _ids(text: str, most: int) -> list[int]:
     if not 1 <= len(parts) <= most or not all(p.isdigit() and len(p) <= 12 for p in parts):
         raise InvalidInput("invalid_query", f"ids is a comma-separated list of 1..{most} ids")
     return [int(p) for p in parts]
+
+
+class StatsHandlers:
+    """``GET /api/sessions/{id}/stats`` (shelf/stats.py says who may read it)."""
+
+    def __init__(self, stats: StatsService) -> None:
+        self._stats = stats
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.get("/api/sessions/{id}/stats", self.session_stats)]
+
+    async def session_stats(self, request: web.Request) -> web.Response:
+        caller = signed_in(request)
+        return json_response(await self._stats.stats(caller, path_id(request)))

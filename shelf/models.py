@@ -194,3 +194,16 @@ class FlashPurchase(Base):
     )
     buyer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
     quantity: Mapped[int] = mapped_column(Integer)
+
+
+class CardEvent(Base):
+    """A viewer saw (``impression``) or tapped (``click``) a pin's product card; once
+    per viewer, pin and kind. ``viewer`` is ``u<user id>`` or ``g<connection id>``."""
+
+    __tablename__ = "card_events"
+
+    pin_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    viewer: Mapped[str] = mapped_column(String(48), primary_key=True)
+    session_id: Mapped[int] = mapped_column(Integer, index=True)
+    at_ms: Mapped[int] = mapped_column(BigInteger)

@@ -55,6 +55,7 @@ async function openSession(id) {
   $('#chat-list').replaceChildren();
   show($('#workspace'), true);
   $('#watch-link').href = `/watch/${id}`;
+  $('#stats-link').href = `/studio/${id}/stats`;
   renderStatus();
   await loadSessions();
   room = new RoomClient(id, { token: session.token() });

@@ -3,6 +3,7 @@
 
 import { api, ApiError, idempotencyKey, session } from './api.js';
 import { mountAuth } from './auth.js';
+import { buyError, toaster } from './messages.js';
 import { $, duration, h, money, ServerClock } from './format.js';
 import { RoomClient } from './room.js';
 import { ShelfState } from './shelfstate.js';
@@ -19,22 +20,6 @@ let player = null;
 let playRetry = null;
 let pendingLikes = 0;
 let likeTimer = null;
-
-const BUY_ERRORS = {
-  out_of_stock: 'Sold out, sorry.',
-  flash_sold_out: 'The flash sale just sold out.',
-  flash_limit_reached: 'You reached the per-person limit of this flash sale.',
-  sign_in_required: 'Sign in to buy.',
-  role_not_allowed: 'Sign in with a viewer account to buy.',
-  session_not_live: 'The show is not live right now.',
-  not_on_shelf: 'This product is no longer on the shelf.',
-  product_archived: 'This product is no longer sold.',
-  payment_declined: 'Your payment was declined; nothing was charged.',
-  banned: 'You cannot buy in this room.',
-  network_error: 'No connection; your order was not placed. Try again.',
-  token_expired: 'You were signed out; sign in again to buy.',
-  invalid_token: 'You were signed out; sign in again to buy.',
-};
 
 const CHAT_ERRORS = {
   sign_in_required: 'Sign in to chat.',
@@ -64,9 +49,40 @@ function renderLive() {
   if (live.status === 'scheduled') setStage('The show has not started yet. Stay on this page.');
   else if (live.status === 'ended') setStage('The show has ended. Thanks for watching!');
   else if (paused) setStage('The host paused the stream. Stay tuned…');
+  $('#replay-link').hidden = live.status !== 'ended';
+  $('#replay-link').href = `/replay/${sessionId}`;
 }
 
+// ---------------------------------------------------------------- following the host
+
+let hostId = null;
+function renderFollow(body) {
+  const button = $('#follow');
+  button.hidden = false;
+  button.textContent = `${body.following ? 'Following' : 'Follow'} · ${body.followers}`;
+  button.dataset.following = body.following ? '1' : '';
+}
+
+async function loadFollow() {
+  if (hostId === null) return;
+  try { renderFollow(await api('GET', `/api/hosts/${hostId}/followers`)); } catch { /* later */ }
+}
+
+$('#follow').addEventListener('click', async () => {
+  if (!session.user()) {
+    toast('Sign in to follow the host.', 'error');
+    return;
+  }
+  const method = $('#follow').dataset.following ? 'DELETE' : 'POST';
+  try { renderFollow(await api(method, `/api/hosts/${hostId}/follow`)); }
+  catch (err) { toast(err.message, 'error'); }
+});
+
 function applySession(data) {
+  if (data.host && data.host.id !== hostId) {
+    hostId = data.host.id;
+    loadFollow();
+  }
   live = { ...live, status: data.status, title: data.title ?? live.title };
   renderLive();
   if (live.status === 'live') startPlayback();
@@ -138,11 +154,22 @@ function stockText(productId) {
   return left > 0 ? `${left} left` : 'Sold out';
 }
 
+// The creator's funnel: each pin's card counts once as seen and once as tapped per viewer.
+const reported = new Set();
+function reportCard(kind, pinId) {
+  const key = `${kind}:${pinId}`;
+  if (reported.has(key)) return;
+  reported.add(key);
+  room.send({ type: `card.${kind}`, pin_id: pinId })
+    .catch(() => reported.delete(key)); // not connected: the next render reports it again
+}
+
 function renderCard() {
   const card = shelf.pinned;
   const el = $('#card');
   el.hidden = !card || live.status === 'ended';
   if (!card) return;
+  if (!document.hidden) reportCard('impression', card.pin_id);
   const item = shelf.item(card.product_id) || card;
   $('#card-image').src = item.image_url || '';
   $('#card-image').hidden = !item.image_url;
@@ -176,23 +203,19 @@ function renderShelf() {
   }));
 }
 
+$('#card').addEventListener('click', (ev) => {
+  if (shelf.pinned && !ev.target.closest('input')) reportCard('click', shelf.pinned.pin_id);
+});
 $('#open-shelf').addEventListener('click', () => { $('#shelf').hidden = !$('#shelf').hidden; });
 $('#card-buy').addEventListener('click', () => {
   const card = shelf.pinned;
+  if (card) reportCard('click', card.pin_id);
   if (card) buy(shelf.item(card.product_id) || card, Number($('#card-qty').value), $('#card-buy'));
 });
 
 // ---------------------------------------------------------------- buying
 
-let toastTimer = null;
-function toast(text, kind = 'ok') {
-  const el = $('#toast');
-  el.textContent = text;
-  el.className = `toast ${kind}`;
-  el.hidden = false;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => { el.hidden = true; }, kind === 'error' ? 6000 : 5000);
-}
+const toast = toaster($('#toast'));
 
 async function buy(item, quantity, button) {
   if (!session.user()) {
@@ -221,7 +244,7 @@ async function buy(item, quantity, button) {
     toast(`Order #${order.id} confirmed: ${order.quantity} × ${item.title}, `
       + `${money(order.amount_minor, order.currency)} paid.`);
   } catch (err) {
-    toast(BUY_ERRORS[err.code] || err.message, 'error');
+    toast(buyError(err), 'error');
   } finally {
     button.disabled = false;
     renderCard();
@@ -369,6 +392,7 @@ room.on('status', (state) => {
 
 window.addEventListener('liveshelf:auth', () => {
   room.restart({ token: session.token() });
+  loadFollow();
   renderChatForm();
 });
 

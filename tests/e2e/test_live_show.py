@@ -92,6 +92,12 @@ async def test_host_goes_live_viewer_watches_buys_and_chats(
         await expect(studio.get_by_test_id("n-orders")).to_have_text("1", timeout=5000)
         await expect(studio.get_by_test_id("n-gmv")).to_contain_text("39.98")
 
+        # The viewer follows the host.
+        follow = watch.get_by_test_id("follow")
+        await expect(follow).to_have_text("Follow · 0")
+        await follow.click()
+        await expect(follow).to_have_text("Following · 1")
+
         # Chat both ways.
         await watch.get_by_label("chat message").fill("Is it dishwasher safe?")
         await watch.get_by_label("chat message").press("Enter")
@@ -104,6 +110,24 @@ async def test_host_goes_live_viewer_watches_buys_and_chats(
 
         await watch.screenshot(path=str(artifacts / "watch.png"))
         await studio.screenshot(path=str(artifacts / "studio.png"), full_page=True)
+
+        # The stats dashboard: the pin's funnel (the watch page reported seeing and
+        # tapping the card) and the charts, refreshing while the show is live.
+        stats = await studio_ctx.new_page()
+        stats_errors = page_errors(stats)
+        await stats.goto(f"{base_url}/studio/{show['id']}/stats")
+        pin_row = stats.get_by_test_id("pins-table").locator("tbody tr").first
+        await expect(pin_row).to_contain_text("Ceramic mug", timeout=5000)
+        cells = pin_row.locator("td")
+        await expect(cells.nth(3)).to_have_text("1", timeout=8000)  # saw the card
+        await expect(cells.nth(4)).to_have_text("1")  # tapped Buy
+        await expect(cells.nth(5)).to_have_text("1")  # ordered
+        await expect(cells.nth(7)).to_contain_text("39.98")
+        for chart in ("chart-viewers", "chart-retention", "chart-funnel"):
+            await expect(stats.get_by_test_id(chart).locator(".main-svg").first).to_be_visible()
+        await expect(stats.get_by_test_id("kpis")).to_contain_text("peak viewers")
+        await stats.screenshot(path=str(artifacts / "stats.png"), full_page=True)
+        assert stats_errors == []
         assert studio_errors == [] and watch_errors == []
     finally:
         await studio_ctx.close()

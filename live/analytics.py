@@ -1,0 +1,224 @@
+"""Audience figures of one session, from what ``live/audience.py`` recorded.
+
+Pure functions over plain rows (unit-tested on their own), and ``AudienceReport``,
+which reads the rows and applies them. Times are epoch milliseconds; curves are per
+second of wall-clock time (``second`` = epoch seconds).
+
+* concurrency: per second, viewers receiving media and room sockets, summed over
+  processes, with that second's joins and leaves;
+* watch time: per viewer (a signed-in user, or one WHEP resource for a guest), the
+  sum of its watch intervals; average and median over viewers;
+* retention: share of viewers still watching ``t`` seconds after they first joined;
+* drop-offs: seconds where leaving spiked (at least ``min_leavers`` viewers and at
+  least ``min_share`` of the audience of the second before), each with what happened
+  in the ``lookback_s`` seconds before it (pins, flash sales, publisher pauses), each
+  with ``seconds_before`` the start of that second (negative: during it).
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from live.db import Database
+from live.models import AudienceSecond, SessionMark, WatchInterval
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    viewer: str
+    joined_ms: int
+    left_ms: int
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """Something that happened, for annotating drop-offs: ``pin.start``, ``flash.end``..."""
+
+    at_ms: int
+    kind: str
+    detail: dict[str, Any]
+
+
+def concurrency(rows: Iterable[Any]) -> list[dict[str, int]]:
+    """Per-second samples of every process added up, in time order, gaps filled with 0."""
+    by_second: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for r in rows:
+        acc = by_second[int(r.second)]
+        acc[0] += int(r.media_viewers)
+        acc[1] += int(r.sockets)
+        acc[2] += int(r.joins)
+        acc[3] += int(r.leaves)
+    if not by_second:
+        return []
+    first, last = min(by_second), max(by_second)
+    out = []
+    for second in range(first, last + 1):
+        media, sockets, joins, leaves = by_second.get(second, (0, 0, 0, 0))
+        out.append(
+            {
+                "second": second,
+                "media_viewers": media,
+                "sockets": sockets,
+                "joins": joins,
+                "leaves": leaves,
+            }
+        )
+    return out
+
+
+def watch_times_s(intervals: Sequence[Interval]) -> dict[str, float]:
+    """Seconds watched per viewer (overlapping intervals of one viewer count once)."""
+    spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for i in intervals:
+        spans[i.viewer].append((i.joined_ms, max(i.joined_ms, i.left_ms)))
+    out = {}
+    for viewer, parts in spans.items():
+        total, end = 0, None
+        for start, stop in sorted(parts):
+            if end is not None and start < end:
+                start = end
+            if stop > start:
+                total += stop - start
+            end = stop if end is None else max(end, stop)
+        out[viewer] = total / 1000
+    return out
+
+
+def retention(intervals: Sequence[Interval], *, points: int = 120) -> list[dict[str, float]]:
+    """``[{t, share}]``: share of viewers still watching ``t`` s after first joining.
+
+    ``t`` runs from 0 to the longest watch in whole seconds, stepping so that at most
+    ``points`` points come out.
+    """
+    by_viewer: dict[str, list[Interval]] = defaultdict(list)
+    for i in intervals:
+        by_viewer[i.viewer].append(i)
+    if not by_viewer:
+        return []
+    firsts = {v: min(i.joined_ms for i in parts) for v, parts in by_viewer.items()}
+    longest_s = max(
+        (max(i.left_ms for i in parts) - firsts[v]) // 1000 for v, parts in by_viewer.items()
+    )
+    step = max(1, -(-int(longest_s) // points))
+    curve = []
+    for t in range(0, int(longest_s) + 1, step):
+        watching = 0
+        for viewer, parts in by_viewer.items():
+            at = firsts[viewer] + t * 1000
+            if any(i.joined_ms <= at < i.left_ms or (t == 0 and i.joined_ms == at) for i in parts):
+                watching += 1
+        curve.append({"t": t, "share": round(watching / len(by_viewer), 4)})
+    return curve
+
+
+def drop_offs(
+    curve: Sequence[dict[str, int]],
+    moments: Sequence[Moment],
+    *,
+    min_leavers: int = 2,
+    min_share: float = 0.2,
+    lookback_s: int = 30,
+) -> list[dict[str, Any]]:
+    """Seconds where leaving spiked, each with the moments just before it (newest first)."""
+    out = []
+    for before, now in itertools.pairwise(curve):
+        audience = max(before["media_viewers"], 1)
+        if now["leaves"] >= min_leavers and now["leaves"] >= min_share * audience:
+            end_ms = (now["second"] + 1) * 1000
+            start_ms = end_ms - (lookback_s + 1) * 1000
+            near = [m for m in moments if start_ms <= m.at_ms < end_ms]
+            near.sort(key=lambda m: m.at_ms, reverse=True)
+            out.append(
+                {
+                    "second": now["second"],
+                    "leaves": now["leaves"],
+                    "viewers_before": before["media_viewers"],
+                    "after": [
+                        {
+                            "kind": m.kind,
+                            "at_ms": m.at_ms,
+                            "seconds_before": round((now["second"] * 1000 - m.at_ms) / 1000, 3),
+                            **m.detail,
+                        }
+                        for m in near
+                    ],
+                }
+            )
+    return out
+
+
+def summary(intervals: Sequence[Interval]) -> dict[str, Any]:
+    times = sorted(watch_times_s(intervals).values())
+    return {
+        "viewers": len(times),
+        "average_watch_s": round(statistics.fmean(times), 3) if times else 0.0,
+        "median_watch_s": round(statistics.median(times), 3) if times else 0.0,
+    }
+
+
+class AudienceReport:
+    """Reads a session's audience rows and turns them into figures."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def intervals(self, session_id: int, now_ms: int) -> list[Interval]:
+        """Watch intervals, open ones cut at ``now_ms``. Guests count per WHEP resource."""
+        async with self._db.read() as s:
+            rows = await s.execute(
+                select(
+                    WatchInterval.user_id,
+                    WatchInterval.resource_id,
+                    WatchInterval.joined_ms,
+                    WatchInterval.left_ms,
+                    WatchInterval.reason,
+                ).where(WatchInterval.session_id == session_id)
+            )
+            return [
+                Interval(
+                    f"u{r.user_id}" if r.user_id is not None else f"r{r.resource_id}",
+                    int(r.joined_ms),
+                    int(r.left_ms if r.left_ms is not None else max(now_ms, r.joined_ms)),
+                    r.reason,
+                )
+                for r in rows
+            ]
+
+    async def curve(self, session_id: int) -> list[dict[str, int]]:
+        async with self._db.read() as s:
+            rows = await s.execute(
+                select(AudienceSecond).where(AudienceSecond.session_id == session_id)
+            )
+            return concurrency(rows.scalars())
+
+    async def marks(self, session_id: int) -> list[Moment]:
+        async with self._db.read() as s:
+            rows = await s.execute(select(SessionMark).where(SessionMark.session_id == session_id))
+            return [
+                Moment(int(m.at_ms), m.kind, {"reason": m.detail} if m.detail else {})
+                for m in rows.scalars()
+            ]
+
+    async def viewers_of_host_before(
+        self, host_session_ids: Sequence[int], before_ms: int
+    ) -> set[int]:
+        """Signed-in users who watched any of these sessions before ``before_ms``."""
+        if not host_session_ids:
+            return set()
+        async with self._db.read() as s:
+            rows = await s.execute(
+                select(func.distinct(WatchInterval.user_id)).where(
+                    WatchInterval.session_id.in_(host_session_ids),
+                    WatchInterval.user_id.is_not(None),
+                    WatchInterval.joined_ms < before_ms,
+                )
+            )
+            return {int(r[0]) for r in rows}

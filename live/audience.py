@@ -1,0 +1,209 @@
+"""Who watched, second by second: the audience as the server measured it.
+
+``AudienceRecorder`` keeps three records per session:
+
+* ``watch_intervals``: one row per WHEP viewer, from its transport connecting to its
+  leaving, with the reason it left; exact to the millisecond, so retention and watch
+  time are computed, not sampled;
+* ``audience_seconds``: every second, per process, the viewers *receiving media*
+  (transport connected and sent a frame within the last 1.5 s), the room-channel
+  sockets, and the WHEP joins and leaves since the previous sample;
+* ``session_marks``: the publisher going live and pausing, to annotate drop-offs.
+
+Writes are queued in memory and committed together once a second (one transaction),
+in the order they happened. A crash loses at most that last second; intervals it
+leaves open are closed when the session ends (reason ``lost``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import insert, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from live.clock import Clock
+from live.db import Database, upsert
+from live.models import AudienceSecond, SessionMark, WatchInterval
+from live.tasks import reraise_if_cancelling, stop_task
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceSources:
+    """Where the per-second counts come from (wired in ``app.py``)."""
+
+    #: sessions this process has media peers for
+    media_sessions: Callable[[], Iterable[int]]
+    #: viewers of a session actually receiving media now
+    media_viewers: Callable[[int], int]
+    #: rooms with sockets in this process
+    socket_rooms: Callable[[], Iterable[int]]
+    #: room-channel sockets of a session in this process
+    sockets: Callable[[int], int]
+
+
+class AudienceRecorder:
+    """Implements media's ``AudienceListener``; samples every second while started."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        sources: AudienceSources,
+        *,
+        process: str,
+        interval_s: float = 1.0,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._sources = sources
+        self._process = process
+        self._interval = interval_s
+        self._pending: list[Callable[[AsyncSession], Any]] = []
+        self._joins: Counter[int] = Counter()
+        self._leaves: Counter[int] = Counter()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- media's AudienceListener ---------------------------------------------------
+
+    def viewer_joined(self, session_id: int, resource_id: str, user_id: int | None) -> None:
+        row = {
+            "session_id": session_id,
+            "resource_id": resource_id,
+            "user_id": user_id,
+            "joined_ms": self._clock.now_ms(),
+        }
+        self._joins[session_id] += 1
+        self._pending.append(lambda tx: tx.execute(insert(WatchInterval), [row]))
+
+    def viewer_left(self, session_id: int, resource_id: str, reason: str) -> None:
+        left = self._clock.now_ms()
+        self._leaves[session_id] += 1
+        stmt = (
+            update(WatchInterval)
+            .where(WatchInterval.resource_id == resource_id, WatchInterval.left_ms.is_(None))
+            .values(left_ms=left, reason=reason[:32])
+        )
+        self._pending.append(lambda tx: tx.execute(stmt))
+
+    # -- marks -------------------------------------------------------------------------
+
+    def mark(self, session_id: int, kind: str, detail: str | None = None) -> None:
+        row = {
+            "session_id": session_id,
+            "at_ms": self._clock.now_ms(),
+            "kind": kind,
+            "detail": detail,
+        }
+        self._pending.append(lambda tx: tx.execute(insert(SessionMark), [row]))
+
+    # -- sampling ------------------------------------------------------------------------
+
+    async def sample(self) -> None:
+        """Record this second's counts and commit everything queued since the last one."""
+        second = self._clock.now_ms() // 1000
+        sources = self._sources
+        sessions = (
+            set(sources.media_sessions())
+            | set(sources.socket_rooms())
+            | set(self._joins)
+            | set(self._leaves)
+        )
+        rows = [
+            {
+                "session_id": sid,
+                "second": second,
+                "process": self._process,
+                "media_viewers": sources.media_viewers(sid),
+                "sockets": sources.sockets(sid),
+                "joins": self._joins[sid],
+                "leaves": self._leaves[sid],
+            }
+            for sid in sorted(sessions)
+        ]
+        self._joins.clear()
+        self._leaves.clear()
+        pending, self._pending = self._pending, []
+        if not rows and not pending:
+            return
+        async with self._db.transaction() as tx:
+            for write in pending:
+                await write(tx)
+            if rows:
+                # Two samples in one second (a session ending between ticks) add up.
+                stmt = upsert(tx, AudienceSecond)
+                await tx.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["session_id", "second", "process"],
+                        set_={
+                            "media_viewers": stmt.excluded.media_viewers,
+                            "sockets": stmt.excluded.sockets,
+                            "joins": AudienceSecond.joins + stmt.excluded.joins,
+                            "leaves": AudienceSecond.leaves + stmt.excluded.leaves,
+                        },
+                    ),
+                    rows,
+                )
+
+    async def close_session(self, session_id: int, ended_ms: int) -> None:
+        """The session ended: close what a crashed process left open (reason ``lost``)."""
+        await self.sample()
+        async with self._db.transaction() as tx:
+            await tx.execute(
+                update(WatchInterval)
+                .where(WatchInterval.session_id == session_id, WatchInterval.left_ms.is_(None))
+                .values(left_ms=ended_ms, reason="lost")
+            )
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Sample every ``interval_s`` (0: only when ``sample`` is called, as tests do)."""
+        if self._interval <= 0:
+            return
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="AudienceRecorder")
+
+    async def stop(self) -> None:
+        await stop_task(self._task)
+        self._task = None
+        await self.sample()  # what the shutdown itself queued (viewers leaving)
+
+    async def _loop(self) -> None:
+        while True:
+            # On the second boundary, so each row covers one wall-clock second.
+            now = self._clock.now_ms()
+            await asyncio.sleep(self._interval - (now % 1000) / 1000 % self._interval + 0.005)
+            try:
+                await self.sample()
+            except Exception:
+                reraise_if_cancelling()
+                logger.exception("AudienceRecorder(%s) sample failed", self._process)
+
+
+class _Lifecycle(Protocol):
+    async def on_publisher_started(self, session_id: int) -> None: ...
+
+    async def on_publisher_stopped(self, session_id: int, reason: str) -> None: ...
+
+
+class MarkingLifecycle:
+    """Media's lifecycle that also marks ``live.started`` / ``live.paused`` for analytics."""
+
+    def __init__(self, inner: _Lifecycle, recorder: AudienceRecorder) -> None:
+        self._inner = inner
+        self._recorder = recorder
+
+    async def on_publisher_started(self, session_id: int) -> None:
+        self._recorder.mark(session_id, "live.started")
+        await self._inner.on_publisher_started(session_id)
+
+    async def on_publisher_stopped(self, session_id: int, reason: str) -> None:
+        self._recorder.mark(session_id, "live.paused", reason)
+        await self._inner.on_publisher_stopped(session_id, reason)

@@ -1,0 +1,124 @@
+"""Viewers following hosts, and how a host's following grew.
+
+A follow is a row from ``created_ms`` until ``removed_ms``; following again after
+unfollowing adds a new row, so "followers at time t" stays answerable for any t.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+
+from live.auth import Principal
+from live.clock import Clock, iso
+from live.db import Database
+from live.errors import Forbidden, NotFound
+from live.models import Follow, Role, User
+
+DAY_MS = 86_400_000
+
+
+class FollowService:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def follow(self, caller: Principal, host_id: int) -> dict[str, Any]:
+        """Idempotent: following a host you follow changes nothing."""
+        if caller.role is not Role.VIEWER:
+            raise Forbidden("role_not_allowed", "only viewers follow hosts")
+        async with self._db.transaction() as tx:
+            await self._host(tx, host_id)
+            if await self._current(tx, caller.user_id, host_id) is None:
+                tx.add(
+                    Follow(
+                        follower_id=caller.user_id, host_id=host_id, created_ms=self._clock.now_ms()
+                    )
+                )
+        return await self.status(caller, host_id)
+
+    async def unfollow(self, caller: Principal, host_id: int) -> dict[str, Any]:
+        async with self._db.transaction() as tx:
+            await self._host(tx, host_id)
+            await tx.execute(
+                update(Follow)
+                .where(
+                    Follow.follower_id == caller.user_id,
+                    Follow.host_id == host_id,
+                    Follow.removed_ms.is_(None),
+                )
+                .values(removed_ms=self._clock.now_ms())
+            )
+        return await self.status(caller, host_id)
+
+    async def status(self, caller: Principal | None, host_id: int) -> dict[str, Any]:
+        """``{host_id, followers, following}`` (``following``: the caller, if signed in)."""
+        async with self._db.read() as s:
+            await self._host(s, host_id)
+            rows = (
+                await s.execute(
+                    select(Follow.follower_id).where(
+                        Follow.host_id == host_id, Follow.removed_ms.is_(None)
+                    )
+                )
+            ).all()
+        followers = {r[0] for r in rows}
+        return {
+            "host_id": host_id,
+            "followers": len(followers),
+            "following": caller is not None and caller.user_id in followers,
+        }
+
+    async def over_time(self, host_id: int) -> list[dict[str, Any]]:
+        """Followers at the end of each UTC day from the first follow until today."""
+        async with self._db.read() as s:
+            rows = (
+                await s.execute(
+                    select(Follow.created_ms, Follow.removed_ms).where(Follow.host_id == host_id)
+                )
+            ).all()
+        if not rows:
+            return []
+        first_day = min(r.created_ms for r in rows) // DAY_MS
+        last_day = self._clock.now_ms() // DAY_MS
+        out = []
+        for day in range(first_day, last_day + 1):
+            end = (day + 1) * DAY_MS
+            count = sum(
+                1
+                for r in rows
+                if r.created_ms < end and (r.removed_ms is None or r.removed_ms >= end)
+            )
+            out.append({"date": (iso(day * DAY_MS) or "")[:10], "followers": count})
+        return out
+
+    async def followers_at(self, host_id: int, at_ms: int) -> set[int]:
+        async with self._db.read() as s:
+            rows = (
+                await s.execute(
+                    select(Follow.follower_id).where(
+                        Follow.host_id == host_id,
+                        Follow.created_ms <= at_ms,
+                        (Follow.removed_ms.is_(None)) | (Follow.removed_ms > at_ms),
+                    )
+                )
+            ).all()
+        return {r[0] for r in rows}
+
+    @staticmethod
+    async def _host(s: Any, host_id: int) -> None:
+        user = await s.get(User, host_id)
+        if user is None or user.role != Role.HOST.value:
+            raise NotFound("host_not_found", f"no host {host_id}")
+
+    @staticmethod
+    async def _current(s: Any, follower_id: int, host_id: int) -> Follow | None:
+        found: Follow | None = await s.scalar(
+            select(Follow).where(
+                Follow.follower_id == follower_id,
+                Follow.host_id == host_id,
+                Follow.removed_ms.is_(None),
+            )
+        )
+        return found

@@ -1,0 +1,161 @@
+"""``GET /api/sessions/{id}/stats``: everything a creator (or a brand on the shelf)
+learns about one session, live (a second or two behind) or after it ended.
+
+* ``audience``: the per-second curve (viewers receiving media, room sockets, joins,
+  leaves), watch time, retention, drop-offs annotated with what happened just before,
+  and why viewers left;
+* ``funnel``: per pin window, per product and for the session (``shelf/funnel.py``);
+* ``fans``: the host's followers now and over time, followers gained during the
+  session, and the session's signed-in viewers split into returning and new.
+
+Who may read it: the session's host, admins, and brands with a product on the
+session's shelf or pinned in it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from sqlalchemy import select
+
+from live import analytics
+from live.analytics import AudienceReport, Moment
+from live.auth import Principal
+from live.clock import Clock, iso
+from live.db import Database
+from live.errors import Forbidden, NotFound
+from live.follows import FollowService
+from live.models import LiveSession, Role
+from shelf.funnel import funnel
+from shelf.models import FlashSale, FlashStatus, Pin, Product, ShelfItem
+
+
+class StatsService:
+    def __init__(
+        self, db: Database, clock: Clock, audience: AudienceReport, follows: FollowService
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._audience = audience
+        self._follows = follows
+
+    async def stats(self, caller: Principal, session_id: int) -> dict[str, Any]:
+        session = await self._readable(caller, session_id)
+        now = self._clock.now_ms()
+        curve = await self._audience.curve(session_id)
+        intervals = await self._audience.intervals(session_id, now)
+        moments = await self._moments(session_id) + await self._audience.marks(session_id)
+        reasons = Counter(i.reason or "watching" for i in intervals)
+        return {
+            "session": {
+                "id": session.id,
+                "title": session.title,
+                "status": session.status,
+                "host_id": session.host_id,
+                "started_at": iso(session.started_ms),
+                "ended_at": iso(session.ended_ms),
+                "generated_at": iso(now),
+            },
+            "audience": {
+                "curve": curve,
+                **analytics.summary(intervals),
+                "peak_viewers": max((c["media_viewers"] for c in curve), default=0),
+                "retention": analytics.retention(intervals),
+                "drop_offs": analytics.drop_offs(curve, moments),
+                "leave_reasons": dict(sorted(reasons.items())),
+            },
+            "funnel": await funnel(self._db, session_id, curve, now),
+            "fans": await self._fans(session, intervals, now),
+        }
+
+    async def _readable(self, caller: Principal, session_id: int) -> LiveSession:
+        async with self._db.read() as s:
+            session = await s.get(LiveSession, session_id)
+            if session is None:
+                raise NotFound("session_not_found", f"no live session {session_id}")
+            if caller.role is Role.ADMIN or caller.user_id == session.host_id:
+                return session
+            if caller.role is Role.HOST:
+                raise Forbidden("not_your_session", "a host reads only their own sessions' stats")
+            if caller.role is not Role.BRAND:
+                raise Forbidden(
+                    "role_not_allowed", "stats are for the host and brands on the shelf"
+                )
+            shelved = select(ShelfItem.product_id).where(ShelfItem.session_id == session_id)
+            pinned = select(Pin.product_id).where(Pin.session_id == session_id)
+            mine = await s.scalar(
+                select(Product.id)
+                .where(
+                    Product.brand_id == caller.user_id,
+                    Product.id.in_(shelved.union(pinned).scalar_subquery()),
+                )
+                .limit(1)
+            )
+            if mine is None:
+                raise Forbidden(
+                    "not_on_this_shelf", "a brand reads stats of sessions its products were on"
+                )
+            return session
+
+    async def _moments(self, session_id: int) -> list[Moment]:
+        async with self._db.read() as s:
+            pins = (
+                await s.execute(
+                    select(Pin, Product.title)
+                    .join(Product, Product.id == Pin.product_id)
+                    .where(Pin.session_id == session_id)
+                )
+            ).all()
+            sales = (
+                await s.scalars(
+                    select(FlashSale).where(
+                        FlashSale.session_id == session_id,
+                        FlashSale.status != FlashStatus.CANCELLED.value,
+                    )
+                )
+            ).all()
+        out = []
+        for pin, title in pins:
+            detail = {"pin_id": pin.id, "product_id": pin.product_id, "title": title}
+            out.append(Moment(pin.start_ms, "pin.start", detail))
+            if pin.end_ms is not None:
+                out.append(Moment(pin.end_ms, "pin.end", detail))
+        for sale in sales:
+            detail = {"flash_sale_id": sale.id, "product_id": sale.product_id}
+            out.append(Moment(sale.started_ms or sale.starts_ms, "flash.start", detail))
+            if sale.closed_ms is not None:
+                out.append(Moment(sale.closed_ms, "flash.end", detail))
+        return out
+
+    async def _fans(
+        self, session: LiveSession, intervals: list[analytics.Interval], now: int
+    ) -> dict[str, Any]:
+        start = session.started_ms or session.created_ms
+        end = session.ended_ms or now
+        before = await self._follows.followers_at(session.host_id, start)
+        after = await self._follows.followers_at(session.host_id, end)
+        async with self._db.read() as s:
+            earlier = list(
+                await s.scalars(
+                    select(LiveSession.id).where(
+                        LiveSession.host_id == session.host_id,
+                        LiveSession.id != session.id,
+                        LiveSession.created_ms < session.created_ms,
+                    )
+                )
+            )
+        seen_before = await self._audience.viewers_of_host_before(earlier, start)
+        users = {int(i.viewer[1:]) for i in intervals if i.viewer.startswith("u")}
+        guests = {i.viewer for i in intervals if not i.viewer.startswith("u")}
+        return {
+            "followers": len(after),
+            "followers_gained": len(after - before),
+            "followers_lost": len(before - after),
+            "followers_over_time": await self._follows.over_time(session.host_id),
+            "viewers": {
+                "returning": len(users & seen_before),
+                "new": len(users - seen_before),
+                "guests": len(guests),
+            },
+        }

@@ -1,0 +1,296 @@
+"""A scripted session on a manual clock, with real aiortc peers through WHIP/WHEP and
+real room sockets: the stats come out exactly as scripted.
+
+    second 0  publisher live
+    second 1  viewer A (signed in) starts watching
+    second 2  guest B starts watching; the host pins the mug; A and B see the card,
+              A taps it and buys two; A follows the host
+    second 3  A and B leave (DELETE)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from sqlalchemy import insert
+from support import Account, Api
+
+from app import Settings, audience_key, cards_key, create_app, db_key, room_log_key
+from live.clock import ManualClock
+from live.models import LiveSession, WatchInterval
+from media.clients import PublisherClient, ViewerClient
+from media.config import MediaConfig
+
+T0 = 1_764_000_000_000  # a whole second
+S0 = T0 // 1000
+PRICE = 2_500
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(T0)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return replace(settings, audience_sample_s=0)  # the test samples by hand
+
+
+@pytest.fixture
+def app(settings: Settings, clock: ManualClock) -> web.Application:
+    return create_app(settings, clock=clock)
+
+
+def _exchange(client: TestClient[Any, Any], path: str, who: Account | None) -> Any:
+    class Posted:
+        def __init__(self, answer: str, location: str) -> None:
+            self.answer_sdp = answer
+            self.location = location
+
+    async def exchange(offer: str) -> Posted:
+        headers = {"Content-Type": "application/sdp", **(who.headers if who else {})}
+        res = await client.post(path, data=offer, headers=headers)
+        body = await res.text()
+        assert res.status == 201, body
+        return Posted(body, res.headers["Location"])
+
+    return exchange
+
+
+async def _room_event(app: web.Application, sid: int, type_: str) -> None:
+    room_log = app[room_log_key]
+    async with asyncio.timeout(10):
+        while True:
+            position = await room_log.position(sid)
+            events = await room_log.read_since(sid, 0, position.epoch) or []
+            if any(orjson.loads(raw)["type"] == type_ for raw in events):
+                return
+            await asyncio.sleep(0.02)
+
+
+async def _shop(api: Api) -> tuple[Account, Account, int, int]:
+    host, brand = await api.signup("host"), await api.signup("brand")
+    product = await api.call(
+        "POST",
+        "/api/products",
+        brand,
+        expect=201,
+        json={
+            "title": "Mug",
+            "price_minor": PRICE,
+            "currency": "EUR",
+            "stock": 20,
+            "commission_bps": 1000,
+        },
+    )
+    coop = await api.call(
+        "POST",
+        "/api/cooperations",
+        brand,
+        expect=201,
+        json={
+            "host_id": host.id,
+            "product_ids": [product["id"]],
+            "commission_bps": 1000,
+        },
+    )
+    await api.call("POST", f"/api/cooperations/{coop['id']}/accept", host, expect=200)
+    session = await api.live_session(host)
+    await api.call(
+        "POST",
+        f"/api/sessions/{session['id']}/shelf",
+        host,
+        expect=201,
+        json={"product_id": product["id"]},
+    )
+    return host, brand, int(session["id"]), int(product["id"])
+
+
+async def test_scripted_session_gives_exact_stats(
+    api: Api, app: web.Application, clock: ManualClock, tmp_path: Path
+) -> None:
+    client = api.client
+    host, brand, sid, pid = await _shop(api)
+    viewer = await api.signup("viewer")
+    # A watched an earlier show of this host: A is a returning viewer.
+    async with app[db_key].transaction() as tx:
+        earlier = (
+            await tx.execute(
+                insert(LiveSession).returning(LiveSession.id),
+                [
+                    {
+                        "host_id": host.id,
+                        "title": "Earlier",
+                        "status": "ended",
+                        "created_ms": T0 - 10**7,
+                    }
+                ],
+            )
+        ).scalar_one()
+        await tx.execute(
+            insert(WatchInterval),
+            [
+                {
+                    "session_id": earlier,
+                    "resource_id": "earlier-a",
+                    "user_id": viewer.id,
+                    "joined_ms": T0 - 10**6,
+                    "left_ms": T0 - 10**6 + 60_000,
+                    "reason": "deleted",
+                }
+            ],
+        )
+    audience = app[audience_key]
+    config = MediaConfig(ice_addresses=("127.0.0.1",), recordings_dir=tmp_path / "rec")
+    pub = PublisherClient(config)
+    a = ViewerClient(config, decode=False)
+    b = ViewerClient(config, decode=False)
+    try:
+        # second 0: the publisher goes live
+        await pub.connect(_exchange(client, f"/whip/{sid}", host))
+        await _room_event(app, sid, "live.started")  # marked at T0, before the clock moves
+        await audience.sample()
+
+        # second 1: A watches
+        clock.advance(1000)
+        await a.connect(_exchange(client, f"/whep/{sid}", viewer))
+        await a.wait_for("video", encoded=5, within_s=15)
+        await audience.sample()
+
+        # second 2: B (a guest) watches, the host pins, A and B see the card, A buys
+        clock.advance(1000)
+        await b.connect(_exchange(client, f"/whep/{sid}", None))
+        await b.wait_for("video", encoded=5, within_s=15)
+        pin = await api.call(
+            "POST", f"/api/sessions/{sid}/pin", host, json={"product_id": pid}, expect=200
+        )
+        ws_a = await client.ws_connect(f"/api/sessions/{sid}/ws?token={viewer.token}")
+        ws_b = await client.ws_connect(f"/api/sessions/{sid}/ws")
+        for ws in (ws_a, ws_b):
+            assert (await ws.receive_json())["type"] == "hello"
+            await ws.send_json({"type": "card.impression", "pin_id": pin["pin_id"]})
+            await ws.send_json({"type": "card.impression", "pin_id": pin["pin_id"]})  # once
+        await ws_a.send_json({"type": "card.click", "pin_id": pin["pin_id"], "ref": "c"})
+        await ws_a.send_json({"type": "card.click", "pin_id": 10**9, "ref": "bad"})
+        while True:
+            msg = await ws_a.receive_json()
+            if msg["type"] == "error":
+                assert (msg["code"], msg["ref"]) == ("pin_not_found", "bad")
+                break
+        await api.call(
+            "POST",
+            f"/api/sessions/{sid}/orders",
+            viewer,
+            expect=201,
+            json={"product_id": pid, "quantity": 2},
+            headers={"Idempotency-Key": "a-1"},
+        )
+        await api.call("POST", f"/api/hosts/{host.id}/follow", viewer, expect=200)
+        await audience.sample()
+
+        # second 3: both leave
+        clock.advance(1000)
+        for v in (a, b):
+            assert v.resource is not None
+            res = await client.delete(v.resource.location)
+            assert res.status == 200
+        await audience.sample()
+        await app[cards_key].flush()
+        await ws_a.close()
+        await ws_b.close()
+    finally:
+        for peer in (a, b, pub):
+            await peer.close()
+
+    stats = await api.call("GET", f"/api/sessions/{sid}/stats", host, expect=200)
+    aud = stats["audience"]
+    assert [
+        (c["second"] - S0, c["media_viewers"], c["sockets"], c["joins"], c["leaves"])
+        for c in aud["curve"]
+    ] == [
+        (0, 0, 0, 0, 0),
+        (1, 1, 0, 1, 0),
+        (2, 2, 2, 1, 0),
+        (3, 0, 2, 0, 2),
+    ]
+    assert (aud["viewers"], aud["average_watch_s"], aud["median_watch_s"]) == (2, 1.5, 1.5)
+    assert aud["peak_viewers"] == 2
+    assert aud["retention"] == [
+        {"t": 0, "share": 1.0},
+        {"t": 1, "share": 0.5},
+        {"t": 2, "share": 0.0},
+    ]
+    assert aud["leave_reasons"] == {"deleted": 2}
+    (drop,) = aud["drop_offs"]
+    assert (drop["second"] - S0, drop["leaves"], drop["viewers_before"]) == (3, 2, 2)
+    assert [(m["kind"], m["seconds_before"]) for m in drop["after"]] == [
+        ("pin.start", 1.0),
+        ("live.started", 3.0),
+    ]
+    assert drop["after"][0]["title"] == "Mug"
+
+    (window,) = stats["funnel"]["pins"]
+    assert window["pin_id"] == pin["pin_id"]
+    assert window["start_ms"] == T0 + 2000
+    assert {
+        k: window[k]
+        for k in (
+            "viewers_at_start",
+            "peak_viewers",
+            "impressions",
+            "clicks",
+            "orders",
+            "units",
+            "gmv_minor",
+            "click_rate",
+            "conversion_rate",
+        )
+    } == {
+        "viewers_at_start": 2,
+        "peak_viewers": 2,
+        "impressions": 2,
+        "clicks": 1,
+        "orders": 1,
+        "units": 2,
+        "gmv_minor": {"EUR": 2 * PRICE},
+        "click_rate": 0.5,
+        "conversion_rate": 0.5,
+    }
+    (product,) = stats["funnel"]["products"]
+    assert (product["product_id"], product["title"], product["pins"], product["units"]) == (
+        pid,
+        "Mug",
+        1,
+        2,
+    )
+    assert stats["funnel"]["session"] == {
+        "impressions": 2,
+        "clicks": 1,
+        "orders": 1,
+        "units": 2,
+        "gmv_minor": {"EUR": 2 * PRICE},
+        "orders_outside_pins": 0,
+    }
+    fans = stats["fans"]
+    assert (fans["followers"], fans["followers_gained"], fans["followers_lost"]) == (1, 1, 0)
+    assert fans["viewers"] == {"returning": 1, "new": 0, "guests": 1}
+    assert fans["followers_over_time"][-1]["followers"] == 1
+
+    # Who may read them: the host (above), a brand on the shelf; nobody else.
+    await api.call("GET", f"/api/sessions/{sid}/stats", brand, expect=200)
+    refusals = [
+        (await api.signup("brand"), 403, "not_on_this_shelf"),
+        (await api.signup("host"), 403, "not_your_session"),
+        (viewer, 403, "role_not_allowed"),
+        (None, 401, "sign_in_required"),
+    ]
+    for who, status, code in refusals:
+        body = await api.call("GET", f"/api/sessions/{sid}/stats", who, expect=status)
+        assert body["error"]["code"] == code
