@@ -17,6 +17,7 @@ second of wall-clock time (``second`` = epoch seconds).
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import statistics
 from collections import defaultdict
@@ -74,49 +75,50 @@ def concurrency(rows: Iterable[Any]) -> list[dict[str, int]]:
     return out
 
 
+def _merged(intervals: Sequence[Interval]) -> dict[str, list[tuple[int, int]]]:
+    """Each viewer's intervals merged into sorted, non-overlapping spans."""
+    spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for i in sorted(intervals, key=lambda i: (i.viewer, i.joined_ms)):
+        start, stop = i.joined_ms, max(i.joined_ms, i.left_ms)
+        own = spans[i.viewer]
+        if own and start <= own[-1][1]:
+            own[-1] = (own[-1][0], max(own[-1][1], stop))
+        else:
+            own.append((start, stop))
+    return spans
+
+
 def watch_times_s(intervals: Sequence[Interval]) -> dict[str, float]:
     """Seconds watched per viewer (overlapping intervals of one viewer count once)."""
-    spans: dict[str, list[tuple[int, int]]] = defaultdict(list)
-    for i in intervals:
-        spans[i.viewer].append((i.joined_ms, max(i.joined_ms, i.left_ms)))
-    out = {}
-    for viewer, parts in spans.items():
-        total, end = 0, None
-        for start, stop in sorted(parts):
-            if end is not None and start < end:
-                start = end
-            if stop > start:
-                total += stop - start
-            end = stop if end is None else max(end, stop)
-        out[viewer] = total / 1000
-    return out
+    return {
+        viewer: sum(stop - start for start, stop in spans) / 1000
+        for viewer, spans in _merged(intervals).items()
+    }
 
 
 def retention(intervals: Sequence[Interval], *, points: int = 120) -> list[dict[str, float]]:
     """``[{t, share}]``: share of viewers still watching ``t`` s after first joining.
 
-    ``t`` runs from 0 to the longest watch in whole seconds, stepping so that at most
-    ``points`` points come out.
+    ``t`` runs from 0 (everyone, by definition) to the longest watch in whole seconds,
+    stepping so that at most ``points`` + 1 points come out.
     """
-    by_viewer: dict[str, list[Interval]] = defaultdict(list)
-    for i in intervals:
-        by_viewer[i.viewer].append(i)
-    if not by_viewer:
+    spans = _merged(intervals)
+    if not spans:
         return []
-    firsts = {v: min(i.joined_ms for i in parts) for v, parts in by_viewer.items()}
-    longest_s = max(
-        (max(i.left_ms for i in parts) - firsts[v]) // 1000 for v, parts in by_viewer.items()
-    )
-    step = max(1, -(-int(longest_s) // points))
-    curve = []
-    for t in range(0, int(longest_s) + 1, step):
-        watching = 0
-        for viewer, parts in by_viewer.items():
-            at = firsts[viewer] + t * 1000
-            if any(i.joined_ms <= at < i.left_ms or (t == 0 and i.joined_ms == at) for i in parts):
-                watching += 1
-        curve.append({"t": t, "share": round(watching / len(by_viewer), 4)})
-    return curve
+    longest_s = max((s[-1][1] - s[0][0]) // 1000 for s in spans.values())
+    step = max(1, -(-longest_s // points))
+    watching = [0] * (longest_s // step + 1)
+    for own in spans.values():
+        first = own[0][0]
+        starts = [start for start, _ in own]
+        for k in range(len(watching)):
+            at = first + k * step * 1000
+            i = bisect.bisect_right(starts, at) - 1
+            if k == 0 or (i >= 0 and at < own[i][1]):
+                watching[k] += 1
+    return [
+        {"t": k * step, "share": round(n / len(spans), 4)} for k, n in enumerate(watching)
+    ]
 
 
 def drop_offs(

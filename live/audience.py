@@ -133,6 +133,17 @@ class AudienceRecorder:
         pending, self._pending = self._pending, []
         if not rows and not pending:
             return
+        try:
+            await self._commit(pending, rows)
+        except BaseException:
+            # Keep the intervals for the next try (their order matters: an insert
+            # before its update); this second's counts are lost.
+            self._pending[:0] = pending
+            raise
+
+    async def _commit(
+        self, pending: list[Callable[[AsyncSession], Any]], rows: list[dict[str, Any]]
+    ) -> None:
         async with self._db.transaction() as tx:
             for write in pending:
                 await write(tx)

@@ -33,16 +33,37 @@ from shelf.models import FlashSale, FlashStatus, Pin, Product, ShelfItem
 
 class StatsService:
     def __init__(
-        self, db: Database, clock: Clock, audience: AudienceReport, follows: FollowService
+        self,
+        db: Database,
+        clock: Clock,
+        audience: AudienceReport,
+        follows: FollowService,
+        *,
+        fresh_ms: int = 2000,
     ) -> None:
         self._db = db
         self._clock = clock
         self._audience = audience
         self._follows = follows
+        self._fresh_ms = fresh_ms
+        self._cache: dict[int, tuple[int, dict[str, Any]]] = {}
 
     async def stats(self, caller: Principal, session_id: int) -> dict[str, Any]:
+        """The stats of a session the caller may read, at most ``fresh_ms`` old: a live
+        dashboard open in many tabs costs one computation per session and interval."""
         session = await self._readable(caller, session_id)
         now = self._clock.now_ms()
+        cached = self._cache.get(session_id)
+        if cached is not None and now - cached[0] < self._fresh_ms:
+            return cached[1]
+        if len(self._cache) > 1000:
+            self._cache.clear()
+        result = await self._compute(session, now)
+        self._cache[session_id] = (now, result)
+        return result
+
+    async def _compute(self, session: LiveSession, now: int) -> dict[str, Any]:
+        session_id = session.id
         curve = await self._audience.curve(session_id)
         intervals = await self._audience.intervals(session_id, now)
         moments = await self._moments(session_id) + await self._audience.marks(session_id)
