@@ -8,28 +8,38 @@ adjustments for concurrent writers, both applied here and nowhere else:
 * write transactions start with ``BEGIN IMMEDIATE``. A deferred transaction that reads
   and then writes can deadlock against another one doing the same ("database is
   locked" without waiting); taking the write lock up front serialises writers cleanly.
+
+Hot reads (``Database.prepare_read``): a statement run thousands of times a second
+outside any transaction (the order path's read-only pre-check) skips the ORM session
+and SQLAlchemy's execution machinery. On PostgreSQL it is compiled once and sent as a
+prepared statement on a small asyncpg pool of its own; on SQLite it runs as a Core
+statement on a connection (the same answer, no speed claim).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Select, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.compiler import SQLCompiler
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -44,6 +54,10 @@ class Database:
     def __init__(self, url: str, *, schema: str | None = None, pool_size: int = 10) -> None:
         self.url = url
         self.schema = schema
+        self._pool_size = pool_size
+        # The asyncpg pool behind ``prepare_read`` (PostgreSQL only), opened on first use.
+        self._raw_pool: asyncpg.Pool | None = None
+        self._raw_pool_lock = asyncio.Lock()
         kwargs: dict[str, Any] = {"pool_pre_ping": False}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
@@ -55,9 +69,9 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
-        write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._write = async_sessionmaker(write_engine, expire_on_commit=False)
+        self._write = async_sessionmaker(self._write_engine, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -75,6 +89,40 @@ class Database:
         async with self._write() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def write_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction on a bare Core connection (no ORM session, no identity
+        map): for hot paths that only run prebuilt Core statements. Committed if the
+        block succeeds, rolled back if it raises; ``BEGIN IMMEDIATE`` on SQLite."""
+        async with self._write_engine.begin() as conn:
+            yield conn
+
+    def prepare_read(self, statement: Select[*tuple[Any, ...]]) -> PreparedRead:
+        """``statement`` (bind parameters by name) made ready to run often; see
+        ``PreparedRead``."""
+        return PreparedRead(self, statement)
+
+    async def raw_pool(self) -> asyncpg.Pool:
+        """The asyncpg pool for prepared hot reads (PostgreSQL only)."""
+        if self._raw_pool is None:
+            async with self._raw_pool_lock:
+                if self._raw_pool is None:
+                    self._raw_pool = await self._open_raw_pool()
+        return self._raw_pool
+
+    async def _open_raw_pool(self) -> asyncpg.Pool:
+        _args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+        # Options only SQLAlchemy's adapter understands.
+        for option in ("prepared_statement_cache_size", "prepared_statement_name_func"):
+            kwargs.pop(option, None)
+        if self.schema:
+            kwargs["server_settings"] = {"search_path": self.schema}
+        pool = await asyncpg.create_pool(
+            min_size=1, max_size=self._pool_size, reset=_keep_session, **kwargs
+        )
+        assert pool is not None
+        return pool
+
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (creating ``schema`` if set)."""
         if self.schema and not self.is_sqlite:
@@ -84,7 +132,62 @@ class Database:
             await conn.run_sync(_upgrade_to_head)
 
     async def dispose(self) -> None:
+        if self._raw_pool is not None:
+            await self._raw_pool.close()
+            self._raw_pool = None
         await self.engine.dispose()
+
+
+async def _keep_session(_connection: Any) -> None:
+    """The raw pool's connections only ever run reads outside any transaction and never
+    change session state, so returning one to the pool needs no reset (asyncpg's default
+    sends ``RESET ALL`` & co: a round trip per read, half its cost)."""
+
+
+class PreparedRead:
+    """One SELECT, compiled once, run outside any transaction: ``first(params)`` is its
+    first row as a dict keyed by the selected columns' names, or None.
+
+    On PostgreSQL the compiled SQL goes straight to an asyncpg connection (asyncpg
+    prepares it once per connection and caches it): no session, no greenlet hop, no
+    result-row machinery; measured at about a third of the CPU of the same statement
+    through ``AsyncConnection.execute``. That is only sound for columns and parameters
+    whose SQLAlchemy types do no Python-side conversion (integers, strings), which the
+    constructor checks. Every read sees the latest committed data (autocommit, READ
+    COMMITTED), like any other read.
+    """
+
+    def __init__(self, db: Database, statement: Select[*tuple[Any, ...]]) -> None:
+        self._db = db
+        self._statement = statement
+        self._sql = ""
+        # Per positional parameter: its name, and whether the caller binds it (else its
+        # literal value, compiled into the statement, is sent).
+        self._binds: list[tuple[str, bool, Any]] = []
+        if not db.is_sqlite:
+            dialect = db.engine.dialect
+            compiled = statement.compile(dialect=dialect)
+            assert isinstance(compiled, SQLCompiler)
+            for column in statement.selected_columns:
+                if column.type.dialect_impl(dialect).result_processor(dialect, None):
+                    raise TypeError(f"{column}: a prepared read returns ints and strings only")
+            self._sql = compiled.string
+            for name in compiled.positiontup or ():
+                bind = compiled.binds[name]
+                if bind.type.dialect_impl(dialect).bind_processor(dialect):
+                    raise TypeError(f"{name}: a prepared read binds ints and strings only")
+                self._binds.append((name, bind.required, bind.effective_value))
+
+    async def first(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        if self._db.is_sqlite:
+            async with self._db.engine.connect() as conn:
+                row = (await conn.execute(self._statement, dict(params))).mappings().first()
+            return None if row is None else dict(row)
+        args = [params[name] if bound else literal for name, bound, literal in self._binds]
+        pool = await self._db.raw_pool()
+        async with pool.acquire() as conn:
+            record = await conn.fetchrow(self._sql, *args)
+        return None if record is None else dict(record.items())
 
 
 def alembic_config() -> Config:
@@ -119,6 +222,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
-def upsert(tx: AsyncSession, table: Any) -> Any:
-    """``INSERT`` with ``ON CONFLICT`` support for the session's dialect."""
-    return (sqlite_insert if tx.get_bind().dialect.name == "sqlite" else pg_insert)(table)
+def upsert(tx: AsyncSession | AsyncConnection, table: Any) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` support for the session's (connection's) dialect."""
+    dialect = tx.dialect if isinstance(tx, AsyncConnection) else tx.get_bind().dialect
+    return (sqlite_insert if dialect.name == "sqlite" else pg_insert)(table)

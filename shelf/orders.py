@@ -14,6 +14,12 @@ same buyer gets the same answer, however often and however concurrently it is se
 and never takes stock twice. A crash between 1 and 3 leaves a ``placed`` order that
 ``recover()`` settles at the next start. An order acknowledged to a client was
 committed with its events in the outbox first.
+
+Sold out: once this process has refused a product for lack of units, further attempts
+on it first run the same context query as one prepared read outside any transaction
+(``shelf.soldout``): it answers exactly (stored answer for a known key, or the refusal
+the write path would give) and only a read that finds enough units goes on to the write
+transaction. A flash sale's tail of thousands of refused attempts costs one read each.
 """
 
 from __future__ import annotations
@@ -26,14 +32,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Integer, String, and_, bindparam, select
+from sqlalchemy import BigInteger, Integer, Select, String, and_, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from live.auth import Principal
 from live.clock import Clock, iso
 from live.db import Database
-from live.errors import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
+from live.errors import Conflict, Forbidden, InvalidInput, LiveshelfError, NotFound, Unprocessable
 from live.models import LiveSession, Role, SessionStatus
 from live.outbox import Outbox, OutboxRelay
 from shelf.ledger import CommissionLedger
@@ -41,12 +47,16 @@ from shelf.models import Cooperation, FlashSale, FlashStatus, Pin, Product, Shel
 from shelf.order_models import Order, OrderSource, OrderStatus
 from shelf.payments import PaymentProvider
 from shelf.publisher import StockPublisher
-from shelf.stock import StockService
+from shelf.soldout import SoldOutGate
+from shelf.stock import StockService, flash_limit_reached, flash_sold_out, out_of_stock
 
 #: (session id, buyer id) -> None, or raise (e.g. a banned viewer cannot buy).
 BuyerGate = Callable[[int, int], Awaitable[None]]
 
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+#: Refusals for lack of units: they mark the product in the sold-out gate.
+_NO_UNITS = frozenset({"out_of_stock", "flash_sold_out"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +93,52 @@ def order_dict(order: Order) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True, slots=True)
+class OrderContext:
+    """One row of ``_context_query``: everything an order depends on."""
+
+    status: str
+    cooperation_id: int | None
+    host_id: int | None
+    brand_id: int | None
+    commission_bps: int | None
+    flat_fee_minor: int | None
+    price_minor: int | None
+    currency: str | None
+    archived_ms: int | None
+    stock: int | None
+    flash_id: int | None
+    flash_price: int | None
+    flash_currency: str | None
+    flash_limit: int | None
+    flash_quantity: int | None
+    flash_sold: int | None
+    pin_id: int | None
+    existing_id: int | None
+    existing_hash: str | None
+    existing_response: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Existing:
+    """The order the buyer's Idempotency-Key already names."""
+
+    order_id: int
+    buyer_id: int
+    key: str
+    request_hash: str
+    response_json: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Taken:
+    """The units are taken and the order inserted (``placed``), not yet committed."""
+
+    order_id: int
+    amount_minor: int
+    currency: str
+
+
 def request_hash(session_id: int, product_id: int, quantity: int, source: OrderSource) -> str:
     return hashlib.sha256(f"{session_id}:{product_id}:{quantity}:{source}".encode()).hexdigest()
 
@@ -102,12 +158,18 @@ class OrderService:
         platform_fee_bps: int,
         gates: Sequence[BuyerGate] = (),
         settle_wait_s: float = 5.0,
+        sold_out: SoldOutGate | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self._stock = stock
         self._publisher = publisher
         self._context = _context_query()
+        self._read_context = db.prepare_read(self._context)
+        self._sold_out = sold_out or SoldOutGate()
+        # Every committed stock change in this process (refund, cancelled payment, stock
+        # edit, flash sale end or cancel) may bring units back: forget the mark at once.
+        publisher.add_change_listener(self._sold_out.clear)
         self._ledger = ledger
         self._payments = payments
         self._outbox = outbox
@@ -140,92 +202,137 @@ class OrderService:
         fingerprint = request_hash(session_id, product_id, quantity, source)
         for gate in self._gates:
             await gate(session_id, buyer.user_id)
-        now = self._clock.now_ms()
+        params = {
+            "sid": session_id,
+            "pid": product_id,
+            "buyer": buyer.user_id,
+            "key": key,
+            "now": self._clock.now_ms(),
+        }
+        if self._sold_out.routes_to_read(session_id, product_id, quantity):
+            # Known sold out here: answer from one read if it can be answered there.
+            row = await self._read_context.first(params)
+            existing = self._check(OrderContext(**row) if row else None, params, quantity, source)
+            if existing is not None:
+                return await self._answer_again(existing, fingerprint)
+            self._sold_out.clear(product_id)  # units are back: the write path decides
         try:
-            async with self._db.transaction() as tx:
-                taken = await self._take(
-                    tx,
-                    buyer.user_id,
-                    session_id,
-                    product_id,
-                    quantity,
-                    key,
-                    fingerprint,
-                    source,
-                    now,
-                )
-                if taken is not None:
-                    tx.add(taken)
+            async with self._db.write_connection() as tx:
+                taken = await self._take(tx, params, quantity, fingerprint, source)
         except IntegrityError:
             taken = None  # the same key raced us and won
-        if not isinstance(taken, Order):
-            existing = await self._find(buyer.user_id, key)
-            if existing is None:
+        except LiveshelfError as exc:
+            if exc.code in _NO_UNITS:
+                self._sold_out.mark(session_id, product_id, quantity)
+            raise
+        if not isinstance(taken, _Taken):
+            if taken is None:
+                taken = await self._find(buyer.user_id, key)
+            if taken is None:
                 raise Conflict("order_in_progress", "this order is being processed; retry")
-            return await self._answer_again(existing, fingerprint)
-        order = taken
+            return await self._answer_again(taken, fingerprint)
         self._publisher.changed(product_id)
         captured = await self._payments.capture(
-            order.id, order.amount_minor, order.currency, buyer.user_id
+            taken.order_id, taken.amount_minor, taken.currency, buyer.user_id
         )
-        return await self._settle(order.id, captured.ok, captured.reference, buyer.display_name)
+        return await self._settle(
+            taken.order_id, captured.ok, captured.reference, buyer.display_name
+        )
 
-    async def _take(
+    def _check(
         self,
-        tx: AsyncSession,
-        buyer_id: int,
-        session_id: int,
-        product_id: int,
+        ctx: OrderContext | None,
+        params: dict[str, Any],
         quantity: int,
-        key: str,
-        fingerprint: str,
         source: OrderSource,
-        now: int,
-    ) -> Order | None:
-        """Check and take, in the caller's write transaction: one query reads everything
-        the order depends on, one conditional UPDATE takes the units. Returns the new
-        (unsaved) order, or None when ``key`` already names an order of this buyer."""
-        params = {"sid": session_id, "pid": product_id, "buyer": buyer_id, "key": key, "now": now}
-        ctx = (await tx.execute(self._context, params)).first()
+    ) -> _Existing | None:
+        """Every refusal the context alone decides, in the order the write path meets
+        them (the same errors as ``StockService``'s UPDATEs); the order the key already
+        names, if any; None: go and take the units."""
         if ctx is None:
-            raise NotFound("session_not_found", f"no live session {session_id}")
+            raise NotFound("session_not_found", f"no live session {params['sid']}")
         if ctx.existing_id is not None:
-            return None
+            assert ctx.existing_hash is not None
+            return _Existing(
+                ctx.existing_id,
+                params["buyer"],
+                params["key"],
+                ctx.existing_hash,
+                ctx.existing_response,
+            )
         self._check_session(ctx.status, source)
         if ctx.cooperation_id is None:
             raise NotFound("not_on_shelf", "the product is not on this session's shelf")
         if ctx.archived_ms is not None:
             raise Conflict("product_archived", "this product is no longer sold")
         if ctx.flash_id is not None and source is OrderSource.LIVE:
+            assert ctx.flash_limit is not None
+            assert ctx.flash_quantity is not None and ctx.flash_sold is not None
+            if quantity > ctx.flash_limit:
+                raise flash_limit_reached(ctx.flash_limit)
+            if ctx.flash_quantity - ctx.flash_sold < quantity:
+                raise flash_sold_out()
+        elif ctx.stock is None or ctx.stock < quantity:
+            raise out_of_stock()
+        return None
+
+    async def _take(
+        self,
+        tx: AsyncConnection,
+        params: dict[str, Any],
+        quantity: int,
+        fingerprint: str,
+        source: OrderSource,
+    ) -> _Taken | _Existing:
+        """Check and take, in the caller's write transaction: one query reads everything
+        the order depends on, one conditional UPDATE takes the units (the authority: the
+        read only refuses early), one INSERT ... RETURNING records the ``placed`` order.
+        Core statements on the connection: no ORM session on the hot path."""
+        row = (await tx.execute(self._context, params)).mappings().first()
+        ctx = OrderContext(**row) if row is not None else None
+        existing = self._check(ctx, params, quantity, source)
+        if existing is not None:
+            return existing
+        assert ctx is not None and ctx.host_id is not None and ctx.brand_id is not None
+        buyer_id, product_id = params["buyer"], params["pid"]
+        if ctx.flash_id is not None and source is OrderSource.LIVE:
+            assert ctx.flash_limit is not None
             await self._stock.take_flash(tx, ctx.flash_id, ctx.flash_limit, buyer_id, quantity)
             await self._stock.bump(tx, product_id)
             price, currency, flash_id = ctx.flash_price, ctx.flash_currency, ctx.flash_id
         else:
             await self._stock.take_regular(tx, product_id, quantity)
             price, currency, flash_id = ctx.price_minor, ctx.currency, None
-        return Order(
-            session_id=session_id,
-            buyer_id=buyer_id,
-            host_id=ctx.host_id,
-            brand_id=ctx.brand_id,
-            product_id=product_id,
-            cooperation_id=ctx.cooperation_id,
-            flash_sale_id=flash_id,
-            pin_id=ctx.pin_id if source is OrderSource.LIVE else None,
-            quantity=quantity,
-            unit_price_minor=price,
-            currency=currency,
-            amount_minor=price * quantity,
-            commission_bps=ctx.commission_bps,
-            platform_fee_bps=self._platform_fee_bps,
-            flat_fee_minor=ctx.flat_fee_minor,
-            refunded_quantity=0,
-            status=OrderStatus.PLACED.value,
-            source=source.value,
-            idempotency_key=key,
-            request_hash=fingerprint,
-            placed_ms=now,
+        assert price is not None and currency is not None
+        order_id = await tx.scalar(
+            insert(Order)
+            .values(
+                session_id=params["sid"],
+                buyer_id=buyer_id,
+                host_id=ctx.host_id,
+                brand_id=ctx.brand_id,
+                product_id=product_id,
+                cooperation_id=ctx.cooperation_id,
+                flash_sale_id=flash_id,
+                pin_id=ctx.pin_id if source is OrderSource.LIVE else None,
+                quantity=quantity,
+                unit_price_minor=price,
+                currency=currency,
+                amount_minor=price * quantity,
+                commission_bps=ctx.commission_bps,
+                platform_fee_bps=self._platform_fee_bps,
+                flat_fee_minor=ctx.flat_fee_minor,
+                refunded_quantity=0,
+                status=OrderStatus.PLACED.value,
+                source=source.value,
+                idempotency_key=params["key"],
+                request_hash=fingerprint,
+                placed_ms=params["now"],
+            )
+            .returning(Order.id)
         )
+        assert order_id is not None
+        return _Taken(order_id, price * quantity, currency)
 
     @staticmethod
     def _check_session(status: str, source: OrderSource) -> None:
@@ -289,28 +396,31 @@ class OrderService:
             self._publisher.changed(order.product_id)
         return result
 
-    async def _answer_again(self, order: Order, fingerprint: str) -> OrderResult:
+    async def _answer_again(self, order: _Existing, fingerprint: str) -> OrderResult:
         if order.request_hash != fingerprint:
             raise Unprocessable(
                 "idempotency_key_reused",
                 "this Idempotency-Key was used for a different order",
-                order_id=order.id,
+                order_id=order.order_id,
             )
         deadline = asyncio.get_running_loop().time() + self._settle_wait_s
         while order.response_json is None:
             if asyncio.get_running_loop().time() > deadline:
                 raise Conflict("order_in_progress", "this order is still being processed")
             await asyncio.sleep(0.02)
-            fresh = await self._find(order.buyer_id, order.idempotency_key)
+            fresh = await self._find(order.buyer_id, order.key)
             assert fresh is not None
             order = fresh
         return _stored(order.response_json)
 
-    async def _find(self, buyer_id: int, key: str) -> Order | None:
+    async def _find(self, buyer_id: int, key: str) -> _Existing | None:
         async with self._db.read() as s:
-            return await s.scalar(
+            order = await s.scalar(
                 select(Order).where(Order.buyer_id == buyer_id, Order.idempotency_key == key)
             )
+        if order is None:
+            return None
+        return _Existing(order.id, buyer_id, key, order.request_hash, order.response_json)
 
     async def recover(self, older_than_ms: int = 0) -> int:
         """Settle orders left ``placed`` by a crash; returns how many were settled."""
@@ -404,8 +514,9 @@ class OrderService:
         return result
 
 
-def _context_query() -> Any:
-    """Everything an order depends on, in one row (None: no such session).
+def _context_query() -> Select[*tuple[Any, ...]]:
+    """Everything an order depends on, in one row (None: no such session): the columns
+    of ``OrderContext``, including the units left and the order the key already names.
 
     Built once with bind parameters ``sid``, ``pid``, ``buyer``, ``key`` and ``now``:
     building and cache-keying a statement this size per request cost more CPU than
@@ -416,11 +527,6 @@ def _context_query() -> Any:
     buyer_id = bindparam("buyer", type_=Integer)
     key = bindparam("key", type_=String)
     now = bindparam("now", type_=BigInteger)
-    existing = (
-        select(Order.id)
-        .where(Order.buyer_id == buyer_id, Order.idempotency_key == key)
-        .scalar_subquery()
-    )
     open_pin = (
         select(Pin.id)
         .where(Pin.session_id == session_id, Pin.start_ms <= now, Pin.end_ms.is_(None))
@@ -446,12 +552,17 @@ def _context_query() -> Any:
             Product.price_minor,
             Product.currency,
             Product.archived_ms,
+            Product.stock,
             FlashSale.id.label("flash_id"),
             FlashSale.price_minor.label("flash_price"),
             FlashSale.currency.label("flash_currency"),
             FlashSale.per_buyer_limit.label("flash_limit"),
+            FlashSale.quantity.label("flash_quantity"),
+            FlashSale.sold.label("flash_sold"),
             open_pin.label("pin_id"),
-            existing.label("existing_id"),
+            Order.id.label("existing_id"),
+            Order.request_hash.label("existing_hash"),
+            Order.response_json.label("existing_response"),
         )
         .select_from(LiveSession)
         .outerjoin(
@@ -461,6 +572,8 @@ def _context_query() -> Any:
         .outerjoin(Cooperation, Cooperation.id == ShelfItem.cooperation_id)
         .outerjoin(Product, Product.id == ShelfItem.product_id)
         .outerjoin(FlashSale, running)
+        # At most one row: (buyer_id, idempotency_key) is unique.
+        .outerjoin(Order, and_(Order.buyer_id == buyer_id, Order.idempotency_key == key))
         .where(LiveSession.id == session_id)
     )
 

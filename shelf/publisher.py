@@ -14,12 +14,15 @@ Contract:
   product on its shelf is written to the transactional outbox. ``sweep()`` (run at
   start-up) announces whatever a crashed process left unannounced.
 * The snapshot never depends on this: it reads the product row (latest value).
+* Change listeners (``add_change_listener``) hear every ``changed`` at once, before
+  any coalescing: the sold-out gate (``shelf.soldout``) forgets the product there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from contextlib import suppress
 
 from sqlalchemy import select, update
@@ -50,9 +53,17 @@ class StockPublisher:
         self._tasks: dict[asyncio.Task[None], int] = {}
         self._stopped = False
         self._last_sent: dict[int, float] = {}
+        self._listeners: list[Callable[[int], None]] = []
+
+    def add_change_listener(self, listener: Callable[[int], None]) -> None:
+        """``listener(product_id)`` runs inside every ``changed`` call; it must be quick
+        and must not raise."""
+        self._listeners.append(listener)
 
     def changed(self, product_id: int) -> None:
         """The product's stock changed (committed): announce it within ``min_interval_s``."""
+        for listener in self._listeners:
+            listener(product_id)
         if product_id in self._scheduled or self._stopped:
             return  # the scheduled publication will read the latest value
         loop = asyncio.get_running_loop()

@@ -18,12 +18,30 @@ from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import Integer, Table, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from live.clock import Clock
 from live.db import upsert
 from live.errors import Conflict, NotFound, Unprocessable
 from shelf.models import FlashPurchase, FlashSale, FlashStatus, Product
+
+#: Where the taking statements run: an ORM session, or a bare Core connection (the
+#: order path, see ``OrderService._take``).
+Executor = AsyncSession | AsyncConnection
+
+
+# The refusals for lack of units, built in one place: the order path's read-only check
+# (``shelf.orders``) must answer exactly what these UPDATEs answer.
+def out_of_stock() -> Conflict:
+    return Conflict("out_of_stock", "not enough units left")
+
+
+def flash_sold_out() -> Conflict:
+    return Conflict("flash_sold_out", "the flash sale has not enough units left")
+
+
+def flash_limit_reached(per_buyer_limit: int) -> Conflict:
+    return Conflict("flash_limit_reached", f"at most {per_buyer_limit} per buyer")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,22 +117,22 @@ class StockService:
         await self.take_regular(tx, product_id, quantity)
         return Taken(product_id, quantity, product.price_minor, product.currency, None)
 
-    async def take_regular(self, tx: AsyncSession, product_id: int, quantity: int) -> None:
+    async def take_regular(self, tx: Executor, product_id: int, quantity: int) -> None:
         """Take ``quantity`` units from regular stock (409 ``out_of_stock``).
 
         The hot statement of a flash sale: a prebuilt Core UPDATE (no ORM session
         synchronisation, no per-call statement construction)."""
         result = await tx.execute(self._take_regular, {"pid": product_id, "qty": quantity})
         if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise Conflict("out_of_stock", "not enough units left")
+            raise out_of_stock()
 
     async def take_flash(
-        self, tx: AsyncSession, flash_id: int, per_buyer_limit: int, buyer_id: int, quantity: int
+        self, tx: Executor, flash_id: int, per_buyer_limit: int, buyer_id: int, quantity: int
     ) -> None:
         """Take ``quantity`` units of a running flash sale for one buyer (409
         ``flash_sold_out`` / ``flash_limit_reached``). The caller bumps the stock version."""
         if quantity > per_buyer_limit:
-            raise Conflict("flash_limit_reached", f"at most {per_buyer_limit} per buyer")
+            raise flash_limit_reached(per_buyer_limit)
         result = await tx.execute(
             update(FlashSale)
             .where(
@@ -125,7 +143,7 @@ class StockService:
             .values(sold=FlashSale.sold + quantity)
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise Conflict("flash_sold_out", "the flash sale has not enough units left")
+            raise flash_sold_out()
         stmt = upsert(tx, FlashPurchase).values(
             flash_sale_id=flash_id, buyer_id=buyer_id, quantity=quantity
         )
@@ -135,7 +153,7 @@ class StockService:
             where=FlashPurchase.quantity + stmt.excluded.quantity <= per_buyer_limit,
         )
         if (await tx.execute(stmt)).rowcount != 1:  # type: ignore[attr-defined]
-            raise Conflict("flash_limit_reached", f"at most {per_buyer_limit} per buyer")
+            raise flash_limit_reached(per_buyer_limit)
 
     async def put_back(
         self,
@@ -220,7 +238,7 @@ class StockService:
             .values(stock=Product.stock + rest, stock_version=Product.stock_version + 1)
         )
 
-    async def bump(self, tx: AsyncSession, product_id: int) -> None:
+    async def bump(self, tx: Executor, product_id: int) -> None:
         """A flash sale of the product changed what is on offer: bump its stock version."""
         await tx.execute(
             update(Product)
