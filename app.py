@@ -252,8 +252,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
             core.accounts,
             core.sessions,
             core.channel,
+            core.hub,
             details=core.session_details,
-            heartbeat_s=settings.ws_heartbeat_s,
             send_limit_bytes=settings.ws_send_limit_bytes,
         ).routes()
     )
@@ -297,6 +297,7 @@ def build_core(settings: Settings, clock: Clock) -> Core:
         presence,
         send_limit_bytes=settings.ws_send_limit_bytes,
         presence_interval_s=settings.presence_interval_s,
+        heartbeat_s=settings.ws_heartbeat_s,
     )
     channel = RoomChannel(
         hub, room_log, presence, clock, max_replay_bytes=settings.ws_send_limit_bytes // 2

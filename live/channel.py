@@ -14,7 +14,10 @@ local socket and writes each event to those sockets:
   out, then continues from exactly the next seq.
 
 The hub also keeps the room's presence and publishes ``viewers.updated`` at most once
-per ``presence_interval_s``.
+per ``presence_interval_s``, and pings every socket of the process from one loop
+(``heartbeat_s``): one prebuilt ping frame written to each transport, and a socket
+that sent nothing for a whole interval after a ping is dropped. A timer per socket
+(what aiohttp's ``heartbeat=`` does) costs memory on each of 10,000 sockets.
 """
 
 from __future__ import annotations
@@ -33,13 +36,14 @@ from live.presence import Presence
 from live.protocol import CloseCode
 from live.roomlog import RoomLog
 from live.tasks import reraise_if_cancelling, stop_task
-from live.wsframe import text_frame
+from live.wsframe import PING_FRAME, text_frame
 
 log = logging.getLogger(__name__)
 
 
 class Socket(Protocol):
-    """What the hub needs of a WebSocket (aiohttp's ``WebSocketResponse`` fits)."""
+    """What the hub needs of a WebSocket (``live.roomsocket.RoomSocket``; aiohttp's
+    ``WebSocketResponse`` fits too)."""
 
     @property
     def closed(self) -> bool: ...
@@ -74,6 +78,8 @@ class Connection:
     joined: bool = False
     closing: bool = False
     errors: int = 0
+    #: The client sent something since the last heartbeat ping (set by the socket).
+    heard: bool = True
 
     @property
     def member(self) -> str:
@@ -107,6 +113,7 @@ class RoomHub:
         presence_interval_s: float = 1.0,
         presence_refresh_s: float = 10.0,
         close_grace_s: float = 5.0,
+        heartbeat_s: float = 25.0,
     ) -> None:
         self._log = room_log
         self._presence = presence
@@ -114,23 +121,33 @@ class RoomHub:
         self._presence_interval = presence_interval_s
         self._presence_refresh = presence_refresh_s
         self._close_grace = close_grace_s
+        self._heartbeat = heartbeat_s
         self._rooms: dict[int, _Room] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._presence_task: asyncio.Task[None] | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
         room_log.set_listener(self._deliver)
 
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
         self._presence_task = asyncio.create_task(self._presence_loop(), name="RoomHub.presence")
+        if self._heartbeat > 0:
+            self._heartbeat_task = asyncio.create_task(
+                self._heartbeat_loop(), name="RoomHub.heartbeat"
+            )
 
     async def stop(self) -> None:
         await stop_task(self._presence_task)
+        await stop_task(self._heartbeat_task)
         for room in list(self._rooms.values()):
             for conn in list(room.conns):
                 self.close(conn, CloseCode.GOING_AWAY, "server shutting down")
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=self._close_grace + 1)
+        # Closing a socket spawns its leave when the connection is lost: wait for those too.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._close_grace + 1
+        while self._tasks and loop.time() < deadline:
+            await asyncio.wait(list(self._tasks), timeout=deadline - loop.time())
 
     # -- joining and leaving ---------------------------------------------------
 
@@ -222,7 +239,7 @@ class RoomHub:
         room = self._rooms.get(conn.room)
         if room is not None:
             room.conns.pop(conn, None)
-        self._spawn(self._close(conn, code, reason))
+        self.spawn(self._close(conn, code, reason))
 
     async def _close(self, conn: Connection, code: CloseCode, reason: str) -> None:
         try:
@@ -253,7 +270,7 @@ class RoomHub:
             return  # already delivered
         elif seq != room.last_seq + 1 and room.last_seq:
             room.backlog = [raw]
-            self._spawn(self._fill_gap(room))
+            self.spawn(self._fill_gap(room))
             return
         self._fanout(room, seq, raw)
 
@@ -355,7 +372,31 @@ class RoomHub:
                     reraise_if_cancelling()
                     log.exception("RoomHub(%s) presence for room %s failed", id(self), room_id)
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    # -- heartbeat ---------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat)
+            self._ping_all()
+
+    def _ping_all(self) -> None:
+        """Ping every socket; drop the ones silent since the previous ping.
+
+        A client answers a ping with a pong (browsers do so by themselves), so a socket
+        that sent nothing for a whole interval is dead or stuck; ``abort`` ends it now
+        and its leave follows from the lost connection.
+        """
+        for room in list(self._rooms.values()):
+            for conn in list(room.conns):
+                transport = conn.transport
+                if not conn.heard:
+                    transport.abort()
+                elif not transport.is_closing():
+                    conn.heard = False
+                    transport.write(PING_FRAME)
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        """Run ``coro`` in the background; ``stop`` waits for it (bounded)."""
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -6,20 +6,22 @@ import logging
 import secrets
 from collections.abc import Sequence
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import hdrs, web
 
 from live.accounts import AccountService, user_dict
 from live.auth import GUEST_ROLE
-from live.channel import Connection
+from live.channel import Connection, RoomHub
 from live.clock import to_ms
 from live.errors import InvalidInput
 from live.follows import FollowService
 from live.http import json_response, path_id, principal, query_int, read_json, signed_in
 from live.models import Role, SessionStatus
-from live.protocol import MAX_FRAME_BYTES
+from live.protocol import CloseCode
 from live.room import RoomChannel, SnapshotProvider
+from live.roomsocket import RoomSocket, SocketDeps
 from live.schemas import AnnouncementBody, CreateSessionBody, LoginBody, SignupBody
 from live.sessions import SessionService
+from live.wsframe import accept_key
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +32,18 @@ class LiveHandlers:
         accounts: AccountService,
         sessions: SessionService,
         channel: RoomChannel,
+        hub: RoomHub,
         *,
         details: Sequence[SnapshotProvider] = (),
-        heartbeat_s: float = 25.0,
         send_limit_bytes: int = 256 * 1024,
     ) -> None:
         self._accounts = accounts
         self._sessions = sessions
         self._channel = channel
+        self._hub = hub
         self._details = list(details)
-        self._heartbeat = heartbeat_s
         self._send_limit = send_limit_bytes
+        self._socket_deps = SocketDeps(hub, channel)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -124,6 +127,13 @@ class LiveHandlers:
     # -- the room channel (anyone; guests read only) -----------------------------
 
     async def room_socket(self, request: web.Request) -> web.StreamResponse:
+        """The upgrade is answered here; then the socket leaves aiohttp (``RoomSocket``).
+
+        Refusals before the upgrade are ordinary HTTP errors. After it, aiohttp's
+        request handler, request and response are released as soon as this returns;
+        the socket lives on as the transport, a ``RoomSocket`` and its ``Connection``
+        (~16.5 KB per socket with aiohttp's ``WebSocketResponse``, a few KB this way).
+        """
         session_id = path_id(request)
         since = query_int(request, "since")
         epoch = request.query.get("epoch") or None
@@ -131,48 +141,81 @@ class LiveHandlers:
             raise InvalidInput("invalid_query", "epoch is the value the server sent")
         host_id = await self._sessions.host_of(session_id)
         caller = principal(request)
-        ws = web.WebSocketResponse(
-            compress=False,  # permessage-deflate costs 2x CPU and ~110 KB per socket
-            heartbeat=self._heartbeat,
-            max_msg_size=MAX_FRAME_BYTES,
+        # aiohttp's own handshake checks (including that its HTTP parser switched the
+        # connection to pass-through, see ``_take_over``) on a throwaway response.
+        if not web.WebSocketResponse().can_prepare(request).ok:
+            raise InvalidInput("invalid_handshake", "this is a WebSocket endpoint")
+        response = web.StreamResponse(
+            status=101,
+            headers={
+                hdrs.UPGRADE: "websocket",
+                hdrs.CONNECTION: "upgrade",
+                # No Sec-WebSocket-Extensions: permessage-deflate stays off (it costs
+                # 2x CPU and ~110 KB per socket) and frames are built once for all.
+                hdrs.SEC_WEBSOCKET_ACCEPT: accept_key(request.headers[hdrs.SEC_WEBSOCKET_KEY]),
+            },
         )
-        await ws.prepare(request)
-        transport = request.transport
-        assert transport is not None
-        # The hub bounds the buffer itself; never let asyncio pause aiohttp's writer first.
-        transport.set_write_buffer_limits(high=self._send_limit * 2)
+        response.force_close()
+        await response.prepare(request)
+        socket = self._take_over(request)
         conn = Connection(
             id=secrets.token_hex(6),
             room=session_id,
-            socket=ws,
-            transport=transport,
+            socket=socket,
+            transport=socket.transport,
             user_id=caller.user_id if caller else None,
             role=caller.role.value if caller else GUEST_ROLE,
             display_name=caller.display_name if caller else "guest",
             counts_as_viewer=caller is None or caller.user_id != host_id,
         )
+        socket.bind(conn)
         try:
-            if await self._channel.open(conn, since, epoch):
-                await self._read(ws, conn)
+            await self._channel.open(conn, since, epoch)
         except Exception:
             # After the upgrade an HTTP error response would corrupt the stream: log the
             # failure and close the socket as a WebSocket (1011, "internal error").
             log.exception("room socket %s in session %s failed", conn.id, session_id)
-            await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=b"internal error")
+            self._hub.close(conn, CloseCode.INTERNAL_ERROR, "internal error")
         finally:
-            await self._channel.close(conn)
-        return ws
+            socket.serve()
+            _release(request)
+        return response
 
-    async def _read(self, ws: web.WebSocketResponse, conn: Connection) -> None:
-        async for message in ws:
-            if message.type is WSMsgType.TEXT:
-                await self._channel.receive(conn, message.data)
-            elif message.type is WSMsgType.BINARY:
-                self._channel.refuse(
-                    conn, InvalidInput("binary_not_supported", "send JSON text messages")
-                )
-            if conn.closing:
-                return
+    def _take_over(self, request: web.Request) -> RoomSocket:
+        """Move the upgraded connection from aiohttp to a new ``RoomSocket``.
+
+        aiohttp has no public API for this; what it relies on (aiohttp 3.14,
+        ``web_protocol.RequestHandler``): after an upgrade request the handler's
+        ``data_received`` parks every byte in ``_message_tail`` until a WebSocket
+        parser is installed (we install none), and both ``force_close`` and the end of
+        ``RequestHandler.start`` close ``self.transport`` unless it is None.
+        """
+        handler = request.protocol
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("the client left during the upgrade")
+        early = bytes(handler._message_tail)
+        handler._message_tail = b""
+        socket = RoomSocket(transport, self._socket_deps, early)
+        transport.set_protocol(socket)
+        # From now on aiohttp must neither write to this transport nor close it.
+        handler.transport = None
+        # The hub bounds the buffer itself; never let asyncio call pause_writing first.
+        transport.set_write_buffer_limits(high=self._send_limit * 2)
+        return socket
+
+
+def _release(request: web.Request) -> None:
+    """Tell aiohttp the connection is gone (for it, it is).
+
+    This takes the request handler off the server's connection list (so shutdown does
+    not wait for it and nothing keeps it alive) and cancels its keep-alive timer.
+    Called last, when the room channel no longer needs the request: with
+    ``handler_cancellation=True`` it would cancel this request's task. What aiohttp
+    then writes for the response (the 101 is already out) fails on the missing
+    transport and is dropped as a client disconnect.
+    """
+    request.protocol.connection_lost(None)
 
 
 class FollowHandlers:

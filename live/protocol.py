@@ -26,7 +26,8 @@ import enum
 
 #: Largest client message the application reads; larger ones get ``error/too_large``.
 MAX_CLIENT_MESSAGE_BYTES = 4096
-#: Largest frame the WebSocket layer accepts; larger ones close the socket (1009).
+#: Largest message (all its fragments) the WebSocket layer accepts; larger ones close
+#: the socket (1009). Other breaches of RFC 6455 close it with 1002 (1007: bad UTF-8).
 MAX_FRAME_BYTES = 65536
 
 
@@ -35,6 +36,7 @@ class CloseCode(enum.IntEnum):
     with ``since``/``epoch``."""
 
     GOING_AWAY = 1001  # server shutting down
+    INTERNAL_ERROR = 1011  # the server failed handling this socket
     FORBIDDEN = 4003  # not allowed in this room (e.g. banned); do not reconnect
     SLOW_CONSUMER = 4008  # fell too far behind; reconnect with since=<last seq>
     RESYNC = 4009  # the room's history was lost (epoch changed); reconnect

@@ -121,10 +121,7 @@ class RoomChannel:
                 await gate(conn)
         except LiveshelfError as exc:
             self._hub.send(conn, {"type": "error", **exc.to_dict(), "ref": None})
-            # Closed here, not in the background: the handler returns right after, and
-            # aiohttp would close the socket with 1000 first.
-            conn.closing = True
-            await conn.socket.close(code=CloseCode.FORBIDDEN, message=exc.code.encode())
+            self._hub.close(conn, CloseCode.FORBIDDEN, exc.code)
             return False
         await self._hub.join(conn)
         replay = None

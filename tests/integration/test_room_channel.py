@@ -166,11 +166,12 @@ async def test_a_replay_too_big_for_the_socket_becomes_a_snapshot(api: Api) -> N
     await ws.close()
     room_log = api.client.app[room_log_key]
     for _ in range(300):  # ~1.2 MB missed, still in history, over the 256 KB send bound
-        await room_log.append(sid, "test.blob", {"blob": "x" * 4000})
+        last = await room_log.append(sid, "test.blob", {"blob": "x" * 4000})
     ws, again = await connect(api.client, sid, since=hello["seq"], epoch=hello["epoch"])
     assert again["recovered"] is False
     assert again["snapshot"]["session"]["id"] == sid
-    assert again["seq"] == hello["seq"] + 300
+    # At least the last blob: a presence tick may add a viewers.updated on either side.
+    assert again["seq"] >= last.seq
     (after,) = await announce(api, host, sid, 1)  # and the socket stays open and live
     assert (await events(ws, 1, "announcement"))[0]["seq"] == after
     await ws.close()
