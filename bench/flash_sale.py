@@ -1,6 +1,7 @@
 """Flash-sale benchmark: 10,000 buy attempts from concurrent clients on 100 units.
 
     python bench/flash_sale.py [--attempts 10000] [--units 100] [--concurrency 64]
+                               [--driver python|wrk]
 
 The server runs as its own process (`python app.py`, pinned to CPU 0) on PostgreSQL
 (TEST_DATABASE_URL or postgresql+asyncpg://postgres@127.0.0.1:5432/test, in a schema
@@ -10,6 +11,12 @@ units sold (must be exactly --units), answers by status/code, and, in the same r
 the throughput of a bare `UPDATE ... SET stock = stock - 1 WHERE stock > 0` loop with
 the same number of attempts and concurrency on the same database (the physical
 reference). Everything stays on 127.0.0.1; every loop is bounded.
+
+``--driver wrk`` sends the same requests from wrk for ``--seconds`` (C, one thread
+pinned to the load CPU, a Lua script giving each request its own Idempotency-Key)
+instead of the Python load processes, which cannot drive more than a few thousand
+requests a second from one core: it measures the server rather than the client. The
+bare UPDATE loop then runs as many attempts as wrk made. Needs `wrk` (Debian package).
 """
 
 from __future__ import annotations
@@ -89,6 +96,88 @@ async def _load(
         await asyncio.gather(*(worker() for _ in range(conc)))
         elapsed = time.perf_counter() - t_start
     return {"latencies": latencies, "answers": dict(answers), "sold": sold, "elapsed": elapsed}
+
+
+# -- the wrk driver ------------------------------------------------------------------------
+
+WRK_SCRIPT = """
+local tokens = {%(tokens)s}
+local body = '%(body)s'
+sent, n201, n409, nother = 0, 0, 0, 0
+local threads = {}
+local next_id = 0
+
+function setup(thread)
+  thread:set("tid", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+
+function request()
+  sent = sent + 1
+  local headers = {
+    ["Authorization"] = "Bearer " .. tokens[(sent %% #tokens) + 1],
+    ["Idempotency-Key"] = string.format("wrk-%%d-%%d", tid, sent),
+    ["Content-Type"] = "application/json",
+  }
+  return wrk.format("POST", "%(path)s", headers, body)
+end
+
+function response(status, headers, body)
+  if status == 201 then n201 = n201 + 1
+  elseif status == 409 then n409 = n409 + 1
+  else nother = nother + 1 end
+end
+
+function done(summary, latency, requests)
+  local a, b, c = 0, 0, 0
+  for _, t in ipairs(threads) do
+    a = a + t:get("n201"); b = b + t:get("n409"); c = c + t:get("nother")
+  end
+  io.write(string.format(
+    'WRK {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, '
+    .. '"n201": %%d, "n409": %%d, "other": %%d, "socket_errors": %%d}\\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    a, b, c, summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.timeout))
+end
+"""
+
+
+async def wrk_load(
+    base: str, sid: int, pid: int, tokens: list[str], seconds: int, conc: int
+) -> dict[str, Any]:
+    script = Path("/tmp") / f"flash-{uuid.uuid4().hex[:8]}.lua"
+    script.write_text(
+        WRK_SCRIPT
+        % {
+            "tokens": ", ".join(f'"{t}"' for t in tokens),
+            "body": json.dumps({"product_id": pid, "quantity": 1}),
+            "path": f"/api/sessions/{sid}/orders",
+        }
+    )
+    cpus = ",".join(str(c) for c in sorted(load_cpus()))
+    cmd = [
+        "taskset",
+        "-c",
+        cpus,
+        "wrk",
+        "-t1",
+        f"-c{conc}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        base,
+    ]
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    out, _ = await proc.communicate()
+    script.unlink()
+    line = next(x for x in out.decode().splitlines() if x.startswith("WRK "))
+    return dict(json.loads(line[4:]))
 
 
 # -- the bare reference -------------------------------------------------------------------
@@ -187,26 +276,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await post(f"/api/sessions/{sid}/shelf", host, {"product_id": product["id"]})
             tokens = [(await account("viewer"))[1] for _ in range(args.buyers)]
 
-        ctx = mp.get_context("spawn")
-        procs, outs = [], []
-        per = args.attempts // args.procs
-        for i in range(args.procs):
-            recv, send = ctx.Pipe(duplex=False)
-            share = tokens[i :: args.procs]
-            proc = ctx.Process(
-                target=load_main,
-                args=(base, sid, product["id"], share, per, args.concurrency // args.procs, send),
-            )
-            proc.start()
-            os.sched_setaffinity(proc.pid, load_cpus())
-            procs.append(proc)
-            outs.append(recv)
-        loop = asyncio.get_running_loop()
-        t0 = time.perf_counter()
-        results = [await loop.run_in_executor(None, o.recv) for o in outs]
-        wall = time.perf_counter() - t0
-        for proc in procs:
-            proc.join(timeout=30)
+        w: dict[str, Any] | None = None
+        load: dict[str, Any] = {}
+        if args.driver == "wrk":
+            w = await wrk_load(base, sid, product["id"], tokens, args.seconds, args.concurrency)
+        else:
+            load = await python_load(args, base, sid, product["id"], tokens)
 
         conn = await asyncpg.connect(dsn)
         db_sold = await conn.fetchval(
@@ -221,35 +296,82 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         server.wait(timeout=10)
         log.close()
     try:
-        bare = await bare_update_loop(dsn, schema, args.attempts, args.units, args.concurrency)
+        attempts = w["requests"] if w is not None else args.attempts
+        bare = await bare_update_loop(dsn, schema, attempts, args.units, args.concurrency)
     finally:
         conn = await asyncpg.connect(dsn)
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
 
+    common = {
+        "backend": "postgres+redis" if args.redis else "postgres+memory",
+        "driver": args.driver,
+        "concurrency": args.concurrency,
+        "units_sold_db": int(db_sold),
+        "stock_left": int(db_stock),
+        "bare_update_per_s": round(bare),
+    }
+    if w is not None:
+        rate = w["requests"] / (w["duration_us"] / 1e6)
+        return {
+            **common,
+            "attempts": w["requests"],
+            "attempts_per_s": round(rate),
+            "p50_ms": round(w["p50_us"] / 1000, 1),
+            "p99_ms": round(w["p99_us"] / 1000, 1),
+            "units_sold_clients": w["n201"],
+            "answers": {"201": w["n201"], "409": w["n409"], "other": w["other"]},
+            "socket_errors": w["socket_errors"],
+            "ratio_to_bare": round(rate / bare, 3),
+        }
+    figures = python_figures(load)
+    return {**common, **figures, "ratio_to_bare": round(figures["attempts_per_s"] / bare, 3)}
+
+
+async def python_load(
+    args: argparse.Namespace, base: str, sid: int, pid: int, tokens: list[str]
+) -> dict[str, Any]:
+    """The attempts from ``--procs`` Python load processes pinned to the load CPUs."""
+    ctx = mp.get_context("spawn")
+    procs, outs = [], []
+    per = args.attempts // args.procs
+    for i in range(args.procs):
+        recv, send = ctx.Pipe(duplex=False)
+        share = tokens[i :: args.procs]
+        proc = ctx.Process(
+            target=load_main,
+            args=(base, sid, pid, share, per, args.concurrency // args.procs, send),
+        )
+        proc.start()
+        os.sched_setaffinity(proc.pid, load_cpus())
+        procs.append(proc)
+        outs.append(recv)
+    loop = asyncio.get_running_loop()
+    t0 = time.perf_counter()
+    results = [await loop.run_in_executor(None, o.recv) for o in outs]
+    wall = time.perf_counter() - t0
+    for proc in procs:
+        proc.join(timeout=30)
+    return {"results": results, "wall": wall}
+
+
+def python_figures(load: dict[str, Any]) -> dict[str, Any]:
+    results, wall = load["results"], load["wall"]
     latencies = sorted(x for r in results for x in r["latencies"])
     answers: Counter[str] = Counter()
     for r in results:
         answers.update(r["answers"])
-    attempts = len(latencies)
-    rate = attempts / wall
 
     def pct(p: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1)
 
     return {
-        "backend": "postgres+redis" if args.redis else "postgres+memory",
-        "attempts": attempts,
-        "concurrency": args.concurrency,
-        "attempts_per_s": round(rate),
+        "attempts": len(latencies),
+        "attempts_per_s": round(len(latencies) / wall),
         "p50_ms": pct(0.5),
         "p99_ms": pct(0.99),
         "units_sold_clients": sum(r["sold"] for r in results),
-        "units_sold_db": int(db_sold),
-        "stock_left": int(db_stock),
         "answers": dict(answers),
-        "bare_update_per_s": round(bare),
-        "ratio_to_bare": round(rate / bare, 3),
     }
 
 
@@ -261,6 +383,8 @@ def main() -> None:
     parser.add_argument("--buyers", type=int, default=200)
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--redis", default=None)
+    parser.add_argument("--driver", choices=("python", "wrk"), default="python")
+    parser.add_argument("--seconds", type=int, default=10, help="wrk driver: how long")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))), flush=True)
 
