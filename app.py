@@ -368,6 +368,7 @@ def _wire_media(app: web.Application, core: Core) -> MediaService:
         core.db, core.clock, sources, process=process, interval_s=settings.audience_sample_s
     )
     app[audience_key] = audience
+    core.hub.add_socket_listener(audience.socket_changed)
     media = MediaService(
         config, MarkingLifecycle(RoomLogLifecycle(core.room_log), audience), audience
     )

@@ -5,7 +5,7 @@ which reads the rows and applies them. Times are epoch milliseconds; curves are 
 second of wall-clock time (``second`` = epoch seconds).
 
 * concurrency: per second, viewers receiving media and room sockets, summed over
-  processes, with that second's joins and leaves;
+  processes, with that second's WHEP joins and leaves and room-socket joins and leaves;
 * watch time: per viewer (a signed-in user, or one WHEP resource for a guest), the
   sum of its watch intervals; average and median over viewers;
 * retention: share of viewers still watching ``t`` seconds after they first joined;
@@ -48,31 +48,23 @@ class Moment:
     detail: dict[str, Any]
 
 
+_CURVE_FIELDS = ("media_viewers", "sockets", "joins", "leaves", "socket_joins", "socket_leaves")
+
+
 def concurrency(rows: Iterable[Any]) -> list[dict[str, int]]:
     """Per-second samples of every process added up, in time order, gaps filled with 0."""
-    by_second: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    by_second: dict[int, list[int]] = defaultdict(lambda: [0] * len(_CURVE_FIELDS))
     for r in rows:
         acc = by_second[int(r.second)]
-        acc[0] += int(r.media_viewers)
-        acc[1] += int(r.sockets)
-        acc[2] += int(r.joins)
-        acc[3] += int(r.leaves)
+        for k, name in enumerate(_CURVE_FIELDS):
+            acc[k] += int(getattr(r, name))
     if not by_second:
         return []
-    first, last = min(by_second), max(by_second)
-    out = []
-    for second in range(first, last + 1):
-        media, sockets, joins, leaves = by_second.get(second, (0, 0, 0, 0))
-        out.append(
-            {
-                "second": second,
-                "media_viewers": media,
-                "sockets": sockets,
-                "joins": joins,
-                "leaves": leaves,
-            }
-        )
-    return out
+    zero = [0] * len(_CURVE_FIELDS)
+    return [
+        {"second": second, **dict(zip(_CURVE_FIELDS, by_second.get(second, zero), strict=True))}
+        for second in range(min(by_second), max(by_second) + 1)
+    ]
 
 
 def _merged(intervals: Sequence[Interval]) -> dict[str, list[tuple[int, int]]]:
@@ -116,9 +108,7 @@ def retention(intervals: Sequence[Interval], *, points: int = 120) -> list[dict[
             i = bisect.bisect_right(starts, at) - 1
             if k == 0 or (i >= 0 and at < own[i][1]):
                 watching[k] += 1
-    return [
-        {"t": k * step, "share": round(n / len(spans), 4)} for k, n in enumerate(watching)
-    ]
+    return [{"t": k * step, "share": round(n / len(spans), 4)} for k, n in enumerate(watching)]
 
 
 def drop_offs(

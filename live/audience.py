@@ -7,7 +7,8 @@
   time are computed, not sampled;
 * ``audience_seconds``: every second, per process, the viewers *receiving media*
   (transport connected and sent a frame within the last 1.5 s), the room-channel
-  sockets, and the WHEP joins and leaves since the previous sample;
+  sockets, the WHEP joins and leaves and the room-socket joins and leaves since the
+  previous sample;
 * ``session_marks``: the publisher going live and pausing, to annotate drop-offs.
 
 Writes are queued in memory and committed together once a second (one transaction),
@@ -69,6 +70,8 @@ class AudienceRecorder:
         self._pending: list[Callable[[AsyncSession], Any]] = []
         self._joins: Counter[int] = Counter()
         self._leaves: Counter[int] = Counter()
+        self._socket_joins: Counter[int] = Counter()
+        self._socket_leaves: Counter[int] = Counter()
         self._task: asyncio.Task[None] | None = None
 
     # -- media's AudienceListener ---------------------------------------------------
@@ -93,6 +96,11 @@ class AudienceRecorder:
         )
         self._pending.append(lambda tx: tx.execute(stmt))
 
+    # -- the room hub's socket listener -------------------------------------------------
+
+    def socket_changed(self, session_id: int, joined: bool) -> None:
+        (self._socket_joins if joined else self._socket_leaves)[session_id] += 1
+
     # -- marks -------------------------------------------------------------------------
 
     def mark(self, session_id: int, kind: str, detail: str | None = None) -> None:
@@ -115,6 +123,8 @@ class AudienceRecorder:
             | set(sources.socket_rooms())
             | set(self._joins)
             | set(self._leaves)
+            | set(self._socket_joins)
+            | set(self._socket_leaves)
         )
         rows = [
             {
@@ -125,11 +135,13 @@ class AudienceRecorder:
                 "sockets": sources.sockets(sid),
                 "joins": self._joins[sid],
                 "leaves": self._leaves[sid],
+                "socket_joins": self._socket_joins[sid],
+                "socket_leaves": self._socket_leaves[sid],
             }
             for sid in sorted(sessions)
         ]
-        self._joins.clear()
-        self._leaves.clear()
+        for counter in (self._joins, self._leaves, self._socket_joins, self._socket_leaves):
+            counter.clear()
         pending, self._pending = self._pending, []
         if not rows and not pending:
             return
@@ -158,6 +170,10 @@ class AudienceRecorder:
                             "sockets": stmt.excluded.sockets,
                             "joins": AudienceSecond.joins + stmt.excluded.joins,
                             "leaves": AudienceSecond.leaves + stmt.excluded.leaves,
+                            "socket_joins": AudienceSecond.socket_joins
+                            + stmt.excluded.socket_joins,
+                            "socket_leaves": AudienceSecond.socket_leaves
+                            + stmt.excluded.socket_leaves,
                         },
                     ),
                     rows,

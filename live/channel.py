@@ -124,6 +124,7 @@ class RoomHub:
         self._heartbeat = heartbeat_s
         self._rooms: dict[int, _Room] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._socket_listeners: list[Callable[[int, bool], None]] = []
         self._presence_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         room_log.set_listener(self._deliver)
@@ -151,6 +152,11 @@ class RoomHub:
 
     # -- joining and leaving ---------------------------------------------------
 
+    def add_socket_listener(self, listener: Callable[[int, bool], None]) -> None:
+        """``listener(room_id, joined)`` on every socket joining (True) or leaving (False)
+        a room in this process (analytics). A plain call: it must not block."""
+        self._socket_listeners.append(listener)
+
     async def join(self, conn: Connection) -> None:
         """Register ``conn``; live events for its room are buffered until ``attach``."""
         room = self._rooms.get(conn.room)
@@ -162,6 +168,8 @@ class RoomHub:
             await room.ready.wait()
         room.conns[conn] = None
         conn.joined = True
+        for listener in self._socket_listeners:
+            listener(conn.room, True)
         if conn.counts_as_viewer:
             room.viewers[conn.member] += 1
             if room.viewers[conn.member] == 1:
@@ -206,6 +214,8 @@ class RoomHub:
         if room is None:
             return
         room.conns.pop(conn, None)
+        for listener in self._socket_listeners:
+            listener(conn.room, False)
         if conn.counts_as_viewer:
             room.viewers[conn.member] -= 1
             if room.viewers[conn.member] <= 0:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from live.db import Base
@@ -104,6 +104,8 @@ class AudienceSecond(Base):
     sockets: Mapped[int] = mapped_column(Integer)
     joins: Mapped[int] = mapped_column(Integer)
     leaves: Mapped[int] = mapped_column(Integer)
+    socket_joins: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    socket_leaves: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
 class SessionMark(Base):

@@ -6,6 +6,7 @@ real room sockets: the stats come out exactly as scripted.
     second 2  guest B starts watching; the host pins the mug; A and B see the card,
               A taps it and buys two; A follows the host
     second 3  A and B leave (DELETE)
+    second 4  their room sockets close
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import insert
 from support import Account, Api
 
-from app import Settings, audience_key, cards_key, create_app, db_key, room_log_key
+from app import Settings, audience_key, cards_key, create_app, db_key, hub_key, room_log_key
 from live.clock import ManualClock
 from live.models import LiveSession, WatchInterval
 from media.clients import PublisherClient, ViewerClient
@@ -203,8 +204,17 @@ async def test_scripted_session_gives_exact_stats(
             assert res.status == 200
         await audience.sample()
         await app[cards_key].flush()
+
+        # second 4: their room sockets close too
+        clock.advance(1000)
         await ws_a.close()
         await ws_b.close()
+        for _ in range(500):  # the server sees the closes a moment later
+            if not app[hub_key].local_sockets(sid):
+                break
+            await asyncio.sleep(0.01)
+        assert app[hub_key].local_sockets(sid) == 0
+        await audience.sample()
     finally:
         for peer in (a, b, pub):
             await peer.close()
@@ -212,13 +222,22 @@ async def test_scripted_session_gives_exact_stats(
     stats = await api.call("GET", f"/api/sessions/{sid}/stats", host, expect=200)
     aud = stats["audience"]
     assert [
-        (c["second"] - S0, c["media_viewers"], c["sockets"], c["joins"], c["leaves"])
+        (
+            c["second"] - S0,
+            c["media_viewers"],
+            c["sockets"],
+            c["joins"],
+            c["leaves"],
+            c["socket_joins"],
+            c["socket_leaves"],
+        )
         for c in aud["curve"]
     ] == [
-        (0, 0, 0, 0, 0),
-        (1, 1, 0, 1, 0),
-        (2, 2, 2, 1, 0),
-        (3, 0, 2, 0, 2),
+        (0, 0, 0, 0, 0, 0, 0),
+        (1, 1, 0, 1, 0, 0, 0),
+        (2, 2, 2, 1, 0, 2, 0),
+        (3, 0, 2, 0, 2, 0, 0),
+        (4, 0, 0, 0, 0, 0, 2),
     ]
     assert (aud["viewers"], aud["average_watch_s"], aud["median_watch_s"]) == (2, 1.5, 1.5)
     assert aud["peak_viewers"] == 2

@@ -15,19 +15,38 @@ from live.analytics import (
 )
 
 
-def row(second: int, media: int, sockets: int = 0, joins: int = 0, leaves: int = 0) -> object:
+def row(
+    second: int,
+    media: int,
+    sockets: int = 0,
+    joins: int = 0,
+    leaves: int = 0,
+    sj: int = 0,
+    sl: int = 0,
+) -> object:
     return SimpleNamespace(
-        second=second, media_viewers=media, sockets=sockets, joins=joins, leaves=leaves
+        second=second,
+        media_viewers=media,
+        sockets=sockets,
+        joins=joins,
+        leaves=leaves,
+        socket_joins=sj,
+        socket_leaves=sl,
     )
 
 
+def point(second: int, *values: int) -> dict[str, int]:
+    names = ("media_viewers", "sockets", "joins", "leaves", "socket_joins", "socket_leaves")
+    return {"second": second, **dict(zip(names, values, strict=True))}
+
+
 def test_processes_add_up_and_missing_seconds_are_zero() -> None:
-    rows = [row(10, 3, 5, 3), row(10, 2, 1, 2), row(13, 1, 1, 0, 4)]
+    rows = [row(10, 3, 5, 3, 0, 5), row(10, 2, 1, 2, 0, 1), row(13, 1, 1, 0, 4, 0, 5)]
     assert concurrency(rows) == [
-        {"second": 10, "media_viewers": 5, "sockets": 6, "joins": 5, "leaves": 0},
-        {"second": 11, "media_viewers": 0, "sockets": 0, "joins": 0, "leaves": 0},
-        {"second": 12, "media_viewers": 0, "sockets": 0, "joins": 0, "leaves": 0},
-        {"second": 13, "media_viewers": 1, "sockets": 1, "joins": 0, "leaves": 4},
+        point(10, 5, 6, 5, 0, 6, 0),
+        point(11, 0, 0, 0, 0, 0, 0),
+        point(12, 0, 0, 0, 0, 0, 0),
+        point(13, 1, 1, 0, 4, 0, 5),
     ]
     assert concurrency([]) == []
 
