@@ -369,6 +369,9 @@ def _wire_media(app: web.Application, core: Core) -> MediaService:
     )
     app[audience_key] = audience
     core.hub.add_socket_listener(audience.socket_changed)
+    audience.attach(
+        core.channel, lambda sid, resource, user: media.identify_viewer(sid, resource, user)
+    )
     media = MediaService(
         config, MarkingLifecycle(RoomLogLifecycle(core.room_log), audience), audience
     )

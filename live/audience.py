@@ -23,17 +23,38 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from live.channel import Connection
 from live.clock import Clock
 from live.db import Database, upsert
+from live.errors import NotFound, Unauthenticated
 from live.models import AudienceSecond, SessionMark, WatchInterval
+from live.room import RoomChannel
 from live.tasks import reraise_if_cancelling, stop_task
 
 logger = logging.getLogger(__name__)
+
+
+#: (session id, WHEP resource id, user id) -> whether the guest viewer was claimed
+IdentifyViewer = Callable[[int, str, int], bool]
+
+
+class WatchIdentify(BaseModel):
+    """``{"type": "watch.identify", "resource_id": "...", "ref"?}`` (the WHEP Location's
+    last segment)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["watch.identify"]
+    resource_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    ref: Annotated[str, StringConstraints(max_length=64)] | Annotated[int, Field(ge=0)] | None = (
+        None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +116,28 @@ class AudienceRecorder:
             .values(left_ms=left, reason=reason[:32])
         )
         self._pending.append(lambda tx: tx.execute(stmt))
+
+    def viewer_identified(self, session_id: int, resource_id: str, user_id: int) -> None:
+        """The guest viewer signed in: the whole interval is the user's."""
+        stmt = (
+            update(WatchInterval)
+            .where(WatchInterval.resource_id == resource_id, WatchInterval.user_id.is_(None))
+            .values(user_id=user_id)
+        )
+        self._pending.append(lambda tx: tx.execute(stmt))
+
+    def attach(self, channel: RoomChannel, identify: IdentifyViewer) -> None:
+        """Register ``watch.identify``: a signed-in room socket claims its guest WHEP
+        resource (``identify(session_id, resource_id, user_id)``, media's
+        ``identify_viewer``) so the watch interval counts for the user."""
+
+        async def command(conn: Connection, message: dict[str, Any]) -> None:
+            if conn.user_id is None:
+                raise Unauthenticated("sign_in_required", "sign in first")
+            if not identify(conn.room, str(message["resource_id"]), conn.user_id):
+                raise NotFound("not_found", "no guest viewer with that resource here")
+
+        channel.register("watch.identify", WatchIdentify, command)
 
     # -- the room hub's socket listener -------------------------------------------------
 

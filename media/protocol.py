@@ -29,12 +29,16 @@ class AudienceListener(Protocol):
 
     ``viewer_joined`` comes once per viewer, when its transport connects (media flows
     to it from then on); ``viewer_left`` follows it exactly once, with why (see
-    ``ViewerLeaveReason``). Both are plain calls on the event loop and must not block.
+    ``ViewerLeaveReason``); ``viewer_identified`` when a guest viewer signs in while
+    watching. All are plain calls on the event loop and must not block.
     """
 
     def viewer_joined(self, session_id: int, resource_id: str, user_id: int | None) -> None: ...
 
     def viewer_left(self, session_id: int, resource_id: str, reason: str) -> None: ...
+
+    def viewer_identified(self, session_id: int, resource_id: str, user_id: int) -> None:
+        """A guest viewer signed in while watching (``MediaService.identify_viewer``)."""
 
 
 #: deleted (DELETE), failed / closed (transport), timeout (never connected),

@@ -450,6 +450,26 @@ class MediaService:
             return viewer.session_id, "viewer"
         return None
 
+    def identify_viewer(self, session_id: int, resource_id: str, user_id: int) -> bool:
+        """A guest viewer signed in while watching: its resource is now ``user_id``'s.
+
+        Only a viewer of ``session_id`` that is still a guest can be claimed (the
+        resource id is unguessable: whoever holds it made it). The audience listener
+        is told, so the watch interval counts for the user. False if not claimable.
+        """
+        viewer = self._viewers.get(resource_id)
+        if (
+            viewer is None
+            or viewer.closed
+            or viewer.session_id != session_id
+            or viewer.user_id is not None
+        ):
+            return False
+        viewer.user_id = user_id
+        if self._audience is not None:
+            self._audience.viewer_identified(session_id, resource_id, user_id)
+        return True
+
     # ------------------------------------------------------------ internals
 
     def _check_open(self) -> None:

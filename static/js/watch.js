@@ -17,6 +17,7 @@ const room = new RoomClient(sessionId, { token: session.token() });
 const video = $('#video');
 let live = { status: null, title: '', paused: false };
 let player = null;
+let playerIsGuest = false; // made before the viewer signed in: claim it after sign-in
 let playRetry = null;
 let pendingLikes = 0;
 let likeTimer = null;
@@ -97,8 +98,9 @@ async function startPlayback() {
   clearTimeout(playRetry);
   if (!video.videoWidth) setStage('Connecting to the stream…');
   let resource;
+  const token = session.token();
   try {
-    resource = await play(sessionId, video, session.token());
+    resource = await play(sessionId, video, token);
   } catch (err) {
     if (err instanceof ApiError && (err.code === 'session_ended')) return;
     setStage(err.code === 'session_not_live' ? 'Waiting for the host…' : 'Reconnecting to the stream…');
@@ -110,6 +112,8 @@ async function startPlayback() {
     return;
   }
   player = resource;
+  playerIsGuest = !token;
+  claimPlayer();
   if (!video.videoWidth && !live.paused) setStage('Waiting for the host’s video…');
   resource.pc.addEventListener('connectionstatechange', () => {
     const state = resource.pc.connectionState;
@@ -389,6 +393,18 @@ room.on('status', (state) => {
     stopPlayback();
   }
 });
+
+// A guest who signs in while watching keeps the video; the room socket (signed in
+// now) tells the server this WHEP resource is theirs, for the creator's analytics.
+function claimPlayer() {
+  if (!player || !playerIsGuest || !player.location) return;
+  if (!session.token() || room.lastHello === null || !room.token) return;
+  const claimed = player;
+  room.send({ type: 'watch.identify', resource_id: claimed.location.split('/').pop() })
+    .then(() => { if (player === claimed) playerIsGuest = false; })
+    .catch(() => {}); // not connected yet: the next hello tries again
+}
+room.on('hello', claimPlayer);
 
 window.addEventListener('liveshelf:auth', () => {
   room.restart({ token: session.token() });

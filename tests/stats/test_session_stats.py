@@ -313,3 +313,48 @@ async def test_scripted_session_gives_exact_stats(
     for who, status, code in refusals:
         body = await api.call("GET", f"/api/sessions/{sid}/stats", who, expect=status)
         assert body["error"]["code"] == code
+
+
+async def test_a_guest_who_signs_in_while_watching_counts_as_the_user(
+    api: Api, app: web.Application, tmp_path: Path
+) -> None:
+    client = api.client
+    host, _brand, sid, _pid = await _shop(api)
+    other_sid = int((await api.live_session(host, "Other show"))["id"])
+    viewer = await api.signup("viewer")
+    config = MediaConfig(ice_addresses=("127.0.0.1",), recordings_dir=tmp_path / "rec")
+    pub = PublisherClient(config)
+    guest = ViewerClient(config, decode=False)
+    try:
+        await pub.connect(_exchange(client, f"/whip/{sid}", host))
+        await guest.connect(_exchange(client, f"/whep/{sid}", None))  # no token: a guest
+        await guest.wait_for("video", encoded=5, within_s=15)
+        assert guest.resource is not None
+        resource_id = guest.resource.location.rsplit("/", 1)[1]
+
+        async def refused(path_sid: int, token: str | None, resource: str) -> str:
+            query = f"?token={token}" if token else ""
+            async with client.ws_connect(f"/api/sessions/{path_sid}/ws{query}") as ws:
+                assert (await ws.receive_json())["type"] == "hello"
+                await ws.send_json({"type": "watch.identify", "resource_id": resource, "ref": 1})
+                await ws.send_json({"type": "ping", "ref": 2})
+                while True:
+                    msg = await ws.receive_json(timeout=3)
+                    if msg["type"] == "error" and msg["ref"] == 1:
+                        return str(msg["code"])
+                    if msg["type"] == "pong":
+                        return "accepted"
+
+        assert await refused(sid, None, resource_id) == "sign_in_required"
+        assert await refused(sid, viewer.token, "no-such-resource") == "not_found"
+        assert await refused(other_sid, viewer.token, resource_id) == "not_found"
+        assert await refused(sid, viewer.token, resource_id) == "accepted"
+        assert await refused(sid, viewer.token, resource_id) == "not_found"  # claimed once
+        await app[audience_key].sample()
+    finally:
+        for peer in (guest, pub):
+            await peer.close()
+    await app[audience_key].sample()
+    stats = await api.call("GET", f"/api/sessions/{sid}/stats", host, expect=200)
+    assert stats["fans"]["viewers"] == {"returning": 0, "new": 1, "guests": 0}
+    assert stats["audience"]["viewers"] == 1
