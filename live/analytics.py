@@ -186,10 +186,9 @@ class AudienceReport:
 
     async def curve(self, session_id: int) -> list[dict[str, int]]:
         async with self._db.read() as s:
-            rows = await s.execute(
-                select(AudienceSecond).where(AudienceSecond.session_id == session_id)
-            )
-            return concurrency(rows.scalars())
+            columns = [getattr(AudienceSecond, name) for name in ("second", *_CURVE_FIELDS)]
+            rows = await s.execute(select(*columns).where(AudienceSecond.session_id == session_id))
+            return concurrency(rows)
 
     async def marks(self, session_id: int) -> list[Moment]:
         async with self._db.read() as s:

@@ -6,9 +6,10 @@ unfollowing adds a new row, so "followers at time t" stays answerable for any t.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from live.auth import Principal
 from live.clock import Clock, iso
@@ -54,21 +55,17 @@ class FollowService:
 
     async def status(self, caller: Principal | None, host_id: int) -> dict[str, Any]:
         """``{host_id, followers, following}`` (``following``: the caller, if signed in)."""
+        current = (Follow.host_id == host_id) & Follow.removed_ms.is_(None)
         async with self._db.read() as s:
             await self._host(s, host_id)
-            rows = (
-                await s.execute(
-                    select(Follow.follower_id).where(
-                        Follow.host_id == host_id, Follow.removed_ms.is_(None)
-                    )
+            followers = await s.scalar(select(func.count()).select_from(Follow).where(current))
+            following = caller is not None and (
+                await s.scalar(
+                    select(Follow.id).where(current, Follow.follower_id == caller.user_id).limit(1)
                 )
-            ).all()
-        followers = {r[0] for r in rows}
-        return {
-            "host_id": host_id,
-            "followers": len(followers),
-            "following": caller is not None and caller.user_id in followers,
-        }
+                is not None
+            )
+        return {"host_id": host_id, "followers": int(followers or 0), "following": following}
 
     async def over_time(self, host_id: int) -> list[dict[str, Any]]:
         """Followers at the end of each UTC day from the first follow until today."""
@@ -80,16 +77,16 @@ class FollowService:
             ).all()
         if not rows:
             return []
-        first_day = min(r.created_ms for r in rows) // DAY_MS
-        last_day = self._clock.now_ms() // DAY_MS
-        out = []
-        for day in range(first_day, last_day + 1):
-            end = (day + 1) * DAY_MS
-            count = sum(
-                1
-                for r in rows
-                if r.created_ms < end and (r.removed_ms is None or r.removed_ms >= end)
-            )
+        # +1 on the day a follow starts, -1 on the day it ends; the running sum is the
+        # count at the end of each day.
+        change: Counter[int] = Counter()
+        for created, removed in rows:
+            change[created // DAY_MS] += 1
+            if removed is not None:
+                change[removed // DAY_MS] -= 1
+        out, count = [], 0
+        for day in range(min(change), self._clock.now_ms() // DAY_MS + 1):
+            count += change[day]
             out.append({"date": (iso(day * DAY_MS) or "")[:10], "followers": count})
         return out
 

@@ -28,9 +28,11 @@ class AudienceListener(Protocol):
     """Told when a WHEP viewer starts watching and when it leaves (analytics).
 
     ``viewer_joined`` comes once per viewer, when its transport connects (media flows
-    to it from then on); ``viewer_left`` follows it exactly once, with why (see
-    ``ViewerLeaveReason``); ``viewer_identified`` when a guest viewer signs in while
-    watching. All are plain calls on the event loop and must not block.
+    to it from then on); ``viewer_left`` follows it exactly once, with why: ``deleted``
+    (DELETE), ``failed`` / ``closed`` (transport), ``codec_changed`` (the next
+    publisher's codec), ``ended``, ``shutdown``; ``viewer_identified`` when a guest
+    viewer signs in while watching. All are plain calls on the event loop and must not
+    block.
     """
 
     def viewer_joined(self, session_id: int, resource_id: str, user_id: int | None) -> None: ...
@@ -39,13 +41,6 @@ class AudienceListener(Protocol):
 
     def viewer_identified(self, session_id: int, resource_id: str, user_id: int) -> None:
         """A guest viewer signed in while watching (``MediaService.identify_viewer``)."""
-
-
-#: deleted (DELETE), failed / closed (transport), timeout (never connected),
-#: codec_changed (the next publisher's codec), ended (session ended), shutdown.
-ViewerLeaveReason = Literal[
-    "deleted", "failed", "closed", "timeout", "codec_changed", "ended", "shutdown"
-]
 
 
 @dataclass(frozen=True)

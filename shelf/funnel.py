@@ -34,7 +34,6 @@ from shelf.order_models import Order, OrderStatus
 
 logger = logging.getLogger(__name__)
 
-CARD_EVENT_KINDS = ("impression", "click")
 _SOLD = (OrderStatus.PAID.value, OrderStatus.REFUNDED.value)
 
 

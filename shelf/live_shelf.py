@@ -28,7 +28,7 @@ from shelf.cooperation import AgreedRate, CooperationService, agreed_rate
 from shelf.models import Cooperation, Product, ShelfItem
 from shelf.pins import PinService, hidden_data
 from shelf.schemas import MAX_SHELF
-from shelf.state import SessionLocks, read_state, shelf_event
+from shelf.state import SessionLocks, read_state, sessions_showing, shelf_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,16 +231,7 @@ class ShelfService:
         """Re-announce every open shelf that shows ``product_id`` (its title, image or
         price changed)."""
         async with self._db.read() as s:
-            sessions = list(
-                await s.scalars(
-                    select(ShelfItem.session_id)
-                    .join(LiveSession, LiveSession.id == ShelfItem.session_id)
-                    .where(
-                        ShelfItem.product_id == product_id,
-                        LiveSession.status != SessionStatus.ENDED.value,
-                    )
-                )
-            )
+            sessions = await sessions_showing(s, product_id)
         for session_id in sessions:
             async with self._locks(session_id):
                 async with self._db.transaction() as tx:

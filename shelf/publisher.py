@@ -28,9 +28,9 @@ from contextlib import suppress
 from sqlalchemy import select, update
 
 from live.db import Database
-from live.models import LiveSession, SessionStatus
 from live.outbox import Outbox, OutboxRelay
-from shelf.models import FlashSale, FlashStatus, Product, ShelfItem
+from shelf.models import FlashSale, FlashStatus, Product
+from shelf.state import sessions_showing
 from shelf.views import stock_entry
 
 log = logging.getLogger(__name__)
@@ -113,16 +113,7 @@ class StockPublisher:
                 return False
             product = await tx.get(Product, product_id, populate_existing=True)
             assert product is not None
-            sessions = list(
-                await tx.scalars(
-                    select(ShelfItem.session_id)
-                    .join(LiveSession, LiveSession.id == ShelfItem.session_id)
-                    .where(
-                        ShelfItem.product_id == product_id,
-                        LiveSession.status != SessionStatus.ENDED.value,
-                    )
-                )
-            )
+            sessions = await sessions_showing(tx, product_id)
             flashes = {
                 f.session_id: f
                 for f in await tx.scalars(

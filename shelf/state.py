@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from live.db import upsert
+from live.models import LiveSession, SessionStatus
 from shelf.models import FlashSale, FlashStatus, Pin, Product, Shelf, ShelfItem
 from shelf.views import card_dict, flash_dict, shelf_item_dict, stock_entry
 
@@ -38,6 +39,20 @@ class SessionLocks:
 
     def __call__(self, session_id: int) -> asyncio.Lock:
         return self._locks[session_id % len(self._locks)]
+
+
+async def sessions_showing(s: AsyncSession, product_id: int) -> list[int]:
+    """The sessions, not ended, whose shelf carries ``product_id``."""
+    return list(
+        await s.scalars(
+            select(ShelfItem.session_id)
+            .join(LiveSession, LiveSession.id == ShelfItem.session_id)
+            .where(
+                ShelfItem.product_id == product_id,
+                LiveSession.status != SessionStatus.ENDED.value,
+            )
+        )
+    )
 
 
 async def shelf_products(s: AsyncSession, session_id: int) -> list[Product]:

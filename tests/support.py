@@ -7,12 +7,14 @@ import os
 import socket
 import subprocess
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient
+from multidict import CIMultiDictProxy
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -172,3 +174,34 @@ async def wait_until_up(base: str, proc: subprocess.Popen[bytes], *, within_s: f
                 pass
             await asyncio.sleep(0.05)
     raise TimeoutError(f"{base} did not come up")
+
+
+@dataclass
+class Posted:
+    """A 201 answer to a WHIP/WHEP POST (``HasAnswer`` for the aiortc clients)."""
+
+    answer_sdp: str
+    location: str
+    etag: str
+    headers: CIMultiDictProxy[str]
+
+
+def poster(
+    client: TestClient[Any, Any] | aiohttp.ClientSession,
+    path: str,
+    who: Account | str | None = None,
+) -> Callable[[str], Any]:
+    """An ``Exchange`` for the aiortc clients: POST the offer over HTTP (a test client,
+    or a session with a base URL), with ``who``'s bearer token (an account or a token)."""
+    token = who.token if isinstance(who, Account) else who
+
+    async def exchange(offer: str) -> Posted:
+        headers = {"Content-Type": "application/sdp"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        res = await client.post(path, data=offer, headers=headers)
+        body = await res.text()
+        assert res.status == 201, body
+        return Posted(body, res.headers["Location"], res.headers["ETag"], res.headers)
+
+    return exchange

@@ -1,7 +1,11 @@
-// What a buyer reads when an order is refused: one place for the watch page and the
-// replay, keyed by the API's error codes (shelf/API.md).
+// Buying from a page (the watch page and the replay): placing an order with its
+// Idempotency-Key, what the buyer reads when it is refused (keyed by the API's error
+// codes, shelf/API.md), and the toast that says so.
 
-export const BUY_ERRORS = {
+import { api, idempotencyKey, session } from './api.js';
+import { $, money } from './format.js';
+
+const BUY_ERRORS = {
   out_of_stock: 'Sold out, sorry.',
   flash_sold_out: 'The flash sale just sold out.',
   flash_limit_reached: 'You reached the per-person limit of this flash sale.',
@@ -19,7 +23,7 @@ export const BUY_ERRORS = {
 };
 
 /** The message for a refused order (the server's own message when it has no entry). */
-export const buyError = (err) => BUY_ERRORS[err.code] || err.message;
+const buyError = (err) => BUY_ERRORS[err.code] || err.message;
 
 /** A toast in `el`: `toast(text, 'ok' | 'error')`; errors stay a little longer. */
 export function toaster(el) {
@@ -31,4 +35,40 @@ export function toaster(el) {
     clearTimeout(timer);
     timer = setTimeout(() => { el.hidden = true; }, kind === 'error' ? 6000 : 5000);
   };
+}
+
+/**
+ * Places an order at `path` (`/orders` live, `/replay-orders` from a replay) and tells
+ * the buyer how it went; resolves to the order, or null when refused. A network error
+ * is retried once with the same Idempotency-Key: if the first attempt got through,
+ * the server answers with that order instead of placing a second one.
+ */
+export async function placeOrder(path, productId, title, quantity, toast) {
+  if (!session.user()) {
+    toast('Sign in to buy (top right).', 'error');
+    $('#auth input')?.focus();
+    return null;
+  }
+  if (!Number.isInteger(quantity) || quantity < 1 || quantity > 99) {
+    toast('Choose a quantity from 1 to 99.', 'error');
+    return null;
+  }
+  const body = { product_id: productId, quantity };
+  const headers = { 'Idempotency-Key': idempotencyKey() };
+  try {
+    let order;
+    try {
+      order = await api('POST', path, body, { headers });
+    } catch (err) {
+      if (err.code !== 'network_error') throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+      order = await api('POST', path, body, { headers });
+    }
+    toast(`Order #${order.id} confirmed: ${order.quantity} × ${title}, `
+      + `${money(order.amount_minor, order.currency)} paid.`);
+    return order;
+  } catch (err) {
+    toast(buyError(err), 'error');
+    return null;
+  }
 }

@@ -6,9 +6,9 @@
 // (windows with media_start_s / media_end_s: seconds into the recording) and
 // GET /api/products/{id} per pinned product (current price and stock).
 
-import { api, idempotencyKey, session } from './api.js';
+import { api } from './api.js';
 import { mountAuth } from './auth.js';
-import { buyError, toaster } from './messages.js';
+import { placeOrder, toaster } from './messages.js';
 import { $, duration, h, money } from './format.js';
 
 const sessionId = Number(location.pathname.split('/').filter(Boolean).pop());
@@ -199,34 +199,11 @@ async function refreshProduct(productId) {
 }
 
 async function buy(productId, quantity, button) {
-  const product = state.products.get(productId);
-  if (!session.user()) {
-    toast('Sign in to buy (top right).', 'error');
-    $('#auth input')?.focus();
-    return;
-  }
-  if (!Number.isInteger(quantity) || quantity < 1 || quantity > 99) {
-    toast('Choose a quantity from 1 to 99.', 'error');
-    return;
-  }
-  const path = `/api/sessions/${sessionId}/replay-orders`;
-  const body = { product_id: productId, quantity };
-  const headers = { 'Idempotency-Key': idempotencyKey() };
+  const title = state.products.get(productId)?.title ?? 'this product';
   button.disabled = true;
   try {
-    let order;
-    try {
-      order = await api('POST', path, body, { headers });
-    } catch (err) {
-      if (err.code !== 'network_error') throw err;
-      // The same key again: if the first attempt got through, this returns that order.
-      await new Promise((r) => setTimeout(r, 1000));
-      order = await api('POST', path, body, { headers });
-    }
-    toast(`Order #${order.id} confirmed: ${order.quantity} × ${product.title}, `
-      + `${money(order.amount_minor, order.currency)} paid.`);
-  } catch (err) {
-    toast(buyError(err), 'error');
+    const path = `/api/sessions/${sessionId}/replay-orders`;
+    await placeOrder(path, productId, title, quantity, toast);
   } finally {
     button.disabled = false;
     await refreshProduct(productId);

@@ -1,9 +1,9 @@
 // The watch page: WHEP video, the room channel (live state, viewers, shelf, card,
 // flash sales, stock, chat, likes), and one-tap buying.
 
-import { api, ApiError, idempotencyKey, session } from './api.js';
+import { api, ApiError, session } from './api.js';
 import { mountAuth } from './auth.js';
-import { buyError, toaster } from './messages.js';
+import { placeOrder, toaster } from './messages.js';
 import { $, duration, h, money, ServerClock } from './format.js';
 import { RoomClient } from './room.js';
 import { ShelfState } from './shelfstate.js';
@@ -222,33 +222,9 @@ $('#card-buy').addEventListener('click', () => {
 const toast = toaster($('#toast'));
 
 async function buy(item, quantity, button) {
-  if (!session.user()) {
-    toast('Sign in to buy (top right).', 'error');
-    $('#auth input')?.focus();
-    return;
-  }
-  if (!Number.isInteger(quantity) || quantity < 1 || quantity > 99) {
-    toast('Choose a quantity from 1 to 99.', 'error');
-    return;
-  }
-  const key = idempotencyKey();
-  const body = { product_id: item.product_id, quantity };
-  const headers = { 'Idempotency-Key': key };
   button.disabled = true;
   try {
-    let order;
-    try {
-      order = await api('POST', `/api/sessions/${sessionId}/orders`, body, { headers });
-    } catch (err) {
-      if (err.code !== 'network_error') throw err;
-      // The same key again: if the first attempt got through, this returns that order.
-      await new Promise((r) => setTimeout(r, 1000));
-      order = await api('POST', `/api/sessions/${sessionId}/orders`, body, { headers });
-    }
-    toast(`Order #${order.id} confirmed: ${order.quantity} × ${item.title}, `
-      + `${money(order.amount_minor, order.currency)} paid.`);
-  } catch (err) {
-    toast(buyError(err), 'error');
+    await placeOrder(`/api/sessions/${sessionId}/orders`, item.product_id, item.title, quantity, toast);
   } finally {
     button.disabled = false;
     renderCard();

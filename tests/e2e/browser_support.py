@@ -118,3 +118,14 @@ def page_errors(page: Page) -> list[str]:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     return errors
+
+
+async def say_in_chat(
+    http: aiohttp.ClientSession, session_id: int, who: dict[str, Any], text: str
+) -> None:
+    """``who`` posts ``text`` over the room channel; returns once it was published."""
+    async with http.ws_connect(f"/api/sessions/{session_id}/ws?token={who['token']}") as ws:
+        await ws.receive_json()  # hello
+        await ws.send_json({"type": "chat.send", "text": text})
+        while (await ws.receive_json())["type"] != "chat.message":
+            pass

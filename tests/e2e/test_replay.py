@@ -26,6 +26,7 @@ from browser_support import (
     signup,
 )
 from playwright.async_api import Page, expect
+from support import poster
 
 from media.clients import STAMP_BITS, PublisherClient
 from media.config import MediaConfig
@@ -52,19 +53,6 @@ READ_STAMP = """() => {
     });
     return { stamp: rows[0] === rows[1] ? rows[0] : null, time: v.currentTime };
 }"""
-
-
-def http_exchange(http: aiohttp.ClientSession, path: str, who: dict[str, Any]) -> Any:
-    """WHIP over HTTP for the aiortc publisher: POST the offer, return the answer."""
-
-    async def exchange(offer: str) -> str:
-        headers = {"Authorization": f"Bearer {who['token']}", "Content-Type": "application/sdp"}
-        async with http.post(path, data=offer, headers=headers) as res:
-            answer = await res.text()
-            assert res.status == 201, answer
-            return answer
-
-    return exchange
 
 
 async def wait_for_recording(http: aiohttp.ClientSession, session_id: int) -> None:
@@ -114,7 +102,7 @@ async def test_replay_plays_chapters_and_sells(
             MediaConfig(ice_addresses=("127.0.0.1",)), video_codec=codec, width=640, height=480
         )
         try:
-            await publisher.connect(http_exchange(http, f"/whip/{sid}", host))
+            await publisher.connect(poster(http, f"/whip/{sid}", host["token"]))
             await wait_for_recording(http, sid)
             await asyncio.sleep(1.5)
             await pin(http, sid, host, mug["id"])

@@ -7,18 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from browser_support import call, page_errors, shelved_product, signed_in_context, signup
+from browser_support import (
+    call,
+    page_errors,
+    say_in_chat,
+    shelved_product,
+    signed_in_context,
+    signup,
+)
 from playwright.async_api import expect
-
-
-async def _viewer_says(
-    http: aiohttp.ClientSession, show_id: int, who: dict[str, Any], text: str
-) -> None:
-    async with http.ws_connect(f"/api/sessions/{show_id}/ws?token={who['token']}") as ws:
-        await ws.receive_json()  # hello
-        await ws.send_json({"type": "chat.send", "text": text})
-        while (await ws.receive_json())["type"] != "chat.message":
-            pass
 
 
 async def test_studio_reorders_starts_a_flash_sale_and_moderates(
@@ -31,7 +28,7 @@ async def test_studio_reorders_starts_a_flash_sale_and_moderates(
         await call(http, "POST", f"/api/sessions/{show['id']}/start", host)
         mug = await shelved_product(http, host, brand, show["id"], title="Mug")
         pot = await shelved_product(http, host, brand, show["id"], title="Teapot")
-        await _viewer_says(http, show["id"], rude, "buy elsewhere, it's cheaper")
+        await say_in_chat(http, show["id"], rude, "buy elsewhere, it's cheaper")
 
         context = await signed_in_context(browser, host, viewport={"width": 1280, "height": 900})
         page = await context.new_page()
@@ -77,7 +74,7 @@ async def test_studio_reorders_starts_a_flash_sale_and_moderates(
             await line.hover()
             await line.get_by_role("button", name="delete").click()
             await expect(chat).not_to_contain_text("cheaper", timeout=3000)
-            await _viewer_says(http, show["id"], rude, "still here")
+            await say_in_chat(http, show["id"], rude, "still here")
             line = chat.locator("li", has_text="still here")
             await line.hover()
             page.once("dialog", lambda dialog: dialog.accept())

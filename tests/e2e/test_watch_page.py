@@ -9,7 +9,14 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from browser_support import call, page_errors, shelved_product, signed_in_context, signup
+from browser_support import (
+    call,
+    page_errors,
+    say_in_chat,
+    shelved_product,
+    signed_in_context,
+    signup,
+)
 from playwright.async_api import expect
 
 from app import hub_key
@@ -33,11 +40,7 @@ async def test_guest_watches_reads_chat_and_is_asked_to_sign_in(
         await call(
             http, "POST", f"/api/sessions/{show['id']}/pin", host, {"product_id": product["id"]}
         )
-        async with http.ws_connect(f"/api/sessions/{show['id']}/ws?token={host['token']}") as ws:
-            await ws.receive_json()  # hello
-            await ws.send_json({"type": "chat.send", "text": "Welcome, everyone!"})
-            while (await ws.receive_json())["type"] != "chat.message":
-                pass
+        await say_in_chat(http, show["id"], host, "Welcome, everyone!")
 
     context = await signed_in_context(browser, None, **PHONE)
     page = await context.new_page()
@@ -137,11 +140,20 @@ async def test_page_resumes_the_room_channel_after_a_drop(
             for conn in app[hub_key].connections(show["id"]):
                 app[hub_key].close(conn, CloseCode.SLOW_CONSUMER, "test: connection dropped")
             await page.wait_for_function("window.liveshelfWatch.room.socket === null")
+            seq_before = await page.evaluate("window.liveshelfWatch.room.seq")
             # Things happen while the viewer is away.
             product = await shelved_product(http, host, brand, show["id"], title="Teapot")
             await call(
                 http, "POST", f"/api/sessions/{show['id']}/pin", host, {"product_id": product["id"]}
             )
+            await page.wait_for_timeout(700)  # room for a reconnect, if offline allowed one
+            away = await page.evaluate(
+                """() => {
+                    const room = window.liveshelfWatch.room;
+                    return { seq: room.seq, open: room.socket?.readyState === WebSocket.OPEN };
+                }"""
+            )
+            assert away == {"seq": seq_before, "open": False}  # the pin events were missed
             await context.set_offline(False)
 
             card = page.get_by_test_id("product-card")

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from support import Api
-from test_media_http import poster, request, wait_for_event
+from support import Api, poster
+from test_media_http import request, wait_for_event
 
 SOURCE = Path(__file__).parent / "interop" / "gst_whip_publisher.c"
 PKG_CONFIG_MODULES = ("gstreamer-1.0", "gstreamer-sdp-1.0", "gstreamer-webrtc-1.0")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import av
@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDictProxy
-from support import Account, Api
+from support import Account, Api, Posted, poster
 
 from app import Settings, create_app, media_key, room_log_key
 from media.config import MediaConfig
@@ -31,31 +31,6 @@ from media.protocol import Resource
 SDP = "application/sdp"
 SDPFRAG = "application/trickle-ice-sdpfrag"
 EXPOSED = {"location", "etag", "link", "accept-patch"}
-
-
-@dataclass
-class Posted:
-    """A 201 answer to a WHIP/WHEP POST (``HasAnswer`` for the aiortc clients)."""
-
-    answer_sdp: str
-    location: str
-    etag: str
-    headers: CIMultiDictProxy[str]
-
-
-def poster(
-    client: TestClient[Any, Any], path: str, account: Account | None = None
-) -> Callable[[str], Any]:
-    """An ``Exchange`` for the aiortc clients: POST the offer over HTTP."""
-
-    async def exchange(offer: str) -> Posted:
-        headers = {"Content-Type": SDP, **(account.headers if account else {})}
-        res = await client.post(path, data=offer, headers=headers)
-        body = await res.text()
-        assert res.status == 201, body
-        return Posted(body, res.headers["Location"], res.headers["ETag"], res.headers)
-
-    return exchange
 
 
 async def post_sdp(

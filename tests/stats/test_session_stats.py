@@ -14,14 +14,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
 from sqlalchemy import insert
-from support import Account, Api
+from support import Account, Api, poster
 
 from app import Settings, audience_key, cards_key, create_app, db_key, hub_key, room_log_key
 from live.clock import ManualClock
@@ -47,22 +45,6 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 def app(settings: Settings, clock: ManualClock) -> web.Application:
     return create_app(settings, clock=clock)
-
-
-def _exchange(client: TestClient[Any, Any], path: str, who: Account | None) -> Any:
-    class Posted:
-        def __init__(self, answer: str, location: str) -> None:
-            self.answer_sdp = answer
-            self.location = location
-
-    async def exchange(offer: str) -> Posted:
-        headers = {"Content-Type": "application/sdp", **(who.headers if who else {})}
-        res = await client.post(path, data=offer, headers=headers)
-        body = await res.text()
-        assert res.status == 201, body
-        return Posted(body, res.headers["Location"])
-
-    return exchange
 
 
 async def _room_event(app: web.Application, sid: int, type_: str) -> None:
@@ -155,19 +137,19 @@ async def test_scripted_session_gives_exact_stats(
     b = ViewerClient(config, decode=False)
     try:
         # second 0: the publisher goes live
-        await pub.connect(_exchange(client, f"/whip/{sid}", host))
+        await pub.connect(poster(client, f"/whip/{sid}", host))
         await _room_event(app, sid, "live.started")  # marked at T0, before the clock moves
         await audience.sample()
 
         # second 1: A watches
         clock.advance(1000)
-        await a.connect(_exchange(client, f"/whep/{sid}", viewer))
+        await a.connect(poster(client, f"/whep/{sid}", viewer))
         await a.wait_for("video", encoded=5, within_s=15)
         await audience.sample()
 
         # second 2: B (a guest) watches, the host pins, A and B see the card, A buys
         clock.advance(1000)
-        await b.connect(_exchange(client, f"/whep/{sid}", None))
+        await b.connect(poster(client, f"/whep/{sid}", None))
         await b.wait_for("video", encoded=5, within_s=15)
         pin = await api.call(
             "POST", f"/api/sessions/{sid}/pin", host, json={"product_id": pid}, expect=200
@@ -326,8 +308,8 @@ async def test_a_guest_who_signs_in_while_watching_counts_as_the_user(
     pub = PublisherClient(config)
     guest = ViewerClient(config, decode=False)
     try:
-        await pub.connect(_exchange(client, f"/whip/{sid}", host))
-        await guest.connect(_exchange(client, f"/whep/{sid}", None))  # no token: a guest
+        await pub.connect(poster(client, f"/whip/{sid}", host))
+        await guest.connect(poster(client, f"/whep/{sid}", None))  # no token: a guest
         await guest.wait_for("video", encoded=5, within_s=15)
         assert guest.resource is not None
         resource_id = guest.resource.location.rsplit("/", 1)[1]
