@@ -196,10 +196,16 @@ async def test_slow_reader_is_closed_and_others_keep_receiving(api: Api) -> None
                 received += 1
 
     reader = asyncio.create_task(read_fast())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT
     for i in range(total):
         await room_log.append(sid, "test.blob", payload)
-        if i % 20 == 0:
-            await asyncio.sleep(0)  # let the fast reader and the transports run
+        # Pace the producer by the fast reader alone (at most 8 blobs = 128 KB ahead,
+        # half the send limit), so only the reader that never reads can fall behind,
+        # however slow the machine is.
+        while i + 1 - received > 8:
+            assert loop.time() < deadline, f"fast reader stuck at {received}/{i + 1}"
+            await asyncio.sleep(0.001)
     await asyncio.wait_for(reader, TIMEOUT)
     assert received == total
     assert hub.local_sockets(sid) == 1  # the slow one was dropped
