@@ -486,6 +486,7 @@ def _wire_orders(
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         await orders.recover()
         yield
+        await orders.close()
 
     app.cleanup_ctx.append(lifetime)
     return orders

@@ -27,10 +27,10 @@ from typing import Any
 import asyncpg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Select, event
+from sqlalchemy import ARRAY, Select, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import TypeEngine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -174,7 +175,7 @@ class PreparedRead:
             self._sql = compiled.string
             for name in compiled.positiontup or ():
                 bind = compiled.binds[name]
-                if bind.type.dialect_impl(dialect).bind_processor(dialect):
+                if not _sent_as_is(bind.type, dialect):
                     raise TypeError(f"{name}: a prepared read binds ints and strings only")
                 self._binds.append((name, bind.required, bind.effective_value))
 
@@ -183,11 +184,31 @@ class PreparedRead:
             async with self._db.engine.connect() as conn:
                 row = (await conn.execute(self._statement, dict(params))).mappings().first()
             return None if row is None else dict(row)
-        args = [params[name] if bound else literal for name, bound, literal in self._binds]
         pool = await self._db.raw_pool()
         async with pool.acquire() as conn:
-            record = await conn.fetchrow(self._sql, *args)
+            record = await conn.fetchrow(self._sql, *self._args(params))
         return None if record is None else dict(record.items())
+
+    async def all(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every row, as ``first`` gives one. Array parameters (PostgreSQL) take lists."""
+        if self._db.is_sqlite:
+            async with self._db.engine.connect() as conn:
+                rows = (await conn.execute(self._statement, dict(params))).mappings().all()
+            return [dict(row) for row in rows]
+        pool = await self._db.raw_pool()
+        async with pool.acquire() as conn:
+            records = await conn.fetch(self._sql, *self._args(params))
+        return [dict(record.items()) for record in records]
+
+    def _args(self, params: Mapping[str, Any]) -> list[Any]:
+        return [params[name] if bound else literal for name, bound, literal in self._binds]
+
+
+def _sent_as_is(type_: TypeEngine[Any], dialect: Dialect) -> bool:
+    """Does a value of ``type_`` go to asyncpg unconverted (ints, strings, lists of them)?"""
+    if isinstance(type_, ARRAY):
+        return _sent_as_is(type_.item_type, dialect)
+    return type_.dialect_impl(dialect).bind_processor(dialect) is None
 
 
 def alembic_config() -> Config:

@@ -19,7 +19,9 @@ Sold out: once this process has refused a product for lack of units, further att
 on it first run the same context query as one prepared read outside any transaction
 (``shelf.soldout``): it answers exactly (stored answer for a known key, or the refusal
 the write path would give) and only a read that finds enough units goes on to the write
-transaction. A flash sale's tail of thousands of refused attempts costs one read each.
+transaction. Attempts arriving together share those reads (``shelf.orderreads``), so a
+flash sale's tail of thousands of refused attempts costs a pair of reads per round
+trip, not one per attempt.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from live.outbox import Outbox, OutboxRelay
 from shelf.ledger import CommissionLedger
 from shelf.models import Cooperation, FlashSale, FlashStatus, Pin, Product, ShelfItem
 from shelf.order_models import Order, OrderSource, OrderStatus
+from shelf.orderreads import ContextReads
 from shelf.payments import PaymentProvider
 from shelf.publisher import StockPublisher
 from shelf.soldout import SoldOutGate
@@ -165,7 +168,7 @@ class OrderService:
         self._stock = stock
         self._publisher = publisher
         self._context = _context_query()
-        self._read_context = db.prepare_read(self._context)
+        self._reads = ContextReads(db, clock, self._context)
         self._sold_out = sold_out or SoldOutGate()
         # Every committed stock change in this process (refund, cancelled payment, stock
         # edit, flash sale end or cancel) may bring units back: forget the mark at once.
@@ -180,6 +183,10 @@ class OrderService:
 
     def add_gate(self, gate: BuyerGate) -> None:
         self._gates.append(gate)
+
+    async def close(self) -> None:
+        """Let the shared reads in flight finish (before the database closes)."""
+        await self._reads.close()
 
     # -- placing ---------------------------------------------------------------------
 
@@ -210,9 +217,20 @@ class OrderService:
             "now": self._clock.now_ms(),
         }
         if self._sold_out.routes_to_read(session_id, product_id, quantity):
-            # Known sold out here: answer from one read if it can be answered there.
-            row = await self._read_context.first(params)
-            existing = self._check(OrderContext(**row) if row else None, params, quantity, source)
+            # Known sold out here: answer from a (shared) read if it can be answered there.
+            row, earlier = await self._reads.read(session_id, product_id, buyer.user_id, key)
+            if earlier is not None:
+                existing: _Existing | None = _Existing(
+                    earlier.order_id,
+                    buyer.user_id,
+                    key,
+                    earlier.request_hash,
+                    earlier.response_json,
+                )
+            else:
+                existing = self._check(
+                    OrderContext(**row) if row else None, params, quantity, source
+                )
             if existing is not None:
                 return await self._answer_again(existing, fingerprint)
             self._sold_out.clear(product_id)  # units are back: the write path decides

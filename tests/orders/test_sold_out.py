@@ -257,3 +257,48 @@ async def test_the_read_path_answers_like_the_write_path(api: Api) -> None:
     await api.call("POST", f"/api/products/{shop.products[0]['id']}/archive", shop.brand)
     status, body = await order(api, shop, buyer)
     assert (status, body["error"]["code"]) == (409, "product_archived")
+
+
+async def test_concurrent_attempts_share_reads_and_each_gets_its_own_answer(
+    api: Api, writes: WriteCounter
+) -> None:
+    """Attempts arriving together on a sold-out product share the read path's round
+    trips (PostgreSQL: one pair of reads per batch), and every one of them still gets
+    the answer its own key and body call for."""
+    shop = await open_shop(api, stock=4)
+    buyers = await many_viewers(api, 24)
+    first = {}
+    for buyer in buyers[:4]:
+        first[buyer.token] = await order(api, shop, buyer, key="mine")
+        assert first[buyer.token][0] == 201
+    status, _ = await order(api, shop, buyers[4])
+    assert status == 409  # marked
+    reads = api.client.app[orders_key]._reads
+    before_writes, before_trips = writes.count, reads.round_trips
+
+    async def attempt(i: int) -> tuple[str, tuple[int, Any], Any]:
+        buyer = buyers[i % len(buyers)]
+        if buyer.token in first and i % 3 == 0:
+            return "replay", await order(api, shop, buyer, key="mine"), first[buyer.token]
+        if buyer.token in first and i % 3 == 1:
+            return "reused", await order(api, shop, buyer, quantity=2, key="mine"), None
+        return "fresh", await order(api, shop, buyer), None
+
+    results = await asyncio.gather(*(attempt(i) for i in range(120)))
+    kinds = {kind for kind, _, _ in results}
+    assert kinds == {"replay", "reused", "fresh"}
+    for kind, (status, body), expected in results:
+        if kind == "replay":
+            assert (status, body) == expected
+        elif kind == "reused":
+            assert (status, body["error"]["code"]) == (422, "idempotency_key_reused")
+        else:
+            assert (status, body["error"]["code"]) == (409, "out_of_stock")
+    assert writes.count == before_writes
+    trips = reads.round_trips - before_trips
+    if api.client.app[db_key].is_sqlite:
+        assert trips == 120  # one read each
+    else:
+        assert trips < 60, trips  # shared: far fewer round trips than attempts
+    assert await stock_of(api, shop) == 0
+    assert await sold_units(api) == 4

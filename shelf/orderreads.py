@@ -1,0 +1,195 @@
+"""The order path's read-only answers, shared by the attempts that arrive together.
+
+Once a product is known sold out (``shelf.soldout``), every further attempt on it is
+answered from a read: the order context (session, shelf, stock, running flash sale,
+open pin) and the order the buyer's Idempotency-Key already names, if any. In a flash
+sale's tail thousands of such attempts a second hit the same product; one read each
+spends most of the server's CPU on round trips that all return the same context row.
+
+``ContextReads`` batches them per (session, product): the first attempt starts a
+round trip at once; attempts that arrive while it is in flight wait and go together in
+the next one, and so on while any wait. Each batch is two reads run side by side: the
+context row (once) and the orders named by all the batch's (buyer, key) pairs (one
+``unnest`` join on the unique (buyer_id, idempotency_key) index). An idle server adds
+no delay (a lone attempt goes at once); a busy one sends one pair of reads per round
+trip instead of one read per attempt.
+
+Exactness is unchanged: every attempt in a batch is answered as of that batch's
+reads, which happen after the attempt arrived and before it is answered, so each
+answer is one the write path could have given at that instant.
+
+On SQLite (no arrays, and no speed claim) each attempt runs the single-row context
+read with its own pair: the same answers, one read each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ARRAY, Select, and_, bindparam, func, select
+
+from live.clock import Clock
+from live.db import Database, PreparedRead
+from shelf.order_models import Order
+
+#: Never an order's buyer: the context read with this pair names no earlier order.
+_NOBODY = -1
+
+
+@dataclass(frozen=True, slots=True)
+class Earlier:
+    """The order a buyer's Idempotency-Key already names."""
+
+    order_id: int
+    request_hash: str
+    response_json: str | None
+
+
+_Answer = tuple[dict[str, Any] | None, Earlier | None]
+
+
+@dataclass(slots=True)
+class _Group:
+    """Attempts on one (session, product) waiting for the next round trip."""
+
+    waiting: list[tuple[int, str, asyncio.Future[_Answer]]] = field(default_factory=list)
+    running: bool = False
+
+
+class ContextReads:
+    def __init__(self, db: Database, clock: Clock, context: Select[*tuple[Any, ...]]) -> None:
+        """``context``: the order context statement, with bind parameters ``sid``,
+        ``pid``, ``now``, ``buyer`` and ``key`` and the earlier order's columns
+        ``existing_id``, ``existing_hash`` and ``existing_response``."""
+        self._clock = clock
+        self._context = db.prepare_read(context)
+        self._earlier: PreparedRead | None = (
+            None if db.is_sqlite else db.prepare_read(_earlier_query())
+        )
+        self._groups: dict[tuple[int, int], _Group] = {}
+        self._drains: set[asyncio.Task[None]] = set()
+        #: Round trips made (a pair of reads counts once): for tests and benchmarks.
+        self.round_trips = 0
+
+    async def read(
+        self, session_id: int, product_id: int, buyer_id: int, key: str
+    ) -> tuple[dict[str, Any] | None, Earlier | None]:
+        """The context row (None: no such session) with its ``existing_*`` columns
+        set to None, and the order (``buyer_id``, ``key``) already names, if any."""
+        if self._earlier is None:
+            self.round_trips += 1
+            row = await self._context.first(self._params(session_id, product_id, buyer_id, key))
+            return _split(row)
+        group = self._groups.get((session_id, product_id))
+        if group is None:
+            group = self._groups[(session_id, product_id)] = _Group()
+        answer: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
+        group.waiting.append((buyer_id, key, answer))
+        if not group.running:
+            group.running = True
+            task = asyncio.create_task(self._drain(session_id, product_id, group))
+            self._drains.add(task)
+            task.add_done_callback(self._drains.discard)
+        return await answer
+
+    async def _drain(self, session_id: int, product_id: int, group: _Group) -> None:
+        batch: list[tuple[int, str, asyncio.Future[_Answer]]] = []
+        try:
+            while group.waiting:
+                batch, group.waiting = group.waiting, []
+                try:
+                    context, earlier = await self._read_batch(
+                        session_id, product_id, [(buyer, key) for buyer, key, _ in batch]
+                    )
+                except Exception as exc:  # every waiter gets the failure, not a hang
+                    for _, _, answer in batch:
+                        if not answer.done():
+                            answer.set_exception(exc)
+                    continue
+                for buyer, key, answer in batch:
+                    if not answer.done():  # a waiter whose client went away is cancelled
+                        answer.set_result((context, earlier.get((buyer, key))))
+        finally:
+            # Cancelled (shutdown): nobody may wait for an answer that will not come.
+            for _, _, answer in batch + group.waiting:
+                if not answer.done():
+                    answer.cancel()
+            group.running = False
+            if not group.waiting and self._groups.get((session_id, product_id)) is group:
+                del self._groups[(session_id, product_id)]
+
+    async def _read_batch(
+        self, session_id: int, product_id: int, pairs: list[tuple[int, str]]
+    ) -> tuple[dict[str, Any] | None, dict[tuple[int, str], Earlier]]:
+        assert self._earlier is not None
+        self.round_trips += 1
+        unique = list(dict.fromkeys(pairs))
+        context_row, earlier_rows = await asyncio.gather(
+            self._context.first(self._params(session_id, product_id, _NOBODY, "")),
+            self._earlier.all(
+                {"buyers": [buyer for buyer, _ in unique], "keys": [key for _, key in unique]}
+            ),
+        )
+        context, _ = _split(context_row)
+        earlier = {
+            (row["buyer_id"], row["idempotency_key"]): Earlier(
+                row["id"], row["request_hash"], row["response_json"]
+            )
+            for row in earlier_rows
+        }
+        return context, earlier
+
+    def _params(self, session_id: int, product_id: int, buyer_id: int, key: str) -> dict[str, Any]:
+        return {
+            "sid": session_id,
+            "pid": product_id,
+            "buyer": buyer_id,
+            "key": key,
+            "now": self._clock.now_ms(),
+        }
+
+    async def close(self) -> None:
+        """Wait for the round trips in flight (their waiters get their answers)."""
+        if self._drains:
+            await asyncio.gather(*self._drains, return_exceptions=True)
+
+
+def _split(row: dict[str, Any] | None) -> tuple[dict[str, Any] | None, Earlier | None]:
+    """The context row with its ``existing_*`` columns set to None, and the earlier
+    order they named."""
+    if row is None:
+        return None, None
+    order_id, request_hash, response_json = (
+        row["existing_id"],
+        row["existing_hash"],
+        row["existing_response"],
+    )
+    row["existing_id"] = row["existing_hash"] = row["existing_response"] = None
+    if order_id is None:
+        return row, None
+    return row, Earlier(order_id, request_hash, response_json)
+
+
+def _earlier_query() -> Select[*tuple[Any, ...]]:
+    """The orders named by (buyers[i], keys[i]) pairs, one index probe per pair."""
+    asked = (
+        func.unnest(
+            bindparam("buyers", type_=ARRAY(Order.buyer_id.type)),
+            bindparam("keys", type_=ARRAY(Order.idempotency_key.type)),
+        )
+        .table_valued("buyer", "key")
+        .render_derived(name="asked")
+    )
+    return select(
+        Order.buyer_id,
+        Order.idempotency_key,
+        Order.id,
+        Order.request_hash,
+        Order.response_json,
+    ).join_from(
+        asked,
+        Order,
+        and_(Order.buyer_id == asked.c.buyer, Order.idempotency_key == asked.c.key),
+    )
