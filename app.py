@@ -34,6 +34,7 @@ from chat.repository import ChatRepository
 from chat.rooms import ChatRooms
 from chat.service import ChatService
 from chat.writer import ChatWriter
+from live.accesslog import AccessLog
 from live.accounts import AccountService
 from live.analytics import AudienceReport
 from live.audience import AudienceRecorder, AudienceSources, MarkingLifecycle
@@ -111,6 +112,8 @@ class Settings:
     cors_origin: str = "*"
     #: audience sampling period (analytics); 0 = only when sampled explicitly (tests)
     audience_sample_s: float = 1.0
+    #: HTTP access log (``python app.py`` only): "-" standard error, a file path, "off"
+    access_log: str = "-"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -151,6 +154,7 @@ class Settings:
             platform_fee_bps=_int(env, "LIVESHELF_PLATFORM_FEE_BPS", 500),
             commission_hold_days=_int(env, "LIVESHELF_COMMISSION_HOLD_DAYS", 7),
             cors_origin=env.get("LIVESHELF_CORS_ORIGIN") or "*",
+            access_log=env.get("LIVESHELF_ACCESS_LOG") or "-",
         )
 
 
@@ -379,7 +383,6 @@ def _wire_media(app: web.Application, core: Core) -> MediaService:
     handlers = MediaHandlers(media, core.sessions, config, cors_origin=settings.cors_origin)
     app.add_routes(handlers.routes())
     app.on_response_prepare.append(handlers.on_response_prepare)
-
 
     async def recording(_app: web.Application) -> AsyncIterator[None]:
         audience.start()
@@ -671,7 +674,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     loop = new_event_loop(settings.event_loop)
     asyncio.set_event_loop(loop)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None, loop=loop)
+    app = create_app(settings)
+    access = AccessLog.open(settings.access_log)
+    logging_options: dict[str, Any] = {"access_log": None}  # off
+    if access is not None:
+        app.cleanup_ctx.append(access.lifetime)
+        logging_options = {"access_log_class": access.logger_class()}
+    web.run_app(
+        app, host=settings.host, port=settings.port, print=None, loop=loop, **logging_options
+    )
     return 0
 
 

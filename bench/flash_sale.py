@@ -1,7 +1,7 @@
 """Flash-sale benchmark: 10,000 buy attempts from concurrent clients on 100 units.
 
     python bench/flash_sale.py [--attempts 10000] [--units 100] [--concurrency 64]
-                               [--driver python|wrk]
+                               [--driver python|wrk] [--seconds N]
 
 The server runs as its own process (`python app.py`, pinned to CPU 0) on PostgreSQL
 (TEST_DATABASE_URL or postgresql+asyncpg://postgres@127.0.0.1:5432/test, in a schema
@@ -12,11 +12,12 @@ the throughput of a bare `UPDATE ... SET stock = stock - 1 WHERE stock > 0` loop
 the same number of attempts and concurrency on the same database (the physical
 reference). Everything stays on 127.0.0.1; every loop is bounded.
 
-``--driver wrk`` sends the same requests from wrk for ``--seconds`` (C, one thread
-pinned to the load CPU, a Lua script giving each request its own Idempotency-Key)
-instead of the Python load processes, which cannot drive more than a few thousand
-requests a second from one core: it measures the server rather than the client. The
-bare UPDATE loop then runs as many attempts as wrk made. Needs `wrk` (Debian package).
+``--driver wrk`` sends the same requests from wrk (C, one thread pinned to the load
+CPU, a Lua script giving each request its own Idempotency-Key) instead of the Python
+load processes, which cannot drive more than a few thousand requests a second from one
+core: it measures the server rather than the client. It stops after ``--attempts``
+answers (or runs for ``--seconds``); the bare UPDATE loop then runs as many attempts
+as wrk made. Needs `wrk` (Debian package, 4.1+).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -103,7 +105,8 @@ async def _load(
 WRK_SCRIPT = """
 local tokens = {%(tokens)s}
 local body = '%(body)s'
-sent, n201, n409, nother = 0, 0, 0, 0
+local limit = %(limit)d
+sent, answered, n201, n409, nother = 0, 0, 0, 0, 0
 local threads = {}
 local next_id = 0
 
@@ -115,6 +118,7 @@ end
 
 function request()
   sent = sent + 1
+  if sent == 1 then io.write("START\\n"); io.flush() end
   local headers = {
     ["Authorization"] = "Bearer " .. tokens[(sent %% #tokens) + 1],
     ["Idempotency-Key"] = string.format("wrk-%%d-%%d", tid, sent),
@@ -127,6 +131,11 @@ function response(status, headers, body)
   if status == 201 then n201 = n201 + 1
   elseif status == 409 then n409 = n409 + 1
   else nother = nother + 1 end
+  answered = answered + 1
+  if limit > 0 and answered == limit then
+    io.write("LIMIT\\n"); io.flush()  -- the driver times this and stops wrk
+    wrk.thread:stop()
+  end
 end
 
 function done(summary, latency, requests)
@@ -145,8 +154,10 @@ end
 
 
 async def wrk_load(
-    base: str, sid: int, pid: int, tokens: list[str], seconds: int, conc: int
+    base: str, sid: int, pid: int, tokens: list[str], attempts: int, seconds: int, conc: int
 ) -> dict[str, Any]:
+    """wrk for ``seconds``, or (``seconds`` 0) until ``attempts`` answers came back
+    (the requests still in flight then are dropped, not counted)."""
     script = Path("/tmp") / f"flash-{uuid.uuid4().hex[:8]}.lua"
     script.write_text(
         WRK_SCRIPT
@@ -154,6 +165,7 @@ async def wrk_load(
             "tokens": ", ".join(f'"{t}"' for t in tokens),
             "body": json.dumps({"product_id": pid, "quantity": 1}),
             "path": f"/api/sessions/{sid}/orders",
+            "limit": 0 if seconds else attempts,
         }
     )
     cpus = ",".join(str(c) for c in sorted(load_cpus()))
@@ -164,7 +176,7 @@ async def wrk_load(
         "wrk",
         "-t1",
         f"-c{conc}",
-        f"-d{seconds}s",
+        f"-d{seconds or 120}s",
         "--timeout",
         "10s",
         "-s",
@@ -174,10 +186,26 @@ async def wrk_load(
     proc = await asyncio.create_subprocess_exec(
         *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
     )
-    out, _ = await proc.communicate()
+    assert proc.stdout is not None
+    # wrk's own duration is the whole -d even when the script stops early: with a
+    # limit, time from the first request to the limit-th answer as the script reports.
+    started = stopped = 0.0
+    lines = []
+    while raw := await proc.stdout.readline():
+        line = raw.decode().rstrip("\n")
+        if line == "START":
+            started = time.perf_counter()
+        elif line == "LIMIT":
+            stopped = time.perf_counter()
+            proc.send_signal(signal.SIGINT)  # wrk prints its summary and exits
+        lines.append(line)
+    await proc.wait()
     script.unlink()
-    line = next(x for x in out.decode().splitlines() if x.startswith("WRK "))
-    return dict(json.loads(line[4:]))
+    summary = dict(json.loads(next(x for x in lines if x.startswith("WRK "))[4:]))
+    if stopped:
+        summary["requests"] = attempts  # answers counted, not requests cut off in flight
+        summary["duration_us"] = int((stopped - started) * 1e6)
+    return summary
 
 
 # -- the bare reference -------------------------------------------------------------------
@@ -279,7 +307,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         w: dict[str, Any] | None = None
         load: dict[str, Any] = {}
         if args.driver == "wrk":
-            w = await wrk_load(base, sid, product["id"], tokens, args.seconds, args.concurrency)
+            w = await wrk_load(
+                base, sid, product["id"], tokens, args.attempts, args.seconds, args.concurrency
+            )
         else:
             load = await python_load(args, base, sid, product["id"], tokens)
 
@@ -384,7 +414,9 @@ def main() -> None:
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--redis", default=None)
     parser.add_argument("--driver", choices=("python", "wrk"), default="python")
-    parser.add_argument("--seconds", type=int, default=10, help="wrk driver: how long")
+    parser.add_argument(
+        "--seconds", type=int, default=0, help="wrk driver: run this long instead of --attempts"
+    )
     args = parser.parse_args()
     print(json.dumps(asyncio.run(run(args))), flush=True)
 

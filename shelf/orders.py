@@ -303,8 +303,9 @@ class OrderService:
         source: OrderSource,
     ) -> _Taken | _Existing:
         """Check and take, in the caller's write transaction: one query reads everything
-        the order depends on, one conditional UPDATE takes the units (the authority: the
-        read only refuses early), one INSERT ... RETURNING records the ``placed`` order.
+        the order depends on, one INSERT ... RETURNING records the ``placed`` order, one
+        conditional UPDATE takes the units (the authority: the read only refuses early;
+        when it finds too few units the transaction, order included, rolls back).
         Core statements on the connection: no ORM session on the hot path."""
         row = (await tx.execute(self._context, params)).mappings().first()
         ctx = OrderContext(**row) if row is not None else None
@@ -313,15 +314,15 @@ class OrderService:
             return existing
         assert ctx is not None and ctx.host_id is not None and ctx.brand_id is not None
         buyer_id, product_id = params["buyer"], params["pid"]
-        if ctx.flash_id is not None and source is OrderSource.LIVE:
-            assert ctx.flash_limit is not None
-            await self._stock.take_flash(tx, ctx.flash_id, ctx.flash_limit, buyer_id, quantity)
-            await self._stock.bump(tx, product_id)
+        flash = ctx.flash_id is not None and source is OrderSource.LIVE
+        if flash:
             price, currency, flash_id = ctx.flash_price, ctx.flash_currency, ctx.flash_id
         else:
-            await self._stock.take_regular(tx, product_id, quantity)
             price, currency, flash_id = ctx.price_minor, ctx.currency, None
         assert price is not None and currency is not None
+        # The order first, the units last: the conditional UPDATE locks the product (or
+        # flash sale) row until COMMIT, and every other buyer of it queues on that lock,
+        # so nothing but the COMMIT may come after it.
         order_id = await tx.scalar(
             insert(Order)
             .values(
@@ -350,6 +351,12 @@ class OrderService:
             .returning(Order.id)
         )
         assert order_id is not None
+        if flash:
+            assert ctx.flash_limit is not None and flash_id is not None
+            await self._stock.take_flash(tx, flash_id, ctx.flash_limit, buyer_id, quantity)
+            await self._stock.bump(tx, product_id)
+        else:
+            await self._stock.take_regular(tx, product_id, quantity)
         return _Taken(order_id, price * quantity, currency)
 
     @staticmethod

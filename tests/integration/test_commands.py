@@ -9,7 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from support import TEST_SECRET, Api
+import aiohttp
+import pytest
+from support import TEST_SECRET, Api, free_port, wait_until_up
 
 from app import DEMO_PASSWORD, Settings, accounts_key, create_app
 from live.models import Role
@@ -97,3 +99,41 @@ async def test_announcement_refusals(api: Api) -> None:
     assert (await api.call("POST", path, host, json={"text": "hi"}, expect=409))["error"][
         "code"
     ] == "session_ended"
+
+
+@pytest.mark.parametrize("target", ["file", "off"])
+async def test_the_server_writes_an_access_log_without_tokens(tmp_path: Path, target: str) -> None:
+    access = tmp_path / "access.log"
+    env = {
+        **os.environ,
+        "LIVESHELF_SECRET": TEST_SECRET,
+        "LIVESHELF_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/access.db",
+        "LIVESHELF_AUTO_MIGRATE": "1",
+        "LIVESHELF_ACCESS_LOG": str(access) if target == "file" else "off",
+    }
+    port = free_port()
+    stderr = (tmp_path / "stderr.txt").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--port", str(port)], cwd=ROOT, env=env, stderr=stderr
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_until_up(base, proc)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/api/sessions/424242?token=sekrit-token") as res:
+                assert res.status == 404
+            async with http.get(f"{base}/api/me") as res:
+                assert res.status == 401
+    finally:
+        proc.terminate()  # graceful: the last lines are flushed at shutdown
+        assert proc.wait(timeout=15) == 0
+        stderr.close()
+    logged = (tmp_path / "stderr.txt").read_text()
+    assert "GET /api/me" not in logged  # access lines never go through logging
+    if target == "off":
+        assert not access.exists()
+        return
+    lines = access.read_text().splitlines()
+    assert any('"GET /api/sessions/424242?token=*** HTTP/1.1" 404 ' in line for line in lines)
+    assert any('"GET /api/me HTTP/1.1" 401 ' in line for line in lines)
+    assert "sekrit-token" not in access.read_text()
