@@ -71,6 +71,7 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(self._write_engine, expire_on_commit=False)
 
@@ -96,6 +97,15 @@ class Database:
         map): for hot paths that only run prebuilt Core statements. Committed if the
         block succeeds, rolled back if it raises; ``BEGIN IMMEDIATE`` on SQLite."""
         async with self._write_engine.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def autocommit_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection on which each statement commits by itself (PostgreSQL's
+        autocommit): for one-statement writes whose row locks must not outlive the
+        statement. Not for SQLite (use ``write_connection``)."""
+        assert not self.is_sqlite, "SQLite writes go through write_connection"
+        async with self._autocommit_engine.connect() as conn:
             yield conn
 
     def prepare_read(self, statement: Select[*tuple[Any, ...]]) -> PreparedRead:

@@ -31,12 +31,23 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import BigInteger, Integer, Select, String, and_, bindparam, insert, select
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    String,
+    Table,
+    and_,
+    bindparam,
+    insert,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import ReturningInsert
 
 from live.auth import Principal
 from live.clock import Clock, iso
@@ -169,6 +180,7 @@ class OrderService:
         self._publisher = publisher
         self._context = _context_query()
         self._reads = ContextReads(db, clock, self._context)
+        self._take_and_record = None if db.is_sqlite else _take_and_record_statement()
         self._sold_out = sold_out or SoldOutGate()
         # Every committed stock change in this process (refund, cancelled payment, stock
         # edit, flash sale end or cancel) may bring units back: forget the mark at once.
@@ -216,27 +228,15 @@ class OrderService:
             "key": key,
             "now": self._clock.now_ms(),
         }
+        ctx: OrderContext | None = None
         if self._sold_out.routes_to_read(session_id, product_id, quantity):
             # Known sold out here: answer from a (shared) read if it can be answered there.
-            row, earlier = await self._reads.read(session_id, product_id, buyer.user_id, key)
-            if earlier is not None:
-                existing: _Existing | None = _Existing(
-                    earlier.order_id,
-                    buyer.user_id,
-                    key,
-                    earlier.request_hash,
-                    earlier.response_json,
-                )
-            else:
-                existing = self._check(
-                    OrderContext(**row) if row else None, params, quantity, source
-                )
+            ctx, existing = await self._read_check(params, quantity, source)
             if existing is not None:
                 return await self._answer_again(existing, fingerprint)
             self._sold_out.clear(product_id)  # units are back: the write path decides
         try:
-            async with self._db.write_connection() as tx:
-                taken = await self._take(tx, params, quantity, fingerprint, source)
+            taken = await self._take(params, quantity, fingerprint, source, ctx)
         except IntegrityError:
             taken = None  # the same key raced us and won
         except LiveshelfError as exc:
@@ -294,70 +294,134 @@ class OrderService:
             raise out_of_stock()
         return None
 
+    async def _read_check(
+        self, params: dict[str, Any], quantity: int, source: OrderSource
+    ) -> tuple[OrderContext | None, _Existing | None]:
+        """The context from a shared read (``shelf.orderreads``) and ``_check``'s verdict:
+        raises a refusal, or gives the order the key already names, or (ctx, None)."""
+        row, earlier = await self._reads.read(
+            params["sid"], params["pid"], params["buyer"], params["key"]
+        )
+        if earlier is not None:
+            existing = _Existing(
+                earlier.order_id,
+                params["buyer"],
+                params["key"],
+                earlier.request_hash,
+                earlier.response_json,
+            )
+            return None, existing
+        ctx = OrderContext(**row) if row else None
+        return ctx, self._check(ctx, params, quantity, source)
+
     async def _take(
         self,
-        tx: AsyncConnection,
         params: dict[str, Any],
         quantity: int,
         fingerprint: str,
         source: OrderSource,
+        ctx: OrderContext | None,
     ) -> _Taken | _Existing:
-        """Check and take, in the caller's write transaction: one query reads everything
-        the order depends on, one INSERT ... RETURNING records the ``placed`` order, one
-        conditional UPDATE takes the units (the authority: the read only refuses early;
-        when it finds too few units the transaction, order included, rolls back).
-        Core statements on the connection: no ORM session on the hot path."""
-        row = (await tx.execute(self._context, params)).mappings().first()
-        ctx = OrderContext(**row) if row is not None else None
-        existing = self._check(ctx, params, quantity, source)
-        if existing is not None:
-            return existing
-        assert ctx is not None and ctx.host_id is not None and ctx.brand_id is not None
-        buyer_id, product_id = params["buyer"], params["pid"]
-        flash = ctx.flash_id is not None and source is OrderSource.LIVE
-        if flash:
+        """Check and take: read everything the order depends on (or use ``ctx``, read
+        just before), take the units with a conditional UPDATE (the authority: the read
+        only refuses early) and record the ``placed`` order.
+
+        The UPDATE locks the product (or flash sale) row until the transaction ends and
+        every other buyer of it queues on that lock, so the lock must not wait for this
+        process. On PostgreSQL a regular-price order is one statement in autocommit
+        (``_take_and_record``: the UPDATE and the INSERT in a CTE): the row is locked
+        only while PostgreSQL runs it, as in a bare ``UPDATE``. A flash-sale order takes
+        the sale's units, the buyer's allowance and the stock version in one
+        transaction, order first and units last. SQLite (one writer at a time, ``BEGIN
+        IMMEDIATE``) reads and takes in one write transaction."""
+        if self._take_and_record is None:
+            async with self._db.write_connection() as tx:
+                row = (await tx.execute(self._context, params)).mappings().first()
+                ctx = OrderContext(**row) if row is not None else None
+                existing = self._check(ctx, params, quantity, source)
+                if existing is not None:
+                    return existing
+                assert ctx is not None
+                return await self._record_then_take(tx, ctx, params, quantity, fingerprint, source)
+        if ctx is None:
+            ctx, existing = await self._read_check(params, quantity, source)
+            if existing is not None:
+                return existing
+            assert ctx is not None
+        if ctx.flash_id is not None and source is OrderSource.LIVE:
+            async with self._db.write_connection() as tx:
+                return await self._record_then_take(tx, ctx, params, quantity, fingerprint, source)
+        values = self._order_values(ctx, params, quantity, fingerprint, source)
+        async with self._db.autocommit_connection() as conn:
+            order_id = await conn.scalar(
+                self._take_and_record, {f"o_{name}": value for name, value in values.items()}
+            )
+        if order_id is None:
+            raise out_of_stock()
+        return _Taken(order_id, values["amount_minor"], values["currency"])
+
+    async def _record_then_take(
+        self,
+        tx: AsyncConnection,
+        ctx: OrderContext,
+        params: dict[str, Any],
+        quantity: int,
+        fingerprint: str,
+        source: OrderSource,
+    ) -> _Taken:
+        """In ``tx``: the order first, the units last (so only the COMMIT follows the
+        row lock); too few units raise, and the order rolls back with the transaction."""
+        values = self._order_values(ctx, params, quantity, fingerprint, source)
+        order_id = await tx.scalar(insert(Order).values(values).returning(Order.id))
+        assert order_id is not None
+        if values["flash_sale_id"] is not None:
+            assert ctx.flash_limit is not None
+            await self._stock.take_flash(
+                tx, values["flash_sale_id"], ctx.flash_limit, params["buyer"], quantity
+            )
+            await self._stock.bump(tx, params["pid"])
+        else:
+            await self._stock.take_regular(tx, params["pid"], quantity)
+        return _Taken(order_id, values["amount_minor"], values["currency"])
+
+    def _order_values(
+        self,
+        ctx: OrderContext,
+        params: dict[str, Any],
+        quantity: int,
+        fingerprint: str,
+        source: OrderSource,
+    ) -> dict[str, Any]:
+        """The ``placed`` order's columns, at the flash price inside a running sale."""
+        assert ctx.host_id is not None and ctx.brand_id is not None
+        if ctx.flash_id is not None and source is OrderSource.LIVE:
             price, currency, flash_id = ctx.flash_price, ctx.flash_currency, ctx.flash_id
         else:
             price, currency, flash_id = ctx.price_minor, ctx.currency, None
         assert price is not None and currency is not None
-        # The order first, the units last: the conditional UPDATE locks the product (or
-        # flash sale) row until COMMIT, and every other buyer of it queues on that lock,
-        # so nothing but the COMMIT may come after it.
-        order_id = await tx.scalar(
-            insert(Order)
-            .values(
-                session_id=params["sid"],
-                buyer_id=buyer_id,
-                host_id=ctx.host_id,
-                brand_id=ctx.brand_id,
-                product_id=product_id,
-                cooperation_id=ctx.cooperation_id,
-                flash_sale_id=flash_id,
-                pin_id=ctx.pin_id if source is OrderSource.LIVE else None,
-                quantity=quantity,
-                unit_price_minor=price,
-                currency=currency,
-                amount_minor=price * quantity,
-                commission_bps=ctx.commission_bps,
-                platform_fee_bps=self._platform_fee_bps,
-                flat_fee_minor=ctx.flat_fee_minor,
-                refunded_quantity=0,
-                status=OrderStatus.PLACED.value,
-                source=source.value,
-                idempotency_key=params["key"],
-                request_hash=fingerprint,
-                placed_ms=params["now"],
-            )
-            .returning(Order.id)
-        )
-        assert order_id is not None
-        if flash:
-            assert ctx.flash_limit is not None and flash_id is not None
-            await self._stock.take_flash(tx, flash_id, ctx.flash_limit, buyer_id, quantity)
-            await self._stock.bump(tx, product_id)
-        else:
-            await self._stock.take_regular(tx, product_id, quantity)
-        return _Taken(order_id, price * quantity, currency)
+        return {
+            "session_id": params["sid"],
+            "buyer_id": params["buyer"],
+            "host_id": ctx.host_id,
+            "brand_id": ctx.brand_id,
+            "product_id": params["pid"],
+            "cooperation_id": ctx.cooperation_id,
+            "flash_sale_id": flash_id,
+            "pin_id": ctx.pin_id if source is OrderSource.LIVE else None,
+            "quantity": quantity,
+            "unit_price_minor": price,
+            "currency": currency,
+            "amount_minor": price * quantity,
+            "commission_bps": ctx.commission_bps,
+            "platform_fee_bps": self._platform_fee_bps,
+            "flat_fee_minor": ctx.flat_fee_minor,
+            "refunded_quantity": 0,
+            "status": OrderStatus.PLACED.value,
+            "source": source.value,
+            "idempotency_key": params["key"],
+            "request_hash": fingerprint,
+            "placed_ms": params["now"],
+        }
 
     @staticmethod
     def _check_session(status: str, source: OrderSource) -> None:
@@ -600,6 +664,62 @@ def _context_query() -> Select[*tuple[Any, ...]]:
         # At most one row: (buyer_id, idempotency_key) is unique.
         .outerjoin(Order, and_(Order.buyer_id == buyer_id, Order.idempotency_key == key))
         .where(LiveSession.id == session_id)
+    )
+
+
+#: The columns ``_take_and_record_statement`` binds, by name (``_order_values``' keys).
+_ORDER_COLUMNS = (
+    "session_id",
+    "buyer_id",
+    "host_id",
+    "brand_id",
+    "product_id",
+    "cooperation_id",
+    "flash_sale_id",
+    "pin_id",
+    "quantity",
+    "unit_price_minor",
+    "currency",
+    "amount_minor",
+    "commission_bps",
+    "platform_fee_bps",
+    "flat_fee_minor",
+    "refunded_quantity",
+    "status",
+    "source",
+    "idempotency_key",
+    "request_hash",
+    "placed_ms",
+)
+
+
+def _take_and_record_statement() -> ReturningInsert[int]:
+    """PostgreSQL: take regular stock and insert the ``placed`` order in one statement
+    (no row when too few units are left; the product's row is locked only while it
+    runs). Bind parameters: ``_ORDER_COLUMNS``, each prefixed with ``o_``."""
+    products = cast(Table, Product.__table__)
+    orders = cast(Table, Order.__table__)
+    # Prefixed: a parameter named like a products column (brand_id, currency, ...)
+    # would join the UPDATE's SET clause.
+    binds = {name: bindparam(f"o_{name}", type_=orders.c[name].type) for name in _ORDER_COLUMNS}
+    taken = (
+        products.update()
+        .where(
+            products.c.id == binds["product_id"],
+            products.c.stock >= binds["quantity"],
+            products.c.archived_ms.is_(None),
+        )
+        .values(
+            stock=products.c.stock - binds["quantity"],
+            stock_version=products.c.stock_version + 1,
+        )
+        .returning(products.c.id)
+        .cte("taken")
+    )
+    return (
+        insert(Order)
+        .from_select(list(_ORDER_COLUMNS), select(*binds.values()).select_from(taken))
+        .returning(Order.id)
     )
 
 

@@ -24,19 +24,23 @@ from shelf.models import Product
 
 
 class WriteCounter:
-    """Counts the order path's write transactions (``Database.write_connection``)."""
+    """Counts the order path's writes: write transactions (``Database.write_connection``)
+    and one-statement writes (``Database.autocommit_connection``, PostgreSQL)."""
 
     def __init__(self, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
         db = api.client.app[db_key]
-        original: Callable[[], AbstractAsyncContextManager[AsyncConnection]]
-        original = db.write_connection
+        for name in ("write_connection", "autocommit_connection"):
+            monkeypatch.setattr(db, name, self._counting(getattr(db, name)))
 
+    def _counting(
+        self, original: Callable[[], AbstractAsyncContextManager[AsyncConnection]]
+    ) -> Callable[[], AbstractAsyncContextManager[AsyncConnection]]:
         def counting() -> AbstractAsyncContextManager[AsyncConnection]:
             self.count += 1
             return original()
 
-        monkeypatch.setattr(db, "write_connection", counting)
+        return counting
 
 
 @pytest.fixture
