@@ -4,7 +4,9 @@ Placing an order is two short transactions around the payment:
 
 1. *take*: check the session, shelf and buyer; take the units (one conditional UPDATE,
    no oversell under any concurrency, see ``shelf.stock``) and insert the order as
-   ``placed``, keyed by ``(buyer, Idempotency-Key)``;
+   ``placed``, keyed by ``(buyer, Idempotency-Key)``. On PostgreSQL a regular-price
+   order does both in one autocommit statement, so the product's row lock never waits
+   for this process (``OrderService._take``);
 2. capture the payment (``PaymentProvider``, keyed by the order id);
 3. *settle*: ``paid`` + the ledger lines + the ``order.placed`` ticker event (outbox),
    or ``cancelled`` + the units back.
