@@ -40,11 +40,15 @@ class CommissionLedger:
 
     def post_sale(self, tx: AsyncSession, order: Order, now_ms: int) -> None:
         """The order was paid: buyer -> brand, host, platform."""
+        tx.add_all(LedgerEntry(**line) for line in self.sale_lines(order, now_ms))
+
+    def sale_lines(self, order: Order, now_ms: int) -> list[dict[str, Any]]:
+        """The lines (column values) ``post_sale`` posts, for a caller that writes them
+        itself (``shelf.order_sql.settle_paid``)."""
         amount = order.amount_minor
         host = commission(order, order.quantity)
         platform = platform_fee(order, order.quantity)
-        self._post(
-            tx,
+        return self._lines(
             order,
             f"order:{order.id}:sale",
             EntryKind.SALE,
@@ -69,8 +73,7 @@ class CommissionLedger:
         amount = order.unit_price_minor * units
         host = commission(order, still_before) - commission(order, still_after)
         platform = platform_fee(order, still_before) - platform_fee(order, still_after)
-        self._post(
-            tx,
+        lines = self._lines(
             order,
             f"order:{order.id}:refund:{refund_no}",
             EntryKind.REFUND,
@@ -82,6 +85,7 @@ class CommissionLedger:
                 Account.BRAND_REVENUE: -(amount - host - platform),
             },
         )
+        tx.add_all(LedgerEntry(**line) for line in lines)
         return amount
 
     async def post_flat_fee(
@@ -101,20 +105,20 @@ class CommissionLedger:
         insert = upsert(tx, LedgerEntry).values(lines)
         await tx.execute(insert.on_conflict_do_nothing(index_elements=["txn", "account"]))
 
-    def _post(
+    def _lines(
         self,
-        tx: AsyncSession,
         order: Order,
         txn: str,
         kind: EntryKind,
         now_ms: int,
         amounts: dict[Account, int],
-    ) -> None:
+    ) -> list[dict[str, Any]]:
+        """One ledger transaction's lines; they sum to zero."""
         assert sum(amounts.values()) == 0, amounts
-        for account, amount in amounts.items():
-            tx.add(
-                LedgerEntry(**self._line(order, txn, kind, account, amount, order.currency, now_ms))
-            )
+        return [
+            self._line(order, txn, kind, account, amount, order.currency, now_ms)
+            for account, amount in amounts.items()
+        ]
 
     def _line(
         self,

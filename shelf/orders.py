@@ -9,7 +9,8 @@ Placing an order is two short transactions around the payment:
    for this process (``OrderService._take``);
 2. capture the payment (``PaymentProvider``, keyed by the order id);
 3. *settle*: ``paid`` + the ledger lines + the ``order.placed`` ticker event (outbox),
-   or ``cancelled`` + the units back.
+   or ``cancelled`` + the units back. On PostgreSQL a paid order without a flat fee is
+   settled by one statement (``shelf.order_sql``).
 
 The response (status and body) is stored with the order, so the same key from the
 same buyer gets the same answer, however often and however concurrently it is sent,
@@ -33,7 +34,7 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from sqlalchemy import (
@@ -41,7 +42,6 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
-    Table,
     and_,
     bindparam,
     insert,
@@ -49,14 +49,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.dml import ReturningInsert
 
 from live.auth import Principal
 from live.clock import Clock, iso
 from live.db import Database
 from live.errors import Conflict, Forbidden, InvalidInput, LiveshelfError, NotFound, Unprocessable
-from live.models import LiveSession, Role, SessionStatus
+from live.models import LiveSession, OutboxEvent, Role, SessionStatus
 from live.outbox import Outbox, OutboxRelay
+from shelf import order_sql
 from shelf.ledger import CommissionLedger
 from shelf.models import Cooperation, FlashSale, FlashStatus, Pin, Product, ShelfItem
 from shelf.order_models import Order, OrderSource, OrderStatus
@@ -153,6 +153,8 @@ class _Taken:
     order_id: int
     amount_minor: int
     currency: str
+    #: the order's columns as inserted (``OrderService._order_values``)
+    values: dict[str, Any]
 
 
 def request_hash(session_id: int, product_id: int, quantity: int, source: OrderSource) -> str:
@@ -182,7 +184,9 @@ class OrderService:
         self._publisher = publisher
         self._context = _context_query()
         self._reads = ContextReads(db, clock, self._context)
-        self._take_and_record = None if db.is_sqlite else _take_and_record_statement()
+        # PostgreSQL's one-statement writes (``shelf.order_sql``); None on SQLite.
+        self._take_and_record = None if db.is_sqlite else order_sql.take_and_record()
+        self._settle_paid = None if db.is_sqlite else order_sql.settle_paid()
         self._sold_out = sold_out or SoldOutGate()
         # Every committed stock change in this process (refund, cancelled payment, stock
         # edit, flash sale end or cancel) may bring units back: forget the mark at once.
@@ -255,6 +259,10 @@ class OrderService:
         captured = await self._payments.capture(
             taken.order_id, taken.amount_minor, taken.currency, buyer.user_id
         )
+        if captured.ok and self._settle_paid is not None and not taken.values["flat_fee_minor"]:
+            settled = await self._settle_in_one(taken, captured.reference, buyer.display_name)
+            if settled is not None:
+                return settled
         return await self._settle(
             taken.order_id, captured.ok, captured.reference, buyer.display_name
         )
@@ -356,11 +364,12 @@ class OrderService:
         values = self._order_values(ctx, params, quantity, fingerprint, source)
         async with self._db.autocommit_connection() as conn:
             order_id = await conn.scalar(
-                self._take_and_record, {f"o_{name}": value for name, value in values.items()}
+                self._take_and_record,
+                {f"o_{name}": values[name] for name in order_sql.ORDER_COLUMNS},
             )
         if order_id is None:
             raise out_of_stock()
-        return _Taken(order_id, values["amount_minor"], values["currency"])
+        return _Taken(order_id, values["amount_minor"], values["currency"], values)
 
     async def _record_then_take(
         self,
@@ -384,7 +393,7 @@ class OrderService:
             await self._stock.bump(tx, params["pid"])
         else:
             await self._stock.take_regular(tx, params["pid"], quantity)
-        return _Taken(order_id, values["amount_minor"], values["currency"])
+        return _Taken(order_id, values["amount_minor"], values["currency"], values)
 
     def _order_values(
         self,
@@ -432,6 +441,42 @@ class OrderService:
         if source is OrderSource.REPLAY and status != SessionStatus.ENDED.value:
             raise Conflict("replay_not_available", "replay orders open when the session ends")
 
+    async def _settle_in_one(
+        self, taken: _Taken, reference: str, buyer_name: str
+    ) -> OrderResult | None:
+        """PostgreSQL, a paid order without a flat fee: what ``_settle`` writes (paid +
+        stored answer, the sale's ledger lines, the ``order.placed`` event), as one
+        statement (``shelf.order_sql.settle_paid``). None: the order was not placed any
+        more (settled elsewhere); ``_settle`` then gives the stored answer."""
+        assert self._settle_paid is not None
+        now = self._clock.now_ms()
+        order = Order(id=taken.order_id, **taken.values)  # transient: never added
+        order.status = OrderStatus.PAID.value
+        order.paid_ms = now
+        order.payment_ref = reference
+        result = OrderResult(201, order_dict(order))
+        lines = self._ledger.sale_lines(order, now)
+        data = orjson.dumps(_placed_event(order, buyer_name)).decode()
+        params: dict[str, Any] = {
+            "s_order_id": order.id,
+            "s_now": now,
+            "s_ref": reference,
+            "s_response": orjson.dumps({"status": result.status, "body": result.body}).decode(),
+            "s_type": "order.placed",
+            "s_data": data,
+        }
+        for name in order_sql.LEDGER_COLUMNS:
+            params[f"l_{name}"] = [line[name] for line in lines]
+        async with self._db.autocommit_connection() as conn:
+            event_id = await conn.scalar(self._settle_paid, params)
+        if event_id is None:
+            return None
+        event = OutboxEvent(
+            id=event_id, session_id=order.session_id, type="order.placed", data=data, created_ms=now
+        )
+        await self._relay.publish([event])
+        return result
+
     async def _settle(
         self, order_id: int, paid: bool, reference: str, buyer_name: str
     ) -> OrderResult:
@@ -456,16 +501,7 @@ class OrderService:
                 result = OrderResult(201, order_dict(order))
                 rows.append(
                     self._outbox.add(
-                        tx,
-                        order.session_id,
-                        "order.placed",
-                        {
-                            "order_id": order.id,
-                            "buyer": mask_name(buyer_name),
-                            "product_id": order.product_id,
-                            "quantity": order.quantity,
-                            "flash": order.flash_sale_id is not None,
-                        },
+                        tx, order.session_id, "order.placed", _placed_event(order, buyer_name)
                     )
                 )
             else:
@@ -669,60 +705,15 @@ def _context_query() -> Select[*tuple[Any, ...]]:
     )
 
 
-#: The columns ``_take_and_record_statement`` binds, by name (``_order_values``' keys).
-_ORDER_COLUMNS = (
-    "session_id",
-    "buyer_id",
-    "host_id",
-    "brand_id",
-    "product_id",
-    "cooperation_id",
-    "flash_sale_id",
-    "pin_id",
-    "quantity",
-    "unit_price_minor",
-    "currency",
-    "amount_minor",
-    "commission_bps",
-    "platform_fee_bps",
-    "flat_fee_minor",
-    "refunded_quantity",
-    "status",
-    "source",
-    "idempotency_key",
-    "request_hash",
-    "placed_ms",
-)
-
-
-def _take_and_record_statement() -> ReturningInsert[int]:
-    """PostgreSQL: take regular stock and insert the ``placed`` order in one statement
-    (no row when too few units are left; the product's row is locked only while it
-    runs). Bind parameters: ``_ORDER_COLUMNS``, each prefixed with ``o_``."""
-    products = cast(Table, Product.__table__)
-    orders = cast(Table, Order.__table__)
-    # Prefixed: a parameter named like a products column (brand_id, currency, ...)
-    # would join the UPDATE's SET clause.
-    binds = {name: bindparam(f"o_{name}", type_=orders.c[name].type) for name in _ORDER_COLUMNS}
-    taken = (
-        products.update()
-        .where(
-            products.c.id == binds["product_id"],
-            products.c.stock >= binds["quantity"],
-            products.c.archived_ms.is_(None),
-        )
-        .values(
-            stock=products.c.stock - binds["quantity"],
-            stock_version=products.c.stock_version + 1,
-        )
-        .returning(products.c.id)
-        .cte("taken")
-    )
-    return (
-        insert(Order)
-        .from_select(list(_ORDER_COLUMNS), select(*binds.values()).select_from(taken))
-        .returning(Order.id)
-    )
+def _placed_event(order: Order, buyer_name: str) -> dict[str, Any]:
+    """The ``order.placed`` ticker event's data."""
+    return {
+        "order_id": order.id,
+        "buyer": mask_name(buyer_name),
+        "product_id": order.product_id,
+        "quantity": order.quantity,
+        "flash": order.flash_sale_id is not None,
+    }
 
 
 def _stored(response_json: str) -> OrderResult:

@@ -142,4 +142,3 @@ async def read_state(s: AsyncSession, session_id: int, now_ms: int) -> dict[str,
         "stock": {str(p.id): stock_entry(p, flashes.get(p.id)) for p in products},
         "flash_sales": [flash_dict(f, now_ms) for f in active],
     }
-

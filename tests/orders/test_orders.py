@@ -12,8 +12,9 @@ from sqlalchemy import func, select
 from support import Api
 
 from app import db_key, orders_key, room_log_key
+from shelf import order_sql
 from shelf.order_models import LedgerEntry, Order
-from shelf.orders import mask_name
+from shelf.orders import _Taken, mask_name
 from shelf.payments import TestPaymentProvider
 
 
@@ -50,6 +51,42 @@ async def test_place_an_order(api: Api) -> None:
     assert stock and stock[-1]["data"]["stock"] == 8
     mine = await api.call("GET", "/api/me/orders", buyer, expect=200)
     assert [o["id"] for o in mine["orders"]] == [body["id"]]
+
+
+async def test_an_order_is_settled_once(api: Api) -> None:
+    """Settling a paid order again (start-up recovery racing the request, say) writes
+    nothing and gives the stored answer: the one-statement settlement on PostgreSQL
+    finds the order no longer placed, and so does the transactional one."""
+    shop = await open_shop(api, stock=5)
+    status, body = await order(api, shop, await api.signup("viewer"))
+    assert status == 201, body
+    orders, db = api.client.app[orders_key], api.client.app[db_key]
+
+    async def written() -> tuple[int, str | None, str | None]:
+        async with db.read() as s:
+            lines = await s.scalar(
+                select(func.count())
+                .select_from(LedgerEntry)
+                .where(LedgerEntry.order_id == body["id"])
+            )
+            paid = await s.scalar(select(Order).where(Order.id == body["id"]))
+        assert lines is not None and paid is not None
+        return lines, paid.payment_ref, paid.response_json
+
+    before = await written()
+    assert before[0] == 4
+    async with db.read() as s:
+        row = await s.scalar(select(Order).where(Order.id == body["id"]))
+    assert row is not None
+    if orders._settle_paid is not None:  # PostgreSQL
+        values = {name: getattr(row, name) for name in order_sql.ORDER_COLUMNS}
+        taken = _Taken(row.id, row.amount_minor, row.currency, values)
+        assert await orders._settle_in_one(taken, "second-capture", "x") is None
+    again = await orders._settle(row.id, True, "second-capture", "x")
+    assert (again.status, again.body) == (201, body)
+    assert await written() == before
+    placed = [e for e in await room_events(api, shop.session_id) if e["type"] == "order.placed"]
+    assert [e["data"]["order_id"] for e in placed] == [body["id"]]
 
 
 async def test_same_key_same_answer_and_no_second_take(api: Api) -> None:

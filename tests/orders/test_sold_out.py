@@ -25,7 +25,8 @@ from shelf.models import Product
 
 class WriteCounter:
     """Counts the order path's writes: write transactions (``Database.write_connection``)
-    and one-statement writes (``Database.autocommit_connection``, PostgreSQL)."""
+    and one-statement writes (``Database.autocommit_connection``, PostgreSQL: the take
+    and the settlement)."""
 
     def __init__(self, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
@@ -147,7 +148,7 @@ async def test_a_restock_elsewhere_is_seen_by_the_next_attempt(
     before = writes.count
     status, body = await order(api, shop, await api.signup("viewer"))
     assert status == 201, body
-    assert writes.count == before + 1
+    assert writes.count > before  # it went on to the write path
 
 
 async def test_cancelled_flash_sale_returns_its_units_at_once(api: Api) -> None:

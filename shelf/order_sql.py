@@ -1,0 +1,165 @@
+"""The order path's one-statement writes on PostgreSQL.
+
+A flash sale sends every buyer of a product at the same row. Whatever runs between a
+statement that locks it and the COMMIT runs while everyone else waits, and with many
+transactions in flight that includes this process's event loop getting round to
+sending the next statement. So the two writes of a regular-price order are each one
+statement, run in autocommit (``Database.autocommit_connection``):
+
+* ``take_and_record``: take the units (the conditional UPDATE of ``shelf.stock``) and
+  insert the ``placed`` order, one CTE. No row back: too few units (or archived).
+* ``settle_paid``: mark the order ``paid`` with its stored answer, post the sale's four
+  ledger lines and queue the ``order.placed`` event in the outbox, one CTE, only while
+  the order is still ``placed``. No row back: someone settled it first.
+
+Each is atomic (one statement is one transaction) and uses data-modifying CTEs, which
+SQLite lacks; SQLite and the rarer cases (flash sales, declined payments, flat fees)
+keep the transactional code in ``shelf.orders``.
+
+Bind parameters are prefixed (``o_``, ``s_``, ``l_``): a parameter named like a column
+of an UPDATE's table would join its SET clause.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    exists,
+    func,
+    select,
+)
+from sqlalchemy.sql.dml import ReturningInsert
+
+from live.models import OutboxEvent
+from shelf.models import Product
+from shelf.order_models import LedgerEntry, Order, OrderStatus
+
+#: The order columns ``take_and_record`` binds as ``o_<column>``.
+ORDER_COLUMNS = (
+    "session_id",
+    "buyer_id",
+    "host_id",
+    "brand_id",
+    "product_id",
+    "cooperation_id",
+    "flash_sale_id",
+    "pin_id",
+    "quantity",
+    "unit_price_minor",
+    "currency",
+    "amount_minor",
+    "commission_bps",
+    "platform_fee_bps",
+    "flat_fee_minor",
+    "refunded_quantity",
+    "status",
+    "source",
+    "idempotency_key",
+    "request_hash",
+    "placed_ms",
+)
+
+#: The ledger columns ``settle_paid`` binds as arrays ``l_<column>`` (one item per line).
+LEDGER_COLUMNS = (
+    "txn",
+    "kind",
+    "account",
+    "amount_minor",
+    "currency",
+    "order_id",
+    "session_id",
+    "host_id",
+    "brand_id",
+    "created_ms",
+    "available_ms",
+)
+
+
+def take_and_record() -> ReturningInsert[int]:
+    """Take regular stock and insert the ``placed`` order; returns the order id, or no
+    row when too few units are left."""
+    products = cast(Table, Product.__table__)
+    orders = cast(Table, Order.__table__)
+    binds = {name: bindparam(f"o_{name}", type_=orders.c[name].type) for name in ORDER_COLUMNS}
+    taken = (
+        products.update()
+        .where(
+            products.c.id == binds["product_id"],
+            products.c.stock >= binds["quantity"],
+            products.c.archived_ms.is_(None),
+        )
+        .values(
+            stock=products.c.stock - binds["quantity"],
+            stock_version=products.c.stock_version + 1,
+        )
+        .returning(products.c.id)
+        .cte("taken")
+    )
+    return (
+        orders.insert()
+        .from_select(list(ORDER_COLUMNS), select(*binds.values()).select_from(taken))
+        .returning(orders.c.id)
+    )
+
+
+def settle_paid() -> ReturningInsert[int]:
+    """Mark order ``s_order_id`` paid (``s_now``, ``s_ref``, stored answer
+    ``s_response``) if it is still placed, insert the ledger lines ``l_*`` and the
+    outbox event (``s_type``, ``s_data``); returns the outbox row's id, or no row when
+    the order was not placed any more (nothing written)."""
+    orders = cast(Table, Order.__table__)
+    ledger = cast(Table, LedgerEntry.__table__)
+    outbox = cast(Table, OutboxEvent.__table__)
+    now = bindparam("s_now", type_=BigInteger)
+    paid = (
+        orders.update()
+        .where(
+            orders.c.id == bindparam("s_order_id", type_=Integer),
+            orders.c.status == OrderStatus.PLACED.value,
+        )
+        .values(
+            status=OrderStatus.PAID.value,
+            paid_ms=now,
+            payment_ref=bindparam("s_ref", type_=String),
+            response_json=bindparam("s_response", type_=Text),
+        )
+        .returning(orders.c.id, orders.c.session_id)
+        .cte("paid")
+    )
+    line = (
+        func.unnest(
+            *(bindparam(f"l_{name}", type_=ARRAY(ledger.c[name].type)) for name in LEDGER_COLUMNS)
+        )
+        .table_valued(*LEDGER_COLUMNS)
+        .render_derived(name="line")
+    )
+    lines = (
+        ledger.insert()
+        .from_select(
+            list(LEDGER_COLUMNS),
+            select(*(line.c[name] for name in LEDGER_COLUMNS)).where(exists(select(paid.c.id))),
+        )
+        .cte("lines")
+    )
+    return (
+        outbox.insert()
+        .from_select(
+            ["session_id", "type", "data", "created_ms"],
+            select(
+                paid.c.session_id,
+                bindparam("s_type", type_=String),
+                bindparam("s_data", type_=Text),
+                now,
+            ),
+        )
+        .returning(outbox.c.id)
+        .add_cte(lines)
+    )
