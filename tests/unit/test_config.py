@@ -34,9 +34,11 @@ def test_values_are_read_and_cast() -> None:
             "LIVESHELF_ICE_SERVERS": "stun:stun.example.org:3478, turn:t.example.org",
             "LIVESHELF_ICE_ADDRESSES": "203.0.113.7",
             "LIVESHELF_RECORDINGS_DIR": "/var/rec",
+            "LIVESHELF_ACCESS_LOG": "/var/log/liveshelf/access.log",
         }
     )
     assert settings.port == 9000
+    assert settings.access_log == "/var/log/liveshelf/access.log"
     assert settings.redis_url == "redis://r:6379/1"
     assert settings.ice_servers == ("stun:stun.example.org:3478", "turn:t.example.org")
     assert settings.ice_addresses == ("203.0.113.7",)
@@ -58,3 +60,7 @@ def test_bad_values(env: dict[str, str], message: str) -> None:
 
 def test_default_ice_list_has_no_public_stun() -> None:
     assert Settings.from_env({"LIVESHELF_SECRET": SECRET}).ice_servers == ()
+
+
+def test_access_log_goes_to_standard_error_by_default() -> None:
+    assert Settings.from_env({"LIVESHELF_SECRET": SECRET}).access_log == "-"
