@@ -47,8 +47,11 @@ class AccessLog:
         flush_s: float = 1.0,
         max_lines: int = 512,
         wall: Callable[[], float] = time.time,
+        close_stream: bool = False,
     ) -> None:
+        """``close_stream``: the log owns ``stream`` and closes it at shutdown."""
         self._stream = stream
+        self._close_stream = close_stream
         self._flush_s = flush_s
         self._max_lines = max_lines
         self._wall = wall
@@ -107,7 +110,7 @@ class AccessLog:
             return None
         if target == "-":
             return cls(sys.stderr)
-        return cls(Path(target).open("a", encoding="utf-8"))
+        return cls(Path(target).open("a", encoding="utf-8"), close_stream=True)
 
     async def lifetime(self, _app: object) -> AsyncIterator[None]:
         """An aiohttp ``cleanup_ctx``: flush every ``flush_s`` seconds while the app
@@ -117,7 +120,7 @@ class AccessLog:
         flusher.cancel()
         await asyncio.gather(flusher, return_exceptions=True)
         self.flush()
-        if self._stream is not sys.stderr:
+        if self._close_stream:
             self._stream.close()
 
     async def _flush_every(self) -> None:

@@ -10,16 +10,17 @@ import asyncio
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from orders_support import Shop, many_viewers, open_shop, order, start_flash_sale
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection
-from support import Api
+from support import Api, backend_settings
 from test_stock_race import race, sold_units
 
-from app import db_key, orders_key
+from app import create_app, db_key, orders_key
 from shelf.models import Product
 
 
@@ -307,3 +308,62 @@ async def test_concurrent_attempts_share_reads_and_each_gets_its_own_answer(
         assert trips < 60, trips  # shared: far fewer round trips than attempts
     assert await stock_of(api, shop) == 0
     assert await sold_units(api) == 4
+
+
+@pytest.fixture
+async def pg_api(aiohttp_client: Any, tmp_path: Path) -> Api:
+    """An app on PostgreSQL + Redis only: reads are shared there (SQLite reads alone)."""
+    return Api(await aiohttp_client(create_app(backend_settings("postgres-redis", tmp_path))))
+
+
+async def test_a_failed_shared_read_fails_its_waiters_and_the_next_read_works(
+    pg_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = pg_api
+    shop = await open_shop(api, stock=1)
+    await sell_out(api, shop)
+    reads = api.client.app[orders_key]._reads
+    original = reads._read_batch
+    calls = 0
+
+    async def failing_once(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await asyncio.sleep(0.05)  # let the others join the batch
+            raise OSError("connection to the database lost")
+        return await original(*args)
+
+    monkeypatch.setattr(reads, "_read_batch", failing_once)
+    buyers = await many_viewers(api, 10)
+    answers = await asyncio.wait_for(
+        asyncio.gather(*(order(api, shop, buyer) for buyer in buyers)), 10
+    )
+    failed = [body for status, body in answers if status == 500]
+    assert failed and all(b["error"]["code"] == "internal_error" for b in failed)
+    assert all(status in (500, 409) for status, _ in answers)  # nobody hangs
+    status, body = await order(api, shop, buyers[0])
+    assert (status, body["error"]["code"]) == (409, "out_of_stock")
+    assert reads._groups == {}  # nothing left waiting
+
+
+async def test_a_waiter_that_goes_away_does_not_disturb_the_others(pg_api: Api) -> None:
+    api = pg_api
+    shop = await open_shop(api, stock=1)
+    await sell_out(api, shop)
+    reads = api.client.app[orders_key]._reads
+    buyers = await many_viewers(api, 5)
+    pid = shop.products[0]["id"]
+    waiters = [
+        asyncio.create_task(reads.read(shop.session_id, pid, buyer.id, f"k{i}"))
+        for i, buyer in enumerate(buyers)
+    ]
+    await asyncio.sleep(0)
+    waiters[1].cancel()  # its client disconnected
+    done = await asyncio.wait_for(asyncio.gather(*waiters, return_exceptions=True), 10)
+    assert isinstance(done[1], asyncio.CancelledError)
+    for answer in done[:1] + done[2:]:
+        assert not isinstance(answer, BaseException)
+        row, earlier = answer
+        assert row is not None and row["stock"] == 0 and earlier is None
+    assert reads._groups == {}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
@@ -61,3 +63,20 @@ def test_written_in_one_write_when_the_batch_is_full() -> None:
     assert [w.count("\n") for w in writes] == [3, 3, 1]
     log.flush()  # nothing left: no empty write
     assert len(writes) == 3
+
+
+async def test_lines_are_written_every_flush_interval_and_at_shutdown() -> None:
+    out = io.StringIO()
+    log = AccessLog(out, flush_s=0.05, wall=lambda: NOON)
+    lifetime = log.lifetime(object())
+    await anext(lifetime)  # the app started
+    log.add(request("/api/sessions"), web.Response(), 0)
+    for _ in range(100):  # bounded: 2 s
+        if out.getvalue():
+            break
+        await asyncio.sleep(0.02)
+    assert out.getvalue().count("\n") == 1  # flushed by the interval, the app still running
+    log.add(request("/api/me"), web.Response(status=401), 0)
+    with pytest.raises(StopAsyncIteration):
+        await anext(lifetime)  # the app stops: the rest is written
+    assert '"POST /api/me HTTP/1.1" 401 ' in out.getvalue()
