@@ -114,6 +114,8 @@ class Settings:
     audience_sample_s: float = 1.0
     #: HTTP access log (``python app.py`` only): "-" standard error, a file path, "off"
     access_log: str = "-"
+    #: PostgreSQL connections the server keeps open (a fixed pool, opened at start-up)
+    db_pool_size: int = 20
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -155,6 +157,7 @@ class Settings:
             commission_hold_days=_int(env, "LIVESHELF_COMMISSION_HOLD_DAYS", 7),
             cors_origin=env.get("LIVESHELF_CORS_ORIGIN") or "*",
             access_log=env.get("LIVESHELF_ACCESS_LOG") or "-",
+            db_pool_size=_positive(env, "LIVESHELF_DB_POOL_SIZE", 20),
         )
 
 
@@ -166,6 +169,13 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+
+
+def _positive(env: Mapping[str, str], key: str, default: int) -> int:
+    value = _int(env, key, default)
+    if value < 1:
+        raise ConfigError(f"{key} must be at least 1, got {value}")
+    return value
 
 
 def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...]) -> str:
@@ -272,7 +282,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
 
 def build_core(settings: Settings, clock: Clock) -> Core:
     tokens = TokenSigner(settings.secret, clock, ttl_s=settings.token_ttl_s)
-    db = Database(settings.database_url, schema=settings.database_schema)
+    db = Database(
+        settings.database_url, schema=settings.database_schema, pool_size=settings.db_pool_size
+    )
     redis = None
     if settings.redis_url:
         # Blocking pool: a crowd joining at once waits for a connection instead of
@@ -551,6 +563,7 @@ async def _storage(app: web.Application) -> AsyncIterator[None]:
     db = app[db_key]
     if app[settings_key].auto_migrate:
         await db.migrate()
+    await db.warm_up()
     yield
     await db.dispose()
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from typing import Any
 
 import orjson
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import Connection
 from support import Api
 
@@ -96,3 +98,29 @@ async def test_outbox_ids_are_never_reused(settings: Settings, aiohttp_client: A
     raws = await room_log.read_since(sid, 0, (await room_log.position(sid)).epoch)
     assert raws is not None
     assert [orjson.loads(raw)["type"] for raw in raws] == ["session.started", "session.ended"]
+
+
+async def test_the_connection_pool_is_open_before_the_first_request(
+    settings: Settings, aiohttp_client: Any
+) -> None:
+    """PostgreSQL: a fixed pool, opened at start-up; a burst of requests waits for a
+    connection instead of opening (and closing) extra ones."""
+    client = await aiohttp_client(create_app(replace(settings, db_pool_size=5)))
+    db = client.app[db_key]
+    if db.is_sqlite:
+        return  # SQLite opens its file per connection; nothing to keep warm
+    pool = db.engine.pool
+    assert pool.checkedin() + pool.checkedout() == 5  # open (some may be busy at start-up)
+    opened = 0
+
+    def on_connect(*_: Any) -> None:
+        nonlocal opened
+        opened += 1
+
+    event.listen(db.engine.sync_engine, "connect", on_connect)
+    api = Api(client)
+    host = await api.signup("host")
+    await asyncio.gather(*(api.call("GET", "/api/me", host, expect=200) for _ in range(40)))
+    await asyncio.gather(*(api.call("GET", "/api/sessions", expect=200) for _ in range(40)))
+    assert opened == 0  # 80 requests, 40 at a time: the five connections served them all
+    assert pool.checkedin() + pool.checkedout() == 5

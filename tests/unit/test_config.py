@@ -35,8 +35,10 @@ def test_values_are_read_and_cast() -> None:
             "LIVESHELF_ICE_ADDRESSES": "203.0.113.7",
             "LIVESHELF_RECORDINGS_DIR": "/var/rec",
             "LIVESHELF_ACCESS_LOG": "/var/log/liveshelf/access.log",
+            "LIVESHELF_DB_POOL_SIZE": "32",
         }
     )
+    assert settings.db_pool_size == 32
     assert settings.port == 9000
     assert settings.access_log == "/var/log/liveshelf/access.log"
     assert settings.redis_url == "redis://r:6379/1"
@@ -51,6 +53,7 @@ def test_values_are_read_and_cast() -> None:
     [
         ({"LIVESHELF_SECRET": "short"}, "at least 32"),
         ({"LIVESHELF_SECRET": SECRET, "LIVESHELF_PORT": "eighty"}, "LIVESHELF_PORT"),
+        ({"LIVESHELF_SECRET": SECRET, "LIVESHELF_DB_POOL_SIZE": "0"}, "at least 1"),
     ],
 )
 def test_bad_values(env: dict[str, str], message: str) -> None:
