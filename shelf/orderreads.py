@@ -18,8 +18,11 @@ Exactness is unchanged: every attempt in a batch is answered as of that batch's
 reads, which happen after the attempt arrived and before it is answered, so each
 answer is one the write path could have given at that instant.
 
-On SQLite (no arrays, and no speed claim) each attempt runs the single-row context
-read with its own pair: the same answers, one read each.
+On PostgreSQL the write path takes its context from the same reads (the take itself is
+one statement that rechecks the stock, ``shelf.order_sql``), so a burst of buyers
+before the sell-out shares them too. On SQLite (no arrays, and no speed claim) each
+attempt runs the single-row context read with its own pair: the same answers, one read
+each; its write path reads inside its ``BEGIN IMMEDIATE`` transaction.
 """
 
 from __future__ import annotations
