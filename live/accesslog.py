@@ -13,7 +13,10 @@ database first).
 Line format (nginx "combined" plus the duration)::
 
     127.0.0.1 - - [28/Nov/2026:15:41:20 +0000] "POST /api/sessions/7/orders HTTP/1.1"
-        409 78 0.412ms "-" "curl/8.5"        (one line)
+        409 78 0.4ms "-" "curl/8.5"        (one line)
+
+The duration is aiohttp's, in milliseconds with one decimal (under uvloop its clock
+ticks in whole milliseconds).
 
 Bearer tokens in query strings (``?token=`` on the room channel) are replaced by
 ``***``: an access log must not hold credentials.
@@ -73,7 +76,7 @@ class AccessLog:
         self._lines.append(
             f"{request.remote or '-'} - - {self._stamp} "
             f'"{request.method} {target} HTTP/{version.major}.{version.minor}" '
-            f"{response.status} {response.body_length} {elapsed_s * 1000:.3f}ms "
+            f"{response.status} {response.body_length} {elapsed_s * 1000:.1f}ms "
             f'"{headers.get("Referer", "-")}" "{headers.get("User-Agent", "-")}"\n'
         )
         if len(self._lines) >= self._max_lines:

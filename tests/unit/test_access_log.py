@@ -31,7 +31,7 @@ def test_a_line_per_request_in_combined_format_with_the_duration() -> None:
     assert line.endswith("\n") and line.count("\n") == 1
     assert line.startswith("- - - [28/Nov/2026:12:00:00 +0000] ")
     assert '"POST /api/sessions/7/orders HTTP/1.1" 409 ' in line
-    assert f" {response.body_length} 0.412ms " in line
+    assert f" {response.body_length} 0.4ms " in line
     assert line.rstrip("\n").endswith('"http://127.0.0.1/watch/7" "wrk"')
 
 
