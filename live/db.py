@@ -9,17 +9,20 @@ adjustments for concurrent writers, both applied here and nowhere else:
   and then writes can deadlock against another one doing the same ("database is
   locked" without waiting); taking the write lock up front serialises writers cleanly.
 
-Hot reads (``Database.prepare_read``): a statement run thousands of times a second
-outside any transaction (the order path's read-only pre-check) skips the ORM session
-and SQLAlchemy's execution machinery. On PostgreSQL it is compiled once and sent as a
-prepared statement on a small asyncpg pool of its own; on SQLite it runs as a Core
-statement on a connection (the same answer, no speed claim).
+Hot statements (``Database.prepare_read``, ``Database.prepare_write``): a statement
+run thousands of times a second outside any transaction (the order path's reads, and
+on PostgreSQL its one-statement writes) skips the ORM session and SQLAlchemy's
+execution machinery. On PostgreSQL it is compiled once and sent as a prepared statement
+on a small asyncpg pool of its own; on SQLite a read runs as a Core statement on a
+connection (the same answer, no speed claim).
+
+Both pools are fixed in size and opened at start-up (``warm_up``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -27,7 +30,7 @@ from typing import Any
 import asyncpg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import ARRAY, Select, event
+from sqlalchemy import ARRAY, ColumnElement, Select, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
@@ -40,6 +43,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.types import TypeEngine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -56,7 +60,8 @@ class Database:
         self.url = url
         self.schema = schema
         self._pool_size = pool_size
-        # The asyncpg pool behind ``prepare_read`` (PostgreSQL only), opened on first use.
+        # The asyncpg pool behind ``Prepared`` (PostgreSQL only), opened by ``warm_up``
+        # (or on first use).
         self._raw_pool: asyncpg.Pool | None = None
         self._raw_pool_lock = asyncio.Lock()
         kwargs: dict[str, Any] = {"pool_pre_ping": False}
@@ -77,7 +82,6 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
-        self._autocommit_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._read = async_sessionmaker(self.engine, expire_on_commit=False)
         self._write = async_sessionmaker(self._write_engine, expire_on_commit=False)
 
@@ -105,22 +109,19 @@ class Database:
         async with self._write_engine.begin() as conn:
             yield conn
 
-    @asynccontextmanager
-    async def autocommit_connection(self) -> AsyncIterator[AsyncConnection]:
-        """A Core connection on which each statement commits by itself (PostgreSQL's
-        autocommit): for one-statement writes whose row locks must not outlive the
-        statement. Not for SQLite (use ``write_connection``)."""
-        assert not self.is_sqlite, "SQLite writes go through write_connection"
-        async with self._autocommit_engine.connect() as conn:
-            yield conn
-
-    def prepare_read(self, statement: Select[*tuple[Any, ...]]) -> PreparedRead:
+    def prepare_read(self, statement: Select[*tuple[Any, ...]]) -> Prepared:
         """``statement`` (bind parameters by name) made ready to run often; see
-        ``PreparedRead``."""
-        return PreparedRead(self, statement)
+        ``Prepared``."""
+        return Prepared(self, statement, statement.selected_columns)
+
+    def prepare_write(self, statement: ReturningInsert[Any]) -> Prepared:
+        """PostgreSQL: a one-statement write with RETURNING, made ready to run often on
+        the raw pool, in autocommit (each run is its own transaction); see ``Prepared``."""
+        assert not self.is_sqlite, "SQLite writes go through write_connection"
+        return Prepared(self, statement, statement.exported_columns)
 
     async def raw_pool(self) -> asyncpg.Pool:
-        """The asyncpg pool for prepared hot reads (PostgreSQL only)."""
+        """The asyncpg pool for prepared hot statements (PostgreSQL only)."""
         if self._raw_pool is None:
             async with self._raw_pool_lock:
                 if self._raw_pool is None:
@@ -134,20 +135,24 @@ class Database:
             kwargs.pop(option, None)
         if self.schema:
             kwargs["server_settings"] = {"search_path": self.schema}
+        # Half the ORM pool's size (the hot statements are short and batched), all
+        # opened at once: no connection is opened under a burst (see ``__init__``).
+        size = max(2, self._pool_size // 2)
         pool = await asyncpg.create_pool(
-            min_size=1, max_size=self._pool_size, reset=_keep_session, **kwargs
+            min_size=size, max_size=size, reset=_keep_session, **kwargs
         )
         assert pool is not None
         return pool
 
     async def warm_up(self) -> None:
-        """Open the pool's connections now (PostgreSQL), not under the first burst of
+        """Open the pools' connections now (PostgreSQL), not under the first burst of
         requests."""
         if self.is_sqlite:
             return
         conns = await asyncio.gather(*(self.engine.connect() for _ in range(self._pool_size)))
         for conn in conns:
             await conn.close()  # back into the pool, still open
+        await self.raw_pool()
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (creating ``schema`` if set)."""
@@ -170,20 +175,29 @@ async def _keep_session(_connection: Any) -> None:
     sends ``RESET ALL`` & co: a round trip per read, half its cost)."""
 
 
-class PreparedRead:
-    """One SELECT, compiled once, run outside any transaction: ``first(params)`` is its
-    first row as a dict keyed by the selected columns' names, or None.
+class Prepared:
+    """One statement compiled once and run outside any transaction: a SELECT
+    (``Database.prepare_read``), or on PostgreSQL a write that is one statement with
+    RETURNING (``Database.prepare_write``: it commits by itself, autocommit).
+    ``first(params)`` is its first row as a dict keyed by the returned columns' names
+    (or None), ``all`` every row, ``value`` the first column of the first row.
 
     On PostgreSQL the compiled SQL goes straight to an asyncpg connection (asyncpg
     prepares it once per connection and caches it): no session, no greenlet hop, no
     result-row machinery; measured at about a third of the CPU of the same statement
     through ``AsyncConnection.execute``. That is only sound for columns and parameters
-    whose SQLAlchemy types do no Python-side conversion (integers, strings), which the
-    constructor checks. Every read sees the latest committed data (autocommit, READ
-    COMMITTED), like any other read.
+    whose SQLAlchemy types do no Python-side conversion (integers, strings, lists of
+    them), which the constructor checks. Every read sees the latest committed data
+    (READ COMMITTED), like any other read. On SQLite a read runs as a Core statement on
+    a connection (the same answer, no speed claim); writes are PostgreSQL only.
     """
 
-    def __init__(self, db: Database, statement: Select[*tuple[Any, ...]]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        statement: Select[*tuple[Any, ...]] | ReturningInsert[Any],
+        columns: Iterable[ColumnElement[Any]],
+    ) -> None:
         self._db = db
         self._statement = statement
         self._sql = ""
@@ -194,14 +208,14 @@ class PreparedRead:
             dialect = db.engine.dialect
             compiled = statement.compile(dialect=dialect)
             assert isinstance(compiled, SQLCompiler)
-            for column in statement.selected_columns:
+            for column in columns:
                 if column.type.dialect_impl(dialect).result_processor(dialect, None):
-                    raise TypeError(f"{column}: a prepared read returns ints and strings only")
+                    raise TypeError(f"{column}: a prepared statement returns ints and strings")
             self._sql = compiled.string
             for name in compiled.positiontup or ():
                 bind = compiled.binds[name]
                 if not _sent_as_is(bind.type, dialect):
-                    raise TypeError(f"{name}: a prepared read binds ints and strings only")
+                    raise TypeError(f"{name}: a prepared statement binds ints and strings")
                 self._binds.append((name, bind.required, bind.effective_value))
 
     async def first(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -224,6 +238,15 @@ class PreparedRead:
         async with pool.acquire() as conn:
             records = await conn.fetch(self._sql, *self._args(params))
         return [dict(record.items()) for record in records]
+
+    async def value(self, params: Mapping[str, Any]) -> Any:
+        """The first column of the first row, or None (no row)."""
+        if self._db.is_sqlite:
+            async with self._db.engine.connect() as conn:
+                return (await conn.execute(self._statement, dict(params))).scalar()
+        pool = await self._db.raw_pool()
+        async with pool.acquire() as conn:
+            return await conn.fetchval(self._sql, *self._args(params))
 
     def _args(self, params: Mapping[str, Any]) -> list[Any]:
         return [params[name] if bound else literal for name, bound, literal in self._binds]

@@ -36,9 +36,7 @@ class Outbox:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
 
-    def add(
-        self, tx: AsyncSession, room: int, type_: str, data: Mapping[str, Any]
-    ) -> OutboxEvent:
+    def add(self, tx: AsyncSession, room: int, type_: str, data: Mapping[str, Any]) -> OutboxEvent:
         """Queue a room event inside the caller's open transaction; publish it after commit."""
         row = OutboxEvent(
             session_id=room,

@@ -4,7 +4,7 @@ A flash sale sends every buyer of a product at the same row. Whatever runs betwe
 statement that locks it and the COMMIT runs while everyone else waits, and with many
 transactions in flight that includes this process's event loop getting round to
 sending the next statement. So the two writes of a regular-price order are each one
-statement, run in autocommit (``Database.autocommit_connection``):
+statement, run in autocommit (``Database.prepare_write``):
 
 * ``take_and_record``: take the units (the conditional UPDATE of ``shelf.stock``) and
   insert the ``placed`` order, one CTE. No row back: too few units (or archived).

@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import ARRAY, Select, and_, bindparam, func, select
 
 from live.clock import Clock
-from live.db import Database, PreparedRead
+from live.db import Database, Prepared
 from shelf.order_models import Order
 
 #: Never an order's buyer: the context read with this pair names no earlier order.
@@ -68,9 +68,7 @@ class ContextReads:
         ``existing_id``, ``existing_hash`` and ``existing_response``."""
         self._clock = clock
         self._context = db.prepare_read(context)
-        self._earlier: PreparedRead | None = (
-            None if db.is_sqlite else db.prepare_read(_earlier_query())
-        )
+        self._earlier: Prepared | None = None if db.is_sqlite else db.prepare_read(_earlier_query())
         self._groups: dict[tuple[int, int], _Group] = {}
         self._drains: set[asyncio.Task[None]] = set()
         #: Round trips made (a pair of reads counts once): for tests and benchmarks.

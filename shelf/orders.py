@@ -185,8 +185,10 @@ class OrderService:
         self._context = _context_query()
         self._reads = ContextReads(db, clock, self._context)
         # PostgreSQL's one-statement writes (``shelf.order_sql``); None on SQLite.
-        self._take_and_record = None if db.is_sqlite else order_sql.take_and_record()
-        self._settle_paid = None if db.is_sqlite else order_sql.settle_paid()
+        self._take_and_record = (
+            None if db.is_sqlite else db.prepare_write(order_sql.take_and_record())
+        )
+        self._settle_paid = None if db.is_sqlite else db.prepare_write(order_sql.settle_paid())
         self._sold_out = sold_out or SoldOutGate()
         # Every committed stock change in this process (refund, cancelled payment, stock
         # edit, flash sale end or cancel) may bring units back: forget the mark at once.
@@ -362,11 +364,9 @@ class OrderService:
             async with self._db.write_connection() as tx:
                 return await self._record_then_take(tx, ctx, params, quantity, fingerprint, source)
         values = self._order_values(ctx, params, quantity, fingerprint, source)
-        async with self._db.autocommit_connection() as conn:
-            order_id = await conn.scalar(
-                self._take_and_record,
-                {f"o_{name}": values[name] for name in order_sql.ORDER_COLUMNS},
-            )
+        order_id = await self._take_and_record.value(
+            {f"o_{name}": values[name] for name in order_sql.ORDER_COLUMNS}
+        )
         if order_id is None:
             raise out_of_stock()
         return _Taken(order_id, values["amount_minor"], values["currency"], values)
@@ -467,8 +467,7 @@ class OrderService:
         }
         for name in order_sql.LEDGER_COLUMNS:
             params[f"l_{name}"] = [line[name] for line in lines]
-        async with self._db.autocommit_connection() as conn:
-            event_id = await conn.scalar(self._settle_paid, params)
+        event_id = await self._settle_paid.value(params)
         if event_id is None:
             return None
         event = OutboxEvent(

@@ -7,7 +7,7 @@ Each test runs on both backends (SQLite, PostgreSQL + Redis).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,21 +26,29 @@ from shelf.models import Product
 
 class WriteCounter:
     """Counts the order path's writes: write transactions (``Database.write_connection``)
-    and one-statement writes (``Database.autocommit_connection``, PostgreSQL: the take
-    and the settlement)."""
+    and, on PostgreSQL, its one-statement writes (the take and the settlement)."""
 
     def __init__(self, api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
         db = api.client.app[db_key]
-        for name in ("write_connection", "autocommit_connection"):
-            monkeypatch.setattr(db, name, self._counting(getattr(db, name)))
+        original = db.write_connection
 
-    def _counting(
-        self, original: Callable[[], AbstractAsyncContextManager[AsyncConnection]]
-    ) -> Callable[[], AbstractAsyncContextManager[AsyncConnection]]:
         def counting() -> AbstractAsyncContextManager[AsyncConnection]:
             self.count += 1
             return original()
+
+        monkeypatch.setattr(db, "write_connection", counting)
+        orders = api.client.app[orders_key]
+        for prepared in (orders._take_and_record, orders._settle_paid):
+            if prepared is not None:
+                monkeypatch.setattr(prepared, "value", self._counting(prepared.value))
+
+    def _counting(
+        self, original: Callable[[Mapping[str, Any]], Awaitable[Any]]
+    ) -> Callable[[Mapping[str, Any]], Awaitable[Any]]:
+        async def counting(params: Mapping[str, Any]) -> Any:
+            self.count += 1
+            return await original(params)
 
         return counting
 
