@@ -183,24 +183,26 @@ async def wrk_load(
         str(script),
         base,
     ]
-    proc = await asyncio.create_subprocess_exec(
-        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
-    assert proc.stdout is not None
     # wrk's own duration is the whole -d even when the script stops early: with a
     # limit, time from the first request to the limit-th answer as the script reports.
     started = stopped = 0.0
     lines = []
-    while raw := await proc.stdout.readline():
-        line = raw.decode().rstrip("\n")
-        if line == "START":
-            started = time.perf_counter()
-        elif line == "LIMIT":
-            stopped = time.perf_counter()
-            proc.send_signal(signal.SIGINT)  # wrk prints its summary and exits
-        lines.append(line)
-    await proc.wait()
-    script.unlink()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        assert proc.stdout is not None
+        while raw := await proc.stdout.readline():
+            line = raw.decode().rstrip("\n")
+            if line == "START":
+                started = time.perf_counter()
+            elif line == "LIMIT":
+                stopped = time.perf_counter()
+                proc.send_signal(signal.SIGINT)  # wrk prints its summary and exits
+            lines.append(line)
+        await proc.wait()
+    finally:
+        script.unlink()
     summary = dict(json.loads(next(x for x in lines if x.startswith("WRK "))[4:]))
     if stopped:
         summary["requests"] = attempts  # answers counted, not requests cut off in flight
@@ -418,6 +420,8 @@ def main() -> None:
         "--seconds", type=int, default=0, help="wrk driver: run this long instead of --attempts"
     )
     args = parser.parse_args()
+    if args.seconds and args.driver != "wrk":
+        parser.error("--seconds needs --driver wrk (the python driver runs --attempts)")
     print(json.dumps(asyncio.run(run(args))), flush=True)
 
 

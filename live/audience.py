@@ -94,6 +94,9 @@ class AudienceRecorder:
         self._socket_joins: Counter[int] = Counter()
         self._socket_leaves: Counter[int] = Counter()
         self._task: asyncio.Task[None] | None = None
+        # One commit at a time, in queue order: a ``sample`` called while the loop's
+        # is committing waits, so a leave never commits before its viewer's insert.
+        self._commit_lock = asyncio.Lock()
 
     # -- media's AudienceListener ---------------------------------------------------
 
@@ -159,6 +162,10 @@ class AudienceRecorder:
 
     async def sample(self) -> None:
         """Record this second's counts and commit everything queued since the last one."""
+        async with self._commit_lock:
+            await self._sample()
+
+    async def _sample(self) -> None:
         second = self._clock.now_ms() // 1000
         sources = self._sources
         sessions = (
@@ -223,14 +230,17 @@ class AudienceRecorder:
                 )
 
     async def close_session(self, session_id: int, ended_ms: int) -> None:
-        """The session ended: close what a crashed process left open (reason ``lost``)."""
+        """The session ended: close what a crashed process left open (reason ``lost``).
+
+        Queued behind this process's own joins and leaves, and committed with them in
+        one transaction (after any commit in progress)."""
+        stmt = (
+            update(WatchInterval)
+            .where(WatchInterval.session_id == session_id, WatchInterval.left_ms.is_(None))
+            .values(left_ms=ended_ms, reason="lost")
+        )
+        self._pending.append(lambda tx: tx.execute(stmt))
         await self.sample()
-        async with self._db.transaction() as tx:
-            await tx.execute(
-                update(WatchInterval)
-                .where(WatchInterval.session_id == session_id, WatchInterval.left_ms.is_(None))
-                .values(left_ms=ended_ms, reason="lost")
-            )
 
     # -- lifetime --------------------------------------------------------------------------
 

@@ -45,10 +45,7 @@ class Socket(Protocol):
     """What the hub needs of a WebSocket (``live.roomsocket.RoomSocket``; aiohttp's
     ``WebSocketResponse`` fits too)."""
 
-    @property
-    def closed(self) -> bool: ...
-
-    async def close(self, *, code: int = ..., message: bytes = ..., drain: bool = ...) -> bool: ...
+    async def close(self, *, code: int = ..., message: bytes = ...) -> bool: ...
 
 
 class Transport(Protocol):

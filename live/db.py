@@ -246,10 +246,9 @@ class Prepared:
         return [dict(record.items()) for record in records]
 
     async def value(self, params: Mapping[str, Any]) -> Any:
-        """The first column of the first row, or None (no row)."""
-        if self._db.is_sqlite:
-            async with self._db.engine.connect() as conn:
-                return (await conn.execute(self._statement, dict(params))).scalar()
+        """The first column of the first row, or None (no row). PostgreSQL (the
+        one-statement writes)."""
+        assert not self._db.is_sqlite, "value() serves prepare_write, PostgreSQL only"
         pool = await self._db.raw_pool()
         async with pool.acquire() as conn:
             return await conn.fetchval(self._sql, *self._args(params))

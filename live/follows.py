@@ -31,13 +31,14 @@ class FollowService:
             raise Forbidden("role_not_allowed", "only viewers follow hosts")
         async with self._db.transaction() as tx:
             await self._host(tx, host_id)
-            if await self._current(tx, caller.user_id, host_id) is None:
+            if not await self._following(tx, caller.user_id, host_id):
                 tx.add(
                     Follow(
                         follower_id=caller.user_id, host_id=host_id, created_ms=self._clock.now_ms()
                     )
                 )
-        return await self.status(caller, host_id)
+            # Autoflush sends the new row before the count: it is included.
+            return await self._status(tx, caller.user_id, host_id)
 
     async def unfollow(self, caller: Principal, host_id: int) -> dict[str, Any]:
         async with self._db.transaction() as tx:
@@ -51,21 +52,13 @@ class FollowService:
                 )
                 .values(removed_ms=self._clock.now_ms())
             )
-        return await self.status(caller, host_id)
+            return await self._status(tx, caller.user_id, host_id)
 
     async def status(self, caller: Principal | None, host_id: int) -> dict[str, Any]:
         """``{host_id, followers, following}`` (``following``: the caller, if signed in)."""
-        current = (Follow.host_id == host_id) & Follow.removed_ms.is_(None)
         async with self._db.read() as s:
             await self._host(s, host_id)
-            followers = await s.scalar(select(func.count()).select_from(Follow).where(current))
-            following = caller is not None and (
-                await s.scalar(
-                    select(Follow.id).where(current, Follow.follower_id == caller.user_id).limit(1)
-                )
-                is not None
-            )
-        return {"host_id": host_id, "followers": int(followers or 0), "following": following}
+            return await self._status(s, caller.user_id if caller is not None else None, host_id)
 
     async def over_time(self, host_id: int) -> list[dict[str, Any]]:
         """Followers at the end of each UTC day from the first follow until today."""
@@ -110,12 +103,26 @@ class FollowService:
             raise NotFound("host_not_found", f"no host {host_id}")
 
     @staticmethod
-    async def _current(s: Any, follower_id: int, host_id: int) -> Follow | None:
-        found: Follow | None = await s.scalar(
-            select(Follow).where(
-                Follow.follower_id == follower_id,
+    async def _status(s: Any, user_id: int | None, host_id: int) -> dict[str, Any]:
+        """``status`` on an open session (the host already checked)."""
+        followers = await s.scalar(
+            select(func.count())
+            .select_from(Follow)
+            .where(Follow.host_id == host_id, Follow.removed_ms.is_(None))
+        )
+        following = user_id is not None and await FollowService._following(s, user_id, host_id)
+        return {"host_id": host_id, "followers": int(followers or 0), "following": following}
+
+    @staticmethod
+    async def _following(s: Any, user_id: int, host_id: int) -> bool:
+        """Whether ``user_id`` follows ``host_id`` now."""
+        found = await s.scalar(
+            select(Follow.id)
+            .where(
+                Follow.follower_id == user_id,
                 Follow.host_id == host_id,
                 Follow.removed_ms.is_(None),
             )
+            .limit(1)
         )
-        return found
+        return found is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Sequence
 
@@ -16,14 +15,11 @@ from live.errors import InvalidInput
 from live.follows import FollowService
 from live.http import json_response, path_id, principal, query_int, read_json, signed_in
 from live.models import Role, SessionStatus
-from live.protocol import CloseCode
 from live.room import RoomChannel, SnapshotProvider
 from live.roomsocket import RoomSocket, SocketDeps
 from live.schemas import AnnouncementBody, CreateSessionBody, LoginBody, SignupBody
 from live.sessions import SessionService
 from live.wsframe import accept_key
-
-log = logging.getLogger(__name__)
 
 
 class LiveHandlers:
@@ -40,7 +36,6 @@ class LiveHandlers:
         self._accounts = accounts
         self._sessions = sessions
         self._channel = channel
-        self._hub = hub
         self._details = list(details)
         self._send_limit = send_limit_bytes
         self._socket_deps = SocketDeps(hub, channel)
@@ -172,10 +167,8 @@ class LiveHandlers:
         try:
             await self._channel.open(conn, since, epoch)
         except Exception:
-            # After the upgrade an HTTP error response would corrupt the stream: log the
-            # failure and close the socket as a WebSocket (1011, "internal error").
-            log.exception("room socket %s in session %s failed", conn.id, session_id)
-            self._hub.close(conn, CloseCode.INTERNAL_ERROR, "internal error")
+            # After the upgrade an HTTP error response would corrupt the stream.
+            socket.internal_error()
         finally:
             socket.serve()
             _release(request)

@@ -78,7 +78,8 @@ class OutboxEvent(Base):
 class WatchInterval(Base):
     """One WHEP viewer's stretch of watching: from its transport connecting (media
     flowing to it) to its leaving, with why it left. ``left_ms`` is null while it
-    watches; a crash leaves it open and start-up closes it at the last sample."""
+    watches; one a crash left open is closed when the session ends, at its end, with
+    reason ``lost`` (``AudienceRecorder.close_session``)."""
 
     __tablename__ = "watch_intervals"
     __table_args__ = (Index("ix_watch_intervals_session_joined", "session_id", "joined_ms"),)

@@ -63,7 +63,6 @@ class SocketDeps:
 
     hub: RoomHub
     channel: Inbound
-    close_timeout_s: float = 5.0
     max_message_bytes: int = MAX_FRAME_BYTES
 
 
@@ -138,17 +137,12 @@ class RoomSocket(asyncio.Protocol):
 
     # -- Socket (what the hub needs) -------------------------------------------------
 
-    @property
-    def closed(self) -> bool:
-        return self._state >= _State.CLOSING
+    async def close(self, *, code: int = CLOSE_NORMAL, message: bytes = b"") -> bool:
+        """Send a close frame, wait for the client's, then close the transport.
 
-    async def close(
-        self, *, code: int = CLOSE_NORMAL, message: bytes = b"", drain: bool = True
-    ) -> bool:
-        """Send a close frame, wait for the client's (bounded), then close the transport.
-
-        False when a close was already under way. ``drain`` is accepted for the hub's
-        ``Socket`` protocol; the close frame always follows what is already buffered.
+        False when a close was already under way. The close frame follows what is
+        already buffered. The wait is bounded by the caller: the hub (``RoomHub._close``)
+        gives up after its close grace and aborts the transport.
         """
         if self._state >= _State.CLOSING:
             return False
@@ -158,14 +152,17 @@ class RoomSocket(asyncio.Protocol):
         # The client's close frame may already be waiting (in ``early`` or the kernel).
         waiter = self._close_waiter = asyncio.get_running_loop().create_future()
         self._read_early()
-        try:
-            async with asyncio.timeout(self._deps.close_timeout_s):
-                await waiter
-        except TimeoutError:
-            transport.abort()
-        else:
-            transport.close()
+        await waiter
+        transport.close()
         return True
+
+    def internal_error(self) -> None:
+        """Handling this socket failed after the upgrade (call it in the ``except``
+        block): log it and close the socket as a WebSocket (1011, "internal error")
+        instead of leaving the client waiting for an answer."""
+        conn = self._connection()
+        log.exception("room socket %s in session %s failed", conn.id, conn.room)
+        self._deps.hub.close(conn, CloseCode.INTERNAL_ERROR, "internal error")
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -271,10 +268,7 @@ class RoomSocket(asyncio.Protocol):
                         conn, InvalidInput("binary_not_supported", "send JSON text messages")
                     )
         except Exception:
-            # Like any handler failure after the upgrade: log it and close as a
-            # WebSocket (1011) instead of leaving the client waiting for an answer.
-            log.exception("room socket %s in session %s failed", conn.id, conn.room)
-            self._deps.hub.close(conn, CloseCode.INTERNAL_ERROR, "internal error")
+            self.internal_error()
         finally:
             # Left-overs only remain when the socket is closing: they are dropped.
             self._draining = False

@@ -20,9 +20,9 @@ import enum
 import hashlib
 import struct
 
+from aiohttp.http import WS_KEY
+
 _TEXT = 0x81  # FIN + opcode 1 (text)
-#: Appended to the client's key to compute ``Sec-WebSocket-Accept`` (RFC 6455 1.3).
-_HANDSHAKE_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #: Largest payload of a control frame (ping, pong, close).
 MAX_CONTROL_PAYLOAD = 125
 
@@ -80,8 +80,11 @@ PING_FRAME = control_frame(Opcode.PING)
 
 
 def accept_key(key: str) -> str:
-    """``Sec-WebSocket-Accept`` for the client's ``Sec-WebSocket-Key``."""
-    return base64.b64encode(hashlib.sha1(key.encode() + _HANDSHAKE_GUID).digest()).decode()
+    """``Sec-WebSocket-Accept`` for the client's ``Sec-WebSocket-Key``.
+
+    ``WS_KEY`` is the GUID RFC 6455 1.3 appends to the key (aiohttp's constant).
+    """
+    return base64.b64encode(hashlib.sha1(key.encode() + WS_KEY).digest()).decode()
 
 
 def parse_close(payload: bytes) -> int | None:
@@ -128,7 +131,8 @@ class FrameReader:
 
     def __init__(self, max_message_bytes: int) -> None:
         self._buffer = b""
-        self._fragments: list[bytes] | None = None
+        # The message being reassembled; its length is what its fragments add up to.
+        self._fragments: bytearray | None = None
         self._fragment_opcode = Opcode.CONTINUATION
         self._max = max_message_bytes
 
@@ -181,7 +185,7 @@ class FrameReader:
         if opcode is Opcode.CONTINUATION:
             if self._fragments is None:
                 raise ProtocolError(CLOSE_PROTOCOL_ERROR, "continuation without a message")
-            length += sum(map(len, self._fragments))
+            length += len(self._fragments)
         elif self._fragments is not None:
             raise ProtocolError(CLOSE_PROTOCOL_ERROR, "new message before the last one ended")
         if length > self._max:
@@ -193,12 +197,12 @@ class FrameReader:
         if opcode is not Opcode.CONTINUATION:
             if fin:
                 return opcode, payload
-            self._fragments = [payload]
+            self._fragments = bytearray(payload)
             self._fragment_opcode = opcode
             return None
         assert self._fragments is not None  # checked in _check
-        self._fragments.append(payload)
+        self._fragments.extend(payload)
         if not fin:
             return None
-        whole, self._fragments = b"".join(self._fragments), None
+        whole, self._fragments = bytes(self._fragments), None
         return self._fragment_opcode, whole

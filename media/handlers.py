@@ -97,6 +97,8 @@ class MediaHandlers:
         self._sessions = sessions
         self._config = config
         self._cors_origin = cors_origin
+        #: each recording's MIME type, once its header was on disk
+        self._mimes: dict[Path, str] = {}
 
     def routes(self) -> list[web.RouteDef]:
         routes: list[web.RouteDef] = []
@@ -191,10 +193,17 @@ class MediaHandlers:
         path = self._media.recording_path(session_id) or self._on_disk(session_id, "mkv")
         if row.status == SessionStatus.SCHEDULED.value or path is None:
             raise NotFound("no_recording", f"session {session_id} has no recording")
-        try:
-            content_type = await asyncio.to_thread(recording_mime, path)
-        except FileNotFoundError:  # started, but the writer has not created it yet
-            raise NotFound("no_recording", f"session {session_id} has no recording") from None
+        content_type = self._mimes.get(path)
+        if content_type is None:
+            try:
+                mime, complete = await asyncio.to_thread(_header_mime, path)
+            except FileNotFoundError:  # started, but the writer has not created it yet
+                raise NotFound("no_recording", f"session {session_id} has no recording") from None
+            content_type = mime
+            if complete:
+                if len(self._mimes) > 10_000:
+                    self._mimes.clear()
+                self._mimes[path] = content_type
         return web.FileResponse(path, headers={"Content-Type": content_type})
 
     async def cover(self, request: web.Request) -> web.FileResponse:
@@ -273,6 +282,13 @@ class MediaHandlers:
             return None
         path = directory / f"session-{session_id}.{suffix}"
         return path if path.is_file() else None
+
+
+def _header_mime(path: Path) -> tuple[str, bool]:
+    """``recording_mime`` and whether the header it read was whole (the file held its
+    first 64 bytes already: a recording just started may not have them yet)."""
+    complete = path.stat().st_size >= 64
+    return recording_mime(path), complete
 
 
 def _refuse_ended(status: str) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import Select, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from live.auth import Principal
@@ -124,16 +124,13 @@ class CooperationService:
             .limit(limit)
         )
         if text:
-            pattern = "%" + _escape_like(text.lower()) + "%"
             query = query.where(
                 or_(
-                    func.lower(User.username).like(pattern, escape="\\"),
-                    func.lower(User.display_name).like(pattern, escape="\\"),
+                    User.username.icontains(text, autoescape=True),
+                    User.display_name.icontains(text, autoescape=True),
                 )
             )
-        async with self._db.read() as s:
-            rows = (await s.execute(query)).all()
-        return [{"id": row.id, "display_name": row.display_name} for row in rows]
+        return await self._host_list(query)
 
     async def hosts_by_id(self, caller: Principal, ids: list[int]) -> list[dict[str, Any]]:
         """The host accounts among ``ids`` (disabled ones too: they name existing
@@ -141,9 +138,12 @@ class CooperationService:
         caller.require(Role.BRAND)
         query = (
             select(User.id, User.display_name)
-            .where(User.id.in_(sorted(set(ids))), User.role == Role.HOST.value)
+            .where(User.id.in_(set(ids)), User.role == Role.HOST.value)
             .order_by(User.id)
         )
+        return await self._host_list(query)
+
+    async def _host_list(self, query: Select[int, str]) -> list[dict[str, Any]]:
         async with self._db.read() as s:
             rows = (await s.execute(query)).all()
         return [{"id": row.id, "display_name": row.display_name} for row in rows]
@@ -365,8 +365,3 @@ class CooperationService:
 
     async def _dict(self, tx: AsyncSession, coop: Cooperation) -> dict[str, Any]:
         return cooperation_dict(coop, await self._product_ids(tx, coop.id))
-
-
-def _escape_like(text: str) -> str:
-    """``text`` matched literally inside a LIKE pattern (``%`` and ``_`` are not wildcards)."""
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -28,13 +28,16 @@ from live.clock import Clock
 from live.db import Database, upsert
 from live.errors import NotFound
 from live.room import RoomChannel
+from live.singleflight import SingleFlight
 from live.tasks import reraise_if_cancelling, stop_task
 from shelf.models import CardEvent, Pin, Product
-from shelf.order_models import Order, OrderStatus
+from shelf.order_models import Order
+from shelf.reports import _SOLD
 
 logger = logging.getLogger(__name__)
 
-_SOLD = (OrderStatus.PAID.value, OrderStatus.REFUNDED.value)
+#: a session's pins with their product's title, by start
+PinRows = Sequence[tuple[Pin, str]]
 
 
 class CardReport(BaseModel):
@@ -57,6 +60,7 @@ class CardEvents:
         self._pending: list[dict[str, Any]] = []
         self._seen: set[tuple[int, str, str]] = set()
         self._pin_session: dict[int, int] = {}
+        self._pin_flight: SingleFlight[int | None] = SingleFlight()
         self._task: asyncio.Task[None] | None = None
 
     def attach(self, channel: RoomChannel) -> None:
@@ -96,15 +100,21 @@ class CardEvents:
             await tx.execute(stmt, rows)
 
     async def _session_of(self, pin_id: int) -> int | None:
+        """The pin's session (cached; a crowd reporting a new pin at once makes one read)."""
         session_id = self._pin_session.get(pin_id)
-        if session_id is None:
+        if session_id is not None:
+            return session_id
+
+        async def load() -> int | None:
             async with self._db.read() as s:
-                session_id = await s.scalar(select(Pin.session_id).where(Pin.id == pin_id))
-            if session_id is not None:
+                found = await s.scalar(select(Pin.session_id).where(Pin.id == pin_id))
+            if found is not None:
                 if len(self._pin_session) > 100_000:
                     self._pin_session.clear()
-                self._pin_session[pin_id] = session_id
-        return session_id
+                self._pin_session[pin_id] = found
+            return found
+
+        return await self._pin_flight.do(pin_id, load)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop(), name="CardEvents")
@@ -124,28 +134,42 @@ class CardEvents:
 
 
 def _viewers_during(curve: Sequence[dict[str, int]], start_ms: int, end_ms: int) -> dict[str, int]:
-    inside = [
-        c["media_viewers"] for c in curve if start_ms // 1000 <= c["second"] <= end_ms // 1000
-    ]
+    """``curve`` has one entry per second, without gaps (``analytics.concurrency``), so
+    the window is a slice of it."""
+    first = curve[0]["second"] if curve else 0
+    lo = max(start_ms // 1000 - first, 0)
+    hi = max(end_ms // 1000 - first + 1, 0)
+    inside = [c["media_viewers"] for c in curve[lo:hi]]
     return {
         "viewers_at_start": inside[0] if inside else 0,
         "peak_viewers": max(inside, default=0),
     }
 
 
-async def funnel(
-    db: Database, session_id: int, curve: Sequence[dict[str, int]], now_ms: int
-) -> dict[str, Any]:
-    """Per pin window, per product and for the session: the funnel figures."""
+async def pin_rows(db: Database, session_id: int) -> list[tuple[Pin, str]]:
+    """The session's pins with their product's title, by start."""
     async with db.read() as s:
-        pins = (
-            await s.execute(
-                select(Pin, Product.title)
-                .join(Product, Product.id == Pin.product_id)
-                .where(Pin.session_id == session_id)
-                .order_by(Pin.start_ms, Pin.id)
-            )
-        ).all()
+        rows = await s.execute(
+            select(Pin, Product.title)
+            .join(Product, Product.id == Pin.product_id)
+            .where(Pin.session_id == session_id)
+            .order_by(Pin.start_ms, Pin.id)
+        )
+        return [(pin, title) for pin, title in rows]
+
+
+async def funnel(
+    db: Database,
+    session_id: int,
+    curve: Sequence[dict[str, int]],
+    now_ms: int,
+    pins: PinRows | None = None,
+) -> dict[str, Any]:
+    """Per pin window, per product and for the session: the funnel figures (``pins``:
+    the session's ``pin_rows`` if the caller has them already)."""
+    if pins is None:
+        pins = await pin_rows(db, session_id)
+    async with db.read() as s:
         events = (
             await s.execute(
                 select(CardEvent.pin_id, CardEvent.kind, func.count())
@@ -158,16 +182,18 @@ async def funnel(
                 select(
                     Order.pin_id,
                     Order.product_id,
+                    Product.title,
                     Order.currency,
                     func.count(),
                     func.count(func.distinct(Order.buyer_id)),
                     func.sum(Order.quantity),
                     func.sum(Order.amount_minor),
                 )
+                .outerjoin(Product, Product.id == Order.product_id)
                 .where(
                     Order.session_id == session_id, Order.status.in_(_SOLD), Order.source == "live"
                 )
-                .group_by(Order.pin_id, Order.product_id, Order.currency)
+                .group_by(Order.pin_id, Order.product_id, Product.title, Order.currency)
             )
         ).all()
     counts: dict[tuple[int, str], int] = {(p, k): int(n) for p, k, n in events}
@@ -175,7 +201,8 @@ async def funnel(
         lambda: {"orders": 0, "buyers": 0, "units": 0, "gmv": defaultdict(int)}
     )
     by_product: dict[int, dict[str, Any]] = {}
-    for pin_id, product_id, currency, orders, buyers, units, amount in sales:
+    for pin_id, product_id, title, currency, orders, buyers, units, amount in sales:
+        _product_acc(by_product, product_id)["title"] = title  # also sold while not pinned
         for acc in (by_pin[pin_id], _product_acc(by_product, product_id)):
             acc["orders"] += int(orders)
             acc["buyers"] += int(buyers)
@@ -212,14 +239,6 @@ async def funnel(
                 "conversion_rate": _rate(sold["buyers"], impressions),
             }
         )
-    untitled = [pid for pid, acc in by_product.items() if acc["title"] is None]
-    if untitled:  # sold while not pinned
-        async with db.read() as s:
-            names = await s.execute(
-                select(Product.id, Product.title).where(Product.id.in_(untitled))
-            )
-            for pid, title in names:
-                by_product[pid]["title"] = title
     products: list[dict[str, Any]] = []
     total_gmv: dict[str, int] = defaultdict(int)
     for pid, acc in sorted(by_product.items()):

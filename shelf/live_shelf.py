@@ -15,7 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, exists, func, select, update
 
 from live.auth import Principal
 from live.clock import Clock
@@ -187,30 +187,27 @@ class ShelfService:
         caller.require(Role.BRAND)
         if caller.role is not Role.ADMIN and caller.user_id != brand_id:
             raise Forbidden("not_your_brand", "a brand sees only where its own products are")
-        sessions = (
-            select(LiveSession.id)
-            .join(ShelfItem, ShelfItem.session_id == LiveSession.id)
-            .join(Product, Product.id == ShelfItem.product_id)
-            .where(
-                Product.brand_id == brand_id,
-                LiveSession.status.in_(sorted(status.value for status in statuses)),
-            )
-            .distinct()
-            .order_by(LiveSession.id.desc())
-            .limit(200)
+        shows_brand = (
+            exists()
+            .where(ShelfItem.session_id == LiveSession.id)
+            .where(Product.id == ShelfItem.product_id, Product.brand_id == brand_id)
         )
         async with self._db.read() as s:
-            ids = list(await s.scalars(sessions))
-            if not ids:
-                return []
             rows = (
                 await s.execute(
                     select(LiveSession, User)
                     .join(User, User.id == LiveSession.host_id)
-                    .where(LiveSession.id.in_(ids))
+                    .where(
+                        LiveSession.status.in_(sorted(status.value for status in statuses)),
+                        shows_brand,
+                    )
                     .order_by(LiveSession.id.desc())
+                    .limit(200)
                 )
             ).all()
+            if not rows:
+                return []
+            ids = [session.id for session, _ in rows]
             shelved = (
                 await s.execute(
                     select(ShelfItem.session_id, ShelfItem.product_id)

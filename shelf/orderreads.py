@@ -4,7 +4,8 @@ Once a product is known sold out (``shelf.soldout``), every further attempt on i
 answered from a read: the order context (session, shelf, stock, running flash sale,
 open pin) and the order the buyer's Idempotency-Key already names, if any. In a flash
 sale's tail thousands of such attempts a second hit the same product; one read each
-spends most of the server's CPU on round trips that all return the same context row.
+was about a fifth of the server's main thread (py-spy, ``bench/RESULTS.md``), on round
+trips that all return the same context row.
 
 ``ContextReads`` batches them per (session, product): the first attempt starts a
 round trip at once; attempts that arrive while it is in flight wait and go together in

@@ -18,13 +18,14 @@ and never takes stock twice. A crash between 1 and 3 leaves a ``placed`` order t
 ``recover()`` settles at the next start. An order acknowledged to a client was
 committed with its events in the outbox first.
 
-Sold out: once this process has refused a product for lack of units, further attempts
-on it first run the same context query as one prepared read outside any transaction
-(``shelf.soldout``): it answers exactly (stored answer for a known key, or the refusal
-the write path would give) and only a read that finds enough units goes on to the write
-transaction. Attempts arriving together share those reads (``shelf.orderreads``), so a
-flash sale's tail of thousands of refused attempts costs a pair of reads per round
-trip, not one per attempt.
+Reads first: on PostgreSQL every attempt starts with the context query as a prepared
+read outside any transaction, shared by the attempts that arrive together
+(``shelf.orderreads``); it answers exactly (the stored answer for a known key, or the
+refusal the write would give) and only an attempt that finds enough units goes on to
+the write. So a flash sale's tail of thousands of refused attempts costs a pair of
+reads per round trip, not a write each. SQLite reads inside its write transaction
+(``BEGIN IMMEDIATE``), except for a product this process has seen run out
+(``shelf.soldout``), which is answered from the read alone.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ from shelf import order_sql
 from shelf.ledger import CommissionLedger
 from shelf.models import Cooperation, FlashSale, FlashStatus, Pin, Product, ShelfItem
 from shelf.order_models import Order, OrderSource, OrderStatus
-from shelf.orderreads import ContextReads
+from shelf.orderreads import ContextReads, Earlier
 from shelf.payments import PaymentProvider
 from shelf.publisher import StockPublisher
 from shelf.soldout import SoldOutGate
@@ -136,23 +137,10 @@ class OrderContext:
 
 
 @dataclass(frozen=True, slots=True)
-class _Existing:
-    """The order the buyer's Idempotency-Key already names."""
-
-    order_id: int
-    buyer_id: int
-    key: str
-    request_hash: str
-    response_json: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class _Taken:
     """The units are taken and the order inserted (``placed``), not yet committed."""
 
     order_id: int
-    amount_minor: int
-    currency: str
     #: the order's columns as inserted (``OrderService._order_values``)
     values: dict[str, Any]
 
@@ -176,7 +164,6 @@ class OrderService:
         platform_fee_bps: int,
         gates: Sequence[BuyerGate] = (),
         settle_wait_s: float = 5.0,
-        sold_out: SoldOutGate | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -189,10 +176,11 @@ class OrderService:
             None if db.is_sqlite else db.prepare_write(order_sql.take_and_record())
         )
         self._settle_paid = None if db.is_sqlite else db.prepare_write(order_sql.settle_paid())
-        self._sold_out = sold_out or SoldOutGate()
-        # Every committed stock change in this process (refund, cancelled payment, stock
-        # edit, flash sale end or cancel) may bring units back: forget the mark at once.
-        publisher.add_change_listener(self._sold_out.clear)
+        self._sold_out = SoldOutGate()  # routes SQLite only (PostgreSQL always reads first)
+        if db.is_sqlite:
+            # Every committed stock change in this process (refund, cancelled payment,
+            # stock edit, flash sale end or cancel) may bring units back: forget the mark.
+            publisher.add_change_listener(self._sold_out.clear)
         self._ledger = ledger
         self._payments = payments
         self._outbox = outbox
@@ -236,19 +224,23 @@ class OrderService:
             "key": key,
             "now": self._clock.now_ms(),
         }
-        ctx: OrderContext | None = None
-        if self._sold_out.routes_to_read(session_id, product_id, quantity):
-            # Known sold out here: answer from a (shared) read if it can be answered there.
-            ctx, existing = await self._read_check(params, quantity, source)
-            if existing is not None:
-                return await self._answer_again(existing, fingerprint)
-            self._sold_out.clear(product_id)  # units are back: the write path decides
         try:
+            ctx: OrderContext | None = None
+            # PostgreSQL: every attempt starts from the shared read (the take rechecks
+            # the units in its one statement). SQLite reads inside its write
+            # transaction, unless the product is known sold out here.
+            if self._take_and_record is not None or self._sold_out.routes_to_read(
+                session_id, product_id, quantity
+            ):
+                ctx, earlier = await self._read_check(params, quantity, source)
+                if earlier is not None:
+                    return await self._answer_again(earlier, buyer.user_id, key, fingerprint)
+                self._sold_out.clear(product_id)  # units are there: the write decides
             taken = await self._take(params, quantity, fingerprint, source, ctx)
         except IntegrityError:
             taken = None  # the same key raced us and won
         except LiveshelfError as exc:
-            if exc.code in _NO_UNITS:
+            if exc.code in _NO_UNITS and self._take_and_record is None:  # SQLite routes by it
                 self._sold_out.mark(session_id, product_id, quantity)
             raise
         if not isinstance(taken, _Taken):
@@ -256,10 +248,10 @@ class OrderService:
                 taken = await self._find(buyer.user_id, key)
             if taken is None:
                 raise Conflict("order_in_progress", "this order is being processed; retry")
-            return await self._answer_again(taken, fingerprint)
+            return await self._answer_again(taken, buyer.user_id, key, fingerprint)
         self._publisher.changed(product_id)
         captured = await self._payments.capture(
-            taken.order_id, taken.amount_minor, taken.currency, buyer.user_id
+            taken.order_id, taken.values["amount_minor"], taken.values["currency"], buyer.user_id
         )
         if captured.ok and self._settle_paid is not None and not taken.values["flat_fee_minor"]:
             settled = await self._settle_in_one(taken, captured.reference, buyer.display_name)
@@ -275,7 +267,7 @@ class OrderService:
         params: dict[str, Any],
         quantity: int,
         source: OrderSource,
-    ) -> _Existing | None:
+    ) -> Earlier | None:
         """Every refusal the context alone decides, in the order the write path meets
         them (the same errors as ``StockService``'s UPDATEs); the order the key already
         names, if any; None: go and take the units."""
@@ -283,13 +275,7 @@ class OrderService:
             raise NotFound("session_not_found", f"no live session {params['sid']}")
         if ctx.existing_id is not None:
             assert ctx.existing_hash is not None
-            return _Existing(
-                ctx.existing_id,
-                params["buyer"],
-                params["key"],
-                ctx.existing_hash,
-                ctx.existing_response,
-            )
+            return Earlier(ctx.existing_id, ctx.existing_hash, ctx.existing_response)
         self._check_session(ctx.status, source)
         if ctx.cooperation_id is None:
             raise NotFound("not_on_shelf", "the product is not on this session's shelf")
@@ -308,21 +294,14 @@ class OrderService:
 
     async def _read_check(
         self, params: dict[str, Any], quantity: int, source: OrderSource
-    ) -> tuple[OrderContext | None, _Existing | None]:
+    ) -> tuple[OrderContext | None, Earlier | None]:
         """The context from a shared read (``shelf.orderreads``) and ``_check``'s verdict:
         raises a refusal, or gives the order the key already names, or (ctx, None)."""
         row, earlier = await self._reads.read(
             params["sid"], params["pid"], params["buyer"], params["key"]
         )
         if earlier is not None:
-            existing = _Existing(
-                earlier.order_id,
-                params["buyer"],
-                params["key"],
-                earlier.request_hash,
-                earlier.response_json,
-            )
-            return None, existing
+            return None, earlier
         ctx = OrderContext(**row) if row else None
         return ctx, self._check(ctx, params, quantity, source)
 
@@ -333,10 +312,10 @@ class OrderService:
         fingerprint: str,
         source: OrderSource,
         ctx: OrderContext | None,
-    ) -> _Taken | _Existing:
-        """Check and take: read everything the order depends on (or use ``ctx``, read
-        just before), take the units with a conditional UPDATE (the authority: the read
-        only refuses early) and record the ``placed`` order.
+    ) -> _Taken | Earlier:
+        """Take the units with a conditional UPDATE (the authority: the read only refuses
+        early) and record the ``placed`` order, from ``ctx`` (read just before; on SQLite
+        read here, inside the write transaction).
 
         The UPDATE locks the product (or flash sale) row until the transaction ends and
         every other buyer of it queues on that lock, so the lock must not wait for this
@@ -355,11 +334,7 @@ class OrderService:
                     return existing
                 assert ctx is not None
                 return await self._record_then_take(tx, ctx, params, quantity, fingerprint, source)
-        if ctx is None:
-            ctx, existing = await self._read_check(params, quantity, source)
-            if existing is not None:
-                return existing
-            assert ctx is not None
+        assert ctx is not None
         if ctx.flash_id is not None and source is OrderSource.LIVE:
             async with self._db.write_connection() as tx:
                 return await self._record_then_take(tx, ctx, params, quantity, fingerprint, source)
@@ -369,7 +344,7 @@ class OrderService:
         )
         if order_id is None:
             raise out_of_stock()
-        return _Taken(order_id, values["amount_minor"], values["currency"], values)
+        return _Taken(order_id, values)
 
     async def _record_then_take(
         self,
@@ -393,7 +368,7 @@ class OrderService:
             await self._stock.bump(tx, params["pid"])
         else:
             await self._stock.take_regular(tx, params["pid"], quantity)
-        return _Taken(order_id, values["amount_minor"], values["currency"], values)
+        return _Taken(order_id, values)
 
     def _order_values(
         self,
@@ -522,7 +497,9 @@ class OrderService:
             self._publisher.changed(order.product_id)
         return result
 
-    async def _answer_again(self, order: _Existing, fingerprint: str) -> OrderResult:
+    async def _answer_again(
+        self, order: Earlier, buyer_id: int, key: str, fingerprint: str
+    ) -> OrderResult:
         if order.request_hash != fingerprint:
             raise Unprocessable(
                 "idempotency_key_reused",
@@ -534,19 +511,19 @@ class OrderService:
             if asyncio.get_running_loop().time() > deadline:
                 raise Conflict("order_in_progress", "this order is still being processed")
             await asyncio.sleep(0.02)
-            fresh = await self._find(order.buyer_id, order.key)
+            fresh = await self._find(buyer_id, key)
             assert fresh is not None
             order = fresh
         return _stored(order.response_json)
 
-    async def _find(self, buyer_id: int, key: str) -> _Existing | None:
+    async def _find(self, buyer_id: int, key: str) -> Earlier | None:
         async with self._db.read() as s:
             order = await s.scalar(
                 select(Order).where(Order.buyer_id == buyer_id, Order.idempotency_key == key)
             )
         if order is None:
             return None
-        return _Existing(order.id, buyer_id, key, order.request_hash, order.response_json)
+        return Earlier(order.id, order.request_hash, order.response_json)
 
     async def recover(self, older_than_ms: int = 0) -> int:
         """Settle orders left ``placed`` by a crash; returns how many were settled."""

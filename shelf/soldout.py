@@ -28,6 +28,9 @@ Consequences:
   units"; attempts for fewer units are not routed by it (they may still succeed).
 * Bounded: at most ``max_products`` marks; when full, the gate forgets them all (the
   cost is one write attempt per product to learn again).
+
+Only SQLite is routed by it: on PostgreSQL every attempt starts with that read anyway,
+shared by the attempts arriving together (``shelf.orderreads``).
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ from live.db import Database
 from live.errors import Forbidden, NotFound
 from live.follows import FollowService
 from live.models import LiveSession, Role
-from shelf.funnel import funnel
+from live.singleflight import SingleFlight
+from shelf.funnel import PinRows, funnel, pin_rows
 from shelf.models import FlashSale, FlashStatus, Pin, Product, ShelfItem
 
 
@@ -47,6 +48,7 @@ class StatsService:
         self._follows = follows
         self._fresh_ms = fresh_ms
         self._cache: dict[int, tuple[int, dict[str, Any]]] = {}
+        self._flight: SingleFlight[dict[str, Any]] = SingleFlight()
 
     async def stats(self, caller: Principal, session_id: int) -> dict[str, Any]:
         """The stats of a session the caller may read, at most ``fresh_ms`` old: a live
@@ -56,17 +58,23 @@ class StatsService:
         cached = self._cache.get(session_id)
         if cached is not None and now - cached[0] < self._fresh_ms:
             return cached[1]
-        if len(self._cache) > 1000:
-            self._cache.clear()
-        result = await self._compute(session, now)
-        self._cache[session_id] = (now, result)
-        return result
+
+        async def load() -> dict[str, Any]:
+            result = await self._compute(session, now)
+            if len(self._cache) > 1000:
+                self._cache.clear()
+            self._cache[session_id] = (now, result)
+            return result
+
+        # Requests arriving while it is computed share the computation.
+        return await self._flight.do(session_id, load)
 
     async def _compute(self, session: LiveSession, now: int) -> dict[str, Any]:
         session_id = session.id
         curve = await self._audience.curve(session_id)
         intervals = await self._audience.intervals(session_id, now)
-        moments = await self._moments(session_id) + await self._audience.marks(session_id)
+        pins = await pin_rows(self._db, session_id)
+        moments = await self._moments(session_id, pins) + await self._audience.marks(session_id)
         reasons = Counter(i.reason or "watching" for i in intervals)
         return {
             "session": {
@@ -86,7 +94,7 @@ class StatsService:
                 "drop_offs": analytics.drop_offs(curve, moments),
                 "leave_reasons": dict(sorted(reasons.items())),
             },
-            "funnel": await funnel(self._db, session_id, curve, now),
+            "funnel": await funnel(self._db, session_id, curve, now, pins),
             "fans": await self._fans(session, intervals, now),
         }
 
@@ -119,15 +127,8 @@ class StatsService:
                 )
             return session
 
-    async def _moments(self, session_id: int) -> list[Moment]:
+    async def _moments(self, session_id: int, pins: PinRows) -> list[Moment]:
         async with self._db.read() as s:
-            pins = (
-                await s.execute(
-                    select(Pin, Product.title)
-                    .join(Product, Product.id == Pin.product_id)
-                    .where(Pin.session_id == session_id)
-                )
-            ).all()
             sales = (
                 await s.scalars(
                     select(FlashSale).where(

@@ -31,9 +31,17 @@ export const session = {
   },
 };
 
+/** The Authorization header for a token; none without one. */
+export const bearer = (t) => (t ? { Authorization: `Bearer ${t}` } : {});
+
 export function authHeaders() {
-  const token = session.token();
-  return token ? { Authorization: `Bearer ${token}` } : {};
+  return bearer(session.token());
+}
+
+/** An error as one line for the page: the server's message and code for API errors. */
+export function errorText(err) {
+  if (err instanceof ApiError) return `${err.message} (${err.code})`;
+  return err && err.message ? err.message : String(err);
 }
 
 /** Calls the API; resolves to the parsed body (or text), rejects with ApiError. */

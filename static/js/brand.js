@@ -4,9 +4,9 @@
 // Money is sent as integer minor units, parsed from the typed text digit by digit
 // (never through a float); rates are typed in percent and sent as basis points.
 
-import { api, ApiError, session } from '/static/js/api.js';
+import { api, errorText, session } from '/static/js/api.js';
 import { mountAuth } from '/static/js/auth.js';
-import { $, h, money } from '/static/js/format.js';
+import { $, fractionDigits, h, money } from '/static/js/format.js';
 
 const REFRESH_MS = 10_000;
 const MAX_DIGITS = 15; // integer strings up to here are exact as JS numbers
@@ -16,21 +16,15 @@ class InputError extends Error {}
 
 // -- money and rates typed by people ----------------------------------------------------
 
-/** Minor digits of an ISO currency (2 for EUR, 0 for JPY, 3 for KWD). */
-export function currencyDigits(code) {
-  return new Intl.NumberFormat('en', { style: 'currency', currency: code })
-    .resolvedOptions().maximumFractionDigits;
-}
-
 /** 'eur ' -> 'EUR'; refuses anything but three letters. */
-export function currencyCode(text) {
+function currencyCode(text) {
   const code = String(text).trim().toUpperCase();
   if (!/^[A-Z]{3}$/.test(code)) throw new InputError('Currency is a three-letter code such as EUR');
   return code;
 }
 
 /** '19.99' with 2 digits -> 1999. Refuses negatives, too many decimals, non-numbers. */
-export function parseDecimal(text, digits, label) {
+function parseDecimal(text, digits, label) {
   const t = String(text).trim();
   if (t === '') throw new InputError(`${label} is required`);
   if (t.startsWith('-')) throw new InputError(`${label} cannot be negative`);
@@ -49,17 +43,17 @@ export function parseDecimal(text, digits, label) {
 }
 
 /** 1999 with 2 digits -> '19.99' (what an edit box shows). */
-export function minorText(minor, digits) {
+function minorText(minor, digits) {
   if (digits === 0) return String(minor);
   const s = String(minor).padStart(digits + 1, '0');
   return `${s.slice(0, -digits)}.${s.slice(-digits)}`;
 }
 
-export const toMinor = (text, currency, label = 'Price') =>
-  parseDecimal(text, currencyDigits(currency), label);
+const toMinor = (text, currency, label = 'Price') =>
+  parseDecimal(text, fractionDigits(currency), label);
 
 /** '12.5' (percent) -> 1250 basis points, 0..100 %. */
-export function percentToBps(text, label = 'Commission') {
+function percentToBps(text, label = 'Commission') {
   const bps = parseDecimal(text, 2, label);
   if (bps > 10_000) throw new InputError(`${label} is at most 100 %`);
   return bps;
@@ -73,12 +67,6 @@ function parseCount(text, label) {
   if (!/^\d+$/.test(t)) throw new InputError(`${label} must be a whole number`);
   if (t.length > 9) throw new InputError(`${label} is too large`);
   return Number(t);
-}
-
-function errorText(err) {
-  if (err instanceof ApiError) return `${err.message} (${err.code})`;
-  if (err instanceof InputError) return err.message;
-  return err && err.message ? err.message : String(err);
 }
 
 function when(iso) {
@@ -187,7 +175,7 @@ function mountConsole(root, brand) {
   }
 
   function productRow(p) {
-    const digits = currencyDigits(p.currency);
+    const digits = fractionDigits(p.currency);
     const archive = async () => {
       if (!window.confirm(`Archive “${p.title}”? It can no longer be proposed, shelved or sold.`)) return;
       productStatus.textContent = '';

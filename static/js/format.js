@@ -2,7 +2,8 @@
 
 const digitsCache = new Map();
 
-function fractionDigits(currency) {
+/** Minor digits of an ISO currency (2 for EUR, 0 for JPY, 3 for KWD). */
+export function fractionDigits(currency) {
   if (!digitsCache.has(currency)) {
     const fmt = new Intl.NumberFormat('en', { style: 'currency', currency });
     digitsCache.set(currency, fmt.resolvedOptions().maximumFractionDigits);

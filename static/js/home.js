@@ -1,7 +1,7 @@
 // Home (/): live and upcoming sessions as cards linking to /watch/{id}; refreshed
 // every few seconds. Cards that did not change are kept, so covers do not flicker.
 
-import { api, ApiError } from '/static/js/api.js';
+import { api, errorText } from '/static/js/api.js';
 import { $, h } from '/static/js/format.js';
 
 const REFRESH_MS = 10_000;
@@ -10,11 +10,6 @@ const LIMIT = 50;
 
 /** Per session: the card shown, what it shows, and when its cover last failed. */
 const cards = new Map();
-
-function viewersOf(s) {
-  const n = s.viewers ?? s.viewer_count;
-  return Number.isFinite(n) ? n : null;
-}
 
 function when(iso) {
   if (!iso) return 'Date to be announced';
@@ -41,18 +36,16 @@ function cover(s, entry) {
 }
 
 function signature(s) {
-  return JSON.stringify([s.status, s.title, s.host && s.host.display_name, s.scheduled_at, viewersOf(s)]);
+  return JSON.stringify([s.status, s.title, s.host && s.host.display_name, s.scheduled_at]);
 }
 
 function buildCard(s, entry) {
   const live = s.status === 'live';
-  const viewers = viewersOf(s);
   const host = s.host && s.host.display_name;
   return h('a', { class: 'card session-card', href: `/watch/${s.id}`, dataset: { sessionId: s.id } },
     h('div', { class: 'media' },
       cover(s, entry),
-      live ? h('span', { class: 'badge live' }, 'LIVE') : null,
-      viewers !== null ? h('span', { class: 'viewers' }, `${viewers} watching`) : null),
+      live ? h('span', { class: 'badge live' }, 'LIVE') : null),
     h('div', { class: 'body' },
       h('strong', { class: 'title' }, s.title),
       h('div', { class: 'muted' }, host ? `with ${host}` : ''),
@@ -68,6 +61,7 @@ function cardFor(s) {
   const sig = signature(s);
   const retryCover = entry.coverFailedAt && Date.now() - entry.coverFailedAt >= COVER_RETRY_MS;
   if (entry.sig !== sig || retryCover) {
+    entry.coverFailedAt = 0; // only a new failure of this card's cover counts
     entry.el = buildCard(s, entry);
     entry.sig = sig;
   }
@@ -99,7 +93,7 @@ async function refresh() {
     for (const id of cards.keys()) if (!shown.has(id)) cards.delete(id);
     error.textContent = '';
   } catch (err) {
-    error.textContent = err instanceof ApiError ? `${err.message} (${err.code})` : String(err);
+    error.textContent = errorText(err);
   }
 }
 

@@ -18,7 +18,6 @@ const video = $('#video');
 const START_SLACK_S = 0.1;
 
 const state = {
-  show: null,
   chapters: [], // {pinId, productId, start, end (null: to the end)}
   products: new Map(), // product_id -> product (or shelf item)
   current: null, // the chapter on screen
@@ -75,7 +74,6 @@ async function load() {
     setStage(err.code === 'session_not_found' ? 'There is no such show.' : `Could not load the show: ${err.message}`);
     return;
   }
-  state.show = show;
   $('#title').textContent = show.title;
   document.title = `${show.title} · replay · liveshelf`;
   $('#host').textContent = show.host?.display_name ? `with ${show.host.display_name}` : '';

@@ -27,7 +27,8 @@ export class RoomClient {
     this.pending = new Map();
     this.retryTimer = null;
     this.lastHello = null;
-    window.addEventListener('online', () => this.reconnectNow());
+    this.onOnline = () => this.reconnectNow();
+    window.addEventListener('online', this.onOnline);
   }
 
   on(type, fn) {
@@ -53,6 +54,7 @@ export class RoomClient {
 
   connect() {
     this.stopped = false;
+    window.addEventListener('online', this.onOnline); // again after a close(); no duplicate
     clearTimeout(this.retryTimer);
     this.emit('status', 'connecting');
     const socket = new WebSocket(this.url());
@@ -98,6 +100,7 @@ export class RoomClient {
 
   close() {
     this.stopped = true;
+    window.removeEventListener('online', this.onOnline);
     clearTimeout(this.retryTimer);
     if (this.socket) this.socket.close();
     this.socket = null;

@@ -16,7 +16,6 @@ let shelf = new ShelfState();
 let catalogue = new Map();   // product_id -> product, from accepted cooperations
 let stream = null;           // camera + microphone
 let publisher = null;        // WHIP resource
-let numbersTimer = null;
 
 function show(el, visible) { el.hidden = !visible; }
 
@@ -49,7 +48,6 @@ $('#new-session').addEventListener('submit', async (ev) => {
 
 async function openSession(id) {
   if (room) room.close();
-  clearInterval(numbersTimer);
   current = await api('GET', `/api/sessions/${id}`);
   shelf = new ShelfState();
   $('#chat-list').replaceChildren();
@@ -63,7 +61,6 @@ async function openSession(id) {
   room.connect();
   await loadCatalogue();
   refreshNumbers();
-  numbersTimer = setInterval(refreshNumbers, 10000);
 }
 
 function renderStatus() {
@@ -325,7 +322,7 @@ async function refreshNumbers() {
     const show = (key) => (totals.length ? totals.map((t) => money(t[key], t.currency)).join(' + ') : '–');
     $('#n-gmv').textContent = show('gmv_minor');
     $('#n-commission').textContent = show('commission_total_minor');
-  } catch { /* numbers refresh again with the next order or in 10 s */ }
+  } catch { /* numbers refresh again with the next order */ }
 }
 
 function refreshSoon() {
@@ -380,10 +377,15 @@ async function start() {
     if (room) room.close();
     return;
   }
-  await loadSessions();
-  await listDevices().catch(() => {});
   const wanted = Number(new URLSearchParams(location.search).get('session'));
-  if (wanted) await openSession(wanted).catch((err) => fail('#sessions-error', err));
+  if (!wanted) await loadSessions(); // openSession loads the list itself
+  await listDevices().catch(() => {});
+  if (wanted) {
+    await openSession(wanted).catch(async (err) => {
+      fail('#sessions-error', err);
+      await loadSessions();
+    });
+  }
 }
 
 mountAuth($('#auth'), { roles: ['host'], prompt: 'Host sign in' });

@@ -388,9 +388,11 @@ window.addEventListener('liveshelf:auth', () => {
   renderChatForm();
 });
 
-// The flash countdown and "ends in" follow the server clock.
+// The flash countdown and "ends in" follow the server clock; a card's impression not
+// yet reported (page hidden, or the room not connected) is retried on the same tick.
 setInterval(() => {
-  if (shelf.pinned) renderCard();
+  const card = shelf.pinned;
+  if (card && (shelf.flashSales.size || !reported.has(`impression:${card.pin_id}`))) renderCard();
 }, 500);
 
 mountAuth($('#auth'), { roles: ['viewer'], prompt: 'Sign in to chat and buy' });

@@ -2,7 +2,7 @@
 // POST the offer (with its candidates gathered), apply the answer, DELETE the
 // Location when done. The server's answer carries all of its candidates.
 
-import { ApiError } from './api.js';
+import { ApiError, bearer } from './api.js';
 
 const GATHER_TIMEOUT_MS = 2000;
 
@@ -23,8 +23,7 @@ function waitForCandidates(pc) {
 async function exchange(pc, endpoint, token) {
   await pc.setLocalDescription(await pc.createOffer());
   await waitForCandidates(pc);
-  const headers = { 'Content-Type': 'application/sdp' };
-  if (token) headers.Authorization = `Bearer ${token}`;
+  const headers = { 'Content-Type': 'application/sdp', ...bearer(token) };
   const res = await fetch(endpoint, { method: 'POST', headers, body: pc.localDescription.sdp });
   if (res.status !== 201) {
     let error = {};
@@ -47,8 +46,7 @@ class Resource {
   async close() {
     this.pc.close();
     if (!this.location) return;
-    const headers = this.token ? { Authorization: `Bearer ${this.token}` } : {};
-    try { await fetch(this.location, { method: 'DELETE', headers }); } catch { /* gone */ }
+    try { await fetch(this.location, { method: 'DELETE', headers: bearer(this.token) }); } catch { /* gone */ }
     this.location = null;
   }
 }
@@ -83,13 +81,4 @@ export async function play(sessionId, video, token) {
     pc.close();
     throw err;
   }
-}
-
-/** Frames decoded so far on a playing Resource (inbound video). */
-export async function framesDecoded(resource) {
-  let frames = 0;
-  (await resource.pc.getStats()).forEach((report) => {
-    if (report.type === 'inbound-rtp' && report.kind === 'video') frames += report.framesDecoded || 0;
-  });
-  return frames;
 }

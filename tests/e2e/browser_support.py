@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -118,6 +120,20 @@ def page_errors(page: Page) -> list[str]:
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     return errors
+
+
+@asynccontextmanager
+async def open_page(
+    browser: Any, who: dict[str, Any] | None, **options: Any
+) -> AsyncIterator[tuple[Page, list[str]]]:
+    """A page in a fresh context signed in as ``who`` (or a guest), with its uncaught
+    exceptions; the context is closed on the way out."""
+    context = await signed_in_context(browser, who, **options)
+    try:
+        page = await context.new_page()
+        yield page, page_errors(page)
+    finally:
+        await context.close()
 
 
 async def say_in_chat(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from browser_support import call, page_errors, sign_in_with_form, signup
+from browser_support import call, open_page, sign_in_with_form, signup
 from playwright.async_api import expect
 
 TIMEOUT_MS = 5000
@@ -22,12 +22,13 @@ async def test_brand_console(browser: Any, base_url: str, artifacts: Path) -> No
         brand = await signup(http, "brand")
         host = await signup(http, "host")
         viewer = await signup(http, "viewer")
-        context = await browser.new_context(
-            viewport={"width": 1280, "height": 1000}, locale="en-US", accept_downloads=True
-        )
-        page = await context.new_page()
-        errors = page_errors(page)
-        try:
+        async with open_page(
+            browser,
+            None,
+            viewport={"width": 1280, "height": 1000},
+            locale="en-US",
+            accept_downloads=True,
+        ) as (page, errors):
             await page.goto(f"{base_url}/brand")
             await sign_in_with_form(page, brand)
             await expect(page.get_by_role("heading", name="Brand console")).to_be_visible(
@@ -62,11 +63,11 @@ async def test_brand_console(browser: Any, base_url: str, artifacts: Path) -> No
 
             # A good product: money sent as integer minor units, the rate in basis points.
             await fill_product("Linen apron", "19.99")
-            await expect(error).to_have_text("", timeout=TIMEOUT_MS)
             row = products.locator("tbody tr", has_text="Linen apron")
             await expect(row.locator("input[name=price]")).to_have_value(
                 "19.99", timeout=TIMEOUT_MS
             )
+            await expect(error).to_have_text("", timeout=TIMEOUT_MS)
             [product] = (await call(http, "GET", f"/api/brands/{brand['id']}/products", brand))[
                 "products"
             ]
@@ -191,5 +192,3 @@ async def test_brand_console(browser: Any, base_url: str, artifacts: Path) -> No
             await page.set_viewport_size({"width": 390, "height": 844})
             await page.screenshot(path=str(artifacts / "brand-console-phone.png"), full_page=True)
             assert errors == []
-        finally:
-            await context.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from browser_support import call, page_errors, signup
+from browser_support import call, open_page, signup
 from playwright.async_api import expect
 
 TIMEOUT_MS = 5000
@@ -31,10 +31,9 @@ async def test_home_lists_live_and_upcoming(browser: Any, base_url: str, artifac
         await call(http, "POST", f"/api/sessions/{over['id']}/start", host)
         await call(http, "POST", f"/api/sessions/{over['id']}/end", host)
 
-        context = await browser.new_context(viewport={"width": 390, "height": 844}, locale="en-US")
-        page = await context.new_page()
-        errors = page_errors(page)
-        try:
+        async with open_page(
+            browser, None, viewport={"width": 390, "height": 844}, locale="en-US"
+        ) as (page, errors):
             await page.clock.install()
             await page.goto(f"{base_url}/")
             live_list = page.get_by_test_id("live-sessions")
@@ -74,5 +73,3 @@ async def test_home_lists_live_and_upcoming(browser: Any, base_url: str, artifac
             await page.set_viewport_size({"width": 1280, "height": 800})
             await page.screenshot(path=str(artifacts / "home-desktop.png"), full_page=True)
             assert errors == []
-        finally:
-            await context.close()

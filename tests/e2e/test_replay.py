@@ -19,10 +19,9 @@ import aiohttp
 import pytest
 from browser_support import (
     call,
-    page_errors,
+    open_page,
     shelved_product,
     sign_in_with_form,
-    signed_in_context,
     signup,
 )
 from playwright.async_api import Page, expect
@@ -123,10 +122,7 @@ async def test_replay_plays_chapters_and_sells(
     # The pin still open at the end is closed before the recording stops: it has an end.
     assert abs(pins[1]["media_end_s"] - pins[1]["media_start_s"] - 2.0) < 0.5
 
-    context = await signed_in_context(browser, None, viewport={"width": 1100, "height": 760})
-    page = await context.new_page()
-    errors = page_errors(page)
-    try:
+    async with open_page(browser, None, viewport={"width": 1100, "height": 760}) as (page, errors):
         await page.goto(f"{base_url}/replay/{sid}")
         chapters = page.get_by_test_id("chapter")
         await expect(chapters).to_have_count(2, timeout=5000)
@@ -185,8 +181,6 @@ async def test_replay_plays_chapters_and_sells(
         assert confirmed is not None
         order_id = int(confirmed.group(1))
         assert errors == []
-    finally:
-        await context.close()
 
     async with aiohttp.ClientSession(base_url) as http:
         order = await call(http, "GET", f"/api/orders/{order_id}", viewer)
@@ -218,10 +212,7 @@ async def test_replay_explains_missing_recording(
         live = await call(http, "POST", "/api/sessions", host, {"title": "On air"}, 201)
         await call(http, "POST", f"/api/sessions/{live['id']}/start", host)
 
-    context = await signed_in_context(browser, None, viewport={"width": 900, "height": 600})
-    page = await context.new_page()
-    errors = page_errors(page)
-    try:
+    async with open_page(browser, None, viewport={"width": 900, "height": 600}) as (page, errors):
         await page.goto(f"{base_url}/replay/{ended['id']}")
         status = page.get_by_test_id("stage-status")
         await expect(status).to_contain_text("ended without a recording", timeout=5000)
@@ -232,5 +223,3 @@ async def test_replay_explains_missing_recording(
         await expect(status).to_contain_text("live right now", timeout=5000)
         await expect(status.get_by_role("link")).to_have_attribute("href", f"/watch/{live['id']}")
         assert errors == []
-    finally:
-        await context.close()

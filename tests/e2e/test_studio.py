@@ -9,10 +9,9 @@ from typing import Any
 import aiohttp
 from browser_support import (
     call,
-    page_errors,
+    open_page,
     say_in_chat,
     shelved_product,
-    signed_in_context,
     signup,
 )
 from playwright.async_api import expect
@@ -30,10 +29,10 @@ async def test_studio_reorders_starts_a_flash_sale_and_moderates(
         pot = await shelved_product(http, host, brand, show["id"], title="Teapot")
         await say_in_chat(http, show["id"], rude, "buy elsewhere, it's cheaper")
 
-        context = await signed_in_context(browser, host, viewport={"width": 1280, "height": 900})
-        page = await context.new_page()
-        errors = page_errors(page)
-        try:
+        async with open_page(browser, host, viewport={"width": 1280, "height": 900}) as (
+            page,
+            errors,
+        ):
             await page.goto(f"{base_url}/studio?session={show['id']}")
             shelf = page.get_by_test_id("studio-shelf")
             await expect(shelf.locator("li")).to_have_count(2)
@@ -93,5 +92,3 @@ async def test_studio_reorders_starts_a_flash_sale_and_moderates(
             assert (refused["type"], refused["code"]) == ("error", "banned")
             await page.screenshot(path=str(artifacts / "studio.png"), full_page=True)
             assert errors == []
-        finally:
-            await context.close()

@@ -11,6 +11,7 @@ import aiohttp
 from aiohttp import web
 from browser_support import (
     call,
+    open_page,
     page_errors,
     say_in_chat,
     shelved_product,
@@ -42,10 +43,7 @@ async def test_guest_watches_reads_chat_and_is_asked_to_sign_in(
         )
         await say_in_chat(http, show["id"], host, "Welcome, everyone!")
 
-    context = await signed_in_context(browser, None, **PHONE)
-    page = await context.new_page()
-    errors = page_errors(page)
-    try:
+    async with open_page(browser, None, **PHONE) as (page, errors):
         await page.goto(f"{base_url}/watch/{show['id']}")
         await expect(page.get_by_test_id("live-badge")).to_have_text("LIVE")
         await expect(page.get_by_test_id("chat-list")).to_contain_text("Welcome, everyone!")
@@ -60,8 +58,6 @@ async def test_guest_watches_reads_chat_and_is_asked_to_sign_in(
         await expect(page.get_by_test_id("toast")).to_contain_text("Sign in to buy")
         await page.screenshot(path=str(artifacts / "guest-phone.png"))
         assert errors == []
-    finally:
-        await context.close()
 
 
 async def test_flash_card_counts_down_and_refusals_are_clear(
@@ -91,10 +87,7 @@ async def test_flash_card_counts_down_and_refusals_are_clear(
         )
         await call(http, "POST", f"/api/sessions/{show['id']}/pin", host, {"product_id": mug["id"]})
 
-    context = await signed_in_context(browser, viewer, **PHONE)
-    page = await context.new_page()
-    errors = page_errors(page)
-    try:
+    async with open_page(browser, viewer, **PHONE) as (page, errors):
         await page.goto(f"{base_url}/watch/{show['id']}")
         card = page.get_by_test_id("product-card")
         await expect(card).to_contain_text("€9.99")
@@ -116,8 +109,6 @@ async def test_flash_card_counts_down_and_refusals_are_clear(
         await expect(teapot.get_by_role("button")).to_be_disabled()
         await page.screenshot(path=str(artifacts / "flash-phone.png"))
         assert errors == []
-    finally:
-        await context.close()
 
 
 async def test_page_resumes_the_room_channel_after_a_drop(

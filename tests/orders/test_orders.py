@@ -80,7 +80,7 @@ async def test_an_order_is_settled_once(api: Api) -> None:
     assert row is not None
     if orders._settle_paid is not None:  # PostgreSQL
         values = {name: getattr(row, name) for name in order_sql.ORDER_COLUMNS}
-        taken = _Taken(row.id, row.amount_minor, row.currency, values)
+        taken = _Taken(row.id, values)
         assert await orders._settle_in_one(taken, "second-capture", "x") is None
     again = await orders._settle(row.id, True, "second-capture", "x")
     assert (again.status, again.body) == (201, body)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 
 import pytest
 from wsclient import client_frame
@@ -71,6 +72,21 @@ def test_fragments_are_reassembled_with_control_frames_in_between() -> None:
         (Opcode.PING, b"p"),
         (Opcode.TEXT, b'{"type":"ping","ref":1}'),
     ]
+
+
+def test_many_tiny_fragments_are_reassembled_in_linear_time() -> None:
+    # Summing the fragments on every continuation frame made this quadratic: 20,000
+    # one-byte fragments blocked the event loop for seconds.
+    count = 20_000
+    data = client_frame(Opcode.TEXT, b"a", fin=False) + b"".join(
+        client_frame(Opcode.CONTINUATION, b"b", fin=i == count - 1) for i in range(1, count)
+    )
+    reader = FrameReader(64 * 1024)
+    started = time.perf_counter()
+    got = reader.feed(data)
+    elapsed = time.perf_counter() - started
+    assert got == [(Opcode.TEXT, b"a" + b"b" * (count - 1))]
+    assert elapsed < 1.0
 
 
 def test_a_message_over_the_limit_is_refused_by_its_header_alone() -> None:
