@@ -74,6 +74,8 @@ log = logging.getLogger("liveshelf")
 
 ROOT = Path(__file__).resolve().parent
 DEMO_PASSWORD = "liveshelf-demo"
+#: Matched before the other routes under the same first segment (``create_app``).
+HOT_PATHS = frozenset({"/api/sessions/{id}/orders", "/api/sessions/{id}/ws"})
 
 
 class ConfigError(Exception):
@@ -252,25 +254,29 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_room_bus)
 
-    media = _wire_media(app, core)
-    shelf = _wire_shelf(app, core, media)
-    chat = _wire_chat(app, core)
-    _wire_orders(app, core, shelf, chat)
-    _wire_stats(app, core)
+    routes: list[web.RouteDef] = []
+    media = _wire_media(app, core, routes)
+    shelf = _wire_shelf(app, core, routes, media)
+    chat = _wire_chat(app, core, routes)
+    _wire_orders(app, core, routes, shelf, chat)
+    _wire_stats(app, core, routes)
     # Last, after every feature's listener: the shelf closes the open pin window while
     # the recording still tells its media time.
     core.sessions.add_listener(_end_media(core, media, app[audience_key]))
 
-    app.add_routes(
-        LiveHandlers(
-            core.accounts,
-            core.sessions,
-            core.channel,
-            core.hub,
-            details=core.session_details,
-            send_limit_bytes=settings.ws_send_limit_bytes,
-        ).routes()
-    )
+    routes += LiveHandlers(
+        core.accounts,
+        core.sessions,
+        core.channel,
+        core.hub,
+        details=core.session_details,
+        send_limit_bytes=settings.ws_send_limit_bytes,
+    ).routes()
+    # aiohttp tries the routes that share a first segment ("/api/sessions") one regex
+    # at a time, in the order they were added: the ones a crowd hits go first (the
+    # order route was 22nd of 30, ~8 % of a flash sale's CPU).
+    hot_first: list[web.RouteDef] = sorted(routes, key=lambda route: route.path not in HOT_PATHS)
+    app.add_routes(hot_first)
     app.router.add_static("/static", ROOT / "static")
     for path, page in PAGES.items():
         app.router.add_get(path, _page(page))
@@ -359,7 +365,7 @@ def _register_core(app: web.Application, core: Core) -> None:
     app[sessions_key] = core.sessions
 
 
-def _wire_media(app: web.Application, core: Core) -> MediaService:
+def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) -> MediaService:
     """WHIP ingest, WHEP playback, recordings (media/README.md).
 
     ``live.started`` / ``live.paused`` go to the room log (and are marked for
@@ -393,7 +399,7 @@ def _wire_media(app: web.Application, core: Core) -> MediaService:
     )
     app[media_key] = media
     handlers = MediaHandlers(media, core.sessions, config, cors_origin=settings.cors_origin)
-    app.add_routes(handlers.routes())
+    routes += handlers.routes()
     app.on_response_prepare.append(handlers.on_response_prepare)
 
     async def recording(_app: web.Application) -> AsyncIterator[None]:
@@ -421,7 +427,9 @@ def _end_media(core: Core, media: MediaService, audience: AudienceRecorder) -> S
     return end_media
 
 
-def _wire_shelf(app: web.Application, core: Core, media: MediaService) -> ShelfFeature:
+def _wire_shelf(
+    app: web.Application, core: Core, routes: list[web.RouteDef], media: MediaService
+) -> ShelfFeature:
     """Catalogues, cooperations, the live shelf, pins and flash sales (shelf/API.md).
     Pins are stamped with the recording's media time."""
     shelf = build_shelf(
@@ -437,7 +445,7 @@ def _wire_shelf(app: web.Application, core: Core, media: MediaService) -> ShelfF
     core.channel.add_snapshot(shelf.snapshot)
     core.session_details.append(shelf.details)
     core.sessions.add_listener(shelf.on_session_status)
-    app.add_routes(shelf.handlers.routes())
+    routes += shelf.handlers.routes()
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         await shelf.start()
@@ -448,7 +456,7 @@ def _wire_shelf(app: web.Application, core: Core, media: MediaService) -> ShelfF
     return shelf
 
 
-def _wire_chat(app: web.Application, core: Core) -> ChatService:
+def _wire_chat(app: web.Application, core: Core, routes: list[web.RouteDef]) -> ChatService:
     """Chat, likes and moderation (chat/API.md)."""
     config = ChatConfig.from_env()
     repo = ChatRepository(core.db)
@@ -462,7 +470,7 @@ def _wire_chat(app: web.Application, core: Core) -> ChatService:
     app[chat_key] = chat
     chat.attach(core.channel)
     core.sessions.add_listener(rooms.on_status)
-    app.add_routes(ChatHandlers(chat, moderation).routes())
+    routes += ChatHandlers(chat, moderation).routes()
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         await rooms.start()
@@ -478,7 +486,11 @@ def _wire_chat(app: web.Application, core: Core) -> ChatService:
 
 
 def _wire_orders(
-    app: web.Application, core: Core, shelf: ShelfFeature, chat: ChatService
+    app: web.Application,
+    core: Core,
+    routes: list[web.RouteDef],
+    shelf: ShelfFeature,
+    chat: ChatService,
 ) -> OrderService:
     """Orders, refunds, the commission ledger and reports. Orders a crash left
     half-done are settled at start-up."""
@@ -496,7 +508,7 @@ def _wire_orders(
         gates=[chat.check_not_banned],
     )
     app[orders_key] = orders
-    app.add_routes(OrderHandlers(orders, ReportService(core.db, core.clock), core.clock).routes())
+    routes += OrderHandlers(orders, ReportService(core.db, core.clock), core.clock).routes()
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         await orders.recover()
@@ -507,7 +519,7 @@ def _wire_orders(
     return orders
 
 
-def _wire_stats(app: web.Application, core: Core) -> None:
+def _wire_stats(app: web.Application, core: Core, routes: list[web.RouteDef]) -> None:
     """Analytics: product-card reports over the room channel, follows, the stats API
     and the charting library the dashboard uses (served from the plotly package)."""
     cards = CardEvents(core.db, core.clock)
@@ -515,8 +527,8 @@ def _wire_stats(app: web.Application, core: Core) -> None:
     cards.attach(core.channel)
     follows = FollowService(core.db, core.clock)
     stats = StatsService(core.db, core.clock, AudienceReport(core.db), follows)
-    app.add_routes(StatsHandlers(stats).routes())
-    app.add_routes(FollowHandlers(follows).routes())
+    routes += StatsHandlers(stats).routes()
+    routes += FollowHandlers(follows).routes()
     plotly_js = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
 
     async def charts(_request: web.Request) -> web.FileResponse:

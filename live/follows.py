@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 
 from live.auth import Principal
 from live.clock import Clock, iso
-from live.db import Database
+from live.db import Database, upsert
 from live.errors import Forbidden, NotFound
 from live.models import Follow, Role, User
 
@@ -31,13 +31,18 @@ class FollowService:
             raise Forbidden("role_not_allowed", "only viewers follow hosts")
         async with self._db.transaction() as tx:
             await self._host(tx, host_id)
-            if not await self._following(tx, caller.user_id, host_id):
-                tx.add(
-                    Follow(
-                        follower_id=caller.user_id, host_id=host_id, created_ms=self._clock.now_ms()
-                    )
+            # At most one open follow per (follower, host) (a partial unique index):
+            # of two requests at once, the second waits for the first and adds nothing.
+            await tx.execute(
+                upsert(tx, Follow)
+                .values(
+                    follower_id=caller.user_id, host_id=host_id, created_ms=self._clock.now_ms()
                 )
-            # Autoflush sends the new row before the count: it is included.
+                .on_conflict_do_nothing(
+                    index_elements=["follower_id", "host_id"],
+                    index_where=Follow.removed_ms.is_(None),
+                )
+            )
             return await self._status(tx, caller.user_id, host_id)
 
     async def unfollow(self, caller: Principal, host_id: int) -> dict[str, Any]:

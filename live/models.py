@@ -126,7 +126,18 @@ class Follow(Base):
     """A viewer following a host, from ``created_ms`` until ``removed_ms`` (if unfollowed)."""
 
     __tablename__ = "follows"
-    __table_args__ = (Index("ix_follows_host_created", "host_id", "created_ms"),)
+    __table_args__ = (
+        Index("ix_follows_host_created", "host_id", "created_ms"),
+        # One open follow per (follower, host).
+        Index(
+            "ux_follows_open",
+            "follower_id",
+            "host_id",
+            unique=True,
+            postgresql_where=text("removed_ms IS NULL"),
+            sqlite_where=text("removed_ms IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     follower_id: Mapped[int] = mapped_column(ForeignKey("users.id"))

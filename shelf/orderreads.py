@@ -29,8 +29,9 @@ each; its write path reads inside its ``BEGIN IMMEDIATE`` transaction.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ARRAY, Select, and_, bindparam, func, select
 
@@ -40,6 +41,10 @@ from shelf.order_models import Order
 
 #: Never an order's buyer: the context read with this pair names no earlier order.
 _NOBODY = -1
+
+#: What ``ContextReads`` builds from a context row (once per round trip, shared by
+#: every attempt that round trip answers).
+C = TypeVar("C")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,43 +56,51 @@ class Earlier:
     response_json: str | None
 
 
-_Answer = tuple[dict[str, Any] | None, Earlier | None]
+_Answer = tuple[C | None, Earlier | None]
 
 
 @dataclass(slots=True)
-class _Group:
+class _Group(Generic[C]):
     """Attempts on one (session, product) waiting for the next round trip."""
 
-    waiting: list[tuple[int, str, asyncio.Future[_Answer]]] = field(default_factory=list)
+    waiting: list[tuple[int, str, asyncio.Future[_Answer[C]]]] = field(default_factory=list)
     running: bool = False
 
 
-class ContextReads:
-    def __init__(self, db: Database, clock: Clock, context: Select[*tuple[Any, ...]]) -> None:
+class ContextReads(Generic[C]):
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        context: Select[*tuple[Any, ...]],
+        build: Callable[[dict[str, Any]], C],
+    ) -> None:
         """``context``: the order context statement, with bind parameters ``sid``,
         ``pid``, ``now``, ``buyer`` and ``key`` and the earlier order's columns
-        ``existing_id``, ``existing_hash`` and ``existing_response``."""
+        ``existing_id``, ``existing_hash`` and ``existing_response``; ``build`` makes
+        the context object from its row (with those columns set to None)."""
         self._clock = clock
+        self._build = build
         self._context = db.prepare_read(context)
         self._earlier: Prepared | None = None if db.is_sqlite else db.prepare_read(_earlier_query())
-        self._groups: dict[tuple[int, int], _Group] = {}
+        self._groups: dict[tuple[int, int], _Group[C]] = {}
         self._drains: set[asyncio.Task[None]] = set()
         #: Round trips made (a pair of reads counts once): for tests and benchmarks.
         self.round_trips = 0
 
     async def read(
         self, session_id: int, product_id: int, buyer_id: int, key: str
-    ) -> tuple[dict[str, Any] | None, Earlier | None]:
-        """The context row (None: no such session) with its ``existing_*`` columns
-        set to None, and the order (``buyer_id``, ``key``) already names, if any."""
+    ) -> tuple[C | None, Earlier | None]:
+        """The context (None: no such session) and the order (``buyer_id``, ``key``)
+        already names, if any."""
         if self._earlier is None:
             self.round_trips += 1
             row = await self._context.first(self._params(session_id, product_id, buyer_id, key))
-            return _split(row)
+            return self._split(row)
         group = self._groups.get((session_id, product_id))
         if group is None:
             group = self._groups[(session_id, product_id)] = _Group()
-        answer: asyncio.Future[_Answer] = asyncio.get_running_loop().create_future()
+        answer: asyncio.Future[_Answer[C]] = asyncio.get_running_loop().create_future()
         group.waiting.append((buyer_id, key, answer))
         if not group.running:
             group.running = True
@@ -96,8 +109,8 @@ class ContextReads:
             task.add_done_callback(self._drains.discard)
         return await answer
 
-    async def _drain(self, session_id: int, product_id: int, group: _Group) -> None:
-        batch: list[tuple[int, str, asyncio.Future[_Answer]]] = []
+    async def _drain(self, session_id: int, product_id: int, group: _Group[C]) -> None:
+        batch: list[tuple[int, str, asyncio.Future[_Answer[C]]]] = []
         try:
             while group.waiting:
                 batch, group.waiting = group.waiting, []
@@ -124,7 +137,7 @@ class ContextReads:
 
     async def _read_batch(
         self, session_id: int, product_id: int, pairs: list[tuple[int, str]]
-    ) -> tuple[dict[str, Any] | None, dict[tuple[int, str], Earlier]]:
+    ) -> tuple[C | None, dict[tuple[int, str], Earlier]]:
         assert self._earlier is not None
         self.round_trips += 1
         unique = list(dict.fromkeys(pairs))
@@ -134,7 +147,7 @@ class ContextReads:
                 {"buyers": [buyer for buyer, _ in unique], "keys": [key for _, key in unique]}
             ),
         )
-        context, _ = _split(context_row)
+        context, _ = self._split(context_row)
         earlier = {
             (row["buyer_id"], row["idempotency_key"]): Earlier(
                 row["id"], row["request_hash"], row["response_json"]
@@ -157,21 +170,21 @@ class ContextReads:
         if self._drains:
             await asyncio.gather(*self._drains, return_exceptions=True)
 
-
-def _split(row: dict[str, Any] | None) -> tuple[dict[str, Any] | None, Earlier | None]:
-    """The context row with its ``existing_*`` columns set to None, and the earlier
-    order they named."""
-    if row is None:
-        return None, None
-    order_id, request_hash, response_json = (
-        row["existing_id"],
-        row["existing_hash"],
-        row["existing_response"],
-    )
-    row["existing_id"] = row["existing_hash"] = row["existing_response"] = None
-    if order_id is None:
-        return row, None
-    return row, Earlier(order_id, request_hash, response_json)
+    def _split(self, row: dict[str, Any] | None) -> tuple[C | None, Earlier | None]:
+        """The context built from ``row`` with its ``existing_*`` columns set to None,
+        and the earlier order they named."""
+        if row is None:
+            return None, None
+        order_id, request_hash, response_json = (
+            row["existing_id"],
+            row["existing_hash"],
+            row["existing_response"],
+        )
+        row["existing_id"] = row["existing_hash"] = row["existing_response"] = None
+        context = self._build(row)
+        if order_id is None:
+            return context, None
+        return context, Earlier(order_id, request_hash, response_json)
 
 
 def _earlier_query() -> Select[*tuple[Any, ...]]:

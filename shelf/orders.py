@@ -170,7 +170,7 @@ class OrderService:
         self._stock = stock
         self._publisher = publisher
         self._context = _context_query()
-        self._reads = ContextReads(db, clock, self._context)
+        self._reads = ContextReads(db, clock, self._context, lambda row: OrderContext(**row))
         # PostgreSQL's one-statement writes (``shelf.order_sql``); None on SQLite.
         self._take_and_record = (
             None if db.is_sqlite else db.prepare_write(order_sql.take_and_record())
@@ -214,7 +214,6 @@ class OrderService:
                 "idempotency_key_required",
                 "send an Idempotency-Key header of 1-128 printable ASCII characters",
             )
-        fingerprint = request_hash(session_id, product_id, quantity, source)
         for gate in self._gates:
             await gate(session_id, buyer.user_id)
         params = {
@@ -234,8 +233,11 @@ class OrderService:
             ):
                 ctx, earlier = await self._read_check(params, quantity, source)
                 if earlier is not None:
+                    fingerprint = request_hash(session_id, product_id, quantity, source)
                     return await self._answer_again(earlier, buyer.user_id, key, fingerprint)
                 self._sold_out.clear(product_id)  # units are there: the write decides
+            # Hashed only now: most attempts in a sell-out are refused by the read.
+            fingerprint = request_hash(session_id, product_id, quantity, source)
             taken = await self._take(params, quantity, fingerprint, source, ctx)
         except IntegrityError:
             taken = None  # the same key raced us and won
@@ -297,12 +299,11 @@ class OrderService:
     ) -> tuple[OrderContext | None, Earlier | None]:
         """The context from a shared read (``shelf.orderreads``) and ``_check``'s verdict:
         raises a refusal, or gives the order the key already names, or (ctx, None)."""
-        row, earlier = await self._reads.read(
+        ctx, earlier = await self._reads.read(
             params["sid"], params["pid"], params["buyer"], params["key"]
         )
         if earlier is not None:
             return None, earlier
-        ctx = OrderContext(**row) if row else None
         return ctx, self._check(ctx, params, quantity, source)
 
     async def _take(

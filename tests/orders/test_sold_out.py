@@ -372,6 +372,6 @@ async def test_a_waiter_that_goes_away_does_not_disturb_the_others(pg_api: Api) 
     assert isinstance(done[1], asyncio.CancelledError)
     for answer in done[:1] + done[2:]:
         assert not isinstance(answer, BaseException)
-        row, earlier = answer
-        assert row is not None and row["stock"] == 0 and earlier is None
+        context, earlier = answer
+        assert context is not None and context.stock == 0 and earlier is None
     assert reads._groups == {}

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 import pytest
 from aiohttp import web
+from alembic import command
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
 from support import Api
 
-from app import Settings, create_app
+from app import Settings, create_app, db_key
 from live.clock import ManualClock
+from live.db import Database, alembic_config
+from live.models import Follow, User
 
 DAY = 86_400_000
 
@@ -64,3 +72,64 @@ async def test_follow_refusals_change_nothing(api: Api) -> None:
         assert body["error"]["code"] == code
     count = await api.call("GET", f"/api/hosts/{host.id}/followers", None, expect=200)
     assert count["followers"] == 0
+
+
+async def test_follows_at_once_leave_one_open_follow(api: Api, app: web.Application) -> None:
+    host = await api.signup("host")
+    fan = await api.signup("viewer")
+    path = f"/api/hosts/{host.id}/follow"
+    answers = await asyncio.gather(*(api.call("POST", path, fan, expect=200) for _ in range(20)))
+    assert {(a["followers"], a["following"]) for a in answers} == {(1, True)}
+    assert await _open_follows(app[db_key], fan.id, host.id) == 1
+    left = await api.call("DELETE", path, fan, expect=200)
+    assert (left["followers"], left["following"]) == (0, False)
+    await api.call("POST", path, fan, expect=200)  # following again opens a new row
+    assert await _open_follows(app[db_key], fan.id, host.id) == 1
+
+
+async def test_the_migration_closes_duplicate_open_follows(settings: Settings) -> None:
+    db = Database(settings.database_url, schema=settings.database_schema)
+    try:
+        if settings.database_schema:
+            async with db.engine.begin() as conn:
+                await conn.exec_driver_sql(f'CREATE SCHEMA "{settings.database_schema}"')
+        async with db.engine.begin() as conn:
+            await conn.run_sync(_upgrade_to("0006"))
+        async with db.transaction() as tx:
+            users = [
+                User(username=name, display_name=name, role=role, password_hash="-", created_ms=0)
+                for name, role in (("h", "host"), ("v", "viewer"))
+            ]
+            tx.add_all(users)
+            await tx.flush()
+            host, fan = (u.id for u in users)
+            tx.add_all(
+                Follow(follower_id=fan, host_id=host, created_ms=ms, removed_ms=removed)
+                for ms, removed in ((10, 20), (30, None), (40, None), (50, None))
+            )
+        await db.migrate()
+        async with db.read() as s:
+            rows = (await s.execute(select(Follow.created_ms, Follow.removed_ms))).all()
+        # the first open follow stays open; the duplicates become empty intervals
+        assert sorted(map(tuple, rows)) == [(10, 20), (30, None), (40, 40), (50, 50)]
+    finally:
+        await db.dispose()
+
+
+def _upgrade_to(revision: str) -> Callable[[Connection], None]:
+    def upgrade(connection: Connection) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, revision)
+
+    return upgrade
+
+
+async def _open_follows(db: Database, fan: int, host: int) -> int:
+    async with db.read() as s:
+        count = await s.scalar(
+            select(func.count())
+            .select_from(Follow)
+            .where(Follow.follower_id == fan, Follow.host_id == host, Follow.removed_ms.is_(None))
+        )
+    return int(count or 0)
