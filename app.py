@@ -400,7 +400,8 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
     app[media_key] = media
     handlers = MediaHandlers(media, core.sessions, config, cors_origin=settings.cors_origin)
     routes += handlers.routes()
-    app.on_response_prepare.append(handlers.on_response_prepare)
+    for prefix, subapp in handlers.applications().items():
+        app.add_subapp(prefix, subapp)
 
     async def recording(_app: web.Application) -> AsyncIterator[None]:
         audience.start()

@@ -16,8 +16,9 @@ Routes (``{kind}`` is ``whip`` or ``whep``)::
     GET     /api/sessions/{id}/cover.jpg         the latest cover picture
 
 Every response on a ``/whip/`` or ``/whep/`` path, errors included (also those the
-auth middleware renders for a bad token), carries the CORS headers: they are
-added in ``on_response_prepare``, which ``app.py`` registers on the application.
+auth middleware renders for a bad token, and the router's 404/405), carries the CORS
+headers: WHIP and WHEP are sub-applications (``applications()``) whose own
+``on_response_prepare`` adds them, so the rest of the API does not run the hook.
 """
 
 from __future__ import annotations
@@ -100,34 +101,40 @@ class MediaHandlers:
         #: each recording's MIME type, once its header was on disk
         self._mimes: dict[Path, str] = {}
 
-    def routes(self) -> list[web.RouteDef]:
-        routes: list[web.RouteDef] = []
+    def applications(self) -> dict[str, web.Application]:
+        """``{"/whip": ..., "/whep": ...}``: the WHIP and WHEP routes, each a
+        sub-application to mount at its prefix (``app.add_subapp``)."""
+        apps = {}
         for kind in ("whip", "whep"):
-            endpoint = f"/{kind}/{{session_id}}"
-            resource = endpoint + "/{resource_id}"
             post = self.publish if kind == "whip" else self.play
             patch = self.patch_publisher if kind == "whip" else self.patch_viewer
             delete = self.delete_publisher if kind == "whip" else self.delete_viewer
-            routes += [
-                web.post(endpoint, _guarded(post)),
-                web.route("OPTIONS", endpoint, self.options_endpoint),
-                web.patch(resource, _guarded(patch)),
-                web.delete(resource, _guarded(delete)),
-                web.route("OPTIONS", resource, self.options_resource),
-            ]
-        routes += [
+            app = web.Application()
+            app.add_routes(
+                [
+                    web.post("/{session_id}", _guarded(post)),
+                    web.route("OPTIONS", "/{session_id}", self.options_endpoint),
+                    web.patch("/{session_id}/{resource_id}", _guarded(patch)),
+                    web.delete("/{session_id}/{resource_id}", _guarded(delete)),
+                    web.route("OPTIONS", "/{session_id}/{resource_id}", self.options_resource),
+                ]
+            )
+            app.on_response_prepare.append(self._add_cors)
+            apps[f"/{kind}"] = app
+        return apps
+
+    def routes(self) -> list[web.RouteDef]:
+        """Recordings and covers (on the main application)."""
+        return [
             web.get("/api/sessions/{id}/recording", self.recording),
             web.get("/api/sessions/{id}/cover.jpg", self.cover),
         ]
-        return routes
 
-    async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
-        """``app.on_response_prepare`` hook: CORS on every WHIP/WHEP response."""
-        if request.path.startswith(("/whip/", "/whep/")):
-            response.headers["Access-Control-Allow-Origin"] = self._cors_origin
-            response.headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
-            if self._cors_origin != "*":
-                response.headers.add("Vary", "Origin")
+    async def _add_cors(self, _request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["Access-Control-Allow-Origin"] = self._cors_origin
+        response.headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+        if self._cors_origin != "*":
+            response.headers.add("Vary", "Origin")
 
     # -- WHIP: the session's host ------------------------------------------------------
 

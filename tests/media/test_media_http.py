@@ -206,6 +206,17 @@ async def test_whip_auth_and_bad_bodies(
         assert res_headers["Access-Control-Allow-Origin"] == "*"  # errors carry CORS too
     got, body, _ = await post_sdp(client, "/whip/987654", offer, host)
     assert (got, error_code(body)) == (404, "session_not_found")
+    # the router's own refusals on these paths carry CORS too
+    for method, wrong, expected in (
+        ("GET", path, (405, "method_not_allowed")),
+        ("POST", f"{path}/a/b", (404, "not_found")),
+    ):
+        got_status, got_code, res_headers = await request(client, method, wrong, host)
+        assert (got_status, got_code) == expected, wrong
+        assert res_headers["Access-Control-Allow-Origin"] == "*"
+    listing = await client.get("/api/sessions")
+    assert listing.status == 200
+    assert "Access-Control-Allow-Origin" not in listing.headers  # only WHIP/WHEP get it
 
     got, body, headers = await post_sdp(client, path, offer, host, content_type="text/plain")
     assert (got, error_code(body)) == (415, "unsupported_media_type")
