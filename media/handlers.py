@@ -12,7 +12,9 @@ Routes (``{kind}`` is ``whip`` or ``whep``)::
     DELETE  /{kind}/{session_id}/{resource_id}   end the ingest / playback
     OPTIONS both of the above                    CORS preflight, Accept-Post / Accept-Patch
     GET     /api/sessions/{id}/recording         the recording (Range requests; video/webm
-                                                 for VP8, video/x-matroska for H.264)
+                                                 for VP8; for H.264 video/mp4 once its
+                                                 copy is written after the session
+                                                 ended, video/x-matroska until then)
     GET     /api/sessions/{id}/cover.jpg         the latest cover picture
 
 Every response on a ``/whip/`` or ``/whep/`` path, errors included (also those the
@@ -40,7 +42,7 @@ from live.sessions import SessionService
 from .config import MediaConfig
 from .errors import MediaError
 from .protocol import Resource
-from .recording import recording_mime
+from .recording import MP4_MIME, recording_mime
 from .service import MediaService
 
 Kind = Literal["whip", "whep"]
@@ -197,6 +199,10 @@ class MediaHandlers:
     async def recording(self, request: web.Request) -> web.FileResponse:
         session_id = path_id(request)
         row = await self._sessions.get_row(session_id)
+        if row.status == SessionStatus.ENDED.value:
+            mp4 = self._on_disk(session_id, "mp4")  # whole: renamed when written
+            if mp4 is not None:
+                return web.FileResponse(mp4, headers={"Content-Type": MP4_MIME})
         path = self._media.recording_path(session_id) or self._on_disk(session_id, "mkv")
         if row.status == SessionStatus.SCHEDULED.value or path is None:
             raise NotFound("no_recording", f"session {session_id} has no recording")

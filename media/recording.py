@@ -10,6 +10,12 @@ file writes its duration and cues (the seek index), so a finished recording
 seeks through Range requests. Every ``cover_interval_s`` the thread decodes
 one keyframe, and only that frame, into ``session-<id>.jpg``.
 
+Safari plays no Matroska and Firefox no H.264 in Matroska, so once an H.264
+recording is finished, ``write_mp4`` copies its packets (again no re-encode) into
+``session-<id>.mp4``, index first (``faststart``: playback starts before the whole
+file arrived), under a temporary name renamed when whole. A process that dies
+before that leaves only the Matroska file, which is still served.
+
 Time: recording time 0 is the first frame written (the first video keyframe,
 or the first audio frame of an audio-only session). ``media_time()`` is the
 seconds since then, so an event stamped with it lands at the same place in
@@ -26,6 +32,7 @@ import asyncio
 import logging
 import os
 import queue
+import struct
 import threading
 import time
 from fractions import Fraction
@@ -45,6 +52,12 @@ MUX_CODECS = {"video/vp8": "vp8", "video/h264": "h264", "audio/opus": "opus"}
 WEBM_VIDEO = frozenset({"video/vp8"})
 WEBM_MIME = "video/webm"
 MATROSKA_MIME = "video/x-matroska"
+MP4_MIME = "video/mp4"
+#: The Opus identification header (RFC 7845 5.1) MP4's Opus box is made from; WebRTC
+#: never sends one. Version 1, 2 channels (WebRTC's opus/48000/2), no pre-skip (the
+#: recording starts mid-stream: no encoder priming to drop), 48 kHz, no gain,
+#: mapping family 0.
+OPUS_HEAD = b"OpusHead" + struct.pack("<BBHIhB", 1, 2, 0, 48000, 0, 0)
 AUDIO_ONLY_AFTER_S = 2.0
 
 
@@ -61,6 +74,7 @@ class SessionRecorder:
         directory.mkdir(parents=True, exist_ok=True)
         self.session_id = session_id
         self.path = directory / f"session-{session_id}.mkv"
+        self.mp4_path = directory / f"session-{session_id}.mp4"
         self.cover_path = directory / f"session-{session_id}.jpg"
         self._cover_interval = cover_interval_s
         self._queue: queue.Queue[tuple[RelayedFrame, int] | None] = queue.Queue(queue_limit)
@@ -69,6 +83,7 @@ class SessionRecorder:
         self._first_audio_at: float | None = None
         self._anchors: dict[str, tuple[int, int]] = {}  # kind -> (source pts, recording pts)
         self._video_gap = False
+        self._video_mime: str | None = None
         self._closed = False
         self._name = f"SessionRecorder({id(self):#x} session={session_id})"
         self.frames_dropped = 0
@@ -123,7 +138,7 @@ class SessionRecorder:
         else:
             has_video = True
         self._started_at = frame.received_at
-        video_mime = frame.mime_type.lower() if has_video else None
+        video_mime = self._video_mime = frame.mime_type.lower() if has_video else None
         self._thread = threading.Thread(
             target=self._run, args=(video_mime,), name=f"recorder-{self.session_id}", daemon=True
         )
@@ -144,6 +159,21 @@ class SessionRecorder:
                 thread.join()
 
             await asyncio.to_thread(finish)
+
+    async def write_mp4(self) -> bool:
+        """After ``close``: an H.264 recording copied to ``mp4_path`` (see the module
+        docstring); False when there is none to write (WebM, or nothing recorded)
+        or it failed (logged; the Matroska file stays)."""
+        if self._video_mime is None or self._video_mime in WEBM_VIDEO:
+            return False
+        if not self.path.is_file():
+            return False
+        try:
+            await asyncio.to_thread(remux_to_mp4, self.path, self.mp4_path)
+        except Exception:
+            logger.exception("%s could not write %s", self._name, self.mp4_path)
+            return False
+        return True
 
     # ----------------------------------------------------------- writer thread
 
@@ -221,6 +251,32 @@ class SessionRecorder:
         except Exception:
             logger.exception("%s cover failed", self._name)
         return frame.received_at
+
+
+def remux_to_mp4(source: Path, target: Path) -> None:
+    """Copy every audio and video packet of ``source`` into an MP4 at ``target``,
+    index first, written under a temporary name and renamed when whole (blocking)."""
+    partial = target.with_name(target.name + ".tmp")
+    try:
+        with (
+            av.open(str(source)) as recording,
+            av.open(str(partial), "w", format="mp4", options={"movflags": "+faststart"}) as mp4,
+        ):
+            kept = [s for s in recording.streams if s.type in ("video", "audio")]
+            streams = {}
+            for stream in kept:
+                copy = mp4.add_stream_from_template(stream)
+                if stream.codec_context.name == "opus" and not stream.codec_context.extradata:
+                    copy.codec_context.extradata = OPUS_HEAD
+                streams[stream.index] = copy
+            for packet in recording.demux(*kept):
+                if packet.dts is None:  # the demuxer's end-of-stream marker
+                    continue
+                packet.stream = streams[packet.stream.index]
+                mp4.mux(packet)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)  # a failed copy leaves nothing behind
 
 
 def recording_mime(path: Path) -> str:

@@ -347,6 +347,8 @@ class MediaService:
         session.relay.close()
         if session.recorder is not None:
             await session.recorder.close()
+            # Not awaited: the MP4 copy of a long show takes seconds (``close`` waits).
+            self._spawn(session.recorder.write_mp4())
 
     async def close(self) -> None:
         """Close every peer connection and wait for every task we started."""

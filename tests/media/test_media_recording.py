@@ -1,18 +1,20 @@
 """Recording: remuxed Matroska file with the published streams, and a cover.
 
 VP8 sessions are written as WebM (browsers play them as ``video/webm``), H.264
-sessions as plain Matroska; both end with a duration and cues (seekable)."""
+sessions as plain Matroska; both end with a duration and cues (seekable). An H.264
+recording is then copied to MP4 (index first) for browsers without Matroska."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from functools import partial
+from pathlib import Path
 
 import av
 import pytest
 
-from media.recording import MATROSKA_MIME, WEBM_MIME, recording_mime
+from media.recording import MATROSKA_MIME, WEBM_MIME, recording_mime, remux_to_mp4
 from media.service import MediaService
 
 CUES_ID = b"\x1c\x53\xbb\x6b"  # the Matroska Cues element: the seek index
@@ -58,3 +60,46 @@ async def test_recording_holds_streams_and_plausible_duration(
     with av.open(str(cover)) as image:
         frame = next(image.decode(video=0))
         assert (frame.width, frame.height) == (320, 240)
+
+
+async def test_h264_recording_is_copied_to_mp4_and_vp8_is_not(service: MediaService, peers) -> None:
+    async with asyncio.timeout(30):
+        for session_id, codec in ((1, "video/H264"), (2, "video/VP8")):
+            pub = peers.publisher(video_codec=codec)
+            await pub.connect(partial(service.publish, session_id))
+        viewer = peers.viewer(decode=False)
+        await viewer.connect(partial(service.play, 1))
+        await viewer.wait_for("video", encoded=5, within_s=10)
+        await asyncio.sleep(1.5)
+        paths = [service.recording_path(1), service.recording_path(2)]
+        await service.end_session(1)
+        await service.end_session(2)
+        await service.close()  # waits for the MP4 copies
+    h264, vp8 = (p for p in paths if p is not None)
+    assert not vp8.with_suffix(".mp4").exists()
+    mp4 = h264.with_suffix(".mp4")
+    data = mp4.read_bytes()
+    assert data[4:8] == b"ftyp" and data.index(b"moov") < data.index(b"mdat")  # index first
+    assert not list(h264.parent.glob("*.tmp"))
+
+    with av.open(str(h264)) as source, av.open(str(mp4)) as copy:
+        assert "mp4" in copy.format.name
+        kinds = {s.type: s.codec_context.name for s in copy.streams}
+        assert kinds == {"video": "h264", "audio": "opus"}
+        assert source.duration is not None and copy.duration is not None
+        assert abs(copy.duration - source.duration) < 100_000  # within 0.1 s
+        # the same pictures: every frame decodes, from the first one
+        assert sum(1 for _ in copy.decode(video=0)) == sum(1 for _ in source.decode(video=0))
+        copy.seek(copy.duration // 2)
+        assert next(copy.decode(video=0)).width == 320
+    with av.open(str(mp4)) as copy:
+        assert sum(1 for _ in copy.decode(audio=0)) > 50  # Opus plays (its header is there)
+
+
+def test_a_failed_mp4_copy_leaves_nothing(tmp_path: Path) -> None:
+    source = tmp_path / "session-9.mkv"
+    source.write_bytes(b"\x1a\x45\xdf\xa3 not really a recording" * 20)
+    target = tmp_path / "session-9.mp4"
+    with pytest.raises(av.error.FFmpegError):
+        remux_to_mp4(source, target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["session-9.mkv"]
