@@ -42,7 +42,7 @@ from live.sessions import SessionService
 from .config import MediaConfig
 from .errors import MediaError
 from .protocol import Resource
-from .recording import MP4_MIME, recording_mime
+from .recording import MATROSKA_MIME, MP4_MIME, recording_mime
 from .service import MediaService
 
 Kind = Literal["whip", "whep"]
@@ -217,6 +217,13 @@ class MediaHandlers:
                 if len(self._mimes) > 10_000:
                     self._mimes.clear()
                 self._mimes[path] = content_type
+        if (
+            content_type == MATROSKA_MIME
+            and row.status == SessionStatus.ENDED.value
+            and self._media.recording_path(session_id) is None
+        ):
+            # An ended H.264 show without its MP4 copy: a crash came between; redo it.
+            self._media.copy_to_mp4(path)
         return web.FileResponse(path, headers={"Content-Type": content_type})
 
     async def cover(self, request: web.Request) -> web.FileResponse:

@@ -11,10 +11,10 @@ seeks through Range requests. Every ``cover_interval_s`` the thread decodes
 one keyframe, and only that frame, into ``session-<id>.jpg``.
 
 Safari plays no Matroska and Firefox no H.264 in Matroska, so once an H.264
-recording is finished, ``write_mp4`` copies its packets (again no re-encode) into
-``session-<id>.mp4``, index first (``faststart``: playback starts before the whole
-file arrived), under a temporary name renamed when whole. A process that dies
-before that leaves only the Matroska file, which is still served.
+recording is finished (``needs_mp4``), ``remux_to_mp4`` copies its packets (again no
+re-encode) into ``session-<id>.mp4``, index first (``faststart``: playback starts
+before the whole file arrived), under a temporary name renamed when whole
+(``MediaService.copy_to_mp4`` runs it in the background).
 
 Time: recording time 0 is the first frame written (the first video keyframe,
 or the first audio frame of an audio-only session). ``media_time()`` is the
@@ -160,20 +160,10 @@ class SessionRecorder:
 
             await asyncio.to_thread(finish)
 
-    async def write_mp4(self) -> bool:
-        """After ``close``: an H.264 recording copied to ``mp4_path`` (see the module
-        docstring); False when there is none to write (WebM, or nothing recorded)
-        or it failed (logged; the Matroska file stays)."""
-        if self._video_mime is None or self._video_mime in WEBM_VIDEO:
-            return False
-        if not self.path.is_file():
-            return False
-        try:
-            await asyncio.to_thread(remux_to_mp4, self.path, self.mp4_path)
-        except Exception:
-            logger.exception("%s could not write %s", self._name, self.mp4_path)
-            return False
-        return True
+    @property
+    def needs_mp4(self) -> bool:
+        """Whether the finished file should be copied to MP4 (H.264 video)."""
+        return self._video_mime is not None and self._video_mime not in WEBM_VIDEO
 
     # ----------------------------------------------------------- writer thread
 

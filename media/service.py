@@ -68,7 +68,7 @@ from .protocol import (
     Resource,
     ViewerStats,
 )
-from .recording import SessionRecorder
+from .recording import SessionRecorder, remux_to_mp4
 from .relay import ForwardedTrack, SessionRelay, TrackFanout
 
 logger = logging.getLogger(__name__)
@@ -143,6 +143,10 @@ class MediaService:
         self._publishers: dict[str, _Publisher] = {}
         self._viewers: dict[str, _Viewer] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: recordings being closed, being copied to MP4, and those whose copy failed
+        self._finishing: set[Path] = set()
+        self._mp4_copies: set[Path] = set()
+        self._mp4_failed: set[Path] = set()
         self._events: asyncio.Queue[tuple[int, str | None] | None] | None = None
         self._events_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -345,10 +349,15 @@ class MediaService:
         for viewer in list(session.viewers):
             await self._drop_viewer(viewer, reason)
         session.relay.close()
-        if session.recorder is not None:
-            await session.recorder.close()
-            # Not awaited: the MP4 copy of a long show takes seconds (``close`` waits).
-            self._spawn(session.recorder.write_mp4())
+        recorder = session.recorder
+        if recorder is not None:
+            self._finishing.add(recorder.path)  # no MP4 copy of a file still being closed
+            try:
+                await recorder.close()
+            finally:
+                self._finishing.discard(recorder.path)
+            if recorder.needs_mp4 and recorder.path.is_file():
+                self.copy_to_mp4(recorder.path)
 
     async def close(self) -> None:
         """Close every peer connection and wait for every task we started."""
@@ -433,6 +442,29 @@ class MediaService:
         if session is None or session.recorder is None:
             return None
         return session.recorder.path if session.recorder.started else None
+
+    def copy_to_mp4(self, recording: Path) -> None:
+        """Copy a finished H.264 recording to ``<name>.mp4`` in the background (not
+        awaited: a long show takes seconds; ``close`` waits for it). Once per file at a
+        time; a file whose copy failed is not tried again by this process. Also for a
+        recording whose copy a crash left undone (the handler asks when serving one)."""
+        busy = self._finishing | self._mp4_copies | self._mp4_failed
+        if recording in busy or recording.with_suffix(".mp4").is_file():
+            return
+        self._mp4_copies.add(recording)
+
+        async def copy() -> None:
+            try:
+                await asyncio.to_thread(remux_to_mp4, recording, recording.with_suffix(".mp4"))
+            except Exception:
+                logger.exception("%s could not copy %s to MP4", self._name, recording)
+                if len(self._mp4_failed) > 10_000:
+                    self._mp4_failed.clear()
+                self._mp4_failed.add(recording)
+            finally:
+                self._mp4_copies.discard(recording)
+
+        self._spawn(copy())
 
     def cover_path(self, session_id: int) -> Path | None:
         session = self._sessions.get(session_id)

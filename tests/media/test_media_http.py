@@ -425,6 +425,44 @@ async def test_cors_origin_is_configurable(settings: Settings, aiohttp_client: A
     assert res.headers["Access-Control-Allow-Origin"] == "https://shop.example"
 
 
+async def test_an_ended_h264_show_is_served_as_mp4_even_after_a_crash(
+    api: Api, app: web.Application, settings: Settings, host: Account, session_id: int, peers: Any
+) -> None:
+    client = api.client
+    url = f"/api/sessions/{session_id}/recording"
+
+    async def served_as(mime: str) -> bytes:
+        async with asyncio.timeout(10):
+            while True:
+                res = await client.get(url)
+                if res.status == 200 and res.content_type == mime:
+                    return await res.read()
+                await asyncio.sleep(0.05)
+
+    async with asyncio.timeout(30):
+        pub = peers.publisher(video_codec="video/H264")
+        await pub.connect(poster(client, f"/whip/{session_id}", host))
+        await served_as("video/x-matroska")  # live: the Matroska file being written
+        await asyncio.sleep(1.5)
+        await api.call("POST", f"/api/sessions/{session_id}/end", host, expect=200)
+        first = await served_as("video/mp4")
+        # A crash between the end and the copy leaves only the Matroska file: the
+        # next request gets it, and the copy is made again.
+        assert settings.recordings_dir is not None
+        mp4 = settings.recordings_dir / f"session-{session_id}.mp4"
+        mp4.unlink()
+        res = await client.get(url)
+        assert (res.status, res.content_type) == (200, "video/x-matroska")
+        again = await served_as("video/mp4")
+    assert again == first
+    with av.open(io.BytesIO(again)) as container:
+        kinds = {s.type: s.codec_context.name for s in container.streams}
+        assert kinds == {"video": "h264", "audio": "opus"}
+        assert sum(1 for _ in container.decode(video=0)) >= 30
+    res = await client.get(url, headers={"Range": "bytes=0-99"})
+    assert res.status == 206 and await res.read() == again[:100]
+
+
 async def test_no_recording_or_cover(api: Api, host: Account, session_id: int) -> None:
     for what, code in (("recording", "no_recording"), ("cover.jpg", "no_cover")):
         status, got, _ = await request(api.client, "GET", f"/api/sessions/{session_id}/{what}")
