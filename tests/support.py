@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDictProxy
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import Settings
+from live.roomlog import RoomLog
 
 TEST_SECRET = "test-secret-0123456789abcdef-0123456789"
 #: Names every PostgreSQL schema and Redis key this pytest run makes; dropped at its end.
@@ -205,3 +207,11 @@ def poster(
         return Posted(body, res.headers["Location"], res.headers["ETag"], res.headers)
 
     return exchange
+
+
+async def room_events(room_log: RoomLog, session_id: int) -> list[dict[str, Any]]:
+    """Every event of the room's current epoch, decoded."""
+    position = await room_log.position(session_id)
+    raws = await room_log.read_since(session_id, 0, position.epoch)
+    assert raws is not None
+    return [orjson.loads(raw) for raw in raws]

@@ -21,7 +21,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from multidict import CIMultiDictProxy
-from support import Account, Api, Posted, poster
+from support import Account, Api, Posted, poster, room_events
 
 from app import Settings, create_app, media_key, room_log_key
 from media.config import MediaConfig
@@ -86,20 +86,12 @@ def trickle_fragment(offer: str, ufrag: str | None = None) -> str:
     )
 
 
-async def room_events(app: web.Application, session_id: int) -> list[dict[str, Any]]:
-    room_log = app[room_log_key]
-    position = await room_log.position(session_id)
-    raw = await room_log.read_since(session_id, 0, position.epoch)
-    assert raw is not None
-    return [orjson.loads(item) for item in raw]
-
-
 async def wait_for_event(
     app: web.Application, session_id: int, type_: str, within_s: float = 5.0
 ) -> dict[str, Any]:
     async with asyncio.timeout(within_s):
         while True:
-            for event in await room_events(app, session_id):
+            for event in await room_events(app[room_log_key], session_id):
                 if event["type"] == type_:
                     return event
             await asyncio.sleep(0.05)
@@ -145,7 +137,8 @@ async def test_publish_and_three_viewers_over_http(
         paused = await wait_for_event(app, session_id, "live.paused")
         assert paused["data"] == {"reason": "deleted"}
         assert started["seq"] < paused["seq"]
-        assert [e["type"] for e in await room_events(app, session_id)].count("live.started") == 1
+        types = [e["type"] for e in await room_events(app[room_log_key], session_id)]
+        assert types.count("live.started") == 1
 
         # a live session's recording is already readable; ending it finishes the file
         res = await client.get(f"/api/sessions/{session_id}/recording")

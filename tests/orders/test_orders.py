@@ -9,7 +9,7 @@ import orjson
 import pytest
 from orders_support import open_shop, order, start_flash_sale, wait_flash_status
 from sqlalchemy import func, select
-from support import Api
+from support import Api, room_events
 
 from app import db_key, orders_key, room_log_key
 from shelf import order_sql
@@ -23,12 +23,9 @@ async def product_stock(api: Api, shop: Any, index: int = 0) -> int:
     return int(product["stock"])
 
 
-async def room_events(api: Api, session_id: int) -> list[dict[str, Any]]:
-    room_log = api.client.app[room_log_key]
+async def settled_events(api: Api, session_id: int) -> list[dict[str, Any]]:
     await asyncio.sleep(0.3)  # throttled stock events
-    raws = await room_log.read_since(session_id, 0, (await room_log.position(session_id)).epoch)
-    assert raws is not None
-    return [orjson.loads(raw) for raw in raws]
+    return await room_events(api.client.app[room_log_key], session_id)
 
 
 async def test_place_an_order(api: Api) -> None:
@@ -43,7 +40,7 @@ async def test_place_an_order(api: Api) -> None:
     assert body["currency"] == "EUR"
     assert body["commission_bps"] == 1200  # the agreed rate, not the product's 900
     assert await product_stock(api, shop) == 8
-    events = await room_events(api, shop.session_id)
+    events = await settled_events(api, shop.session_id)
     placed = [e for e in events if e["type"] == "order.placed"]
     assert [e["data"]["buyer"] for e in placed] == ["a***e"]
     assert placed[0]["data"]["quantity"] == 2
@@ -85,7 +82,7 @@ async def test_an_order_is_settled_once(api: Api) -> None:
     again = await orders._settle(row.id, True, "second-capture", "x")
     assert (again.status, again.body) == (201, body)
     assert await written() == before
-    placed = [e for e in await room_events(api, shop.session_id) if e["type"] == "order.placed"]
+    placed = [e for e in await settled_events(api, shop.session_id) if e["type"] == "order.placed"]
     assert [e["data"]["order_id"] for e in placed] == [body["id"]]
 
 

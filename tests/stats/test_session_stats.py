@@ -15,11 +15,10 @@ import asyncio
 from dataclasses import replace
 from pathlib import Path
 
-import orjson
 import pytest
 from aiohttp import web
 from sqlalchemy import insert
-from support import Account, Api, poster
+from support import Account, Api, poster, room_events
 
 from app import Settings, audience_key, cards_key, create_app, db_key, hub_key, room_log_key
 from live.clock import ManualClock
@@ -51,9 +50,7 @@ async def _room_event(app: web.Application, sid: int, type_: str) -> None:
     room_log = app[room_log_key]
     async with asyncio.timeout(10):
         while True:
-            position = await room_log.position(sid)
-            events = await room_log.read_since(sid, 0, position.epoch) or []
-            if any(orjson.loads(raw)["type"] == type_ for raw in events):
+            if any(event["type"] == type_ for event in await room_events(room_log, sid)):
                 return
             await asyncio.sleep(0.02)
 
