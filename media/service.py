@@ -344,20 +344,24 @@ class MediaService:
         session = self._sessions.pop(session_id, None)
         if session is None:
             return
-        if session.publisher is not None:
-            await self._drop_publisher(session.publisher, reason)
-        for viewer in list(session.viewers):
-            await self._drop_viewer(viewer, reason)
-        session.relay.close()
         recorder = session.recorder
+        # From here until the file is closed, nothing may copy it to MP4 (the handler
+        # no longer finds the session, but the file is still being written).
         if recorder is not None:
-            self._finishing.add(recorder.path)  # no MP4 copy of a file still being closed
-            try:
+            self._finishing.add(recorder.path)
+        try:
+            if session.publisher is not None:
+                await self._drop_publisher(session.publisher, reason)
+            for viewer in list(session.viewers):
+                await self._drop_viewer(viewer, reason)
+            session.relay.close()
+            if recorder is not None:
                 await recorder.close()
-            finally:
+        finally:
+            if recorder is not None:
                 self._finishing.discard(recorder.path)
-            if recorder.needs_mp4 and recorder.path.is_file():
-                self.copy_to_mp4(recorder.path)
+        if recorder is not None and recorder.needs_mp4 and recorder.path.is_file():
+            self.copy_to_mp4(recorder.path)
 
     async def close(self) -> None:
         """Close every peer connection and wait for every task we started."""
@@ -448,8 +452,12 @@ class MediaService:
         awaited: a long show takes seconds; ``close`` waits for it). Once per file at a
         time; a file whose copy failed is not tried again by this process. Also for a
         recording whose copy a crash left undone (the handler asks when serving one)."""
-        busy = self._finishing | self._mp4_copies | self._mp4_failed
-        if recording in busy or recording.with_suffix(".mp4").is_file():
+        if (
+            recording in self._finishing
+            or recording in self._mp4_copies
+            or recording in self._mp4_failed
+            or recording.with_suffix(".mp4").is_file()
+        ):
             return
         self._mp4_copies.add(recording)
 

@@ -32,7 +32,7 @@ from live.singleflight import SingleFlight
 from live.tasks import reraise_if_cancelling, stop_task
 from shelf.models import CardEvent, Pin, Product
 from shelf.order_models import Order
-from shelf.reports import _SOLD
+from shelf.reports import SOLD
 
 logger = logging.getLogger(__name__)
 
@@ -163,12 +163,10 @@ async def funnel(
     session_id: int,
     curve: Sequence[dict[str, int]],
     now_ms: int,
-    pins: PinRows | None = None,
+    pins: PinRows,
 ) -> dict[str, Any]:
     """Per pin window, per product and for the session: the funnel figures (``pins``:
-    the session's ``pin_rows`` if the caller has them already)."""
-    if pins is None:
-        pins = await pin_rows(db, session_id)
+    the session's ``pin_rows``)."""
     async with db.read() as s:
         events = (
             await s.execute(
@@ -191,7 +189,7 @@ async def funnel(
                 )
                 .outerjoin(Product, Product.id == Order.product_id)
                 .where(
-                    Order.session_id == session_id, Order.status.in_(_SOLD), Order.source == "live"
+                    Order.session_id == session_id, Order.status.in_(SOLD), Order.source == "live"
                 )
                 .group_by(Order.pin_id, Order.product_id, Product.title, Order.currency)
             )

@@ -6,7 +6,7 @@ transactions in flight that includes this process's event loop getting round to
 sending the next statement. So the two writes of a regular-price order are each one
 statement, run in autocommit (``Database.prepare_write``):
 
-* ``take_and_record``: take the units (the conditional UPDATE of ``shelf.stock``) and
+* ``take_and_record``: take the units (``shelf.stock.take_regular_update``) and
   insert the ``placed`` order, one CTE. No row back: too few units (or archived).
 * ``settle_paid``: mark the order ``paid`` with its stored answer, post the sale's four
   ledger lines and queue the ``order.placed`` event in the outbox, one CTE, only while
@@ -41,6 +41,7 @@ from sqlalchemy.sql.dml import ReturningInsert
 from live.models import OutboxEvent
 from shelf.models import Product
 from shelf.order_models import LedgerEntry, Order, OrderStatus
+from shelf.stock import take_regular_update
 
 #: The order columns ``take_and_record`` binds as ``o_<column>``.
 ORDER_COLUMNS = (
@@ -90,16 +91,7 @@ def take_and_record() -> ReturningInsert[int]:
     orders = cast(Table, Order.__table__)
     binds = {name: bindparam(f"o_{name}", type_=orders.c[name].type) for name in ORDER_COLUMNS}
     taken = (
-        products.update()
-        .where(
-            products.c.id == binds["product_id"],
-            products.c.stock >= binds["quantity"],
-            products.c.archived_ms.is_(None),
-        )
-        .values(
-            stock=products.c.stock - binds["quantity"],
-            stock_version=products.c.stock_version + 1,
-        )
+        take_regular_update(binds["product_id"], binds["quantity"])
         .returning(products.c.id)
         .cte("taken")
     )

@@ -38,16 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import (
-    BigInteger,
-    Integer,
-    Select,
-    String,
-    and_,
-    bindparam,
-    insert,
-    select,
-)
+from sqlalchemy import BigInteger, Integer, Select, String, and_, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 

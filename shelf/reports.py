@@ -24,7 +24,8 @@ from live.errors import Forbidden
 from live.models import LiveSession, Role, User
 from shelf.order_models import Account, LedgerEntry, Order, OrderStatus
 
-_SOLD = (OrderStatus.PAID.value, OrderStatus.REFUNDED.value)
+#: The statuses of orders that count as sold (a refund is a later, separate line).
+SOLD = (OrderStatus.PAID.value, OrderStatus.REFUNDED.value)
 
 HOST_COLUMNS = [
     "session_id",
@@ -207,7 +208,7 @@ class ReportService:
             )
             .where(
                 where,
-                Order.status.in_(_SOLD),
+                Order.status.in_(SOLD),
                 Order.placed_ms >= period.from_ms,
                 Order.placed_ms < period.to_ms,
             )

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import Integer, Table, bindparam, select, update
+from sqlalchemy import ColumnElement, Integer, Table, Update, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from live.clock import Clock
@@ -55,19 +55,27 @@ class Taken:
     flash_sale_id: int | None
 
 
+def take_regular_update(product_id: ColumnElement[int], quantity: ColumnElement[int]) -> Update:
+    """The conditional UPDATE that takes ``quantity`` units of regular stock (and bumps
+    the stock version): it matches no row when too few are left or the product is
+    archived. Also the first half of ``shelf.order_sql.take_and_record``."""
+    products = cast(Table, Product.__table__)
+    return (
+        products.update()
+        .where(
+            products.c.id == product_id,
+            products.c.stock >= quantity,
+            products.c.archived_ms.is_(None),
+        )
+        .values(stock=products.c.stock - quantity, stock_version=products.c.stock_version + 1)
+    )
+
+
 class StockService:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        products = cast(Table, Product.__table__)
-        qty = bindparam("qty", type_=Integer)
-        self._take_regular = (
-            products.update()
-            .where(
-                products.c.id == bindparam("pid", type_=Integer),
-                products.c.stock >= qty,
-                products.c.archived_ms.is_(None),
-            )
-            .values(stock=products.c.stock - qty, stock_version=products.c.stock_version + 1)
+        self._take_regular = take_regular_update(
+            bindparam("pid", type_=Integer), bindparam("qty", type_=Integer)
         )
 
     async def running_flash(

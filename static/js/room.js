@@ -28,7 +28,6 @@ export class RoomClient {
     this.retryTimer = null;
     this.lastHello = null;
     this.onOnline = () => this.reconnectNow();
-    window.addEventListener('online', this.onOnline);
   }
 
   on(type, fn) {
@@ -54,7 +53,7 @@ export class RoomClient {
 
   connect() {
     this.stopped = false;
-    window.addEventListener('online', this.onOnline); // again after a close(); no duplicate
+    window.addEventListener('online', this.onOnline); // the same function: added once
     clearTimeout(this.retryTimer);
     this.emit('status', 'connecting');
     const socket = new WebSocket(this.url());

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -11,7 +12,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Connection
-from support import Api
+from support import Api, backend_settings
 
 import app as app_module
 from app import Settings, create_app, db_key, outbox_relay_key, room_log_key
@@ -101,14 +102,15 @@ async def test_outbox_ids_are_never_reused(settings: Settings, aiohttp_client: A
 
 
 async def test_the_connection_pool_is_open_before_the_first_request(
-    settings: Settings, aiohttp_client: Any
+    aiohttp_client: Any, tmp_path: Path
 ) -> None:
-    """PostgreSQL: a fixed pool, opened at start-up; a burst of requests waits for a
-    connection instead of opening (and closing) extra ones."""
-    client = await aiohttp_client(create_app(replace(settings, db_pool_size=5)))
+    """PostgreSQL (SQLite opens its file per connection: nothing to keep warm): a fixed
+    pool, opened at start-up; a burst of requests waits for a connection instead of
+    opening (and closing) extra ones."""
+    settings = replace(backend_settings("postgres-redis", tmp_path), db_pool_size=5)
+    client = await aiohttp_client(create_app(settings))
     db = client.app[db_key]
-    if db.is_sqlite:
-        return  # SQLite opens its file per connection; nothing to keep warm
+    assert not db.is_sqlite
     pool = db.engine.pool
     assert pool.checkedin() + pool.checkedout() == 5  # open (some may be busy at start-up)
     opened = 0
