@@ -10,6 +10,7 @@ import asyncio
 import time
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import av
 import pytest
@@ -103,3 +104,39 @@ def test_a_failed_mp4_copy_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(av.error.FFmpegError):
         remux_to_mp4(source, target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["session-9.mkv"]
+
+
+async def test_no_mp4_copy_while_the_ending_session_still_writes(
+    service: MediaService, peers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the session leaving the service and its file being closed, a request
+    for the recording asks for the MP4 copy (the show is ended and the service no longer
+    knows it): nothing may copy the half-written file then; the copy comes after."""
+    async with asyncio.timeout(30):
+        pub = peers.publisher(video_codec="video/H264")
+        await pub.connect(partial(service.publish, 1))
+        viewer = peers.viewer(decode=False)
+        await viewer.connect(partial(service.play, 1))
+        await viewer.wait_for("video", encoded=5, within_s=10)
+        await asyncio.sleep(1.0)
+        path = service.recording_path(1)
+        assert path is not None
+        dropping, release = asyncio.Event(), asyncio.Event()
+        drop = service._drop_publisher
+
+        async def slow_drop(*args: Any) -> None:
+            dropping.set()
+            await release.wait()
+            await drop(*args)
+
+        monkeypatch.setattr(service, "_drop_publisher", slow_drop)
+        ending = asyncio.create_task(service.end_session(1))
+        await dropping.wait()
+        assert service.recording_path(1) is None  # what the handler checks
+        service.copy_to_mp4(path)  # what the handler does for an ended show
+        assert not service._mp4_copies
+        release.set()
+        await ending
+        await service.close()  # waits for the session's own copy
+    with av.open(str(path)) as source, av.open(str(path.with_suffix(".mp4"))) as copy:
+        assert sum(1 for _ in copy.decode(video=0)) == sum(1 for _ in source.decode(video=0))
