@@ -344,6 +344,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         db_stock = await conn.fetchval(
             f'SELECT stock FROM "{schema}".products WHERE id = $1', product["id"]
         )
+        # How long the units lasted: first order placed to last order paid (the
+        # server's clock, ms); the rest of the run is refusals.
+        sell_out_ms = await conn.fetchval(
+            f'SELECT max(paid_ms) - min(placed_ms) FROM "{schema}".orders WHERE status = $1',
+            "paid",
+        )
         await conn.close()
     finally:
         server.terminate()
@@ -363,6 +369,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "concurrency": args.concurrency,
         "units_sold_db": int(db_sold),
         "stock_left": int(db_stock),
+        "sell_out_ms": sell_out_ms,
         "bare_update_per_s": round(bare),
     }
     if w is not None:

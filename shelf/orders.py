@@ -432,8 +432,9 @@ class OrderService:
             "s_type": "order.placed",
             "s_data": data,
         }
-        for name in order_sql.LEDGER_COLUMNS:
-            params[f"l_{name}"] = [line[name] for line in lines]
+        params["l_lines"] = orjson.dumps(
+            [{name: line[name] for name in order_sql.LEDGER_COLUMNS} for line in lines]
+        ).decode()
         event_id = await self._settle_paid.value(params)
         if event_id is None:
             return None

@@ -16,8 +16,11 @@ from support import Api, backend_settings
 
 import app as app_module
 from app import Settings, create_app, db_key, outbox_relay_key, room_log_key
+from live.clock import ManualClock
 from live.db import Base, Database
 from live.models import OutboxEvent
+from live.outbox import OutboxRelay
+from live.roomlog_memory import MemoryRoomLog
 
 
 def _diff(connection: Connection) -> list[Any]:
@@ -82,13 +85,54 @@ async def test_session_events_are_committed_and_published(api: Api) -> None:
     assert [orjson.loads(raw)["type"] for raw in events] == ["session.started"]
 
 
+async def test_a_burst_of_published_rows_is_deleted_in_one_statement(
+    settings: Settings,
+) -> None:
+    """Each publication appends its row at once; the rows are deleted a moment later,
+    all of a burst's together (a flash sale's orders do not pay a transaction each)."""
+    db = Database(settings.database_url, schema=settings.database_schema)
+    await db.migrate()
+    room_log = MemoryRoomLog(ManualClock())
+    relay = OutboxRelay(db, room_log, poll_interval_s=60, forget_after_s=0.2)
+    deletes: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith("DELETE FROM OUTBOX"):
+            deletes.append(statement)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await relay.start()
+        async with db.transaction() as tx:
+            rows = [
+                OutboxEvent(session_id=7, type="order.placed", data=f'{{"i":{i}}}', created_ms=i)
+                for i in range(5)
+            ]
+            tx.add_all(rows)
+        for row in rows:  # one by one, as orders settle
+            await relay.publish([row])
+            await asyncio.sleep(0.02)
+        assert (await room_log.position(7)).seq == 5  # in the room log at once
+        async with db.read() as s:
+            assert await s.scalar(select(func.count()).select_from(OutboxEvent)) == 5
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            async with db.read() as s:
+                if not await s.scalar(select(func.count()).select_from(OutboxEvent)):
+                    break
+        else:
+            raise AssertionError("the published rows were never deleted")
+        assert len(deletes) == 1
+    finally:
+        await relay.stop()
+        await db.dispose()
+
+
 async def test_outbox_ids_are_never_reused(settings: Settings, aiohttp_client: Any) -> None:
     """Two events in the same millisecond, the first row already deleted: both publish.
 
     (SQLite hands a deleted last row's id to the next insert unless the table is
     AUTOINCREMENT; ids name events in the room log's dedup keys.)"""
-    from live.clock import ManualClock
-
     app = create_app(settings, clock=ManualClock())  # time stands still
     api = Api(await aiohttp_client(app))
     host = await api.signup("host")

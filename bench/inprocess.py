@@ -1,0 +1,291 @@
+"""The flash sale's refusals through the real application, without sockets: what one
+attempt costs the server in CPU time and, under callgrind, in instructions.
+
+    python bench/inprocess.py [--requests 20000] [--connections 64] [--target app|floor]
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \\
+        python bench/inprocess.py --requests 2000    # then again with 6000
+
+``--target app`` builds the real application (``create_app``, PostgreSQL from
+TEST_DATABASE_URL in a schema of its own, the in-memory bus, the access log written to
+/dev/null), sets up a live session with one product on its shelf over real HTTP on
+127.0.0.1, sells the product out, and then feeds ``--requests`` buy attempts (each with
+its own Idempotency-Key, the same bytes wrk sends) to aiohttp's protocol objects
+through in-memory transports, ``--connections`` at a time, each connection sending its
+next request when the last answer is written. ``--target floor`` does the same against
+``bench/http_floor.py``'s bare one-route app. Prints attempts, wall seconds, process CPU
+µs per attempt and the answers by status.
+
+Without the kernel's socket work, the figures isolate the Python side, so two versions
+of the code can be compared much more steadily than with wrk: callgrind counts
+instructions, which do not move with the neighbours on a shared host. The difference
+between two runs with different ``--requests`` removes the start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness import free_port, signup
+
+DEFAULT_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+FLOOR_BODY = b'{"error":{"code":"out_of_stock","message":"this product is sold out"}}'
+
+
+class MemoryTransport(asyncio.Transport):
+    """A connection whose peer is this bench: it counts the answers written to it."""
+
+    def __init__(self, on_answer: Any) -> None:
+        super().__init__()
+        self._on_answer = on_answer
+        self._closing = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        head = bytes(data[:12])
+        if head.startswith(b"HTTP/1.1 "):
+            self._on_answer(self, int(head[9:12]))
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "peername":
+            return ("127.0.0.1", 40000)
+        if name == "sockname":
+            return ("127.0.0.1", 8080)
+        return default
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        self._closing = True
+
+    def abort(self) -> None:
+        self._closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def request_bytes(path: str, token: str, body: bytes, key: str) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+        f"Idempotency-Key: {key}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def feed(
+    server: web.Server, path: str, tokens: list[str], body: bytes, requests: int, conns: int
+) -> dict[str, Any]:
+    """``requests`` attempts over ``conns`` in-memory keep-alive connections."""
+    answers: Counter[int] = Counter()
+    done = asyncio.Event()
+    sent = scheduled = 0
+    protocols: dict[MemoryTransport, Any] = {}
+
+    def send(transport: MemoryTransport) -> None:
+        nonlocal sent
+        sent += 1
+        token = tokens[sent % len(tokens)]
+        protocols[transport].data_received(request_bytes(path, token, body, f"ip-{sent}"))
+
+    def on_answer(transport: MemoryTransport, status: int) -> None:
+        nonlocal scheduled
+        answers[status] += 1
+        if answers.total() >= requests:
+            done.set()
+        elif scheduled < requests:
+            scheduled += 1
+            asyncio.get_running_loop().call_soon(send, transport)
+
+    for _ in range(conns):
+        transport = MemoryTransport(on_answer)
+        proto = server()
+        proto.connection_made(transport)
+        protocols[transport] = proto
+    _instrument("on")
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for transport in list(protocols)[:requests]:
+        scheduled += 1
+        send(transport)
+    await asyncio.wait_for(done.wait(), timeout=600)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    _instrument("off")
+    for transport, proto in protocols.items():
+        transport.close()
+        proto.connection_lost(None)
+    return {
+        "attempts": requests,
+        "wall_s": round(wall, 3),
+        "cpu_us_per_attempt": round(cpu * 1e6 / requests, 1),
+        "answers": {str(k): v for k, v in sorted(answers.items())},
+    }
+
+
+def _instrument(state: str) -> None:
+    """Under ``valgrind --tool=callgrind --instr-atstart=no``: count only the feeding."""
+    if os.environ.get("INPROCESS_CALLGRIND"):
+        subprocess.run(["callgrind_control", f"--instr={state}", str(os.getpid())], check=True)
+
+
+async def run_floor(args: argparse.Namespace) -> dict[str, Any]:
+    async def refuse(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=409, body=FLOOR_BODY, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/api/sessions/{id}/orders", refuse)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        assert runner.server is not None
+        body = b'{"product_id": 1, "quantity": 1}'
+        return await feed(
+            runner.server,
+            "/api/sessions/7/orders",
+            ["t" * 170],
+            body,
+            args.requests,
+            args.connections,
+        )
+    finally:
+        await runner.cleanup()
+
+
+async def run_app(args: argparse.Namespace) -> dict[str, Any]:
+    from app import Settings, create_app, orders_key
+    from live.accesslog import AccessLog
+
+    db_url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DB)
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        secret="bench-secret-0123456789-0123456789-abcdef",
+        database_url=db_url,
+        database_schema=schema,
+        auto_migrate=True,
+        password_time_cost=1,
+        password_memory_kib=1024,
+        audience_sample_s=0,
+    )
+    app = create_app(settings)
+    access = AccessLog(open(os.devnull, "w"), close_stream=True)  # noqa: SIM115
+    app.cleanup_ctx.append(access.lifetime)
+    runner = web.AppRunner(app, access_log_class=access.logger_class())
+    await runner.setup()
+    port = free_port()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        sid, pid, tokens = await _session(base, args.stock)
+        assert runner.server is not None
+        body = json.dumps({"product_id": pid, "quantity": 1}).encode()
+        reads = app[orders_key]._reads
+        trips = reads.round_trips
+        figures = await feed(
+            runner.server,
+            f"/api/sessions/{sid}/orders",
+            tokens,
+            body,
+            args.requests,
+            args.connections,
+        )
+        return {**figures, "db_round_trips": reads.round_trips - trips}
+    finally:
+        await runner.cleanup()
+        conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        await conn.close()
+
+
+async def _session(base: str, stock: int) -> tuple[int, int, list[str]]:
+    """A live session with one product on its shelf, ``stock`` units of it left (a
+    first buyer has bought one more)."""
+    async with aiohttp.ClientSession() as http:
+
+        async def post(path: str, token: str, body: Any, **headers: str) -> Any:
+            headers["Authorization"] = f"Bearer {token}"
+            async with http.post(f"{base}{path}", json=body, headers=headers) as res:
+                assert res.status < 300, await res.text()
+                return await res.json()
+
+        async def account(role: str) -> tuple[int, str]:
+            return await signup(http, base, f"{role}-{uuid.uuid4().hex[:10]}", role)
+
+        _, brand = await account("brand")
+        host_id, host = await account("host")
+        product = await post(
+            "/api/products",
+            brand,
+            {
+                "title": "Sneaker",
+                "price_minor": 12900,
+                "currency": "EUR",
+                "stock": stock + 1,
+                "commission_bps": 1000,
+            },
+        )
+        coop = await post(
+            "/api/cooperations",
+            brand,
+            {"host_id": host_id, "product_ids": [product["id"]], "commission_bps": 1000},
+        )
+        await post(f"/api/cooperations/{coop['id']}/accept", host, {})
+        sid = (await post("/api/sessions", host, {"title": "drop"}))["id"]
+        await post(f"/api/sessions/{sid}/start", host, {})
+        await post(f"/api/sessions/{sid}/shelf", host, {"product_id": product["id"]})
+        tokens = [(await account("viewer"))[1] for _ in range(8)]
+        body = {"product_id": product["id"], "quantity": 1}
+        await post(f"/api/sessions/{sid}/orders", tokens[0], body, **{"Idempotency-Key": "first"})
+        return sid, product["id"], tokens
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--target", choices=("app", "floor"), default="app")
+    parser.add_argument(
+        "--stock", type=int, default=0, help="units left when the attempts start (app)"
+    )
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    args = parser.parse_args()
+    if args.loop == "uvloop":
+        import uvloop
+
+        runner = uvloop.run
+    else:
+        runner = asyncio.run
+    figures = runner(run_app(args) if args.target == "app" else run_floor(args))
+    print(json.dumps({"target": args.target, **figures}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
