@@ -40,7 +40,7 @@ import aiohttp
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, cpu_times, free_port, load_cpus, signup, start_server, wait_until_up
+from harness import ROOT, cpu_times, flash_shop, free_port, load_cpus, start_server, wait_until_up
 
 DEFAULT_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -287,39 +287,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await wait_until_up(base)
         async with aiohttp.ClientSession() as http:
-
-            async def post(path: str, token: str | None, body: Any) -> Any:
-                headers = {"Authorization": f"Bearer {token}"} if token else {}
-                async with http.post(f"{base}{path}", json=body, headers=headers) as res:
-                    assert res.status < 300, await res.text()
-                    return await res.json()
-
-            async def account(role: str) -> tuple[int, str]:
-                return await signup(http, base, f"{role}-{uuid.uuid4().hex[:10]}", role)
-
-            _, brand = await account("brand")
-            host_id, host = await account("host")
-            product = await post(
-                "/api/products",
-                brand,
-                {
-                    "title": "Limited sneaker",
-                    "price_minor": 12900,
-                    "currency": "EUR",
-                    "stock": args.units,
-                    "commission_bps": 1000,
-                },
-            )
-            coop = await post(
-                "/api/cooperations",
-                brand,
-                {"host_id": host_id, "product_ids": [product["id"]], "commission_bps": 1000},
-            )
-            await post(f"/api/cooperations/{coop['id']}/accept", host, {})
-            sid = (await post("/api/sessions", host, {"title": "drop"}))["id"]
-            await post(f"/api/sessions/{sid}/start", host, {})
-            await post(f"/api/sessions/{sid}/shelf", host, {"product_id": product["id"]})
-            tokens = [(await account("viewer"))[1] for _ in range(args.buyers)]
+            shop = await flash_shop(http, base, args.units, args.buyers)
+        sid, pid, tokens = shop.session_id, shop.product_id, shop.buyer_tokens
 
         w: dict[str, Any] | None = None
         load: dict[str, Any] = {}
@@ -327,7 +296,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             w = await wrk_load(
                 base,
                 sid,
-                product["id"],
+                pid,
                 tokens,
                 args.attempts,
                 args.seconds,
@@ -335,15 +304,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 server.pid,
             )
         else:
-            load = await python_load(args, base, sid, product["id"], tokens)
+            load = await python_load(args, base, sid, pid, tokens)
 
         conn = await asyncpg.connect(dsn)
         db_sold = await conn.fetchval(
             f'SELECT coalesce(sum(quantity), 0) FROM "{schema}".orders WHERE status = $1', "paid"
         )
-        db_stock = await conn.fetchval(
-            f'SELECT stock FROM "{schema}".products WHERE id = $1', product["id"]
-        )
+        db_stock = await conn.fetchval(f'SELECT stock FROM "{schema}".products WHERE id = $1', pid)
         # How long the units lasted: first order placed to last order paid (the
         # server's clock, ms); the rest of the run is refusals.
         sell_out_ms = await conn.fetchval(

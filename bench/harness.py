@@ -13,6 +13,7 @@ import resource
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,6 +102,48 @@ async def signup(
         assert res.status == 201, await res.text()
         answer = await res.json()
     return int(answer["user"]["id"]), str(answer["token"])
+
+
+@dataclass(frozen=True)
+class Shop:
+    """A live session with one product on its shelf, and viewers to buy it."""
+
+    session_id: int
+    product_id: int
+    buyer_tokens: list[str]
+
+
+async def flash_shop(http: aiohttp.ClientSession, base: str, stock: int, buyers: int) -> Shop:
+    """A brand's product (``stock`` units) on a live host's shelf, and ``buyers``
+    signed-up viewers."""
+
+    async def post(path: str, token: str, body: Any) -> Any:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with http.post(f"{base}{path}", json=body, headers=headers) as res:
+            assert res.status < 300, await res.text()
+            return await res.json()
+
+    async def account(role: str) -> tuple[int, str]:
+        return await signup(http, base, f"{role}-{uuid.uuid4().hex[:10]}", role)
+
+    _, brand = await account("brand")
+    host_id, host = await account("host")
+    product = {
+        "title": "Limited sneaker",
+        "price_minor": 12900,
+        "currency": "EUR",
+        "stock": stock,
+        "commission_bps": 1000,
+    }
+    pid = (await post("/api/products", brand, product))["id"]
+    coop = {"host_id": host_id, "product_ids": [pid], "commission_bps": 1000}
+    coop_id = (await post("/api/cooperations", brand, coop))["id"]
+    await post(f"/api/cooperations/{coop_id}/accept", host, {})
+    sid = (await post("/api/sessions", host, {"title": "drop"}))["id"]
+    await post(f"/api/sessions/{sid}/start", host, {})
+    await post(f"/api/sessions/{sid}/shelf", host, {"product_id": pid})
+    tokens = [(await account("viewer"))[1] for _ in range(buyers)]
+    return Shop(sid, pid, tokens)
 
 
 async def live_session(http: aiohttp.ClientSession, base: str) -> tuple[int, str]:

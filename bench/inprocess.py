@@ -41,7 +41,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from harness import free_port, signup
+from harness import flash_shop, free_port
 
 DEFAULT_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 FLOOR_BODY = b'{"error":{"code":"out_of_stock","message":"this product is sold out"}}'
@@ -229,42 +229,13 @@ async def _session(base: str, stock: int) -> tuple[int, int, list[str]]:
     """A live session with one product on its shelf, ``stock`` units of it left (a
     first buyer has bought one more)."""
     async with aiohttp.ClientSession() as http:
-
-        async def post(path: str, token: str, body: Any, **headers: str) -> Any:
-            headers["Authorization"] = f"Bearer {token}"
-            async with http.post(f"{base}{path}", json=body, headers=headers) as res:
-                assert res.status < 300, await res.text()
-                return await res.json()
-
-        async def account(role: str) -> tuple[int, str]:
-            return await signup(http, base, f"{role}-{uuid.uuid4().hex[:10]}", role)
-
-        _, brand = await account("brand")
-        host_id, host = await account("host")
-        product = await post(
-            "/api/products",
-            brand,
-            {
-                "title": "Sneaker",
-                "price_minor": 12900,
-                "currency": "EUR",
-                "stock": stock + 1,
-                "commission_bps": 1000,
-            },
-        )
-        coop = await post(
-            "/api/cooperations",
-            brand,
-            {"host_id": host_id, "product_ids": [product["id"]], "commission_bps": 1000},
-        )
-        await post(f"/api/cooperations/{coop['id']}/accept", host, {})
-        sid = (await post("/api/sessions", host, {"title": "drop"}))["id"]
-        await post(f"/api/sessions/{sid}/start", host, {})
-        await post(f"/api/sessions/{sid}/shelf", host, {"product_id": product["id"]})
-        tokens = [(await account("viewer"))[1] for _ in range(8)]
-        body = {"product_id": product["id"], "quantity": 1}
-        await post(f"/api/sessions/{sid}/orders", tokens[0], body, **{"Idempotency-Key": "first"})
-        return sid, product["id"], tokens
+        shop = await flash_shop(http, base, stock + 1, 8)
+        body = {"product_id": shop.product_id, "quantity": 1}
+        headers = {"Authorization": f"Bearer {shop.buyer_tokens[0]}", "Idempotency-Key": "first"}
+        url = f"{base}/api/sessions/{shop.session_id}/orders"
+        async with http.post(url, json=body, headers=headers) as res:
+            assert res.status == 201, await res.text()
+    return shop.session_id, shop.product_id, shop.buyer_tokens
 
 
 def main() -> None:
