@@ -185,6 +185,7 @@ async def run_app(args: argparse.Namespace) -> dict[str, Any]:
 
     db_url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DB)
     schema = f"bench_{uuid.uuid4().hex[:8]}"
+    plain = db_url.replace("postgresql+asyncpg://", "postgresql://")
     settings = Settings(
         secret="bench-secret-0123456789-0123456789-abcdef",
         database_url=db_url,
@@ -217,10 +218,20 @@ async def run_app(args: argparse.Namespace) -> dict[str, Any]:
             args.requests,
             args.connections,
         )
-        return {**figures, "db_round_trips": reads.round_trips - trips}
+        conn = await asyncpg.connect(plain)
+        sell_out_ms = await conn.fetchval(
+            f'SELECT max(paid_ms) - min(placed_ms) FROM "{schema}".orders '
+            "WHERE status = 'paid' AND idempotency_key <> 'first'"
+        )
+        await conn.close()
+        return {
+            **figures,
+            "db_round_trips": reads.round_trips - trips,
+            "sell_out_ms": sell_out_ms,
+        }
     finally:
         await runner.cleanup()
-        conn = await asyncpg.connect(db_url.replace("postgresql+asyncpg://", "postgresql://"))
+        conn = await asyncpg.connect(plain)
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
 
