@@ -28,6 +28,7 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -334,6 +335,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "backend": "postgres+redis" if args.redis else "postgres+memory",
         "driver": args.driver,
         "concurrency": args.concurrency,
+        "units": args.units,
         "units_sold_db": int(db_sold),
         "stock_left": int(db_stock),
         "sell_out_ms": sell_out_ms,
@@ -416,10 +418,41 @@ def main() -> None:
     parser.add_argument(
         "--seconds", type=int, default=0, help="wrk driver: run this long instead of --attempts"
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run the whole benchmark (server run + bare loop) this many times, then print "
+        "the medians: on a shared host one run says little",
+    )
     args = parser.parse_args()
     if args.seconds and args.driver != "wrk":
         parser.error("--seconds needs --driver wrk (the python driver runs --attempts)")
-    print(json.dumps(asyncio.run(run(args))), flush=True)
+    runs = []
+    for _ in range(args.repeat):
+        runs.append(asyncio.run(run(args)))
+        print(json.dumps(runs[-1]), flush=True)
+    if args.repeat > 1:
+        print(json.dumps(medians(runs)), flush=True)
+
+
+def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The median of each figure over the runs, every run's ratio, and how many runs
+    sold anything but exactly the units (must be none)."""
+    keys = ("attempts_per_s", "bare_update_per_s", "ratio_to_bare", "p50_ms", "p99_ms")
+    keys += ("sell_out_ms", "server_cpu_us_per_attempt")
+    summary: dict[str, Any] = {"runs": len(runs)}
+    for key in keys:
+        values = [run[key] for run in runs if run.get(key) is not None]
+        if values:
+            summary[f"median_{key}"] = statistics.median(values)
+    ratios = sorted(run["ratio_to_bare"] for run in runs)
+    summary["ratios"] = ratios
+    summary["runs_at_or_over_half"] = sum(ratio >= 0.5 for ratio in ratios)
+    summary["runs_not_selling_exactly_the_units"] = sum(
+        run["units_sold_db"] != run["units"] or run["stock_left"] != 0 for run in runs
+    )
+    return summary
 
 
 if __name__ == "__main__":

@@ -1,8 +1,14 @@
-"""The application's routing: the endpoints a crowd hits are matched first."""
+"""The application's hot path: the endpoints a crowd hits are matched first, and the
+cyclic garbage collector does not run every other request."""
 
 from __future__ import annotations
 
-from app import HOT_PATHS, Settings, create_app
+import gc
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from app import GC_YOUNG_THRESHOLD, HOT_PATHS, Settings, create_app
 
 
 def test_hot_paths_are_real_routes_tried_before_their_neighbours() -> None:
@@ -15,3 +21,20 @@ def test_hot_paths_are_real_routes_tried_before_their_neighbours() -> None:
         prefix = "/" + path.split("/")[1] + "/" + path.split("/")[2]
         neighbours = [p for p in paths if p.startswith(prefix)]
         assert neighbours.index(path) < len(HOT_PATHS), neighbours[: len(HOT_PATHS) + 1]
+
+
+async def test_a_started_app_lets_the_young_generation_grow_before_collecting(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """The cyclic collector's youngest generation is collected every
+    ``GC_YOUNG_THRESHOLD`` allocations, not CPython's 700 (a pass every other
+    request), once the app has started; the older generations keep their thresholds."""
+    before = gc.get_threshold()
+    gc.set_threshold(700, before[1], before[2])
+    try:
+        settings = Settings.from_env({}, demo=True)
+        settings = replace(settings, database_url=f"sqlite+aiosqlite:///{tmp_path}/gc.db")
+        await aiohttp_client(create_app(settings))
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
+    finally:
+        gc.set_threshold(*before)
