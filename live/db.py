@@ -16,13 +16,25 @@ execution machinery. On PostgreSQL it is compiled once and sent as a prepared st
 on a small asyncpg pool of its own; on SQLite a read runs as a Core statement on a
 connection (the same answer, no speed claim).
 
-Both pools are fixed in size and opened at start-up (``warm_up``).
+Early lock release (PostgreSQL): a one-statement write that locks a row every buyer
+queues on (a flash sale's product) can be prepared with ``flush_at_commit=False``. It
+then runs on a few connections with ``synchronous_commit = off``: its COMMIT returns,
+and its row locks go, as soon as the commit record is in the WAL buffers, instead of
+after the WAL is flushed to disk (about a millisecond here, while every other buyer of
+the row waits). Nothing acknowledged is lost that way, provided the caller calls
+``flush_commits()`` before anything outside the database depends on the write (a
+payment, an answer to a client): the WAL is one sequence, so the flush of a later
+synchronous commit covers every earlier record. A database crash before that flush
+loses the write as a whole, before anyone outside was told of it; what others read
+of it meanwhile (fewer units left) was never promised to anyone.
+
+The pools are fixed in size and opened at start-up (``warm_up``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -64,6 +76,9 @@ class Database:
         # (or on first use).
         self._raw_pool: asyncpg.Pool | None = None
         self._raw_pool_lock = asyncio.Lock()
+        # The connections of ``flush_at_commit=False`` writes (synchronous_commit off).
+        self._early_pool: asyncpg.Pool | None = None
+        self._early_pool_lock = asyncio.Lock()
         kwargs: dict[str, Any] = {"pool_pre_ping": False}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
@@ -112,33 +127,58 @@ class Database:
     def prepare_read(self, statement: Select[*tuple[Any, ...]]) -> Prepared:
         """``statement`` (bind parameters by name) made ready to run often; see
         ``Prepared``."""
-        return Prepared(self, statement, statement.selected_columns)
+        return Prepared(self, statement, statement.selected_columns, self.raw_pool)
 
-    def prepare_write(self, statement: ReturningInsert[Any]) -> Prepared:
+    def prepare_write(
+        self, statement: ReturningInsert[Any], *, flush_at_commit: bool = True
+    ) -> Prepared:
         """PostgreSQL: a one-statement write with RETURNING, made ready to run often on
-        the raw pool, in autocommit (each run is its own transaction); see ``Prepared``."""
+        the raw pool, in autocommit (each run is its own transaction); see ``Prepared``.
+        ``flush_at_commit=False``: early lock release (module docstring); the caller
+        owes a ``flush_commits()`` before it acts on the write."""
         assert not self.is_sqlite, "SQLite writes go through write_connection"
-        return Prepared(self, statement, statement.exported_columns)
+        pool = self.raw_pool if flush_at_commit else self._early_release_pool
+        return Prepared(self, statement, statement.exported_columns, pool)
+
+    async def flush_commits(self) -> None:
+        """PostgreSQL: return once every commit made so far is flushed to disk, the
+        ``flush_at_commit=False`` ones included. One synchronous write of a few bytes
+        (a transactional logical-decoding message, which any role may emit and no table
+        keeps): its commit flushes the WAL up to itself, so all earlier records too."""
+        pool = await self.raw_pool()
+        async with pool.acquire() as conn:
+            await conn.execute("SELECT pg_logical_emit_message(true, 'liveshelf', '')")
 
     async def raw_pool(self) -> asyncpg.Pool:
         """The asyncpg pool for prepared hot statements (PostgreSQL only)."""
         if self._raw_pool is None:
             async with self._raw_pool_lock:
                 if self._raw_pool is None:
-                    self._raw_pool = await self._open_raw_pool()
+                    # Half the ORM pool's size (the hot statements are short and batched).
+                    self._raw_pool = await self._open_raw_pool(max(2, self._pool_size // 2))
         return self._raw_pool
 
-    async def _open_raw_pool(self) -> asyncpg.Pool:
+    async def _early_release_pool(self) -> asyncpg.Pool:
+        if self._early_pool is None:
+            async with self._early_pool_lock:
+                if self._early_pool is None:
+                    # Writes to one row queue on its lock anyway: a few connections.
+                    self._early_pool = await self._open_raw_pool(
+                        max(2, self._pool_size // 4), synchronous_commit="off"
+                    )
+        return self._early_pool
+
+    async def _open_raw_pool(self, size: int, **settings: str) -> asyncpg.Pool:
         _args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
         # Options only SQLAlchemy's adapter understands.
         for option in ("prepared_statement_cache_size", "prepared_statement_name_func"):
             kwargs.pop(option, None)
         if self.schema:
-            kwargs["server_settings"] = {"search_path": self.schema}
-        # Half the ORM pool's size (the hot statements are short and batched), all
-        # opened at once: no connection is opened under a burst (see ``__init__``).
-        size = max(2, self._pool_size // 2)
-        # Kept open while idle too: a flash sale starts after a quiet spell.
+            settings["search_path"] = self.schema
+        if settings:
+            kwargs["server_settings"] = settings
+        # All opened at once: no connection is opened under a burst (see ``__init__``),
+        # and kept open while idle too: a flash sale starts after a quiet spell.
         pool = await asyncpg.create_pool(
             min_size=size,
             max_size=size,
@@ -158,6 +198,7 @@ class Database:
         for conn in conns:
             await conn.close()  # back into the pool, still open
         await self.raw_pool()
+        await self._early_release_pool()
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (creating ``schema`` if set)."""
@@ -168,9 +209,10 @@ class Database:
             await conn.run_sync(_upgrade_to_head)
 
     async def dispose(self) -> None:
-        if self._raw_pool is not None:
-            await self._raw_pool.close()
-            self._raw_pool = None
+        for pool in (self._raw_pool, self._early_pool):
+            if pool is not None:
+                await pool.close()
+        self._raw_pool = self._early_pool = None
         await self.engine.dispose()
 
 
@@ -203,8 +245,11 @@ class Prepared:
         db: Database,
         statement: Select[*tuple[Any, ...]] | ReturningInsert[Any],
         columns: Iterable[ColumnElement[Any]],
+        pool: Callable[[], Awaitable[asyncpg.Pool]],
     ) -> None:
+        """``pool``: the asyncpg pool it runs on (PostgreSQL)."""
         self._db = db
+        self._pool = pool
         self._statement = statement
         self._sql = ""
         # Per positional parameter: its name, and whether the caller binds it (else its
@@ -229,7 +274,7 @@ class Prepared:
             async with self._db.engine.connect() as conn:
                 row = (await conn.execute(self._statement, dict(params))).mappings().first()
             return None if row is None else dict(row)
-        pool = await self._db.raw_pool()
+        pool = await self._pool()
         async with pool.acquire() as conn:
             record = await conn.fetchrow(self._sql, *self._args(params))
         return None if record is None else dict(record.items())
@@ -240,7 +285,7 @@ class Prepared:
             async with self._db.engine.connect() as conn:
                 rows = (await conn.execute(self._statement, dict(params))).mappings().all()
             return [dict(row) for row in rows]
-        pool = await self._db.raw_pool()
+        pool = await self._pool()
         async with pool.acquire() as conn:
             records = await conn.fetch(self._sql, *self._args(params))
         return [dict(record.items()) for record in records]
@@ -249,7 +294,7 @@ class Prepared:
         """The first column of the first row, or None (no row). PostgreSQL (the
         one-statement writes)."""
         assert not self._db.is_sqlite, "value() serves prepare_write, PostgreSQL only"
-        pool = await self._db.raw_pool()
+        pool = await self._pool()
         async with pool.acquire() as conn:
             return await conn.fetchval(self._sql, *self._args(params))
 

@@ -7,7 +7,10 @@ sending the next statement. So the two writes of a regular-price order are each 
 statement, run in autocommit (``Database.prepare_write``):
 
 * ``take_and_record``: take the units (``shelf.stock.take_regular_update``) and
-  insert the ``placed`` order, one CTE. No row back: too few units (or archived).
+  insert the ``placed`` order, one CTE. No row back: too few units (or archived). Its
+  commit does not wait for the WAL flush, so the row is free for the next buyer a
+  millisecond sooner; the order path flushes before the payment (``live.db``'s early
+  lock release).
 * ``settle_paid``: mark the order ``paid`` with its stored answer, post the sale's four
   ledger lines and queue the ``order.placed`` event in the outbox, one CTE, only while
   the order is still ``placed``. No row back: someone settled it first.

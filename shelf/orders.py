@@ -163,8 +163,12 @@ class OrderService:
         self._context = _context_query()
         self._reads = ContextReads(db, clock, self._context, lambda row: OrderContext(**row))
         # PostgreSQL's one-statement writes (``shelf.order_sql``); None on SQLite.
+        # Early lock release: the product row's lock goes at COMMIT, not after the WAL
+        # flush; ``_take`` flushes before anything depends on the order.
         self._take_and_record = (
-            None if db.is_sqlite else db.prepare_write(order_sql.take_and_record())
+            None
+            if db.is_sqlite
+            else db.prepare_write(order_sql.take_and_record(), flush_at_commit=False)
         )
         self._settle_paid = None if db.is_sqlite else db.prepare_write(order_sql.settle_paid())
         self._sold_out = SoldOutGate()  # routes SQLite only (PostgreSQL always reads first)
@@ -313,10 +317,11 @@ class OrderService:
         every other buyer of it queues on that lock, so the lock must not wait for this
         process. On PostgreSQL a regular-price order is one statement in autocommit
         (``_take_and_record``: the UPDATE and the INSERT in a CTE): the row is locked
-        only while PostgreSQL runs it, as in a bare ``UPDATE``. A flash-sale order takes
-        the sale's units, the buyer's allowance and the stock version in one
-        transaction, order first and units last. SQLite (one writer at a time, ``BEGIN
-        IMMEDIATE``) reads and takes in one write transaction."""
+        only while PostgreSQL runs it, and not while its commit is flushed to disk
+        (early lock release, ``live.db``): this method returns after the flush. A
+        flash-sale order takes the sale's units, the buyer's allowance and the stock
+        version in one transaction, order first and units last. SQLite (one writer at a
+        time, ``BEGIN IMMEDIATE``) reads and takes in one write transaction."""
         if self._take_and_record is None:
             async with self._db.write_connection() as tx:
                 row = (await tx.execute(self._context, params)).mappings().first()
@@ -336,6 +341,9 @@ class OrderService:
         )
         if order_id is None:
             raise out_of_stock()
+        # Committed without waiting for the disk (the next buyer got the row at once);
+        # durable before the payment is captured or anyone hears of the order.
+        await self._db.flush_commits()
         return _Taken(order_id, values)
 
     async def _record_then_take(

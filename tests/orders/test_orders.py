@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 from orders_support import open_shop, order, start_flash_sale, wait_flash_status
 from sqlalchemy import func, select
-from support import Api, room_events
+from support import Api, backend_settings, room_events
 
-from app import db_key, orders_key, room_log_key
+from app import create_app, db_key, orders_key, room_log_key
 from shelf import order_sql
 from shelf.order_models import LedgerEntry, Order
 from shelf.orders import _Taken, mask_name
@@ -243,3 +245,51 @@ def test_mask_name() -> None:
     assert mask_name("alice") == "a***e"
     assert mask_name("al") == "a*"
     assert mask_name("") == "?*"
+
+
+async def test_the_payment_waits_for_the_order_to_be_on_disk(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """PostgreSQL: the take commits without waiting for its WAL flush (the product row
+    is free for the next buyer at once), and the order is flushed to disk before its
+    payment is captured: a database crash can lose a take nobody was told about, never
+    one that was charged."""
+    api = Api(await aiohttp_client(create_app(backend_settings("postgres-redis", tmp_path))))
+    shop = await open_shop(api, stock=5)
+    orders = api.client.app[orders_key]
+    db = api.client.app[db_key]
+    assert orders._take_and_record is not None
+    early = await db._early_release_pool()
+    async with early.acquire() as conn:
+        assert await conn.fetchval("SHOW synchronous_commit") == "off"
+    dsn = db.url.replace("postgresql+asyncpg://", "postgresql://")
+    probe = await asyncpg.connect(dsn)
+    written_up_to: list[int] = []
+    flushed_at_capture: list[int] = []
+    take = orders._take_and_record.value
+
+    async def take_then_note(params: Any) -> Any:
+        order_id = await take(params)
+        written_up_to.append(await probe.fetchval(_LSN.format("insert")))
+        return order_id
+
+    class NotingProvider(TestPaymentProvider):
+        async def capture(self, order_id: int, amount: int, currency: str, buyer: int) -> Any:
+            flushed_at_capture.append(await probe.fetchval(_LSN.format("flush")))
+            return await super().capture(order_id, amount, currency, buyer)
+
+    orders._take_and_record.value = take_then_note  # type: ignore[method-assign]
+    orders._payments = NotingProvider()
+    try:
+        for buyer in range(3):
+            status, _ = await order(api, shop, await api.signup("viewer"), key=f"k{buyer}")
+            assert status == 201
+    finally:
+        await probe.close()
+    assert len(written_up_to) == len(flushed_at_capture) == 3
+    for written, flushed in zip(written_up_to, flushed_at_capture, strict=True):
+        assert flushed >= written
+
+
+#: The WAL position (``insert``: written to the buffers; ``flush``: on disk) as bytes.
+_LSN = "SELECT pg_current_wal_{}_lsn() - '0/0'::pg_lsn"
