@@ -26,7 +26,9 @@ the row waits). Nothing acknowledged is lost that way, provided the caller calls
 payment, an answer to a client): the WAL is one sequence, so the flush of a later
 synchronous commit covers every earlier record. A database crash before that flush
 loses the write as a whole, before anyone outside was told of it; what others read
-of it meanwhile (fewer units left) was never promised to anyone.
+of it meanwhile (fewer units left) was never promised to anyone. If the database
+refuses that flush statement (a role without the right to emit WAL messages), such
+writes commit synchronously like any other, and a warning says so at start-up.
 
 The pools are fixed in size and opened at start-up (``warm_up``).
 """
@@ -34,6 +36,7 @@ The pools are fixed in size and opened at start-up (``warm_up``).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -60,6 +63,14 @@ from sqlalchemy.types import TypeEngine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
+log = logging.getLogger(__name__)
+
+
+#: The flush barrier of early lock release: a transactional logical-decoding message
+#: (any role may emit one by default; no table keeps it, and nothing reads it unless a
+#: logical replication slot asks for this prefix).
+FLUSH_SQL = "SELECT pg_logical_emit_message(true, 'liveshelf', '')"
+
 
 class Base(DeclarativeBase):
     """Declarative base for every table of every package."""
@@ -79,6 +90,8 @@ class Database:
         # The connections of ``flush_at_commit=False`` writes (synchronous_commit off).
         self._early_pool: asyncpg.Pool | None = None
         self._early_pool_lock = asyncio.Lock()
+        # Whether ``FLUSH_SQL`` runs here (None: not tried yet).
+        self._early_release: bool | None = None
         kwargs: dict[str, Any] = {"pool_pre_ping": False}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
@@ -137,17 +150,38 @@ class Database:
         ``flush_at_commit=False``: early lock release (module docstring); the caller
         owes a ``flush_commits()`` before it acts on the write."""
         assert not self.is_sqlite, "SQLite writes go through write_connection"
-        pool = self.raw_pool if flush_at_commit else self._early_release_pool
+        pool = self.raw_pool if flush_at_commit else self._release_early_pool
         return Prepared(self, statement, statement.exported_columns, pool)
 
     async def flush_commits(self) -> None:
         """PostgreSQL: return once every commit made so far is flushed to disk, the
         ``flush_at_commit=False`` ones included. One synchronous write of a few bytes
-        (a transactional logical-decoding message, which any role may emit and no table
-        keeps): its commit flushes the WAL up to itself, so all earlier records too."""
-        pool = await self.raw_pool()
-        async with pool.acquire() as conn:
-            await conn.execute("SELECT pg_logical_emit_message(true, 'liveshelf', '')")
+        (``FLUSH_SQL``): its commit flushes the WAL up to itself, so all earlier
+        records too. Nothing to do when early release is off."""
+        if self._early_release:
+            pool = await self.raw_pool()
+            async with pool.acquire() as conn:
+                await conn.execute(FLUSH_SQL)
+
+    async def _can_release_early(self) -> bool:
+        if self._early_release is None:
+            pool = await self.raw_pool()
+            try:
+                async with pool.acquire() as conn:
+                    await conn.execute(FLUSH_SQL)
+            except asyncpg.PostgresError as exc:
+                log.warning("early lock release is off, hot writes wait for the WAL flush: %s", exc)
+                self._early_release = False
+            else:
+                self._early_release = True
+        return self._early_release
+
+    async def _release_early_pool(self) -> asyncpg.Pool:
+        """Where ``flush_at_commit=False`` writes run: the early-release pool, or the
+        raw pool if ``FLUSH_SQL`` cannot run here."""
+        if await self._can_release_early():
+            return await self._early_release_pool()
+        return await self.raw_pool()
 
     async def raw_pool(self) -> asyncpg.Pool:
         """The asyncpg pool for prepared hot statements (PostgreSQL only)."""
@@ -198,7 +232,7 @@ class Database:
         for conn in conns:
             await conn.close()  # back into the pool, still open
         await self.raw_pool()
-        await self._early_release_pool()
+        await self._release_early_pool()
 
     async def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision (creating ``schema`` if set)."""

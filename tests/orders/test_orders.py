@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from support import Api, backend_settings, room_events
 
 from app import create_app, db_key, orders_key, room_log_key
+from live import db as live_db
 from shelf import order_sql
 from shelf.order_models import LedgerEntry, Order
 from shelf.orders import _Taken, mask_name
@@ -293,3 +294,21 @@ async def test_the_payment_waits_for_the_order_to_be_on_disk(
 
 #: The WAL position (``insert``: written to the buffers; ``flush``: on disk) as bytes.
 _LSN = "SELECT pg_current_wal_{}_lsn() - '0/0'::pg_lsn"
+
+
+async def test_without_the_flush_statement_takes_wait_for_the_flush_as_before(
+    aiohttp_client: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """PostgreSQL, a database that refuses the flush barrier (say, a role without the
+    right): start-up warns, and orders are taken on ordinary synchronous connections."""
+    monkeypatch.setattr(live_db, "FLUSH_SQL", "SELECT liveshelf_no_such_function()")
+    api = Api(await aiohttp_client(create_app(backend_settings("postgres-redis", tmp_path))))
+    db = api.client.app[db_key]
+    assert db._early_release is False
+    assert "early lock release is off" in caplog.text
+    shop = await open_shop(api, stock=2)
+    for buyer in range(2):
+        status, _ = await order(api, shop, await api.signup("viewer"), key=f"k{buyer}")
+        assert status == 201
+    assert await product_stock(api, shop) == 0
+    assert db._early_pool is None  # never opened
