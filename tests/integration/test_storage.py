@@ -93,7 +93,7 @@ async def test_a_burst_of_published_rows_is_deleted_in_one_statement(
     db = Database(settings.database_url, schema=settings.database_schema)
     await db.migrate()
     room_log = MemoryRoomLog(ManualClock())
-    relay = OutboxRelay(db, room_log, poll_interval_s=60, forget_after_s=0.2)
+    relay = OutboxRelay(db, room_log, poll_interval_s=60, forget_after_s=1.0)
     deletes: list[str] = []
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
@@ -115,7 +115,7 @@ async def test_a_burst_of_published_rows_is_deleted_in_one_statement(
         assert (await room_log.position(7)).seq == 5  # in the room log at once
         async with db.read() as s:
             assert await s.scalar(select(func.count()).select_from(OutboxEvent)) == 5
-        for _ in range(100):
+        for _ in range(200):
             await asyncio.sleep(0.02)
             async with db.read() as s:
                 if not await s.scalar(select(func.count()).select_from(OutboxEvent)):
