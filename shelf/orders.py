@@ -513,7 +513,11 @@ class OrderService:
                 raise Conflict("order_in_progress", "this order is still being processed")
             await asyncio.sleep(0.02)
             fresh = await self._find(buyer_id, key)
-            assert fresh is not None
+            if fresh is None:
+                # Its take was lost with a commit the database had not flushed yet (a
+                # database crash: early lock release). Nothing was charged; a retry
+                # orders anew.
+                raise Conflict("order_in_progress", "this order is still being processed")
             order = fresh
         return _stored(order.response_json)
 

@@ -15,8 +15,10 @@ from support import Api, backend_settings, room_events
 
 from app import create_app, db_key, orders_key, room_log_key
 from live import db as live_db
+from live.errors import Conflict
 from shelf import order_sql
 from shelf.order_models import LedgerEntry, Order
+from shelf.orderreads import Earlier
 from shelf.orders import _Taken, mask_name
 from shelf.payments import TestPaymentProvider
 
@@ -312,3 +314,21 @@ async def test_without_the_flush_statement_takes_wait_for_the_flush_as_before(
         assert status == 201
     assert await product_stock(api, shop) == 0
     assert db._early_pool is None  # never opened
+
+
+async def test_a_retry_whose_unsettled_order_vanished_is_told_to_retry(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry waiting for an order still being processed, whose take a database crash
+    lost before it reached the disk (early lock release): a clean 409
+    ``order_in_progress`` (nothing was charged; the next retry orders anew), not a 500."""
+    orders = api.client.app[orders_key]
+
+    async def vanished(_buyer_id: int, _key: str) -> None:
+        return None
+
+    monkeypatch.setattr(orders, "_find", vanished)
+    placed = Earlier(order_id=1, request_hash="h", response_json=None)
+    with pytest.raises(Conflict) as refused:
+        await orders._answer_again(placed, 1, "k", "h")
+    assert refused.value.code == "order_in_progress"
