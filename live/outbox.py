@@ -16,7 +16,8 @@ deletes every id published so far in one transaction. In a flash sale, one
 transaction per order to delete its one row (and a scan for unpublished rows) cost
 more CPU than the rest of the order. A row stays in the outbox that much longer,
 which costs nothing: if the process dies first, the row is appended again at start-up
-and deduplicated. Only the poll (and start-up) looks for rows nobody published.
+and deduplicated. Only the poll (every ``poll_interval_s``, publications or not) and
+start-up look for rows nobody published.
 """
 
 from __future__ import annotations
@@ -131,19 +132,23 @@ class OutboxRelay:
         return len(rows)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_scan = loop.time() + self._poll_interval
         while True:
-            published = True
+            woken = True
             try:
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_scan - loop.time()))
             except TimeoutError:
-                published = False
+                woken = False
             self._wake.clear()
             try:
-                if published:
+                if woken:
                     await asyncio.sleep(self._forget_after_s)  # gather a burst's ids
-                    await self._forget_published()
-                else:
+                if loop.time() >= next_scan:  # however busy: publications never stop it
+                    next_scan = loop.time() + self._poll_interval
                     await self.drain()
+                else:
+                    await self._forget_published()
             except Exception:
                 reraise_if_cancelling()
                 log.exception("OutboxRelay(%s) publishing failed; retrying", id(self))

@@ -128,6 +128,35 @@ async def test_a_burst_of_published_rows_is_deleted_in_one_statement(
         await db.dispose()
 
 
+async def test_the_poll_finds_unpublished_rows_while_publications_keep_coming(
+    settings: Settings,
+) -> None:
+    """A row nobody published (its process died first) is found by the poll within
+    about ``poll_interval_s``, even while this process publishes without a pause."""
+    db = Database(settings.database_url, schema=settings.database_schema)
+    await db.migrate()
+    room_log = MemoryRoomLog(ManualClock())
+    relay = OutboxRelay(db, room_log, poll_interval_s=0.3, forget_after_s=0.05)
+    try:
+        await relay.start()
+        async with db.transaction() as tx:
+            tx.add(OutboxEvent(session_id=8, type="order.placed", data="{}", created_ms=0))
+        found = False
+        for i in range(40):  # 2 s of publications every 50 ms
+            async with db.transaction() as tx:
+                row = OutboxEvent(session_id=9, type="stock.changed", data="{}", created_ms=i)
+                tx.add(row)
+            await relay.publish([row])
+            await asyncio.sleep(0.05)
+            if (await room_log.position(8)).seq:
+                found = True
+                break
+        assert found, "the unpublished row waited for a quiet spell"
+    finally:
+        await relay.stop()
+        await db.dispose()
+
+
 async def test_outbox_ids_are_never_reused(settings: Settings, aiohttp_client: Any) -> None:
     """Two events in the same millisecond, the first row already deleted: both publish.
 
