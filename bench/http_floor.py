@@ -23,26 +23,37 @@ import sys
 import time
 from pathlib import Path
 
+from aiohttp import web
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import cpu_times, free_port, load_cpus
-
-SERVER = """
-import sys
-import uvloop
-from aiohttp import web
 
 BODY = b'{"error":{"code":"out_of_stock","message":"this product is sold out"}}'
 
 
-async def refuse(request: web.Request) -> web.Response:
-    await request.read()
-    return web.Response(status=409, body=BODY, content_type="application/json")
+def floor_app() -> web.Application:
+    """One route, no middleware: read the body, answer the same-sized 409 as a refused
+    attempt."""
+
+    async def refuse(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(status=409, body=BODY, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/api/sessions/{id}/orders", refuse)
+    return app
 
 
-app = web.Application()
-app.router.add_post("/api/sessions/{id}/orders", refuse)
+SERVER = f"""
+import sys
+import uvloop
+from aiohttp import web
+
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from http_floor import floor_app
+
 web.run_app(
-    app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None,
+    floor_app(), host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None,
     loop=uvloop.new_event_loop(),
 )
 """

@@ -46,9 +46,9 @@ from aiohttp import web
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harness import flash_shop, free_port
+from http_floor import floor_app
 
 DEFAULT_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-FLOOR_BODY = b'{"error":{"code":"out_of_stock","message":"this product is sold out"}}'
 
 
 class MemoryTransport(asyncio.Transport):
@@ -160,12 +160,7 @@ def _instrument(state: str) -> None:
 
 
 async def run_floor(args: argparse.Namespace) -> dict[str, Any]:
-    async def refuse(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(status=409, body=FLOOR_BODY, content_type="application/json")
-
-    app = web.Application()
-    app.router.add_post("/api/sessions/{id}/orders", refuse)
+    app = floor_app()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

@@ -159,16 +159,17 @@ class Database:
         (``FLUSH_SQL``): its commit flushes the WAL up to itself, so all earlier
         records too. Nothing to do when early release is off."""
         if self._early_release:
-            pool = await self.raw_pool()
-            async with pool.acquire() as conn:
-                await conn.execute(FLUSH_SQL)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        pool = await self.raw_pool()
+        async with pool.acquire() as conn:
+            await conn.execute(FLUSH_SQL)
 
     async def _can_release_early(self) -> bool:
         if self._early_release is None:
-            pool = await self.raw_pool()
             try:
-                async with pool.acquire() as conn:
-                    await conn.execute(FLUSH_SQL)
+                await self._flush()
             except asyncpg.PostgresError as exc:
                 log.warning("early lock release is off, hot writes wait for the WAL flush: %s", exc)
                 self._early_release = False

@@ -74,7 +74,6 @@ class SessionRecorder:
         directory.mkdir(parents=True, exist_ok=True)
         self.session_id = session_id
         self.path = directory / f"session-{session_id}.mkv"
-        self.mp4_path = directory / f"session-{session_id}.mp4"
         self.cover_path = directory / f"session-{session_id}.jpg"
         self._cover_interval = cover_interval_s
         self._queue: queue.Queue[tuple[RelayedFrame, int] | None] = queue.Queue(queue_limit)

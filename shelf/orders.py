@@ -507,19 +507,17 @@ class OrderService:
                 "this Idempotency-Key was used for a different order",
                 order_id=order.order_id,
             )
-        deadline = asyncio.get_running_loop().time() + self._settle_wait_s
-        while order.response_json is None:
-            if asyncio.get_running_loop().time() > deadline:
-                raise Conflict("order_in_progress", "this order is still being processed")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settle_wait_s
+        answer: Earlier | None = order
+        while answer is not None and answer.response_json is None and loop.time() <= deadline:
             await asyncio.sleep(0.02)
-            fresh = await self._find(buyer_id, key)
-            if fresh is None:
-                # Its take was lost with a commit the database had not flushed yet (a
-                # database crash: early lock release). Nothing was charged; a retry
-                # orders anew.
-                raise Conflict("order_in_progress", "this order is still being processed")
-            order = fresh
-        return _stored(order.response_json)
+            # None: its take was lost with a commit the database had not flushed yet (a
+            # database crash, early lock release). Nothing was charged; a retry orders anew.
+            answer = await self._find(buyer_id, key)
+        if answer is None or answer.response_json is None:
+            raise Conflict("order_in_progress", "this order is still being processed")
+        return _stored(answer.response_json)
 
     async def _find(self, buyer_id: int, key: str) -> Earlier | None:
         async with self._db.read() as s:
