@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import getpass
 import logging
@@ -54,9 +55,12 @@ from live.roomlog import RoomLog
 from live.roomlog_memory import MemoryRoomLog
 from live.roomlog_redis import RedisRoomLog
 from live.sessions import SessionService, StatusListener
+from live.workers import Bind, serve, supervise
 from media.config import MediaConfig
 from media.events import RoomLogLifecycle
+from media.forward import LocalMediaControl, MediaForwarder, internal_routes, internal_token
 from media.handlers import MediaHandlers
+from media.protocol import MediaControl
 from media.service import MediaService
 from shelf.demo import seed_shelf
 from shelf.feature import ShelfFeature, build_shelf
@@ -126,6 +130,15 @@ class Settings:
     access_log: str = "-"
     #: PostgreSQL connections the server keeps open (a fixed pool, opened at start-up)
     db_pool_size: int = 20
+    #: worker processes sharing the port (``--workers``; more than 1 needs PostgreSQL
+    #: and Redis); worker 0 is the media home (``media.forward``)
+    workers: int = 1
+    #: the media home's loopback port for the other workers (0: any free port)
+    media_port: int = 0
+    #: set in each worker by ``--workers``: its index, and (all but worker 0) the
+    #: media home's URL, which makes it forward media instead of holding peers
+    worker_index: int = 0
+    media_home: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -168,7 +181,22 @@ class Settings:
             cors_origin=env.get("LIVESHELF_CORS_ORIGIN") or "*",
             access_log=env.get("LIVESHELF_ACCESS_LOG") or "-",
             db_pool_size=_positive(env, "LIVESHELF_DB_POOL_SIZE", 20),
+            workers=_positive(env, "LIVESHELF_WORKERS", 1),
+            media_port=_int(env, "LIVESHELF_MEDIA_PORT", 0),
         )
+
+    def check_workers(self) -> None:
+        """``ConfigError`` unless this configuration can run ``workers`` processes."""
+        if self.workers == 1:
+            return
+        if self.redis_url is None:
+            raise ConfigError(
+                f"{self.workers} workers need REDIS_URL: rooms are shared through Redis"
+            )
+        if self.database_url.startswith("sqlite"):
+            raise ConfigError(
+                f"{self.workers} workers need PostgreSQL (LIVESHELF_DATABASE_URL), not SQLite"
+            )
 
 
 def _int(env: Mapping[str, str], key: str, default: int) -> int:
@@ -373,13 +401,16 @@ def _register_core(app: web.Application, core: Core) -> None:
     app[sessions_key] = core.sessions
 
 
-def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) -> MediaService:
+def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) -> MediaControl:
     """WHIP ingest, WHEP playback, recordings (media/README.md).
 
     ``live.started`` / ``live.paused`` go to the room log (and are marked for
     analytics); WHEP viewers' watching is recorded by the ``AudienceRecorder``; a
     session's end is handled by ``_end_media``; closing happens before the room bus
     closes, since the last ``live.paused`` events still need it.
+
+    With several workers (``media.forward``), only the media home (worker 0) has a
+    ``MediaService``; the others forward every media request to it.
     """
     settings = core.settings
     config = MediaConfig(
@@ -387,29 +418,48 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
         ice_addresses=settings.ice_addresses,
         recordings_dir=settings.recordings_dir,
     )
-    sources = AudienceSources(
-        media_sessions=lambda: media.session_ids(),
-        media_viewers=lambda sid: media.receiving_viewers(sid),
-        socket_rooms=core.hub.room_ids,
-        sockets=core.hub.local_sockets,
-    )
+    media: MediaService | None = None
+    if settings.media_home is None:
+        sources = AudienceSources(
+            media_sessions=lambda: media.session_ids() if media is not None else [],
+            media_viewers=lambda sid: media.receiving_viewers(sid) if media is not None else 0,
+            socket_rooms=core.hub.room_ids,
+            sockets=core.hub.local_sockets,
+        )
+    else:  # this worker holds no peers: it records its room sockets only
+        sources = AudienceSources(
+            media_sessions=list,
+            media_viewers=lambda _sid: 0,
+            socket_rooms=core.hub.room_ids,
+            sockets=core.hub.local_sockets,
+        )
     process = f"{socket.gethostname()[:16]}:{os.getpid()}:{secrets.token_hex(3)}"
     audience = AudienceRecorder(
         core.db, core.clock, sources, process=process, interval_s=settings.audience_sample_s
     )
     app[audience_key] = audience
     core.hub.add_socket_listener(audience.socket_changed)
-    audience.attach(
-        core.channel, lambda sid, resource, user: media.identify_viewer(sid, resource, user)
-    )
-    media = MediaService(
-        config, MarkingLifecycle(RoomLogLifecycle(core.room_log), audience), audience
-    )
-    app[media_key] = media
-    handlers = MediaHandlers(media, core.sessions, config, cors_origin=settings.cors_origin)
-    routes += handlers.routes()
-    for prefix, subapp in handlers.applications().items():
+
+    control: MediaControl
+    token = internal_token(settings.secret)
+    if settings.media_home is None:
+        media = MediaService(
+            config, MarkingLifecycle(RoomLogLifecycle(core.room_log), audience), audience
+        )
+        app[media_key] = media
+        control = LocalMediaControl(media)
+        handlers = MediaHandlers(media, core.sessions, config, cors_origin=settings.cors_origin)
+        routes += handlers.routes()
+        routes += internal_routes(control, token)
+        subapps = handlers.applications()
+    else:
+        forwarder = MediaForwarder(settings.media_home, token)
+        control = forwarder
+        routes += forwarder.routes()
+        subapps = forwarder.applications(settings.cors_origin)
+    for prefix, subapp in subapps.items():
         app.add_subapp(prefix, subapp)
+    audience.attach(core.channel, control.identify_viewer)
 
     async def recording(_app: web.Application) -> AsyncIterator[None]:
         audience.start()
@@ -418,14 +468,17 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         yield
-        await media.close()
+        if media is not None:
+            await media.close()
+        if isinstance(control, MediaForwarder):
+            await control.close()
 
     app.cleanup_ctx.append(recording)
     app.cleanup_ctx.append(lifetime)
-    return media
+    return control
 
 
-def _end_media(core: Core, media: MediaService, audience: AudienceRecorder) -> StatusListener:
+def _end_media(core: Core, media: MediaControl, audience: AudienceRecorder) -> StatusListener:
     """A session ended: drop its media, finish its recording and its watch intervals."""
 
     async def end_media(session_id: int, status: SessionStatus) -> None:
@@ -437,7 +490,7 @@ def _end_media(core: Core, media: MediaService, audience: AudienceRecorder) -> S
 
 
 def _wire_shelf(
-    app: web.Application, core: Core, routes: list[web.RouteDef], media: MediaService
+    app: web.Application, core: Core, routes: list[web.RouteDef], media: MediaControl
 ) -> ShelfFeature:
     """Catalogues, cooperations, the live shelf, pins and flash sales (shelf/API.md).
     Pins are stamped with the recording's media time."""
@@ -665,6 +718,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo", action="store_true", help="SQLite + in-memory bus + demo data")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes sharing the port, e.g. one per core (default 1; more need "
+        "PostgreSQL and Redis)",
+    )
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the server (the default)")
     sub.add_parser("migrate", help="apply database migrations")
@@ -690,6 +749,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["host"] = args.host
     if args.port:
         overrides["port"] = args.port
+    if args.workers is not None:
+        overrides["workers"] = args.workers
     settings = replace(settings, **overrides)
 
     if args.command == "migrate":
@@ -708,6 +769,18 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_create_admin(settings, args.username, password))
         print(f"admin {args.username!r} created")
         return 0
+    try:
+        settings.check_workers()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    if settings.workers > 1:
+        return _serve_workers(settings)
+    _serve(settings, [Bind(settings.host, settings.port)])
+    return 0
+
+
+def _serve(settings: Settings, binds: list[Bind]) -> None:
     loop = new_event_loop(settings.event_loop)
     asyncio.set_event_loop(loop)
     app = create_app(settings)
@@ -716,10 +789,47 @@ def main(argv: list[str] | None = None) -> int:
     if access is not None:
         app.cleanup_ctx.append(access.lifetime)
         logging_options = {"access_log_class": access.logger_class()}
-    web.run_app(
-        app, host=settings.host, port=settings.port, print=None, loop=loop, **logging_options
+    try:
+        serve(app, binds, loop, **logging_options)
+    finally:
+        loop.close()
+
+
+def _serve_workers(settings: Settings) -> int:
+    """``settings.workers`` processes on one port (``live.workers``); worker 0 is the
+    media home and also listens on a loopback port for the others (``media.forward``)."""
+    if settings.auto_migrate:  # once, before any worker starts
+        asyncio.run(_migrate(settings))
+        settings = replace(settings, auto_migrate=False)
+    media_port = settings.media_port or _free_loopback_port()
+    log.info(
+        "%d workers on %s:%d; media home on 127.0.0.1:%d",
+        settings.workers,
+        settings.host,
+        settings.port,
+        media_port,
     )
-    return 0
+    return supervise(functools.partial(_run_worker, settings, media_port), settings.workers)
+
+
+def _run_worker(settings: Settings, media_port: int, index: int) -> None:
+    """One worker process (spawned by ``supervise``)."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s %(levelname)s [worker {index}] %(name)s: %(message)s",
+    )
+    home = f"http://127.0.0.1:{media_port}"
+    worker = replace(settings, worker_index=index, media_home=None if index == 0 else home)
+    binds = [Bind(settings.host, settings.port, reuse_port=True)]
+    if index == 0:
+        binds.append(Bind("127.0.0.1", media_port))
+    _serve(worker, binds)
+
+
+def _free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:

@@ -1,7 +1,8 @@
 """Flash-sale benchmark: 10,000 buy attempts from concurrent clients on 100 units.
 
     python bench/flash_sale.py [--attempts 10000] [--units 100] [--concurrency 64]
-                               [--driver python|wrk] [--seconds N]
+                               [--driver python|wrk] [--seconds N] [--workers N]
+                               [--pool-size N] [--repeat N]
 
 The server runs as its own process (`python app.py`, pinned to CPU 0) on PostgreSQL
 (TEST_DATABASE_URL or postgresql+asyncpg://postgres@127.0.0.1:5432/test, in a schema
@@ -11,6 +12,12 @@ units sold (must be exactly --units), answers by status/code, and, in the same r
 the throughput of a bare `UPDATE ... SET stock = stock - 1 WHERE stock > 0` loop with
 the same number of attempts and concurrency on the same database (the physical
 reference). Everything stays on 127.0.0.1; every loop is bounded.
+
+``--workers N`` runs the server as ``python app.py --workers N`` (N processes on one
+port, not pinned: they share every CPU with the load and PostgreSQL; on Redis, which
+several workers need: ``--redis`` or REDIS_URL or the local default). The server's CPU
+is then the sum over the supervisor and its workers. ``--pool-size`` sets each
+process's ``LIVESHELF_DB_POOL_SIZE``.
 
 ``--driver wrk`` sends the same requests from wrk (C, one thread pinned to the load
 CPU, a Lua script giving each request its own Idempotency-Key) instead of the Python
@@ -41,7 +48,16 @@ import aiohttp
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import ROOT, cpu_times, flash_shop, free_port, load_cpus, start_server, wait_until_up
+from harness import (
+    ROOT,
+    flash_shop,
+    free_port,
+    load_cpus,
+    machine_busy_seconds,
+    start_server,
+    tree_cpu_seconds,
+    wait_until_up,
+)
 
 DEFAULT_DB = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 
@@ -197,6 +213,7 @@ async def wrk_load(
     # limit, time from the first request to the limit-th answer as the script reports.
     started = stopped = 0.0
     cpu_start = cpu_stop = 0.0
+    busy_start = busy_stop = 0.0
     lines = []
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -207,19 +224,23 @@ async def wrk_load(
             line = raw.decode().rstrip("\n")
             if line == "START":
                 started = time.perf_counter()
-                cpu_start = sum(cpu_times(server_pid))
+                cpu_start = tree_cpu_seconds(server_pid)
+                busy_start = machine_busy_seconds()
             elif line == "LIMIT":
                 stopped = time.perf_counter()
-                cpu_stop = sum(cpu_times(server_pid))
+                cpu_stop = tree_cpu_seconds(server_pid)
+                busy_stop = machine_busy_seconds()
                 proc.send_signal(signal.SIGINT)  # wrk prints its summary and exits
             elif line.startswith("WRK ") and not cpu_stop:
-                cpu_stop = sum(cpu_times(server_pid))  # --seconds: wrk is done
+                cpu_stop = tree_cpu_seconds(server_pid)  # --seconds: wrk is done
+                busy_stop = machine_busy_seconds()
             lines.append(line)
         await proc.wait()
     finally:
         script.unlink()
     summary = dict(json.loads(next(x for x in lines if x.startswith("WRK "))[4:]))
     summary["server_cpu_s"] = cpu_stop - cpu_start
+    summary["machine_cpu_s"] = busy_stop - busy_start
     if stopped:
         summary["requests"] = attempts  # answers counted, not requests cut off in flight
         summary["duration_us"] = int((stopped - started) * 1e6)
@@ -229,7 +250,11 @@ async def wrk_load(
 # -- the bare reference -------------------------------------------------------------------
 
 
-async def bare_update_loop(dsn: str, schema: str, attempts: int, units: int, conc: int) -> float:
+async def bare_update_loop(
+    dsn: str, schema: str, attempts: int, units: int, conc: int
+) -> tuple[float, float]:
+    """UPDATEs per second, and the machine's busy CPU µs per UPDATE (client and
+    PostgreSQL)."""
     conn = await asyncpg.connect(dsn)
     await conn.execute(f'CREATE TABLE "{schema}".bare_stock (id int primary key, stock int)')
     await conn.execute(f'INSERT INTO "{schema}".bare_stock VALUES (1, $1)', units)
@@ -248,11 +273,13 @@ async def bare_update_loop(dsn: str, schema: str, attempts: int, units: int, con
                 sold += status == "UPDATE 1"
 
     t0 = time.perf_counter()
+    busy0 = machine_busy_seconds()
     await asyncio.gather(*(worker() for _ in range(conc)))
     elapsed = time.perf_counter() - t0
+    busy = machine_busy_seconds() - busy0
     await pool.close()
     assert sold == units, sold
-    return attempts / elapsed
+    return attempts / elapsed, busy * 1e6 / attempts
 
 
 # -- driver -------------------------------------------------------------------------------
@@ -271,8 +298,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "LIVESHELF_PASSWORD_MEMORY_KIB": "1024",
     }
     env.pop("REDIS_URL", None)
-    if args.redis:
-        env["REDIS_URL"] = args.redis
+    redis = args.redis or (
+        os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0") if args.workers > 1 else None
+    )
+    if args.pool_size:
+        env["LIVESHELF_DB_POOL_SIZE"] = str(args.pool_size)
+    if redis:
+        env["REDIS_URL"] = redis
         env["LIVESHELF_REDIS_PREFIX"] = f"bench:{uuid.uuid4().hex[:8]}"
     subprocess.run(
         [sys.executable, "app.py", "migrate"],
@@ -282,7 +314,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         stdout=subprocess.DEVNULL,
     )
     log = open(Path("/tmp") / f"{schema}.log", "w")  # noqa: SIM115
-    server = start_server(env, port, log)
+    server = start_server(env, port, log, args.workers)
     base = f"http://127.0.0.1:{port}"
     dsn = plain_dsn(db_url)
     try:
@@ -325,14 +357,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         log.close()
     try:
         attempts = w["requests"] if w is not None else args.attempts
-        bare = await bare_update_loop(dsn, schema, attempts, args.units, args.concurrency)
+        bare, bare_cpu = await bare_update_loop(dsn, schema, attempts, args.units, args.concurrency)
     finally:
         conn = await asyncpg.connect(dsn)
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await conn.close()
 
     common = {
-        "backend": "postgres+redis" if args.redis else "postgres+memory",
+        "backend": "postgres+redis" if redis else "postgres+memory",
+        "workers": args.workers,
+        "pool_size": args.pool_size or "default",
         "driver": args.driver,
         "concurrency": args.concurrency,
         "units": args.units,
@@ -340,6 +374,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "stock_left": int(db_stock),
         "sell_out_ms": sell_out_ms,
         "bare_update_per_s": round(bare),
+        "bare_machine_cpu_us_per_update": round(bare_cpu),
     }
     if w is not None:
         rate = w["requests"] / (w["duration_us"] / 1e6)
@@ -353,6 +388,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "answers": {"201": w["n201"], "409": w["n409"], "other": w["other"]},
             "socket_errors": w["socket_errors"],
             "server_cpu_us_per_attempt": round(w["server_cpu_s"] * 1e6 / w["requests"]),
+            "machine_cpu_us_per_attempt": round(w["machine_cpu_s"] * 1e6 / w["requests"]),
             "ratio_to_bare": round(rate / bare, 3),
         }
     figures = python_figures(load)
@@ -414,6 +450,10 @@ def main() -> None:
     parser.add_argument("--buyers", type=int, default=200)
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--redis", default=None)
+    parser.add_argument("--workers", type=int, default=1, help="server processes (--workers)")
+    parser.add_argument(
+        "--pool-size", type=int, default=0, help="LIVESHELF_DB_POOL_SIZE of each process"
+    )
     parser.add_argument("--driver", choices=("python", "wrk"), default="python")
     parser.add_argument(
         "--seconds", type=int, default=0, help="wrk driver: run this long instead of --attempts"
@@ -440,7 +480,8 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The median of each figure over the runs, every run's ratio, and how many runs
     sold anything but exactly the units (must be none)."""
     keys = ("attempts_per_s", "bare_update_per_s", "ratio_to_bare", "p50_ms", "p99_ms")
-    keys += ("sell_out_ms", "server_cpu_us_per_attempt")
+    keys += ("sell_out_ms", "server_cpu_us_per_attempt", "machine_cpu_us_per_attempt")
+    keys += ("bare_machine_cpu_us_per_update",)
     summary: dict[str, Any] = {"runs": len(runs)}
     for key in keys:
         values = [run[key] for run in runs if run.get(key) is not None]

@@ -7,6 +7,7 @@ their load on the other CPUs; nothing here leaves the machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing as mp
 import os
 import resource
@@ -44,6 +45,30 @@ def cpu_times(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and of its living descendants (the
+    ``--workers`` supervisor and its workers)."""
+    total = sum(cpu_times(pid))
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:
+            continue
+        for child in children:
+            with contextlib.suppress(FileNotFoundError):  # it exited meanwhile
+                total += tree_cpu_seconds(int(child))
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every CPU of the machine spent busy (not idle, not waiting on I/O):
+    server, load, PostgreSQL and all."""
+    user, nice, system, _idle, _iowait, irq, softirq = (
+        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
+    )
+    return (user + nice + system + irq + softirq) / CLK_TCK
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -57,11 +82,15 @@ def load_cpus() -> set[int]:
     return set(range(1, ncpu)) if ncpu >= 2 else {0}
 
 
-def start_server(env: dict[str, str], port: int, log: IO[Any] | int) -> subprocess.Popen[bytes]:
-    """``python app.py --port PORT`` with ``env``, pinned to CPU 0 when there are two+."""
-    pin = ["taskset", "-c", "0"] if (os.cpu_count() or 1) >= 2 else []
+def start_server(
+    env: dict[str, str], port: int, log: IO[Any] | int, workers: int = 1
+) -> subprocess.Popen[bytes]:
+    """``python app.py --port PORT`` with ``env``, pinned to CPU 0 when there are two+;
+    with ``workers`` > 1, ``--workers N`` on every CPU (the kernel schedules them)."""
+    pin = ["taskset", "-c", "0"] if (os.cpu_count() or 1) >= 2 and workers == 1 else []
+    more = ["--workers", str(workers)] if workers > 1 else []
     return subprocess.Popen(
-        [*pin, sys.executable, "app.py", "--port", str(port)],
+        [*pin, sys.executable, "app.py", "--port", str(port), *more],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
 
@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 
 #: (session id, WHEP resource id, user id) -> whether the guest viewer was claimed
-IdentifyViewer = Callable[[int, str, int], bool]
+IdentifyViewer = Callable[[int, str, int], Awaitable[bool]]
 
 
 class WatchIdentify(BaseModel):
@@ -137,7 +137,7 @@ class AudienceRecorder:
         async def command(conn: Connection, message: dict[str, Any]) -> None:
             if conn.user_id is None:
                 raise Unauthenticated("sign_in_required", "sign in first")
-            if not identify(conn.room, str(message["resource_id"]), conn.user_id):
+            if not await identify(conn.room, str(message["resource_id"]), conn.user_id):
                 raise NotFound("not_found", "no guest viewer with that resource here")
 
         channel.register("watch.identify", WatchIdentify, command)

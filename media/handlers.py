@@ -107,6 +107,7 @@ class MediaHandlers:
         """``{"/whip": ..., "/whep": ...}``: the WHIP and WHEP routes, each a
         sub-application to mount at its prefix (``app.add_subapp``)."""
         apps = {}
+        add_cors = cors_hook(self._cors_origin)
         for kind in ("whip", "whep"):
             post = self.publish if kind == "whip" else self.play
             patch = self.patch_publisher if kind == "whip" else self.patch_viewer
@@ -121,7 +122,7 @@ class MediaHandlers:
                     web.route("OPTIONS", "/{session_id}/{resource_id}", self.options_resource),
                 ]
             )
-            app.on_response_prepare.append(self._add_cors)
+            app.on_response_prepare.append(add_cors)
             apps[f"/{kind}"] = app
         return apps
 
@@ -131,12 +132,6 @@ class MediaHandlers:
             web.get("/api/sessions/{id}/recording", self.recording),
             web.get("/api/sessions/{id}/cover.jpg", self.cover),
         ]
-
-    async def _add_cors(self, _request: web.Request, response: web.StreamResponse) -> None:
-        response.headers["Access-Control-Allow-Origin"] = self._cors_origin
-        response.headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
-        if self._cors_origin != "*":
-            response.headers.add("Vary", "Origin")
 
     # -- WHIP: the session's host ------------------------------------------------------
 
@@ -302,6 +297,18 @@ class MediaHandlers:
             return None
         path = directory / f"session-{session_id}.{suffix}"
         return path if path.is_file() else None
+
+
+def cors_hook(origin: str) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """An ``on_response_prepare`` hook adding the WHIP/WHEP CORS headers for ``origin``."""
+
+    async def add_cors(_request: web.Request, response: web.StreamResponse) -> None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
+        if origin != "*":
+            response.headers.add("Vary", "Origin")
+
+    return add_cors
 
 
 def _header_mime(path: Path) -> tuple[str, bool]:

@@ -69,3 +69,17 @@ class ViewerStats:
     frames_skipped: int
     keyframe_resets: int
     queued_frames: int
+
+
+class MediaControl(Protocol):
+    """What the rest of the server asks of media, in this process or in the media home
+    (``media.forward``: with several workers one process holds every peer)."""
+
+    async def end_session(self, session_id: int) -> None:
+        """The session ended: drop its publisher and viewers, finish its recording."""
+
+    async def media_time(self, session_id: int) -> float | None:
+        """Seconds into the session's recording now; None if it is not recording."""
+
+    async def identify_viewer(self, session_id: int, resource_id: str, user_id: int) -> bool:
+        """A guest WHEP viewer of the session is now ``user_id``'s; False if not claimable."""

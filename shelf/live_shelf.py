@@ -103,6 +103,7 @@ class ShelfService:
     async def remove(self, host: Principal, session_id: int, product_id: int) -> dict[str, Any]:
         await self._editable(host, session_id)
         async with self._locks(session_id):
+            media_s = await self._pins.media_time(session_id)
             async with self._db.transaction() as tx:
                 gone = await tx.execute(
                     delete(ShelfItem).where(
@@ -112,7 +113,7 @@ class ShelfService:
                 if gone.rowcount != 1:  # type: ignore[attr-defined]
                     raise NotFound("not_on_shelf", "the product is not on this shelf")
                 closed = await self._pins.close_in(
-                    tx, session_id, self._clock.now_ms(), product_id=product_id
+                    tx, session_id, self._clock.now_ms(), media_s, product_id=product_id
                 )
                 data = await shelf_event(tx, session_id, self._clock.now_ms())
             if closed is not None:

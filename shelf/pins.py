@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +31,10 @@ from shelf.state import SessionLocks, card_for, open_pin
 from shelf.views import pin_dict
 
 #: The media time (seconds into the recording) of a session now, or None if unknown.
-MediaTime = Callable[[int], float | None]
+MediaTime = Callable[[int], Awaitable[float | None]]
 
 
-def no_media_time(_session_id: int) -> float | None:
+async def no_media_time(_session_id: int) -> float | None:
     return None
 
 
@@ -84,6 +84,7 @@ class PinService:
         if session.status != SessionStatus.LIVE.value:
             raise Conflict("session_not_live", "pin products while the session is live")
         async with self._locks(session_id):
+            media_s = await self._media_time(session_id)
             now = self._clock.now_ms()
             async with self._db.transaction() as tx:
                 on_shelf = await tx.get(ShelfItem, (session_id, product_id))
@@ -92,12 +93,12 @@ class PinService:
                 current = await open_pin(tx, session_id)
                 if current is not None and current.product_id == product_id:
                     return await card_for(tx, current, now)
-                closed = await self.close_in(tx, session_id, now)
+                closed = await self.close_in(tx, session_id, now, media_s)
                 pin = Pin(
                     session_id=session_id,
                     product_id=product_id,
                     start_ms=now,
-                    media_start_s=self._media_time(session_id),
+                    media_start_s=media_s,
                 )
                 tx.add(pin)
                 await tx.flush()
@@ -110,8 +111,9 @@ class PinService:
     async def unpin(self, host: Principal, session_id: int) -> dict[str, Any]:
         await self._sessions.owned(host, session_id)
         async with self._locks(session_id):
+            media_s = await self._media_time(session_id)
             async with self._db.transaction() as tx:
-                closed = await self.close_in(tx, session_id, self._clock.now_ms())
+                closed = await self.close_in(tx, session_id, self._clock.now_ms(), media_s)
             if closed is not None:
                 await self._log.append(session_id, "card.hidden", hidden_data(closed))
         return {"pinned": None, "unpinned": None if closed is None else closed.product_id}
@@ -119,15 +121,28 @@ class PinService:
     async def session_ended(self, session_id: int) -> None:
         """Close the open pin window of a session that just ended (``card.hidden``)."""
         async with self._locks(session_id):
+            media_s = await self._media_time(session_id)
             async with self._db.transaction() as tx:
-                closed = await self.close_in(tx, session_id, self._clock.now_ms())
+                closed = await self.close_in(tx, session_id, self._clock.now_ms(), media_s)
             if closed is not None:
                 await self._log.append(session_id, "card.hidden", hidden_data(closed))
 
+    async def media_time(self, session_id: int) -> float | None:
+        """The session's media time now (for ``close_in``), asked before a transaction:
+        with several workers it is a request to the media home."""
+        return await self._media_time(session_id)
+
     async def close_in(
-        self, tx: AsyncSession, session_id: int, now_ms: int, *, product_id: int | None = None
+        self,
+        tx: AsyncSession,
+        session_id: int,
+        now_ms: int,
+        media_s: float | None,
+        *,
+        product_id: int | None = None,
     ) -> Pin | None:
-        """Close the open pin window (only if it shows ``product_id``, when given).
+        """Close the open pin window (only if it shows ``product_id``, when given) at
+        ``now_ms``, ``media_s`` into the recording.
 
         Runs in the caller's transaction; the caller appends ``card.hidden`` after
         commit (``hidden_data``) while holding the session's lock.
@@ -136,7 +151,7 @@ class PinService:
         if pin is None or (product_id is not None and pin.product_id != product_id):
             return None
         pin.end_ms = now_ms
-        pin.media_end_s = self._media_time(session_id)
+        pin.media_end_s = media_s
         await tx.flush()
         return pin
 

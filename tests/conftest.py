@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from support import BACKENDS, Api, backend_settings, drop_run_state
+from support import BACKENDS, Api, backend_settings, drop_backend_state, drop_run_state
 
 from app import Settings, create_app
 
@@ -46,3 +46,12 @@ async def client(aiohttp_client: Any, app: web.Application) -> TestClient[Any, A
 @pytest.fixture
 def api(client: TestClient[Any, Any]) -> Api:
     return Api(client)
+
+
+@pytest.fixture
+async def shared(tmp_path: Path) -> AsyncIterator[Settings]:
+    """PostgreSQL + Redis settings for tests that start server processes of their own
+    (their schema and keys are dropped afterwards)."""
+    settings = backend_settings("postgres-redis", tmp_path)
+    yield settings
+    await drop_backend_state(settings)

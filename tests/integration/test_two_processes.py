@@ -15,8 +15,6 @@ import orjson
 import pytest
 from support import (
     TEST_SECRET,
-    backend_settings,
-    drop_backend_state,
     free_port,
     wait_until_up,
 )
@@ -24,13 +22,6 @@ from support import (
 from app import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-async def shared(tmp_path: Path) -> AsyncIterator[Settings]:
-    settings = backend_settings("postgres-redis", tmp_path)
-    yield settings
-    await drop_backend_state(settings)
 
 
 @pytest.fixture

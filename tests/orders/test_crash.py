@@ -8,17 +8,13 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 from redis.asyncio import Redis
 from support import (
     TEST_SECRET,
-    backend_settings,
-    drop_backend_state,
     free_port,
     room_events,
     wait_until_up,
@@ -56,13 +52,6 @@ class Server:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-async def shared(tmp_path: Path) -> AsyncIterator[Settings]:
-    settings = backend_settings("postgres-redis", tmp_path)
-    yield settings
-    await drop_backend_state(settings)
 
 
 async def call(

@@ -67,3 +67,23 @@ def test_default_ice_list_has_no_public_stun() -> None:
 
 def test_access_log_goes_to_standard_error_by_default() -> None:
     assert Settings.from_env({"LIVESHELF_SECRET": SECRET}).access_log == "-"
+
+
+def test_several_workers_need_postgresql_and_redis() -> None:
+    base = {"LIVESHELF_SECRET": SECRET, "LIVESHELF_WORKERS": "2", "LIVESHELF_MEDIA_PORT": "9100"}
+    settings = Settings.from_env(base)
+    assert (settings.workers, settings.media_port) == (2, 9100)
+    with pytest.raises(ConfigError, match="2 workers need REDIS_URL"):
+        settings.check_workers()
+    with pytest.raises(ConfigError, match="need PostgreSQL"):
+        Settings.from_env({**base, "REDIS_URL": "redis://r:6379/1"}).check_workers()
+    Settings.from_env(
+        {
+            **base,
+            "REDIS_URL": "redis://r/1",
+            "LIVESHELF_DATABASE_URL": "postgresql+asyncpg://u@db/x",
+        }
+    ).check_workers()
+    Settings.from_env({"LIVESHELF_SECRET": SECRET}).check_workers()  # one process: anything
+    with pytest.raises(ConfigError, match="LIVESHELF_WORKERS must be at least 1"):
+        Settings.from_env({**base, "LIVESHELF_WORKERS": "0"})

@@ -1,0 +1,147 @@
+"""Serving: one process on one port, or N worker processes sharing it.
+
+``serve(app, binds)`` runs one application on one or more addresses until SIGINT or
+SIGTERM, then shuts it down as ``web.run_app`` would (connections closed, cleanup
+contexts unwound). ``supervise(target, n)`` starts ``target(index)`` in ``n`` spawned
+processes and keeps them running: a worker that dies is started again (after
+``restart_delay_s``), a stop signal is passed on to every worker and waited for. The
+workers share the public port with ``SO_REUSEPORT``, so the kernel spreads incoming
+connections over them; what they share beyond that lives in PostgreSQL and Redis
+(see ``media.forward`` for the media).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing as mp
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Bind:
+    host: str
+    port: int
+    reuse_port: bool = False
+
+
+def serve(
+    app: web.Application,
+    binds: list[Bind],
+    loop: asyncio.AbstractEventLoop,
+    **runner_options: Any,
+) -> None:
+    """Serve ``app`` on every bind on ``loop`` until SIGINT or SIGTERM."""
+    try:
+        loop.run_until_complete(_serve(app, binds, runner_options))
+    finally:  # as web.run_app: no task outlives the loop
+        tasks = asyncio.all_tasks(loop)
+        for task in tasks:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+
+
+async def _serve(app: web.Application, binds: list[Bind], options: dict[str, Any]) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runner = web.AppRunner(app, handle_signals=False, **options)
+    await runner.setup()
+    try:
+        for bind in binds:
+            site = web.TCPSite(runner, bind.host, bind.port, reuse_port=bind.reuse_port)
+            await site.start()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def supervise(
+    target: Callable[[int], None],
+    workers: int,
+    *,
+    restart_delay_s: float = 1.0,
+    stop_timeout_s: float = 20.0,
+    early_exit_s: float = 10.0,
+    early_exits: int = 3,
+) -> int:
+    """Run ``target(index)`` for index 0..workers-1, each in a spawned process, and
+    restart any that exits until SIGINT/SIGTERM; then stop them all and return 0.
+
+    A worker that exits within ``early_exit_s`` of starting ``early_exits`` times in a
+    row cannot start (port taken, database down, bad configuration): then everything
+    is stopped and 1 returned, instead of restarting it forever."""
+    ctx = mp.get_context("spawn")
+    stopping = False
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def start(index: int) -> BaseProcess:
+        process = ctx.Process(target=target, args=(index,), name=f"liveshelf-worker-{index}")
+        process.start()
+        log.info("worker %d started (pid %s)", index, process.pid)
+        return process
+
+    procs = {index: start(index) for index in range(workers)}
+    started = dict.fromkeys(procs, time.monotonic())
+    failures = dict.fromkeys(procs, 0)
+    code = 0
+    try:
+        while not stopping:
+            wait([p.sentinel for p in procs.values()], timeout=0.5)
+            for index, process in list(procs.items()):
+                if stopping or process.is_alive():
+                    continue
+                early = time.monotonic() - started[index] < early_exit_s
+                failures[index] = failures[index] + 1 if early else 1
+                if failures[index] >= early_exits:
+                    log.error(
+                        "worker %d exited %d times right after starting (last: %s); stopping",
+                        index,
+                        failures[index],
+                        process.exitcode,
+                    )
+                    stopping, code = True, 1
+                    break
+                log.error(
+                    "worker %d (pid %s) exited with %s; starting it again",
+                    index,
+                    process.pid,
+                    process.exitcode,
+                )
+                time.sleep(restart_delay_s)
+                if not stopping:
+                    procs[index] = start(index)
+                    started[index] = time.monotonic()
+    finally:
+        for process in procs.values():
+            if process.is_alive():
+                process.terminate()  # SIGTERM: each worker shuts down cleanly
+        deadline = time.monotonic() + stop_timeout_s
+        for process in procs.values():
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                log.error(
+                    "worker %s did not stop in %.0f s; killing it", process.pid, stop_timeout_s
+                )
+                process.kill()
+                process.join()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return code

@@ -1,0 +1,260 @@
+"""Media with several worker processes: one process, the media home, holds every peer.
+
+``python app.py --workers N`` runs N processes on one port (``SO_REUSEPORT``): the
+kernel hands each new connection to any of them, so the API, the room sockets and the
+orders use every core. A session's WebRTC peers must all live in one process, though
+(its publisher's frames are forwarded to its viewers in memory), so worker 0 is the
+**media home**: it also listens on a loopback port of its own (``home_url``), and every
+other worker sends it, unchanged, each request that touches media:
+
+* ``/whip/...`` and ``/whep/...`` (offers, trickle ICE, DELETE, OPTIONS), and the
+  recording and cover downloads: ``MediaForwarder.forward`` passes method, path, the
+  headers that matter and the body on, and streams the answer back. The SDP answer
+  names the home's own ICE candidates, so the media itself flows between the client and
+  the home directly; a forwarding worker only carries the signalling.
+* the calls the rest of the server makes on media (``MediaControl``): a session ended,
+  a pin's media time, a guest viewer claimed by its signed-in socket. They go to the
+  home's ``/internal/media/...`` routes, which only answer a request carrying
+  ``X-Liveshelf-Internal`` with a token derived from ``LIVESHELF_SECRET``.
+
+While the home is down (it crashed and is being restarted) media requests on the other
+workers get ``503 media_unavailable``; every other route keeps working.
+
+This spreads the HTTP and WebSocket work; one session's media fan-out stays on the home's
+core. Pulling a session onto several processes (an edge receiving it from its origin
+over WHEP and relaying it to its own viewers, DESIGN.md) is the next step and not built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from pydantic import BaseModel, Field
+
+from live.errors import Forbidden
+from live.http import json_response, path_id, read_json
+
+from .handlers import cors_hook
+from .service import MediaService
+
+log = logging.getLogger(__name__)
+
+INTERNAL_HEADER = "X-Liveshelf-Internal"
+
+#: Request headers passed on to the home (the rest, e.g. hop-by-hop ones, are not).
+_REQUEST_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "If-Match",
+    "If-None-Match",
+    "If-Modified-Since",
+    "If-Range",
+    "Range",
+    "Origin",
+    "Access-Control-Request-Method",
+    "Access-Control-Request-Headers",
+)
+#: Answer headers not copied back: aiohttp sets its own framing, and the forwarding
+#: worker's WHIP/WHEP sub-applications add the CORS headers as the home would.
+_DROPPED_ANSWER_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "Connection",
+        "Keep-Alive",
+        "Transfer-Encoding",
+        "Content-Length",
+        "Date",
+        "Server",
+        "Access-Control-Allow-Origin",
+        "Access-Control-Expose-Headers",
+        "Vary",
+    )
+)
+_CHUNK = 64 * 1024
+
+
+def internal_token(secret: str) -> str:
+    """The token workers show each other (not usable as an API token)."""
+    return hmac.new(secret.encode(), b"liveshelf internal media v1", hashlib.sha256).hexdigest()
+
+
+class MediaForwarder:
+    """A worker's way to the media home: request forwarding and ``MediaControl``."""
+
+    def __init__(self, home_url: str, token: str, *, timeout_s: float = 30.0) -> None:
+        self._home = home_url.rstrip("/")
+        self._token = token
+        # No total: a recording download may take longer; a stalled home may not.
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=timeout_s)
+        self._http: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            # No pooled-connection limit: each forwarded request holds one only while
+            # it runs; the home is on this machine.
+            connector = aiohttp.TCPConnector(limit=0)
+            self._http = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, auto_decompress=False
+            )
+        return self._http
+
+    # -- HTTP forwarding -------------------------------------------------------------
+
+    async def forward(self, request: web.Request) -> web.StreamResponse:
+        """Send ``request`` to the home as it came; answer with what the home answers."""
+        headers = CIMultiDict(
+            (name, value) for name in _REQUEST_HEADERS for value in request.headers.getall(name, ())
+        )
+        # The body streams through: the home applies its own limits to it.
+        body = request.content if request.body_exists else None
+        try:
+            upstream = await self._client().request(
+                request.method,
+                self._home + request.path_qs,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+            )
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            log.warning(
+                "media home %s did not answer %s %s: %r",
+                self._home,
+                request.method,
+                request.path,
+                exc,
+            )
+            message = "media is restarting; try again in a few seconds"
+            return json_response(
+                {"error": {"code": "media_unavailable", "message": message}},
+                status=503,
+                headers={"Retry-After": "2"},
+            )
+        async with upstream:
+            answer = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+            for name, value in upstream.headers.items():
+                if name.lower() not in _DROPPED_ANSWER_HEADERS:
+                    answer.headers.add(name, value)
+            if upstream.content_length is not None:
+                answer.content_length = upstream.content_length
+            await answer.prepare(request)
+            async for chunk in upstream.content.iter_chunked(_CHUNK):
+                await answer.write(chunk)
+            await answer.write_eof()
+            return answer
+
+    def routes(self) -> list[web.RouteDef]:
+        """The recording and cover downloads, forwarded (on the main application)."""
+        return [
+            web.get("/api/sessions/{id}/recording", self.forward),
+            web.get("/api/sessions/{id}/cover.jpg", self.forward),
+        ]
+
+    def applications(self, cors_origin: str) -> dict[str, web.Application]:
+        """``/whip`` and ``/whep`` sub-applications forwarding everything under them,
+        with the CORS headers the home's add (also on this worker's own errors)."""
+        add_cors = cors_hook(cors_origin)
+        apps = {}
+        for kind in ("whip", "whep"):
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", self.forward)
+            app.on_response_prepare.append(add_cors)
+            apps[f"/{kind}"] = app
+        return apps
+
+    # -- MediaControl ----------------------------------------------------------------
+
+    async def end_session(self, session_id: int) -> None:
+        try:
+            await self._call("POST", f"/internal/media/{session_id}/end", None)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # The session's end is committed; a home that cannot be reached has most
+            # likely lost its peers (it restarts empty), and must not fail the request.
+            log.warning("media home could not end session %d: %r", session_id, exc)
+
+    async def media_time(self, session_id: int) -> float | None:
+        try:
+            answer = await self._call("GET", f"/internal/media/{session_id}/time", None)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # A pin is still worth placing without its replay offset.
+            log.warning("media time of session %d unknown: %r", session_id, exc)
+            return None
+        value = answer.get("media_time_s")
+        return float(value) if value is not None else None
+
+    async def identify_viewer(self, session_id: int, resource_id: str, user_id: int) -> bool:
+        body = {"resource_id": resource_id, "user_id": user_id}
+        try:
+            answer = await self._call("POST", f"/internal/media/{session_id}/identify", body)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("media home could not identify a viewer of %d: %r", session_id, exc)
+            return False
+        return bool(answer.get("claimed"))
+
+    async def _call(self, method: str, path: str, body: Any) -> dict[str, Any]:
+        async with self._client().request(
+            method, self._home + path, json=body, headers={INTERNAL_HEADER: self._token}
+        ) as res:
+            res.raise_for_status()
+            answer: dict[str, Any] = await res.json()
+            return answer
+
+
+class LocalMediaControl:
+    """``MediaControl`` over this process's own ``MediaService`` (one process, or the home)."""
+
+    def __init__(self, media: MediaService) -> None:
+        self._media = media
+
+    async def end_session(self, session_id: int) -> None:
+        await self._media.end_session(session_id)
+
+    async def media_time(self, session_id: int) -> float | None:
+        return self._media.media_time(session_id)
+
+    async def identify_viewer(self, session_id: int, resource_id: str, user_id: int) -> bool:
+        return self._media.identify_viewer(session_id, resource_id, user_id)
+
+
+class _Identify(BaseModel):
+    resource_id: str = Field(min_length=1, max_length=200)
+    user_id: int = Field(ge=1)
+
+
+def internal_routes(control: LocalMediaControl, token: str) -> list[web.RouteDef]:
+    """The home's side of ``MediaForwarder``'s ``MediaControl`` calls."""
+
+    def check(request: web.Request) -> int:
+        shown = request.headers.get(INTERNAL_HEADER, "")
+        if not hmac.compare_digest(shown.encode(), token.encode()):
+            raise Forbidden("internal_only", "this route is for liveshelf's own workers")
+        return path_id(request)
+
+    async def end(request: web.Request) -> web.Response:
+        await control.end_session(check(request))
+        return json_response({"ended": True})
+
+    async def media_time(request: web.Request) -> web.Response:
+        return json_response({"media_time_s": await control.media_time(check(request))})
+
+    async def identify(request: web.Request) -> web.Response:
+        session_id = check(request)
+        body = await read_json(request, _Identify)
+        claimed = await control.identify_viewer(session_id, body.resource_id, body.user_id)
+        return json_response({"claimed": claimed})
+
+    return [
+        web.post("/internal/media/{id}/end", end),
+        web.get("/internal/media/{id}/time", media_time),
+        web.post("/internal/media/{id}/identify", identify),
+    ]

@@ -1,0 +1,182 @@
+"""``python app.py --workers 2``: two processes on one port, worker 0 the media home.
+
+The real command, on PostgreSQL and Redis: connections spread over both workers; a
+publisher and viewers (real aiortc peers) connecting over fresh connections get their
+media whichever worker took the request; a killed worker is started again; SIGTERM
+stops everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+from support import TEST_SECRET, free_port, poster
+
+from app import Settings
+from media.clients import PublisherClient, ViewerClient
+from media.config import MediaConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def workers_of(supervisor: int) -> list[int]:
+    """The worker processes ``supervisor`` spawned (not multiprocessing's tracker)."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return [
+        int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+
+
+def alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def sockets_on(pids: list[int], port: int, state: str) -> dict[int, int]:
+    """How many sockets on local ``port`` in ``state`` (/proc/net/tcp: "01" established,
+    "0A" listening) each process holds."""
+    inodes: set[str] = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == state:
+            inodes.add(fields[9])
+    return {pid: len(socket_inodes(pid) & inodes) for pid in pids}
+
+
+async def wait_for_workers(
+    supervisor: subprocess.Popen[bytes], base: str, port: int, n: int
+) -> list[int]:
+    """The workers' pids once each of them listens on the port and one answers."""
+    async with aiohttp.ClientSession() as http:
+        for _ in range(400):
+            assert supervisor.poll() is None, "the supervisor exited"
+            pids = workers_of(supervisor.pid)
+            if len(pids) == n and all(sockets_on(pids, port, "0A").values()):
+                try:
+                    async with http.get(f"{base}/api/sessions") as res:
+                        if res.status == 200:
+                            return pids
+                except aiohttp.ClientError:
+                    pass
+            await asyncio.sleep(0.05)
+    raise TimeoutError("the workers did not come up")
+
+
+async def test_two_workers_share_the_port_and_the_media(shared: Settings, tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "LIVESHELF_SECRET": TEST_SECRET,
+        "LIVESHELF_DATABASE_URL": shared.database_url,
+        "LIVESHELF_DATABASE_SCHEMA": shared.database_schema or "",
+        "LIVESHELF_AUTO_MIGRATE": "1",  # once, by the supervisor
+        "REDIS_URL": shared.redis_url or "",
+        "LIVESHELF_REDIS_PREFIX": shared.redis_prefix,
+        "LIVESHELF_DB_POOL_SIZE": "4",
+        "LIVESHELF_PASSWORD_TIME_COST": "1",
+        "LIVESHELF_PASSWORD_MEMORY_KIB": "1024",
+        "LIVESHELF_RECORDINGS_DIR": str(tmp_path / "recordings"),
+        "LIVESHELF_ACCESS_LOG": "off",
+    }
+    base = f"http://127.0.0.1:{port}"
+    log = open(tmp_path / "server.log", "wb")  # noqa: SIM115
+    supervisor = subprocess.Popen(
+        [sys.executable, "app.py", "--workers", "2", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    config = MediaConfig(ice_addresses=("127.0.0.1",))
+    peers: list[PublisherClient | ViewerClient] = []
+    try:
+        pids = await wait_for_workers(supervisor, base, port, 2)
+
+        # every request on a fresh connection: media works whichever worker takes it
+        fresh = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(base_url=base, connector=fresh) as http:
+            res = await http.post(
+                "/api/auth/signup",
+                json={"username": "mia", "password": "correct horse", "role": "host"},
+            )
+            assert res.status == 201, await res.text()
+            auth = {"Authorization": f"Bearer {(await res.json())['token']}"}
+            res = await http.post("/api/sessions", json={"title": "two cores"}, headers=auth)
+            sid = (await res.json())["id"]
+            res = await http.post(f"/api/sessions/{sid}/start", headers=auth)
+            assert res.status == 200
+            # the kernel spreads new connections over both workers
+            async with aiohttp.ClientSession() as sockets:
+                held = []
+                for _ in range(24):
+                    held.append(await sockets.ws_connect(f"{base}/api/sessions/{sid}/ws"))
+                counts = sockets_on(pids, port, "01")
+                assert sum(counts.values()) == 24, counts
+                assert all(n > 0 for n in counts.values()), counts
+                for ws in held:
+                    await ws.close()
+
+            async with asyncio.timeout(40):
+                publisher = PublisherClient(config)
+                peers.append(publisher)
+                await publisher.connect(poster(http, f"/whip/{sid}", auth["Authorization"][7:]))
+                viewers = [ViewerClient(config) for _ in range(4)]
+                peers.extend(viewers)
+                for viewer in viewers:
+                    await viewer.connect(poster(http, f"/whep/{sid}"))
+                for viewer in viewers:
+                    await viewer.wait_for("video", decoded=20, within_s=20)
+
+        # a killed worker is started again, and so is the media home
+        for victim in (pids[1], pids[0]):
+            os.kill(victim, signal.SIGKILL)
+            for _ in range(300):
+                now = workers_of(supervisor.pid)
+                if len(now) == 2 and victim not in now:
+                    break
+                await asyncio.sleep(0.05)
+            pids = await wait_for_workers(supervisor, base, port, 2)
+            assert victim not in pids
+        # the new home takes a new publisher (the old one died with the old home)
+        async with aiohttp.ClientSession(
+            base_url=base, connector=aiohttp.TCPConnector(force_close=True)
+        ) as http:
+            async with asyncio.timeout(30):
+                while True:
+                    again = PublisherClient(config)
+                    peers.append(again)
+                    try:
+                        await again.connect(poster(http, f"/whip/{sid}", auth["Authorization"][7:]))
+                        break
+                    except AssertionError as refused:  # 503 while the home restarts
+                        assert "media_unavailable" in str(refused), refused
+                        await asyncio.sleep(0.2)
+    finally:
+        for peer in peers:
+            await peer.close()
+        supervisor.send_signal(signal.SIGTERM)
+        try:
+            code = supervisor.wait(timeout=30)
+        finally:
+            if supervisor.poll() is None:
+                supervisor.kill()
+            log.close()
+    assert code == 0, (tmp_path / "server.log").read_text()[-3000:]
+    assert not any(alive(pid) for pid in pids)  # no worker outlives the supervisor
