@@ -135,9 +135,8 @@ class Settings:
     workers: int = 1
     #: the media home's loopback port for the other workers (0: any free port)
     media_port: int = 0
-    #: set in each worker by ``--workers``: its index, and (all but worker 0) the
-    #: media home's URL, which makes it forward media instead of holding peers
-    worker_index: int = 0
+    #: set by ``--workers`` in all workers but worker 0: the media home's URL, which
+    #: makes this process forward media requests instead of holding peers
     media_home: str | None = None
 
     @classmethod
@@ -418,21 +417,13 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
         ice_addresses=settings.ice_addresses,
         recordings_dir=settings.recordings_dir,
     )
-    media: MediaService | None = None
-    if settings.media_home is None:
-        sources = AudienceSources(
-            media_sessions=lambda: media.session_ids() if media is not None else [],
-            media_viewers=lambda sid: media.receiving_viewers(sid) if media is not None else 0,
-            socket_rooms=core.hub.room_ids,
-            sockets=core.hub.local_sockets,
-        )
-    else:  # this worker holds no peers: it records its room sockets only
-        sources = AudienceSources(
-            media_sessions=list,
-            media_viewers=lambda _sid: 0,
-            socket_rooms=core.hub.room_ids,
-            sockets=core.hub.local_sockets,
-        )
+    media: MediaService | None = None  # None: this worker forwards (holds no peers)
+    sources = AudienceSources(
+        media_sessions=lambda: media.session_ids() if media is not None else [],
+        media_viewers=lambda sid: media.receiving_viewers(sid) if media is not None else 0,
+        socket_rooms=core.hub.room_ids,
+        sockets=core.hub.local_sockets,
+    )
     process = f"{socket.gethostname()[:16]}:{os.getpid()}:{secrets.token_hex(3)}"
     audience = AudienceRecorder(
         core.db, core.clock, sources, process=process, interval_s=settings.audience_sample_s
@@ -819,7 +810,7 @@ def _run_worker(settings: Settings, media_port: int, index: int) -> None:
         format=f"%(asctime)s %(levelname)s [worker {index}] %(name)s: %(message)s",
     )
     home = f"http://127.0.0.1:{media_port}"
-    worker = replace(settings, worker_index=index, media_home=None if index == 0 else home)
+    worker = replace(settings, media_home=None if index == 0 else home)
     binds = [Bind(settings.host, settings.port, reuse_port=True)]
     if index == 0:
         binds.append(Bind("127.0.0.1", media_port))

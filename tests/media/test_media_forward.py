@@ -52,7 +52,7 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
     home = create_app(settings)
     async with TestClient(TestServer(home, host="127.0.0.1")) as home_client:
         home_url = str(home_client.make_url("")).rstrip("/")
-        edge = create_app(replace(settings, worker_index=1, media_home=home_url))
+        edge = create_app(replace(settings, media_home=home_url))
         assert media_key not in edge  # the edge holds no peers
         async with TestClient(TestServer(edge, host="127.0.0.1")) as edge_client:
             yield Pair(home, Api(home_client), Api(edge_client), home_url, settings.secret)
