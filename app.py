@@ -297,7 +297,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     _wire_stats(app, core, routes)
     # Last, after every feature's listener: the shelf closes the open pin window while
     # the recording still tells its media time.
-    core.sessions.add_listener(_end_media(core, media, app[audience_key]))
+    core.sessions.add_listener(_end_media(media))
 
     routes += LiveHandlers(
         core.accounts,
@@ -438,7 +438,11 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
             config, MarkingLifecycle(RoomLogLifecycle(core.room_log), audience), audience
         )
         app[media_key] = media
-        control = LocalMediaControl(media)
+
+        async def media_ended(session_id: int) -> None:
+            await audience.close_session(session_id, core.clock.now_ms())
+
+        control = LocalMediaControl(media, media_ended)
         handlers = MediaHandlers(media, core.sessions, config, cors_origin=settings.cors_origin)
         routes += handlers.routes()
         routes += internal_routes(control, token)
@@ -469,13 +473,13 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
     return control
 
 
-def _end_media(core: Core, media: MediaControl, audience: AudienceRecorder) -> StatusListener:
-    """A session ended: drop its media, finish its recording and its watch intervals."""
+def _end_media(media: MediaControl) -> StatusListener:
+    """A session ended: drop its media, finish its recording and its watch intervals
+    (in the process holding its peers: ``_wire_media``)."""
 
     async def end_media(session_id: int, status: SessionStatus) -> None:
         if status is SessionStatus.ENDED:
             await media.end_session(session_id)
-            await audience.close_session(session_id, core.clock.now_ms())
 
     return end_media
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -211,13 +212,24 @@ class MediaForwarder:
 
 
 class LocalMediaControl:
-    """``MediaControl`` over this process's own ``MediaService`` (one process, or the home)."""
+    """``MediaControl`` over this process's own ``MediaService`` (one process, or the home).
 
-    def __init__(self, media: MediaService) -> None:
+    ``ended(session_id)``, if given, runs after a session's media ended, here in the
+    process that held its viewers: analytics closes its watch intervals behind the
+    viewers' own leaves (``AudienceRecorder.close_session``), which another process
+    could only do before they were written.
+    """
+
+    def __init__(
+        self, media: MediaService, ended: Callable[[int], Awaitable[None]] | None = None
+    ) -> None:
         self._media = media
+        self._ended = ended
 
     async def end_session(self, session_id: int) -> None:
         await self._media.end_session(session_id)
+        if self._ended is not None:
+            await self._ended(session_id)
 
     async def media_time(self, session_id: int) -> float | None:
         return self._media.media_time(session_id)

@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
 from support import Account, Api, Posted, backend_settings, drop_backend_state, free_port, poster
 
-from app import create_app, media_key
+from app import create_app, db_key, media_key
+from live.models import WatchInterval
 from media.forward import INTERNAL_HEADER, MediaForwarder, internal_token
 from media.service import MediaService
 
@@ -111,10 +113,23 @@ async def test_whip_and_whep_through_a_worker_reach_the_home(pair: Pair, peers: 
     assert res.status == 409
     assert (await res.json())["error"]["code"] == "publisher_exists"
 
-    # the session ends through the worker: the home drops the publisher
+    # the session ends through the worker: the home drops the publisher and the viewer
+    # left before is recorded as deleted, the one still watching as ended (not "lost")
+    late = peers.viewer()
+    await late.connect(poster(edge, f"/whep/{session_id}"))
+    await late.wait_for("video", decoded=5, within_s=15)
     await api.call("POST", f"/api/sessions/{session_id}/end", host, expect=200)
     assert not pair.media.is_live(session_id)
     assert pair.media.session_ids() == []
+    async with pair.home[db_key].read() as db:
+        reasons = sorted(
+            (
+                await db.execute(
+                    select(WatchInterval.reason).where(WatchInterval.session_id == session_id)
+                )
+            ).scalars()
+        )
+    assert reasons == ["deleted", "ended"]
 
     # the finished recording, with a Range request, through the worker
     res = await edge.get(f"/api/sessions/{session_id}/recording")
