@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ from sqlalchemy import ARRAY, ColumnElement, Select, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -311,7 +312,8 @@ class Prepared:
             return None if row is None else dict(row)
         pool = await self._pool()
         async with pool.acquire() as conn:
-            record = await conn.fetchrow(self._sql, *self._args(params))
+            with self._integrity():
+                record = await conn.fetchrow(self._sql, *self._args(params))
         return None if record is None else dict(record.items())
 
     async def all(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -322,7 +324,8 @@ class Prepared:
             return [dict(row) for row in rows]
         pool = await self._pool()
         async with pool.acquire() as conn:
-            records = await conn.fetch(self._sql, *self._args(params))
+            with self._integrity():
+                records = await conn.fetch(self._sql, *self._args(params))
         return [dict(record.items()) for record in records]
 
     async def value(self, params: Mapping[str, Any]) -> Any:
@@ -331,7 +334,18 @@ class Prepared:
         assert not self._db.is_sqlite, "value() serves prepare_write, PostgreSQL only"
         pool = await self._pool()
         async with pool.acquire() as conn:
-            return await conn.fetchval(self._sql, *self._args(params))
+            with self._integrity():
+                return await conn.fetchval(self._sql, *self._args(params))
+
+    @contextmanager
+    def _integrity(self) -> Iterator[None]:
+        """asyncpg's constraint violations as SQLAlchemy's ``IntegrityError``, the one
+        the ORM path raises: callers catch one kind (e.g. an Idempotency-Key that a
+        concurrent retry inserted first)."""
+        try:
+            yield
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(self._sql, None, exc) from exc
 
     def _args(self, params: Mapping[str, Any]) -> list[Any]:
         return [params[name] if bound else literal for name, bound, literal in self._binds]

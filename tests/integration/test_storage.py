@@ -8,17 +8,19 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import event, func, select
+from sqlalchemy import String, bindparam, event, false, func, insert, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from support import Api, backend_settings
 
 import app as app_module
 from app import Settings, create_app, db_key, outbox_relay_key, room_log_key
 from live.clock import ManualClock
 from live.db import Base, Database
-from live.models import OutboxEvent
+from live.models import OutboxEvent, User
 from live.outbox import OutboxRelay
 from live.roomlog_memory import MemoryRoomLog
 
@@ -199,3 +201,30 @@ async def test_the_connection_pool_is_open_before_the_first_request(
     await asyncio.gather(*(api.call("GET", "/api/sessions", expect=200) for _ in range(40)))
     assert opened == 0  # 80 requests, 40 at a time: the five connections served them all
     assert pool.checkedin() + pool.checkedout() == 5
+
+
+async def test_a_prepared_write_reports_a_constraint_violation_as_integrity_error(
+    aiohttp_client: Any, tmp_path: Path
+) -> None:
+    """PostgreSQL's one-statement writes run on asyncpg directly; a unique violation
+    leaves them as SQLAlchemy's IntegrityError, like the ORM path's, so the order path
+    catches one kind (two concurrent retries of one Idempotency-Key: the second insert
+    loses, and its buyer gets the first one's order, not a 500)."""
+    settings = replace(backend_settings("postgres-redis", tmp_path), db_pool_size=4)
+    client = await aiohttp_client(create_app(settings))
+    db = client.app[db_key]
+    add_user = db.prepare_write(
+        insert(User)
+        .values(
+            username=bindparam("u_name", type_=String),
+            password_hash="x",
+            role="viewer",
+            display_name="x",
+            created_ms=0,
+            disabled=false(),  # a SQL keyword: prepared statements bind ints and strings
+        )
+        .returning(User.id)
+    )
+    assert isinstance(await add_user.value({"u_name": "twice"}), int)
+    with pytest.raises(IntegrityError):
+        await add_user.value({"u_name": "twice"})
