@@ -179,6 +179,7 @@ async def wrk_load(
     seconds: int,
     conc: int,
     server_pid: int,
+    postmaster_pid: int,
 ) -> dict[str, Any]:
     """wrk for ``seconds``, or (``seconds`` 0) until ``attempts`` answers came back
     (the requests still in flight then are dropped, not counted). Also the server's
@@ -212,39 +213,64 @@ async def wrk_load(
     # wrk's own duration is the whole -d even when the script stops early: with a
     # limit, time from the first request to the limit-th answer as the script reports.
     started = stopped = 0.0
-    cpu_start = cpu_stop = 0.0
-    busy_start = busy_stop = 0.0
+    # (server, machine busy, wrk, PostgreSQL) CPU seconds at the first request and at the end
+    first = last = (0.0, 0.0, 0.0, 0.0)
     lines = []
     try:
         proc = await asyncio.create_subprocess_exec(
             *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
         )
         assert proc.stdout is not None
+
+        def cpu() -> tuple[float, float, float, float]:
+            return (
+                tree_cpu_seconds(server_pid),
+                machine_busy_seconds(),
+                tree_cpu_seconds(proc.pid),
+                tree_cpu_seconds(postmaster_pid),
+            )
+
         while raw := await proc.stdout.readline():
             line = raw.decode().rstrip("\n")
             if line == "START":
                 started = time.perf_counter()
-                cpu_start = tree_cpu_seconds(server_pid)
-                busy_start = machine_busy_seconds()
+                first = cpu()
             elif line == "LIMIT":
                 stopped = time.perf_counter()
-                cpu_stop = tree_cpu_seconds(server_pid)
-                busy_stop = machine_busy_seconds()
+                last = cpu()
                 proc.send_signal(signal.SIGINT)  # wrk prints its summary and exits
-            elif line.startswith("WRK ") and not cpu_stop:
-                cpu_stop = tree_cpu_seconds(server_pid)  # --seconds: wrk is done
-                busy_stop = machine_busy_seconds()
+            elif line.startswith("WRK ") and not last[0]:
+                last = cpu()  # --seconds: wrk is done
             lines.append(line)
         await proc.wait()
     finally:
         script.unlink()
     summary = dict(json.loads(next(x for x in lines if x.startswith("WRK "))[4:]))
-    summary["server_cpu_s"] = cpu_stop - cpu_start
-    summary["machine_cpu_s"] = busy_stop - busy_start
+    summary["server_cpu_s"] = last[0] - first[0]
+    summary["machine_cpu_s"] = last[1] - first[1]
+    summary["load_cpu_s"] = last[2] - first[2]
+    summary["pg_cpu_s"] = last[3] - first[3]
     if stopped:
         summary["requests"] = attempts  # answers counted, not requests cut off in flight
         summary["duration_us"] = int((stopped - started) * 1e6)
     return summary
+
+
+async def postmaster_pid(dsn: str) -> int:
+    """The PostgreSQL server's main process (its backends are its children), if it runs
+    on this machine."""
+    conn = await asyncpg.connect(dsn)
+    try:  # read while the backend lives
+        return parent_pid(await conn.fetchval("SELECT pg_backend_pid()"))
+    finally:
+        await conn.close()
+
+
+def parent_pid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"process {pid} has no parent")
 
 
 # -- the bare reference -------------------------------------------------------------------
@@ -335,6 +361,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 args.seconds,
                 args.concurrency,
                 server.pid,
+                await postmaster_pid(dsn),
             )
         else:
             load = await python_load(args, base, sid, pid, tokens)
@@ -389,6 +416,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "socket_errors": w["socket_errors"],
             "server_cpu_us_per_attempt": round(w["server_cpu_s"] * 1e6 / w["requests"]),
             "machine_cpu_us_per_attempt": round(w["machine_cpu_s"] * 1e6 / w["requests"]),
+            "wrk_cpu_us_per_attempt": round(w["load_cpu_s"] * 1e6 / w["requests"]),
+            "postgres_cpu_us_per_attempt": round(w["pg_cpu_s"] * 1e6 / w["requests"]),
             "ratio_to_bare": round(rate / bare, 3),
         }
     figures = python_figures(load)
@@ -481,7 +510,8 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
     sold anything but exactly the units (must be none)."""
     keys = ("attempts_per_s", "bare_update_per_s", "ratio_to_bare", "p50_ms", "p99_ms")
     keys += ("sell_out_ms", "server_cpu_us_per_attempt", "machine_cpu_us_per_attempt")
-    keys += ("bare_machine_cpu_us_per_update",)
+    keys += ("bare_machine_cpu_us_per_update", "wrk_cpu_us_per_attempt")
+    keys += ("postgres_cpu_us_per_attempt",)
     summary: dict[str, Any] = {"runs": len(runs)}
     for key in keys:
         values = [run[key] for run in runs if run.get(key) is not None]

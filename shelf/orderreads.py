@@ -33,11 +33,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ARRAY, Select, and_, bindparam, func, select
+import orjson
+from sqlalchemy import ARRAY, Select, Text, and_, bindparam, cast, func, literal_column, select
+from sqlalchemy.orm import aliased
 
 from live.clock import Clock
 from live.db import Database, Prepared
 from shelf.order_models import Order
+
+#: The columns of an earlier order, in the order ``_with_earlier`` lists them.
+_EARLIER = ("buyer_id", "idempotency_key", "id", "request_hash", "response_json")
 
 #: Never an order's buyer: the context read with this pair names no earlier order.
 _NOBODY = -1
@@ -82,7 +87,11 @@ class ContextReads(Generic[C]):
         self._clock = clock
         self._build = build
         self._context = db.prepare_read(context)
-        self._earlier: Prepared | None = None if db.is_sqlite else db.prepare_read(_earlier_query())
+        self._earlier: Prepared | None = None
+        self._batch: Prepared | None = None
+        if not db.is_sqlite:
+            self._earlier = db.prepare_read(_earlier_query())
+            self._batch = db.prepare_read(_with_earlier(context))
         self._groups: dict[tuple[int, int], _Group[C]] = {}
         self._drains: set[asyncio.Task[None]] = set()
         #: Round trips made (a pair of reads counts once): for tests and benchmarks.
@@ -138,21 +147,21 @@ class ContextReads(Generic[C]):
     async def _read_batch(
         self, session_id: int, product_id: int, pairs: list[tuple[int, str]]
     ) -> tuple[C | None, dict[tuple[int, str], Earlier]]:
-        assert self._earlier is not None
+        assert self._batch is not None and self._earlier is not None
         self.round_trips += 1
         unique = list(dict.fromkeys(pairs))
-        context_row, earlier_rows = await asyncio.gather(
-            self._context.first(self._params(session_id, product_id, _NOBODY, "")),
-            self._earlier.all(
-                {"buyers": [buyer for buyer, _ in unique], "keys": [key for _, key in unique]}
-            ),
+        asked = {"buyers": [buyer for buyer, _ in unique], "keys": [key for _, key in unique]}
+        row = await self._batch.first(
+            {**self._params(session_id, product_id, _NOBODY, ""), **asked}
         )
-        context, _ = self._split(context_row)
+        if row is None:  # no such session: a key may still name an order elsewhere
+            found = [[r[name] for name in _EARLIER] for r in await self._earlier.all(asked)]
+        else:
+            found = orjson.loads(row.pop("earlier"))
+        context, _ = self._split(row)
         earlier = {
-            (row["buyer_id"], row["idempotency_key"]): Earlier(
-                row["id"], row["request_hash"], row["response_json"]
-            )
-            for row in earlier_rows
+            (buyer, key): Earlier(order_id, request_hash, response)
+            for buyer, key, order_id, request_hash, response in found
         }
         return context, earlier
 
@@ -189,6 +198,7 @@ class ContextReads(Generic[C]):
 
 def _earlier_query() -> Select[*tuple[Any, ...]]:
     """The orders named by (buyers[i], keys[i]) pairs, one index probe per pair."""
+    order = aliased(Order, name="earlier_order")
     asked = (
         func.unnest(
             bindparam("buyers", type_=ARRAY(Order.buyer_id.type)),
@@ -198,13 +208,27 @@ def _earlier_query() -> Select[*tuple[Any, ...]]:
         .render_derived(name="asked")
     )
     return select(
-        Order.buyer_id,
-        Order.idempotency_key,
-        Order.id,
-        Order.request_hash,
-        Order.response_json,
+        order.buyer_id,
+        order.idempotency_key,
+        order.id,
+        order.request_hash,
+        order.response_json,
     ).join_from(
         asked,
-        Order,
-        and_(Order.buyer_id == asked.c.buyer, Order.idempotency_key == asked.c.key),
+        order,
+        and_(order.buyer_id == asked.c.buyer, order.idempotency_key == asked.c.key),
     )
+
+
+def _with_earlier(context: Select[*tuple[Any, ...]]) -> Select[*tuple[Any, ...]]:
+    """``context`` plus a column ``earlier``: the orders ``_earlier_query`` finds, as a
+    JSON text of ``[buyer, key, id, request_hash, response_json]`` arrays. One
+    statement per batch instead of two side by side: half the round trips, and on the
+    database a third less CPU per batch (``bench/RESULTS.md``)."""
+    found = _earlier_query().subquery("found")
+    as_json = func.coalesce(
+        func.json_agg(func.json_build_array(*(found.c[name] for name in _EARLIER))),
+        literal_column("'[]'::json"),
+    )
+    earlier = select(cast(as_json, Text)).scalar_subquery()
+    return context.add_columns(earlier.label("earlier"))
