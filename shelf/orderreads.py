@@ -9,11 +9,11 @@ trips that all return the same context row.
 
 ``ContextReads`` batches them per (session, product): the first attempt starts a
 round trip at once; attempts that arrive while it is in flight wait and go together in
-the next one, and so on while any wait. Each batch is two reads run side by side: the
-context row (once) and the orders named by all the batch's (buyer, key) pairs (one
-``unnest`` join on the unique (buyer_id, idempotency_key) index). An idle server adds
-no delay (a lone attempt goes at once); a busy one sends one pair of reads per round
-trip instead of one read per attempt.
+the next one, and so on while any wait. Each batch is one statement: the context row
+with, as one more column, the orders named by all the batch's (buyer, key) pairs (an
+``unnest`` join on the unique (buyer_id, idempotency_key) index, aggregated to JSON).
+An idle server adds no delay (a lone attempt goes at once); a busy one sends one read
+per round trip instead of one per attempt.
 
 Exactness is unchanged: every attempt in a batch is answered as of that batch's
 reads, which happen after the attempt arrived and before it is answered, so each
