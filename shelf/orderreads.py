@@ -94,7 +94,7 @@ class ContextReads(Generic[C]):
             self._batch = db.prepare_read(_with_earlier(context))
         self._groups: dict[tuple[int, int], _Group[C]] = {}
         self._drains: set[asyncio.Task[None]] = set()
-        #: Round trips made (a pair of reads counts once): for tests and benchmarks.
+        #: Round trips made: for tests and benchmarks.
         self.round_trips = 0
 
     async def read(
