@@ -54,6 +54,7 @@ from harness import (
     free_port,
     load_cpus,
     machine_busy_seconds,
+    parent_pid,
     start_server,
     tree_cpu_seconds,
     wait_until_up,
@@ -264,13 +265,6 @@ async def postmaster_pid(dsn: str) -> int:
         return parent_pid(await conn.fetchval("SELECT pg_backend_pid()"))
     finally:
         await conn.close()
-
-
-def parent_pid(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("PPid:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"process {pid} has no parent")
 
 
 # -- the bare reference -------------------------------------------------------------------

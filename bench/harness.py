@@ -69,6 +69,13 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq) / CLK_TCK
 
 
+def parent_pid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("PPid:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"process {pid} has no parent")
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

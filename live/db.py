@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -310,10 +310,7 @@ class Prepared:
             async with self._db.engine.connect() as conn:
                 row = (await conn.execute(self._statement, dict(params))).mappings().first()
             return None if row is None else dict(row)
-        pool = await self._pool()
-        async with pool.acquire() as conn:
-            with self._integrity():
-                record = await conn.fetchrow(self._sql, *self._args(params))
+        record = await self._run("fetchrow", params)
         return None if record is None else dict(record.items())
 
     async def all(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -322,30 +319,25 @@ class Prepared:
             async with self._db.engine.connect() as conn:
                 rows = (await conn.execute(self._statement, dict(params))).mappings().all()
             return [dict(row) for row in rows]
-        pool = await self._pool()
-        async with pool.acquire() as conn:
-            with self._integrity():
-                records = await conn.fetch(self._sql, *self._args(params))
-        return [dict(record.items()) for record in records]
+        return [dict(record.items()) for record in await self._run("fetch", params)]
 
     async def value(self, params: Mapping[str, Any]) -> Any:
         """The first column of the first row, or None (no row). PostgreSQL (the
         one-statement writes)."""
         assert not self._db.is_sqlite, "value() serves prepare_write, PostgreSQL only"
+        return await self._run("fetchval", params)
+
+    async def _run(self, method: str, params: Mapping[str, Any]) -> Any:
+        """The statement through asyncpg's ``fetchrow`` / ``fetch`` / ``fetchval``.
+        A constraint violation leaves as SQLAlchemy's ``IntegrityError``, the one the
+        ORM path raises: callers catch one kind (e.g. an Idempotency-Key that a
+        concurrent retry inserted first)."""
         pool = await self._pool()
         async with pool.acquire() as conn:
-            with self._integrity():
-                return await conn.fetchval(self._sql, *self._args(params))
-
-    @contextmanager
-    def _integrity(self) -> Iterator[None]:
-        """asyncpg's constraint violations as SQLAlchemy's ``IntegrityError``, the one
-        the ORM path raises: callers catch one kind (e.g. an Idempotency-Key that a
-        concurrent retry inserted first)."""
-        try:
-            yield
-        except asyncpg.IntegrityConstraintViolationError as exc:
-            raise IntegrityError(self._sql, None, exc) from exc
+            try:
+                return await getattr(conn, method)(self._sql, *self._args(params))
+            except asyncpg.IntegrityConstraintViolationError as exc:
+                raise IntegrityError(self._sql, None, exc) from exc
 
     def _args(self, params: Mapping[str, Any]) -> list[Any]:
         return [params[name] if bound else literal for name, bound, literal in self._binds]
