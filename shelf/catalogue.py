@@ -62,7 +62,6 @@ class CatalogueService:
             stock=body.stock,
             commission_bps=body.commission_bps,
             stock_version=0,
-            published_version=0,
             created_ms=now,
             updated_ms=now,
         )

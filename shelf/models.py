@@ -14,7 +14,9 @@ Stock and reservations (the contract the orders feature relies on):
   ``FlashSale.sold`` (``sold <= quantity``); when the sale ends or is cancelled the
   unsold rest (``quantity - sold``) goes back to ``Product.stock``.
 * Every change of either number increments ``Product.stock_version``;
-  ``published_version`` is the last version announced as ``stock.changed``.
+  ``StockAnnouncement.version`` is the last version announced as ``stock.changed``. It
+  lives in a table of its own so that announcing never locks the product row, which
+  every buyer of the product queues on (``shelf.publisher``).
 """
 
 from __future__ import annotations
@@ -69,10 +71,20 @@ class Product(Base):
     stock: Mapped[int] = mapped_column(Integer)
     commission_bps: Mapped[int] = mapped_column(Integer)
     stock_version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    published_version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     archived_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_ms: Mapped[int] = mapped_column(BigInteger)
     updated_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class StockAnnouncement(Base):
+    """The last ``Product.stock_version`` announced as ``stock.changed`` (no row: none)."""
+
+    __tablename__ = "stock_announcements"
+
+    product_id: Mapped[int] = mapped_column(
+        ForeignKey("products.id", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
 
 
 class HostAgency(Base):

@@ -8,11 +8,17 @@ Contract:
 * Per product at most one event per ``min_interval_s`` (0.2 s: 5 a second) leaves this
   process. Changes in between are coalesced: the publication reads the product's
   *current* row, so the latest value always goes out within ``min_interval_s``.
-* A publication is one transaction: ``published_version`` is moved up to
-  ``stock_version`` with a compare-and-set (so one version is announced once, even
-  with several processes) and one ``stock.changed`` per non-ended session with the
-  product on its shelf is written to the transactional outbox. ``sweep()`` (run at
-  start-up) announces whatever a crashed process left unannounced.
+* A publication is one transaction: it reads the product, moves its
+  ``StockAnnouncement`` up to that ``stock_version`` with a compare-and-set (so one
+  version is announced once, even with several processes, and never after a later
+  one), and writes one ``stock.changed`` per non-ended session with the product on its
+  shelf to the transactional outbox. ``sweep()`` (run at start-up) announces whatever a
+  crashed process left unannounced.
+* It never locks the product row. Every buyer of the product queues on that row (the
+  conditional UPDATE of ``shelf.stock``), and a publication's transaction lasts several
+  round trips and a synchronous commit: during a flash sale, holding the row that long
+  five times a second stalled every take behind it. The announcement row is locked
+  only by publications of the same product.
 * The snapshot never depends on this: it reads the product row (latest value).
 * Change listeners (``add_change_listener``) hear every ``changed`` at once, before
   any coalescing: the sold-out gate (``shelf.soldout``) forgets the product there.
@@ -25,11 +31,11 @@ import logging
 from collections.abc import Callable
 from contextlib import suppress
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select
 
-from live.db import Database
+from live.db import Database, upsert
 from live.outbox import Outbox, OutboxRelay
-from shelf.models import FlashSale, FlashStatus, Product
+from shelf.models import FlashSale, FlashStatus, Product, StockAnnouncement
 from shelf.state import sessions_showing
 from shelf.views import stock_entry
 
@@ -98,21 +104,25 @@ class StockPublisher:
     async def publish(self, product_id: int) -> bool:
         """Announce the product's current stock now, unless that version is announced."""
         async with self.db.transaction() as tx:
-            row = (
-                await tx.execute(
-                    update(Product)
-                    .where(
-                        Product.id == product_id,
-                        Product.published_version < Product.stock_version,
-                    )
-                    .values(published_version=Product.stock_version)
-                    .returning(Product.id)
-                )
-            ).first()
-            if row is None:
-                return False
+            # The product first: what is read after it (the running flash sales) is at
+            # least as new as its version, and any later change has a later version,
+            # hence a publication of its own.
             product = await tx.get(Product, product_id, populate_existing=True)
-            assert product is not None
+            if product is None or product.stock_version == 0:
+                return False  # gone, or untouched since it was created
+            version = product.stock_version
+            announced = await tx.scalar(
+                upsert(tx, StockAnnouncement)
+                .values(product_id=product_id, version=version)
+                .on_conflict_do_update(
+                    index_elements=[StockAnnouncement.product_id],
+                    set_={"version": version},
+                    where=StockAnnouncement.version < version,
+                )
+                .returning(StockAnnouncement.product_id)
+            )
+            if announced is None:
+                return False  # this version, or a later one, is announced already
             sessions = await sessions_showing(tx, product_id)
             flashes = {
                 f.session_id: f
@@ -135,7 +145,9 @@ class StockPublisher:
         async with self.db.read() as s:
             ids = list(
                 await s.scalars(
-                    select(Product.id).where(Product.published_version < Product.stock_version)
+                    select(Product.id)
+                    .outerjoin(StockAnnouncement, StockAnnouncement.product_id == Product.id)
+                    .where(Product.stock_version > func.coalesce(StockAnnouncement.version, 0))
                 )
             )
         for product_id in ids:

@@ -9,6 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from roomclient import connect, drain
 from shelf_support import World
+from sqlalchemy import text
 from support import Api
 
 from live.clock import ManualClock, iso
@@ -159,4 +160,33 @@ async def test_sweep_announces_what_was_left_unannounced(
     assert await feature.publisher.sweep() == 0
     events = [e for e in await drain(ws) if e["type"] == "stock.changed"]
     assert [e["data"]["stock"] for e in events] == [7]
+    await ws.close()
+
+
+@pytest.mark.parametrize("backend", ["postgres-redis"], indirect=True)  # row locks
+async def test_announcing_stock_never_waits_for_the_product_row(
+    api: Api, client: TestClient[Any, Any], world: World, feature: ShelfFeature
+) -> None:
+    """A buyer holds the product row (a take in flight): the announcement still goes out
+    at once. Buyers queue on that row, so an announcement that locked it stalled them."""
+    pid = world.pids[0]
+    await api.call(
+        "POST",
+        f"/api/sessions/{world.session_id}/shelf",
+        world.host,
+        json={"product_id": pid},
+        expect=201,
+    )
+    ws, _ = await connect(client, world.session_id)
+    async with feature_db(feature).transaction() as tx:
+        await feature.stock.set_stock(tx, pid, 7)
+    async with feature_db(feature).engine.connect() as buyer:
+        # the row lock a take holds until it commits
+        take = text("UPDATE products SET stock = stock - 1 WHERE id = :id")
+        await buyer.execute(take, {"id": pid})
+        assert await asyncio.wait_for(feature.publisher.publish(pid), timeout=5)
+        await buyer.rollback()
+    events = [e for e in await drain(ws) if e["type"] == "stock.changed"]
+    assert [e["data"]["stock"] for e in events] == [7]
+    assert not await feature.publisher.publish(pid)  # that version is announced
     await ws.close()
