@@ -1,9 +1,10 @@
 """``python app.py --workers 2``: two processes on one port, worker 0 the media home.
 
 The real command, on PostgreSQL and Redis: connections spread over both workers; a
-publisher and viewers (real aiortc peers) connecting over fresh connections get their
-media whichever worker took the request; a killed worker is started again; SIGTERM
-stops everything.
+publisher and viewers (real aiortc peers) get their media whether the media home took
+their request or the other worker forwarded it (each request is sent on a connection
+seen, in /proc, to be held by the worker wanted); a killed worker is started again;
+SIGTERM stops everything.
 """
 
 from __future__ import annotations
@@ -60,6 +61,36 @@ def sockets_on(pids: list[int], port: int, state: str) -> dict[int, int]:
     return {pid: len(socket_inodes(pid) & inodes) for pid in pids}
 
 
+def holder_of(pids: list[int], port: int, client_port: int) -> int | None:
+    """Which of ``pids`` holds the server end of the connection from ``client_port``."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1].split(":")[1], fields[2].split(":")[1]
+        if int(local, 16) == port and int(remote, 16) == client_port:
+            for pid in pids:
+                if fields[9] in socket_inodes(pid):
+                    return pid
+    return None
+
+
+async def session_on(
+    base: str, pids: list[int], port: int, want: int
+) -> tuple[aiohttp.ClientSession, int]:
+    """A client session whose one kept-alive connection the worker ``want`` holds, and
+    the connection's local port (the kernel picks the worker per connection: connect
+    from new ports until it picks ``want``)."""
+    for _ in range(64):
+        client_port = free_port()
+        connector = aiohttp.TCPConnector(limit=1, local_addr=("127.0.0.1", client_port))
+        http = aiohttp.ClientSession(base_url=base, connector=connector)
+        async with http.get("/api/sessions") as res:
+            assert res.status == 200
+        if holder_of(pids, port, client_port) == want:
+            return http, client_port
+        await http.close()
+    raise AssertionError(f"64 connections and none held by worker {want}")
+
+
 async def wait_for_workers(
     supervisor: subprocess.Popen[bytes], base: str, port: int, n: int
 ) -> list[int]:
@@ -80,7 +111,7 @@ async def wait_for_workers(
 
 
 async def test_two_workers_share_the_port_and_the_media(shared: Settings, tmp_path: Path) -> None:
-    port = free_port()
+    port, media_port = free_port(), free_port()
     env = {
         **os.environ,
         "LIVESHELF_SECRET": TEST_SECRET,
@@ -94,6 +125,7 @@ async def test_two_workers_share_the_port_and_the_media(shared: Settings, tmp_pa
         "LIVESHELF_PASSWORD_MEMORY_KIB": "1024",
         "LIVESHELF_RECORDINGS_DIR": str(tmp_path / "recordings"),
         "LIVESHELF_ACCESS_LOG": "off",
+        "LIVESHELF_MEDIA_PORT": str(media_port),
     }
     base = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115
@@ -109,7 +141,11 @@ async def test_two_workers_share_the_port_and_the_media(shared: Settings, tmp_pa
     try:
         pids = await wait_for_workers(supervisor, base, port, 2)
 
-        # every request on a fresh connection: media works whichever worker takes it
+        # the media home is the worker listening on the media port as well
+        homes = [pid for pid, n in sockets_on(pids, media_port, "0A").items() if n]
+        assert len(homes) == 1, homes
+        home_pid, other_pid = homes[0], next(pid for pid in pids if pid != homes[0])
+
         fresh = aiohttp.TCPConnector(force_close=True)
         async with aiohttp.ClientSession(base_url=base, connector=fresh) as http:
             res = await http.post(
@@ -133,19 +169,29 @@ async def test_two_workers_share_the_port_and_the_media(shared: Settings, tmp_pa
                 for ws in held:
                     await ws.close()
 
+        # a client held by the media home, and one by the worker that forwards to it
+        home, home_port = await session_on(base, pids, port, home_pid)
+        other, other_port = await session_on(base, pids, port, other_pid)
+        try:
             async with asyncio.timeout(40):
-                publisher = PublisherClient(config)
+                publisher = PublisherClient(config)  # forwarded to the home
                 peers.append(publisher)
-                await publisher.connect(poster(http, f"/whip/{sid}", auth["Authorization"][7:]))
+                await publisher.connect(poster(other, f"/whip/{sid}", auth["Authorization"][7:]))
                 viewers = [ViewerClient(config) for _ in range(4)]
                 peers.extend(viewers)
-                for viewer in viewers:
+                for viewer, http in zip(viewers, (other, home, other, home), strict=True):
                     await viewer.connect(poster(http, f"/whep/{sid}"))
                 for viewer in viewers:
                     await viewer.wait_for("video", decoded=20, within_s=20)
+            # each request went over its client's one connection, still held by the same worker
+            assert holder_of(pids, port, home_port) == home_pid
+            assert holder_of(pids, port, other_port) == other_pid
+        finally:
+            await home.close()
+            await other.close()
 
         # a killed worker is started again, and so is the media home
-        for victim in (pids[1], pids[0]):
+        for victim in (other_pid, home_pid):
             os.kill(victim, signal.SIGKILL)
             for _ in range(300):
                 now = workers_of(supervisor.pid)
