@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -38,6 +39,18 @@ from live.roomlog import RoomLog
 from live.tasks import reraise_if_cancelling, stop_task
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenEvent:
+    """An outbox row a statement of its own inserted (no ORM object): what the relay
+    publishes of it."""
+
+    id: int
+    session_id: int
+    type: str
+    data: str
+    created_ms: int
 
 
 class Outbox:
@@ -76,7 +89,7 @@ class OutboxRelay:
         self._lock = asyncio.Lock()
         self._published: list[int] = []
 
-    async def publish(self, rows: Sequence[OutboxEvent]) -> None:
+    async def publish(self, rows: Sequence[OutboxEvent | WrittenEvent]) -> None:
         """Append just-committed rows to the room log now; delete them later in a batch."""
         for row in rows:
             await self._append(row)
@@ -101,7 +114,7 @@ class OutboxRelay:
                 if published < self._batch_size:
                     return total
 
-    async def _append(self, row: OutboxEvent) -> None:
+    async def _append(self, row: OutboxEvent | WrittenEvent) -> None:
         await self._log.append(
             row.session_id,
             row.type,

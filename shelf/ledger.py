@@ -21,16 +21,16 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from live.db import upsert
-from shelf.order_models import Account, EntryKind, LedgerEntry, Order
+from shelf.order_models import Account, EntryKind, LedgerEntry, Order, OrderFigures
 
 BPS = 10_000
 
 
-def commission(order: Order, units: int) -> int:
+def commission(order: OrderFigures, units: int) -> int:
     return order.unit_price_minor * units * order.commission_bps // BPS
 
 
-def platform_fee(order: Order, units: int) -> int:
+def platform_fee(order: OrderFigures, units: int) -> int:
     return order.unit_price_minor * units * order.platform_fee_bps // BPS
 
 
@@ -42,7 +42,7 @@ class CommissionLedger:
         """The order was paid: buyer -> brand, host, platform."""
         tx.add_all(LedgerEntry(**line) for line in self.sale_lines(order, now_ms))
 
-    def sale_lines(self, order: Order, now_ms: int) -> list[dict[str, Any]]:
+    def sale_lines(self, order: OrderFigures, now_ms: int) -> list[dict[str, Any]]:
         """The lines (column values) ``post_sale`` posts, for a caller that writes them
         itself (``shelf.order_sql.settle_paid``)."""
         amount = order.amount_minor
@@ -107,7 +107,7 @@ class CommissionLedger:
 
     def _lines(
         self,
-        order: Order,
+        order: OrderFigures,
         txn: str,
         kind: EntryKind,
         now_ms: int,
@@ -122,7 +122,7 @@ class CommissionLedger:
 
     def _line(
         self,
-        order: Order,
+        order: OrderFigures,
         txn: str,
         kind: EntryKind,
         account: Account,

@@ -46,12 +46,12 @@ from live.auth import Principal
 from live.clock import Clock, iso
 from live.db import Database
 from live.errors import Conflict, Forbidden, InvalidInput, LiveshelfError, NotFound, Unprocessable
-from live.models import LiveSession, OutboxEvent, Role, SessionStatus
-from live.outbox import Outbox, OutboxRelay
+from live.models import LiveSession, Role, SessionStatus
+from live.outbox import Outbox, OutboxRelay, WrittenEvent
 from shelf import order_sql
 from shelf.ledger import CommissionLedger
 from shelf.models import Cooperation, FlashSale, FlashStatus, Pin, Product, ShelfItem
-from shelf.order_models import Order, OrderSource, OrderStatus
+from shelf.order_models import Order, OrderFigures, OrderSource, OrderStatus, PaidOrder
 from shelf.orderreads import ContextReads, Earlier
 from shelf.payments import PaymentProvider
 from shelf.publisher import StockPublisher
@@ -81,7 +81,7 @@ def mask_name(name: str) -> str:
     return f"{name[0]}***{name[-1]}"
 
 
-def order_dict(order: Order) -> dict[str, Any]:
+def order_dict(order: OrderFigures) -> dict[str, Any]:
     return {
         "id": order.id,
         "session_id": order.session_id,
@@ -425,10 +425,27 @@ class OrderService:
         more (settled elsewhere); ``_settle`` then gives the stored answer."""
         assert self._settle_paid is not None
         now = self._clock.now_ms()
-        order = Order(id=taken.order_id, **taken.values)  # transient: never added
-        order.status = OrderStatus.PAID.value
-        order.paid_ms = now
-        order.payment_ref = reference
+        values = taken.values
+        order = PaidOrder(
+            id=taken.order_id,
+            session_id=values["session_id"],
+            host_id=values["host_id"],
+            brand_id=values["brand_id"],
+            product_id=values["product_id"],
+            flash_sale_id=values["flash_sale_id"],
+            pin_id=values["pin_id"],
+            quantity=values["quantity"],
+            unit_price_minor=values["unit_price_minor"],
+            currency=values["currency"],
+            amount_minor=values["amount_minor"],
+            commission_bps=values["commission_bps"],
+            platform_fee_bps=values["platform_fee_bps"],
+            refunded_quantity=values["refunded_quantity"],
+            status=OrderStatus.PAID.value,
+            source=values["source"],
+            placed_ms=values["placed_ms"],
+            paid_ms=now,
+        )
         result = OrderResult(201, order_dict(order))
         lines = self._ledger.sale_lines(order, now)
         data = orjson.dumps(_placed_event(order, buyer_name)).decode()
@@ -446,9 +463,7 @@ class OrderService:
         event_id = await self._settle_paid.value(params)
         if event_id is None:
             return None
-        event = OutboxEvent(
-            id=event_id, session_id=order.session_id, type="order.placed", data=data, created_ms=now
-        )
+        event = WrittenEvent(event_id, order.session_id, "order.placed", data, now)
         await self._relay.publish([event])
         return result
 
@@ -684,7 +699,7 @@ def _context_query() -> Select[*tuple[Any, ...]]:
     )
 
 
-def _placed_event(order: Order, buyer_name: str) -> dict[str, Any]:
+def _placed_event(order: OrderFigures, buyer_name: str) -> dict[str, Any]:
     """The ``order.placed`` ticker event's data."""
     return {
         "order_id": order.id,
