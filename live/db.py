@@ -93,6 +93,10 @@ class Database:
         self._early_pool_lock = asyncio.Lock()
         # Whether ``FLUSH_SQL`` runs here (None: not tried yet).
         self._early_release: bool | None = None
+        # Shared flushes (``flush_commits``): one at a time, numbered from 1.
+        self._flush_lock = asyncio.Lock()
+        self._flushes_started = 0
+        self._flushes_done = 0  # the number of the last flush that completed
         kwargs: dict[str, Any] = {"pool_pre_ping": False}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
@@ -158,9 +162,22 @@ class Database:
         """PostgreSQL: return once every commit made so far is flushed to disk, the
         ``flush_at_commit=False`` ones included. One synchronous write of a few bytes
         (``FLUSH_SQL``): its commit flushes the WAL up to itself, so all earlier
-        records too. Nothing to do when early release is off."""
-        if self._early_release:
+        records too. Nothing to do when early release is off.
+
+        Shared: any flush that starts after this call covers the caller, so callers
+        that ask while a flush runs wait for it to end, and one of them runs the next
+        flush for all of them (a flash sale's concurrent orders then cost one flush
+        per round, not one each)."""
+        if not self._early_release:
+            return
+        asked_after = self._flushes_started  # flushes numbered above this cover us
+        async with self._flush_lock:
+            if self._flushes_done > asked_after:
+                return  # a flush that started after this call has completed
+            self._flushes_started += 1
+            number = self._flushes_started
             await self._flush()
+            self._flushes_done = number
 
     async def _flush(self) -> None:
         pool = await self.raw_pool()

@@ -258,7 +258,7 @@ async def test_the_payment_waits_for_the_order_to_be_on_disk(
     payment is captured: a database crash can lose a take nobody was told about, never
     one that was charged."""
     api = Api(await aiohttp_client(create_app(backend_settings("postgres-redis", tmp_path))))
-    shop = await open_shop(api, stock=5)
+    shop = await open_shop(api, stock=12)
     orders = api.client.app[orders_key]
     db = api.client.app[db_key]
     assert orders._take_and_record is not None
@@ -267,31 +267,42 @@ async def test_the_payment_waits_for_the_order_to_be_on_disk(
         assert await conn.fetchval("SHOW synchronous_commit") == "off"
     dsn = db.url.replace("postgresql+asyncpg://", "postgresql://")
     probe = await asyncpg.connect(dsn)
-    written_up_to: list[int] = []
-    flushed_at_capture: list[int] = []
+    written_up_to: dict[int, int] = {}  # order id -> WAL written when its take returned
+    flushed_at_capture: dict[int, int] = {}  # order id -> WAL flushed when it was charged
     take = orders._take_and_record.value
+    probing = asyncio.Lock()  # one query at a time on the probe connection
+
+    async def lsn(which: str) -> int:
+        async with probing:
+            return int(await probe.fetchval(_LSN.format(which)))
 
     async def take_then_note(params: Any) -> Any:
         order_id = await take(params)
-        written_up_to.append(await probe.fetchval(_LSN.format("insert")))
+        written_up_to[order_id] = await lsn("insert")
         return order_id
 
     class NotingProvider(TestPaymentProvider):
         async def capture(self, order_id: int, amount: int, currency: str, buyer: int) -> Any:
-            flushed_at_capture.append(await probe.fetchval(_LSN.format("flush")))
+            flushed_at_capture[order_id] = await lsn("flush")
             return await super().capture(order_id, amount, currency, buyer)
 
     orders._take_and_record.value = take_then_note  # type: ignore[method-assign]
     orders._payments = NotingProvider()
+    buyers = [await api.signup("viewer") for _ in range(12)]
     try:
-        for buyer in range(3):
-            status, _ = await order(api, shop, await api.signup("viewer"), key=f"k{buyer}")
+        for n, buyer in enumerate(buyers[:3]):  # one at a time
+            status, _ = await order(api, shop, buyer, key=f"k{n}")
             assert status == 201
+        # at once: they share flushes, and each still waits for its own take's
+        answers = await asyncio.gather(
+            *(order(api, shop, buyer, key=f"c{n}") for n, buyer in enumerate(buyers[3:]))
+        )
+        assert [status for status, _ in answers] == [201] * 9
     finally:
         await probe.close()
-    assert len(written_up_to) == len(flushed_at_capture) == 3
-    for written, flushed in zip(written_up_to, flushed_at_capture, strict=True):
-        assert flushed >= written
+    assert len(written_up_to) == len(flushed_at_capture) == 12
+    for order_id, written in written_up_to.items():
+        assert flushed_at_capture[order_id] >= written
 
 
 #: The WAL position (``insert``: written to the buffers; ``flush``: on disk) as bytes.
