@@ -166,8 +166,8 @@ class Database:
 
         Shared: any flush that starts after this call covers the caller, so callers
         that ask while a flush runs wait for it to end, and one of them runs the next
-        flush for all of them (a flash sale's concurrent orders then cost one flush
-        per round, not one each)."""
+        flush for all of them (a flash sale's concurrent orders share flushes instead
+        of running one each)."""
         if not self._early_release:
             return
         asked_after = self._flushes_started  # flushes numbered above this cover us

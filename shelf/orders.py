@@ -31,6 +31,7 @@ reads per round trip, not a write each. SQLite reads inside its write transactio
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -62,6 +63,11 @@ from shelf.stock import StockService, flash_limit_reached, flash_sold_out, out_o
 BuyerGate = Callable[[int, int], Awaitable[None]]
 
 _KEY_RE = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+#: The ``PaidOrder`` fields the one-statement settlement copies from the placed order.
+_PAID_CARRIED = tuple(
+    f.name for f in dataclasses.fields(PaidOrder) if f.name not in ("id", "status", "paid_ms")
+)
 
 #: Refusals for lack of units: they mark the product in the sold-out gate.
 _NO_UNITS = frozenset({"out_of_stock", "flash_sold_out"})
@@ -425,27 +431,8 @@ class OrderService:
         more (settled elsewhere); ``_settle`` then gives the stored answer."""
         assert self._settle_paid is not None
         now = self._clock.now_ms()
-        values = taken.values
-        order = PaidOrder(
-            id=taken.order_id,
-            session_id=values["session_id"],
-            host_id=values["host_id"],
-            brand_id=values["brand_id"],
-            product_id=values["product_id"],
-            flash_sale_id=values["flash_sale_id"],
-            pin_id=values["pin_id"],
-            quantity=values["quantity"],
-            unit_price_minor=values["unit_price_minor"],
-            currency=values["currency"],
-            amount_minor=values["amount_minor"],
-            commission_bps=values["commission_bps"],
-            platform_fee_bps=values["platform_fee_bps"],
-            refunded_quantity=values["refunded_quantity"],
-            status=OrderStatus.PAID.value,
-            source=values["source"],
-            placed_ms=values["placed_ms"],
-            paid_ms=now,
-        )
+        carried = {name: taken.values[name] for name in _PAID_CARRIED}
+        order = PaidOrder(id=taken.order_id, status=OrderStatus.PAID.value, paid_ms=now, **carried)
         result = OrderResult(201, order_dict(order))
         lines = self._ledger.sale_lines(order, now)
         data = orjson.dumps(_placed_event(order, buyer_name)).decode()

@@ -15,11 +15,14 @@ from typing import Any
 import aiohttp
 import orjson
 from aiohttp.test_utils import TestClient
+from alembic import command
 from multidict import CIMultiDictProxy
 from redis.asyncio import Redis
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import Settings
+from live.db import Database, alembic_config
 from live.roomlog import RoomLog
 
 TEST_SECRET = "test-secret-0123456789abcdef-0123456789"
@@ -215,3 +218,26 @@ async def room_events(room_log: RoomLog, session_id: int) -> list[dict[str, Any]
     raws = await room_log.read_since(session_id, 0, position.epoch)
     assert raws is not None
     return [orjson.loads(raw) for raw in raws]
+
+
+async def database_at(settings: Settings, revision: str) -> Database:
+    """The test's database migrated up to ``revision`` only (a migration's own test
+    fills it, then moves on with ``migrate``). The caller disposes of it."""
+    db = Database(settings.database_url, schema=settings.database_schema)
+    if settings.database_schema:
+        async with db.engine.begin() as conn:
+            await conn.exec_driver_sql(f'CREATE SCHEMA "{settings.database_schema}"')
+    await migrate(db, "upgrade", revision)
+    return db
+
+
+async def migrate(db: Database, direction: str, revision: str) -> None:
+    """Alembic ``upgrade`` or ``downgrade`` of ``db`` to ``revision``."""
+
+    def run(connection: Connection) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = connection
+        getattr(command, direction)(cfg, revision)
+
+    async with db.engine.begin() as conn:
+        await conn.run_sync(run)

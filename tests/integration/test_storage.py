@@ -9,18 +9,17 @@ from typing import Any
 
 import orjson
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import String, bindparam, event, false, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
-from support import Api, backend_settings
+from support import Api, backend_settings, database_at, migrate
 
 import app as app_module
 from app import Settings, create_app, db_key, outbox_relay_key, room_log_key
 from live.clock import ManualClock
-from live.db import Base, Database, alembic_config
+from live.db import Base, Database
 from live.models import OutboxEvent, User
 from live.outbox import OutboxRelay
 from live.roomlog_memory import MemoryRoomLog
@@ -231,29 +230,13 @@ async def test_a_prepared_write_reports_a_constraint_violation_as_integrity_erro
         await add_user.value({"u_name": "twice"})
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
-    cfg = alembic_config()
-    cfg.attributes["connection"] = connection
-    command.upgrade(cfg, revision)
-
-
-def _downgrade(connection: Connection, revision: str) -> None:
-    cfg = alembic_config()
-    cfg.attributes["connection"] = connection
-    command.downgrade(cfg, revision)
-
-
 async def test_announced_stock_versions_survive_the_move_to_their_own_table(
     settings: Settings,
 ) -> None:
     """0008 moves ``products.published_version`` to ``stock_announcements`` and back."""
-    db = Database(settings.database_url, schema=settings.database_schema)
+    db = await database_at(settings, "0007")
     try:
-        if settings.database_schema:
-            async with db.engine.begin() as conn:
-                await conn.exec_driver_sql(f'CREATE SCHEMA "{settings.database_schema}"')
         async with db.engine.begin() as conn:
-            await conn.run_sync(_upgrade, "0007")
             await conn.exec_driver_sql(
                 "INSERT INTO users (id, username, display_name, role, password_hash, "
                 "created_ms) VALUES (1, 'brand', 'Brand', 'brand', 'x', 0)"
@@ -265,14 +248,14 @@ async def test_announced_stock_versions_survive_the_move_to_their_own_table(
                     f"created_ms, updated_ms) VALUES ({pid}, 1, 'p', '', 100, 'EUR', 1, 0, "
                     f"{stock_version}, {published}, 0, 0)"
                 )
+        await migrate(db, "upgrade", "0008")
         async with db.engine.begin() as conn:
-            await conn.run_sync(_upgrade, "0008")
             rows = await conn.exec_driver_sql(
                 "SELECT product_id, version FROM stock_announcements ORDER BY product_id"
             )
             assert [tuple(r) for r in rows] == [(1, 3), (3, 4)]
+        await migrate(db, "downgrade", "0007")
         async with db.engine.begin() as conn:
-            await conn.run_sync(_downgrade, "0007")
             rows = await conn.exec_driver_sql(
                 "SELECT id, published_version FROM products ORDER BY id"
             )

@@ -61,3 +61,15 @@ async def make_world(api: Api, n_products: int = 3) -> World:
     coop = await cooperate(api, brand, host, [p["id"] for p in products])
     session = await api.live_session(host)
     return World(brand, host, viewer, products, coop, session["id"])
+
+
+async def shelve(api: Api, world: World, *pids: int) -> None:
+    """Put the products on the world's session shelf."""
+    for pid in pids:
+        await api.call(
+            "POST",
+            f"/api/sessions/{world.session_id}/shelf",
+            world.host,
+            json={"product_id": pid},
+            expect=201,
+        )

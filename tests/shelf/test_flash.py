@@ -7,22 +7,11 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from roomclient import connect, read_until
-from shelf_support import World
+from shelf_support import World, shelve
 from support import Api
 
 from live.clock import ManualClock, iso
 from shelf.feature import ShelfFeature
-
-
-async def shelve(api: Api, world: World, *pids: int) -> None:
-    for pid in pids:
-        await api.call(
-            "POST",
-            f"/api/sessions/{world.session_id}/shelf",
-            world.host,
-            json={"product_id": pid},
-            expect=201,
-        )
 
 
 def sale(pid: int, start_ms: int, end_ms: int, **over: Any) -> dict[str, Any]:

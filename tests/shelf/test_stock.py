@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from roomclient import connect, drain
-from shelf_support import World
+from shelf_support import World, shelve
 from sqlalchemy import text
 from support import Api
 
@@ -54,13 +54,7 @@ async def test_flash_takes_use_the_sale(
     api: Api, world: World, clock: ManualClock, feature: ShelfFeature
 ) -> None:
     pid = world.pids[0]
-    await api.call(
-        "POST",
-        f"/api/sessions/{world.session_id}/shelf",
-        world.host,
-        json={"product_id": pid},
-        expect=201,
-    )
+    await shelve(api, world, pid)
     now = clock.now_ms()
     flash = await api.call(
         "POST",
@@ -116,13 +110,7 @@ async def test_stock_changed_is_throttled_and_the_latest_gets_out(
     api: Api, client: TestClient[Any, Any], world: World, feature: ShelfFeature
 ) -> None:
     pid = world.pids[0]
-    await api.call(
-        "POST",
-        f"/api/sessions/{world.session_id}/shelf",
-        world.host,
-        json={"product_id": pid},
-        expect=201,
-    )
+    await shelve(api, world, pid)
     ws, _ = await connect(client, world.session_id)
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -146,13 +134,7 @@ async def test_sweep_announces_what_was_left_unannounced(
     api: Api, client: TestClient[Any, Any], world: World, feature: ShelfFeature
 ) -> None:
     pid = world.pids[0]
-    await api.call(
-        "POST",
-        f"/api/sessions/{world.session_id}/shelf",
-        world.host,
-        json={"product_id": pid},
-        expect=201,
-    )
+    await shelve(api, world, pid)
     async with feature_db(feature).transaction() as tx:  # a change nobody announced
         await feature.stock.set_stock(tx, pid, 7)
     ws, _ = await connect(client, world.session_id)
@@ -170,13 +152,7 @@ async def test_announcing_stock_never_waits_for_the_product_row(
     """A buyer holds the product row (a take in flight): the announcement still goes out
     at once. Buyers queue on that row, so an announcement that locked it stalled them."""
     pid = world.pids[0]
-    await api.call(
-        "POST",
-        f"/api/sessions/{world.session_id}/shelf",
-        world.host,
-        json={"product_id": pid},
-        expect=201,
-    )
+    await shelve(api, world, pid)
     ws, _ = await connect(client, world.session_id)
     async with feature_db(feature).transaction() as tx:
         await feature.stock.set_stock(tx, pid, 7)

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
 from aiohttp import web
-from alembic import command
 from sqlalchemy import func, select
-from sqlalchemy.engine import Connection
-from support import Api
+from support import Api, database_at
 
 from app import Settings, create_app, db_key
 from live.clock import ManualClock
-from live.db import Database, alembic_config
+from live.db import Database
 from live.models import Follow, User
 
 DAY = 86_400_000
@@ -88,13 +85,8 @@ async def test_follows_at_once_leave_one_open_follow(api: Api, app: web.Applicat
 
 
 async def test_the_migration_closes_duplicate_open_follows(settings: Settings) -> None:
-    db = Database(settings.database_url, schema=settings.database_schema)
+    db = await database_at(settings, "0006")
     try:
-        if settings.database_schema:
-            async with db.engine.begin() as conn:
-                await conn.exec_driver_sql(f'CREATE SCHEMA "{settings.database_schema}"')
-        async with db.engine.begin() as conn:
-            await conn.run_sync(_upgrade_to("0006"))
         async with db.transaction() as tx:
             users = [
                 User(username=name, display_name=name, role=role, password_hash="-", created_ms=0)
@@ -114,15 +106,6 @@ async def test_the_migration_closes_duplicate_open_follows(settings: Settings) -
         assert sorted(map(tuple, rows)) == [(10, 20), (30, None), (40, 40), (50, 50)]
     finally:
         await db.dispose()
-
-
-def _upgrade_to(revision: str) -> Callable[[Connection], None]:
-    def upgrade(connection: Connection) -> None:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, revision)
-
-    return upgrade
 
 
 async def _open_follows(db: Database, fan: int, host: int) -> int:
