@@ -418,6 +418,7 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
         recordings_dir=settings.recordings_dir,
     )
     media: MediaService | None = None  # None: this worker forwards (holds no peers)
+    forwarder: MediaForwarder | None = None
     sources = AudienceSources(
         media_sessions=lambda: media.session_ids() if media is not None else [],
         media_viewers=lambda sid: media.receiving_viewers(sid) if media is not None else 0,
@@ -448,8 +449,7 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
         routes += internal_routes(control, token)
         subapps = handlers.applications()
     else:
-        forwarder = MediaForwarder(settings.media_home, token)
-        control = forwarder
+        forwarder = control = MediaForwarder(settings.media_home, token)
         routes += forwarder.routes()
         subapps = forwarder.applications(settings.cors_origin)
     for prefix, subapp in subapps.items():
@@ -465,8 +465,8 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
         yield
         if media is not None:
             await media.close()
-        if isinstance(control, MediaForwarder):
-            await control.close()
+        if forwarder is not None:
+            await forwarder.close()
 
     app.cleanup_ctx.append(recording)
     app.cleanup_ctx.append(lifetime)

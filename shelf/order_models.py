@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
 
 from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -49,53 +48,11 @@ class EntryKind(enum.StrEnum):
     FLAT_FEE = "flat_fee"
 
 
-class OrderFigures(Protocol):
-    """What an order's answer, ledger lines and ticker event are made of: an ``Order``,
-    or a ``PaidOrder`` where no ORM object is at hand."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def session_id(self) -> int: ...
-    @property
-    def host_id(self) -> int: ...
-    @property
-    def brand_id(self) -> int: ...
-    @property
-    def product_id(self) -> int: ...
-    @property
-    def flash_sale_id(self) -> int | None: ...
-    @property
-    def pin_id(self) -> int | None: ...
-    @property
-    def quantity(self) -> int: ...
-    @property
-    def unit_price_minor(self) -> int: ...
-    @property
-    def currency(self) -> str: ...
-    @property
-    def amount_minor(self) -> int: ...
-    @property
-    def commission_bps(self) -> int: ...
-    @property
-    def platform_fee_bps(self) -> int: ...
-    @property
-    def refunded_quantity(self) -> int: ...
-    @property
-    def status(self) -> str: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def placed_ms(self) -> int: ...
-    @property
-    def paid_ms(self) -> int | None: ...
-
-
 @dataclass(frozen=True, slots=True)
 class PaidOrder:
     """An order just paid, as plain values (``OrderService``'s one-statement settlement
-    builds the answer, the ledger lines and the event from it). A transient ORM
-    ``Order`` for that cost a fifth of the order path's CPU (bench/RESULTS.md)."""
+    builds the answer, the ledger lines and the event from it): cheaper than a
+    transient ORM ``Order`` (bench/RESULTS.md). Its fields are ``Order``'s names."""
 
     id: int
     session_id: int
@@ -153,6 +110,10 @@ class Order(Base):
     placed_ms: Mapped[int] = mapped_column(BigInteger)
     paid_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     closed_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+#: What an order's answer, ledger lines and ticker event are made of.
+OrderFigures = Order | PaidOrder
 
 
 class LedgerEntry(Base):
