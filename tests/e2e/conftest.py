@@ -1,8 +1,12 @@
 """Real headless Chromium against the real app on 127.0.0.1 (see ../shared/TESTING.md).
 
 Skips with the reason when Chromium or the playwright package is missing; `.ci/run`
-installs both. Browser tests run on one backend: PostgreSQL + Redis when configured
-(as in CI), else SQLite + the in-memory bus.
+installs both. Every browser test runs with its server and browser in a network
+namespace whose only interface is loopback (tests/netns.py): Chromium sends ICE checks
+from every interface it has, so on the host it would pair from the outside address.
+PostgreSQL and Redis are out of reach there, so browser tests run on SQLite and the
+in-memory room log; the HTTP and WebSocket behaviour they drive is tested on both
+backends elsewhere.
 """
 
 from __future__ import annotations
@@ -38,10 +42,13 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _loopback_only(loopback_only: None) -> None:
+    """Every browser test (and its server) runs in the loopback-only namespace."""
+
+
 @pytest.fixture
 def backend() -> str:
-    if os.environ.get("TEST_DATABASE_URL") and os.environ.get("REDIS_URL"):
-        return "postgres-redis"
     return "sqlite-memory"
 
 
