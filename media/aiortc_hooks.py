@@ -9,8 +9,11 @@
    starts but blocks idle in ``get()`` until the receiver stops: no decoding.
    We keep aiortc's NACKs, RTCP receiver reports and REMB, and its jitter
    buffer's reassembly, but swap ``self.__jitter_buffer`` for a subclass that
-   releases every complete frame at once and does not prefetch (see
-   ``_DrainingJitterBuffer``: the stock one lets latency grow after a loss).
+   releases a frame on its marker bit (audio on arrival), drains every complete
+   frame at once and does not prefetch (see ``_DrainingJitterBuffer``: the stock
+   one holds each frame until the next begins and lets latency grow after a
+   loss). It overrides ``JitterBuffer._remove_frame`` and reads ``_origin``,
+   ``_packets``, ``_capacity``, ``_is_video`` and the depayloaded ``RtpPacket._data``.
    ``JitterFrame.timestamp`` is already unwrapped and starts at 0 per receiver.
 2. Keyframe requests to a publisher: ``RTCRtpReceiver._send_rtcp_pli(ssrc)``.
 3. Keyframe requests from a viewer: ``RTCRtpSender._handle_rtcp_packet`` calls
@@ -55,18 +58,36 @@ def check_compatible() -> None:
         )
         if not hasattr(cls, name)
     ]
+    probe = JitterBuffer(capacity=2)
+    missing += [
+        f"JitterBuffer.{name}"
+        for name in ("_remove_frame", "_origin", "_packets", "_capacity", "_is_video")
+        if not hasattr(probe, name)
+    ]
     if missing:
         raise RuntimeError(f"unsupported aiortc version, missing: {missing}")
 
 
 class _DrainingJitterBuffer(JitterBuffer):
-    """aiortc's jitter buffer, but every complete frame leaves at once.
+    """aiortc's jitter buffer, but every frame leaves as soon as it is complete.
 
-    ``JitterBuffer.add`` returns at most one frame per packet, so after a stall
-    (a lost packet awaiting retransmission) the backlog never drains when
-    frames are one packet long: latency grows for good (aiortc issue #543).
-    Here the extra complete frames are kept in ``extra`` for the tap to deliver
-    right after the returned one. No prefetch: the relay has no playout clock.
+    - **On the marker bit.** aiortc only knows a frame is complete when the next
+      frame's first packet arrives: one frame time (33 ms at 30 fps) at every hop.
+      A video frame is complete when its packets from the buffer's head on are all
+      there and the last one has the RTP marker bit (set on a frame's last packet:
+      RFC 7741 for VP8, RFC 6184 for H.264); a packet of another frame after it
+      still completes it, for senders that never set the marker. A frame with a
+      hole is never released: the scan stops at the first missing packet.
+    - **Audio at once.** An audio packet is a whole frame (for Opus the marker
+      means the start of a talkspurt, not an end), so it leaves on arrival; a
+      packet older than the newest one released (late or duplicate) is dropped
+      (the viewer's decoder conceals the gap, as an SFU forwarding audio would).
+    - **Backlog drains.** ``JitterBuffer.add`` returns at most one frame per packet,
+      so after a stall (a lost packet awaiting retransmission) the backlog never
+      drains when frames are one packet long: latency grows for good (aiortc issue
+      #543). Here the extra complete frames are kept in ``extra`` for the tap to
+      deliver right after the returned one. No prefetch: the relay has no playout
+      clock.
     """
 
     def __init__(self, capacity: int, is_video: bool) -> None:
@@ -75,12 +96,53 @@ class _DrainingJitterBuffer(JitterBuffer):
         self.extra: list[JitterFrame] = []
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+        if not self._is_video:
+            frame = self._audio_frame(packet)
+            if frame is not None:
+                self.returned_timestamp = frame.timestamp
+            return False, frame
         pli_flag, frame = super().add(packet)
         if frame is not None:
             self.returned_timestamp = frame.timestamp
             while (more := self._remove_frame(packet.sequence_number)) is not None:
                 self.extra.append(more)
         return pli_flag, frame
+
+    def _audio_frame(self, packet: RtpPacket) -> JitterFrame | None:
+        seq = packet.sequence_number
+        if self._origin is not None and (seq - self._origin) & 0xFFFF >= 0x8000:
+            return None  # older than what already left
+        self._origin = (seq + 1) & 0xFFFF
+        return JitterFrame(data=packet._data, timestamp=packet.timestamp)  # type: ignore[attr-defined]
+
+    def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
+        """Remove and return the complete frame at the head, if there is one."""
+        origin, packets, capacity = self._origin, self._packets, self._capacity
+        if origin is None:
+            return None
+        head = packets[origin % capacity]
+        if head is None:
+            return None
+        timestamp = head.timestamp
+        for count in range(capacity):
+            packet = packets[(origin + count) % capacity]
+            if packet is None:
+                return None  # a hole: never release a frame with one
+            if packet.timestamp != timestamp:
+                return self._take(count, timestamp)  # the next frame has begun
+            if packet.marker:
+                return self._take(count + 1, timestamp)
+        return None
+
+    def _take(self, count: int, timestamp: int) -> JitterFrame:
+        origin, packets, capacity = self._origin, self._packets, self._capacity
+        assert origin is not None
+        data = b"".join(
+            packets[(origin + i) % capacity]._data  # type: ignore[union-attr]
+            for i in range(count)
+        )
+        self.remove(count)
+        return JitterFrame(data=data, timestamp=timestamp)
 
 
 class _EncodedFrameTap(queue.Queue[Any]):

@@ -170,3 +170,72 @@ def test_draining_jitter_buffer_releases_backlog_after_a_loss() -> None:
     add(5)  # the retransmission arrives: everything complete leaves at once
     add(20)
     assert out == [i * 3000 for i in range(20)]
+
+
+class MarkedFrames:
+    """Feeds RTP packets of known frames to a draining jitter buffer and records what
+    leaves, and after which packet."""
+
+    def __init__(self, is_video: bool = True) -> None:
+        from media.aiortc_hooks import _DrainingJitterBuffer
+
+        self.buffer = _DrainingJitterBuffer(capacity=128, is_video=is_video)
+        self.out: list[tuple[int, bytes]] = []
+
+    def add(self, seq: int, ts: int, data: bytes, marker: bool) -> list[tuple[int, bytes]]:
+        from aiortc.rtp import RtpPacket
+
+        packet = RtpPacket(sequence_number=seq & 0xFFFF, timestamp=ts, marker=int(marker))
+        packet._data = data  # type: ignore[attr-defined]
+        _, frame = self.buffer.add(packet)
+        left = [] if frame is None else [(frame.timestamp, frame.data)]
+        left += [(f.timestamp, f.data) for f in self.buffer.extra]
+        self.buffer.extra.clear()
+        self.out += left
+        return left
+
+
+def test_video_frame_leaves_on_its_marker_bit_not_on_the_next_frame() -> None:
+    frames = MarkedFrames()
+    assert frames.add(100, 3000, b"a1", marker=False) == []
+    assert frames.add(101, 3000, b"a2", marker=False) == []
+    assert frames.add(102, 3000, b"a3", marker=True) == [(3000, b"a1a2a3")]
+    assert frames.add(103, 6000, b"b1", marker=True) == [(6000, b"b1")]
+
+
+def test_frame_with_a_lost_middle_packet_waits_for_the_retransmission() -> None:
+    frames = MarkedFrames()
+    frames.add(10, 0, b"a", marker=True)
+    assert frames.add(11, 3000, b"b1", marker=False) == []
+    # 12 (b2) is lost; the marker packet and the whole next frame arrive
+    assert frames.add(13, 3000, b"b3", marker=True) == []
+    assert frames.add(14, 6000, b"c1", marker=False) == []
+    assert frames.add(15, 6000, b"c2", marker=True) == []
+    # the retransmission completes b, and c (complete behind it) leaves right after
+    assert frames.add(12, 3000, b"b2", marker=False) == [(3000, b"b1b2b3"), (6000, b"c1c2")]
+    assert frames.out == [(0, b"a"), (3000, b"b1b2b3"), (6000, b"c1c2")]
+
+
+def test_lost_marker_packet_holds_the_frame() -> None:
+    frames = MarkedFrames()
+    frames.add(0, 0, b"a1", marker=False)
+    # a2 (the marker packet, seq 1) is lost: b's packets do not complete a
+    assert frames.add(2, 3000, b"b1", marker=True) == []
+    assert frames.add(1, 0, b"a2", marker=True) == [(0, b"a1a2"), (3000, b"b1")]
+
+
+def test_frames_without_marker_bits_leave_when_the_next_frame_begins() -> None:
+    frames = MarkedFrames()
+    assert frames.add(65534, 0, b"a1", marker=False) == []
+    assert frames.add(65535, 0, b"a2", marker=False) == []
+    assert frames.add(65536, 3000, b"b1", marker=False) == [(0, b"a1a2")]  # seq wrapped
+
+
+def test_audio_packets_leave_on_arrival_and_late_ones_are_dropped() -> None:
+    frames = MarkedFrames(is_video=False)
+    assert frames.add(7, 960, b"o1", marker=True) == [(960, b"o1")]  # talkspurt start
+    assert frames.add(8, 1920, b"o2", marker=False) == [(1920, b"o2")]
+    assert frames.add(10, 3840, b"o4", marker=False) == [(3840, b"o4")]  # 9 lost: no wait
+    assert frames.add(9, 2880, b"o3", marker=False) == []  # late
+    assert frames.add(10, 3840, b"o4", marker=False) == []  # duplicate
+    assert frames.add(11, 4800, b"o5", marker=False) == [(4800, b"o5")]
