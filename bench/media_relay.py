@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from media.clients import PublisherClient, ViewerClient  # noqa: E402
 from media.config import MediaConfig  # noqa: E402
 
-CONFIG = MediaConfig(ice_addresses=("127.0.0.1",), viewer_queue_frames=60)
+CONFIG = MediaConfig(ice_addresses=("127.0.0.1",))
 SESSION = 1
 VIEWERS_PER_PROCESS = 16
 

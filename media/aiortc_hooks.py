@@ -25,6 +25,15 @@
 6. (DTLS role, in ``media/service.py``) ``RTCDtlsTransport._set_role("server")``
    to answer a WHIP offer with ``a=setup:passive``.
 
+7. Sending a viewer's RTP ourselves (``media/rtpwriter.py``): the negotiated
+   ``RTCRtpSendParameters`` by wrapping ``RTCRtpSender.send`` per instance; the
+   sender's ``_ssrc`` and ``_rtx_ssrc``; NACKs by shadowing ``_retransmit`` per
+   instance; the sender-report counters ``__ntp_timestamp``, ``__rtp_timestamp``,
+   ``__packet_count`` and ``__octet_count`` that its RTCP loop reads; the DTLS
+   transport's ``_tx_srtp`` session (``protect``); and the nominated ICE pair,
+   ``RTCIceTransport._connection._nominated[1]`` (aioice ``Connection``), whose
+   ``protocol.transport`` is the asyncio datagram transport.
+
 If aiortc renames any of these, ``tap_receiver`` and ``check_compatible`` fail
 loudly at the first publish instead of silently decoding or dropping PLIs.
 """
@@ -35,8 +44,15 @@ import queue
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from aiortc import RTCRtpCodecParameters, RTCRtpReceiver, RTCRtpSender
+import aioice
+from aiortc import (
+    RTCDtlsTransport,
+    RTCRtpCodecParameters,
+    RTCRtpReceiver,
+    RTCRtpSender,
+)
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import RtpPacket
 
 FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
@@ -44,6 +60,10 @@ FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+_SR_FIELDS = tuple(
+    f"_RTCRtpSender__{name}"
+    for name in ("ntp_timestamp", "rtp_timestamp", "packet_count", "octet_count")
+)
 
 
 def check_compatible() -> None:
@@ -55,6 +75,9 @@ def check_compatible() -> None:
             (RTCRtpReceiver, "_handle_rtp_packet"),
             (RTCRtpSender, "_send_keyframe"),
             (RTCRtpSender, "_handle_rtcp_packet"),
+            (RTCRtpSender, "_retransmit"),
+            (RTCRtpSender, "send"),
+            (aioice.Connection, "sendto"),
         )
         if not hasattr(cls, name)
     ]
@@ -64,8 +87,20 @@ def check_compatible() -> None:
         for name in ("_remove_frame", "_origin", "_packets", "_capacity", "_is_video")
         if not hasattr(probe, name)
     ]
+    sender = RTCRtpSender("video", _UnstartedTransport())  # type: ignore[arg-type]
+    missing += [
+        f"RTCRtpSender.{name}"
+        for name in ("_ssrc", "_rtx_ssrc", *_SR_FIELDS)
+        if not hasattr(sender, name)
+    ]
     if missing:
         raise RuntimeError(f"unsupported aiortc version, missing: {missing}")
+
+
+class _UnstartedTransport:
+    """Just enough of an ``RTCDtlsTransport`` to construct a sender for the check."""
+
+    state = "new"
 
 
 class _DrainingJitterBuffer(JitterBuffer):
@@ -205,3 +240,72 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
 def mute_receiver(receiver: RTCRtpReceiver) -> None:
     """Drop incoming RTP right after decryption (load-generating viewers only)."""
     receiver._enabled = False
+
+
+def on_send_parameters(
+    sender: RTCRtpSender, callback: Callable[[RTCRtpSendParameters], None]
+) -> None:
+    """Call ``callback`` with the negotiated parameters once the sender starts (its
+    DTLS transport is connected by then)."""
+    original = sender.send
+
+    async def send(parameters: RTCRtpSendParameters) -> None:
+        await original(parameters)
+        callback(parameters)
+
+    sender.send = send  # type: ignore[method-assign]
+
+
+def on_retransmit_request(
+    sender: RTCRtpSender, callback: Callable[[int], Coroutine[Any, Any, None]]
+) -> None:
+    """NACKed sequence numbers go to ``callback`` instead of the sender's history."""
+    setattr(sender, "_retransmit", callback)  # noqa: B010 (shadows a method per instance)
+
+
+def note_sent(
+    sender: RTCRtpSender, ntp_time: int, rtp_timestamp: int, packets: int, octets: int
+) -> None:
+    """What the sender's next RTCP sender report says (RFC 3550 s6.4.1)."""
+    ntp, rtp, count, size = _SR_FIELDS
+    setattr(sender, ntp, ntp_time)
+    setattr(sender, rtp, rtp_timestamp)
+    setattr(sender, count, packets)
+    setattr(sender, size, octets)
+
+
+def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
+    """The SSRCs the sender announced for its media and its retransmissions (RTX)."""
+    return sender._ssrc, sender._rtx_ssrc
+
+
+class SrtpSink:
+    """A viewer's DTLS transport as an ``rtpwriter.PacketSink``: SRTP-protects each
+    packet with the transport's session and sends it on the nominated ICE pair."""
+
+    def __init__(self, transport: RTCDtlsTransport) -> None:
+        self._transport = transport
+
+    def _pair(self) -> Any:
+        return self._transport.transport._connection._nominated.get(1)
+
+    def sending(self) -> Callable[[bytes], None] | None:
+        if self._transport.state != "connected":
+            return None
+        pair = self._pair()
+        socket = None if pair is None else pair.protocol.transport
+        if socket is None:
+            return None
+        protect: Callable[[bytes], bytes] = self._transport._tx_srtp.protect
+        sendto, address = socket.sendto, pair.remote_addr
+
+        def send(packet: bytes) -> None:
+            sendto(protect(packet), address)
+
+        return send
+
+    def backlog(self) -> int:
+        pair = self._pair()
+        socket = None if pair is None else pair.protocol.transport
+        size: Callable[[], int] | None = getattr(socket, "get_write_buffer_size", None)
+        return 0 if size is None else size()

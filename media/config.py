@@ -27,9 +27,9 @@ class MediaConfig:
     recordings_dir: Path | None = None
     #: Keyframe requests (PLI) to a publisher are coalesced to one per interval.
     pli_interval_s: float = 0.5
-    #: Per viewer and per track: encoded frames waiting to be sent. A viewer
-    #: whose video queue is full is reset to wait for the next keyframe.
-    viewer_queue_frames: int = 60
+    #: Per viewer and per track: bytes its socket may hold unsent. A viewer over
+    #: this skips frames (video until the next keyframe) instead of queueing more.
+    viewer_backlog_bytes: int = 256 * 1024
     max_sdp_bytes: int = 20_000
     #: A publisher who sends no media this long (counted from its offer, then
     #: from its last frame) is dropped (reason "timeout"); a viewer whose
@@ -57,8 +57,8 @@ class MediaConfig:
         for codec in self.video_codecs:
             if codec not in SUPPORTED_VIDEO_CODECS:
                 raise ValueError(f"unsupported video codec {codec!r}")
-        if self.viewer_queue_frames < 2:
-            raise ValueError("viewer_queue_frames must be >= 2")
+        if self.viewer_backlog_bytes < 2048:
+            raise ValueError("viewer_backlog_bytes must be >= 2048")
         if self.pli_interval_s <= 0 or self.cover_interval_s <= 0:
             raise ValueError("intervals must be positive")
 

@@ -68,7 +68,7 @@ class ViewerStats:
     video_frames_forwarded: int
     frames_skipped: int
     keyframe_resets: int
-    queued_frames: int
+    send_backlog_bytes: int
 
 
 class MediaControl(Protocol):

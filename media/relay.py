@@ -2,22 +2,25 @@
 
 Per session there is one ``SessionRelay`` with a ``TrackFanout`` per kind. The
 publisher's receive path (see ``aiortc_hooks.tap_receiver``) calls
-``SessionRelay.push`` with each reassembled encoded frame. The fanout turns it
-into one ``av.Packet`` (shared, read-only) and offers it to every viewer's
-``ForwardedTrack``; each viewer's ``RTCRtpSender`` reads its track and only
-packetizes, encrypts and sends. Nothing is decoded or encoded per viewer.
+``TrackFanout.push`` with each reassembled encoded frame. The fanout packetizes it
+once into RTP payloads (``PacketizedFrame``, kept in a shared ``PacketHistory``) and
+offers it to every viewer's ``ForwardedTrack``, which writes it at once through the
+viewer's ``RtpWriter`` (``media/rtpwriter.py``): per viewer only the RTP header is
+written, the packet protected and sent. Nothing is decoded, encoded or packetized per
+viewer, and no per-viewer task runs per frame.
 
 Contracts:
 
 - A video viewer starts on a keyframe: until one arrives its delta frames are
   skipped and the publisher is asked for one (PLI, coalesced by
   ``KeyframeRequester``; repeated every interval while anyone waits).
-- Each track queue is bounded. A video viewer whose queue is full is emptied and
-  waits for the next keyframe; audio drops its oldest frame. Memory per viewer
-  is therefore at most ``bound`` frames per track.
+- Nothing queues per viewer in the relay. A viewer whose socket cannot take more
+  (its write buffer is over ``backlog_limit`` bytes) skips frames: video until the
+  next keyframe, audio frame by frame. Memory per viewer is therefore bounded by the
+  socket's buffer.
 - Timestamps are continuous across publishers: a new publisher's first frame
   is placed after the previous one's last frame by the wall-clock gap, so a
-  viewer's RTP timestamps (and sequence numbers and SSRC, owned by its sender)
+  viewer's RTP timestamps (and sequence numbers and SSRC, owned by its writer)
   never jump back and its decoder recovers on the keyframe it waits for.
 - A viewer whose negotiated codec differs from a new publisher's codec cannot
   continue without renegotiation; it is handed to ``on_incompatible``.
@@ -28,18 +31,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Protocol
 
 import av
 from aiortc import MediaStreamTrack, RTCRtpCodecParameters
+from aiortc.clock import current_ntp_time
+from aiortc.codecs import get_encoder
+from aiortc.codecs.base import Encoder
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError
 
 from .keyframes import KeyframeRequester, is_keyframe
+from .rtpwriter import PacketHistory, PacketizedFrame
 
 logger = logging.getLogger(__name__)
 
@@ -62,87 +68,117 @@ class RelayedFrame:
 FrameObserver = Callable[[RelayedFrame], None]
 
 
-class ForwardedTrack(MediaStreamTrack):
-    """A viewer's outgoing track: a bounded queue of already-encoded packets.
+class FrameWriter(Protocol):
+    """Where a viewer's frames go once its transport is up (``RtpWriter``)."""
 
-    ``RTCRtpSender`` calls ``recv`` and, getting an ``av.Packet`` rather than a
-    frame, packetizes it without encoding.
+    def write(self, frame: PacketizedFrame) -> bool: ...
+
+    def backlog(self) -> int: ...
+
+
+class ForwardedTrack(MediaStreamTrack):
+    """A viewer's outgoing track of one kind.
+
+    aiortc's ``RTCRtpSender`` holds it for negotiation and RTCP but never gets a
+    frame from it (``recv`` returns only when the track stops). Once the viewer's
+    transport is up, ``attach`` gives it a writer, and the fanout's ``offer`` writes
+    each frame straight through it.
     """
 
     def __init__(
-        self, kind: str, bound: int, request_keyframe: Callable[[], None], name: str
+        self, kind: str, backlog_limit: int, request_keyframe: Callable[[], None], name: str
     ) -> None:
         super().__init__()
         self.kind = kind
         self.name = name
         self.mime_type: str | None = None  # negotiated codec, set after the answer
-        self._bound = bound
-        self._queue: deque[av.Packet[Any]] = deque()
-        self._waiter: asyncio.Future[None] | None = None
+        self._backlog_limit = backlog_limit
+        self._writer: FrameWriter | None = None
+        self._behind = False  # its socket was over the backlog limit at the last frame
+        self._ended: asyncio.Event | None = None
         self._request_keyframe = request_keyframe
         self.waiting_for_keyframe = kind == "video"
-        self.frames_queued = 0
+        self.frames_sent = 0
         self.frames_skipped = 0
         self.resets = 0
-        #: monotonic time the sender last took a frame (None: never): "receiving media"
+        #: monotonic time a frame was last sent (None: never): "receiving media"
         self.last_sent_at: float | None = None
 
     @property
-    def queued(self) -> int:
-        return len(self._queue)
+    def wants_keyframe(self) -> bool:
+        """Connected, able to take more, and skipping video until a keyframe."""
+        return self.waiting_for_keyframe and self._writer is not None and not self._behind
 
-    def offer(self, packet: av.Packet[Any], keyframe: bool) -> None:
-        """Queue a frame for this viewer, applying the keyframe and bound rules."""
+    def attach(self, writer: FrameWriter) -> None:
+        """The viewer's transport is up: frames go to ``writer`` from now on."""
+        if self.readyState != "live":
+            return
+        self._writer = writer
         if self.waiting_for_keyframe:
-            if not keyframe:
+            self._request_keyframe()
+
+    def backlog(self) -> int:
+        return 0 if self._writer is None else self._writer.backlog()
+
+    def offer(self, frame: PacketizedFrame, now: float) -> None:
+        """Send a frame to this viewer, applying the backlog and keyframe rules."""
+        writer = self._writer
+        if writer is None:
+            return  # not connected yet: it will start on a keyframe
+        if writer.backlog() > self._backlog_limit:
+            # its socket is behind: skip (video up to the next keyframe after it
+            # drains) rather than pile up seconds-old media
+            self.frames_skipped += 1
+            if not self._behind:
+                self._behind = True
+                if self.kind == "video":
+                    self.resets += 1
+                    self.waiting_for_keyframe = True
+                    logger.info("ForwardedTrack(%s) fell behind, waits for a keyframe", self.name)
+            return
+        self._behind = False
+        if self.waiting_for_keyframe:
+            if not frame.keyframe:
                 self.frames_skipped += 1
                 return
             self.waiting_for_keyframe = False
-        if len(self._queue) >= self._bound:
-            if self.kind == "video":
-                # Behind by a whole queue: skip to the next keyframe rather than
-                # send seconds-old video; keep this frame if it is one.
-                self.frames_skipped += len(self._queue)
-                self._queue.clear()
-                self.resets += 1
-                if not keyframe:
-                    self.frames_skipped += 1
-                    self.waiting_for_keyframe = True
-                    logger.info("ForwardedTrack(%s) fell behind, waiting for keyframe", self.name)
-                    self._request_keyframe()
-                    return
-            else:
-                self._queue.popleft()
-                self.frames_skipped += 1
-        self._queue.append(packet)
-        self.frames_queued += 1
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        if writer.write(frame):
+            self.frames_sent += 1
+            self.last_sent_at = now
 
     def restart(self) -> None:
-        """Forget queued frames and wait for a keyframe (publisher changed)."""
-        self._queue.clear()
+        """Wait for a keyframe (publisher changed)."""
         if self.kind == "video":
             self.waiting_for_keyframe = True
 
-    async def recv(self) -> av.Packet[Any]:
-        while not self._queue:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self._waiter = asyncio.get_running_loop().create_future()
-            await self._waiter
-        self.last_sent_at = time.monotonic()
-        return self._queue.popleft()
+    async def recv(self) -> av.Packet:  # type: ignore[type-arg]
+        """Returns only by raising ``MediaStreamError`` once the track stops: the
+        sender's own RTP loop idles here while the writer does the sending."""
+        if self.readyState == "live":
+            self._ended = self._ended or asyncio.Event()
+            await self._ended.wait()
+        raise MediaStreamError
 
     def stop(self) -> None:
         super().stop()
-        self._queue.clear()
-        waiter, self._waiter = self._waiter, None
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)  # recv sees readyState "ended"
+        self._writer = None
+        if self._ended is not None:
+            self._ended.set()
+
+
+class Packetizer:
+    """Turns one source codec's frames into RTP payloads, once for every viewer."""
+
+    def __init__(self, codec: RTCRtpCodecParameters) -> None:
+        self._encoder: Encoder = get_encoder(codec)
+        self._time_base = Fraction(1, codec.clockRate)
+
+    def payloads(self, data: bytes, pts: int) -> list[bytes]:
+        packet = av.Packet(data)
+        packet.pts = pts
+        packet.time_base = self._time_base
+        payloads, _ = self._encoder.pack(packet)
+        return payloads
 
 
 class TrackFanout:
@@ -163,7 +199,8 @@ class TrackFanout:
         self.frames_in = 0
         self._keyframes = keyframes
         self._on_incompatible = on_incompatible
-        self._time_bases: dict[int, Fraction] = {}
+        self.history = PacketHistory()
+        self._packetizer: Packetizer | None = None
         self._live = False
         self._offset = 0  # added to the source's timestamps
         self._needs_anchor = True
@@ -198,8 +235,9 @@ class TrackFanout:
             return
         now = time.monotonic()
         mime = codec.mimeType
-        if self.mime_type != mime:
-            self._switch_codec(mime)
+        if self.mime_type != mime or self._packetizer is None:
+            self._switch_codec(codec)
+        assert self._packetizer is not None
         if self._needs_anchor:
             self._anchor(frame.timestamp, codec.clockRate, now)
         pts = self._offset + frame.timestamp
@@ -209,13 +247,20 @@ class TrackFanout:
         self._last_pts, self._last_clock_rate, self._last_at = pts, codec.clockRate, now
 
         if self.tracks:
-            packet = av.Packet(data)
-            packet.pts = pts
-            packet.time_base = self._time_base(codec.clockRate)
+            payloads = self._packetizer.payloads(data, pts)
+            ntp = current_ntp_time()
+            packetized = PacketizedFrame(
+                first_index=self.history.add(payloads, pts),
+                payloads=payloads,
+                timestamp=pts,
+                keyframe=keyframe,
+                abs_send_time=(ntp >> 14) & 0xFFFFFF,
+                ntp_time=ntp,
+            )
             waiting = False
             for track in self.tracks:
-                track.offer(packet, keyframe)
-                waiting = waiting or track.waiting_for_keyframe
+                track.offer(packetized, now)
+                waiting = waiting or track.wants_keyframe
             if waiting:
                 self._keyframes.request()
         if self.observers:
@@ -223,9 +268,11 @@ class TrackFanout:
             for observer in self.observers:
                 observer(relayed)
 
-    def _switch_codec(self, mime: str) -> None:
+    def _switch_codec(self, codec: RTCRtpCodecParameters) -> None:
+        mime = codec.mimeType
         logger.info("TrackFanout(%s) source codec %s -> %s", self.name, self.mime_type, mime)
         self.mime_type = mime
+        self._packetizer = Packetizer(codec)
         for track in list(self.tracks):
             if track.mime_type is not None and track.mime_type.lower() != mime.lower():
                 self.tracks.discard(track)
@@ -243,12 +290,6 @@ class TrackFanout:
         for track in self.tracks:
             track.restart()
 
-    def _time_base(self, clock_rate: int) -> Fraction:
-        tb = self._time_bases.get(clock_rate)
-        if tb is None:
-            tb = self._time_bases[clock_rate] = Fraction(1, clock_rate)
-        return tb
-
 
 class SessionRelay:
     """The relay of one live session: a video and an audio fanout.
@@ -261,11 +302,11 @@ class SessionRelay:
         self,
         session_id: int,
         pli_interval_s: float,
-        queue_bound: int,
+        backlog_limit: int,
         on_incompatible: Callable[[ForwardedTrack], None],
     ) -> None:
         self.session_id = session_id
-        self.queue_bound = queue_bound
+        self.backlog_limit = backlog_limit
         self.send_pli: Callable[[], bool] = lambda: False
         name = f"session={session_id}"
         self.keyframes = KeyframeRequester(lambda: self.send_pli(), pli_interval_s, name)
@@ -277,7 +318,7 @@ class SessionRelay:
 
     def new_track(self, kind: str, name: str) -> ForwardedTrack:
         """A viewer track bound to this session's keyframe requests."""
-        return ForwardedTrack(kind, self.queue_bound, self.keyframes.request, name)
+        return ForwardedTrack(kind, self.backlog_limit, self.keyframes.request, name)
 
     def close(self) -> None:
         self.keyframes.close()

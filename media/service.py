@@ -31,8 +31,9 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,6 +51,7 @@ from aiortc.codecs import CODECS
 from aiortc.exceptions import OperationError
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcpeerconnection import is_codec_compatible
+from aiortc.rtcrtpparameters import RTCRtpSendParameters
 
 from . import aiortc_hooks
 from .config import MediaConfig
@@ -70,6 +72,7 @@ from .protocol import (
 )
 from .recording import SessionRecorder, remux_to_mp4
 from .relay import ForwardedTrack, SessionRelay, TrackFanout
+from .rtpwriter import RtpWriter
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +126,27 @@ class _Session:
     recorder: SessionRecorder | None = None
     #: the video codec this session settled on (sticky across publishers)
     video_mime: str | None = None
+
+
+def _writer_for(
+    track: ForwardedTrack, sender: RTCRtpSender, fanout: TrackFanout
+) -> Callable[[RTCRtpSendParameters], None]:
+    """What attaches a viewer's ``RtpWriter`` to its track once the sender starts."""
+
+    def attach(parameters: RTCRtpSendParameters) -> None:
+        ssrc, rtx_ssrc = aiortc_hooks.sender_ssrcs(sender)
+        writer = RtpWriter(
+            ssrc,
+            rtx_ssrc,
+            parameters,
+            fanout.history,
+            aiortc_hooks.SrtpSink(sender.transport),
+            partial(aiortc_hooks.note_sent, sender),
+        )
+        aiortc_hooks.on_retransmit_request(sender, writer.retransmit)
+        track.attach(writer)
+
+    return attach
 
 
 class MediaService:
@@ -284,7 +308,9 @@ class MediaService:
                 if session.video_mime is None and track.mime_type is not None:
                     session.video_mime = track.mime_type
                 aiortc_hooks.on_keyframe_request(t.sender, session.relay.keyframes.request)
-            session.relay.fanout(kind).add(track)
+            fanout = session.relay.fanout(kind)
+            aiortc_hooks.on_send_parameters(t.sender, _writer_for(track, t.sender, fanout))
+            fanout.add(track)
         self._viewers[viewer.resource_id] = viewer
         session.viewers.add(viewer)
         pc.on("connectionstatechange", lambda: self._on_viewer_state(viewer))
@@ -414,10 +440,10 @@ class MediaService:
                     resource_id=v.resource_id,
                     session_id=session_id,
                     connected=v.connected,
-                    video_frames_forwarded=video.frames_queued if video else 0,
+                    video_frames_forwarded=video.frames_sent if video else 0,
                     frames_skipped=sum(t.frames_skipped for t in tracks),
                     keyframe_resets=sum(t.resets for t in tracks),
-                    queued_frames=sum(t.queued for t in tracks),
+                    send_backlog_bytes=sum(t.backlog() for t in tracks),
                 )
             )
         return stats
@@ -524,7 +550,7 @@ class MediaService:
             relay = SessionRelay(
                 session_id,
                 self._config.pli_interval_s,
-                self._config.viewer_queue_frames,
+                self._config.viewer_backlog_bytes,
                 self._on_incompatible,
             )
             session = self._sessions[session_id] = _Session(relay=relay)

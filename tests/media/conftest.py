@@ -34,7 +34,6 @@ def media_config(tmp_path: Path) -> MediaConfig:
         ice_addresses=("127.0.0.1",),
         recordings_dir=tmp_path / "recordings",
         pli_interval_s=0.2,
-        viewer_queue_frames=30,
         publisher_timeout_s=5.0,
     )
 

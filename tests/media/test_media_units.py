@@ -13,7 +13,8 @@ from aiortc.mediastreams import MediaStreamError
 from media.config import MediaConfig
 from media.ice import candidate_allowed, filter_sdp_candidates, gathering_on
 from media.keyframes import KeyframeRequester, is_keyframe
-from media.relay import SessionRelay
+from media.relay import ForwardedTrack, SessionRelay
+from media.rtpwriter import PacketizedFrame
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
 H264 = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=99)
@@ -47,53 +48,108 @@ async def test_keyframe_requests_are_coalesced() -> None:
     requester.close()
 
 
-async def test_slow_viewer_queue_is_bounded_and_resumes_on_keyframe() -> None:
+class RecordingWriter:
+    """A viewer's writer that keeps what it was given; its backlog is settable."""
+
+    def __init__(self) -> None:
+        self.frames: list[PacketizedFrame] = []
+        self.behind = 0
+
+    def write(self, frame: PacketizedFrame) -> bool:
+        self.frames.append(frame)
+        return True
+
+    def backlog(self) -> int:
+        return self.behind
+
+
+def attached(relay: SessionRelay, kind: str = "video") -> tuple[ForwardedTrack, RecordingWriter]:
+    track = relay.new_track(kind, kind)
+    track.mime_type = "video/VP8" if kind == "video" else "audio/opus"
+    relay.fanout(kind).add(track)
+    writer = RecordingWriter()
+    track.attach(writer)
+    return track, writer
+
+
+async def test_viewer_behind_skips_to_a_keyframe_once_its_socket_drains() -> None:
     plis: list[int] = []
-    relay = SessionRelay(1, pli_interval_s=0.01, queue_bound=10, on_incompatible=lambda t: None)
+    relay = SessionRelay(1, pli_interval_s=0.01, backlog_limit=1000, on_incompatible=print)
     relay.send_pli = lambda: plis.append(1) is None
     relay.video.start_source()
-    fast, slow = relay.new_track("video", "fast"), relay.new_track("video", "slow")
-    for t in (fast, slow):
-        t.mime_type = "video/VP8"
-        relay.video.add(t)
-    for i in range(300):  # keyframe every 50 frames
-        relay.video.push(VP8, frame(i * 3000, key=i % 50 == 0))
-        assert slow.queued <= 10
-        if fast.queued:
-            await fast.recv()
-    assert fast.frames_queued == 300 and fast.resets == 0
-    assert slow.resets >= 5 and slow.frames_skipped > 200
-    assert slow.waiting_for_keyframe and slow.queued == 0
-    relay.video.push(VP8, frame(300 * 3000, key=False))
-    relay.video.push(VP8, frame(301 * 3000, key=True))
-    first = await asyncio.wait_for(slow.recv(), 1)
-    assert is_keyframe("video/VP8", bytes(first))
-    assert plis  # the slow viewer's resets asked the publisher for keyframes
+    (fast, fast_out), (slow, slow_out) = attached(relay), attached(relay)
+    for i in range(100):  # keyframe every 25 frames
+        if i == 30:
+            slow_out.behind = 1001
+        if i == 80:
+            slow_out.behind = 0
+        relay.video.push(VP8, frame(i * 3000, key=i % 25 == 0))
+    assert len(fast_out.frames) == 100 and fast.resets == 0
+    assert slow.resets == 1  # one fall behind, not one per keyframe it had to skip
+    sent = [f.timestamp // 3000 for f in slow_out.frames]
+    assert sent == list(range(30))  # behind from 30; no keyframe between 80 and 99
+    assert slow.waiting_for_keyframe  # drained at 80, a delta: waits for the keyframe
+    plis.clear()
+    await asyncio.sleep(0.02)
+    relay.video.push(VP8, frame(100 * 3000, key=True))
+    relay.video.push(VP8, frame(101 * 3000, key=False))
+    assert [f.timestamp // 3000 for f in slow_out.frames][-2:] == [100, 101]
+    assert slow_out.frames[-2].keyframe and not slow.waiting_for_keyframe
+    relay.close()
+
+
+async def test_frames_are_packetized_once_for_every_viewer() -> None:
+    relay = SessionRelay(1, 0.5, 1000, on_incompatible=print)
+    relay.video.start_source()
+    outs = [attached(relay)[1] for _ in range(3)]
+    big = KEY + bytes(5000)  # more than one packet's worth
+    relay.video.push(VP8, JitterFrame(big, 0))
+    relay.video.push(VP8, frame(3000, key=False))
+    first = outs[0].frames
+    assert all(out.frames == first for out in outs)  # the very same objects
+    assert len(first[0].payloads) == 4 and first[1].first_index == first[0].last_index + 1
+    relay.close()
+
+
+async def test_viewer_that_is_not_connected_yet_gets_nothing_and_starts_on_a_keyframe() -> None:
+    plis: list[int] = []
+    relay = SessionRelay(1, pli_interval_s=0.01, backlog_limit=1000, on_incompatible=print)
+    relay.send_pli = lambda: plis.append(1) is None
+    relay.video.start_source()
+    track = relay.new_track("video", "late")
+    track.mime_type = "video/VP8"
+    relay.video.add(track)
+    relay.video.push(VP8, frame(0, key=True))
+    assert plis == [1]  # the join asks (it was live)
+    writer = RecordingWriter()
+    await asyncio.sleep(0.02)
+    track.attach(writer)  # its transport is up
+    assert plis == [1, 1]
+    relay.video.push(VP8, frame(3000, key=False))
+    relay.video.push(VP8, frame(6000, key=True))
+    assert [f.timestamp for f in writer.frames] == [6000]
     relay.close()
 
 
 async def test_timestamps_continue_across_publishers() -> None:
-    relay = SessionRelay(1, 0.5, 100, on_incompatible=lambda t: None)
+    relay = SessionRelay(1, 0.5, 1000, on_incompatible=print)
     relay.video.start_source()
-    track = relay.new_track("video", "v")
-    track.mime_type = "video/VP8"
-    relay.video.add(track)
+    _, out = attached(relay)
     for i in range(10):
         relay.video.push(VP8, frame(i * 3000, key=i == 0))
-    last = [(await asyncio.wait_for(track.recv(), 1)).pts for _ in range(10)][-1]
+    last = out.frames[-1].timestamp
     relay.video.stop_source()
     relay.video.start_source()  # a new publisher; its timestamps restart at 0
     relay.video.push(VP8, frame(0, key=False))  # skipped: not a keyframe
     relay.video.push(VP8, frame(3000, key=True))
-    assert track.queued == 1
-    resumed = await asyncio.wait_for(track.recv(), 1)
-    assert resumed.pts > last
+    assert len(out.frames) == 11
+    assert out.frames[-1].timestamp > last
     relay.close()
 
 
 async def test_viewer_of_other_codec_is_handed_back() -> None:
     dropped: list[object] = []
-    relay = SessionRelay(1, 0.5, 100, on_incompatible=dropped.append)
+    relay = SessionRelay(1, 0.5, 1000, on_incompatible=dropped.append)
     relay.video.start_source()
     track = relay.new_track("video", "v")
     track.mime_type = "video/VP8"
@@ -104,7 +160,7 @@ async def test_viewer_of_other_codec_is_handed_back() -> None:
 
 
 async def test_stopped_track_ends_recv() -> None:
-    relay = SessionRelay(1, 0.5, 100, on_incompatible=lambda t: None)
+    relay = SessionRelay(1, 0.5, 1000, on_incompatible=print)
     track = relay.new_track("audio", "a")
     waiter = asyncio.ensure_future(track.recv())
     await asyncio.sleep(0)
