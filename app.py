@@ -55,12 +55,16 @@ from live.roomlog import RoomLog
 from live.roomlog_memory import MemoryRoomLog
 from live.roomlog_redis import RedisRoomLog
 from live.sessions import SessionService, StatusListener
+from live.tasks import stop_task
 from live.workers import Bind, serve, supervise
+from media.cluster import HOME, WorkerGroup, resource_prefix
 from media.config import MediaConfig
 from media.events import RoomLogLifecycle
-from media.forward import LocalMediaControl, MediaForwarder, internal_routes, internal_token
+from media.forward import LocalMediaControl, internal_routes, internal_token
 from media.handlers import MediaHandlers
+from media.placement import LoadBoard
 from media.protocol import MediaControl
+from media.pull import Pulled
 from media.service import MediaService
 from shelf.demo import seed_shelf
 from shelf.feature import ShelfFeature, build_shelf
@@ -131,13 +135,20 @@ class Settings:
     #: PostgreSQL connections the server keeps open (a fixed pool, opened at start-up)
     db_pool_size: int = 20
     #: worker processes sharing the port (``--workers``; more than 1 needs PostgreSQL
-    #: and Redis); worker 0 is the media home (``media.forward``)
+    #: and Redis); worker 0 is the media home, every session's origin (``media.cluster``)
     workers: int = 1
-    #: the media home's loopback port for the other workers (0: any free port)
+    #: worker i's loopback port for the other workers is this + i (0: any free ports)
     media_port: int = 0
-    #: set by ``--workers`` in all workers but worker 0: the media home's URL, which
-    #: makes this process forward media requests instead of holding peers
-    media_home: str | None = None
+    #: set by ``--workers``: every worker's loopback URL (by index), and this one's
+    #: index; empty: one process holding all media
+    media_workers: tuple[str, ...] = ()
+    media_worker: int = 0
+    #: an edge worker ends its pull of a session this long after its last viewer left
+    media_pull_linger_s: float = 5.0
+    #: with several workers: WHEP viewers one worker serves at most (its pulls aside);
+    #: ~0.3 % of a core each (bench/RESULTS.md, "Media relay"), so 250 leave room for
+    #: the rest of the worker's work
+    media_max_viewers_per_worker: int = 250
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -182,6 +193,9 @@ class Settings:
             db_pool_size=_positive(env, "LIVESHELF_DB_POOL_SIZE", 20),
             workers=_positive(env, "LIVESHELF_WORKERS", 1),
             media_port=_int(env, "LIVESHELF_MEDIA_PORT", 0),
+            media_max_viewers_per_worker=_positive(
+                env, "LIVESHELF_MEDIA_MAX_VIEWERS_PER_WORKER", 250
+            ),
         )
 
     def check_workers(self) -> None:
@@ -400,6 +414,22 @@ def _register_core(app: web.Application, core: Core) -> None:
     app[sessions_key] = core.sessions
 
 
+class _Links:
+    """The media service's ``Upstream``, bound to its ``WorkerGroup`` once both exist
+    (each needs the other: the group controls the service, the service pulls through
+    the group)."""
+
+    group: WorkerGroup | None = None
+
+    async def pull(self, session_id: int, offer_sdp: str) -> Pulled:
+        assert self.group is not None
+        return await self.group.pull(session_id, offer_sdp)
+
+    async def release(self, session_id: int, resource_id: str) -> None:
+        assert self.group is not None
+        await self.group.release(session_id, resource_id)
+
+
 def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) -> MediaControl:
     """WHIP ingest, WHEP playback, recordings (media/README.md).
 
@@ -408,20 +438,21 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
     session's end is handled by ``_end_media``; closing happens before the room bus
     closes, since the last ``live.paused`` events still need it.
 
-    With several workers (``media.forward``), only the media home (worker 0) has a
-    ``MediaService``; the others forward every media request to it.
+    With several workers (``media.cluster``), every worker serves WHEP viewers and
+    pulls the sessions it has viewers of from the media home (worker 0), which holds
+    the publishers; the others forward WHIP and the recordings to it.
     """
     settings = core.settings
     config = MediaConfig(
         ice_servers=settings.ice_servers,
         ice_addresses=settings.ice_addresses,
         recordings_dir=settings.recordings_dir,
+        pull_linger_s=settings.media_pull_linger_s,
     )
-    media: MediaService | None = None  # None: this worker forwards (holds no peers)
-    forwarder: MediaForwarder | None = None
+    media: MediaService
     sources = AudienceSources(
-        media_sessions=lambda: media.session_ids() if media is not None else [],
-        media_viewers=lambda sid: media.receiving_viewers(sid) if media is not None else 0,
+        media_sessions=lambda: media.session_ids(),
+        media_viewers=lambda sid: media.receiving_viewers(sid),
         socket_rooms=core.hub.room_ids,
         sockets=core.hub.local_sockets,
     )
@@ -434,24 +465,55 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
 
     control: MediaControl
     token = internal_token(settings.secret)
-    if settings.media_home is None:
-        media = MediaService(
-            config, MarkingLifecycle(RoomLogLifecycle(core.room_log), audience), audience
-        )
-        app[media_key] = media
+    group: WorkerGroup | None = None
+    index = settings.media_worker
+    edge = bool(settings.media_workers) and index != HOME
 
-        async def media_ended(session_id: int) -> None:
+    async def media_ended(session_id: int) -> None:
+        if edge:  # commit this worker's viewers' leaves before the home closes the rest
+            await audience.sample()
+        else:
             await audience.close_session(session_id, core.clock.now_ms())
 
-        control = LocalMediaControl(media, media_ended)
-        handlers = MediaHandlers(media, core.sessions, config, cors_origin=settings.cors_origin)
-        routes += handlers.routes()
-        routes += internal_routes(control, token)
-        subapps = handlers.applications()
+    lifecycle = MarkingLifecycle(RoomLogLifecycle(core.room_log), audience)
+    if not settings.media_workers:
+        media = MediaService(config, lifecycle, audience)
+        control = local = LocalMediaControl(media, media_ended)
     else:
-        forwarder = control = MediaForwarder(settings.media_home, token)
-        routes += forwarder.routes()
-        subapps = forwarder.applications(settings.cors_origin)
+        links = _Links()
+        media = MediaService(
+            config,
+            lifecycle,
+            audience,
+            upstream=links if edge else None,
+            resource_prefix=resource_prefix(index),
+        )
+        local = LocalMediaControl(media, media_ended)
+        board = None if core.redis is None else LoadBoard(core.redis, settings.redis_prefix)
+        group = links.group = WorkerGroup(
+            index,
+            settings.media_workers,
+            token,
+            local,
+            board,
+            settings.media_max_viewers_per_worker,
+        )
+        control = group
+    app[media_key] = media
+    handlers = MediaHandlers(
+        media, core.sessions, config, cors_origin=settings.cors_origin, placement=group
+    )
+    routes += internal_routes(local, token)
+    subapps = handlers.applications()
+    if group is not None:
+        subapps["/whep"].middlewares.append(group.resource_middleware())
+        if group.home is not None:  # ingest, recording and cover are the home's
+            routes += group.home.routes()
+            subapps["/whip"] = group.home.applications(settings.cors_origin)["/whip"]
+        else:
+            routes += handlers.routes()
+    else:
+        routes += handlers.routes()
     for prefix, subapp in subapps.items():
         app.add_subapp(prefix, subapp)
     audience.attach(core.channel, control.identify_viewer)
@@ -462,11 +524,14 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
         await audience.stop()  # after media closed: its viewers' leaving is recorded
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        reports = None if group is None else asyncio.create_task(group.report_loads())
         yield
-        if media is not None:
-            await media.close()
-        if forwarder is not None:
-            await forwarder.close()
+        if group is not None:
+            await group.drain()
+        await media.close()
+        await stop_task(reports)
+        if group is not None:
+            await group.close()
 
     app.cleanup_ctx.append(recording)
     app.cleanup_ctx.append(lifetime)
@@ -791,34 +856,40 @@ def _serve(settings: Settings, binds: list[Bind]) -> None:
 
 
 def _serve_workers(settings: Settings) -> int:
-    """``settings.workers`` processes on one port (``live.workers``); worker 0 is the
-    media home and also listens on a loopback port for the others (``media.forward``)."""
+    """``settings.workers`` processes on one port (``live.workers``); each also listens
+    on a loopback port of its own for the others (``media.cluster``); worker 0 is the
+    media home."""
     if settings.auto_migrate:  # once, before any worker starts
         asyncio.run(_migrate(settings))
         settings = replace(settings, auto_migrate=False)
-    media_port = settings.media_port or _free_loopback_port()
+    base = settings.media_port
+    ports = [base + i if base else _free_loopback_port() for i in range(settings.workers)]
+    urls = tuple(f"http://127.0.0.1:{port}" for port in ports)
     log.info(
-        "%d workers on %s:%d; media home on 127.0.0.1:%d",
+        "%d workers on %s:%d; media workers on 127.0.0.1 ports %s (home %d)",
         settings.workers,
         settings.host,
         settings.port,
-        media_port,
+        ports,
+        ports[HOME],
     )
-    return supervise(functools.partial(_run_worker, settings, media_port), settings.workers)
+    return supervise(
+        functools.partial(_run_worker, replace(settings, media_workers=urls)), settings.workers
+    )
 
 
-def _run_worker(settings: Settings, media_port: int, index: int) -> None:
+def _run_worker(settings: Settings, index: int) -> None:
     """One worker process (spawned by ``supervise``)."""
     logging.basicConfig(
         level=logging.INFO,
         format=f"%(asctime)s %(levelname)s [worker {index}] %(name)s: %(message)s",
     )
-    home = f"http://127.0.0.1:{media_port}"
-    worker = replace(settings, media_home=None if index == 0 else home)
-    binds = [Bind(settings.host, settings.port, reuse_port=True)]
-    if index == 0:
-        binds.append(Bind("127.0.0.1", media_port))
-    _serve(worker, binds)
+    internal = settings.media_workers[index]
+    binds = [
+        Bind(settings.host, settings.port, reuse_port=True),
+        Bind("127.0.0.1", int(internal.rsplit(":", 1)[1])),
+    ]
+    _serve(replace(settings, media_worker=index), binds)
 
 
 def _free_loopback_port() -> int:

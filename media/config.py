@@ -36,6 +36,10 @@ class MediaConfig:
     #: transport is not connected this long after its offer is dropped too.
     publisher_timeout_s: float = 15.0
     cover_interval_s: float = 30.0
+    #: An edge ends its pull of a session this long after its last viewer left.
+    pull_linger_s: float = 5.0
+    #: An edge whose pull was lost pulls again after 0.25 s, doubling up to this.
+    pull_retry_max_s: float = 2.0
     #: Video codec preference when the relay picks (publishers, and viewers that
     #: join before any publisher).
     video_codecs: tuple[str, ...] = SUPPORTED_VIDEO_CODECS

@@ -25,6 +25,8 @@ ErrorCode = Literal[
     "etag_mismatch",
     "ice_restart_unsupported",
     "closed",
+    "media_unavailable",
+    "media_full",
 ]
 
 #: Suggested HTTP status per code (RFC 9725 where it says something).
@@ -40,6 +42,10 @@ HTTP_STATUS: Final[dict[ErrorCode, int]] = {
     # restarts answers the unsupported kind of PATCH with 422.
     "ice_restart_unsupported": 422,
     "closed": 503,
+    # the session's origin (another process) cannot be reached right now
+    "media_unavailable": 503,
+    # every worker serves as many viewers as it may (RFC 9725 s4.5: 503 + Retry-After)
+    "media_full": 503,
 }
 
 

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, get_args
 
 import aiohttp
 from aiohttp import web
@@ -41,7 +42,9 @@ from pydantic import BaseModel, Field
 from live.errors import Forbidden
 from live.http import json_response, path_id, read_json
 
+from .errors import ErrorCode, MediaError
 from .handlers import cors_hook
+from .pull import Pulled
 from .service import MediaService
 
 log = logging.getLogger(__name__)
@@ -85,11 +88,18 @@ def internal_token(secret: str) -> str:
     return hmac.new(secret.encode(), b"liveshelf internal media v1", hashlib.sha256).hexdigest()
 
 
-class MediaForwarder:
-    """A worker's way to the media home: request forwarding and ``MediaControl``."""
+def is_internal(request: web.Request, token: str) -> bool:
+    """Whether the request comes from one of liveshelf's own workers."""
+    shown = request.headers.get(INTERNAL_HEADER, "")
+    return hmac.compare_digest(shown.encode(), token.encode())
 
-    def __init__(self, home_url: str, token: str, *, timeout_s: float = 30.0) -> None:
-        self._home = home_url.rstrip("/")
+
+class MediaForwarder:
+    """A worker's way to another worker (the media home, or a resource's owner): request
+    forwarding, ``MediaControl`` calls and, towards the home, ``Upstream`` pulls."""
+
+    def __init__(self, url: str, token: str, *, timeout_s: float = 30.0) -> None:
+        self._url = url.rstrip("/")
         self._token = token
         # No total: a recording download may take longer; a stalled home may not.
         self._timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=timeout_s)
@@ -112,25 +122,35 @@ class MediaForwarder:
 
     # -- HTTP forwarding -------------------------------------------------------------
 
-    async def forward(self, request: web.Request) -> web.StreamResponse:
-        """Send ``request`` to the home as it came; answer with what the home answers."""
+    async def forward(
+        self,
+        request: web.Request,
+        extra: dict[str, str] | None = None,
+        body: bytes | None = None,
+        *,
+        unless: str | None = None,
+    ) -> web.StreamResponse | None:
+        """Send ``request`` to the worker as it came (plus ``extra`` headers; ``body``
+        instead of streaming the request's own); answer with what the worker answers.
+        With ``unless``, a 503 carrying that error code is not passed on: None."""
         headers = CIMultiDict(
             (name, value) for name in _REQUEST_HEADERS for value in request.headers.getall(name, ())
         )
-        # The body streams through: the home applies its own limits to it.
-        body = request.content if request.body_exists else None
+        headers.update(extra or {})
+        # The body streams through: the worker applies its own limits to it.
+        data: Any = body if body is not None else request.content if request.body_exists else None
         try:
             upstream = await self._client().request(
                 request.method,
-                self._home + request.path_qs,
+                self._url + request.path_qs,
                 headers=headers,
-                data=body,
+                data=data,
                 allow_redirects=False,
             )
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             log.warning(
-                "media home %s did not answer %s %s: %r",
-                self._home,
+                "media worker %s did not answer %s %s: %r",
+                self._url,
                 request.method,
                 request.path,
                 exc,
@@ -142,10 +162,13 @@ class MediaForwarder:
                 headers={"Retry-After": "2"},
             )
         async with upstream:
+            if unless is not None and upstream.status == 503:
+                text = await upstream.read()
+                if _error_code(text) == unless:
+                    return None
+                return web.Response(status=503, body=text, headers=self._answer_headers(upstream))
             answer = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-            for name, value in upstream.headers.items():
-                if name.lower() not in _DROPPED_ANSWER_HEADERS:
-                    answer.headers.add(name, value)
+            answer.headers.extend(self._answer_headers(upstream))
             if upstream.content_length is not None:
                 answer.content_length = upstream.content_length
             await answer.prepare(request)
@@ -154,11 +177,25 @@ class MediaForwarder:
             await answer.write_eof()
             return answer
 
+    @staticmethod
+    def _answer_headers(upstream: aiohttp.ClientResponse) -> CIMultiDict[str]:
+        return CIMultiDict(
+            (name, value)
+            for name, value in upstream.headers.items()
+            if name.lower() not in _DROPPED_ANSWER_HEADERS
+        )
+
+    async def pass_on(self, request: web.Request) -> web.StreamResponse:
+        """``forward`` as a request handler."""
+        answer = await self.forward(request)
+        assert answer is not None  # nothing is held back without ``unless``
+        return answer
+
     def routes(self) -> list[web.RouteDef]:
         """The recording and cover downloads, forwarded (on the main application)."""
         return [
-            web.get("/api/sessions/{id}/recording", self.forward),
-            web.get("/api/sessions/{id}/cover.jpg", self.forward),
+            web.get("/api/sessions/{id}/recording", self.pass_on),
+            web.get("/api/sessions/{id}/cover.jpg", self.pass_on),
         ]
 
     def applications(self, cors_origin: str) -> dict[str, web.Application]:
@@ -168,7 +205,7 @@ class MediaForwarder:
         apps = {}
         for kind in ("whip", "whep"):
             app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self.forward)
+            app.router.add_route("*", "/{tail:.*}", self.pass_on)
             app.on_response_prepare.append(add_cors)
             apps[f"/{kind}"] = app
         return apps
@@ -202,13 +239,56 @@ class MediaForwarder:
             return False
         return bool(answer.get("claimed"))
 
+    # -- Upstream (this worker is an edge; the home is every session's origin) ------
+
+    async def pull(self, session_id: int, offer_sdp: str) -> Pulled:
+        try:
+            async with self._client().post(
+                f"{self._url}/internal/media/{session_id}/pull",
+                data=offer_sdp.encode(),
+                headers={INTERNAL_HEADER: self._token, "Content-Type": "application/sdp"},
+            ) as res:
+                if res.status != 201:
+                    raise _refusal(res.status, await res.read())
+                resource_id = res.headers.get("X-Resource-Id", "")
+                return Pulled(resource_id, await res.text())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise MediaError("media_unavailable", f"the session's origin: {exc!r}") from exc
+
+    async def release(self, session_id: int, resource_id: str) -> None:
+        try:
+            await self._call("DELETE", f"/internal/media/{session_id}/pull/{resource_id}", None)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise MediaError("media_unavailable", f"the session's origin: {exc!r}") from exc
+
     async def _call(self, method: str, path: str, body: Any) -> dict[str, Any]:
         async with self._client().request(
-            method, self._home + path, json=body, headers={INTERNAL_HEADER: self._token}
+            method, self._url + path, json=body, headers={INTERNAL_HEADER: self._token}
         ) as res:
             res.raise_for_status()
             answer: dict[str, Any] = await res.json()
             return answer
+
+
+def _error_code(body: bytes) -> str | None:
+    """The ``error.code`` of a JSON error body, if it is one."""
+    try:
+        code = json.loads(body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) else None
+
+
+def _refusal(status: int, body: bytes) -> MediaError:
+    """The origin's refusal of a pull as the ``MediaError`` it was."""
+    try:
+        error = json.loads(body)["error"]
+        code, message = error["code"], error["message"]
+    except (ValueError, KeyError, TypeError):
+        return MediaError("media_unavailable", f"the session's origin answered {status}")
+    if code in get_args(ErrorCode):
+        return MediaError(code, message)
+    return MediaError("media_unavailable", f"the session's origin: {code}: {message}")
 
 
 class LocalMediaControl:
@@ -223,19 +303,44 @@ class LocalMediaControl:
     def __init__(
         self, media: MediaService, ended: Callable[[int], Awaitable[None]] | None = None
     ) -> None:
-        self._media = media
+        self.media = media
         self._ended = ended
 
     async def end_session(self, session_id: int) -> None:
-        await self._media.end_session(session_id)
+        await self.media.end_session(session_id)
         if self._ended is not None:
             await self._ended(session_id)
 
     async def media_time(self, session_id: int) -> float | None:
-        return self._media.media_time(session_id)
+        return self.media.media_time(session_id)
 
     async def identify_viewer(self, session_id: int, resource_id: str, user_id: int) -> bool:
-        return self._media.identify_viewer(session_id, resource_id, user_id)
+        return self.media.identify_viewer(session_id, resource_id, user_id)
+
+    def status(self) -> dict[str, Any]:
+        """What this process holds, per session: viewers, edges' pulls of it, whether
+        it pulls it itself, whether its publisher is here."""
+        media = self.media
+        return {
+            "sessions": {
+                str(sid): {
+                    "viewers": media.viewer_count(sid),
+                    "pulls": media.pull_count(sid),
+                    "pulling": media.is_pulling(sid),
+                    "publisher": media.is_live(sid),
+                }
+                for sid in media.session_ids()
+            }
+        }
+
+    async def pull(self, session_id: int, offer_sdp: str) -> Pulled:
+        """An edge pulls the session from this process (its origin)."""
+        resource = await self.media.play(session_id, offer_sdp, pull=True)
+        return Pulled(resource.id, resource.answer_sdp)
+
+    async def release(self, session_id: int, resource_id: str) -> None:
+        if self.media.resource_owner(resource_id) == (session_id, "viewer"):
+            await self.media.delete(resource_id)
 
 
 class _Identify(BaseModel):
@@ -247,8 +352,7 @@ def internal_routes(control: LocalMediaControl, token: str) -> list[web.RouteDef
     """The home's side of ``MediaForwarder``'s ``MediaControl`` calls."""
 
     def check(request: web.Request) -> int:
-        shown = request.headers.get(INTERNAL_HEADER, "")
-        if not hmac.compare_digest(shown.encode(), token.encode()):
+        if not is_internal(request, token):
             raise Forbidden("internal_only", "this route is for liveshelf's own workers")
         return path_id(request)
 
@@ -265,8 +369,35 @@ def internal_routes(control: LocalMediaControl, token: str) -> list[web.RouteDef
         claimed = await control.identify_viewer(session_id, body.resource_id, body.user_id)
         return json_response({"claimed": claimed})
 
+    async def pull(request: web.Request) -> web.Response:
+        session_id = check(request)
+        offer = await request.text()
+        try:
+            pulled = await control.pull(session_id, offer)
+        except MediaError as err:
+            error = {"error": {"code": err.code, "message": err.message}}
+            return json_response(error, status=err.http_status)
+        return web.Response(
+            status=201,
+            text=pulled.answer_sdp,
+            content_type="application/sdp",
+            headers={"X-Resource-Id": pulled.resource_id},
+        )
+
+    async def status(request: web.Request) -> web.Response:
+        if not is_internal(request, token):
+            raise Forbidden("internal_only", "this route is for liveshelf's own workers")
+        return json_response(control.status())
+
+    async def release(request: web.Request) -> web.Response:
+        await control.release(check(request), request.match_info["resource_id"])
+        return json_response({"released": True})
+
     return [
         web.post("/internal/media/{id}/end", end),
         web.get("/internal/media/{id}/time", media_time),
         web.post("/internal/media/{id}/identify", identify),
+        web.get("/internal/media/status", status),
+        web.post("/internal/media/{id}/pull", pull),
+        web.delete("/internal/media/{id}/pull/{resource_id}", release),
     ]

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -66,8 +66,20 @@ class _Refused(Exception):
         self.status, self.code, self.message = status, code, message
 
 
+RETRY_AFTER_S = "2"
+
+
 def _error(status: int, code: str, message: str) -> web.Response:
-    return json_response({"error": {"code": code, "message": message}}, status=status)
+    # a 503 (closing, or the session's origin out of reach) is worth retrying soon
+    headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else None
+    return json_response(
+        {"error": {"code": code, "message": message}}, status=status, headers=headers
+    )
+
+
+def media_error_response(err: MediaError) -> web.Response:
+    """A refusal as the JSON error the WHIP/WHEP routes answer with."""
+    return _error(err.http_status, err.code, err.message)
 
 
 def _guarded(handler: Handler) -> Handler:
@@ -78,11 +90,23 @@ def _guarded(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except MediaError as err:
-            return _error(err.http_status, err.code, err.message)
+            return media_error_response(err)
         except _Refused as err:
             return _error(err.status, err.code, err.message)
 
     return run
+
+
+class ViewerPlacement(Protocol):
+    """Where a new WHEP viewer goes when several workers serve media
+    (``media.cluster.WorkerGroup``)."""
+
+    async def place(
+        self, request: web.Request, session_id: int, offer: bytes
+    ) -> web.StreamResponse | None:
+        """None: serve the viewer here. Else the answer of the worker that served it
+        (or a refusal: ``media_full``); raises ``MediaError`` to refuse."""
+        ...
 
 
 class MediaHandlers:
@@ -95,7 +119,10 @@ class MediaHandlers:
         config: MediaConfig,
         *,
         cors_origin: str = "*",
+        placement: ViewerPlacement | None = None,
     ) -> None:
+        """``placement`` (several workers) may send a new viewer to another worker."""
+        self._placement = placement
         self._media = media
         self._sessions = sessions
         self._config = config
@@ -159,7 +186,7 @@ class MediaHandlers:
 
     # -- WHEP: anyone allowed to watch ---------------------------------------------------
 
-    async def play(self, request: web.Request) -> web.Response:
+    async def play(self, request: web.Request) -> web.StreamResponse:
         session_id = path_id(request, "session_id")
         row = await self._sessions.get_row(session_id)
         _refuse_ended(row.status)
@@ -168,6 +195,10 @@ class MediaHandlers:
             # A scheduled session: only its host may preview it.
             raise Conflict("session_not_live", "the session has not started yet")
         offer = await self._read_sdp(request, SDP)
+        if self._placement is not None:
+            elsewhere = await self._placement.place(request, session_id, offer.encode())
+            if elsewhere is not None:
+                return elsewhere
         user_id = caller.user_id if caller is not None else None
         return self._created("whep", await self._media.play(session_id, offer, user_id))
 

@@ -70,6 +70,7 @@ from .protocol import (
     Resource,
     ViewerStats,
 )
+from .pull import SessionPull, Upstream
 from .recording import SessionRecorder, remux_to_mp4
 from .relay import ForwardedTrack, SessionRelay, TrackFanout
 from .rtpwriter import RtpWriter
@@ -116,6 +117,8 @@ class _Viewer(_Peer):
     user_id: int | None = None
     #: its transport connected and the audience listener was told
     joined: bool = False
+    #: another process's pull of the session (an edge), not a person watching
+    pull: bool = False
 
 
 @dataclass(eq=False)
@@ -126,6 +129,11 @@ class _Session:
     recorder: SessionRecorder | None = None
     #: the video codec this session settled on (sticky across publishers)
     video_mime: str | None = None
+    #: on an edge: the session pulled from its origin, and how it is being made
+    pull: SessionPull | None = None
+    pulling: asyncio.Task[SessionPull] | None = None
+    #: on an edge: ends the pull once the last viewer has been gone a while
+    linger: asyncio.TimerHandle | None = None
 
 
 def _writer_for(
@@ -157,8 +165,16 @@ class MediaService:
         config: MediaConfig,
         lifecycle: MediaLifecycle,
         audience: AudienceListener | None = None,
+        *,
+        upstream: Upstream | None = None,
+        resource_prefix: str = "",
     ) -> None:
+        """``upstream`` makes this process an edge: it holds no publishers and pulls
+        each session it has viewers of from the session's origin. Resource ids start
+        with ``resource_prefix`` (which worker holds them)."""
         aiortc_hooks.check_compatible()
+        self._upstream = upstream
+        self._prefix = resource_prefix
         self._config = config
         self._lifecycle = lifecycle
         self._audience = audience
@@ -250,10 +266,15 @@ class MediaService:
 
     # ----------------------------------------------------------------- WHEP
 
-    async def play(self, session_id: int, offer_sdp: str, user_id: int | None = None) -> Resource:
+    async def play(
+        self, session_id: int, offer_sdp: str, user_id: int | None = None, *, pull: bool = False
+    ) -> Resource:
         """Accept a WHEP offer for ``session_id`` and return the answer.
 
         ``user_id`` is the signed-in viewer (None for a guest), for analytics.
+        ``pull`` marks an edge's pull: it is fed like a viewer but counted nowhere
+        (analytics, viewer counts). On an edge, the first viewer of a session starts
+        its pull (raises ``media_unavailable`` if the origin cannot be reached).
         """
         self._check_open()
         offer = parse_offer(offer_sdp, self._config.max_sdp_bytes)
@@ -264,9 +285,11 @@ class MediaService:
         live = (
             session is not None and session.publisher is not None and not session.publisher.closed
         )
-        if not live and not self._config.viewers_wait_for_publisher:
+        if not live and not self._config.viewers_wait_for_publisher and self._upstream is None:
             raise MediaError("no_publisher", f"session {session_id} is not live")
         session = self._session(session_id)
+        if self._upstream is not None:
+            await self._pulled(session_id, session)
         for m in wanted:
             if m.kind == "video":
                 required = session.relay.video.mime_type or session.video_mime
@@ -279,7 +302,7 @@ class MediaService:
                 raise MediaError("codec_mismatch", "viewer cannot receive Opus audio")
 
         pc = create_peer_connection(self._config)
-        viewer = _Viewer(**self._peer_fields(session_id, pc, offer), user_id=user_id)
+        viewer = _Viewer(**self._peer_fields(session_id, pc, offer), user_id=user_id, pull=pull)
         try:
             transceivers: dict[str, RTCRtpTransceiver] = {}
             for m in wanted:
@@ -313,6 +336,9 @@ class MediaService:
             fanout.add(track)
         self._viewers[viewer.resource_id] = viewer
         session.viewers.add(viewer)
+        if session.linger is not None:
+            session.linger.cancel()
+            session.linger = None
         pc.on("connectionstatechange", lambda: self._on_viewer_state(viewer))
         viewer.watchdog = self._spawn(self._watch_viewer(viewer))
         logger.info("%s viewer %s for session %d", self._name, viewer.resource_id, session_id)
@@ -380,6 +406,7 @@ class MediaService:
                 await self._drop_publisher(session.publisher, reason)
             for viewer in list(session.viewers):
                 await self._drop_viewer(viewer, reason)
+            await self._stop_pulling(session)
             session.relay.close()
             if recorder is not None:
                 await recorder.close()
@@ -406,9 +433,33 @@ class MediaService:
     # ---------------------------------------------------------------- stats
 
     def viewer_count(self, session_id: int) -> int:
-        """Viewers of the session whose transport is connected."""
+        """Viewers of the session whose transport is connected (edges' pulls excluded)."""
         session = self._sessions.get(session_id)
-        return 0 if session is None else sum(1 for v in session.viewers if v.connected)
+        return (
+            0 if session is None else sum(1 for v in session.viewers if v.connected and not v.pull)
+        )
+
+    def viewer_total(self) -> int:
+        """Viewers of every session here, connecting ones included (pulls excluded)."""
+        return sum(1 for v in self._viewers.values() if not v.pull and not v.closed)
+
+    def relayed_sessions(self) -> list[int]:
+        """Sessions whose stream this process has: its publisher, or a pull of it."""
+        return [
+            sid
+            for sid, s in self._sessions.items()
+            if s.pull is not None or (s.publisher is not None and not s.publisher.closed)
+        ]
+
+    def pull_count(self, session_id: int) -> int:
+        """Edges pulling the session from this process."""
+        session = self._sessions.get(session_id)
+        return 0 if session is None else sum(1 for v in session.viewers if v.pull)
+
+    def is_pulling(self, session_id: int) -> bool:
+        """Whether this process (an edge) holds a pull of the session."""
+        session = self._sessions.get(session_id)
+        return session is not None and session.pull is not None
 
     def receiving_viewers(self, session_id: int, within_s: float = 1.5) -> int:
         """Viewers whose transport is connected and that were sent media lately."""
@@ -419,7 +470,7 @@ class MediaService:
 
         def receiving(v: _Viewer) -> bool:
             sent = (t.last_sent_at for t in v.tracks.values() if t.last_sent_at is not None)
-            return v.connected and max(sent, default=-1.0) >= since
+            return v.connected and not v.pull and max(sent, default=-1.0) >= since
 
         return sum(1 for v in session.viewers if receiving(v))
 
@@ -433,6 +484,8 @@ class MediaService:
             return []
         stats = []
         for v in session.viewers:
+            if v.pull:
+                continue
             video = v.tracks.get("video")
             tracks = list(v.tracks.values())
             stats.append(
@@ -538,6 +591,83 @@ class MediaService:
             self._audience.viewer_identified(session_id, resource_id, user_id)
         return True
 
+    # ------------------------------------------------------------ edge pulls
+
+    async def _pulled(self, session_id: int, session: _Session) -> None:
+        """On an edge: the session is pulled from its origin (started here if not);
+        waits for the origin's answer, so viewers are offered the pulled codec."""
+        if session.pull is not None:
+            return
+        if session.pulling is None:
+            session.pulling = asyncio.ensure_future(self._start_pull(session_id, session))
+        await asyncio.shield(session.pulling)
+
+    async def _start_pull(self, session_id: int, session: _Session) -> SessionPull:
+        assert self._upstream is not None
+        mimes = self._config.video_codecs
+        if session.video_mime is not None:
+            mimes = (session.video_mime,)
+        pull = SessionPull(
+            session_id, self._config, session.relay, self._upstream, mimes, self._pull_lost
+        )
+        try:
+            await pull.connect()
+            if self._closed or self._sessions.get(session_id) is not session:
+                raise MediaError("closed", "the session's media ended meanwhile")
+        except BaseException:
+            session.pulling = None
+            await pull.close()
+            raise
+        session.pull, session.pulling = pull, None
+        if pull.video_mime is not None:
+            session.video_mime = pull.video_mime
+        return pull
+
+    def _pull_lost(self, pull: SessionPull) -> None:
+        """The origin went away (it died, or dropped the pull): pull again, with
+        backoff, for as long as this process has viewers of the session."""
+        session = self._sessions.get(pull.session_id)
+        if session is None or session.pull is not pull:
+            return
+        session.pull = None
+        self._spawn(pull.close())
+        self._spawn(self._pull_again(pull.session_id, session))
+
+    async def _pull_again(self, session_id: int, session: _Session) -> None:
+        delay = 0.25
+        while not self._closed and self._sessions.get(session_id) is session and session.viewers:
+            await asyncio.sleep(delay)
+            if session.pull is not None or not session.viewers:
+                return
+            try:
+                await self._pulled(session_id, session)
+                logger.info("%s session %d pulled again", self._name, session_id)
+                return
+            except MediaError as exc:
+                logger.info("%s session %d not pulled yet: %s", self._name, session_id, exc)
+            delay = min(delay * 2, self._config.pull_retry_max_s)
+
+    def _end_idle_pull(self, session_id: int) -> None:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return
+        session.linger = None
+        if not session.viewers and session.publisher is None:
+            self._sessions.pop(session_id, None)
+            self._spawn(self._stop_pulling(session))
+            session.relay.close()
+
+    async def _stop_pulling(self, session: _Session) -> None:
+        if session.linger is not None:
+            session.linger.cancel()
+            session.linger = None
+        if session.pulling is not None:
+            session.pulling.cancel()
+            session.pulling = None
+        pull, session.pull = session.pull, None
+        if pull is not None:
+            await pull.close()
+
     # ------------------------------------------------------------ internals
 
     def _check_open(self) -> None:
@@ -561,7 +691,7 @@ class MediaService:
 
     def _peer_fields(self, session_id: int, pc: RTCPeerConnection, offer: Offer) -> dict[str, Any]:
         return {
-            "resource_id": secrets.token_urlsafe(18),
+            "resource_id": self._prefix + secrets.token_urlsafe(18),
             "session_id": session_id,
             "pc": pc,
             "etag": f'"{secrets.token_urlsafe(12)}"',
@@ -638,7 +768,7 @@ class MediaService:
     def _on_viewer_state(self, viewer: _Viewer) -> None:
         if viewer.connected and not viewer.joined and not viewer.closed:
             viewer.joined = True
-            if self._audience is not None:
+            if self._audience is not None and not viewer.pull:
                 self._audience.viewer_joined(viewer.session_id, viewer.resource_id, viewer.user_id)
         if viewer.pc.connectionState in ("failed", "closed") and not viewer.closed:
             self._spawn(self._drop_viewer(viewer, viewer.pc.connectionState))
@@ -689,9 +819,13 @@ class MediaService:
             session.viewers.discard(viewer)
             for kind, track in viewer.tracks.items():
                 session.relay.fanout(kind).discard(track)
+            if not session.viewers and session.pull is not None and session.linger is None:
+                session.linger = asyncio.get_running_loop().call_later(
+                    self._config.pull_linger_s, self._end_idle_pull, viewer.session_id
+                )
         for track in viewer.tracks.values():
             track.stop()
-        if viewer.joined and self._audience is not None:
+        if viewer.joined and self._audience is not None and not viewer.pull:
             self._audience.viewer_left(viewer.session_id, viewer.resource_id, reason)
         if viewer.watchdog is not None and viewer.watchdog is not asyncio.current_task():
             viewer.watchdog.cancel()

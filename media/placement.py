@@ -1,0 +1,163 @@
+"""Which worker serves a new WHEP viewer (``--workers N``).
+
+Every worker writes its media load to one Redis hash each second (``LoadBoard``):
+viewers, pulls (edges pulling from it, plus its own), the share of a core it used,
+whether it is serving or draining, and the sessions it relays (holds the publisher of,
+or pulls). A record older than ``stale_s`` is ignored (its worker is dead or stuck).
+
+The worker that receives ``POST /whep/{id}`` places the viewer (``Placement.choose``):
+
+1. itself, if it already relays the session and is under its viewer cap;
+2. else the least-loaded worker that relays the session and is under its cap;
+3. else the least-loaded worker under its cap (it will start a pull);
+4. else nobody: ``503`` with ``Retry-After``.
+
+A worker counts its own choices as reservations until the chosen worker's next report
+covers them, so a burst of joins spreads instead of piling onto the worker that looked
+emptiest a moment ago. The chosen worker serves the forwarded request without placing
+it again, and refuses it (503) if it is full by then.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Collection
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+State = Literal["serving", "draining"]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerLoad:
+    """One worker's media load, as it reports it."""
+
+    worker: int
+    viewers: int
+    pulls: int
+    cpu: float
+    state: State
+    sessions: tuple[int, ...]
+    at: float = field(default_factory=time.time)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> WorkerLoad:
+        data = json.loads(text)
+        data["sessions"] = tuple(data["sessions"])
+        return cls(**data)
+
+
+class LoadBoard:
+    """The workers' load records in Redis (one hash; a field per worker)."""
+
+    def __init__(self, redis: Redis, prefix: str, *, stale_s: float = 5.0) -> None:
+        self._redis = redis
+        self._key = f"{prefix}:media:load"
+        self._stale_s = stale_s
+
+    async def report(self, load: WorkerLoad) -> None:
+        await self._redis.hset(self._key, str(load.worker), load.to_json())
+
+    async def withdraw(self, worker: int) -> None:
+        await self._redis.hdel(self._key, str(worker))
+
+    async def loads(self) -> dict[int, WorkerLoad]:
+        """The fresh records by worker (stale or unreadable ones left out)."""
+        raw = await self._redis.hgetall(self._key)
+        now = time.time()
+        fresh = {}
+        for value in raw.values():
+            try:
+                load = WorkerLoad.from_json(value)
+            except (ValueError, TypeError, KeyError):
+                continue
+            if now - load.at <= self._stale_s:
+                fresh[load.worker] = load
+        return fresh
+
+
+class CpuMeter:
+    """The share of one core this process used since the last reading."""
+
+    def __init__(self) -> None:
+        self._wall = time.monotonic()
+        self._cpu = _process_cpu()
+
+    def share(self) -> float:
+        wall, cpu = time.monotonic(), _process_cpu()
+        spent, elapsed = cpu - self._cpu, wall - self._wall
+        self._wall, self._cpu = wall, cpu
+        return spent / elapsed if elapsed > 0 else 0.0
+
+
+def _process_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+class Placement:
+    """Chooses the worker for a new viewer of a session (see the module docstring)."""
+
+    def __init__(self, me: int, cap: int, board: LoadBoard) -> None:
+        self.me = me
+        self.cap = cap
+        self._board = board
+        #: worker -> (viewers placed there, time of the first) not yet in its report
+        self._reserved: dict[int, tuple[int, float]] = {}
+
+    async def choose(
+        self, session_id: int, mine: WorkerLoad, tried: Collection[int] = ()
+    ) -> int | None:
+        """The worker to serve the viewer, or None if every worker is full. ``mine``
+        is this worker's load now (exact, not as last reported); workers in ``tried``
+        refused the viewer already."""
+        open_here = mine.state == "serving" and mine.viewers < self.cap
+        if open_here and session_id in mine.sessions:
+            return self.me
+        try:
+            loads = await self._board.loads()
+        except RedisError as exc:  # without the board, place here if there is room
+            log.warning("media load board unreadable: %r", exc)
+            loads = {}
+        loads[self.me] = mine
+        open_ = [
+            load
+            for load in loads.values()
+            if load.state == "serving"
+            and self._viewers(load) < self.cap
+            and load.worker not in tried
+        ]
+        relaying = [load for load in open_ if session_id in load.sessions]
+        pool = relaying or open_
+        if not pool:
+            return None
+        # least loaded by viewers, then by CPU; this worker wins a tie (no forwarding)
+        best = min(pool, key=lambda w: (self._viewers(w), w.cpu, w.worker != self.me))
+        if best.worker != self.me:
+            self._reserve(best.worker)
+        return best.worker
+
+    def _viewers(self, load: WorkerLoad) -> int:
+        """Its reported viewers plus what this worker placed there since the report."""
+        if load.worker == self.me:
+            return load.viewers
+        count, since = self._reserved.get(load.worker, (0, 0.0))
+        if count and load.at > since + 1.0:  # a report made after them counts them
+            del self._reserved[load.worker]
+            count = 0
+        return load.viewers + count
+
+    def _reserve(self, worker: int) -> None:
+        count, since = self._reserved.get(worker, (0, time.time()))
+        self._reserved[worker] = (count + 1, since)
