@@ -121,7 +121,7 @@ class RedisRoomLog:
     async def close(self) -> None:
         await stop_task(self._reader)
         self._reader = None
-        await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._pubsub.aclose()
 
     async def _read_forever(self) -> None:
         while True:

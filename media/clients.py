@@ -165,6 +165,12 @@ class ReceivedFrames:
     #: arrival of the encoded frame -> decoded frame handed to the application
     decode_delays_ms: list[float] = field(default_factory=list)
     first_at: float | None = None
+    #: the first frames' RTP timestamps (for gap checks), from the first keyframe on
+    timestamps: list[int] = field(default_factory=list)
+
+
+#: how many timestamps ``ReceivedFrames`` keeps
+KEPT_TIMESTAMPS = 600
 
 
 class ViewerClient(_OfferingPeer):
@@ -213,6 +219,8 @@ class ViewerClient(_OfferingPeer):
                 s.first_at = time.monotonic()
             s.encoded += 1
             s.keyframes += key
+            if (s.keyframes or key) and len(s.timestamps) < KEPT_TIMESTAMPS:
+                s.timestamps.append(frame.timestamp)
             if self._measure and kind == "video":
                 self._arrivals[frame.timestamp] = time.time()
                 if len(self._arrivals) > 300:

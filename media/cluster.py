@@ -114,6 +114,9 @@ class WorkerGroup:
             sessions=tuple(media.relayed_sessions()),
         )
 
+    def _has_room(self) -> bool:
+        return self.state == "serving" and self._local.media.viewer_total() < self._cap
+
     async def report_loads(self, interval_s: float = 1.0) -> None:
         """Write this worker's load to the board every ``interval_s`` until cancelled;
         withdraw it at the end."""
@@ -187,16 +190,18 @@ class WorkerGroup:
         placement = self._placement
         if placement is None:
             return None
-        mine = self.load()
         if request.headers.get(PLACED_HEADER) and is_internal(request, self._token):
             # another worker chose this one: serve it within the cap, never re-place
-            if mine.state == "serving" and mine.viewers < self._cap:
+            if self._has_room():
                 return None
             raise _full()
         tried: set[int] = set()
-        while (chosen := await placement.choose(session_id, mine, tried)) is not None:
+        while (chosen := await placement.choose(session_id, self.load(), tried)) is not None:
             if chosen == self.index:
-                return None
+                if self._has_room():  # checked again: other offers ran during choose
+                    return None  # the handler's play() counts this viewer at once
+                tried.add(chosen)
+                continue
             answer = await self._links[chosen].forward(
                 request,
                 {PLACED_HEADER: "1", INTERNAL_HEADER: self._token},

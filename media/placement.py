@@ -123,7 +123,7 @@ class Placement:
         is this worker's load now (exact, not as last reported); workers in ``tried``
         refused the viewer already."""
         open_here = mine.state == "serving" and mine.viewers < self.cap
-        if open_here and session_id in mine.sessions:
+        if open_here and session_id in mine.sessions and self.me not in tried:
             return self.me
         try:
             loads = await self._board.loads()

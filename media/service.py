@@ -182,6 +182,7 @@ class MediaService:
         self._sessions: dict[int, _Session] = {}
         self._publishers: dict[str, _Publisher] = {}
         self._viewers: dict[str, _Viewer] = {}
+        self._answering = 0  # play() calls under way (pulls aside)
         self._tasks: set[asyncio.Task[Any]] = set()
         #: recordings being closed, being copied to MP4, and those whose copy failed
         self._finishing: set[Path] = set()
@@ -277,6 +278,17 @@ class MediaService:
         its pull (raises ``media_unavailable`` if the origin cannot be reached).
         """
         self._check_open()
+        # counted from here on, with no await before: placement sees every viewer
+        # that is being answered as well as those that were
+        self._answering += not pull
+        try:
+            return await self._play(session_id, offer_sdp, user_id, pull)
+        finally:
+            self._answering -= not pull
+
+    async def _play(
+        self, session_id: int, offer_sdp: str, user_id: int | None, pull: bool
+    ) -> Resource:
         offer = parse_offer(offer_sdp, self._config.max_sdp_bytes)
         wanted = [m for m in offer.media if m.direction in RECV_DIRECTIONS]
         if not wanted:
@@ -440,8 +452,10 @@ class MediaService:
         )
 
     def viewer_total(self) -> int:
-        """Viewers of every session here, connecting ones included (pulls excluded)."""
-        return sum(1 for v in self._viewers.values() if not v.pull and not v.closed)
+        """Viewers of every session here, connecting ones and offers being answered
+        included (pulls excluded)."""
+        held = sum(1 for v in self._viewers.values() if not v.pull and not v.closed)
+        return held + self._answering
 
     def relayed_sessions(self) -> list[int]:
         """Sessions whose stream this process has: its publisher, or a pull of it."""
