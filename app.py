@@ -524,7 +524,7 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
         await audience.stop()  # after media closed: its viewers' leaving is recorded
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
-        reports = None if group is None else asyncio.create_task(group.report_loads())
+        reports = None if group is None else asyncio.create_task(group.keep_up())
         yield
         if group is not None:
             await group.drain()

@@ -167,6 +167,7 @@ class ReceivedFrames:
     first_at: float | None = None
     #: the first frames' RTP timestamps (for gap checks), from the first keyframe on
     timestamps: list[int] = field(default_factory=list)
+    last_timestamp: int | None = None
 
 
 #: how many timestamps ``ReceivedFrames`` keeps
@@ -219,6 +220,7 @@ class ViewerClient(_OfferingPeer):
                 s.first_at = time.monotonic()
             s.encoded += 1
             s.keyframes += key
+            s.last_timestamp = frame.timestamp
             if (s.keyframes or key) and len(s.timestamps) < KEPT_TIMESTAMPS:
                 s.timestamps.append(frame.timestamp)
             if self._measure and kind == "video":

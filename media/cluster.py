@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -117,9 +118,10 @@ class WorkerGroup:
     def _has_room(self) -> bool:
         return self.state == "serving" and self._local.media.viewer_total() < self._cap
 
-    async def report_loads(self, interval_s: float = 1.0) -> None:
-        """Write this worker's load to the board every ``interval_s`` until cancelled;
-        withdraw it at the end."""
+    async def keep_up(self, interval_s: float = 1.0) -> None:
+        """Every ``interval_s`` until cancelled: write this worker's load to the board
+        and let go of pulls whose other end is gone (``watch_pulls``); withdraw the
+        load at the end."""
         if self._board is None:
             return
         try:
@@ -127,12 +129,29 @@ class WorkerGroup:
                 self._last_cpu = self._cpu.share()
                 try:
                     await self._board.report(self.load())
+                    await self.watch_pulls(await self._board.loads())
                 except RedisError as exc:
-                    log.warning("media load not reported: %r", exc)
+                    log.warning("media load not reported or read: %r", exc)
                 await asyncio.sleep(interval_s)
         finally:
             with contextlib.suppress(RedisError):
                 await self._board.withdraw(self.index)
+
+    async def watch_pulls(self, loads: dict[int, WorkerLoad]) -> None:
+        """A pull's other end is gone when its worker's load is stale or comes from
+        another process (it was restarted): the origin frees the pull of a dead edge;
+        an edge whose origin died pulls again from the new one (with backoff)."""
+        media = self._local.media
+        for resource_id, (worker, pid) in media.pullers().items():
+            load = loads.get(worker)
+            if load is None or load.pid != pid:
+                log.info("the edge pulling as %s (worker %d) is gone", resource_id, worker)
+                await media.drop_pull(resource_id, "edge_gone")
+        home = loads.get(HOME)
+        for session_id, origin_pid in media.pull_origins().items():
+            if home is None or (origin_pid is not None and home.pid != origin_pid):
+                log.info("the origin of session %d is gone: pulling again", session_id)
+                media.origin_lost(session_id)
 
     async def drain(self) -> None:
         """Take no new viewers (they are placed on other workers from now on)."""
@@ -173,7 +192,7 @@ class WorkerGroup:
         home = self.home
         if home is None:
             raise RuntimeError("the home is the origin; it does not pull")
-        return await home.pull(session_id, offer_sdp)
+        return await home.pull(session_id, offer_sdp, (self.index, os.getpid()))
 
     async def release(self, session_id: int, resource_id: str) -> None:
         home = self.home

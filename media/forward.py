@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, get_args
 
@@ -39,7 +40,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from pydantic import BaseModel, Field
 
-from live.errors import Forbidden
+from live.errors import Forbidden, InvalidInput
 from live.http import json_response, path_id, read_json
 
 from .errors import ErrorCode, MediaError
@@ -50,6 +51,8 @@ from .service import MediaService
 log = logging.getLogger(__name__)
 
 INTERNAL_HEADER = "X-Liveshelf-Internal"
+#: on a pull and its answer: the worker process at that end, ``INDEX:PID``
+WORKER_HEADER = "X-Liveshelf-Worker"
 
 #: Request headers passed on to the home (the rest, e.g. hop-by-hop ones, are not).
 _REQUEST_HEADERS = (
@@ -241,17 +244,24 @@ class MediaForwarder:
 
     # -- Upstream (this worker is an edge; the home is every session's origin) ------
 
-    async def pull(self, session_id: int, offer_sdp: str) -> Pulled:
+    async def pull(self, session_id: int, offer_sdp: str, puller: tuple[int, int]) -> Pulled:
+        """Pull the session from this worker, as worker ``puller`` = (index, pid)."""
+        headers = {
+            INTERNAL_HEADER: self._token,
+            "Content-Type": "application/sdp",
+            WORKER_HEADER: f"{puller[0]}:{puller[1]}",
+        }
         try:
             async with self._client().post(
                 f"{self._url}/internal/media/{session_id}/pull",
                 data=offer_sdp.encode(),
-                headers={INTERNAL_HEADER: self._token, "Content-Type": "application/sdp"},
+                headers=headers,
             ) as res:
                 if res.status != 201:
                     raise _refusal(res.status, await res.read())
                 resource_id = res.headers.get("X-Resource-Id", "")
-                return Pulled(resource_id, await res.text())
+                pid = res.headers.get(WORKER_HEADER, "").partition(":")[2]
+                return Pulled(resource_id, await res.text(), int(pid) if pid.isdigit() else None)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise MediaError("media_unavailable", f"the session's origin: {exc!r}") from exc
 
@@ -333,10 +343,11 @@ class LocalMediaControl:
             }
         }
 
-    async def pull(self, session_id: int, offer_sdp: str) -> Pulled:
-        """An edge pulls the session from this process (its origin)."""
-        resource = await self.media.play(session_id, offer_sdp, pull=True)
-        return Pulled(resource.id, resource.answer_sdp)
+    async def pull(self, session_id: int, offer_sdp: str, puller: tuple[int, int]) -> Pulled:
+        """The edge ``puller`` = (worker index, pid) pulls the session from this process
+        (its origin)."""
+        resource = await self.media.play(session_id, offer_sdp, pull=True, puller=puller)
+        return Pulled(resource.id, resource.answer_sdp, os.getpid())
 
     async def release(self, session_id: int, resource_id: str) -> None:
         if self.media.resource_owner(resource_id) == (session_id, "viewer"):
@@ -372,8 +383,11 @@ def internal_routes(control: LocalMediaControl, token: str) -> list[web.RouteDef
     async def pull(request: web.Request) -> web.Response:
         session_id = check(request)
         offer = await request.text()
+        index, _, pid = request.headers.get(WORKER_HEADER, "").partition(":")
+        if not (index.isdigit() and pid.isdigit()):
+            raise InvalidInput("invalid_worker", f"{WORKER_HEADER} must be INDEX:PID")
         try:
-            pulled = await control.pull(session_id, offer)
+            pulled = await control.pull(session_id, offer, (int(index), int(pid)))
         except MediaError as err:
             error = {"error": {"code": err.code, "message": err.message}}
             return json_response(error, status=err.http_status)
@@ -381,7 +395,7 @@ def internal_routes(control: LocalMediaControl, token: str) -> list[web.RouteDef
             status=201,
             text=pulled.answer_sdp,
             content_type="application/sdp",
-            headers={"X-Resource-Id": pulled.resource_id},
+            headers={"X-Resource-Id": pulled.resource_id, WORKER_HEADER: f"0:{pulled.origin_pid}"},
         )
 
     async def status(request: web.Request) -> web.Response:

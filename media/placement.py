@@ -46,6 +46,8 @@ class WorkerLoad:
     cpu: float
     state: State
     sessions: tuple[int, ...]
+    #: the worker's process: a restarted worker has another (its peers died with it)
+    pid: int = field(default_factory=os.getpid)
     at: float = field(default_factory=time.time)
 
     def to_json(self) -> str:

@@ -39,6 +39,8 @@ class Pulled:
 
     resource_id: str
     answer_sdp: str
+    #: the origin's process, when known (a restarted origin has another)
+    origin_pid: int | None = None
 
 
 class Upstream(Protocol):
@@ -69,6 +71,7 @@ class SessionPull:
         self.session_id = session_id
         self.video_mime: str | None = None
         self.resource_id: str | None = None
+        self.origin_pid: int | None = None
         self._config = config
         self._relay = relay
         self._upstream = upstream
@@ -95,6 +98,7 @@ class SessionPull:
         await set_local_description(self.pc, self._config.ice_addresses)
         pulled = await self._upstream.pull(self.session_id, self.pc.localDescription.sdp)
         self.resource_id = pulled.resource_id
+        self.origin_pid = pulled.origin_pid
         answer = parse_offer(pulled.answer_sdp, self._config.max_sdp_bytes)
         video = answer.kind("video")
         if video is not None:

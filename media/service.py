@@ -119,6 +119,8 @@ class _Viewer(_Peer):
     joined: bool = False
     #: another process's pull of the session (an edge), not a person watching
     pull: bool = False
+    #: for a pull: which worker process pulls (its index and pid)
+    puller: tuple[int, int] | None = None
 
 
 @dataclass(eq=False)
@@ -268,7 +270,13 @@ class MediaService:
     # ----------------------------------------------------------------- WHEP
 
     async def play(
-        self, session_id: int, offer_sdp: str, user_id: int | None = None, *, pull: bool = False
+        self,
+        session_id: int,
+        offer_sdp: str,
+        user_id: int | None = None,
+        *,
+        pull: bool = False,
+        puller: tuple[int, int] | None = None,
     ) -> Resource:
         """Accept a WHEP offer for ``session_id`` and return the answer.
 
@@ -282,12 +290,17 @@ class MediaService:
         # that is being answered as well as those that were
         self._answering += not pull
         try:
-            return await self._play(session_id, offer_sdp, user_id, pull)
+            return await self._play(session_id, offer_sdp, user_id, pull, puller)
         finally:
             self._answering -= not pull
 
     async def _play(
-        self, session_id: int, offer_sdp: str, user_id: int | None, pull: bool
+        self,
+        session_id: int,
+        offer_sdp: str,
+        user_id: int | None,
+        pull: bool,
+        puller: tuple[int, int] | None,
     ) -> Resource:
         offer = parse_offer(offer_sdp, self._config.max_sdp_bytes)
         wanted = [m for m in offer.media if m.direction in RECV_DIRECTIONS]
@@ -314,7 +327,9 @@ class MediaService:
                 raise MediaError("codec_mismatch", "viewer cannot receive Opus audio")
 
         pc = create_peer_connection(self._config)
-        viewer = _Viewer(**self._peer_fields(session_id, pc, offer), user_id=user_id, pull=pull)
+        viewer = _Viewer(
+            **self._peer_fields(session_id, pc, offer), user_id=user_id, pull=pull, puller=puller
+        )
         try:
             transceivers: dict[str, RTCRtpTransceiver] = {}
             for m in wanted:
@@ -469,6 +484,30 @@ class MediaService:
         """Edges pulling the session from this process."""
         session = self._sessions.get(session_id)
         return 0 if session is None else sum(1 for v in session.viewers if v.pull)
+
+    def pullers(self) -> dict[str, tuple[int, int]]:
+        """The edges pulling from this process: resource id -> (worker, pid)."""
+        return {
+            rid: v.puller
+            for rid, v in self._viewers.items()
+            if v.puller is not None and not v.closed
+        }
+
+    def pull_origins(self) -> dict[int, int | None]:
+        """The sessions this process (an edge) pulls: session id -> the origin's pid."""
+        return {sid: s.pull.origin_pid for sid, s in self._sessions.items() if s.pull is not None}
+
+    async def drop_pull(self, resource_id: str, reason: str) -> None:
+        """The edge pulling as ``resource_id`` is gone: free what fed it."""
+        viewer = self._viewers.get(resource_id)
+        if viewer is not None and viewer.pull:
+            await self._drop_viewer(viewer, reason)
+
+    def origin_lost(self, session_id: int) -> None:
+        """The origin this process pulls ``session_id`` from is gone: pull again."""
+        session = self._sessions.get(session_id)
+        if session is not None and session.pull is not None:
+            self._pull_lost(session.pull)
 
     def is_pulling(self, session_id: int) -> bool:
         """Whether this process (an edge) holds a pull of the session."""

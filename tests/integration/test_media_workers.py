@@ -16,12 +16,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from support import TEST_SECRET, free_port, poster
-from test_workers import ROOT, alive, wait_for_workers
+from test_workers import ROOT, alive, sockets_on, wait_for_workers
 
 from app import Settings
 from media.clients import PublisherClient, ViewerClient
@@ -58,11 +59,9 @@ async def statuses(http: aiohttp.ClientSession, internal: list[str]) -> list[dic
     return found
 
 
-async def test_six_viewers_over_three_workers_with_one_pull_each(
-    shared: Settings, tmp_path: Path
-) -> None:
-    port, media_port = free_port(), free_port_run(WORKERS)
-    internal = [f"http://127.0.0.1:{media_port + i}" for i in range(WORKERS)]
+def start_workers(
+    shared: Settings, tmp_path: Path, port: int, media_port: int, cap: int
+) -> tuple[subprocess.Popen[bytes], Any]:
     env = {
         **os.environ,
         "LIVESHELF_SECRET": TEST_SECRET,
@@ -77,9 +76,8 @@ async def test_six_viewers_over_three_workers_with_one_pull_each(
         "LIVESHELF_RECORDINGS_DIR": str(tmp_path / "recordings"),
         "LIVESHELF_ACCESS_LOG": "off",
         "LIVESHELF_MEDIA_PORT": str(media_port),
-        "LIVESHELF_MEDIA_MAX_VIEWERS_PER_WORKER": str(CAP),
+        "LIVESHELF_MEDIA_MAX_VIEWERS_PER_WORKER": str(cap),
     }
-    base = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115
     supervisor = subprocess.Popen(
         [sys.executable, "app.py", "--workers", str(WORKERS), "--port", str(port)],
@@ -88,6 +86,48 @@ async def test_six_viewers_over_three_workers_with_one_pull_each(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    return supervisor, log
+
+
+def stop_workers(supervisor: subprocess.Popen[bytes], log: Any) -> int | None:
+    supervisor.send_signal(signal.SIGTERM)
+    try:
+        return supervisor.wait(timeout=30)
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+        log.close()
+
+
+async def live_session(http: aiohttp.ClientSession) -> tuple[str, int]:
+    """A host's token and a live session of theirs."""
+    res = await http.post(
+        "/api/auth/signup",
+        json={"username": f"ana{free_port()}", "password": "correct horse", "role": "host"},
+    )
+    assert res.status == 201, await res.text()
+    token = (await res.json())["token"]
+    auth = {"Authorization": f"Bearer {token}"}
+    res = await http.post("/api/sessions", json={"title": "three cores"}, headers=auth)
+    sid = int((await res.json())["id"])
+    assert (await http.post(f"/api/sessions/{sid}/start", headers=auth)).status == 200
+    return token, sid
+
+
+async def reported(http: aiohttp.ClientSession, internal: list[str], sid: int) -> None:
+    """Until the origin holds the publisher and its load report says so."""
+    while not (await statuses(http, internal))[0].get(str(sid), {}).get("publisher"):  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.1)  # the home's next load report names the session
+
+
+async def test_six_viewers_over_three_workers_with_one_pull_each(
+    shared: Settings, tmp_path: Path
+) -> None:
+    port, media_port = free_port(), free_port_run(WORKERS)
+    internal = [f"http://127.0.0.1:{media_port + i}" for i in range(WORKERS)]
+    supervisor, log = start_workers(shared, tmp_path, port, media_port, cap=CAP)
+    base = f"http://127.0.0.1:{port}"
     config = MediaConfig(ice_addresses=("127.0.0.1",))
     peers: list[PublisherClient | ViewerClient] = []
     pids: list[int] = []
@@ -96,24 +136,13 @@ async def test_six_viewers_over_three_workers_with_one_pull_each(
         # a new connection per request: the kernel hands each to any worker
         fresh = aiohttp.TCPConnector(force_close=True)
         async with aiohttp.ClientSession(base_url=base, connector=fresh) as http:
-            res = await http.post(
-                "/api/auth/signup",
-                json={"username": "ana", "password": "correct horse", "role": "host"},
-            )
-            assert res.status == 201, await res.text()
-            token = (await res.json())["token"]
+            token, sid = await live_session(http)
             auth = {"Authorization": f"Bearer {token}"}
-            res = await http.post("/api/sessions", json={"title": "three cores"}, headers=auth)
-            sid = (await res.json())["id"]
-            assert (await http.post(f"/api/sessions/{sid}/start", headers=auth)).status == 200
-
             async with asyncio.timeout(60):
                 publisher = PublisherClient(config)
                 peers.append(publisher)
                 await publisher.connect(poster(http, f"/whip/{sid}", token))
-                while not (await statuses(http, internal))[0].get(str(sid), {}).get("publisher"):  # noqa: ASYNC110
-                    await asyncio.sleep(0.1)
-                await asyncio.sleep(1.1)  # the home's next load report names the session
+                await reported(http, internal, sid)
 
                 viewers = [ViewerClient(config) for _ in range(WORKERS * CAP)]
                 peers.extend(viewers)
@@ -171,12 +200,103 @@ async def test_six_viewers_over_three_workers_with_one_pull_each(
     finally:
         for peer in peers:
             await peer.close()
-        supervisor.send_signal(signal.SIGTERM)
-        try:
-            code = supervisor.wait(timeout=30)
-        finally:
-            if supervisor.poll() is None:
-                supervisor.kill()
-            log.close()
+        code = stop_workers(supervisor, log)
+    assert code == 0, (tmp_path / "server.log").read_text()[-3000:]
+    assert not any(alive(pid) for pid in pids)
+
+
+def worker_on(pids: list[int], internal_port: int) -> int:
+    """The worker process listening on ``internal_port`` (its own loopback port)."""
+    holders = [pid for pid, n in sockets_on(pids, internal_port, "0A").items() if n]
+    assert len(holders) == 1, holders
+    return holders[0]
+
+
+async def grows(viewer: ViewerClient, by: int, within_s: float) -> None:
+    """``viewer`` decodes ``by`` more video frames within ``within_s``."""
+    await viewer.wait_for("video", decoded=viewer.stats["video"].decoded + by, within_s=within_s)
+
+
+async def test_workers_dying_during_a_show(shared: Settings, tmp_path: Path) -> None:
+    """SIGKILL of an edge: the other workers' viewers see nothing, the origin frees the
+    dead edge's pull within 15 s, a viewer posting again is placed and plays. SIGKILL
+    of the origin: the edges keep their viewers, which resume on the re-published
+    stream without renegotiating, with timestamps that keep rising."""
+    port, media_port = free_port(), free_port_run(WORKERS)
+    internal = [f"http://127.0.0.1:{media_port + i}" for i in range(WORKERS)]
+    supervisor, log = start_workers(shared, tmp_path, port, media_port, cap=1)
+    base = f"http://127.0.0.1:{port}"
+    config = MediaConfig(ice_addresses=("127.0.0.1",))
+    peers: list[PublisherClient | ViewerClient] = []
+    pids: list[int] = []
+    try:
+        pids = await wait_for_workers(supervisor, base, port, WORKERS)
+        fresh = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(base_url=base, connector=fresh) as http:
+            token, sid = await live_session(http)
+            publisher = PublisherClient(config)
+            peers.append(publisher)
+            async with asyncio.timeout(60):
+                await publisher.connect(poster(http, f"/whip/{sid}", token))
+                await reported(http, internal, sid)
+                viewers = [ViewerClient(config) for _ in range(WORKERS)]  # one per worker
+                peers.extend(viewers)
+                for viewer in viewers:
+                    await viewer.connect(poster(http, f"/whep/{sid}"))
+                for viewer in viewers:
+                    await viewer.wait_for("video", decoded=30, within_s=30)
+            by_worker = {v.resource.location.split("/")[3].split(".")[0]: v for v in viewers}
+            assert sorted(by_worker) == ["w0", "w1", "w2"]
+
+            # an edge dies
+            edge_pid = worker_on(pids, media_port + 2)
+            os.kill(edge_pid, signal.SIGKILL)
+            killed_at = time.monotonic()
+            await asyncio.gather(grows(by_worker["w0"], 45, 5), grows(by_worker["w1"], 45, 5))
+            async with asyncio.timeout(15):
+                while (await statuses(http, internal[:2]))[0][str(sid)]["pulls"] != 1:  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+            freed_after = time.monotonic() - killed_at
+            print(f"the origin freed the dead edge's pull {freed_after:.1f} s after SIGKILL")
+            pids = await wait_for_workers(supervisor, base, port, WORKERS)
+            again = ViewerClient(config)  # the dead edge's viewer posts again
+            peers.append(again)
+            async with asyncio.timeout(30):
+                while True:
+                    try:
+                        await again.connect(poster(http, f"/whep/{sid}"))
+                        break
+                    except AssertionError as refused:  # placed nowhere yet: all full
+                        assert "media_full" in str(refused), refused
+                        await asyncio.sleep(0.5)
+                        again = ViewerClient(config)
+                        peers.append(again)
+                await again.wait_for("video", decoded=30, within_s=20)
+
+            # the origin dies: the edges keep their viewers
+            edge_viewer = by_worker["w1"]
+            before = edge_viewer.stats["video"]
+            last_ts, decoded = before.last_timestamp, before.decoded
+            assert last_ts is not None
+            os.kill(worker_on(pids, media_port), signal.SIGKILL)
+            async with asyncio.timeout(60):
+                pids = await wait_for_workers(supervisor, base, port, WORKERS)
+                while True:  # the host's studio publishes again to the new origin
+                    republished = PublisherClient(config)
+                    peers.append(republished)
+                    try:
+                        await republished.connect(poster(http, f"/whip/{sid}", token))
+                        break
+                    except AssertionError as refused:  # 503 while the home restarts
+                        assert "media_unavailable" in str(refused), refused
+                        await asyncio.sleep(0.3)
+                await edge_viewer.wait_for("video", decoded=decoded + 60, within_s=30)
+            assert edge_viewer.pc.connectionState == "connected"  # never renegotiated
+            resumed = edge_viewer.stats["video"].last_timestamp
+            assert resumed is not None and resumed > last_ts
+    finally:
+        for peer in peers:
+            await peer.close()
+        code = stop_workers(supervisor, log)
     assert code == 0, (tmp_path / "server.log").read_text()[-3000:]
     assert not any(alive(pid) for pid in pids)

@@ -23,6 +23,7 @@ from support import Account, Api, Posted, backend_settings, drop_backend_state, 
 
 from app import Settings, create_app, db_key, media_key, redis_key
 from live.models import WatchInterval
+from media.cluster import PLACED_HEADER
 from media.forward import INTERNAL_HEADER, MediaForwarder, internal_token
 from media.placement import LoadBoard
 from media.service import MediaService
@@ -174,10 +175,21 @@ async def test_a_worker_serves_its_viewers_from_one_pull_of_the_home(
     async with asyncio.timeout(40):
         pub = peers.publisher()
         await pub.connect(poster(edge, f"/whip/{session_id}", host))
-        # the home is full (a viewer of another session), so viewers go to the edge
+        # the home is full (a viewer of another session, placed there as a worker
+        # would), so viewers go to the edge
         other = int((await api.live_session(host, "Other show"))["id"])
         elsewhere = peers.viewer()
-        await elsewhere.connect(poster(pair.home_api.client, f"/whep/{other}"))
+        res = await pair.home_api.client.post(
+            f"/whep/{other}",
+            data=await elsewhere.offer(),
+            headers={
+                "Content-Type": "application/sdp",
+                PLACED_HEADER: "1",
+                INTERNAL_HEADER: internal_token(pair.settings.secret),
+            },
+        )
+        assert res.status == 201, await res.text()
+        assert res.headers["Location"].startswith(f"/whep/{other}/w0.")
         viewer = peers.viewer()
         await viewer.connect(poster(edge, f"/whep/{session_id}"))
         await viewer.wait_for("video", decoded=30, within_s=15)
