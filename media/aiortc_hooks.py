@@ -276,31 +276,37 @@ def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
 
 class SrtpSink:
     """A viewer's DTLS transport as an ``rtpwriter.PacketSink``: SRTP-protects each
-    packet with the transport's session and sends it on the nominated ICE pair."""
+    packet with the transport's session and sends it on the nominated ICE pair.
+
+    What ``sending`` returns is built once per nominated pair (checked each frame by
+    identity), not once per frame."""
 
     def __init__(self, transport: RTCDtlsTransport) -> None:
         self._transport = transport
+        self._pair: Any = None
+        self._send: Callable[[bytes], None] | None = None
+        self._socket: Any = None
 
-    def _pair(self) -> Any:
-        return self._transport.transport._connection._nominated.get(1)
+    def _current(self) -> Any:
+        pair = self._transport.transport._connection._nominated.get(1)
+        if pair is not self._pair or self._send is None:
+            self._pair, self._send, self._socket = pair, None, None
+            socket = None if pair is None else pair.protocol.transport
+            if pair is not None and socket is not None and self._transport.state == "connected":
+                protect: Callable[[bytes], bytes] = self._transport._tx_srtp.protect
+                sendto, address = socket.sendto, pair.remote_addr
+
+                def send(packet: bytes) -> None:
+                    sendto(protect(packet), address)
+
+                self._send, self._socket = send, socket
+        return self._socket
 
     def sending(self) -> Callable[[bytes], None] | None:
-        if self._transport.state != "connected":
-            return None
-        pair = self._pair()
-        socket = None if pair is None else pair.protocol.transport
-        if socket is None:
-            return None
-        protect: Callable[[bytes], bytes] = self._transport._tx_srtp.protect
-        sendto, address = socket.sendto, pair.remote_addr
-
-        def send(packet: bytes) -> None:
-            sendto(protect(packet), address)
-
-        return send
+        self._current()
+        return self._send
 
     def backlog(self) -> int:
-        pair = self._pair()
-        socket = None if pair is None else pair.protocol.transport
+        socket = self._current()
         size: Callable[[], int] | None = getattr(socket, "get_write_buffer_size", None)
         return 0 if size is None else size()

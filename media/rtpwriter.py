@@ -31,6 +31,7 @@ from aiortc.rtcrtpparameters import RTCRtpSendParameters
 HISTORY_SIZE = 512  # packets per track, ~2 s of 500 kbps video: NACKs come within an RTT
 _HEADER = struct.Struct("!BBHII")
 _RTX_SEQ = struct.Struct("!H")
+_REPORT_EVERY_NTP = 1 << 31  # half a second in 32.32 fixed-point NTP time
 URI_MID = "urn:ietf:params:rtp-hdrext:sdes:mid"
 URI_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 
@@ -172,6 +173,7 @@ class RtpWriter:
         self._next_index: int | None = None  # the index after the last one sent
         self.packets_sent = 0
         self.octets_sent = 0
+        self._reported_at = 0  # NTP time of the last figures handed to the sender
 
     def backlog(self) -> int:
         """Bytes waiting in this viewer's socket buffer (0 when it keeps up)."""
@@ -203,7 +205,11 @@ class RtpWriter:
             octets += len(payload)
         self.packets_sent += len(frame.payloads)
         self.octets_sent += octets
-        self._report(frame.ntp_time, timestamp, self.packets_sent, self.octets_sent)
+        if frame.ntp_time - self._reported_at >= _REPORT_EVERY_NTP:
+            # sender reports go out about once a second; their figures need not be
+            # fresher than half of that
+            self._reported_at = frame.ntp_time
+            self._report(frame.ntp_time, timestamp, self.packets_sent, self.octets_sent)
         return True
 
     async def retransmit(self, sequence_number: int) -> None:

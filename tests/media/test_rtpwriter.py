@@ -55,7 +55,9 @@ class Track:
     def __init__(self) -> None:
         self.history = PacketHistory()
 
-    def frame(self, timestamp: int, packets: int, keyframe: bool = False) -> PacketizedFrame:
+    def frame(
+        self, timestamp: int, packets: int, keyframe: bool = False, ntp: int = 1 << 40
+    ) -> PacketizedFrame:
         payloads = [bytes([timestamp // 3000 % 256, i]) * 50 for i in range(packets)]
         return PacketizedFrame(
             first_index=self.history.add(payloads, timestamp),
@@ -63,7 +65,7 @@ class Track:
             timestamp=timestamp,
             keyframe=keyframe,
             abs_send_time=0x123456,
-            ntp_time=1 << 40,
+            ntp_time=ntp,
         )
 
 
@@ -95,8 +97,13 @@ def test_headers_carry_the_viewers_ssrc_payload_type_marker_and_extensions() -> 
     assert [p.extensions.mid for p in packets] == ["1"] * 4
     assert {p.extensions.abs_send_time for p in packets} == {0x123456}
     assert packets[1].payload == bytes([0, 1]) * 50
-    # what the sender's next report says: the last frame's time stamps and the totals
-    assert reports[-1] == (1 << 40, packets[3].timestamp, 4, 4 * 100)
+    # what the sender's next report says: a frame's two clocks and the totals so far,
+    # refreshed at most every half second (reports go out about once a second)
+    assert reports == [(1 << 40, packets[0].timestamp, 3, 3 * 100)]
+    half_a_second_later = (1 << 40) + (1 << 31)
+    out.write(track.frame(6000, 1, ntp=half_a_second_later))
+    last = parse(sink.packets[-1]).timestamp
+    assert reports[-1] == (half_a_second_later, last, 5, 5 * 100)
 
 
 def test_skipped_frames_leave_no_gap_in_the_viewers_sequence_numbers() -> None:
