@@ -338,6 +338,7 @@ class LocalMediaControl:
                     "pulls": media.pull_count(sid),
                     "pulling": media.is_pulling(sid),
                     "publisher": media.is_live(sid),
+                    "resets": sum(v.keyframe_resets for v in media.viewer_stats(sid)),
                 }
                 for sid in media.session_ids()
             }
@@ -346,7 +347,7 @@ class LocalMediaControl:
     async def pull(self, session_id: int, offer_sdp: str, puller: tuple[int, int]) -> Pulled:
         """The edge ``puller`` = (worker index, pid) pulls the session from this process
         (its origin)."""
-        resource = await self.media.play(session_id, offer_sdp, pull=True, puller=puller)
+        resource = await self.media.play(session_id, offer_sdp, puller=puller)
         return Pulled(resource.id, resource.answer_sdp, os.getpid())
 
     async def release(self, session_id: int, resource_id: str) -> None:

@@ -130,9 +130,10 @@ class SessionPull:
         if self._closed:
             return
         self._closed = True
-        for fanout in (self._relay.video, self._relay.audio):
-            fanout.stop_source()
-        self._relay.send_pli = lambda: False
+        if self._relay.send_pli == self.send_pli:  # not yet replaced by a newer pull
+            for fanout in (self._relay.video, self._relay.audio):
+                fanout.stop_source()
+            self._relay.send_pli = lambda: False
         await self.pc.close()
         if self.resource_id is not None:
             try:

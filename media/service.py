@@ -117,10 +117,13 @@ class _Viewer(_Peer):
     user_id: int | None = None
     #: its transport connected and the audience listener was told
     joined: bool = False
-    #: another process's pull of the session (an edge), not a person watching
-    pull: bool = False
-    #: for a pull: which worker process pulls (its index and pid)
+    #: set for another process's pull of the session (an edge), not a person
+    #: watching: which worker process pulls (its index and pid)
     puller: tuple[int, int] | None = None
+
+    @property
+    def pull(self) -> bool:
+        return self.puller is not None
 
 
 @dataclass(eq=False)
@@ -275,32 +278,28 @@ class MediaService:
         offer_sdp: str,
         user_id: int | None = None,
         *,
-        pull: bool = False,
         puller: tuple[int, int] | None = None,
     ) -> Resource:
         """Accept a WHEP offer for ``session_id`` and return the answer.
 
         ``user_id`` is the signed-in viewer (None for a guest), for analytics.
-        ``pull`` marks an edge's pull: it is fed like a viewer but counted nowhere
-        (analytics, viewer counts). On an edge, the first viewer of a session starts
-        its pull (raises ``media_unavailable`` if the origin cannot be reached).
+        ``puller`` (worker index, pid) marks an edge's pull: it is fed like a viewer
+        but counted nowhere (analytics, viewer counts). On an edge, the first viewer of
+        a session starts its pull (raises ``media_unavailable`` if the origin cannot be
+        reached).
         """
         self._check_open()
         # counted from here on, with no await before: placement sees every viewer
         # that is being answered as well as those that were
-        self._answering += not pull
+        person = puller is None
+        self._answering += person
         try:
-            return await self._play(session_id, offer_sdp, user_id, pull, puller)
+            return await self._play(session_id, offer_sdp, user_id, puller)
         finally:
-            self._answering -= not pull
+            self._answering -= person
 
     async def _play(
-        self,
-        session_id: int,
-        offer_sdp: str,
-        user_id: int | None,
-        pull: bool,
-        puller: tuple[int, int] | None,
+        self, session_id: int, offer_sdp: str, user_id: int | None, puller: tuple[int, int] | None
     ) -> Resource:
         offer = parse_offer(offer_sdp, self._config.max_sdp_bytes)
         wanted = [m for m in offer.media if m.direction in RECV_DIRECTIONS]
@@ -327,9 +326,7 @@ class MediaService:
                 raise MediaError("codec_mismatch", "viewer cannot receive Opus audio")
 
         pc = create_peer_connection(self._config)
-        viewer = _Viewer(
-            **self._peer_fields(session_id, pc, offer), user_id=user_id, pull=pull, puller=puller
-        )
+        viewer = _Viewer(**self._peer_fields(session_id, pc, offer), user_id=user_id, puller=puller)
         try:
             transceivers: dict[str, RTCRtpTransceiver] = {}
             for m in wanted:

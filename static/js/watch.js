@@ -115,15 +115,24 @@ async function startPlayback() {
   playerIsGuest = !token;
   claimPlayer();
   if (!video.videoWidth && !live.paused) setStage('Waiting for the host’s video…');
+  let silent = null;
+  const lost = () => {
+    // A network drop, or the server process serving this viewer died: a new WHEP
+    // resource (placed on a live worker); the room channel resumes by itself.
+    clearTimeout(silent);
+    if (player !== resource) return;
+    player = null;
+    resource.close();
+    setStage('Reconnecting to the stream…');
+    playRetry = setTimeout(startPlayback, 500);
+  };
   resource.pc.addEventListener('connectionstatechange', () => {
     const state = resource.pc.connectionState;
-    if (state === 'failed' || state === 'closed') {
-      // A network drop: a new WHEP resource, the room channel resumes by itself.
-      if (player === resource) player = null;
-      resource.close();
-      setStage('Reconnecting to the stream…');
-      playRetry = setTimeout(startPlayback, 1000);
-    }
+    clearTimeout(silent);
+    if (state === 'failed' || state === 'closed') lost();
+    // 'disconnected': no answer to ICE checks for a few seconds; 'failed' comes only
+    // after much longer, so a peer silent 1.5 s more is taken as gone
+    else if (state === 'disconnected') silent = setTimeout(lost, 1500);
   });
 }
 
