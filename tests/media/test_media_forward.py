@@ -339,6 +339,14 @@ async def test_worker_errors_carry_cors_and_a_down_home_is_a_503(
         # nothing was left behind: no viewer, no pull, no session
         assert lonely_media.viewer_count(session_id) == 0
         assert not lonely_media.is_pulling(session_id)
+        # a resource naming the dead worker: 503; naming no worker there is: 404
+        res = await lonely.delete(f"/whep/{session_id}/w0.abc")
+        assert res.status == 503 and res.headers["Retry-After"] == "2"
+        assert (await res.json())["error"]["code"] == "media_unavailable"
+        for resource in ("w7.abc", "abc"):
+            res = await lonely.delete(f"/whep/{session_id}/{resource}")
+            assert res.status == 404, resource
+            assert (await res.json())["error"]["code"] == "not_found"
         # the rest of the API does not need the home, ending a session included
         await api.call("POST", f"/api/sessions/{session_id}/end", host, expect=200)
     await drop_backend_state(settings)
