@@ -40,7 +40,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness import cpu_times, free_port, raise_nofile  # noqa: E402
+from harness import cpu_times, free_port, live_session, raise_nofile, wait_until_up  # noqa: E402
 
 from media.clients import PublisherClient, ViewerClient  # noqa: E402
 from media.cluster import PLACED_HEADER  # noqa: E402
@@ -205,7 +205,7 @@ async def run(workers: int, quota: float, step: int, most: int, cap: int) -> dic
     rows: list[dict[str, Any]] = []
     publisher = PublisherClient(CONFIG, width=640, height=480)
     try:
-        await _up(base)
+        await wait_until_up(base, within_s=30)
         if workers == 1:  # one process serves everything, on the public port
             pids, internal = [supervisor.pid], [base]
         else:
@@ -213,7 +213,7 @@ async def run(workers: int, quota: float, step: int, most: int, cap: int) -> dic
         for i, pid in enumerate(pids):
             limit(pid, f"liveshelf-bench-w{i}", quota)
         async with aiohttp.ClientSession() as http:
-            sid, token = await _live_session(http, base)
+            sid, token = await live_session(http, base)
             async with http.post(
                 f"{base}/whip/{sid}",
                 data=await _offer(publisher),
@@ -331,33 +331,6 @@ def _answer(sdp: str) -> Any:
     from aiortc import RTCSessionDescription
 
     return RTCSessionDescription(sdp=sdp, type="answer")
-
-
-async def _up(base: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(600):
-            try:
-                async with http.get(f"{base}/api/sessions") as res:
-                    if res.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-    raise TimeoutError("the server did not come up")
-
-
-async def _live_session(http: aiohttp.ClientSession, base: str) -> tuple[int, str]:
-    async with http.post(
-        f"{base}/api/auth/signup",
-        json={"username": "scalehost", "password": "correct horse", "role": "host"},
-    ) as res:
-        token = (await res.json())["token"]
-    auth = {"Authorization": f"Bearer {token}"}
-    async with http.post(f"{base}/api/sessions", json={"title": "scale"}, headers=auth) as res:
-        sid = int((await res.json())["id"])
-    async with http.post(f"{base}/api/sessions/{sid}/start", headers=auth) as res:
-        assert res.status == 200
-    return sid, token
 
 
 async def _create_schema(schema: str) -> None:

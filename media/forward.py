@@ -1,28 +1,19 @@
-"""Media with several worker processes: one process, the media home, holds every peer.
+"""Requests and calls between the media workers of one node (``media.cluster`` says
+who does what).
 
-``python app.py --workers N`` runs N processes on one port (``SO_REUSEPORT``): the
-kernel hands each new connection to any of them, so the API, the room sockets and the
-orders use every core. A session's WebRTC peers must all live in one process, though
-(its publisher's frames are forwarded to its viewers in memory), so worker 0 is the
-**media home**: it also listens on a loopback port of its own (``home_url``), and every
-other worker sends it, unchanged, each request that touches media:
-
-* ``/whip/...`` and ``/whep/...`` (offers, trickle ICE, DELETE, OPTIONS), and the
-  recording and cover downloads: ``MediaForwarder.forward`` passes method, path, the
-  headers that matter and the body on, and streams the answer back. The SDP answer
-  names the home's own ICE candidates, so the media itself flows between the client and
-  the home directly; a forwarding worker only carries the signalling.
-* the calls the rest of the server makes on media (``MediaControl``): a session ended,
-  a pin's media time, a guest viewer claimed by its signed-in socket. They go to the
-  home's ``/internal/media/...`` routes, which only answer a request carrying
+- ``MediaForwarder``: one worker's way to another. ``forward`` passes an HTTP request
+  on as it came (method, path, the headers that matter, the body streamed, so the other
+  worker's own limits and answers apply) and streams the answer back: WHIP and the
+  recording and cover downloads go to the media home, a viewer's PATCH/DELETE to the
+  worker holding it, a new viewer to the worker placement chose. Its ``MediaControl``
+  calls (a session ended, a pin's media time, a guest viewer claimed) and its pulls go
+  to the other worker's ``/internal/media/...`` routes.
+- ``LocalMediaControl``: the same calls on this process's own ``MediaService``.
+- ``internal_routes``: the receiving side, which answers only requests carrying
   ``X-Liveshelf-Internal`` with a token derived from ``LIVESHELF_SECRET``.
 
-While the home is down (it crashed and is being restarted) media requests on the other
-workers get ``503 media_unavailable``; every other route keeps working.
-
-This spreads the HTTP and WebSocket work; one session's media fan-out stays on the home's
-core. Pulling a session onto several processes (an edge receiving it from its origin
-over WHEP and relaying it to its own viewers, DESIGN.md) is the next step and not built.
+A worker that cannot be reached (it is restarting) makes the request a ``503
+media_unavailable`` with ``Retry-After``.
 """
 
 from __future__ import annotations

@@ -110,9 +110,10 @@ async def wait_for_workers(
     raise TimeoutError("the workers did not come up")
 
 
-async def test_two_workers_share_the_port_and_the_media(shared: Settings, tmp_path: Path) -> None:
-    port, media_port = free_port(), free_port()
-    env = {
+def workers_env(shared: Settings, tmp_path: Path, media_port: int, **more: str) -> dict[str, str]:
+    """The environment of ``python app.py --workers N`` on the test's PostgreSQL schema
+    and Redis prefix."""
+    return {
         **os.environ,
         "LIVESHELF_SECRET": TEST_SECRET,
         "LIVESHELF_DATABASE_URL": shared.database_url,
@@ -126,7 +127,13 @@ async def test_two_workers_share_the_port_and_the_media(shared: Settings, tmp_pa
         "LIVESHELF_RECORDINGS_DIR": str(tmp_path / "recordings"),
         "LIVESHELF_ACCESS_LOG": "off",
         "LIVESHELF_MEDIA_PORT": str(media_port),
+        **more,
     }
+
+
+async def test_two_workers_share_the_port_and_the_media(shared: Settings, tmp_path: Path) -> None:
+    port, media_port = free_port(), free_port()
+    env = workers_env(shared, tmp_path, media_port)
     base = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115
     supervisor = subprocess.Popen(
