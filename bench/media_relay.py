@@ -1,6 +1,7 @@
 """Media relay benchmark: relay CPU per viewer, probe fps and latency, memory.
 
     python bench/media_relay.py [--counts 1,2,4,8,16,32,64] [--naive-counts 1,2,4,8]
+                                [--loop asyncio|uvloop]
 
 Processes (all on 127.0.0.1, no STUN):
 - relay: ``MediaService`` (packet forwarding) or, for comparison, the naive design
@@ -126,9 +127,14 @@ class NullLifecycle:
         pass
 
 
-def relay_main(port: int, mode: str) -> None:
+def relay_main(port: int, mode: str, loop: str) -> None:
     pin(0)
-    asyncio.run(relay_serve(port, mode))
+    if loop == "uvloop":  # what ``python app.py`` runs on when uvloop is installed
+        import uvloop
+
+        uvloop.run(relay_serve(port, mode))
+    else:
+        asyncio.run(relay_serve(port, mode))
 
 
 async def relay_serve(port: int, mode: str) -> None:
@@ -310,11 +316,11 @@ def slope(xs: list[float], ys: list[float]) -> float:
 
 
 async def run_mode(
-    mode: str, counts: list[int], window: float, windows: int
+    mode: str, counts: list[int], window: float, windows: int, loop: str = "asyncio"
 ) -> list[dict[str, Any]]:
     ctx = mp.get_context("spawn")
     port = free_port()
-    relay = ctx.Process(target=relay_main, args=(port, mode), daemon=True)
+    relay = ctx.Process(target=relay_main, args=(port, mode, loop), daemon=True)
     relay.start()
     control = Control(port)
     loads: list[Load] = []
@@ -413,13 +419,22 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=4.0)
     parser.add_argument("--windows", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None, help="write rows here")
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="the relay's event loop (python app.py uses uvloop when it is installed)",
+    )
     args = parser.parse_args()
     counts = [int(x) for x in args.counts.split(",") if x]
     naive_counts = [int(x) for x in args.naive_counts.split(",") if x]
-    print(f"machine: {os.cpu_count()} CPUs; relay pinned to CPU 0, load to CPU 1", flush=True)
-    rows = asyncio.run(run_mode("forward", counts, args.window, args.windows))
+    print(
+        f"machine: {os.cpu_count()} CPUs; relay pinned to CPU 0 ({args.loop}), load to CPU 1",
+        flush=True,
+    )
+    rows = asyncio.run(run_mode("forward", counts, args.window, args.windows, args.loop))
     naive = (
-        asyncio.run(run_mode("naive", naive_counts, args.window, args.windows))
+        asyncio.run(run_mode("naive", naive_counts, args.window, args.windows, args.loop))
         if naive_counts
         else []
     )

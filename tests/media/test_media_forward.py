@@ -21,7 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 from support import Account, Api, Posted, backend_settings, drop_backend_state, free_port, poster
 
-from app import Settings, create_app, db_key, media_key, redis_key
+from app import Settings, audience_key, create_app, db_key, media_key, redis_key
 from live.models import WatchInterval
 from media.cluster import PLACED_HEADER
 from media.forward import INTERNAL_HEADER, MediaForwarder, internal_token
@@ -124,6 +124,15 @@ async def test_viewers_are_placed_on_the_origin_then_on_a_worker_pulling_from_it
     assert pair.media.viewer_count(session_id) == 1
     assert pair.edge_media.viewer_count(session_id) == 1
     assert pair.media.pull_count(session_id) == 1  # counted nowhere as a viewer
+    # the stats count two viewers, as one worker holding both would: each worker
+    # records its own, and the pull is nobody
+    for app in (pair.home, pair.edge_app):
+        await app[audience_key].sample()
+    stats = await api.call("GET", f"/api/sessions/{session_id}/stats", host, expect=200)
+    audience = stats["audience"]
+    assert audience["viewers"] == 2
+    assert sum(c["joins"] for c in audience["curve"]) == 2
+    assert sum(c["media_viewers"] for c in audience["curve"]) == 2  # one sample each
     assert pair.edge_media.is_pulling(session_id)
     locations = [v.resource.location for v in (first, second)]
     assert locations[0].startswith(f"/whep/{session_id}/w0.")
