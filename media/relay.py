@@ -49,6 +49,9 @@ from .rtpwriter import PacketHistory, PacketizedFrame
 
 logger = logging.getLogger(__name__)
 
+#: frames held for a viewer whose transport is not up yet (one second of video)
+HELD_FRAMES = 30
+
 
 @dataclass(frozen=True, slots=True)
 class RelayedFrame:
@@ -94,6 +97,7 @@ class ForwardedTrack(MediaStreamTrack):
         self.mime_type: str | None = None  # negotiated codec, set after the answer
         self._backlog_limit = backlog_limit
         self._writer: FrameWriter | None = None
+        self._held: list[PacketizedFrame] = []  # until the transport is up
         self._behind = False  # its socket was over the backlog limit at the last frame
         self._ended: asyncio.Event | None = None
         self._request_keyframe = request_keyframe
@@ -110,10 +114,14 @@ class ForwardedTrack(MediaStreamTrack):
         return self.waiting_for_keyframe and self._writer is not None and not self._behind
 
     def attach(self, writer: FrameWriter) -> None:
-        """The viewer's transport is up: frames go to ``writer`` from now on."""
+        """The viewer's transport is up: what was held for it goes out now (from a
+        keyframe on), and every frame after goes to ``writer`` as it comes."""
         if self.readyState != "live":
             return
         self._writer = writer
+        held, self._held = self._held, []
+        for frame in held:
+            self._send(writer, frame, time.monotonic())
         if self.waiting_for_keyframe:
             self._request_keyframe()
 
@@ -124,7 +132,8 @@ class ForwardedTrack(MediaStreamTrack):
         """Send a frame to this viewer, applying the backlog and keyframe rules."""
         writer = self._writer
         if writer is None:
-            return  # not connected yet: it will start on a keyframe
+            self._hold(frame)
+            return
         if writer.backlog() > self._backlog_limit:
             # its socket is behind: skip (video up to the next keyframe after it
             # drains) rather than pile up seconds-old media
@@ -142,12 +151,33 @@ class ForwardedTrack(MediaStreamTrack):
                 self.frames_skipped += 1
                 return
             self.waiting_for_keyframe = False
+        self._send(writer, frame, now)
+
+    def _send(self, writer: FrameWriter, frame: PacketizedFrame, now: float) -> None:
         if writer.write(frame):
             self.frames_sent += 1
             self.last_sent_at = now
 
+    def _hold(self, frame: PacketizedFrame) -> None:
+        """Not connected yet (answered, ICE and DTLS under way): keep the frames from
+        a keyframe on (the one its join asked for), up to ``HELD_FRAMES``; past that,
+        start again from the next keyframe."""
+        if self.waiting_for_keyframe:
+            if not frame.keyframe:
+                return
+            self.waiting_for_keyframe = False
+        if len(self._held) >= HELD_FRAMES:
+            self._held.clear()
+            self.waiting_for_keyframe = self.kind == "video"
+            if frame.keyframe or self.kind != "video":
+                self._held.append(frame)
+                self.waiting_for_keyframe = False
+            return
+        self._held.append(frame)
+
     def restart(self) -> None:
         """Wait for a keyframe (publisher changed)."""
+        self._held.clear()
         if self.kind == "video":
             self.waiting_for_keyframe = True
 
@@ -162,6 +192,7 @@ class ForwardedTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._writer = None
+        self._held.clear()
         if self._ended is not None:
             self._ended.set()
 

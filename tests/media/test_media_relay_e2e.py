@@ -183,8 +183,11 @@ async def test_viewer_whose_socket_is_behind_skips_to_a_keyframe(
         assert stats.keyframe_resets == 1  # one reset, then it waits for a keyframe
         assert stats.frames_skipped >= 20
         assert stalled - before <= 2  # nothing piled up for it meanwhile
+        keyframes = service.relay(6).keyframes  # type: ignore[union-attr]
+        asked, got = keyframes.sent, slow.stats["video"].keyframes
         writer.backlog = real_backlog  # type: ignore[method-assign]
-        # it resumes on a keyframe, which its reset asked the publisher for
+        # it resumes on a keyframe, which it asked the publisher for once drained
         await slow.wait_for("video", encoded=stalled + 20, within_s=5)
-        assert pub.keyframe_requests >= 2  # join + the reset
+        assert keyframes.sent == asked + 1
+        assert slow.stats["video"].keyframes == got + 1
         assert service.viewer_stats(6)[0].keyframe_resets == 1

@@ -13,7 +13,7 @@ from aiortc.mediastreams import MediaStreamError
 from media.config import MediaConfig
 from media.ice import candidate_allowed, filter_sdp_candidates, gathering_on
 from media.keyframes import KeyframeRequester, is_keyframe
-from media.relay import ForwardedTrack, SessionRelay
+from media.relay import HELD_FRAMES, ForwardedTrack, SessionRelay
 from media.rtpwriter import PacketizedFrame
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
@@ -111,7 +111,7 @@ async def test_frames_are_packetized_once_for_every_viewer() -> None:
     relay.close()
 
 
-async def test_viewer_that_is_not_connected_yet_gets_nothing_and_starts_on_a_keyframe() -> None:
+async def test_a_viewer_not_connected_yet_gets_what_came_from_a_keyframe_on() -> None:
     plis: list[int] = []
     relay = SessionRelay(1, pli_interval_s=0.01, backlog_limit=1000, on_incompatible=print)
     relay.send_pli = lambda: plis.append(1) is None
@@ -119,15 +119,32 @@ async def test_viewer_that_is_not_connected_yet_gets_nothing_and_starts_on_a_key
     track = relay.new_track("video", "late")
     track.mime_type = "video/VP8"
     relay.video.add(track)
-    relay.video.push(VP8, frame(0, key=True))
-    assert plis == [1]  # the join asks (it was live)
+    assert plis == [1]  # the join asks for a keyframe (the session is live)
+    relay.video.push(VP8, frame(0, key=False))  # before the keyframe: of no use
+    relay.video.push(VP8, frame(3000, key=True))  # the keyframe its join asked for
+    relay.video.push(VP8, frame(6000, key=False))
     writer = RecordingWriter()
-    await asyncio.sleep(0.02)
-    track.attach(writer)  # its transport is up
-    assert plis == [1, 1]
-    relay.video.push(VP8, frame(3000, key=False))
-    relay.video.push(VP8, frame(6000, key=True))
-    assert [f.timestamp for f in writer.frames] == [6000]
+    track.attach(writer)  # its transport is up: the held frames go out at once
+    assert [f.timestamp for f in writer.frames] == [3000, 6000]
+    relay.video.push(VP8, frame(9000, key=False))
+    assert [f.timestamp for f in writer.frames] == [3000, 6000, 9000]
+    assert plis == [1]  # nothing more to ask for
+    relay.close()
+
+
+async def test_what_is_held_for_a_slow_connect_is_bounded() -> None:
+    relay = SessionRelay(1, pli_interval_s=0.01, backlog_limit=1000, on_incompatible=print)
+    relay.video.start_source()
+    track = relay.new_track("video", "slow")
+    track.mime_type = "video/VP8"
+    relay.video.add(track)
+    for i in range(HELD_FRAMES + 5):  # a keyframe, then more deltas than it may hold
+        relay.video.push(VP8, frame(i * 3000, key=i == 0))
+    relay.video.push(VP8, frame(100 * 3000, key=True))
+    relay.video.push(VP8, frame(101 * 3000, key=False))
+    writer = RecordingWriter()
+    track.attach(writer)  # it starts at the latest keyframe it could hold from
+    assert [f.timestamp // 3000 for f in writer.frames] == [100, 101]
     relay.close()
 
 
