@@ -62,7 +62,7 @@ from media.config import MediaConfig
 from media.events import RoomLogLifecycle
 from media.forward import LocalMediaControl, internal_routes, internal_token
 from media.handlers import MediaHandlers
-from media.placement import LoadBoard
+from media.placement import LoadBoard, ProcessCap
 from media.protocol import MediaControl
 from media.pull import Pulled
 from media.service import MediaService
@@ -145,9 +145,9 @@ class Settings:
     media_worker: int = 0
     #: an edge worker ends its pull of a session this long after its last viewer left
     media_pull_linger_s: float = 5.0
-    #: with several workers: WHEP viewers one worker serves at most (its pulls aside);
-    #: ~0.3 % of a core each (bench/RESULTS.md, "Media relay"), so 250 leave room for
-    #: the rest of the worker's work
+    #: WHEP viewers one process serves at most (pulls aside; then ``503 media_full``,
+    #: or another worker); ~0.3 % of a core each (bench/RESULTS.md, "Media relay"), so
+    #: 250 leave room for the rest of the process's work
     media_max_viewers_per_worker: int = 250
 
     @classmethod
@@ -500,8 +500,9 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
         )
         control = group
     app[media_key] = media
+    placement = group or ProcessCap(media.viewer_total, settings.media_max_viewers_per_worker)
     handlers = MediaHandlers(
-        media, core.sessions, config, cors_origin=settings.cors_origin, placement=group
+        media, core.sessions, config, cors_origin=settings.cors_origin, placement=placement
     )
     routes += internal_routes(local, token)
     subapps = handlers.applications()

@@ -24,12 +24,15 @@ import json
 import logging
 import os
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
+from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from .errors import MediaError
 
 log = logging.getLogger(__name__)
 
@@ -163,3 +166,19 @@ class Placement:
     def _reserve(self, worker: int) -> None:
         count, since = self._reserved.get(worker, (0, time.time()))
         self._reserved[worker] = (count + 1, since)
+
+
+class ProcessCap:
+    """One process serving all media: no other worker to send a viewer to, so a viewer
+    past the cap is refused (``media_full``, 503 with ``Retry-After``)."""
+
+    def __init__(self, viewers: Callable[[], int], cap: int) -> None:
+        self._viewers = viewers
+        self._cap = cap
+
+    async def place(
+        self, request: web.Request, session_id: int, offer: bytes
+    ) -> web.StreamResponse | None:
+        if self._viewers() >= self._cap:
+            raise MediaError("media_full", "this server serves as many viewers as it may")
+        return None

@@ -474,3 +474,32 @@ def test_link_headers_advertise_ice_servers() -> None:
         '<stun:stun.example.net:3478>; rel="ice-server"',
         '<turn:turn.example.net>; rel="ice-server"',
     ]
+
+
+async def test_one_process_takes_viewers_up_to_its_cap(
+    settings: Settings, aiohttp_client: Any, peers: Any
+) -> None:
+    client = await aiohttp_client(create_app(replace(settings, media_max_viewers_per_worker=2)))
+    api = Api(client)
+    host = await api.signup("host")
+    session_id = int((await api.live_session(host))["id"])
+    async with asyncio.timeout(30):
+        first, second = peers.viewer(decode=False), peers.viewer(decode=False)
+        await first.connect(poster(client, f"/whep/{session_id}"))
+        await second.connect(poster(client, f"/whep/{session_id}"))
+        status, body, headers = await post_sdp(
+            client, f"/whep/{session_id}", await peers.viewer().offer()
+        )
+        assert (status, error_code(body)) == (503, "media_full")
+        assert headers["Retry-After"] == "2"
+        assert headers["Access-Control-Allow-Origin"] == "*"
+        media = client.app[media_key]
+        assert media.viewer_total() == 2  # the refused one left nothing behind
+        # a viewer leaving makes room; a publisher is never counted
+        status, _, _ = await request(client, "DELETE", first.resource.location)
+        assert status == 200
+        again = peers.viewer(decode=False)
+        await again.connect(poster(client, f"/whep/{session_id}"))
+        publisher = peers.publisher()
+        await publisher.connect(poster(client, f"/whip/{session_id}", host))
+        assert media.viewer_total() == 2
