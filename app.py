@@ -149,6 +149,9 @@ class Settings:
     #: or another worker); ~0.3 % of a core each (bench/RESULTS.md, "Media relay"), so
     #: 250 leave room for the rest of the process's work
     media_max_viewers_per_worker: int = 250
+    #: with several workers: a worker whose CPU share (of one core, last second)
+    #: reached this takes no new viewer (they go to another worker, or 503)
+    media_cpu_limit: float = 0.85
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -196,6 +199,7 @@ class Settings:
             media_max_viewers_per_worker=_positive(
                 env, "LIVESHELF_MEDIA_MAX_VIEWERS_PER_WORKER", 250
             ),
+            media_cpu_limit=_share(env, "LIVESHELF_MEDIA_CPU_LIMIT", 0.85),
         )
 
     def check_workers(self) -> None:
@@ -227,6 +231,20 @@ def _positive(env: Mapping[str, str], key: str, default: int) -> int:
     if value < 1:
         raise ConfigError(f"{key} must be at least 1, got {value}")
     return value
+
+
+def _share(env: Mapping[str, str], key: str, default: float) -> float:
+    """A share of one core: a number above 0, at most the machine's core count."""
+    value = env.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        share = float(value)
+    except ValueError:
+        raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    if not 0 < share <= (os.cpu_count() or 1):
+        raise ConfigError(f"{key} must be above 0 and at most the number of cores, got {value}")
+    return share
 
 
 def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...]) -> str:
@@ -497,6 +515,7 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
             local,
             board,
             settings.media_max_viewers_per_worker,
+            settings.media_cpu_limit,
         )
         control = group
     app[media_key] = media

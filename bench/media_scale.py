@@ -1,7 +1,7 @@
 """One show's viewers over W worker processes, each limited to the same CPU share.
 
     python bench/media_scale.py [--workers 1,2,3] [--quota 0.2] [--step 10] [--max 160]
-                                [--cap 60]
+                                [--cap 60] [--cpu-limit 1.0]
 
 Needs root (cgroup v1 CPU quotas), PostgreSQL (``TEST_DATABASE_URL``) and Redis
 (``REDIS_URL``); everything stays on 127.0.0.1, no STUN.
@@ -169,7 +169,9 @@ async def status(http: aiohttp.ClientSession, url: str, sid: int) -> dict[str, A
         return dict((await res.json())["sessions"].get(str(sid), {}))
 
 
-async def run(workers: int, quota: float, step: int, most: int, cap: int) -> dict[str, Any]:
+async def run(
+    workers: int, quota: float, step: int, most: int, cap: int, cpu_limit: float
+) -> dict[str, Any]:
     port, media_port = free_port(), free_port()
     while any(_busy(media_port + i) for i in range(workers)):
         media_port = free_port()
@@ -186,6 +188,7 @@ async def run(workers: int, quota: float, step: int, most: int, cap: int) -> dic
         "LIVESHELF_RECORDINGS_DIR": f"/tmp/{schema}",
         "LIVESHELF_MEDIA_PORT": str(media_port),
         "LIVESHELF_MEDIA_MAX_VIEWERS_PER_WORKER": str(cap),
+        "LIVESHELF_MEDIA_CPU_LIMIT": str(cpu_limit),
         "LIVESHELF_WORKERS": str(workers),
     }
     await _create_schema(schema)
@@ -357,13 +360,19 @@ def main() -> None:
         help="LIVESHELF_MEDIA_MAX_VIEWERS_PER_WORKER: placement keeps viewers on the workers "
         "that already relay the show until they reach it, so set it near one worker's capacity",
     )
+    parser.add_argument(
+        "--cpu-limit",
+        type=float,
+        default=1.0,
+        help="LIVESHELF_MEDIA_CPU_LIMIT: a worker at this share of a core takes no new viewer",
+    )
     args = parser.parse_args()
     print(
         f"machine: {os.cpu_count()} CPUs; each worker limited to {args.quota} of a core; "
-        f"at most {args.cap} viewers per worker"
+        f"at most {args.cap} viewers per worker; CPU limit {args.cpu_limit}"
     )
     results = [
-        asyncio.run(run(int(w), args.quota, args.step, args.max, args.cap))
+        asyncio.run(run(int(w), args.quota, args.step, args.max, args.cap, args.cpu_limit))
         for w in args.workers.split(",")
     ]
     base = results[0]["capacity"] or 1

@@ -73,8 +73,10 @@ class WorkerGroup:
         local: LocalMediaControl,
         board: LoadBoard | None = None,
         max_viewers: int = 0,
+        cpu_limit: float = 1.0,
     ) -> None:
-        """``board`` and ``max_viewers`` (> 0) turn placement on."""
+        """``board`` and ``max_viewers`` (> 0) turn placement on; ``cpu_limit`` is the
+        share of a core past which a worker takes no new viewer."""
         if not 0 <= index < len(urls):
             raise ValueError(f"worker {index} of {len(urls)}")
         self.index = index
@@ -85,7 +87,9 @@ class WorkerGroup:
         self._board = board
         self._cap = max_viewers
         self._placement = (
-            Placement(index, max_viewers, board) if board is not None and max_viewers > 0 else None
+            Placement(index, max_viewers, board, cpu_limit)
+            if board is not None and max_viewers > 0
+            else None
         )
         self._cpu = CpuMeter()
         self._last_cpu = 0.0

@@ -7,10 +7,14 @@ or pulls). A record older than ``stale_s`` is ignored (its worker is dead or stu
 
 The worker that receives ``POST /whep/{id}`` places the viewer (``Placement.choose``):
 
-1. itself, if it already relays the session and is under its viewer cap;
-2. else the least-loaded worker that relays the session and is under its cap;
-3. else the least-loaded worker under its cap (it will start a pull);
+1. itself, if it already relays the session and has room;
+2. else the least-loaded worker that relays the session and has room;
+3. else the least-loaded worker with room (it will start a pull);
 4. else nobody: ``503`` with ``Retry-After``.
+
+A worker has room while it serves fewer viewers than its cap and its CPU share (last
+second) is under ``cpu_limit``: the cap alone would have to be tuned to the machine,
+and relaying workers are filled first.
 
 A worker counts its own choices as reservations until the chosen worker's next report
 covers them, so a burst of joins spreads instead of piling onto the worker that looked
@@ -114,9 +118,12 @@ def _process_cpu() -> float:
 class Placement:
     """Chooses the worker for a new viewer of a session (see the module docstring)."""
 
-    def __init__(self, me: int, cap: int, board: LoadBoard) -> None:
+    def __init__(self, me: int, cap: int, board: LoadBoard, cpu_limit: float = 1.0) -> None:
+        """``cap``: viewers per worker; ``cpu_limit``: a worker whose last reported
+        share of a core reached it counts as full, whatever its viewer count."""
         self.me = me
         self.cap = cap
+        self.cpu_limit = cpu_limit
         self._board = board
         #: worker -> (viewers placed there, time of the first) not yet in its report
         self._reserved: dict[int, tuple[int, float]] = {}
@@ -127,8 +134,7 @@ class Placement:
         """The worker to serve the viewer, or None if every worker is full. ``mine``
         is this worker's load now (exact, not as last reported); workers in ``tried``
         refused the viewer already."""
-        open_here = mine.state == "serving" and mine.viewers < self.cap
-        if open_here and session_id in mine.sessions and self.me not in tried:
+        if self._open(mine, mine.viewers) and session_id in mine.sessions and self.me not in tried:
             return self.me
         try:
             loads = await self._board.loads()
@@ -139,9 +145,7 @@ class Placement:
         open_ = [
             load
             for load in loads.values()
-            if load.state == "serving"
-            and self._viewers(load) < self.cap
-            and load.worker not in tried
+            if self._open(load, self._viewers(load)) and load.worker not in tried
         ]
         relaying = [load for load in open_ if session_id in load.sessions]
         pool = relaying or open_
@@ -152,6 +156,9 @@ class Placement:
         if best.worker != self.me:
             self._reserve(best.worker)
         return best.worker
+
+    def _open(self, load: WorkerLoad, viewers: int) -> bool:
+        return load.state == "serving" and viewers < self.cap and load.cpu < self.cpu_limit
 
     def _viewers(self, load: WorkerLoad) -> int:
         """Its reported viewers plus what this worker placed there since the report."""

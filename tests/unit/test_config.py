@@ -36,9 +36,12 @@ def test_values_are_read_and_cast() -> None:
             "LIVESHELF_RECORDINGS_DIR": "/var/rec",
             "LIVESHELF_ACCESS_LOG": "/var/log/liveshelf/access.log",
             "LIVESHELF_DB_POOL_SIZE": "32",
+            "LIVESHELF_MEDIA_MAX_VIEWERS_PER_WORKER": "120",
+            "LIVESHELF_MEDIA_CPU_LIMIT": "0.7",
         }
     )
     assert settings.db_pool_size == 32
+    assert (settings.media_max_viewers_per_worker, settings.media_cpu_limit) == (120, 0.7)
     assert settings.port == 9000
     assert settings.access_log == "/var/log/liveshelf/access.log"
     assert settings.redis_url == "redis://r:6379/1"
@@ -54,6 +57,9 @@ def test_values_are_read_and_cast() -> None:
         ({"LIVESHELF_SECRET": "short"}, "at least 32"),
         ({"LIVESHELF_SECRET": SECRET, "LIVESHELF_PORT": "eighty"}, "LIVESHELF_PORT"),
         ({"LIVESHELF_SECRET": SECRET, "LIVESHELF_DB_POOL_SIZE": "0"}, "at least 1"),
+        ({"LIVESHELF_SECRET": SECRET, "LIVESHELF_MEDIA_CPU_LIMIT": "most"}, "a number"),
+        ({"LIVESHELF_SECRET": SECRET, "LIVESHELF_MEDIA_CPU_LIMIT": "0"}, "above 0"),
+        ({"LIVESHELF_SECRET": SECRET, "LIVESHELF_MEDIA_CPU_LIMIT": "999"}, "number of cores"),
     ],
 )
 def test_bad_values(env: dict[str, str], message: str) -> None:

@@ -31,8 +31,8 @@ def load(worker: int, viewers: int, sessions: tuple[int, ...] = (), **more: Any)
     return WorkerLoad(worker=worker, viewers=viewers, sessions=sessions, **fields)
 
 
-def placement(board: Board, me: int = 0) -> Placement:
-    return Placement(me, CAP, board)  # type: ignore[arg-type]
+def placement(board: Board, me: int = 0, cpu_limit: float = 1.0) -> Placement:
+    return Placement(me, CAP, board, cpu_limit)  # type: ignore[arg-type]
 
 
 async def test_a_worker_relaying_the_session_with_room_keeps_the_viewer() -> None:
@@ -79,6 +79,18 @@ async def test_a_worker_that_refused_is_not_chosen_again() -> None:
     board = Board(load(1, 0, (7,)), load(2, 1, (7,)))
     assert await placement(board).choose(7, load(0, CAP), tried={1}) == 2
     assert await placement(board).choose(7, load(0, 0, (7,)), tried={0, 1, 2}) is None
+
+
+async def test_a_worker_at_its_cpu_limit_is_full_whatever_its_viewers() -> None:
+    busy_relay = load(1, 0, (7,), cpu=0.9)
+    # this worker relays the show but is at its limit: the relaying worker 1 is too,
+    # so the viewer goes to worker 2, which will pull
+    board = Board(busy_relay, load(2, 2, cpu=0.3))
+    chosen = await placement(board, cpu_limit=0.85).choose(7, load(0, 0, (7,), cpu=0.86))
+    assert chosen == 2
+    assert await placement(board, cpu_limit=0.95).choose(7, load(0, 0, (7,), cpu=0.86)) == 0
+    everyone_busy = Board(busy_relay, load(2, 0, cpu=0.88))
+    assert await placement(everyone_busy, cpu_limit=0.85).choose(7, load(0, 0, cpu=0.9)) is None
 
 
 @pytest.fixture
