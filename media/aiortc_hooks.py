@@ -47,6 +47,7 @@ from typing import Any
 import aioice
 from aiortc import (
     RTCDtlsTransport,
+    RTCIceTransport,
     RTCRtpCodecParameters,
     RTCRtpReceiver,
     RTCRtpSender,
@@ -77,7 +78,6 @@ def check_compatible() -> None:
             (RTCRtpSender, "_handle_rtcp_packet"),
             (RTCRtpSender, "_retransmit"),
             (RTCRtpSender, "send"),
-            (aioice.Connection, "sendto"),
         )
         if not hasattr(cls, name)
     ]
@@ -87,15 +87,32 @@ def check_compatible() -> None:
         for name in ("_remove_frame", "_origin", "_packets", "_capacity", "_is_video")
         if not hasattr(probe, name)
     ]
-    # the sender's own attributes, as its __init__ assigns them (no instance needed)
-    assigned = RTCRtpSender.__init__.__code__.co_names
+    # attributes of instances, as the classes' methods name them (no instance needed)
     missing += [
-        f"RTCRtpSender.{name}"
-        for name in ("_ssrc", "_rtx_ssrc", *_SR_FIELDS)
-        if name not in assigned
+        f"{cls.__name__}.{name}"
+        for cls, names in (
+            (RTCRtpSender, ("_ssrc", "_rtx_ssrc", *_SR_FIELDS)),
+            (RTCIceTransport, ("_connection",)),
+            (RTCDtlsTransport, ("_tx_srtp",)),
+            (aioice.Connection, ("_nominated",)),
+            (aioice.ice.CandidatePair, ("protocol", "remote_addr")),
+        )
+        for name in names
+        if not _named_by(cls, name)
     ]
     if missing:
         raise RuntimeError(f"unsupported aiortc version, missing: {missing}")
+
+
+def _named_by(cls: type, name: str) -> bool:
+    """Whether ``cls`` has ``name``, or one of its methods names it (``self.name = ...``)."""
+    if hasattr(cls, name):
+        return True
+    return any(
+        name in getattr(member, "__code__").co_names  # noqa: B009
+        for member in vars(cls).values()
+        if hasattr(member, "__code__")
+    )
 
 
 class _DrainingJitterBuffer(JitterBuffer):

@@ -85,7 +85,6 @@ class WorkerGroup:
         self._token = token
         self._links = {i: MediaForwarder(url, token) for i, url in enumerate(urls) if i != index}
         self._board = board
-        self._cap = max_viewers
         self._placement = (
             Placement(index, max_viewers, board, cpu_limit)
             if board is not None and max_viewers > 0
@@ -108,8 +107,8 @@ class WorkerGroup:
     def load(self) -> WorkerLoad:
         """This worker's media load now."""
         media = self._local.media
-        pulls = sum(media.pull_count(sid) for sid in media.session_ids())
-        pulls += sum(1 for sid in media.session_ids() if media.is_pulling(sid))
+        # edges pulling from here, and this worker's own pulls
+        pulls = sum(media.pull_count(s) + media.is_pulling(s) for s in media.session_ids())
         return WorkerLoad(
             worker=self.index,
             viewers=media.viewer_total(),
@@ -118,9 +117,6 @@ class WorkerGroup:
             state=self.state,
             sessions=tuple(media.relayed_sessions()),
         )
-
-    def _has_room(self) -> bool:
-        return self.state == "serving" and self._local.media.viewer_total() < self._cap
 
     async def keep_up(self, interval_s: float = 1.0) -> None:
         """Every ``interval_s`` until cancelled: write this worker's load to the board
@@ -214,14 +210,15 @@ class WorkerGroup:
         if placement is None:
             return None
         if request.headers.get(PLACED_HEADER) and is_internal(request, self._token):
-            # another worker chose this one: serve it within the cap, never re-place
-            if self._has_room():
+            # another worker chose this one: serve it if there is room, never re-place
+            if placement.has_room(self.load()):
                 return None
             raise _full()
         tried: set[int] = set()
         while (chosen := await placement.choose(session_id, self.load(), tried)) is not None:
             if chosen == self.index:
-                if self._has_room():  # checked again: other offers ran during choose
+                # checked again: other offers ran while choose awaited the board
+                if placement.has_room(self.load()):
                     return None  # the handler's play() counts this viewer at once
                 tried.add(chosen)
                 continue

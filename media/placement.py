@@ -134,7 +134,7 @@ class Placement:
         """The worker to serve the viewer, or None if every worker is full. ``mine``
         is this worker's load now (exact, not as last reported); workers in ``tried``
         refused the viewer already."""
-        if self._open(mine, mine.viewers) and session_id in mine.sessions and self.me not in tried:
+        if self.has_room(mine) and session_id in mine.sessions and self.me not in tried:
             return self.me
         try:
             loads = await self._board.loads()
@@ -145,7 +145,7 @@ class Placement:
         open_ = [
             load
             for load in loads.values()
-            if self._open(load, self._viewers(load)) and load.worker not in tried
+            if self.has_room(load, self._viewers(load)) and load.worker not in tried
         ]
         relaying = [load for load in open_ if session_id in load.sessions]
         pool = relaying or open_
@@ -157,8 +157,11 @@ class Placement:
             self._reserve(best.worker)
         return best.worker
 
-    def _open(self, load: WorkerLoad, viewers: int) -> bool:
-        return load.state == "serving" and viewers < self.cap and load.cpu < self.cpu_limit
+    def has_room(self, load: WorkerLoad, viewers: int | None = None) -> bool:
+        """Whether a worker with this load takes one more viewer (``viewers`` instead
+        of the load's own count, e.g. with this worker's reservations)."""
+        count = load.viewers if viewers is None else viewers
+        return load.state == "serving" and count < self.cap and load.cpu < self.cpu_limit
 
     def _viewers(self, load: WorkerLoad) -> int:
         """Its reported viewers plus what this worker placed there since the report."""

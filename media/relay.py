@@ -14,10 +14,11 @@ Contracts:
 - A video viewer starts on a keyframe: until one arrives its delta frames are
   skipped and the publisher is asked for one (PLI, coalesced by
   ``KeyframeRequester``; repeated every interval while anyone waits).
-- Nothing queues per viewer in the relay. A viewer whose socket cannot take more
-  (its write buffer is over ``backlog_limit`` bytes) skips frames: video until the
-  next keyframe, audio frame by frame. Memory per viewer is therefore bounded by the
-  socket's buffer.
+- Nothing queues per connected viewer in the relay. A viewer whose socket cannot
+  take more (its write buffer is over ``backlog_limit`` bytes) skips frames: video up
+  to the next keyframe after its socket drained, audio frame by frame. A viewer not
+  connected yet holds at most ``HELD_FRAMES`` frames (from a keyframe on) for when it
+  is. Memory per viewer is therefore bounded by the socket's buffer and those frames.
 - Timestamps are continuous across publishers: a new publisher's first frame
   is placed after the previous one's last frame by the wall-clock gap, so a
   viewer's RTP timestamps (and sequence numbers and SSRC, owned by its writer)
@@ -168,11 +169,9 @@ class ForwardedTrack(MediaStreamTrack):
             self.waiting_for_keyframe = False
         if len(self._held) >= HELD_FRAMES:
             self._held.clear()
-            self.waiting_for_keyframe = self.kind == "video"
-            if frame.keyframe or self.kind != "video":
-                self._held.append(frame)
-                self.waiting_for_keyframe = False
-            return
+            if self.kind == "video" and not frame.keyframe:
+                self.waiting_for_keyframe = True
+                return
         self._held.append(frame)
 
     def restart(self) -> None:

@@ -80,6 +80,11 @@ def _extension_block(mid_id: int, mid: bytes, abs_id: int, abs_send_time: int) -
     return b"\xbe\xde" + (len(body) // 4).to_bytes(2, "big") + body
 
 
+def _first_byte(extensions: bytes) -> int:
+    """RTP version 2, with the X bit when there is an extension block."""
+    return 0x90 if extensions else 0x80
+
+
 class PacketHistory:
     """The last ``HISTORY_SIZE`` payloads of a track, by packet index (for NACKs)."""
 
@@ -165,12 +170,11 @@ class RtpWriter:
         self._mid_id = ids.get(URI_MID, 0)
         self._abs_id = ids.get(URI_ABS_SEND_TIME, 0)
         self._mid = (parameters.muxId or "").encode()
-        self._first_byte = 0x90 if (self._mid_id and self._mid) or self._abs_id else 0x80
         self._timestamp_origin = random.getrandbits(32)
         #: viewer sequence number = (packet index + offset) mod 2**16
         self._offset = random.randint(0, 0xFFFF)
-        self._sent_from: int | None = None  # first index sent under the current offset
-        self._next_index: int | None = None  # the index after the last one sent
+        self._next_index: int | None = None  # the index after the last one sent (None: none)
+        self._sent_from = 0  # the first index sent under the current offset
         self.packets_sent = 0
         self.octets_sent = 0
         self._reported_at = 0  # NTP time of the last figures handed to the sender
@@ -193,7 +197,8 @@ class RtpWriter:
         self._next_index = frame.last_index + 1
         ext = frame.extension_block(self._mid_id, self._abs_id, self._mid)
         timestamp = (self._timestamp_origin + frame.timestamp) & 0xFFFFFFFF
-        first_byte, pt, ssrc = self._first_byte, self._payload_type, self._ssrc
+        first_byte = _first_byte(ext)
+        pt, ssrc = self._payload_type, self._ssrc
         seq = frame.first_index + self._offset
         last = len(frame.payloads) - 1
         octets = 0
@@ -214,7 +219,7 @@ class RtpWriter:
 
     async def retransmit(self, sequence_number: int) -> None:
         """Answer a NACK for one of this viewer's sequence numbers."""
-        if self._next_index is None or self._sent_from is None:
+        if self._next_index is None:
             return
         last = self._next_index - 1
         behind = (last + self._offset - sequence_number) & 0xFFFF
@@ -228,7 +233,7 @@ class RtpWriter:
         payload, marker, ts = found
         timestamp = (self._timestamp_origin + ts) & 0xFFFFFFFF
         ext = _extension_block(self._mid_id, self._mid, 0, 0)
-        first_byte = 0x90 if ext else 0x80
+        first_byte = _first_byte(ext)
         rtx_pt, rtx_ssrc = self._rtx_payload_type, self._rtx_ssrc
         if rtx_pt is not None and rtx_ssrc is not None:
             pt, seq, ssrc = rtx_pt, self._rtx_sequence, rtx_ssrc

@@ -25,7 +25,7 @@ from typing import Any
 
 import aiohttp
 from support import TEST_SECRET, free_port, poster
-from test_workers import ROOT, alive, sockets_on, wait_for_workers, workers_env
+from test_workers import ROOT, alive, sockets_on, stop, wait_for_workers, workers_env
 
 from app import Settings
 from media.clients import PublisherClient, ViewerClient
@@ -109,12 +109,7 @@ async def three_workers(shared: Settings, tmp_path: Path, cap: int) -> AsyncIter
             await workers.restarted()
             yield workers
         finally:
-            supervisor.send_signal(signal.SIGTERM)
-            try:
-                code = supervisor.wait(timeout=30)
-            finally:
-                if supervisor.poll() is None:
-                    supervisor.kill()
+            code = stop(supervisor)
     assert code == 0, (tmp_path / "server.log").read_text()[-3000:]
     assert not any(alive(pid) for pid in workers.pids)  # no worker outlives the supervisor
 

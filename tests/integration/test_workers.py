@@ -131,6 +131,18 @@ def workers_env(shared: Settings, tmp_path: Path, media_port: int, **more: str) 
     }
 
 
+def stop(supervisor: subprocess.Popen[bytes]) -> int | None:
+    """SIGTERM, as a service manager would; its exit code (killed after 30 s: None)."""
+    supervisor.send_signal(signal.SIGTERM)
+    try:
+        return supervisor.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        return None
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+
+
 async def test_two_workers_share_the_port_and_the_media(shared: Settings, tmp_path: Path) -> None:
     port, media_port = free_port(), free_port()
     env = workers_env(shared, tmp_path, media_port)
@@ -224,12 +236,7 @@ async def test_two_workers_share_the_port_and_the_media(shared: Settings, tmp_pa
     finally:
         for peer in peers:
             await peer.close()
-        supervisor.send_signal(signal.SIGTERM)
-        try:
-            code = supervisor.wait(timeout=30)
-        finally:
-            if supervisor.poll() is None:
-                supervisor.kill()
-            log.close()
+        code = stop(supervisor)
+        log.close()
     assert code == 0, (tmp_path / "server.log").read_text()[-3000:]
     assert not any(alive(pid) for pid in pids)  # no worker outlives the supervisor

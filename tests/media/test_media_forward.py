@@ -102,15 +102,22 @@ async def relayed_by_home(pair: Pair, session_id: int) -> None:
     raise AssertionError(f"the home never reported session {session_id}")
 
 
+async def published(pair: Pair, peers: Any) -> tuple[Account, int]:
+    """A host and their live session, published through the edge (WHIP is forwarded to
+    the home)."""
+    host = await pair.edge_api.signup("host")
+    session_id = int((await pair.edge_api.live_session(host))["id"])
+    async with asyncio.timeout(20):
+        await peers.publisher().connect(poster(pair.edge, f"/whip/{session_id}", host))
+    return host, session_id
+
+
 async def test_viewers_are_placed_on_the_origin_then_on_a_worker_pulling_from_it(
     pair: Pair, peers: Any
 ) -> None:
     api, edge = pair.edge_api, pair.edge
-    host = await api.signup("host")
-    session_id = int((await api.live_session(host))["id"])
+    host, session_id = await published(pair, peers)
     async with asyncio.timeout(40):
-        pub = peers.publisher()
-        await pub.connect(poster(edge, f"/whip/{session_id}", host))  # forwarded to the home
         await relayed_by_home(pair, session_id)
         # each worker takes one viewer (the cap): the first goes to the origin, which
         # has the stream; the second to the other worker, which pulls it
@@ -179,11 +186,8 @@ async def test_a_worker_serves_its_viewers_from_one_pull_of_the_home(
     pair: Pair, peers: Any
 ) -> None:
     api, edge = pair.edge_api, pair.edge
-    host = await api.signup("host")
-    session_id = int((await api.live_session(host))["id"])
+    host, session_id = await published(pair, peers)
     async with asyncio.timeout(40):
-        pub = peers.publisher()
-        await pub.connect(poster(edge, f"/whip/{session_id}", host))
         # the home is full (a viewer of another session, placed there as a worker
         # would), so viewers go to the edge
         other = int((await api.live_session(host, "Other show"))["id"])
