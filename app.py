@@ -13,8 +13,10 @@ import asyncio
 import functools
 import gc
 import getpass
+import ipaddress
 import logging
 import os
+import re
 import secrets
 import socket
 import sys
@@ -57,15 +59,17 @@ from live.roomlog_redis import RedisRoomLog
 from live.sessions import SessionService, StatusListener
 from live.tasks import stop_task
 from live.workers import Bind, serve, supervise
-from media.cluster import HOME, WorkerGroup, resource_prefix
+from media.cluster import HOME, NodeSetup, WorkerGroup, resource_prefix
 from media.config import MediaConfig
 from media.events import RoomLogLifecycle
 from media.forward import LocalMediaControl, internal_routes, internal_token
 from media.handlers import MediaHandlers
+from media.nodes import NodeBoard
 from media.placement import LoadBoard, ProcessCap
 from media.protocol import MediaControl
-from media.pull import Pulled
+from media.pull import MediaProcess, Pulled
 from media.service import MediaService
+from media.tokens import NODE_NAME, MediaTokens
 from shelf.demo import seed_shelf
 from shelf.feature import ShelfFeature, build_shelf
 from shelf.funnel import CardEvents
@@ -152,6 +156,13 @@ class Settings:
     #: with several workers: a worker whose CPU share (of one core, last second)
     #: reached this takes no new viewer (they go to another worker, or 503)
     media_cpu_limit: float = 0.85
+    #: this node's name among several sharing PostgreSQL and Redis (``media.nodes``);
+    #: empty: one node
+    node: str = ""
+    #: the address this node's workers listen on for each other and the other nodes
+    node_internal_host: str = "127.0.0.1"
+    #: where viewers reach this node (default ``http://{host}:{port}``)
+    node_public_url: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -200,20 +211,32 @@ class Settings:
                 env, "LIVESHELF_MEDIA_MAX_VIEWERS_PER_WORKER", 250
             ),
             media_cpu_limit=_share(env, "LIVESHELF_MEDIA_CPU_LIMIT", 0.85),
+            node=_node_name(env),
+            node_internal_host=_address(env, "LIVESHELF_NODE_INTERNAL_HOST", "127.0.0.1"),
+            node_public_url=_url(env, "LIVESHELF_NODE_PUBLIC_URL"),
         )
 
+    @property
+    def public_url(self) -> str:
+        """Where viewers reach this node."""
+        return self.node_public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def several_workers(self) -> bool:
+        """Whether this runs as a group of workers (``--workers`` > 1, or a node of
+        several: its worker 0 is the node's relay even alone)."""
+        return self.workers > 1 or bool(self.node)
+
     def check_workers(self) -> None:
-        """``ConfigError`` unless this configuration can run ``workers`` processes."""
-        if self.workers == 1:
+        """``ConfigError`` unless this configuration can run ``workers`` processes (or
+        be one node of several)."""
+        if not self.several_workers:
             return
+        what = f"node {self.node!r}" if self.node else f"{self.workers} workers"
         if self.redis_url is None:
-            raise ConfigError(
-                f"{self.workers} workers need REDIS_URL: rooms are shared through Redis"
-            )
+            raise ConfigError(f"{what} need REDIS_URL: rooms are shared through Redis")
         if self.database_url.startswith("sqlite"):
-            raise ConfigError(
-                f"{self.workers} workers need PostgreSQL (LIVESHELF_DATABASE_URL), not SQLite"
-            )
+            raise ConfigError(f"{what} need PostgreSQL (LIVESHELF_DATABASE_URL), not SQLite")
 
 
 def _int(env: Mapping[str, str], key: str, default: int) -> int:
@@ -224,6 +247,32 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+
+
+def _node_name(env: Mapping[str, str]) -> str:
+    value = env.get("LIVESHELF_NODE", "")
+    if value and not NODE_NAME.fullmatch(value):
+        raise ConfigError(
+            f"LIVESHELF_NODE must be 1-32 of a-z, 0-9 and '-' (not first), got {value!r}"
+        )
+    return value
+
+
+def _address(env: Mapping[str, str], key: str, default: str) -> str:
+    value = env.get(key) or default
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ConfigError(f"{key} must be an IP address, got {value!r}") from None
+    return value
+
+
+def _url(env: Mapping[str, str], key: str) -> str:
+    """An http(s) base URL without a trailing slash, or empty."""
+    value = (env.get(key) or "").rstrip("/")
+    if value and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", value):
+        raise ConfigError(f"{key} must be an http:// or https:// URL, got {value!r}")
+    return value
 
 
 def _positive(env: Mapping[str, str], key: str, default: int) -> int:
@@ -439,6 +488,14 @@ class _Links:
 
     group: WorkerGroup | None = None
 
+    async def remote(self, session_id: int) -> bool:
+        assert self.group is not None
+        return await self.group.remote(session_id)
+
+    async def claimed(self, session_id: int) -> None:
+        assert self.group is not None
+        await self.group.claimed(session_id)
+
     async def pull(self, session_id: int, offer_sdp: str) -> Pulled:
         assert self.group is not None
         return await self.group.pull(session_id, offer_sdp)
@@ -458,7 +515,8 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
 
     With several workers (``media.cluster``), every worker serves WHEP viewers and
     pulls the sessions it has viewers of from the media home (worker 0), which holds
-    the publishers; the others forward WHIP and the recordings to it.
+    the publishers; the others forward WHIP and the recordings to it. With several
+    nodes (``media.nodes``), the home also pulls the sessions published on other nodes.
     """
     settings = core.settings
     config = MediaConfig(
@@ -487,27 +545,35 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
     index = settings.media_worker
     edge = bool(settings.media_workers) and index != HOME
 
-    async def media_ended(session_id: int) -> None:
-        if edge:  # commit this worker's viewers' leaves before the home closes the rest
+    async def media_ended(session_id: int, last: bool) -> None:
+        if edge or not last:  # commit these viewers' leaves before the last home closes
             await audience.sample()
         else:
             await audience.close_session(session_id, core.clock.now_ms())
 
     lifecycle = MarkingLifecycle(RoomLogLifecycle(core.room_log), audience)
+    tokens = MediaTokens(settings.secret)
+    me = MediaProcess(settings.node, index, os.getpid())
     if not settings.media_workers:
         media = MediaService(config, lifecycle, audience)
-        control = local = LocalMediaControl(media, media_ended)
+        control = local = LocalMediaControl(media, media_ended, me)
     else:
         links = _Links()
+        node = None
+        if settings.node and core.redis is not None:
+            node_board = NodeBoard(core.redis, settings.redis_prefix)
+            node = NodeSetup(settings.node, settings.public_url, node_board, tokens)
         media = MediaService(
             config,
             lifecycle,
             audience,
-            upstream=links if edge else None,
-            resource_prefix=resource_prefix(index),
+            upstream=links if edge or node is not None else None,
+            resource_prefix=resource_prefix(index, settings.node),
         )
-        local = LocalMediaControl(media, media_ended)
-        board = None if core.redis is None else LoadBoard(core.redis, settings.redis_prefix)
+        local = LocalMediaControl(media, media_ended, me)
+        board = None
+        if core.redis is not None:
+            board = LoadBoard(core.redis, settings.redis_prefix, node=settings.node)
         group = links.group = WorkerGroup(
             index,
             settings.media_workers,
@@ -516,14 +582,23 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
             board,
             settings.media_max_viewers_per_worker,
             settings.media_cpu_limit,
+            node,
         )
         control = group
     app[media_key] = media
     placement = group or ProcessCap(media.viewer_total, settings.media_max_viewers_per_worker)
     handlers = MediaHandlers(
-        media, core.sessions, config, cors_origin=settings.cors_origin, placement=placement
+        media,
+        core.sessions,
+        config,
+        tokens=tokens,
+        node=settings.node,
+        cors_origin=settings.cors_origin,
+        placement=placement,
     )
-    routes += internal_routes(local, token)
+    end_node = None if group is None else group.end_node_session
+    routes += internal_routes(local, token, end_node)
+    routes += handlers.endpoint_routes()
     subapps = handlers.applications()
     if group is not None:
         subapps["/whep"].middlewares.append(group.resource_middleware())
@@ -854,7 +929,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    if settings.workers > 1:
+    if settings.several_workers:
         return _serve_workers(settings)
     _serve(settings, [Bind(settings.host, settings.port)])
     return 0
@@ -883,13 +958,16 @@ def _serve_workers(settings: Settings) -> int:
         asyncio.run(_migrate(settings))
         settings = replace(settings, auto_migrate=False)
     base = settings.media_port
-    ports = [base + i if base else _free_loopback_port() for i in range(settings.workers)]
-    urls = tuple(f"http://127.0.0.1:{port}" for port in ports)
+    internal = settings.node_internal_host
+    ports = [base + i if base else _free_port(internal) for i in range(settings.workers)]
+    urls = tuple(f"http://{_host_in_url(internal)}:{port}" for port in ports)
     log.info(
-        "%d workers on %s:%d; media workers on 127.0.0.1 ports %s (home %d)",
+        "%d workers on %s:%d%s; media workers on %s ports %s (home %d)",
         settings.workers,
         settings.host,
         settings.port,
+        f" (node {settings.node}, {settings.public_url})" if settings.node else "",
+        internal,
         ports,
         ports[HOME],
     )
@@ -907,15 +985,20 @@ def _run_worker(settings: Settings, index: int) -> None:
     internal = settings.media_workers[index]
     binds = [
         Bind(settings.host, settings.port, reuse_port=True),
-        Bind("127.0.0.1", int(internal.rsplit(":", 1)[1])),
+        Bind(settings.node_internal_host, int(internal.rsplit(":", 1)[1])),
     ]
     _serve(replace(settings, media_worker=index), binds)
 
 
-def _free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def _host_in_url(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:

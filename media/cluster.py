@@ -17,6 +17,14 @@ of the server makes on media (``MediaControl``) reach the right process:
   intervals a crashed worker left open;
 - ``identify_viewer``: the viewer's owner;
 - ``media_time``: the home (it records).
+
+With several nodes (``media.nodes``), worker 0 of each node is also that node's
+**relay**: the origin of the sessions published to the node, and the one worker that
+pulls the sessions published elsewhere (from their origin node's relay worker). Resource
+ids name the node too (``{node}.w{index}.``); calls and requests for another node's
+resource go to that node's worker; a session's end reaches every node; a full node
+answers a new viewer's offer with ``307`` to a node with room (``NodeChooser``), in a
+URL carrying a signed token (``media.tokens``).
 """
 
 from __future__ import annotations
@@ -24,7 +32,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
+import re
+from dataclasses import dataclass
+from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -34,8 +44,10 @@ from live.http import Handler
 
 from .errors import MediaError
 from .forward import INTERNAL_HEADER, LocalMediaControl, MediaForwarder, is_internal
+from .nodes import NodeBoard, NodeChooser, NodeLoad
 from .placement import CpuMeter, LoadBoard, Placement, State, WorkerLoad
-from .pull import Pulled
+from .pull import MediaProcess, Pulled
+from .tokens import MediaTokens
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +60,36 @@ def _full() -> MediaError:
     return MediaError("media_full", "every media worker is full; try again soon")
 
 
-def resource_prefix(index: int) -> str:
-    """How the resource ids of worker ``index`` begin (token_urlsafe has no '.')."""
-    return f"w{index}."
+def _unavailable(message: str) -> MediaError:
+    return MediaError("media_unavailable", message)
 
 
-def resource_worker(resource_id: str) -> int | None:
-    """The worker a resource id names, or None if it names none."""
-    head, dot, _ = resource_id.partition(".")
-    if not dot or not head.startswith("w") or not head[1:].isdigit():
+def resource_prefix(index: int, node: str = "") -> str:
+    """How the resource ids of worker ``index`` (of ``node``) begin (token_urlsafe has
+    no '.')."""
+    return f"{node}.w{index}." if node else f"w{index}."
+
+
+_OWNER = re.compile(r"(?:(?P<node>[a-z0-9][a-z0-9-]{0,31})\.)?w(?P<worker>\d{1,4})\.")
+
+
+def resource_owner(resource_id: str) -> tuple[str, int] | None:
+    """The node ("" for none) and worker a resource id names, or None."""
+    match = _OWNER.match(resource_id)
+    if match is None:
         return None
-    return int(head[1:])
+    return match["node"] or "", int(match["worker"])
+
+
+@dataclass(frozen=True)
+class NodeSetup:
+    """What a worker knows of its node among several (``LIVESHELF_NODE``)."""
+
+    name: str
+    #: where viewers reach this node
+    public_url: str
+    board: NodeBoard
+    tokens: MediaTokens
 
 
 class WorkerGroup:
@@ -74,16 +105,23 @@ class WorkerGroup:
         board: LoadBoard | None = None,
         max_viewers: int = 0,
         cpu_limit: float = 1.0,
+        node: NodeSetup | None = None,
     ) -> None:
         """``board`` and ``max_viewers`` (> 0) turn placement on; ``cpu_limit`` is the
-        share of a core past which a worker takes no new viewer."""
+        share of a core past which a worker takes no new viewer; ``node`` makes this
+        node one of several (it needs ``board``)."""
         if not 0 <= index < len(urls):
             raise ValueError(f"worker {index} of {len(urls)}")
         self.index = index
         self.state: State = "serving"
         self._local = local
         self._token = token
+        self._urls = urls
         self._links = {i: MediaForwarder(url, token) for i, url in enumerate(urls) if i != index}
+        #: other nodes' workers, by URL
+        self._remote: dict[str, MediaForwarder] = {}
+        self._node = node
+        self._chooser = None if node is None else NodeChooser(node.name, node.board)
         self._board = board
         self._placement = (
             Placement(index, max_viewers, board, cpu_limit)
@@ -98,9 +136,36 @@ class WorkerGroup:
         """The way to the home, or None on the home itself."""
         return self._links.get(HOME)
 
+    @property
+    def node_name(self) -> str:
+        return "" if self._node is None else self._node.name
+
+    @property
+    def me(self) -> MediaProcess:
+        return self._local.me
+
     async def close(self) -> None:
-        for link in self._links.values():
+        for link in (*self._links.values(), *self._remote.values()):
             await link.close()
+
+    def _link_to(self, url: str) -> MediaForwarder:
+        """The way to another node's worker at ``url``."""
+        link = self._remote.get(url)
+        if link is None:
+            link = self._remote[url] = MediaForwarder(url, self._token)
+        return link
+
+    async def _node_worker(self, node: str, worker: int) -> MediaForwarder:
+        """The way to worker ``worker`` of another node; ``media_unavailable`` if that
+        node has no fresh record (it is down) or no such worker."""
+        assert self._node is not None
+        try:
+            load = (await self._node.board.loads()).get(node)
+        except RedisError as exc:
+            raise _unavailable(f"the node directory cannot be read: {exc!r}") from exc
+        if load is None or not 0 <= worker < len(load.workers):
+            raise _unavailable(f"media node {node!r} cannot be reached")
+        return self._link_to(load.workers[worker])
 
     # -- load -------------------------------------------------------------------------
 
@@ -129,29 +194,85 @@ class WorkerGroup:
                 self._last_cpu = self._cpu.share()
                 try:
                     await self._board.report(self.load())
-                    await self.watch_pulls(await self._board.loads())
+                    loads = await self._board.loads()
+                    await self.watch_pulls(loads)
+                    if self._node is not None and self.index == HOME:
+                        await self._node.board.report(self.node_load(loads))
+                        await self.watch_nodes(await self._node.board.loads())
                 except RedisError as exc:
                     log.warning("media load not reported or read: %r", exc)
                 await asyncio.sleep(interval_s)
         finally:
             with contextlib.suppress(RedisError):
                 await self._board.withdraw(self.index)
+                if self._node is not None and self.index == HOME:
+                    await self._node.board.withdraw(self._node.name)
 
     async def watch_pulls(self, loads: dict[int, WorkerLoad]) -> None:
         """A pull's other end is gone when its worker's load is stale or comes from
         another process (it was restarted): the origin frees the pull of a dead edge;
-        an edge whose origin died pulls again from the new one (with backoff)."""
+        an edge whose origin died pulls again from the new one (with backoff). Pulls
+        between nodes are ``watch_nodes``'s."""
         media = self._local.media
-        for resource_id, (worker, pid) in media.pullers().items():
-            load = loads.get(worker)
-            if load is None or load.pid != pid:
-                log.info("the edge pulling as %s (worker %d) is gone", resource_id, worker)
+        here = self.node_name
+        for resource_id, puller in media.pullers().items():
+            load = loads.get(puller.worker)
+            if puller.node == here and (load is None or load.pid != puller.pid):
+                log.info("the edge pulling as %s (%s) is gone", resource_id, puller.header())
                 await media.drop_pull(resource_id, "edge_gone")
         home = loads.get(HOME)
-        for session_id, origin_pid in media.pull_origins().items():
-            if home is None or (origin_pid is not None and home.pid != origin_pid):
+        for session_id, origin in media.pull_origins().items():
+            if origin is not None and origin.node != here:
+                continue
+            if home is None or (origin is not None and home.pid != origin.pid):
                 log.info("the origin of session %d is gone: pulling again", session_id)
                 media.origin_lost(session_id)
+
+    def node_load(self, loads: dict[int, WorkerLoad]) -> NodeLoad:
+        """This node's record, from its workers' loads (on its relay worker)."""
+        assert self._node is not None and self._placement is not None
+        placement = self._placement
+        loads = {**loads, self.index: self.load()}
+        room = sum(
+            placement.cap - load.viewers for load in loads.values() if placement.has_room(load)
+        )
+        return NodeLoad(
+            node=self._node.name,
+            public_url=self._node.public_url,
+            workers=self._urls,
+            pid=self.me.pid,
+            viewers=sum(load.viewers for load in loads.values()),
+            room=room,
+            state=self.state,
+            sessions=tuple(sorted({s for load in loads.values() for s in load.sessions})),
+        )
+
+    async def watch_nodes(self, nodes: dict[str, NodeLoad]) -> None:
+        """On a node's relay worker: drop the pulls of nodes that are gone; pull again
+        a session whose origin node died or moved; start pulling a session whose
+        viewers here wait while its publisher is on another node."""
+        assert self._node is not None
+        media = self._local.media
+        here = self._node.name
+        for resource_id, puller in media.pullers().items():
+            node = nodes.get(puller.node)
+            if puller.node != here and (node is None or node.pid != puller.pid):
+                log.info("node %r pulling as %s is gone", puller.node, resource_id)
+                await media.drop_pull(resource_id, "node_gone")
+        pulled = media.pull_origins()
+        waiting = media.waiting_sessions()
+        origins = await self._node.board.origins(sorted({*pulled, *waiting}))
+        for session_id, origin in pulled.items():
+            if origin is None or origin.node == here:
+                continue
+            node = nodes.get(origin.node)
+            if node is None or node.pid != origin.pid or origins.get(session_id) != origin:
+                log.info("session %d: its origin node %r is gone or moved", session_id, origin.node)
+                media.origin_lost(session_id)
+        for session_id in waiting:
+            origin = origins.get(session_id)
+            if origin is not None and origin.node != here:
+                media.pull_now(session_id)
 
     async def drain(self) -> None:
         """Take no new viewers (they are placed on other workers from now on)."""
@@ -163,49 +284,125 @@ class WorkerGroup:
     # -- MediaControl ----------------------------------------------------------------
 
     async def end_session(self, session_id: int) -> None:
+        """Every other node first (each ends its viewers and commits their leaves), then
+        this node's edges, then its home, which closes what is left of the session's
+        watch intervals."""
+        if self._node is not None:
+            try:
+                nodes = await self._node.board.loads()
+            except RedisError as exc:  # their viewers go when their pulls end
+                log.warning("session %d: other nodes not told of its end: %r", session_id, exc)
+                nodes = {}
+            others = [n for n in nodes.values() if n.node != self._node.name and n.workers]
+            await asyncio.gather(
+                *(
+                    self._link_to(n.workers[HOME]).end_session(session_id, whole_node=True)
+                    for n in others
+                )
+            )
+        await self.end_node_session(session_id, last=True)
+        if self._node is not None:
+            with contextlib.suppress(RedisError):
+                await self._node.board.forget_origin(session_id)
+
+    async def end_node_session(self, session_id: int, *, last: bool = False) -> None:
+        """The session's end on this node: its edges, then its home (``last``: the
+        home also closes the session's other open watch intervals)."""
         edges = [i for i in (self.index, *self._links) if i != HOME]
         await asyncio.gather(*(self._end_on(i, session_id) for i in edges))
-        await self._end_on(HOME, session_id)
+        await self._end_on(HOME, session_id, last=last)
 
-    async def _end_on(self, index: int, session_id: int) -> None:
+    async def _end_on(self, index: int, session_id: int, *, last: bool = True) -> None:
         if index == self.index:
-            await self._local.end_session(session_id)
-        else:
+            await self._local.end_session(session_id, last=last)
+        elif last:
             await self._links[index].end_session(session_id)
+        else:
+            await self._links[index].end_session(session_id, whole_node=True)
 
     async def media_time(self, session_id: int) -> float | None:
+        if self._node is not None:
+            with contextlib.suppress(RedisError, MediaError):
+                origin = await self._node.board.origin(session_id)
+                if origin is not None and origin.node != self._node.name:
+                    link = await self._node_worker(origin.node, origin.worker)
+                    return await link.media_time(session_id)
         home = self.home
         if home is None:
             return await self._local.media_time(session_id)
         return await home.media_time(session_id)
 
     async def identify_viewer(self, session_id: int, resource_id: str, user_id: int) -> bool:
-        owner = resource_worker(resource_id)
-        if owner is None or owner == self.index:
+        owner = resource_owner(resource_id)
+        if owner is None or owner == (self.node_name, self.index):
             return await self._local.identify_viewer(session_id, resource_id, user_id)
-        link = self._links.get(owner)
-        return link is not None and await link.identify_viewer(session_id, resource_id, user_id)
+        node, worker = owner
+        if node != self.node_name:
+            if self._node is None:
+                return False
+            try:
+                link = await self._node_worker(node, worker)
+            except MediaError:
+                return False
+            return await link.identify_viewer(session_id, resource_id, user_id)
+        local = self._links.get(worker)
+        return local is not None and await local.identify_viewer(session_id, resource_id, user_id)
 
-    # -- Upstream: the home is every session's origin ---------------------------------
+    # -- Upstream: the home (the node's relay) is the origin of the node's sessions ---
+
+    async def remote(self, session_id: int) -> bool:
+        if self.index != HOME:
+            return True
+        if self._node is None:
+            return False
+        try:
+            origin = await self._node.board.origin(session_id)
+        except RedisError as exc:
+            log.warning("the origin of session %d is unknown: %r", session_id, exc)
+            return False
+        return origin is not None and origin.node != self._node.name
+
+    async def claimed(self, session_id: int) -> None:
+        if self._node is None or self.index != HOME:
+            return
+        try:
+            await self._node.board.set_origin(session_id, self.me)
+        except RedisError as exc:  # the publisher works; other nodes cannot find it yet
+            log.warning("session %d's origin not recorded: %r", session_id, exc)
 
     async def pull(self, session_id: int, offer_sdp: str) -> Pulled:
         home = self.home
-        if home is None:
+        if home is not None:
+            return await home.pull(session_id, offer_sdp, self.me)
+        if self._node is None:
             raise RuntimeError("the home is the origin; it does not pull")
-        return await home.pull(session_id, offer_sdp, (self.index, os.getpid()))
+        try:
+            origin = await self._node.board.origin(session_id)
+        except RedisError as exc:
+            raise _unavailable(f"the session's origin is unknown: {exc!r}") from exc
+        if origin is None or origin.node == self._node.name:
+            raise _unavailable(f"session {session_id} is published on no other node")
+        link = await self._node_worker(origin.node, origin.worker)
+        return await link.pull(session_id, offer_sdp, self.me)
 
     async def release(self, session_id: int, resource_id: str) -> None:
         home = self.home
         if home is not None:
             await home.release(session_id, resource_id)
+            return
+        owner = resource_owner(resource_id)
+        if owner is not None and self._node is not None and owner[0] != self._node.name:
+            await (await self._node_worker(*owner)).release(session_id, resource_id)
 
     # -- HTTP: a new viewer is placed; a viewer's PATCH / DELETE reach its worker --------
 
     async def place(
-        self, request: web.Request, session_id: int, offer: bytes
+        self, request: web.Request, session_id: int, offer: bytes, user_id: int | None
     ) -> web.StreamResponse | None:
         """``ViewerPlacement``: None to serve the viewer here, else the answer of the
-        worker ``Placement`` chose (the next one if it filled up meanwhile)."""
+        worker ``Placement`` chose (the next one if it filled up meanwhile); with every
+        worker full, a ``307`` to another node with room (unless the offer came with a
+        media token: it was sent to this node already)."""
         placement = self._placement
         if placement is None:
             return None
@@ -231,7 +428,41 @@ class WorkerGroup:
             if answer is not None:
                 return answer
             tried.add(chosen)  # it filled up since its last report: the next one
+        if self._node is not None and "token" not in request.query:
+            return await self._redirect(session_id, user_id)
         raise _full()
+
+    async def _redirect(self, session_id: int, user_id: int | None) -> web.Response:
+        """``307`` to a node with room (RFC 9725 s4.5), in a URL with a token."""
+        assert self._node is not None and self._chooser is not None
+        try:
+            node = await self._chooser.choose(session_id, exclude=self._node.name)
+        except RedisError as exc:
+            log.warning("no other node to send a viewer to: %r", exc)
+            node = None
+        if node is None:
+            raise _full()
+        url = self.media_url(node, session_id, user_id)
+        return web.Response(status=307, headers={"Location": url})
+
+    def media_url(self, node: NodeLoad, session_id: int, user_id: int | None) -> str:
+        """``node``'s WHEP URL for the session, with a token for ``user_id``."""
+        assert self._node is not None
+        token, _ = self._node.tokens.issue(session_id, node.node, user_id)
+        return f"{node.public_url}/whep/{session_id}?token={quote(token)}"
+
+    async def endpoint(self, session_id: int, user_id: int | None) -> tuple[str, str]:
+        """``ViewerPlacement.endpoint``: the node for a new viewer (name, public URL);
+        ``media_full`` if no node has room."""
+        if self._node is None or self._chooser is None:
+            return "", ""
+        try:
+            node = await self._chooser.choose(session_id)
+        except RedisError as exc:
+            raise _unavailable(f"the node directory cannot be read: {exc!r}") from exc
+        if node is None:
+            raise _full()
+        return node.node, node.public_url
 
     def resource_middleware(self) -> Middleware:
         """For the ``/whep`` sub-application: requests naming another worker's
@@ -240,8 +471,19 @@ class WorkerGroup:
         @web.middleware
         async def to_owner(request: web.Request, handler: Handler) -> web.StreamResponse:
             resource_id = request.match_info.get("resource_id")
-            owner = None if resource_id is None else resource_worker(resource_id)
-            link = None if owner is None else self._links.get(owner)
+            owner = None if resource_id is None else resource_owner(resource_id)
+            if owner is None or owner == (self.node_name, self.index):
+                return await handler(request)
+            node, worker = owner
+            if node == self.node_name:
+                link = self._links.get(worker)
+            elif self._node is not None:
+                try:
+                    link = await self._node_worker(node, worker)
+                except MediaError:
+                    link = None  # that node is gone, and so is the resource
+            else:
+                link = None
             if link is not None:
                 return await link.pass_on(request)
             return await handler(request)

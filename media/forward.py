@@ -36,13 +36,13 @@ from live.http import json_response, path_id, read_json
 
 from .errors import ErrorCode, MediaError
 from .handlers import cors_hook
-from .pull import Pulled
+from .pull import MediaProcess, Pulled
 from .service import MediaService
 
 log = logging.getLogger(__name__)
 
 INTERNAL_HEADER = "X-Liveshelf-Internal"
-#: on a pull and its answer: the worker process at that end, ``INDEX:PID``
+#: on a pull and its answer: the worker process at that end, ``NODE:INDEX:PID``
 WORKER_HEADER = "X-Liveshelf-Worker"
 
 #: Request headers passed on to the home (the rest, e.g. hop-by-hop ones, are not).
@@ -206,9 +206,13 @@ class MediaForwarder:
 
     # -- MediaControl ----------------------------------------------------------------
 
-    async def end_session(self, session_id: int) -> None:
+    async def end_session(self, session_id: int, *, whole_node: bool = False) -> None:
+        """End the session's media in that worker (``whole_node``: in every worker of
+        its node, that node's relay worker last, not closing the session's watch
+        intervals: the node that ends the session does that after all)."""
+        scope = "?scope=node" if whole_node else ""
         try:
-            await self._call("POST", f"/internal/media/{session_id}/end", None)
+            await self._call("POST", f"/internal/media/{session_id}/end{scope}", None)
         except (aiohttp.ClientError, TimeoutError) as exc:
             # The session's end is committed; a home that cannot be reached has most
             # likely lost its peers (it restarts empty), and must not fail the request.
@@ -235,12 +239,12 @@ class MediaForwarder:
 
     # -- Upstream (this worker is an edge; the home is every session's origin) ------
 
-    async def pull(self, session_id: int, offer_sdp: str, puller: tuple[int, int]) -> Pulled:
-        """Pull the session from this worker, as worker ``puller`` = (index, pid)."""
+    async def pull(self, session_id: int, offer_sdp: str, puller: MediaProcess) -> Pulled:
+        """Pull the session from this worker, as ``puller``."""
         headers = {
             INTERNAL_HEADER: self._token,
             "Content-Type": "application/sdp",
-            WORKER_HEADER: f"{puller[0]}:{puller[1]}",
+            WORKER_HEADER: puller.header(),
         }
         try:
             async with self._client().post(
@@ -251,8 +255,8 @@ class MediaForwarder:
                 if res.status != 201:
                     raise _refusal(res.status, await res.read())
                 resource_id = res.headers.get("X-Resource-Id", "")
-                pid = res.headers.get(WORKER_HEADER, "").partition(":")[2]
-                return Pulled(resource_id, await res.text(), int(pid) if pid.isdigit() else None)
+                origin = MediaProcess.from_header(res.headers.get(WORKER_HEADER, ""))
+                return Pulled(resource_id, await res.text(), origin)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise MediaError("media_unavailable", f"the session's origin: {exc!r}") from exc
 
@@ -293,24 +297,30 @@ def _refusal(status: int, body: bytes) -> MediaError:
 
 
 class LocalMediaControl:
-    """``MediaControl`` over this process's own ``MediaService`` (one process, or the home).
+    """``MediaControl`` over this process's own ``MediaService`` (one process, or one
+    worker of several), which is ``me`` (node, worker index, pid) to the others.
 
-    ``ended(session_id)``, if given, runs after a session's media ended, here in the
-    process that held its viewers: analytics closes its watch intervals behind the
-    viewers' own leaves (``AudienceRecorder.close_session``), which another process
-    could only do before they were written.
+    ``ended(session_id, last)``, if given, runs after a session's media ended, here in
+    the process that held its viewers: analytics commits their leaves and, ``last``,
+    closes the session's other watch intervals behind them
+    (``AudienceRecorder.close_session``), which another process could only do before
+    they were written.
     """
 
     def __init__(
-        self, media: MediaService, ended: Callable[[int], Awaitable[None]] | None = None
+        self,
+        media: MediaService,
+        ended: Callable[[int, bool], Awaitable[None]] | None = None,
+        me: MediaProcess | None = None,
     ) -> None:
         self.media = media
+        self.me = me or MediaProcess("", 0, os.getpid())
         self._ended = ended
 
-    async def end_session(self, session_id: int) -> None:
+    async def end_session(self, session_id: int, *, last: bool = True) -> None:
         await self.media.end_session(session_id)
         if self._ended is not None:
-            await self._ended(session_id)
+            await self._ended(session_id, last)
 
     async def media_time(self, session_id: int) -> float | None:
         return self.media.media_time(session_id)
@@ -328,6 +338,7 @@ class LocalMediaControl:
                     "viewers": media.viewer_count(sid),
                     "pulls": media.pull_count(sid),
                     "pulling": media.is_pulling(sid),
+                    "pulled_by": sorted(p.header() for p in media.pullers(sid).values()),
                     "publisher": media.is_live(sid),
                     "resets": sum(v.keyframe_resets for v in media.viewer_stats(sid)),
                 }
@@ -335,11 +346,11 @@ class LocalMediaControl:
             }
         }
 
-    async def pull(self, session_id: int, offer_sdp: str, puller: tuple[int, int]) -> Pulled:
-        """The edge ``puller`` = (worker index, pid) pulls the session from this process
-        (its origin)."""
+    async def pull(self, session_id: int, offer_sdp: str, puller: MediaProcess) -> Pulled:
+        """``puller`` (an edge, or another node's relay worker) pulls the session from
+        this process."""
         resource = await self.media.play(session_id, offer_sdp, puller=puller)
-        return Pulled(resource.id, resource.answer_sdp, os.getpid())
+        return Pulled(resource.id, resource.answer_sdp, self.me)
 
     async def release(self, session_id: int, resource_id: str) -> None:
         if self.media.resource_owner(resource_id) == (session_id, "viewer"):
@@ -351,8 +362,13 @@ class _Identify(BaseModel):
     user_id: int = Field(ge=1)
 
 
-def internal_routes(control: LocalMediaControl, token: str) -> list[web.RouteDef]:
-    """The home's side of ``MediaForwarder``'s ``MediaControl`` calls."""
+def internal_routes(
+    control: LocalMediaControl,
+    token: str,
+    end_node: Callable[[int], Awaitable[None]] | None = None,
+) -> list[web.RouteDef]:
+    """A worker's side of ``MediaForwarder``'s calls; ``end_node`` ends a session's
+    media on this worker's whole node (on a node's relay worker)."""
 
     def check(request: web.Request) -> int:
         if not is_internal(request, token):
@@ -360,7 +376,11 @@ def internal_routes(control: LocalMediaControl, token: str) -> list[web.RouteDef
         return path_id(request)
 
     async def end(request: web.Request) -> web.Response:
-        await control.end_session(check(request))
+        session_id = check(request)
+        if request.query.get("scope") == "node" and end_node is not None:
+            await end_node(session_id)
+        else:
+            await control.end_session(session_id)
         return json_response({"ended": True})
 
     async def media_time(request: web.Request) -> web.Response:
@@ -375,11 +395,11 @@ def internal_routes(control: LocalMediaControl, token: str) -> list[web.RouteDef
     async def pull(request: web.Request) -> web.Response:
         session_id = check(request)
         offer = await request.text()
-        index, _, pid = request.headers.get(WORKER_HEADER, "").partition(":")
-        if not (index.isdigit() and pid.isdigit()):
-            raise InvalidInput("invalid_worker", f"{WORKER_HEADER} must be INDEX:PID")
+        puller = MediaProcess.from_header(request.headers.get(WORKER_HEADER, ""))
+        if puller is None:
+            raise InvalidInput("invalid_worker", f"{WORKER_HEADER} must be NODE:INDEX:PID")
         try:
-            pulled = await control.pull(session_id, offer, (int(index), int(pid)))
+            pulled = await control.pull(session_id, offer, puller)
         except MediaError as err:
             error = {"error": {"code": err.code, "message": err.message}}
             return json_response(error, status=err.http_status)
@@ -387,7 +407,10 @@ def internal_routes(control: LocalMediaControl, token: str) -> list[web.RouteDef
             status=201,
             text=pulled.answer_sdp,
             content_type="application/sdp",
-            headers={"X-Resource-Id": pulled.resource_id, WORKER_HEADER: f"0:{pulled.origin_pid}"},
+            headers={
+                "X-Resource-Id": pulled.resource_id,
+                WORKER_HEADER: control.me.header(),
+            },
         )
 
     async def status(request: web.Request) -> web.Response:

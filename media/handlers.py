@@ -16,6 +16,13 @@ Routes (``{kind}`` is ``whip`` or ``whep``)::
                                                  copy is written after the session
                                                  ended, video/x-matroska until then)
     GET     /api/sessions/{id}/cover.jpg         the latest cover picture
+    GET     /api/sessions/{id}/media-endpoint    the WHEP URL to play from (the node chosen
+                                                 for the caller, with a signed token)
+
+A WHEP offer may carry ``?token=`` from the media endpoint (or a full node's ``307``):
+it stands for the caller's ``Authorization`` (which a browser drops on a cross-origin
+redirect), and such requests are answered with ``Access-Control-Allow-Origin: *``
+(after a cross-origin redirect the request's ``Origin`` is ``null``).
 
 Every response on a ``/whip/`` or ``/whep/`` path, errors included (also those the
 auth middleware renders for a bad token, and the router's 404/405), carries the CORS
@@ -29,6 +36,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Literal, Protocol
+from urllib.parse import quote
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -44,6 +52,7 @@ from .errors import MediaError
 from .protocol import Resource
 from .recording import MATROSKA_MIME, MP4_MIME, recording_mime
 from .service import MediaService
+from .tokens import MediaTokens
 
 Kind = Literal["whip", "whep"]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -102,10 +111,16 @@ class ViewerPlacement(Protocol):
     (``media.cluster.WorkerGroup``)."""
 
     async def place(
-        self, request: web.Request, session_id: int, offer: bytes
+        self, request: web.Request, session_id: int, offer: bytes, user_id: int | None
     ) -> web.StreamResponse | None:
         """None: serve the viewer here. Else the answer of the worker that served it
-        (or a refusal: ``media_full``); raises ``MediaError`` to refuse."""
+        (or a refusal: ``media_full``; or a redirect to another node); raises
+        ``MediaError`` to refuse."""
+        ...
+
+    async def endpoint(self, session_id: int, user_id: int | None) -> tuple[str, str]:
+        """The node a new viewer should play from: its name and public URL, or
+        ``("", "")`` for this server itself; ``media_full`` if every node is full."""
         ...
 
 
@@ -118,11 +133,16 @@ class MediaHandlers:
         sessions: SessionService,
         config: MediaConfig,
         *,
+        tokens: MediaTokens,
+        node: str = "",
         cors_origin: str = "*",
         placement: ViewerPlacement | None = None,
     ) -> None:
-        """``placement`` (several workers) may send a new viewer to another worker."""
+        """``placement`` (several workers) may send a new viewer to another worker or
+        node; ``tokens`` check the media URLs of ``node`` (this one)."""
         self._placement = placement
+        self._tokens = tokens
+        self._node = node
         self._media = media
         self._sessions = sessions
         self._config = config
@@ -152,6 +172,10 @@ class MediaHandlers:
             app.on_response_prepare.append(add_cors)
             apps[f"/{kind}"] = app
         return apps
+
+    def endpoint_routes(self) -> list[web.RouteDef]:
+        """The media endpoint (on the main application, in every worker)."""
+        return [web.get("/api/sessions/{id}/media-endpoint", _guarded(self.media_endpoint))]
 
     def routes(self) -> list[web.RouteDef]:
         """Recordings and covers (on the main application)."""
@@ -188,19 +212,43 @@ class MediaHandlers:
 
     async def play(self, request: web.Request) -> web.StreamResponse:
         session_id = path_id(request, "session_id")
+        token = request.query.get("token")
+        if token is not None:  # it stands for the caller (a redirect drops Authorization)
+            user_id = self._tokens.check(token, session_id, self._node).user_id
+        else:
+            caller = principal(request)
+            user_id = caller.user_id if caller is not None else None
         row = await self._sessions.get_row(session_id)
         _refuse_ended(row.status)
-        caller = principal(request)
-        if row.status != SessionStatus.LIVE.value and not _is_host(caller, row.host_id):
+        if row.status != SessionStatus.LIVE.value and not (
+            _is_host(principal(request), row.host_id) or (user_id and user_id == row.host_id)
+        ):
             # A scheduled session: only its host may preview it.
             raise Conflict("session_not_live", "the session has not started yet")
         offer = await self._read_sdp(request, SDP)
         if self._placement is not None:
-            elsewhere = await self._placement.place(request, session_id, offer.encode())
+            elsewhere = await self._placement.place(request, session_id, offer.encode(), user_id)
             if elsewhere is not None:
                 return elsewhere
-        user_id = caller.user_id if caller is not None else None
         return self._created("whep", await self._media.play(session_id, offer, user_id))
+
+    async def media_endpoint(self, request: web.Request) -> web.Response:
+        """Where the caller plays the session from: ``{"url", "node", "expires_at"}``;
+        the URL's token stands for the caller (``Authorization`` is not needed there)."""
+        session_id = path_id(request)
+        caller = principal(request)
+        row = await self._sessions.get_row(session_id)
+        _refuse_ended(row.status)
+        if row.status != SessionStatus.LIVE.value and not _is_host(caller, row.host_id):
+            raise Conflict("session_not_live", "the session has not started yet")
+        user_id = caller.user_id if caller is not None else None
+        node, base = self._node, ""  # this server itself: a URL relative to it
+        if self._placement is not None:
+            chosen, base = await self._placement.endpoint(session_id, user_id)
+            node = chosen or node
+        token, expires_at = self._tokens.issue(session_id, node, user_id)
+        url = f"{base}/whep/{session_id}?token={quote(token)}"
+        return json_response({"url": url, "node": node, "expires_at": expires_at})
 
     async def patch_viewer(self, request: web.Request) -> web.Response:
         return await self._patch(request, "whep")
@@ -333,10 +381,13 @@ class MediaHandlers:
 def cors_hook(origin: str) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
     """An ``on_response_prepare`` hook adding the WHIP/WHEP CORS headers for ``origin``."""
 
-    async def add_cors(_request: web.Request, response: web.StreamResponse) -> None:
-        response.headers["Access-Control-Allow-Origin"] = origin
+    async def add_cors(request: web.Request, response: web.StreamResponse) -> None:
+        # A URL with a media token: the token is the credential, whatever the origin
+        # (after a cross-origin redirect it is "null")
+        allowed = "*" if "token" in request.query else origin
+        response.headers["Access-Control-Allow-Origin"] = allowed
         response.headers["Access-Control-Expose-Headers"] = EXPOSE_HEADERS
-        if origin != "*":
+        if allowed != "*":
             response.headers.add("Vary", "Origin")
 
     return add_cors

@@ -70,9 +70,10 @@ class WorkerLoad:
 class LoadBoard:
     """The workers' load records in Redis (one hash; a field per worker)."""
 
-    def __init__(self, redis: Redis, prefix: str, *, stale_s: float = 5.0) -> None:
+    def __init__(self, redis: Redis, prefix: str, *, node: str = "", stale_s: float = 5.0) -> None:
+        """``node``: its workers' loads only (one board per node)."""
         self._redis = redis
-        self._key = f"{prefix}:media:load"
+        self._key = f"{prefix}:media:load:{node}" if node else f"{prefix}:media:load"
         self._stale_s = stale_s
 
     async def report(self, load: WorkerLoad) -> None:
@@ -187,8 +188,14 @@ class ProcessCap:
         self._cap = cap
 
     async def place(
-        self, request: web.Request, session_id: int, offer: bytes
+        self, request: web.Request, session_id: int, offer: bytes, user_id: int | None
     ) -> web.StreamResponse | None:
         if self._viewers() >= self._cap:
             raise MediaError("media_full", "this server serves as many viewers as it may")
         return None
+
+    async def endpoint(self, session_id: int, user_id: int | None) -> tuple[str, str]:
+        """This server itself, unless it is full."""
+        if self._viewers() >= self._cap:
+            raise MediaError("media_full", "this server serves as many viewers as it may")
+        return "", ""

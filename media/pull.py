@@ -19,7 +19,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from aiortc import RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 
@@ -33,18 +33,51 @@ from .relay import SessionRelay
 logger = logging.getLogger(__name__)
 
 
+class MediaProcess(NamedTuple):
+    """A media worker process: its node ("" with one node), its index there, its pid
+    (a restarted worker has another: its peers died with it)."""
+
+    node: str
+    worker: int
+    pid: int
+
+    def header(self) -> str:
+        """As the ``X-Liveshelf-Worker`` header carries it: ``NODE:INDEX:PID``."""
+        return f"{self.node}:{self.worker}:{self.pid}"
+
+    @classmethod
+    def from_header(cls, value: str) -> MediaProcess | None:
+        """The process a header names, or None if it is malformed."""
+        parts = value.split(":")
+        if len(parts) != 3 or len(value) > 80:
+            return None
+        node, index, pid = parts
+        if not (index.isdigit() and pid.isdigit()):
+            return None
+        return cls(node, int(index), int(pid))
+
+
 @dataclass(frozen=True, slots=True)
 class Pulled:
     """The origin's answer to a pull: the WHEP resource it made and its SDP."""
 
     resource_id: str
     answer_sdp: str
-    #: the origin's process, when known (a restarted origin has another)
-    origin_pid: int | None = None
+    #: the origin's process, when known
+    origin: MediaProcess | None = None
 
 
 class Upstream(Protocol):
-    """The way to a session's origin (``media.forward`` implements it over HTTP)."""
+    """The way to a session's origin (``media.cluster`` implements it over HTTP)."""
+
+    async def remote(self, session_id: int) -> bool:
+        """Whether the session's stream comes from another process now (always, on an
+        edge worker; on a node's relay worker, when another node holds the publisher)."""
+        ...
+
+    async def claimed(self, session_id: int) -> None:
+        """This process now holds the session's publisher: it is the origin."""
+        ...
 
     async def pull(self, session_id: int, offer_sdp: str) -> Pulled:
         """Offer to receive the session; raise ``MediaError`` if the origin refuses
@@ -71,7 +104,7 @@ class SessionPull:
         self.session_id = session_id
         self.video_mime: str | None = None
         self.resource_id: str | None = None
-        self.origin_pid: int | None = None
+        self.origin: MediaProcess | None = None
         self._config = config
         self._relay = relay
         self._upstream = upstream
@@ -98,7 +131,7 @@ class SessionPull:
         await set_local_description(self.pc, self._config.ice_addresses)
         pulled = await self._upstream.pull(self.session_id, self.pc.localDescription.sdp)
         self.resource_id = pulled.resource_id
-        self.origin_pid = pulled.origin_pid
+        self.origin = pulled.origin
         answer = parse_offer(pulled.answer_sdp, self._config.max_sdp_bytes)
         video = answer.kind("video")
         if video is not None:

@@ -70,7 +70,7 @@ from .protocol import (
     Resource,
     ViewerStats,
 )
-from .pull import SessionPull, Upstream
+from .pull import MediaProcess, SessionPull, Upstream
 from .recording import SessionRecorder, remux_to_mp4
 from .relay import ForwardedTrack, SessionRelay, TrackFanout
 from .rtpwriter import RtpWriter
@@ -117,9 +117,9 @@ class _Viewer(_Peer):
     user_id: int | None = None
     #: its transport connected and the audience listener was told
     joined: bool = False
-    #: set for another process's pull of the session (an edge), not a person
-    #: watching: which worker process pulls (its index and pid)
-    puller: tuple[int, int] | None = None
+    #: set for another process's pull of the session (an edge, or another node's
+    #: relay worker), not a person watching: which process pulls
+    puller: MediaProcess | None = None
 
     @property
     def pull(self) -> bool:
@@ -139,6 +139,8 @@ class _Session:
     pulling: asyncio.Task[SessionPull] | None = None
     #: on an edge: ends the pull once the last viewer has been gone a while
     linger: asyncio.TimerHandle | None = None
+    #: on an edge: a loop pulling again (with backoff) is running
+    repulling: bool = False
 
 
 def _writer_for(
@@ -174,8 +176,10 @@ class MediaService:
         upstream: Upstream | None = None,
         resource_prefix: str = "",
     ) -> None:
-        """``upstream`` makes this process an edge: it holds no publishers and pulls
-        each session it has viewers of from the session's origin. Resource ids start
+        """``upstream`` makes this process an edge for the sessions it says are
+        remote: it pulls each one it has viewers of from the session's origin (an
+        edge worker holds no publishers; a node's relay worker is the origin of the
+        sessions published to it and pulls those of other nodes). Resource ids start
         with ``resource_prefix`` (which worker holds them)."""
         aiortc_hooks.check_compatible()
         self._upstream = upstream
@@ -221,6 +225,8 @@ class MediaService:
         pub = _Publisher(**self._peer_fields(session_id, pc, offer))
         session.publisher = pub  # reserve the slot before the first await
         try:
+            # the session moved here from another node: its stream comes from here now
+            await self._stop_pulling(session)
             transceivers: dict[str, RTCRtpTransceiver] = {}
             for m in offer.media:
                 t = pc.addTransceiver(m.kind, direction="recvonly")
@@ -261,6 +267,8 @@ class MediaService:
             session.relay.audio.observers.append(session.recorder.observe)
         pc.on("connectionstatechange", lambda: self._on_publisher_state(pub))
         pub.watchdog = self._spawn(self._watch_publisher(pub))
+        if self._upstream is not None:
+            await self._upstream.claimed(session_id)
         logger.info(
             "%s publisher %s for session %d (video=%s)",
             self._name,
@@ -278,14 +286,14 @@ class MediaService:
         offer_sdp: str,
         user_id: int | None = None,
         *,
-        puller: tuple[int, int] | None = None,
+        puller: MediaProcess | None = None,
     ) -> Resource:
         """Accept a WHEP offer for ``session_id`` and return the answer.
 
         ``user_id`` is the signed-in viewer (None for a guest), for analytics.
-        ``puller`` (worker index, pid) marks an edge's pull: it is fed like a viewer
-        but counted nowhere (analytics, viewer counts). On an edge, the first viewer of
-        a session starts its pull (raises ``media_unavailable`` if the origin cannot be
+        ``puller`` marks another process's pull: it is fed like a viewer but counted
+        nowhere (analytics, viewer counts). On an edge, the first viewer of a remote
+        session starts its pull (raises ``media_unavailable`` if the origin cannot be
         reached).
         """
         self._check_open()
@@ -299,7 +307,11 @@ class MediaService:
             self._answering -= person
 
     async def _play(
-        self, session_id: int, offer_sdp: str, user_id: int | None, puller: tuple[int, int] | None
+        self,
+        session_id: int,
+        offer_sdp: str,
+        user_id: int | None,
+        puller: MediaProcess | None,
     ) -> Resource:
         offer = parse_offer(offer_sdp, self._config.max_sdp_bytes)
         wanted = [m for m in offer.media if m.direction in RECV_DIRECTIONS]
@@ -312,7 +324,7 @@ class MediaService:
         if not live and not self._config.viewers_wait_for_publisher and self._upstream is None:
             raise MediaError("no_publisher", f"session {session_id} is not live")
         session = self._session(session_id)
-        if self._upstream is not None:
+        if self._upstream is not None and not live and await self._is_remote(session_id, session):
             await self._pulled(session_id, session)
         for m in wanted:
             if m.kind == "video":
@@ -482,17 +494,39 @@ class MediaService:
         session = self._sessions.get(session_id)
         return 0 if session is None else sum(1 for v in session.viewers if v.pull)
 
-    def pullers(self) -> dict[str, tuple[int, int]]:
-        """The edges pulling from this process: resource id -> (worker, pid)."""
+    def pullers(self, session_id: int | None = None) -> dict[str, MediaProcess]:
+        """The processes pulling from this one (of one session, or of all): resource
+        id -> the puller."""
         return {
             rid: v.puller
             for rid, v in self._viewers.items()
-            if v.puller is not None and not v.closed
+            if v.puller is not None
+            and not v.closed
+            and (session_id is None or v.session_id == session_id)
         }
 
-    def pull_origins(self) -> dict[int, int | None]:
-        """The sessions this process (an edge) pulls: session id -> the origin's pid."""
-        return {sid: s.pull.origin_pid for sid, s in self._sessions.items() if s.pull is not None}
+    def pull_origins(self) -> dict[int, MediaProcess | None]:
+        """The sessions this process pulls: session id -> the origin it pulls from."""
+        return {sid: s.pull.origin for sid, s in self._sessions.items() if s.pull is not None}
+
+    def waiting_sessions(self) -> list[int]:
+        """Sessions with viewers (or pulls) here but no stream: no live publisher, no
+        pull and none being made (their publisher may be on another node by now)."""
+        return [
+            sid
+            for sid, s in self._sessions.items()
+            if s.viewers
+            and s.pull is None
+            and s.pulling is None
+            and not s.repulling
+            and (s.publisher is None or s.publisher.closed)
+        ]
+
+    def pull_now(self, session_id: int) -> None:
+        """Its origin is known now (``waiting_sessions``): pull it, with backoff."""
+        session = self._sessions.get(session_id)
+        if session is not None and session.pull is None and not session.repulling:
+            self._spawn(self._pull_again(session_id, session, first_delay=0.0))
 
     async def drop_pull(self, resource_id: str, reason: str) -> None:
         """The edge pulling as ``resource_id`` is gone: free what fed it."""
@@ -683,11 +717,23 @@ class MediaService:
         self._spawn(pull.close())
         self._spawn(self._pull_again(pull.session_id, session))
 
-    async def _pull_again(self, session_id: int, session: _Session) -> None:
-        delay = 0.25
+    async def _pull_again(
+        self, session_id: int, session: _Session, first_delay: float = 0.25
+    ) -> None:
+        if session.repulling:
+            return
+        session.repulling = True
+        try:
+            await self._pull_while_watched(session_id, session, first_delay)
+        finally:
+            session.repulling = False
+
+    async def _pull_while_watched(self, session_id: int, session: _Session, delay: float) -> None:
+        retry = 0.25
         while not self._closed and self._sessions.get(session_id) is session and session.viewers:
             await asyncio.sleep(delay)
-            if session.pull is not None or not session.viewers:
+            live = session.publisher is not None and not session.publisher.closed
+            if session.pull is not None or not session.viewers or live:
                 return
             try:
                 await self._pulled(session_id, session)
@@ -695,7 +741,14 @@ class MediaService:
                 return
             except MediaError as exc:
                 logger.info("%s session %d not pulled yet: %s", self._name, session_id, exc)
-            delay = min(delay * 2, self._config.pull_retry_max_s)
+            delay, retry = retry, min(retry * 2, self._config.pull_retry_max_s)
+
+    async def _is_remote(self, session_id: int, session: _Session) -> bool:
+        """Whether the session's stream is to be pulled (one is, or being made)."""
+        if session.pull is not None or session.pulling is not None:
+            return True
+        assert self._upstream is not None
+        return await self._upstream.remote(session_id)
 
     def _end_idle_pull(self, session_id: int) -> None:
         session = self._sessions.get(session_id)

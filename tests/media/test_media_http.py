@@ -27,6 +27,7 @@ from app import Settings, create_app, media_key, room_log_key
 from media.config import MediaConfig
 from media.handlers import MediaHandlers
 from media.protocol import Resource
+from media.tokens import MediaTokens
 
 SDP = "application/sdp"
 SDPFRAG = "application/trickle-ice-sdpfrag"
@@ -466,7 +467,7 @@ async def test_no_recording_or_cover(api: Api, host: Account, session_id: int) -
 
 def test_link_headers_advertise_ice_servers() -> None:
     config = MediaConfig(ice_servers=("stun:stun.example.net:3478", "turn:turn.example.net"))
-    handlers = MediaHandlers(None, None, config)  # type: ignore[arg-type]
+    handlers = MediaHandlers(None, None, config, tokens=MediaTokens("s" * 32))  # type: ignore[arg-type]
     response = handlers._created("whip", Resource("abc", "v=0\r\n", '"e"', 5, "publisher"))
     assert response.status == 201
     assert response.headers["Location"] == "/whip/5/abc"
