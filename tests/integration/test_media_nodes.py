@@ -1,0 +1,223 @@
+"""Two nodes: ``python app.py --workers 2`` twice, on 127.0.0.2 and 127.0.0.3 (their
+own HTTP, internal and ICE addresses), sharing PostgreSQL and Redis.
+
+The publisher reaches node A; node B's viewers play through one pull from node A (by
+B's relay worker; B's other worker pulls from it); a full node answers a new viewer
+with ``307`` to the other node, whose URL carries a signed token, and the redirected
+viewer plays; the media endpoint names the node with room; forged and misdirected
+tokens are refused; the session's end reaches the viewers on both nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+from support import TEST_SECRET, Posted, free_port, poster
+from test_media_workers import free_port_run, live_session, statuses
+from test_workers import ROOT, alive, stop, wait_for_workers, workers_env
+from yarl import URL
+
+from app import Settings
+from media.clients import PublisherClient, ViewerClient
+from media.config import MediaConfig
+from media.tokens import MediaTokens
+
+WORKERS = 2
+
+
+@dataclass
+class Node:
+    """One running node: ``python app.py --workers 2`` on its own address."""
+
+    name: str
+    address: str
+    port: int
+    media_port: int
+    supervisor: subprocess.Popen[bytes]
+    pids: list[int]
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.address}:{self.port}"
+
+    @property
+    def internal(self) -> list[str]:
+        return [f"http://{self.address}:{self.media_port + i}" for i in range(WORKERS)]
+
+
+@asynccontextmanager
+async def running_node(
+    shared: Settings, tmp_path: Path, name: str, address: str, cap: int, *, migrate: bool
+) -> AsyncIterator[Node]:
+    """A node on ``address`` with ``cap`` viewers per worker; SIGTERM must stop it
+    cleanly and leave no worker behind."""
+    port, media_port = free_port(), free_port_run(WORKERS)
+    env = workers_env(
+        shared,
+        tmp_path,
+        media_port,
+        LIVESHELF_HOST=address,
+        LIVESHELF_NODE=name,
+        LIVESHELF_NODE_INTERNAL_HOST=address,
+        LIVESHELF_ICE_ADDRESSES=address,
+        LIVESHELF_MEDIA_MAX_VIEWERS_PER_WORKER=str(cap),
+        LIVESHELF_AUTO_MIGRATE="1" if migrate else "0",
+        LIVESHELF_DB_POOL_SIZE="3",
+    )
+    log_path = tmp_path / f"node-{name}.log"
+    with open(log_path, "wb") as log:
+        supervisor = subprocess.Popen(
+            [sys.executable, "app.py", "--workers", str(WORKERS), "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        node = Node(name, address, port, media_port, supervisor, [])
+        try:
+            node.pids = await wait_for_workers(supervisor, node.base, port, WORKERS)
+            yield node
+        finally:
+            code = stop(supervisor)
+    assert code == 0, log_path.read_text()[-3000:]
+    assert not any(alive(pid) for pid in node.pids)
+
+
+def following(http: aiohttp.ClientSession, url: str, seen: list[aiohttp.ClientResponse]) -> Any:
+    """An ``Exchange`` POSTing the offer to ``url`` and following a redirect, as a
+    browser does (``seen`` gets the final response); the resource's Location is made
+    absolute against the URL that answered."""
+
+    async def exchange(offer: str) -> Posted:
+        res = await http.post(url, data=offer, headers={"Content-Type": "application/sdp"})
+        body = await res.text()
+        assert res.status == 201, body
+        seen.append(res)
+        location = str(res.url.join(URL(res.headers["Location"])))
+        return Posted(body, location, res.headers["ETag"], res.headers)
+
+    return exchange
+
+
+async def published(http: aiohttp.ClientSession, node: Node, sid: int) -> None:
+    """Until ``node``'s relay worker holds the publisher and its node record (written
+    each second) says so."""
+    async with asyncio.timeout(10):
+        while not (await statuses(http, node.internal))[0].get(str(sid), {}).get("publisher"):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    await asyncio.sleep(1.2)
+
+
+async def test_two_nodes_one_pull_between_them_and_a_redirect_when_full(
+    shared: Settings, tmp_path: Path
+) -> None:
+    config = MediaConfig(ice_addresses=("127.0.0.1",))
+    peers: list[PublisherClient | ViewerClient] = []
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(
+            running_node(shared, tmp_path, "a", "127.0.0.2", cap=2, migrate=True)
+        )
+        b = await stack.enter_async_context(
+            running_node(shared, tmp_path, "b", "127.0.0.3", cap=1, migrate=False)
+        )
+        fresh = aiohttp.TCPConnector(force_close=True)
+        http = await stack.enter_async_context(aiohttp.ClientSession(connector=fresh))
+        try:
+            async with aiohttp.ClientSession(base_url=a.base) as on_a:
+                token, sid = await live_session(on_a)
+                auth = {"Authorization": f"Bearer {token}"}
+                publisher = PublisherClient(config)
+                peers.append(publisher)
+                async with asyncio.timeout(30):
+                    await publisher.connect(poster(on_a, f"/whip/{sid}", token))
+            await published(http, a, sid)
+
+            # B has room: its media endpoint names B itself
+            res = await http.get(f"{b.base}/api/sessions/{sid}/media-endpoint")
+            endpoint = await res.json()
+            assert endpoint["node"] == "b", endpoint
+            assert endpoint["url"].startswith(f"{b.base}/whep/{sid}?token="), endpoint
+
+            # two viewers at B: one on each of its workers, fed by one pull from A
+            viewers = [ViewerClient(config) for _ in range(WORKERS)]
+            peers.extend(viewers)
+            answered: list[aiohttp.ClientResponse] = []
+            async with asyncio.timeout(60):
+                for viewer in viewers:
+                    await viewer.connect(following(http, f"{b.base}/whep/{sid}", answered))
+                for viewer in viewers:
+                    await viewer.wait_for("video", decoded=60, within_s=30)
+                    await viewer.wait_for("audio", decoded=20, within_s=10)
+            assert [r.history for r in answered] == [(), ()]  # not redirected
+            on_a, on_b = await statuses(http, a.internal), await statuses(http, b.internal)
+            assert [s.get(str(sid), {}).get("viewers", 0) for s in on_b] == [1, 1], on_b
+            # A's relay worker feeds B's once; B's feeds B's other worker
+            pulled_by_a = on_a[0][str(sid)]["pulled_by"]
+            assert [p.rsplit(":", 1)[0] for p in pulled_by_a] == ["b:0"], on_a
+            assert on_b[0][str(sid)]["pulling"] and on_b[1][str(sid)]["pulling"], on_b
+            assert [p.rsplit(":", 1)[0] for p in on_b[0][str(sid)]["pulled_by"]] == ["b:1"]
+            for viewer in viewers:
+                video = viewer.stats["video"]
+                assert video.first_is_keyframe is True
+                steps = {y - x for x, y in itertools.pairwise(video.timestamps)}
+                assert steps <= {2999, 3000, 3001}, (viewer.resource, steps)
+
+            # B is full: its endpoint names A, and an offer to B is redirected to A
+            await asyncio.sleep(1.2)  # B's next record counts its viewers
+            res = await http.get(f"{b.base}/api/sessions/{sid}/media-endpoint")
+            endpoint = await res.json()
+            assert endpoint["node"] == "a" and endpoint["url"].startswith(f"{a.base}/whep/")
+            third = ViewerClient(config)
+            peers.append(third)
+            async with asyncio.timeout(30):
+                await third.connect(following(http, f"{b.base}/whep/{sid}", answered))
+                await third.wait_for("video", decoded=60, within_s=20)
+            redirect = answered[-1].history[0]
+            assert redirect.status == 307, redirect
+            assert redirect.headers["Location"].startswith(f"{a.base}/whep/{sid}?token=")
+            assert redirect.headers["Access-Control-Allow-Origin"] == "*"
+            assert third.resource.location.startswith(f"{a.base}/whep/{sid}/a.w")
+            assert answered[-1].headers["Access-Control-Allow-Origin"] == "*"
+
+            # a token is a credential for one session at one node, and cannot be forged
+            token_for_a = parse_qs(urlsplit(endpoint["url"]).query)["token"][0]
+            forged = token_for_a[:-2] + ("AA" if not token_for_a.endswith("AA") else "BB")
+            for url, code in (
+                (f"{b.base}/whep/{sid}?token={token_for_a}", "invalid_media_token"),
+                (f"{a.base}/whep/{sid}?token={forged}", "invalid_media_token"),
+                (f"{a.base}/whep/{sid + 1}?token={token_for_a}", "invalid_media_token"),
+            ):
+                offer = await ViewerClient(config).offer()
+                res = await http.post(url, data=offer, headers={"Content-Type": "application/sdp"})
+                assert (res.status, (await res.json())["error"]["code"]) == (401, code), url
+            stale = MediaTokens(TEST_SECRET, now=lambda: 0.0).issue(sid, "a", None)[0]
+            res = await http.post(
+                f"{a.base}/whep/{sid}?token={stale}",
+                data="v=0\r\n",
+                headers={"Content-Type": "application/sdp"},
+            )
+            assert (await res.json())["error"]["code"] == "media_token_expired"
+
+            # the session's end reaches the viewers on both nodes
+            res = await http.post(f"{a.base}/api/sessions/{sid}/end", headers=auth)
+            assert res.status == 200, await res.text()
+            assert await statuses(http, a.internal) == [{}, {}]
+            assert await statuses(http, b.internal) == [{}, {}]
+            async with asyncio.timeout(20):
+                while any(  # noqa: ASYNC110
+                    v.pc.connectionState not in ("closed", "failed") for v in [*viewers, third]
+                ):
+                    await asyncio.sleep(0.2)
+        finally:
+            for peer in peers:
+                await peer.close()
