@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -23,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 from support import TEST_SECRET, Posted, free_port, poster
-from test_media_workers import free_port_run, live_session, statuses
+from test_media_workers import free_port_run, grows, live_session, statuses, worker_on
 from test_workers import ROOT, alive, stop, wait_for_workers, workers_env
 from yarl import URL
 
@@ -218,6 +221,103 @@ async def test_two_nodes_one_pull_between_them_and_a_redirect_when_full(
                     v.pc.connectionState not in ("closed", "failed") for v in [*viewers, third]
                 ):
                     await asyncio.sleep(0.2)
+        finally:
+            for peer in peers:
+                await peer.close()
+
+
+async def pulled_by(http: aiohttp.ClientSession, node: Node, sid: int) -> list[str]:
+    """Who pulls ``sid`` from ``node``'s relay worker (``NODE:INDEX:PID`` each)."""
+    pulled: list[str] = (await statuses(http, node.internal[:1]))[0][str(sid)]["pulled_by"]
+    return pulled
+
+
+def owner(viewer: ViewerClient) -> str:
+    """``node.wN`` of the worker holding the viewer's resource."""
+    rid = viewer.resource.location.rsplit("/", 1)[1]
+    return ".".join(rid.split(".")[:2])
+
+
+async def republish(
+    http: aiohttp.ClientSession, url: str, token: str, config: MediaConfig, peers: list[Any]
+) -> None:
+    """The host's studio publishes again (503 while a worker restarts: again)."""
+    async with asyncio.timeout(30):
+        while True:
+            publisher = PublisherClient(config)
+            peers.append(publisher)
+            try:
+                await publisher.connect(poster(http, url, token))
+                return
+            except AssertionError as refused:
+                assert "media_unavailable" in str(refused), refused
+                await asyncio.sleep(0.3)
+
+
+async def test_nodes_dying_during_a_show(shared: Settings, tmp_path: Path) -> None:
+    """SIGKILL of node B's relay worker: node A frees its pull within 15 s, B's other
+    worker's viewer resumes through B's restarted relay worker. SIGKILL of node A's
+    relay worker, the origin, and the host publishing again to node B: the session's
+    origin moves to B, and the viewers left on both nodes resume without
+    renegotiating, their timestamps rising."""
+    config = MediaConfig(ice_addresses=("127.0.0.1",))
+    peers: list[Any] = []
+    async with AsyncExitStack() as stack:
+        a = await stack.enter_async_context(
+            running_node(shared, tmp_path, "a", "127.0.0.2", cap=1, migrate=True)
+        )
+        b = await stack.enter_async_context(
+            running_node(shared, tmp_path, "b", "127.0.0.3", cap=1, migrate=False)
+        )
+        fresh = aiohttp.TCPConnector(force_close=True)
+        http = await stack.enter_async_context(aiohttp.ClientSession(connector=fresh))
+        try:
+            async with aiohttp.ClientSession(base_url=a.base) as on_a:
+                token, sid = await live_session(on_a)
+            await republish(http, f"{a.base}/whip/{sid}", token, config, peers)
+            await published(http, a, sid)
+            viewers = {}
+            async with asyncio.timeout(60):
+                for node in (a, a, b, b):  # one viewer on each worker of each node
+                    viewer = ViewerClient(config)
+                    peers.append(viewer)
+                    await viewer.connect(following(http, f"{node.base}/whep/{sid}", []))
+                    viewers[owner(viewer)] = viewer
+                assert sorted(viewers) == ["a.w0", "a.w1", "b.w0", "b.w1"]
+                for viewer in viewers.values():
+                    await viewer.wait_for("video", decoded=30, within_s=30)
+
+            # node B's relay worker dies
+            b_relay = worker_on(b.pids, b.media_port)
+            os.kill(b_relay, signal.SIGKILL)
+            killed_at = time.monotonic()
+            await grows(viewers["a.w1"], 45, 5)
+            async with asyncio.timeout(15):
+                while f"b:0:{b_relay}" in (await pulled_by(http, a, sid)):  # noqa: ASYNC110
+                    await asyncio.sleep(0.2)
+            print(f"node A freed node B's pull {time.monotonic() - killed_at:.1f} s after SIGKILL")
+            b.pids = await wait_for_workers(b.supervisor, b.base, b.port, WORKERS)
+            await grows(viewers["b.w1"], 30, 20)
+
+            # node A's relay worker, the origin, dies; the host publishes to node B
+            survivors = [viewers["a.w1"], viewers["b.w1"]]
+            before = [
+                (v.stats["video"].decoded, v.stats["video"].last_timestamp) for v in survivors
+            ]
+            os.kill(worker_on(a.pids, a.media_port), signal.SIGKILL)
+            await republish(http, f"{b.base}/whip/{sid}", token, config, peers)
+            a.pids = await wait_for_workers(a.supervisor, a.base, a.port, WORKERS)
+            async with asyncio.timeout(60):
+                for viewer, (decoded, _) in zip(survivors, before, strict=True):
+                    await viewer.wait_for("video", decoded=decoded + 60, within_s=30)
+            for viewer, (_, last_ts) in zip(survivors, before, strict=True):
+                assert viewer.pc.connectionState == "connected"  # never renegotiated
+                resumed = viewer.stats["video"].last_timestamp
+                assert resumed is not None and last_ts is not None and resumed > last_ts
+            on_b = await statuses(http, b.internal)
+            assert on_b[0][str(sid)]["publisher"] and not on_b[0][str(sid)]["pulling"], on_b
+            on_a = await statuses(http, a.internal)
+            assert on_a[0][str(sid)]["pulling"] and on_a[1][str(sid)]["pulling"], on_a
         finally:
             for peer in peers:
                 await peer.close()
