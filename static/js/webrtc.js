@@ -1,6 +1,9 @@
 // WHIP (publish) and WHEP (play) from the browser, RFC 9725 resource semantics:
 // POST the offer (with its candidates gathered), apply the answer, DELETE the
 // Location when done. The server's answer carries all of its candidates.
+// A viewer plays from the URL the media endpoint names (maybe another node, with a
+// token standing for the viewer); the POST follows a 307 to a node with room, and the
+// resource's Location is relative to the URL that answered (RFC 9725 s4.5).
 
 import { ApiError, bearer } from './api.js';
 
@@ -31,7 +34,7 @@ async function exchange(pc, endpoint, token) {
     throw new ApiError(res.status, error.code || `http_${res.status}`,
       error.message || `${endpoint} answered ${res.status}`);
   }
-  const location = new URL(res.headers.get('Location'), new URL(endpoint, window.location.href));
+  const location = new URL(res.headers.get('Location'), res.url || new URL(endpoint, window.location.href));
   await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
   return location.href;
 }
@@ -65,8 +68,22 @@ export async function publish(sessionId, stream, token) {
   }
 }
 
-/** Plays /whep/{sessionId} into a <video>; resolves to a Resource. */
+/** The WHEP URL to play the session from (GET /api/sessions/{id}/media-endpoint). */
+export async function mediaEndpoint(sessionId, token) {
+  const res = await fetch(`/api/sessions/${sessionId}/media-endpoint`, { headers: bearer(token) });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    const error = body.error || {};
+    throw new ApiError(res.status, error.code || `http_${res.status}`,
+      error.message || `media endpoint answered ${res.status}`);
+  }
+  return body.url;
+}
+
+/** Plays the session into a <video> from the URL the media endpoint names; resolves to
+ * a Resource. That URL's token stands for the viewer: no Authorization is sent. */
 export async function play(sessionId, video, token) {
+  const endpoint = await mediaEndpoint(sessionId, token);
   const pc = new RTCPeerConnection({ iceServers: [] });
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addTransceiver('audio', { direction: 'recvonly' });
@@ -76,7 +93,7 @@ export async function play(sessionId, video, token) {
     if (video.srcObject !== stream) video.srcObject = stream;
   });
   try {
-    return new Resource(pc, await exchange(pc, `/whep/${sessionId}`, token), token);
+    return new Resource(pc, await exchange(pc, endpoint, null), null);
   } catch (err) {
     pc.close();
     throw err;

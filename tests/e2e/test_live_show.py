@@ -46,6 +46,8 @@ async def test_host_goes_live_viewer_watches_buys_and_chats(
     studio = await studio_ctx.new_page()
     watch = await watch_ctx.new_page()
     studio_errors, watch_errors = page_errors(studio), page_errors(watch)
+    offers: list[Any] = []  # the watch page's WHEP offers
+    watch.on("request", lambda r: offers.append(r) if "/whep/" in r.url else None)
     try:
         # The host signs in, opens the show and goes live with the fake camera.
         await studio.goto(f"{base_url}/studio")
@@ -68,6 +70,12 @@ async def test_host_goes_live_viewer_watches_buys_and_chats(
             frames = await _frames_decoded(watch)
         assert frames >= 30, f"only {frames} frames decoded"
         assert await watch.evaluate("document.querySelector('video').videoWidth") > 0
+        # it played from the URL the media endpoint named, whose token stands for the
+        # viewer (a browser would drop Authorization on a redirect to another node)
+        posts = [r for r in offers if r.method == "POST"]
+        assert posts and all(f"/whep/{show['id']}?token=" in r.url for r in posts), posts
+        for post in posts:
+            assert "authorization" not in await post.all_headers()
         await expect(studio.locator("#n-viewers")).to_have_text("1", timeout=5000)
 
         # The host shelves and pins the mug; the card pops up on the watch page in < 1 s.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -504,3 +505,78 @@ async def test_one_process_takes_viewers_up_to_its_cap(
         publisher = peers.publisher()
         await publisher.connect(poster(client, f"/whip/{session_id}", host))
         assert media.viewer_total() == 2
+
+
+# -- the media endpoint: where to play from, with a token standing for the viewer ------
+
+
+async def test_the_media_endpoint_names_this_server_with_a_token_for_the_viewer(
+    api: Api, app: web.Application, host: Account, session_id: int, peers: Any
+) -> None:
+    viewer = await api.signup("viewer")
+    media = app[media_key]
+    for who, user_id in ((viewer, viewer.id), (None, None)):
+        before = time.time()
+        got = await api.call("GET", f"/api/sessions/{session_id}/media-endpoint", who, expect=200)
+        assert got["node"] == "" and got["url"].startswith(f"/whep/{session_id}?token=")
+        assert before + 59 <= got["expires_at"] <= time.time() + 61
+        client = peers.viewer(decode=False)
+        async with asyncio.timeout(20):
+            # no Authorization: the URL's token is the viewer's credential
+            await client.connect(poster(api.client, got["url"]))
+        resource_id = client.resource.location.rsplit("/", 1)[1]
+        assert media._viewers[resource_id].user_id == user_id
+        await client.close()
+
+
+async def test_the_media_endpoint_and_tokens_refuse_what_they_must(
+    api: Api, app: web.Application, settings: Settings, host: Account, session_id: int
+) -> None:
+    viewer = await api.signup("viewer")
+    scheduled = await api.call("POST", "/api/sessions", host, json={"title": "later"}, expect=201)
+    endpoint = "/api/sessions/{}/media-endpoint"
+    for sid, who, status, code in (
+        (987654, viewer, 404, "session_not_found"),
+        (scheduled["id"], viewer, 409, "session_not_live"),
+        (scheduled["id"], None, 409, "session_not_live"),
+    ):
+        got = await request(api.client, "GET", endpoint.format(sid), who)
+        assert got[:2] == (status, code), (sid, who)
+    # the host may preview a scheduled show, and the token lets them in
+    preview = await api.call("GET", endpoint.format(scheduled["id"]), host, expect=200)
+    status, body, _ = await post_sdp(api.client, preview["url"], "v=0\r\n")
+    assert (status, error_code(body)) == (400, "invalid_sdp")  # past the session checks
+
+    tokens = MediaTokens(settings.secret)
+    good, _ = tokens.issue(session_id, "", viewer.id)
+    expired = MediaTokens(settings.secret, now=lambda: 0.0).issue(session_id, "", None)[0]
+    for token, code in (
+        (good[:-1] + ("A" if good[-1] != "A" else "B"), "invalid_media_token"),
+        (tokens.issue(session_id + 1, "", None)[0], "invalid_media_token"),
+        (tokens.issue(session_id, "b", None)[0], "invalid_media_token"),
+        (expired, "media_token_expired"),
+        ("nonsense", "invalid_media_token"),
+    ):
+        status, body, headers = await post_sdp(api.client, f"/whep/{session_id}?token={token}", "")
+        assert (status, error_code(body)) == (401, code), token
+        assert headers["Access-Control-Allow-Origin"] == "*"
+    assert app[media_key].viewer_total() == 0  # nothing left behind
+
+    await api.call("POST", f"/api/sessions/{session_id}/end", host, expect=200)
+    status, code, _ = await request(api.client, "GET", endpoint.format(session_id), viewer)
+    assert (status, code) == (409, "session_ended")
+    status, body, _ = await post_sdp(api.client, f"/whep/{session_id}?token={good}", "v=0\r\n")
+    assert (status, error_code(body)) == (409, "session_ended")
+
+
+async def test_a_url_with_a_token_is_open_to_any_origin(
+    settings: Settings, aiohttp_client: Any
+) -> None:
+    """After a cross-origin redirect the browser's Origin is "null": the token, not the
+    origin, is what lets the request in."""
+    client = await aiohttp_client(create_app(replace(settings, cors_origin="https://shop.example")))
+    res = await client.options("/whep/1?token=x", headers={"Origin": "null"})
+    assert res.status == 204 and res.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Vary" not in res.headers
+    res = await client.options("/whep/1")
+    assert res.headers["Access-Control-Allow-Origin"] == "https://shop.example"
