@@ -11,7 +11,6 @@ backends elsewhere.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,27 +18,9 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from chromium import CHROMIUM, CHROMIUM_ARGS
 
-CHROMIUM = os.environ.get("LIVESHELF_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
-
-#: Keep every packet on loopback: no name resolution but 127.0.0.1, no QUIC, no
-#: background traffic; fake camera and microphone; WebRTC may use 127.0.0.1.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-]
 
 
 @pytest.fixture(autouse=True)
