@@ -39,7 +39,14 @@ from support import (
     free_port,
     poster,
 )
-from test_media_workers import free_port_run, grows, live_session, statuses, worker_on
+from test_media_workers import (
+    audience_is,
+    free_port_run,
+    grows,
+    live_session,
+    statuses,
+    worker_on,
+)
 from test_workers import ROOT, alive, stop, wait_for_workers, workers_env
 from yarl import URL
 
@@ -229,6 +236,8 @@ async def test_two_nodes_one_pull_between_them_and_a_redirect_when_full(
             assert res.status == 200, await res.text()
             assert await statuses(http, a.internal) == [{}, {}]
             assert await statuses(http, b.internal) == [{}, {}]
+            # analytics counts the three people, on two nodes, and none of the pulls
+            await audience_is(http, sid, auth, viewers=3, peak=3, base=a.base)
             async with asyncio.timeout(20):
                 while any(  # noqa: ASYNC110
                     v.pc.connectionState not in ("closed", "failed") for v in [*viewers, third]

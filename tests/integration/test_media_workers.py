@@ -203,6 +203,9 @@ async def test_six_viewers_over_three_workers_with_one_pull_each(
                 # the session's end drops the viewers on every worker
                 assert (await http.post(f"/api/sessions/{sid}/end", headers=auth)).status == 200
                 assert await statuses(http, internal) == [{}, {}, {}]
+                # analytics counts people, wherever they sat: six viewers at the peak,
+                # six watchers, no pull among them, nobody "lost"
+                await audience_is(http, sid, auth, viewers=6, peak=6)
                 async with asyncio.timeout(20):
                     while any(  # noqa: ASYNC110
                         v.pc.connectionState not in ("closed", "failed")
@@ -213,6 +216,24 @@ async def test_six_viewers_over_three_workers_with_one_pull_each(
         finally:
             for peer in peers:
                 await peer.close()
+
+
+async def audience_is(
+    http: aiohttp.ClientSession,
+    sid: int,
+    auth: dict[str, str],
+    *,
+    viewers: int,
+    peak: int,
+    base: str = "",
+) -> None:
+    """The ended session's stats: ``viewers`` watchers, ``peak`` at once, every watch
+    interval closed by its viewer's own leave (none "lost")."""
+    async with http.get(f"{base}/api/sessions/{sid}/stats", headers=auth) as res:
+        assert res.status == 200, await res.text()
+        audience = (await res.json())["audience"]
+    assert (audience["viewers"], audience["peak_viewers"]) == (viewers, peak), audience
+    assert "lost" not in audience["leave_reasons"] and "watching" not in audience["leave_reasons"]
 
 
 def worker_on(pids: list[int], internal_port: int) -> int:
