@@ -116,15 +116,17 @@ async function startPlayback() {
   claimPlayer();
   if (!video.videoWidth && !live.paused) setStage('Waiting for the host’s video…');
   let silent = null;
+  const stalled = watchForStall(resource, () => lost());
   const lost = () => {
     // A network drop, or the server process serving this viewer died: a new WHEP
     // resource (placed on a live worker); the room channel resumes by itself.
     clearTimeout(silent);
+    clearInterval(stalled);
     if (player !== resource) return;
     player = null;
     resource.close();
     setStage('Reconnecting to the stream…');
-    playRetry = setTimeout(startPlayback, 500);
+    playRetry = setTimeout(startPlayback, 100);
   };
   resource.pc.addEventListener('connectionstatechange', () => {
     const state = resource.pc.connectionState;
@@ -134,6 +136,32 @@ async function startPlayback() {
     // after much longer, so a peer silent 1.5 s more is taken as gone
     else if (state === 'disconnected') silent = setTimeout(lost, 1500);
   });
+}
+
+// Media that flowed and stopped for this long, while the host is not paused, means the
+// server process serving this viewer is gone: ICE would say so only after several
+// seconds ('disconnected'), audio alone arrives 50 times a second.
+const STALL_MS = 800;
+
+/** Calls ``lost`` once the resource's media stops arriving; an interval to clear. */
+function watchForStall(resource, lost) {
+  let bytes = 0;
+  let changedAt = performance.now();
+  const timer = setInterval(async () => {
+    if (player !== resource) { clearInterval(timer); return; }
+    let now = 0;
+    (await resource.pc.getStats()).forEach((r) => {
+      if (r.type === 'inbound-rtp') now += r.bytesReceived || 0;
+    });
+    if (now !== bytes) {
+      bytes = now;
+      changedAt = performance.now();
+    } else if (bytes > 0 && !live.paused && performance.now() - changedAt > STALL_MS) {
+      clearInterval(timer);
+      lost();
+    }
+  }, 250);
+  return timer;
 }
 
 function stopPlayback() {
