@@ -312,6 +312,15 @@ async def test_nodes_dying_during_a_show(shared: Settings, tmp_path: Path) -> No
             print(f"node A freed node B's pull {time.monotonic() - killed_at:.1f} s after SIGKILL")
             b.pids = await wait_for_workers(b.supervisor, b.base, b.port, WORKERS)
             await grows(viewers["b.w1"], 30, 20)
+            # the dead worker's resource, through the other node, and one of a node
+            # that does not exist: 404, nothing made
+            dead = viewers["b.w0"].resource.location.removeprefix(b.base)
+            for path in (dead, f"/whep/{sid}/zz.w0.abc", f"/whep/{sid}/b.w7.abc"):
+                async with http.delete(f"{a.base}{path}") as res:
+                    assert (res.status, (await res.json())["error"]["code"]) == (
+                        404,
+                        "not_found",
+                    ), path
 
             # node A's relay worker, the origin, dies; the host publishes to node B
             survivors = [viewers["a.w1"], viewers["b.w1"]]
