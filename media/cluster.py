@@ -308,6 +308,10 @@ class WorkerGroup:
     async def end_node_session(self, session_id: int, *, last: bool = False) -> None:
         """The session's end on this node: its edges, then its home (``last``: the
         home also closes the session's other open watch intervals)."""
+        home = self.home
+        if home is not None and not last:  # the home does it (the internal "node" end)
+            await home.end_session(session_id, whole_node=True)
+            return
         edges = [i for i in (self.index, *self._links) if i != HOME]
         await asyncio.gather(*(self._end_on(i, session_id) for i in edges))
         await self._end_on(HOME, session_id, last=last)
@@ -315,10 +319,8 @@ class WorkerGroup:
     async def _end_on(self, index: int, session_id: int, *, last: bool = True) -> None:
         if index == self.index:
             await self._local.end_session(session_id, last=last)
-        elif last:
+        else:  # an edge (its end only samples), or the home with ``last``
             await self._links[index].end_session(session_id)
-        else:
-            await self._links[index].end_session(session_id, whole_node=True)
 
     async def media_time(self, session_id: int) -> float | None:
         if self._node is not None:
