@@ -32,7 +32,9 @@
    ``__packet_count`` and ``__octet_count`` that its RTCP loop reads; the DTLS
    transport's ``_tx_srtp`` session (``protect``); and the nominated ICE pair,
    ``RTCIceTransport._connection._nominated[1]`` (aioice ``Connection``), whose
-   ``protocol.transport`` is the asyncio datagram transport.
+   ``protocol.transport`` is the asyncio datagram transport. The ``_nominated`` dict
+   is read through a reference kept from the start (aioice fills and clears that one
+   dict; it never replaces it).
 
 If aiortc renames any of these, ``tap_receiver`` and ``check_compatible`` fail
 loudly at the first publish instead of silently decoding or dropping PLIs.
@@ -295,35 +297,37 @@ class SrtpSink:
     """A viewer's DTLS transport as an ``rtpwriter.PacketSink``: SRTP-protects each
     packet with the transport's session and sends it on the nominated ICE pair.
 
-    What ``sending`` returns is built once per nominated pair (checked each frame by
-    identity), not once per frame."""
+    What ``sending`` returns, and the socket's buffer size, are found once per
+    nominated pair (checked each frame by identity, one dict lookup), not per frame."""
 
     def __init__(self, transport: RTCDtlsTransport) -> None:
         self._transport = transport
+        self._nominated: dict[int, Any] = transport.transport._connection._nominated
         self._pair: Any = None
         self._send: Callable[[bytes], None] | None = None
-        self._socket: Any = None
+        self._buffered: Callable[[], int] | None = None
 
-    def _current(self) -> Any:
-        pair = self._transport.transport._connection._nominated.get(1)
-        if pair is not self._pair or self._send is None:
-            self._pair, self._send, self._socket = pair, None, None
-            socket = None if pair is None else pair.protocol.transport
-            if pair is not None and socket is not None and self._transport.state == "connected":
-                protect: Callable[[bytes], bytes] = self._transport._tx_srtp.protect
-                sendto, address = socket.sendto, pair.remote_addr
+    def _current(self) -> Callable[[bytes], None] | None:
+        pair = self._nominated.get(1)
+        if pair is self._pair and self._send is not None:
+            return self._send
+        self._pair, self._send, self._buffered = pair, None, None
+        socket = None if pair is None else pair.protocol.transport
+        if pair is not None and socket is not None and self._transport.state == "connected":
+            protect: Callable[[bytes], bytes] = self._transport._tx_srtp.protect
+            sendto, address = socket.sendto, pair.remote_addr
 
-                def send(packet: bytes) -> None:
-                    sendto(protect(packet), address)
+            def send(packet: bytes) -> None:
+                sendto(protect(packet), address)
 
-                self._send, self._socket = send, socket
-        return self._socket
-
-    def sending(self) -> Callable[[bytes], None] | None:
-        self._current()
+            self._send = send
+            self._buffered = getattr(socket, "get_write_buffer_size", None)
         return self._send
 
+    def sending(self) -> Callable[[bytes], None] | None:
+        return self._current()
+
     def backlog(self) -> int:
-        socket = self._current()
-        size: Callable[[], int] | None = getattr(socket, "get_write_buffer_size", None)
-        return 0 if size is None else size()
+        self._current()
+        buffered = self._buffered
+        return 0 if buffered is None else buffered()
