@@ -47,11 +47,13 @@ from live.clock import Clock, SystemClock
 from live.db import Database
 from live.errors import Conflict, LiveshelfError
 from live.follows import FollowService
+from live.guard import Caps, Guard
 from live.handlers import FollowHandlers, LiveHandlers
 from live.http import MAX_JSON_BYTES, auth_middleware, error_middleware
 from live.models import Role, SessionStatus
 from live.outbox import Outbox, OutboxRelay
 from live.presence import MemoryPresence, Presence, RedisPresence
+from live.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from live.room import RoomChannel, SnapshotProvider
 from live.roomlog import RoomLog
 from live.roomlog_memory import MemoryRoomLog
@@ -59,7 +61,7 @@ from live.roomlog_redis import RedisRoomLog
 from live.sessions import SessionService, StatusListener
 from live.tasks import stop_task
 from live.workers import Bind, serve, supervise
-from media.cluster import HOME, NodeSetup, WorkerGroup, resource_prefix
+from media.cluster import HOME, MediaClients, NodeSetup, WorkerGroup, resource_prefix
 from media.config import MediaConfig
 from media.events import RoomLogLifecycle
 from media.forward import LocalMediaControl, internal_routes, internal_token
@@ -163,6 +165,19 @@ class Settings:
     node_internal_host: str = "127.0.0.1"
     #: where viewers reach this node (default ``http://{host}:{port}``)
     node_public_url: str = ""
+    #: rate limits and caps against abuse (``live.guard``); off for benchmarks and tests
+    #: that open many clients from one address
+    limits: bool = True
+    #: proxies (CIDRs) whose ``X-Forwarded-For`` names the client
+    trusted_proxies: tuple[str, ...] = ()
+    #: what one client may hold at once in one show, per process (0: no cap)
+    max_peers_per_address: int = 60
+    max_peers_per_user: int = 5
+    max_sockets_per_address: int = 300
+    max_sockets_per_user: int = 10
+    #: password hashes at once (each holds ``password_memory_kib``), and waiting
+    password_threads: int = 2
+    password_queue: int = 32
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -214,6 +229,14 @@ class Settings:
             node=_node_name(env),
             node_internal_host=_address(env, "LIVESHELF_NODE_INTERNAL_HOST", "127.0.0.1"),
             node_public_url=_url(env, "LIVESHELF_NODE_PUBLIC_URL"),
+            limits=_choice(env, "LIVESHELF_LIMITS", ("on", "off")) == "on",
+            trusted_proxies=_networks(env, "LIVESHELF_TRUSTED_PROXIES"),
+            max_peers_per_address=_at_least_0(env, "LIVESHELF_MAX_PEERS_PER_ADDRESS", 60),
+            max_peers_per_user=_at_least_0(env, "LIVESHELF_MAX_PEERS_PER_USER", 5),
+            max_sockets_per_address=_at_least_0(env, "LIVESHELF_MAX_SOCKETS_PER_ADDRESS", 300),
+            max_sockets_per_user=_at_least_0(env, "LIVESHELF_MAX_SOCKETS_PER_USER", 10),
+            password_threads=_positive(env, "LIVESHELF_PASSWORD_THREADS", 2),
+            password_queue=_at_least_0(env, "LIVESHELF_PASSWORD_QUEUE", 32),
         )
 
     @property
@@ -247,6 +270,23 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+
+
+def _at_least_0(env: Mapping[str, str], key: str, default: int) -> int:
+    value = _int(env, key, default)
+    if value < 0:
+        raise ConfigError(f"{key} must be 0 or more, got {value}")
+    return value
+
+
+def _networks(env: Mapping[str, str], key: str) -> tuple[str, ...]:
+    networks = _list(env, key, ())
+    for network in networks:
+        try:
+            ipaddress.ip_network(network)
+        except ValueError:
+            raise ConfigError(f"{key}: {network!r} is not an address or network") from None
+    return networks
 
 
 def _node_name(env: Mapping[str, str]) -> str:
@@ -353,6 +393,8 @@ class Core:
     tokens: TokenSigner
     accounts: AccountService
     sessions: SessionService
+    guard: Guard
+    caps: Caps
     #: Parts features add to ``GET /api/sessions/{id}`` (e.g. the shelf).
     session_details: list[SnapshotProvider] = field(default_factory=list)
 
@@ -387,6 +429,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         core.hub,
         details=core.session_details,
         send_limit_bytes=settings.ws_send_limit_bytes,
+        guard=core.guard,
+        caps=core.caps,
     ).routes()
     # aiohttp tries the routes that share a first segment ("/api/sessions") one regex
     # at a time, in the order they were added: the ones a crowd hits go first (the
@@ -443,7 +487,27 @@ def build_core(settings: Settings, clock: Clock) -> Core:
     outbox = Outbox(clock)
     relay = OutboxRelay(db, room_log, poll_interval_s=settings.outbox_poll_s)
     hasher = PasswordHasher(
-        time_cost=settings.password_time_cost, memory_cost_kib=settings.password_memory_kib
+        time_cost=settings.password_time_cost,
+        memory_cost_kib=settings.password_memory_kib,
+        threads=settings.password_threads,
+        queue=settings.password_queue,
+    )
+    limiter: RateLimiter = (
+        MemoryRateLimiter(clock)
+        if redis is None
+        else RedisRateLimiter(redis, settings.redis_prefix, clock)
+    )
+    guard = Guard(
+        limiter,
+        enabled=settings.limits,
+        trusted_proxies=[ipaddress.ip_network(n) for n in settings.trusted_proxies],
+    )
+    on = settings.limits
+    caps = Caps(
+        peers_per_address=settings.max_peers_per_address if on else 0,
+        peers_per_user=settings.max_peers_per_user if on else 0,
+        sockets_per_address=settings.max_sockets_per_address if on else 0,
+        sockets_per_user=settings.max_sockets_per_user if on else 0,
     )
     sessions = SessionService(db, clock, outbox, relay, room_log)
     core = Core(
@@ -460,6 +524,8 @@ def build_core(settings: Settings, clock: Clock) -> Core:
         tokens=tokens,
         accounts=AccountService(db, hasher, tokens, clock),
         sessions=sessions,
+        guard=guard,
+        caps=caps,
     )
     channel.add_snapshot(_session_snapshot(sessions))
     return core
@@ -524,6 +590,8 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
         ice_addresses=settings.ice_addresses,
         recordings_dir=settings.recordings_dir,
         pull_linger_s=settings.media_pull_linger_s,
+        max_peers_per_address=core.caps.peers_per_address,
+        max_peers_per_user=core.caps.peers_per_user,
     )
     media: MediaService
     sources = AudienceSources(
@@ -595,6 +663,7 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
         node=settings.node,
         cors_origin=settings.cors_origin,
         placement=placement,
+        clients=MediaClients(core.guard, token),
     )
     end_node = None if group is None else group.end_node_session
     routes += internal_routes(local, token, end_node)

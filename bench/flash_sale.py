@@ -312,6 +312,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     env = {
         **os.environ,
         "LIVESHELF_SECRET": "bench-secret-0123456789-0123456789-abcdef",
+        "LIVESHELF_LIMITS": "off",
         "LIVESHELF_DATABASE_URL": db_url,
         "LIVESHELF_DATABASE_SCHEMA": schema,
         "LIVESHELF_PASSWORD_TIME_COST": "1",

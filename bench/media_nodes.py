@@ -63,6 +63,7 @@ def start_node(name: str, address: str, schema: str, migrate: bool) -> dict[str,
     env = {
         **os.environ,
         "LIVESHELF_SECRET": SECRET,
+        "LIVESHELF_LIMITS": "off",
         "LIVESHELF_DATABASE_URL": os.environ["TEST_DATABASE_URL"],
         "LIVESHELF_DATABASE_SCHEMA": schema,
         "LIVESHELF_AUTO_MIGRATE": "1" if migrate else "0",

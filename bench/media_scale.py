@@ -179,6 +179,7 @@ async def run(
     env = {
         **os.environ,
         "LIVESHELF_SECRET": SECRET,
+        "LIVESHELF_LIMITS": "off",
         "LIVESHELF_DATABASE_URL": os.environ["TEST_DATABASE_URL"],
         "LIVESHELF_DATABASE_SCHEMA": schema,
         "LIVESHELF_AUTO_MIGRATE": "1",

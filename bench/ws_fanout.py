@@ -107,6 +107,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     env = {
         **os.environ,
         "LIVESHELF_SECRET": "bench-secret-0123456789-0123456789-abcdef",
+        "LIVESHELF_LIMITS": "off",
         "LIVESHELF_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/bench.db",
         "LIVESHELF_AUTO_MIGRATE": "1",
         "LIVESHELF_WS_HEARTBEAT_S": "25",

@@ -7,15 +7,20 @@ checking one needs no database round trip. They expire after ``ttl_s``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import jwt
 from argon2 import PasswordHasher as Argon2Hasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from live.clock import Clock
-from live.errors import Forbidden, Unauthenticated
+from live.errors import Forbidden, Unauthenticated, Unavailable
 from live.models import Role
+
+T = TypeVar("T")
 
 GUEST_ROLE = "guest"
 
@@ -106,13 +111,35 @@ class TokenSigner:
 
 
 class PasswordHasher:
-    """Argon2id, run in a worker thread so hashing never stalls the event loop."""
+    """Argon2id in a small thread pool of its own, so hashing never stalls the event
+    loop nor the default executor (static files use it): at most ``threads`` hashes at
+    once (each holds ``memory_cost_kib``), and at most ``queue`` more waiting; past that
+    ``Unavailable`` (503 with ``Retry-After``)."""
 
-    def __init__(self, *, time_cost: int = 3, memory_cost_kib: int = 65536) -> None:
+    def __init__(
+        self,
+        *,
+        time_cost: int = 3,
+        memory_cost_kib: int = 65536,
+        threads: int = 2,
+        queue: int = 32,
+    ) -> None:
         self._hasher = Argon2Hasher(time_cost=time_cost, memory_cost=memory_cost_kib, parallelism=1)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
+        self._room = threads + queue
+        self._taken = 0
+
+    async def _run(self, work: Callable[[], T]) -> T:
+        if self._taken >= self._room:
+            raise Unavailable("busy", "too many sign-ins at once; try again in a moment")
+        self._taken += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, work)
+        finally:
+            self._taken -= 1
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        return await self._run(lambda: self._hasher.hash(password))
 
     async def verify(self, password_hash: str, password: str) -> bool:
         def check() -> bool:
@@ -121,4 +148,7 @@ class PasswordHasher:
             except (VerificationError, InvalidHashError):
                 return False
 
-        return await asyncio.to_thread(check)
+        return await self._run(check)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)

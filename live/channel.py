@@ -77,6 +77,10 @@ class Connection:
     errors: int = 0
     #: The client sent something since the last heartbeat ping (set by the socket).
     heard: bool = True
+    #: the client's address (``Guard.client_address``), for the caps per address
+    address: str = ""
+    #: counted by ``RoomHub.hold`` (until ``leave``)
+    held: bool = False
 
     @property
     def member(self) -> str:
@@ -120,6 +124,8 @@ class RoomHub:
         self._close_grace = close_grace_s
         self._heartbeat = heartbeat_s
         self._rooms: dict[int, _Room] = {}
+        #: sockets held (opening or open) per room: per client address, per user
+        self._held: dict[int, tuple[Counter[str], Counter[int]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._socket_listeners: list[Callable[[int, bool], None]] = []
         self._presence_task: asyncio.Task[None] | None = None
@@ -204,6 +210,9 @@ class RoomHub:
         return True
 
     async def leave(self, conn: Connection) -> None:
+        if conn.held:
+            self.release(conn.room, conn.address, conn.user_id)
+            conn.held = False
         if not conn.joined:
             return
         conn.joined = False
@@ -354,6 +363,33 @@ class RoomHub:
         room = self._rooms.get(room_id)
         return list(room.conns) if room else []
 
+    def hold(
+        self, room_id: int, address: str, user_id: int | None, per_address: int, per_user: int
+    ) -> bool:
+        """Count a socket about to open for ``address`` (and ``user_id``) in the room,
+        unless that client holds ``per_address`` (``per_user``) already (0: no cap);
+        False then. A held socket is let go by ``leave`` (or ``release``)."""
+        by_address, by_user = self._held.setdefault(room_id, (Counter(), Counter()))
+        if (per_address and by_address[address] >= per_address) or (
+            per_user and user_id is not None and by_user[user_id] >= per_user
+        ):
+            return False
+        by_address[address] += 1
+        if user_id is not None:
+            by_user[user_id] += 1
+        return True
+
+    def release(self, room_id: int, address: str, user_id: int | None) -> None:
+        held = self._held.get(room_id)
+        if held is None:
+            return
+        by_address, by_user = held
+        _forget(by_address, address)
+        if user_id is not None:
+            _forget(by_user, user_id)
+        if not by_address:
+            del self._held[room_id]
+
     def room_ids(self) -> list[int]:
         """Rooms with at least one socket in this process."""
         return [room_id for room_id, room in self._rooms.items() if room.conns]
@@ -411,3 +447,9 @@ class RoomHub:
 
 #: A room-channel command: (connection, validated message) -> None; may raise LiveshelfError.
 Command = Callable[[Connection, dict[str, Any]], Awaitable[None]]
+
+
+def _forget(counter: Counter[Any], key: Any) -> None:
+    counter[key] -= 1
+    if counter[key] <= 0:
+        del counter[key]

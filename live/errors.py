@@ -15,7 +15,11 @@ Hierarchy::
      ├── Gone                410      existed once, no longer
      ├── TooLarge            413      body, SDP or message over its size limit
      ├── Unprocessable       422      well-formed, but semantically refused
-     └── RateLimited         429      too many requests; retry later
+     ├── RateLimited         429      too many requests; retry later
+     └── Unavailable         503      a resource is exhausted for now; retry later
+
+A ``retry_after_ms`` detail becomes the answer's ``Retry-After`` header (seconds,
+rounded up; 503 answers carry one in any case).
 """
 
 from __future__ import annotations
@@ -75,3 +79,7 @@ class Unprocessable(LiveshelfError):
 
 class RateLimited(LiveshelfError):
     default_code = "rate_limited"
+
+
+class Unavailable(LiveshelfError):
+    default_code = "unavailable"

@@ -11,8 +11,9 @@ from live.accounts import AccountService, user_dict
 from live.auth import GUEST_ROLE
 from live.channel import Connection, RoomHub
 from live.clock import to_ms
-from live.errors import InvalidInput
+from live.errors import InvalidInput, RateLimited
 from live.follows import FollowService
+from live.guard import Caps, Guard
 from live.http import json_response, path_id, principal, query_int, read_json, signed_in
 from live.models import Role, SessionStatus
 from live.room import RoomChannel, SnapshotProvider
@@ -32,7 +33,11 @@ class LiveHandlers:
         *,
         details: Sequence[SnapshotProvider] = (),
         send_limit_bytes: int = 256 * 1024,
+        guard: Guard,
+        caps: Caps | None = None,
     ) -> None:
+        self._guard = guard
+        self._caps = caps or Caps()
         self._accounts = accounts
         self._sessions = sessions
         self._channel = channel
@@ -58,6 +63,7 @@ class LiveHandlers:
 
     async def signup(self, request: web.Request) -> web.Response:
         body = await read_json(request, SignupBody)
+        await self._guard.signup(self._guard.client_address(request))
         result = await self._accounts.signup(
             body.username, body.password, Role(body.role), body.display_name
         )
@@ -65,6 +71,7 @@ class LiveHandlers:
 
     async def login(self, request: web.Request) -> web.Response:
         body = await read_json(request, LoginBody)
+        await self._guard.login(body.username, self._guard.client_address(request))
         result = await self._accounts.login(body.username, body.password)
         return json_response(result.to_dict())
 
@@ -136,6 +143,46 @@ class LiveHandlers:
             raise InvalidInput("invalid_query", "epoch is the value the server sent")
         host_id = await self._sessions.host_of(session_id)
         caller = principal(request)
+        address = self._guard.client_address(request)
+        user_id = caller.user_id if caller else None
+        await self._guard.socket(session_id, address)
+        caps, hub = self._caps, self._socket_deps.hub
+        if not hub.hold(
+            session_id, address, user_id, caps.sockets_per_address, caps.sockets_per_user
+        ):
+            raise RateLimited(
+                "too_many_sockets", "you hold as many connections to this show as you may"
+            )
+        try:
+            response, socket = await self._upgrade(request)
+        except BaseException:
+            hub.release(session_id, address, user_id)  # no socket: nothing else will
+            raise
+        conn = Connection(
+            id=secrets.token_hex(6),
+            room=session_id,
+            socket=socket,
+            transport=socket.transport,
+            user_id=user_id,
+            role=caller.role.value if caller else GUEST_ROLE,
+            display_name=caller.display_name if caller else "guest",
+            counts_as_viewer=caller is None or caller.user_id != host_id,
+            address=address,
+            held=True,  # ``leave`` lets it go
+        )
+        socket.bind(conn)
+        try:
+            await self._channel.open(conn, since, epoch)
+        except Exception:
+            # After the upgrade an HTTP error response would corrupt the stream.
+            socket.internal_error()
+        finally:
+            socket.serve()
+            _release(request)
+        return response
+
+    async def _upgrade(self, request: web.Request) -> tuple[web.StreamResponse, RoomSocket]:
+        """Answer the upgrade and take the connection over from aiohttp."""
         # aiohttp's own handshake checks (including that its HTTP parser switched the
         # connection to pass-through, see ``_take_over``) on a throwaway response.
         if not web.WebSocketResponse().can_prepare(request).ok:
@@ -152,27 +199,7 @@ class LiveHandlers:
         )
         response.force_close()
         await response.prepare(request)
-        socket = self._take_over(request)
-        conn = Connection(
-            id=secrets.token_hex(6),
-            room=session_id,
-            socket=socket,
-            transport=socket.transport,
-            user_id=caller.user_id if caller else None,
-            role=caller.role.value if caller else GUEST_ROLE,
-            display_name=caller.display_name if caller else "guest",
-            counts_as_viewer=caller is None or caller.user_id != host_id,
-        )
-        socket.bind(conn)
-        try:
-            await self._channel.open(conn, since, epoch)
-        except Exception:
-            # After the upgrade an HTTP error response would corrupt the stream.
-            socket.internal_error()
-        finally:
-            socket.serve()
-            _release(request)
-        return response
+        return response, self._take_over(request)
 
     def _take_over(self, request: web.Request) -> RoomSocket:
         """Move the upgraded connection from aiohttp to a new ``RoomSocket``.

@@ -8,6 +8,7 @@ unknown fields refused), so handlers only ever see validated input.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -26,6 +27,7 @@ from live.errors import (
     RateLimited,
     TooLarge,
     Unauthenticated,
+    Unavailable,
     Unprocessable,
 )
 from live.validation import validate_json
@@ -50,6 +52,7 @@ _STATUS: list[tuple[type[LiveshelfError], int]] = [
     (TooLarge, 413),
     (Unprocessable, 422),
     (RateLimited, 429),
+    (Unavailable, 503),
 ]
 _HTTP_CODES = {
     400: "bad_request",
@@ -78,8 +81,14 @@ def json_response(
 
 
 def error_response(exc: LiveshelfError) -> web.Response:
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-    return json_response({"error": exc.to_dict()}, status=status_of(exc), headers=headers)
+    headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else {}
+    status = status_of(exc)
+    wait_ms = exc.details.get("retry_after_ms")
+    if isinstance(wait_ms, int) and wait_ms > 0:
+        headers["Retry-After"] = str(math.ceil(wait_ms / 1000))
+    elif status == 503:
+        headers["Retry-After"] = "2"
+    return json_response({"error": exc.to_dict()}, status=status, headers=headers or None)
 
 
 @web.middleware

@@ -7,13 +7,43 @@ string, so a bad request is refused before it reaches a service.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+#: every integer a body may carry fits a 64-bit database column
+INT64 = (-(2**63), 2**63 - 1)
 
 
 class Body(BaseModel):
+    """A request body: unknown fields refused, types strict, and no integer beyond 64
+    bits anywhere in it (``422 invalid_input`` instead of a database error)."""
+
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True, frozen=True)
+
+    @model_validator(mode="after")
+    def _integers_fit(self) -> Self:
+        for name, value in self.__dict__.items():
+            if not _fits(value):
+                raise ValueError(f"{name}: integers must fit in 64 bits")
+        return self
+
+
+def _fits(value: object) -> bool:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return INT64[0] <= value <= INT64[1]
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(_fits(v) for v in value)
+    if isinstance(value, dict):
+        return all(_fits(v) for v in value.values())
+    return True  # nested bodies check themselves
 
 
 def _aware(value: datetime) -> datetime:

@@ -40,6 +40,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from redis.exceptions import RedisError
 
+from live.guard import Guard
 from live.http import Handler
 
 from .errors import MediaError
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 HOME = 0
 #: on a ``POST /whep/{id}`` another worker forwarded: it chose this worker already
 PLACED_HEADER = "X-Liveshelf-Placed"
+#: on such a request: the client's address, as the placing worker saw it
+CLIENT_HEADER = "X-Liveshelf-Client"
 
 
 def _full() -> MediaError:
@@ -90,6 +93,27 @@ class NodeSetup:
     public_url: str
     board: NodeBoard
     tokens: MediaTokens
+
+
+class MediaClients:
+    """``ClientCheck``: the client's address, and the rate of its offers (``Guard``).
+    A viewer placed by another worker comes with the address that worker saw, and was
+    counted there."""
+
+    def __init__(self, guard: Guard, token: str) -> None:
+        self._guard = guard
+        self._token = token
+
+    def address(self, request: web.Request) -> str:
+        passed = request.headers.get(CLIENT_HEADER)
+        if passed is not None and is_internal(request, self._token):
+            return passed
+        return self._guard.client_address(request)
+
+    async def offered(self, request: web.Request, session_id: int, address: str) -> None:
+        if request.headers.get(PLACED_HEADER) and is_internal(request, self._token):
+            return
+        await self._guard.offer(session_id, address)
 
 
 class WorkerGroup:
@@ -399,7 +423,12 @@ class WorkerGroup:
     # -- HTTP: a new viewer is placed; a viewer's PATCH / DELETE reach its worker --------
 
     async def place(
-        self, request: web.Request, session_id: int, offer: bytes, user_id: int | None
+        self,
+        request: web.Request,
+        session_id: int,
+        offer: bytes,
+        user_id: int | None,
+        address: str,
     ) -> web.StreamResponse | None:
         """``ViewerPlacement``: None to serve the viewer here, else the answer of the
         worker ``Placement`` chose (the next one if it filled up meanwhile); with every
@@ -423,7 +452,7 @@ class WorkerGroup:
                 continue
             answer = await self._links[chosen].forward(
                 request,
-                {PLACED_HEADER: "1", INTERNAL_HEADER: self._token},
+                {PLACED_HEADER: "1", INTERNAL_HEADER: self._token, CLIENT_HEADER: address},
                 offer,
                 unless="media_full",
             )

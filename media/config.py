@@ -32,9 +32,11 @@ class MediaConfig:
     viewer_backlog_bytes: int = 256 * 1024
     max_sdp_bytes: int = 20_000
     #: A publisher who sends no media this long (counted from its offer, then
-    #: from its last frame) is dropped (reason "timeout"); a viewer whose
-    #: transport is not connected this long after its offer is dropped too.
+    #: from its last frame) is dropped (reason "timeout").
     publisher_timeout_s: float = 15.0
+    #: A viewer whose transport is not connected this long after its offer is
+    #: dropped (reason "timeout"): an answered offer holds a socket and a slot.
+    viewer_connect_timeout_s: float = 8.0
     cover_interval_s: float = 30.0
     #: An edge ends its pull of a session this long after its last viewer left.
     pull_linger_s: float = 5.0
@@ -46,6 +48,10 @@ class MediaConfig:
     #: When False, ``play`` on a session without a live publisher raises
     #: ``no_publisher``; when True the viewer is answered and waits for media.
     viewers_wait_for_publisher: bool = True
+    #: What one client may hold at once in one session (0: no cap): WHEP peers per
+    #: client address and per signed-in user (``too_many_peers``); pulls aside.
+    max_peers_per_address: int = 0
+    max_peers_per_user: int = 0
     #: Answer WHIP offers as the DTLS server (``a=setup:passive``): encoders with
     #: RSA certificates fail against aiortc's ECDSA-only client hello.
     publisher_dtls_server: bool = True

@@ -27,6 +27,7 @@ ErrorCode = Literal[
     "closed",
     "media_unavailable",
     "media_full",
+    "too_many_peers",
 ]
 
 #: Suggested HTTP status per code (RFC 9725 where it says something).
@@ -46,6 +47,8 @@ HTTP_STATUS: Final[dict[ErrorCode, int]] = {
     "media_unavailable": 503,
     # every worker serves as many viewers as it may (RFC 9725 s4.5: 503 + Retry-After)
     "media_full": 503,
+    # this client holds as many of the show's peers as it may (``MediaConfig`` caps)
+    "too_many_peers": 429,
 }
 
 

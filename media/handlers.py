@@ -111,16 +111,34 @@ class ViewerPlacement(Protocol):
     (``media.cluster.WorkerGroup``)."""
 
     async def place(
-        self, request: web.Request, session_id: int, offer: bytes, user_id: int | None
+        self,
+        request: web.Request,
+        session_id: int,
+        offer: bytes,
+        user_id: int | None,
+        address: str,
     ) -> web.StreamResponse | None:
-        """None: serve the viewer here. Else the answer of the worker that served it
-        (or a refusal: ``media_full``; or a redirect to another node); raises
-        ``MediaError`` to refuse."""
+        """None: serve the viewer here (``address``: the client's). Else the answer
+        of the worker that served it (or a refusal: ``media_full``; or a redirect to
+        another node); raises ``MediaError`` to refuse."""
         ...
 
     async def endpoint(self, session_id: int, user_id: int | None) -> tuple[str, str]:
         """The node a new viewer should play from: its name and public URL, or
         ``("", "")`` for this server itself; ``media_full`` if every node is full."""
+        ...
+
+
+class ClientCheck(Protocol):
+    """Who a WHEP viewer is, and whether it may offer now (``live.guard``)."""
+
+    def address(self, request: web.Request) -> str:
+        """The client's address (as another worker passed it on, for a placed offer)."""
+        ...
+
+    async def offered(self, request: web.Request, session_id: int, address: str) -> None:
+        """Count the offer; ``RateLimited`` (429) past the rate (placed offers were
+        counted by the worker that placed them)."""
         ...
 
 
@@ -137,10 +155,13 @@ class MediaHandlers:
         node: str = "",
         cors_origin: str = "*",
         placement: ViewerPlacement | None = None,
+        clients: ClientCheck | None = None,
     ) -> None:
         """``placement`` (several workers) may send a new viewer to another worker or
-        node; ``tokens`` check the media URLs of ``node`` (this one)."""
+        node; ``tokens`` check the media URLs of ``node`` (this one); ``clients`` says
+        who a viewer is and how often it may offer."""
         self._placement = placement
+        self._clients = clients
         self._tokens = tokens
         self._node = node
         self._media = media
@@ -226,11 +247,18 @@ class MediaHandlers:
             # A scheduled session: only its host may preview it.
             raise Conflict("session_not_live", "the session has not started yet")
         offer = await self._read_sdp(request, SDP)
+        address = ""
+        if self._clients is not None:
+            address = self._clients.address(request)
+            await self._clients.offered(request, session_id, address)
         if self._placement is not None:
-            elsewhere = await self._placement.place(request, session_id, offer.encode(), user_id)
+            elsewhere = await self._placement.place(
+                request, session_id, offer.encode(), user_id, address
+            )
             if elsewhere is not None:
                 return elsewhere
-        return self._created("whep", await self._media.play(session_id, offer, user_id))
+        resource = await self._media.play(session_id, offer, user_id, address=address)
+        return self._created("whep", resource)
 
     async def media_endpoint(self, request: web.Request) -> web.Response:
         """Where the caller plays the session from: ``{"url", "node", "expires_at"}``;

@@ -188,7 +188,12 @@ class ProcessCap:
         self._cap = cap
 
     async def place(
-        self, request: web.Request, session_id: int, offer: bytes, user_id: int | None
+        self,
+        request: web.Request,
+        session_id: int,
+        offer: bytes,
+        user_id: int | None,
+        address: str,
     ) -> web.StreamResponse | None:
         if self._viewers() >= self._cap:
             raise MediaError("media_full", "this server serves as many viewers as it may")

@@ -9,6 +9,9 @@ Contracts (the WHIP/WHEP handlers rely on these):
 - One publisher per session. A second ``publish`` while the first is connected
   or connecting raises ``publisher_exists``. A publisher that is gone (deleted,
   ICE failed or closed, no media for ``publisher_timeout_s``) frees the slot.
+- A viewer whose transport has not connected ``viewer_connect_timeout_s`` after its
+  offer is dropped; a client holding the configured most peers of a session is
+  refused (``too_many_peers``).
 - Viewers may join before the publisher is live (unless
   ``viewers_wait_for_publisher`` is False: then ``no_publisher``); they get
   media as soon as a publisher sends a keyframe. When a publisher drops and a
@@ -31,6 +34,7 @@ import contextlib
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
@@ -120,6 +124,8 @@ class _Viewer(_Peer):
     #: set for another process's pull of the session (an edge, or another node's
     #: relay worker), not a person watching: which process pulls
     puller: MediaProcess | None = None
+    #: the client's address (for the caps per address)
+    address: str = ""
 
     @property
     def pull(self) -> bool:
@@ -192,6 +198,8 @@ class MediaService:
         self._publishers: dict[str, _Publisher] = {}
         self._viewers: dict[str, _Viewer] = {}
         self._answering = 0  # play() calls under way (pulls aside)
+        #: offers being answered, per (session, client address) and (session, user)
+        self._offering: Counter[tuple[int, str | int]] = Counter()
         self._tasks: set[asyncio.Task[Any]] = set()
         #: recordings being closed, being copied to MP4, and those whose copy failed
         self._finishing: set[Path] = set()
@@ -287,10 +295,13 @@ class MediaService:
         user_id: int | None = None,
         *,
         puller: MediaProcess | None = None,
+        address: str = "",
     ) -> Resource:
         """Accept a WHEP offer for ``session_id`` and return the answer.
 
-        ``user_id`` is the signed-in viewer (None for a guest), for analytics.
+        ``user_id`` is the signed-in viewer (None for a guest), for analytics;
+        ``address`` the client's; a client holding as many of the session's peers as
+        the caps allow is refused (``too_many_peers``).
         ``puller`` marks another process's pull: it is fed like a viewer but counted
         nowhere (analytics, viewer counts). On an edge, the first viewer of a remote
         session starts its pull (raises ``media_unavailable`` if the origin cannot be
@@ -302,7 +313,7 @@ class MediaService:
         person = puller is None
         self._answering += person
         try:
-            return await self._play(session_id, offer_sdp, user_id, puller)
+            return await self._play(session_id, offer_sdp, user_id, puller, address)
         finally:
             self._answering -= person
 
@@ -312,8 +323,28 @@ class MediaService:
         offer_sdp: str,
         user_id: int | None,
         puller: MediaProcess | None,
+        address: str = "",
     ) -> Resource:
         offer = parse_offer(offer_sdp, self._config.max_sdp_bytes)
+        if puller is None:
+            self._within_caps(session_id, user_id, address)
+            keys = [(session_id, address)] + ([(session_id, user_id)] if user_id else [])
+            self._offering.update(keys)
+            try:
+                return await self._answer(session_id, offer, user_id, puller, address)
+            finally:
+                self._offering.subtract(keys)
+                self._offering += Counter()  # drop the zeros
+        return await self._answer(session_id, offer, user_id, puller, address)
+
+    async def _answer(
+        self,
+        session_id: int,
+        offer: Offer,
+        user_id: int | None,
+        puller: MediaProcess | None,
+        address: str,
+    ) -> Resource:
         wanted = [m for m in offer.media if m.direction in RECV_DIRECTIONS]
         if not wanted:
             raise MediaError("invalid_sdp", "a WHEP offer must receive audio or video")
@@ -338,7 +369,12 @@ class MediaService:
                 raise MediaError("codec_mismatch", "viewer cannot receive Opus audio")
 
         pc = create_peer_connection(self._config)
-        viewer = _Viewer(**self._peer_fields(session_id, pc, offer), user_id=user_id, puller=puller)
+        viewer = _Viewer(
+            **self._peer_fields(session_id, pc, offer),
+            user_id=user_id,
+            puller=puller,
+            address=address,
+        )
         try:
             transceivers: dict[str, RTCRtpTransceiver] = {}
             for m in wanted:
@@ -773,6 +809,27 @@ class MediaService:
 
     # ------------------------------------------------------------ internals
 
+    def _within_caps(self, session_id: int, user_id: int | None, address: str) -> None:
+        config = self._config
+        session = self._sessions.get(session_id)
+        if not (config.max_peers_per_address or config.max_peers_per_user):
+            return
+        people = (
+            [] if session is None else [v for v in session.viewers if not v.pull and not v.closed]
+        )
+        by_address = self._offering[session_id, address]
+        by_address += sum(1 for v in people if v.address == address)
+        by_user = 0
+        if user_id is not None:
+            by_user = self._offering[session_id, user_id]
+            by_user += sum(1 for v in people if v.user_id == user_id)
+        if (config.max_peers_per_address and by_address >= config.max_peers_per_address) or (
+            config.max_peers_per_user and by_user >= config.max_peers_per_user
+        ):
+            raise MediaError(
+                "too_many_peers", "you hold as many video connections to this show as you may"
+            )
+
     def _check_open(self) -> None:
         if self._closed:
             raise MediaError("closed", "media service is closed")
@@ -887,7 +944,7 @@ class MediaService:
                 return
 
     async def _watch_viewer(self, viewer: _Viewer) -> None:
-        timeout = self._config.publisher_timeout_s
+        timeout = self._config.viewer_connect_timeout_s
         while not viewer.closed and not viewer.connected:
             if time.monotonic() - viewer.created_at > timeout:
                 self._spawn(self._drop_viewer(viewer, "timeout"))

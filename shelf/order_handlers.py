@@ -49,6 +49,8 @@ class OrderHandlers:
             body.quantity,
             request.headers.get("Idempotency-Key"),
             source=source,
+            expected_price=body.expected_unit_price_minor,
+            expected_currency=body.currency,
         )
         return json_response(result.body, status=result.status)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 
 from live.clock import to_ms
 from live.errors import InvalidInput
@@ -17,6 +17,10 @@ MAX_UNITS_PER_ORDER = 99
 class OrderBody(Body):
     product_id: Annotated[int, Field(ge=1)]
     quantity: Annotated[int, Field(ge=1, le=MAX_UNITS_PER_ORDER)] = 1
+    #: the unit price (and currency) the buyer was shown: if the price is another
+    #: when the order arrives, it is refused (``409 price_changed``), nothing charged
+    expected_unit_price_minor: Annotated[int, Field(ge=0)] | None = None
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
 
 
 class RefundBody(Body):

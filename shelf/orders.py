@@ -208,7 +208,12 @@ class OrderService:
         key: str | None,
         *,
         source: OrderSource = OrderSource.LIVE,
+        expected_price: int | None = None,
+        expected_currency: str | None = None,
     ) -> OrderResult:
+        """Place an order; with ``expected_price`` (and ``expected_currency``), only at
+        that unit price: another one is refused (``409 price_changed``, with the current
+        price) before anything is taken or charged."""
         buyer.require(Role.VIEWER)
         if not key or not _KEY_RE.match(key):
             raise InvalidInput(
@@ -223,6 +228,7 @@ class OrderService:
             "buyer": buyer.user_id,
             "key": key,
             "now": self._clock.now_ms(),
+            "expect": (expected_price, expected_currency),
         }
         try:
             ctx: OrderContext | None = None
@@ -284,6 +290,7 @@ class OrderService:
             raise NotFound("not_on_shelf", "the product is not on this session's shelf")
         if ctx.archived_ms is not None:
             raise Conflict("product_archived", "this product is no longer sold")
+        _check_price(ctx, params["expect"], source)  # before the units: they may not do
         if ctx.flash_id is not None and source is OrderSource.LIVE:
             assert ctx.flash_limit is not None
             assert ctx.flash_quantity is not None and ctx.flash_sold is not None
@@ -700,3 +707,26 @@ def _placed_event(order: OrderFigures, buyer_name: str) -> dict[str, Any]:
 def _stored(response_json: str) -> OrderResult:
     stored = orjson.loads(response_json)
     return OrderResult(int(stored["status"]), dict(stored["body"]))
+
+
+def _check_price(
+    ctx: OrderContext, expected: tuple[int | None, str | None], source: OrderSource
+) -> None:
+    """``price_changed`` unless the unit price the order would be charged at (the flash
+    price inside a running sale) is the one the buyer expected."""
+    price, currency = expected
+    if price is None and currency is None:
+        return
+    if ctx.flash_id is not None and source is OrderSource.LIVE:
+        now_price, now_currency = ctx.flash_price, ctx.flash_currency
+    else:
+        now_price, now_currency = ctx.price_minor, ctx.currency
+    if (price is not None and price != now_price) or (
+        currency is not None and currency != now_currency
+    ):
+        raise Conflict(
+            "price_changed",
+            "the price has changed; check it and order again",
+            unit_price_minor=now_price,
+            currency=now_currency,
+        )

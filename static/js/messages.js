@@ -23,7 +23,13 @@ const BUY_ERRORS = {
 };
 
 /** The message for a refused order (the server's own message when it has no entry). */
-const buyError = (err) => BUY_ERRORS[err.code] || err.message;
+function buyError(err) {
+  if (err.code === 'price_changed' && err.details) {
+    const now = money(err.details.unit_price_minor, err.details.currency);
+    return `The price is now ${now}; nothing was charged. Check it and tap Buy again.`;
+  }
+  return BUY_ERRORS[err.code] || err.message;
+}
 
 /** A toast in `el`: `toast(text, 'ok' | 'error')`; errors stay a little longer. */
 export function toaster(el) {
@@ -41,9 +47,11 @@ export function toaster(el) {
  * Places an order at `path` (`/orders` live, `/replay-orders` from a replay) and tells
  * the buyer how it went; resolves to the order, or null when refused. A network error
  * is retried once with the same Idempotency-Key: if the first attempt got through,
- * the server answers with that order instead of placing a second one.
+ * the server answers with that order instead of placing a second one. `seen` is the
+ * unit price the buyer was shown ({ unit_price_minor, currency }): at another price the
+ * server refuses the order (price_changed) and charges nothing.
  */
-export async function placeOrder(path, productId, title, quantity, toast) {
+export async function placeOrder(path, productId, title, quantity, toast, seen) {
   if (!session.user()) {
     toast('Sign in to buy (top right).', 'error');
     $('#auth input')?.focus();
@@ -54,6 +62,10 @@ export async function placeOrder(path, productId, title, quantity, toast) {
     return null;
   }
   const body = { product_id: productId, quantity };
+  if (seen) {
+    body.expected_unit_price_minor = seen.unit_price_minor;
+    body.currency = seen.currency;
+  }
   const headers = { 'Idempotency-Key': idempotencyKey() };
   try {
     let order;

@@ -201,7 +201,9 @@ async function buy(productId, quantity, button) {
   button.disabled = true;
   try {
     const path = `/api/sessions/${sessionId}/replay-orders`;
-    await placeOrder(path, productId, title, quantity, toast);
+    const product = state.products.get(productId);
+    const seen = product && { unit_price_minor: product.price_minor, currency: product.currency };
+    await placeOrder(path, productId, title, quantity, toast, seen);
   } finally {
     button.disabled = false;
     await refreshProduct(productId);

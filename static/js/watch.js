@@ -261,7 +261,9 @@ const toast = toaster($('#toast'));
 async function buy(item, quantity, button) {
   button.disabled = true;
   try {
-    await placeOrder(`/api/sessions/${sessionId}/orders`, item.product_id, item.title, quantity, toast);
+    const flash = shelf.runningFlash(item.product_id, clock.now());
+    const seen = { unit_price_minor: flash ? flash.price_minor : item.price_minor, currency: item.currency };
+    await placeOrder(`/api/sessions/${sessionId}/orders`, item.product_id, item.title, quantity, toast, seen);
   } finally {
     button.disabled = false;
     renderCard();

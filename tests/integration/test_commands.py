@@ -40,6 +40,7 @@ def test_missing_secret_is_a_clear_startup_error(tmp_path: Path) -> None:
 def test_migrate_and_create_admin(tmp_path: Path) -> None:
     env = {
         "LIVESHELF_SECRET": TEST_SECRET,
+        "LIVESHELF_LIMITS": "off",
         "LIVESHELF_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/cmd.db",
         "LIVESHELF_ADMIN_PASSWORD": "admin-password",
     }
@@ -107,6 +108,7 @@ async def test_the_server_writes_an_access_log_without_tokens(tmp_path: Path, ta
     env = {
         **os.environ,
         "LIVESHELF_SECRET": TEST_SECRET,
+        "LIVESHELF_LIMITS": "off",
         "LIVESHELF_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/access.db",
         "LIVESHELF_AUTO_MIGRATE": "1",
         "LIVESHELF_ACCESS_LOG": str(access) if target == "file" else "off",

@@ -29,6 +29,7 @@ async def two_servers(shared: Settings) -> AsyncIterator[tuple[str, str]]:
     env = {
         **os.environ,
         "LIVESHELF_SECRET": TEST_SECRET,
+        "LIVESHELF_LIMITS": "off",
         "LIVESHELF_DATABASE_URL": shared.database_url,
         "LIVESHELF_DATABASE_SCHEMA": shared.database_schema or "",
         "REDIS_URL": shared.redis_url or "",

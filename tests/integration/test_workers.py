@@ -116,6 +116,7 @@ def workers_env(shared: Settings, tmp_path: Path, media_port: int, **more: str) 
     return {
         **os.environ,
         "LIVESHELF_SECRET": TEST_SECRET,
+        "LIVESHELF_LIMITS": "off",
         "LIVESHELF_DATABASE_URL": shared.database_url,
         "LIVESHELF_DATABASE_SCHEMA": shared.database_schema or "",
         "LIVESHELF_AUTO_MIGRATE": "1",  # once, by the supervisor

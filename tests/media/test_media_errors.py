@@ -187,3 +187,26 @@ async def test_close_closes_every_peer_connection(
         with pytest.raises(MediaError) as err:
             await svc.publish(1, await peers.publisher().offer())
         assert err.value.code == "closed"
+
+
+async def test_a_viewer_that_never_connects_is_dropped(
+    media_config: MediaConfig, lifecycle: object, peers: object
+) -> None:
+    """An answered offer whose client never completes ICE holds a socket and a slot
+    only until ``viewer_connect_timeout_s``."""
+    from dataclasses import replace
+
+    config = replace(media_config, viewer_connect_timeout_s=1.0)
+    service = MediaService(config, lifecycle)  # type: ignore[arg-type]
+    try:
+        client = peers.viewer()  # type: ignore[attr-defined]
+        resource = await service.play(1, await client.offer())  # the answer is never applied
+        assert service.viewer_total() == 1
+        async with asyncio.timeout(5):
+            while service.viewer_total():  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+        with pytest.raises(MediaError) as err:
+            await service.delete(resource.id)
+        assert err.value.code == "not_found"
+    finally:
+        await service.close()

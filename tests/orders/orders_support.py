@@ -109,10 +109,11 @@ async def order(
     product: int = 0,
     quantity: int = 1,
     key: str | None = None,
+    **more: Any,
 ) -> tuple[int, Any]:
     res = await api.client.post(
         f"/api/sessions/{shop.session_id}/orders",
-        json={"product_id": shop.products[product]["id"], "quantity": quantity},
+        json={"product_id": shop.products[product]["id"], "quantity": quantity, **more},
         headers={**buyer.headers, "Idempotency-Key": key or uuid.uuid4().hex},
     )
     return res.status, await res.json()

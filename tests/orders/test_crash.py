@@ -69,6 +69,7 @@ async def test_sigkill_during_a_burst(shared: Settings) -> None:
     env = {
         **os.environ,
         "LIVESHELF_SECRET": TEST_SECRET,
+        "LIVESHELF_LIMITS": "off",
         "LIVESHELF_DATABASE_URL": shared.database_url,
         "LIVESHELF_DATABASE_SCHEMA": shared.database_schema or "",
         "REDIS_URL": shared.redis_url or "",

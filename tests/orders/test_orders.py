@@ -343,3 +343,58 @@ async def test_a_retry_whose_unsettled_order_vanished_is_told_to_retry(
     with pytest.raises(Conflict) as refused:
         await orders._answer_again(placed, 1, "k", "h")
     assert refused.value.code == "order_in_progress"
+
+
+async def test_an_order_at_a_price_the_buyer_did_not_see_is_refused(api: Api) -> None:
+    """The card showed 39.00 EUR; the brand changed the price meanwhile: the order
+    carrying the price it saw gets 409 price_changed with the price now, and nothing is
+    taken or charged. At the price it sees now, it goes through."""
+    shop = await open_shop(api, stock=10, price_minor=3900)
+    buyer = await api.signup("viewer")
+    seen = {"expected_unit_price_minor": 3900, "currency": "EUR"}
+    status, body = await order(api, shop, buyer, **seen)
+    assert (status, body["unit_price_minor"]) == (201, 3900), body
+    product_id = shop.products[0]["id"]
+    await api.call(
+        "PATCH",
+        f"/api/products/{product_id}",
+        shop.brand,
+        json={"price_minor": 10**12},
+        expect=200,
+    )
+    for expected in (seen, {"expected_unit_price_minor": 3900}, {"currency": "KWD"}):
+        status, body = await order(api, shop, buyer, quantity=99, **expected)
+        assert status == 409, body
+        assert body["error"]["code"] == "price_changed"
+        assert body["error"]["details"] == {"unit_price_minor": 10**12, "currency": "EUR"}
+    assert await product_stock(api, shop) == 9
+    mine = await api.call("GET", "/api/me/orders", buyer, expect=200)
+    assert len(mine["orders"]) == 1
+    status, body = await order(api, shop, buyer, expected_unit_price_minor=10**12, currency="EUR")
+    assert (status, body["amount_minor"]) == (201, 10**12), body
+
+
+async def test_inside_a_flash_sale_the_expected_price_is_the_flash_price(api: Api) -> None:
+    shop = await open_shop(api, stock=20, price_minor=5000)
+    buyer = await api.signup("viewer")
+    await start_flash_sale(api, shop, price_minor=1999, quantity=5, per_buyer_limit=2)
+    status, body = await order(api, shop, buyer, expected_unit_price_minor=5000)
+    assert (status, body["error"]["code"]) == (409, "price_changed")
+    assert body["error"]["details"]["unit_price_minor"] == 1999
+    status, body = await order(api, shop, buyer, expected_unit_price_minor=1999, currency="EUR")
+    assert (status, body["unit_price_minor"]) == (201, 1999), body
+
+
+@pytest.mark.parametrize("field", ["product_id", "quantity", "expected_unit_price_minor"])
+async def test_integers_past_64_bits_are_422(api: Api, field: str) -> None:
+    shop = await open_shop(api, stock=5)
+    buyer = await api.signup("viewer")
+    body = {"product_id": shop.products[0]["id"], "quantity": 1, field: 10**30}
+    res = await api.client.post(
+        f"/api/sessions/{shop.session_id}/orders",
+        json=body,
+        headers={**buyer.headers, "Idempotency-Key": "big"},
+    )
+    assert res.status == 422, await res.text()
+    assert (await res.json())["error"]["code"] == "invalid_input"
+    assert await product_stock(api, shop) == 5

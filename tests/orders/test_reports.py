@@ -128,6 +128,7 @@ async def test_report_command(api: Api, settings: Any) -> None:
     env = {
         **os.environ,
         "LIVESHELF_SECRET": "x" * 40,
+        "LIVESHELF_LIMITS": "off",
         "LIVESHELF_DATABASE_URL": settings.database_url,
         "LIVESHELF_DATABASE_SCHEMA": settings.database_schema or "",
     }

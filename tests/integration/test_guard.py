@@ -1,0 +1,238 @@
+"""Limits against abuse (live/guard.py) through the real app, on both backends: login
+and signup rates, a login flood that leaves static files answering, WHEP offers and
+room sockets per client address and per user. The client's address comes from
+``X-Forwarded-For`` (127.0.0.1 is a trusted proxy here), so one test client can be
+several addresses."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import pytest
+from support import Account, Api
+
+from app import Settings, create_app, media_key
+from live.clock import ManualClock
+from media.clients import ViewerClient
+from media.config import MediaConfig
+
+PASSWORD = "correct horse"
+
+
+def guarded(settings: Settings, **more: Any) -> Settings:
+    return replace(settings, limits=True, trusted_proxies=("127.0.0.1/32",), **more)
+
+
+def at(address: str) -> dict[str, str]:
+    return {"X-Forwarded-For": address}
+
+
+async def login(api: Api, username: str, password: str, address: str) -> aiohttp.ClientResponse:
+    return await api.client.post(
+        "/api/auth/login",
+        json={"username": username, "password": password},
+        headers=at(address),
+    )
+
+
+async def test_wrong_passwords_hit_429_and_the_right_one_then_waits(
+    settings: Settings, aiohttp_client: Any
+) -> None:
+    clock = ManualClock()
+    api = Api(await aiohttp_client(create_app(guarded(settings), clock=clock)))
+    ana = await api.signup("viewer")
+    statuses = []
+    retry_after = []
+    for _ in range(30):
+        res = await login(api, ana.username, "wrong password", "203.0.113.7")
+        statuses.append(res.status)
+        if res.status == 429:
+            body = await res.json()
+            assert body["error"]["code"] == "too_many_attempts"
+            retry_after.append(int(res.headers["Retry-After"]))
+    assert statuses == [401] * 5 + [429] * 25
+    # 10 s a try for this account from there; past 20 tries from there, 2 s a try
+    assert retry_after[:15] == [10] * 15 and set(retry_after[15:]) == {2}
+    # the right password from there waits too; another address is not locked out
+    assert (await login(api, ana.username, PASSWORD, "203.0.113.7")).status == 429
+    assert (await login(api, ana.username, PASSWORD, "198.51.100.9")).status == 200
+    clock.advance(10_000)
+    assert (await login(api, ana.username, PASSWORD, "203.0.113.7")).status == 200
+
+
+async def test_signups_per_address(settings: Settings, aiohttp_client: Any) -> None:
+    api = Api(await aiohttp_client(create_app(guarded(settings))))
+    statuses = []
+    for n in range(11):
+        res = await api.client.post(
+            "/api/auth/signup",
+            json={"username": f"flood{n}x", "password": PASSWORD, "role": "viewer"},
+            headers=at("203.0.113.8"),
+        )
+        statuses.append(res.status)
+    assert statuses == [201] * 10 + [429]
+    res = await api.client.post(
+        "/api/auth/signup",
+        json={"username": "elsewhere", "password": PASSWORD, "role": "viewer"},
+        headers=at("198.51.100.10"),
+    )
+    assert res.status == 201
+
+
+@pytest.mark.parametrize("backend", ["postgres-redis"])
+async def test_login_limits_hold_across_workers(settings: Settings, aiohttp_client: Any) -> None:
+    """Two app instances on one Redis count the same attempts."""
+    one = Api(await aiohttp_client(create_app(guarded(settings))))
+    two = Api(await aiohttp_client(create_app(guarded(settings))))
+    ana = await one.signup("viewer")
+    statuses = [
+        (await login(api, ana.username, "wrong password", "203.0.113.9")).status
+        for api in (one, two, one, two, one, two)
+    ]
+    assert statuses == [401] * 5 + [429]
+
+
+async def test_a_login_flood_leaves_static_files_answering(
+    settings: Settings, aiohttp_client: Any
+) -> None:
+    """36 logins at once with the real Argon2id cost (64 MiB): they queue in the
+    hasher's two threads (past its queue: 503), and static files keep answering."""
+    real_cost = replace(settings, password_time_cost=3, password_memory_kib=65536)
+    api = Api(await aiohttp_client(create_app(real_cost)))
+    ana = await api.signup("viewer")
+    flood = [
+        asyncio.ensure_future(login(api, ana.username, "wrong password", "203.0.113.10"))
+        for _ in range(36)
+    ]
+    await asyncio.sleep(0.05)
+    slowest = 0.0
+    for _ in range(5):
+        started = time.monotonic()
+        res = await api.client.get("/static/js/api.js")
+        assert res.status == 200
+        await res.read()
+        slowest = max(slowest, time.monotonic() - started)
+        await asyncio.sleep(0.1)
+    answers = [(await r).status for r in flood]
+    print(f"slowest static file during the flood: {slowest * 1000:.0f} ms; answers {answers}")
+    assert slowest < 0.2
+    assert set(answers) <= {401, 503} and answers.count(503) == 2  # 2 threads + 32 waiting
+
+
+async def test_whep_peers_per_address_and_per_user(settings: Settings, aiohttp_client: Any) -> None:
+    app = create_app(guarded(settings, max_peers_per_address=3, max_peers_per_user=2))
+    client = await aiohttp_client(app)
+    api = Api(client)
+    host = await api.signup("host")
+    sid = int((await api.live_session(host))["id"])
+    viewer = await api.signup("viewer")
+
+    clients: list[ViewerClient] = []
+
+    async def offer(address: str, who: Account | None = None) -> aiohttp.ClientResponse:
+        headers = {"Content-Type": "application/sdp", **at(address)}
+        if who is not None:
+            headers.update(who.headers)
+        clients.append(ViewerClient(MediaConfig(ice_addresses=("127.0.0.1",)), decode=False))
+        return await client.post(f"/whep/{sid}", data=await clients[-1].offer(), headers=headers)
+
+    async with asyncio.timeout(30):
+        for _ in range(3):
+            assert (await offer("203.0.113.11")).status == 201
+        refused = await offer("203.0.113.11")
+        assert refused.status == 429
+        assert (await refused.json())["error"]["code"] == "too_many_peers"
+        assert (await offer("198.51.100.11")).status == 201  # another address gets in
+        for n in range(2):  # one person, two addresses (phone and laptop)
+            assert (await offer(f"198.51.100.{20 + n}", viewer)).status == 201
+        assert (await offer("198.51.100.30", viewer)).status == 429
+    assert app[media_key].viewer_total() == 6  # nothing left of the refused ones
+    for viewer_client in clients:
+        await viewer_client.close()
+
+
+async def test_whep_offers_per_address_are_rate_limited(
+    settings: Settings, aiohttp_client: Any
+) -> None:
+    api = Api(await aiohttp_client(create_app(guarded(settings))))
+    host = await api.signup("host")
+    sid = int((await api.live_session(host))["id"])
+    statuses = []
+    for _ in range(31):  # not even an offer: counted all the same
+        res = await api.client.post(
+            f"/whep/{sid}",
+            data="v=0\r\n",
+            headers={"Content-Type": "application/sdp", **at("203.0.113.12")},
+        )
+        statuses.append(res.status)
+    assert statuses == [400] * 30 + [429]
+    assert res.headers["Retry-After"] == "1"
+    assert res.headers["Access-Control-Allow-Origin"] == "*"
+
+
+async def test_room_sockets_per_address_and_per_user(
+    settings: Settings, aiohttp_client: Any
+) -> None:
+    app = create_app(guarded(settings, max_sockets_per_address=3, max_sockets_per_user=2))
+    api = Api(await aiohttp_client(app))
+    host = await api.signup("host")
+    sid = int((await api.live_session(host))["id"])
+    viewer = await api.signup("viewer")
+    path = f"/api/sessions/{sid}/ws"
+    held = []
+    try:
+        for _ in range(3):
+            held.append(await api.client.ws_connect(path, headers=at("203.0.113.13")))
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await api.client.ws_connect(path, headers=at("203.0.113.13"))
+        assert refused.value.status == 429
+        held.append(await api.client.ws_connect(path, headers=at("198.51.100.13")))
+        for n in range(2):
+            headers = {**at(f"198.51.100.{40 + n}"), **viewer.headers}
+            held.append(await api.client.ws_connect(path, headers=headers))
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await api.client.ws_connect(path, headers={**at("198.51.100.50"), **viewer.headers})
+        assert refused.value.status == 429
+        # one closes: room for the next
+        await held.pop(0).close()
+        await asyncio.sleep(0.1)
+        held.append(await api.client.ws_connect(path, headers=at("203.0.113.13")))
+    finally:
+        for ws in held:
+            await ws.close()
+
+
+async def test_room_sockets_per_address_are_rate_limited(
+    settings: Settings, aiohttp_client: Any
+) -> None:
+    app = create_app(guarded(settings, max_sockets_per_address=0))
+    api = Api(await aiohttp_client(app))
+    host = await api.signup("host")
+    sid = int((await api.live_session(host))["id"])
+    path = f"/api/sessions/{sid}/ws"
+    held = []
+    started = time.monotonic()
+    try:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            for _ in range(100):
+                held.append(await api.client.ws_connect(path, headers=at("203.0.113.14")))
+        assert refused.value.status == 429
+        # 60 at once, then 5 a second for as long as the opening took
+        elapsed = time.monotonic() - started
+        assert 60 <= len(held) <= 60 + 5 * elapsed + 1, (len(held), elapsed)
+    finally:
+        for ws in held:
+            await ws.close()
+
+
+async def test_limits_off_lets_everything_through(api: Api, settings: Settings) -> None:
+    """The test suite's default (``limits=False``), as benchmarks run."""
+    assert settings.limits is False
+    ana = await api.signup("viewer")
+    for _ in range(8):
+        res = await login(api, ana.username, "wrong password", "203.0.113.15")
+        assert res.status == 401
