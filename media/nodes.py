@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 
 from redis.asyncio import Redis
 
-from .placement import State
+from .placement import FreshRecords, State
 from .pull import MediaProcess
 
 log = logging.getLogger(__name__)
@@ -66,28 +66,17 @@ class NodeBoard:
     def __init__(self, redis: Redis, prefix: str, *, stale_s: float = 5.0) -> None:
         self._redis = redis
         self._prefix = prefix
-        self._key = f"{prefix}:media:nodes"
-        self._stale_s = stale_s
+        self._records = FreshRecords(redis, f"{prefix}:media:nodes", NodeLoad.from_json, stale_s)
 
     async def report(self, load: NodeLoad) -> None:
-        await self._redis.hset(self._key, load.node, load.to_json())
+        await self._records.put(load.node, load.to_json())
 
     async def withdraw(self, node: str) -> None:
-        await self._redis.hdel(self._key, node)
+        await self._records.remove(node)
 
     async def loads(self) -> dict[str, NodeLoad]:
         """The fresh records by node (stale or unreadable ones left out)."""
-        raw = await self._redis.hgetall(self._key)
-        now = time.time()
-        fresh = {}
-        for value in raw.values():
-            try:
-                load = NodeLoad.from_json(value)
-            except (ValueError, TypeError, KeyError):
-                continue
-            if now - load.at <= self._stale_s:
-                fresh[load.node] = load
-        return fresh
+        return {load.node: load for load in await self._records.fresh()}
 
     def _origin_key(self, session_id: int) -> str:
         return f"{self._prefix}:media:origin:{session_id}"

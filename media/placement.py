@@ -30,7 +30,7 @@ import os
 import time
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Generic, Literal, Protocol, TypeVar
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -67,34 +67,65 @@ class WorkerLoad:
         return cls(**data)
 
 
+class Stamped(Protocol):
+    @property
+    def at(self) -> float:
+        """When it was made (Unix seconds)."""
+        ...
+
+
+R = TypeVar("R", bound=Stamped)
+
+
+class FreshRecords(Generic[R]):
+    """JSON records in one Redis hash, a field each, read back without those older than
+    ``stale_s`` (their writer is dead or stuck) or unreadable."""
+
+    def __init__(
+        self, redis: Redis, key: str, parse: Callable[[str | bytes], R], stale_s: float
+    ) -> None:
+        self._redis = redis
+        self._key = key
+        self._parse = parse
+        self._stale_s = stale_s
+
+    async def put(self, name: str, record: str) -> None:
+        await self._redis.hset(self._key, name, record)
+
+    async def remove(self, name: str) -> None:
+        await self._redis.hdel(self._key, name)
+
+    async def fresh(self) -> list[R]:
+        raw = await self._redis.hgetall(self._key)
+        now = time.time()
+        found = []
+        for value in raw.values():
+            try:
+                record = self._parse(value)
+            except (ValueError, TypeError, KeyError):
+                continue
+            if now - record.at <= self._stale_s:
+                found.append(record)
+        return found
+
+
 class LoadBoard:
     """The workers' load records in Redis (one hash; a field per worker)."""
 
     def __init__(self, redis: Redis, prefix: str, *, node: str = "", stale_s: float = 5.0) -> None:
         """``node``: its workers' loads only (one board per node)."""
-        self._redis = redis
         self._key = f"{prefix}:media:load:{node}" if node else f"{prefix}:media:load"
-        self._stale_s = stale_s
+        self._records = FreshRecords(redis, self._key, WorkerLoad.from_json, stale_s)
 
     async def report(self, load: WorkerLoad) -> None:
-        await self._redis.hset(self._key, str(load.worker), load.to_json())
+        await self._records.put(str(load.worker), load.to_json())
 
     async def withdraw(self, worker: int) -> None:
-        await self._redis.hdel(self._key, str(worker))
+        await self._records.remove(str(worker))
 
     async def loads(self) -> dict[int, WorkerLoad]:
         """The fresh records by worker (stale or unreadable ones left out)."""
-        raw = await self._redis.hgetall(self._key)
-        now = time.time()
-        fresh = {}
-        for value in raw.values():
-            try:
-                load = WorkerLoad.from_json(value)
-            except (ValueError, TypeError, KeyError):
-                continue
-            if now - load.at <= self._stale_s:
-                fresh[load.worker] = load
-        return fresh
+        return {load.worker: load for load in await self._records.fresh()}
 
 
 class CpuMeter:

@@ -31,7 +31,14 @@ from chromium import CHROMIUM, chromium_args
 from netns import LoopbackNamespace
 from sqlalchemy.engine import make_url
 from support import backend_settings, drop_backend_state
-from test_media_nodes import WORKERS, following, published, republish, running_node
+from test_media_nodes import (
+    WORKERS,
+    following,
+    published,
+    republish,
+    running_node,
+    two_nodes,
+)
 from test_media_workers import live_session, statuses, worker_on
 
 from app import Settings
@@ -117,6 +124,16 @@ async def decodes(page: Any, expression: str, frames: int, within_s: float) -> N
             await asyncio.sleep(0.2)
 
 
+async def launched(stack: AsyncExitStack, chromium: str, *hosts: str) -> Any:
+    """Chromium (closed with ``stack``), allowed to reach ``hosts`` too."""
+    from playwright.async_api import async_playwright
+
+    pw = await stack.enter_async_context(async_playwright())
+    browser = await pw.chromium.launch(executable_path=chromium, args=chromium_args(*hosts))
+    stack.push_async_callback(browser.close)
+    return browser
+
+
 @pytest.fixture
 def chromium() -> str:
     if not Path(CHROMIUM).exists():
@@ -132,23 +149,12 @@ async def test_a_browser_is_sent_from_a_full_node_to_another(
     from the other node (the media endpoint's URL, cross-origin, its token standing for
     the viewer); an offer a page of node A posts to the full node B is redirected
     (307) to node A with ``Origin: null``, and plays."""
-    from playwright.async_api import async_playwright
-
     config = MediaConfig(ice_addresses=("127.0.0.1",))
     peers: list[Any] = []
     with loopback_namespace.entered():
         async with AsyncExitStack() as stack:
-            a = await stack.enter_async_context(
-                running_node(unix_backend, tmp_path, "a", "127.0.0.2", cap=2, migrate=True)
-            )
-            b = await stack.enter_async_context(
-                running_node(unix_backend, tmp_path, "b", "127.0.0.3", cap=1, migrate=False)
-            )
-            http = await stack.enter_async_context(aiohttp.ClientSession())
-            pw = await stack.enter_async_context(async_playwright())
-            args = chromium_args(a.address, b.address)
-            browser = await pw.chromium.launch(executable_path=chromium, args=args)
-            stack.push_async_callback(browser.close)
+            a, b, http = await two_nodes(stack, unix_backend, tmp_path, (2, 1))
+            browser = await launched(stack, chromium, a.address, b.address)
             try:
                 async with aiohttp.ClientSession(base_url=a.base) as on_a:
                     token, sid = await live_session(on_a)
@@ -191,8 +197,6 @@ async def test_a_watch_page_whose_worker_dies_plays_again_from_another(
 ) -> None:
     """SIGKILL of the worker serving a watch page: the page posts a new offer by itself
     (placed on a live worker) and plays again, without a reload."""
-    from playwright.async_api import async_playwright
-
     config = MediaConfig(ice_addresses=("127.0.0.1",))
     peers: list[Any] = []
     with loopback_namespace.entered():
@@ -201,9 +205,7 @@ async def test_a_watch_page_whose_worker_dies_plays_again_from_another(
                 running_node(unix_backend, tmp_path, "", "127.0.0.1", cap=2, migrate=True)
             )
             http = await stack.enter_async_context(aiohttp.ClientSession())
-            pw = await stack.enter_async_context(async_playwright())
-            browser = await pw.chromium.launch(executable_path=chromium, args=chromium_args())
-            stack.push_async_callback(browser.close)
+            browser = await launched(stack, chromium)
             try:
                 async with aiohttp.ClientSession(base_url=node.base) as on_node:
                     token, sid = await live_session(on_node)

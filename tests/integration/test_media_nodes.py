@@ -108,6 +108,22 @@ async def running_node(
     assert not any(alive(pid) for pid in node.pids)
 
 
+async def two_nodes(
+    stack: AsyncExitStack, settings: Settings, tmp_path: Path, caps: tuple[int, int]
+) -> tuple[Node, Node, aiohttp.ClientSession]:
+    """Node A on 127.0.0.2 and node B on 127.0.0.3 (viewer caps per worker ``caps``),
+    and an HTTP client opening a new connection per request."""
+    a = await stack.enter_async_context(
+        running_node(settings, tmp_path, "a", "127.0.0.2", cap=caps[0], migrate=True)
+    )
+    b = await stack.enter_async_context(
+        running_node(settings, tmp_path, "b", "127.0.0.3", cap=caps[1], migrate=False)
+    )
+    fresh = aiohttp.TCPConnector(force_close=True)
+    http = await stack.enter_async_context(aiohttp.ClientSession(connector=fresh))
+    return a, b, http
+
+
 def following(http: aiohttp.ClientSession, url: str, seen: list[aiohttp.ClientResponse]) -> Any:
     """An ``Exchange`` POSTing the offer to ``url`` and following a redirect, as a
     browser does (``seen`` gets the final response); the resource's Location is made
@@ -139,14 +155,7 @@ async def test_two_nodes_one_pull_between_them_and_a_redirect_when_full(
     config = MediaConfig(ice_addresses=("127.0.0.1",))
     peers: list[PublisherClient | ViewerClient] = []
     async with AsyncExitStack() as stack:
-        a = await stack.enter_async_context(
-            running_node(shared, tmp_path, "a", "127.0.0.2", cap=2, migrate=True)
-        )
-        b = await stack.enter_async_context(
-            running_node(shared, tmp_path, "b", "127.0.0.3", cap=1, migrate=False)
-        )
-        fresh = aiohttp.TCPConnector(force_close=True)
-        http = await stack.enter_async_context(aiohttp.ClientSession(connector=fresh))
+        a, b, http = await two_nodes(stack, shared, tmp_path, (2, 1))
         try:
             async with aiohttp.ClientSession(base_url=a.base) as on_a:
                 token, sid = await live_session(on_a)
@@ -277,14 +286,7 @@ async def test_nodes_dying_during_a_show(shared: Settings, tmp_path: Path) -> No
     config = MediaConfig(ice_addresses=("127.0.0.1",))
     peers: list[Any] = []
     async with AsyncExitStack() as stack:
-        a = await stack.enter_async_context(
-            running_node(shared, tmp_path, "a", "127.0.0.2", cap=1, migrate=True)
-        )
-        b = await stack.enter_async_context(
-            running_node(shared, tmp_path, "b", "127.0.0.3", cap=1, migrate=False)
-        )
-        fresh = aiohttp.TCPConnector(force_close=True)
-        http = await stack.enter_async_context(aiohttp.ClientSession(connector=fresh))
+        a, b, http = await two_nodes(stack, shared, tmp_path, (1, 1))
         try:
             async with aiohttp.ClientSession(base_url=a.base) as on_a:
                 token, sid = await live_session(on_a)
