@@ -172,7 +172,12 @@ async def flash_shop(http: aiohttp.ClientSession, base: str, stock: int, buyers:
         "commission_bps": 1000,
     }
     pid = (await post("/api/products", brand, product))["id"]
-    coop = {"host_id": host_id, "product_ids": [pid], "commission_bps": 1000}
+    coop = {
+        "host_id": host_id,
+        "product_ids": [pid],
+        "commission_bps": 1000,
+        "flash_min_price_bps": 1,
+    }
     coop_id = (await post("/api/cooperations", brand, coop))["id"]
     await post(f"/api/cooperations/{coop_id}/accept", host, {})
     sid = (await post("/api/sessions", host, {"title": "drop"}))["id"]

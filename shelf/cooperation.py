@@ -170,6 +170,8 @@ class CooperationService:
                 flat_fee_minor=body.flat_fee_minor,
                 flat_fee_currency=body.flat_fee_currency,
                 note=body.note,
+                flash_min_price_bps=body.flash_min_price_bps,
+                flash_max_units=body.flash_max_units,
                 status=_PROPOSED,
                 created_ms=self._clock.now_ms(),
             )

@@ -40,7 +40,14 @@ async def seed_shelf(
     ]
     if uncovered:
         proposal = await feature.cooperations.propose(
-            brand, ProposeBody(host_id=host.user_id, product_ids=uncovered, commission_bps=1500)
+            brand,
+            ProposeBody(
+                host_id=host.user_id,
+                product_ids=uncovered,
+                commission_bps=1500,
+                flash_min_price_bps=5000,  # flash sales down to half price
+                flash_max_units=50,
+            ),
         )
         await feature.cooperations.accept(host, proposal["id"])
     on_shelf = {item["product_id"] for item in (await feature.shelf.snapshot(session_id))["shelf"]}

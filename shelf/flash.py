@@ -8,6 +8,10 @@ between ``starts_at`` and ``ends_at`` on the server's clock. Creating one reserv
 * 422 ``invalid_window`` (end not after start), ``window_in_past`` (end already
   passed), ``window_too_long`` (over 24 h), ``window_too_far`` (starts over 30 days
   ahead), ``flash_price_not_lower``; a start in the past means "now";
+* the brand's terms, in the agreement the product is on the shelf under: 409
+  ``flash_not_agreed`` (it allows no flash sales), 422 ``flash_price_below_floor``
+  (under ``flash_min_price_bps`` of the regular price, rounded up, and never 0) and
+  ``flash_quantity_over_cap`` (over ``flash_max_units``);
 * 409 ``session_ended``, ``product_archived``, ``not_on_shelf``,
   ``insufficient_stock``, ``flash_sale_overlaps`` (another scheduled or running sale
   of the same product in the session overlaps the window -- so at most one runs).
@@ -31,7 +35,7 @@ from live.errors import Conflict, NotFound, Unprocessable
 from live.models import OutboxEvent, SessionStatus
 from live.outbox import Outbox, OutboxRelay
 from live.sessions import SessionService
-from shelf.models import FlashSale, FlashStatus, Product, ShelfItem
+from shelf.models import Cooperation, FlashSale, FlashStatus, Product, ShelfItem
 from shelf.publisher import StockPublisher
 from shelf.schemas import FlashSaleBody
 from shelf.state import ACTIVE_FLASH
@@ -75,13 +79,15 @@ class FlashSaleService:
                 raise NotFound("product_not_found", f"no product {body.product_id}")
             if product.archived_ms is not None:
                 raise Conflict("product_archived", "an archived product cannot be flash-sold")
-            if await tx.get(ShelfItem, (session_id, product.id)) is None:
+            item = await tx.get(ShelfItem, (session_id, product.id))
+            if item is None:
                 raise Conflict("not_on_shelf", "put the product on the shelf first")
             if body.price_minor >= product.price_minor:
                 raise Unprocessable(
                     "flash_price_not_lower",
                     f"the flash price must be below the regular price {product.price_minor}",
                 )
+            _within_terms(await tx.get(Cooperation, item.cooperation_id), product, body)
             # Reserving locks the product row first, so two overlapping creations
             # cannot both pass the overlap check below.
             await self._stock.reserve(tx, product, body.quantity)
@@ -174,3 +180,25 @@ def _window(starts: int, ends: int, now: int) -> tuple[int, int]:
     if starts - now > MAX_LEAD_MS:
         raise Unprocessable("window_too_far", "schedule flash sales at most 30 days ahead")
     return max(starts, now), ends
+
+
+def _within_terms(coop: Cooperation | None, product: Product, body: FlashSaleBody) -> None:
+    """The sale keeps to the agreement the product is on the shelf under: flash sales
+    agreed at all, the price not under the brand's floor, the units within its cap."""
+    if coop is None or coop.flash_min_price_bps is None:
+        raise Conflict(
+            "flash_not_agreed", "the brand's agreement for this product allows no flash sales"
+        )
+    floor = max(1, -(-product.price_minor * coop.flash_min_price_bps // 10_000))
+    if body.price_minor < floor:
+        raise Unprocessable(
+            "flash_price_below_floor",
+            f"the brand agreed to flash prices of {floor} or more for this product",
+            floor_minor=floor,
+        )
+    if coop.flash_max_units is not None and body.quantity > coop.flash_max_units:
+        raise Unprocessable(
+            "flash_quantity_over_cap",
+            f"the brand agreed to at most {coop.flash_max_units} units a flash sale",
+            max_units=coop.flash_max_units,
+        )

@@ -111,6 +111,10 @@ class Cooperation(Base):
     flat_fee_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     flat_fee_currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
     note: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    #: flash sales the brand agreed to: the lowest flash price in basis points of the
+    #: regular price (None: no flash sales), and the most units one sale may hold
+    flash_min_price_bps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    flash_max_units: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(16))
     created_ms: Mapped[int] = mapped_column(BigInteger)
     decided_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -105,6 +105,10 @@ class ProposeBody(Body):
     flat_fee_minor: MinorUnits | None = None
     flat_fee_currency: Currency | None = None
     note: Note | None = None
+    #: flash sales allowed down to this share of the regular price (basis points;
+    #: absent: no flash sales under this agreement), of at most this many units each
+    flash_min_price_bps: Annotated[int, Field(ge=1, le=10_000)] | None = None
+    flash_max_units: Annotated[int, Field(ge=1, le=MAX_STOCK)] | None = None
 
     @model_validator(mode="after")
     def _fee_has_currency(self) -> Self:

@@ -127,6 +127,8 @@ def cooperation_dict(c: Cooperation, product_ids: list[int]) -> dict[str, Any]:
         "flat_fee_minor": c.flat_fee_minor,
         "flat_fee_currency": c.flat_fee_currency,
         "note": c.note,
+        "flash_min_price_bps": c.flash_min_price_bps,
+        "flash_max_units": c.flash_max_units,
         "status": c.status,
         "created_at": iso(c.created_ms),
         "decided_at": iso(c.decided_ms),

@@ -61,6 +61,13 @@ function percentToBps(text, label = 'Commission') {
 
 const bpsText = (bps) => `${minorText(bps, 2).replace(/\.?0+$/, '')} %`;
 
+/** An agreement's flash-sale terms in a few words. */
+function flashTerms(c) {
+  if (c.flash_min_price_bps === null || c.flash_min_price_bps === undefined) return 'none';
+  const cap = c.flash_max_units ? `, ≤ ${c.flash_max_units} units` : '';
+  return `from ${bpsText(c.flash_min_price_bps)}${cap}`;
+}
+
 function parseCount(text, label) {
   const t = String(text).trim();
   if (t.startsWith('-')) throw new InputError(`${label} cannot be negative`);
@@ -252,6 +259,9 @@ function mountConsole(root, brand) {
     fee: h('input', { name: 'flat_fee', inputmode: 'decimal', placeholder: 'optional', size: 8 }),
     feeCurrency: h('input', { name: 'flat_fee_currency', value: 'EUR', maxlength: 3, size: 4 }),
     note: h('input', { name: 'note', maxlength: 500, placeholder: 'optional' }),
+    // flash sales: none unless a floor is given (the lowest price, in % of the regular one)
+    flashFloor: h('input', { name: 'flash_min_price', inputmode: 'decimal', placeholder: 'no flash sales', size: 12 }),
+    flashCap: h('input', { name: 'flash_max_units', inputmode: 'numeric', placeholder: 'no cap', size: 8 }),
   };
   let searchTimer = null;
   let searchSeq = 0;
@@ -304,6 +314,13 @@ function mountConsole(root, brand) {
       }
       const note = proposal.note.value.trim();
       if (note) body.note = note;
+      if (proposal.flashFloor.value.trim()) {
+        body.flash_min_price_bps = percentToBps(proposal.flashFloor.value, 'Flash price floor');
+        if (body.flash_min_price_bps < 1) throw new InputError('Flash price floor must be above 0 %');
+      }
+      if (proposal.flashCap.value.trim()) {
+        body.flash_max_units = parseCount(proposal.flashCap.value, 'Units per flash sale');
+      }
     } catch (err) {
       coopStatus.textContent = errorText(err);
       return;
@@ -315,6 +332,8 @@ function mountConsole(root, brand) {
       proposal.commission.value = '';
       proposal.fee.value = '';
       proposal.note.value = '';
+      proposal.flashFloor.value = '';
+      proposal.flashCap.value = '';
       await loadCooperations();
     } catch (err) {
       coopStatus.textContent = errorText(err);
@@ -352,6 +371,7 @@ function mountConsole(root, brand) {
       h('td', {}, c.product_ids.map(productTitle).join(', ')),
       h('td', {}, bpsText(c.commission_bps)),
       h('td', {}, fee),
+      h('td', { 'data-testid': 'flash-terms' }, flashTerms(c)),
       h('td', {}, h('span', { class: badgeClass, 'data-testid': 'cooperation-status' }, c.status)),
       h('td', { class: 'muted' }, when(c.decided_at || c.created_at)),
       h('td', {}, action));
@@ -381,11 +401,13 @@ function mountConsole(root, brand) {
       field('Commission %', proposal.commission),
       field('Flat fee', proposal.fee),
       field('Fee currency', proposal.feeCurrency),
+      field('Flash sales from (% of price)', proposal.flashFloor),
+      field('Units per flash sale', proposal.flashCap),
       field('Note', proposal.note, { class: 'wide' }),
       h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Propose'))),
     coopStatus, coopNote,
     h('div', { class: 'table-wrap' }, h('table', { class: 'cooperations' },
-      h('thead', {}, h('tr', {}, ...['#', 'Host', 'Products', 'Commission', 'Flat fee', 'Status',
+      h('thead', {}, h('tr', {}, ...['#', 'Host', 'Products', 'Commission', 'Flat fee', 'Flash sales', 'Status',
         'Since', ''].map((t) => h('th', {}, t)))),
       coopBody)));
 

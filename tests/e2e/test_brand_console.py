@@ -95,13 +95,18 @@ async def test_brand_console(browser: Any, base_url: str, artifacts: Path) -> No
             await coops.locator("select[name=host_id]").select_option(str(host["id"]))
             await coops.get_by_label("Linen apron").check()
             await coops.locator("input[name=proposal_commission]").fill("12.5")
+            await coops.locator("input[name=flash_min_price]").fill("60")
+            await coops.locator("input[name=flash_max_units]").fill("20")
             await coops.get_by_role("button", name="Propose").click()
             status = coops.get_by_test_id("cooperation-status")
             await expect(status).to_have_text(["proposed"], timeout=TIMEOUT_MS)
+            terms = coops.get_by_test_id("flash-terms")
+            await expect(terms).to_have_text(["from 60 %, ≤ 20 units"])
             await expect(coops.locator("tbody tr").first).to_contain_text(host["username"])
             [coop] = (await call(http, "GET", "/api/cooperations", brand))["cooperations"]
             assert (coop["host_id"], coop["product_ids"]) == (host["id"], [product["id"]])
             assert coop["commission_bps"] == 1250 and coop["flat_fee_minor"] is None
+            assert (coop["flash_min_price_bps"], coop["flash_max_units"]) == (6000, 20)
 
             # The host accepts; the host goes live with the product; a viewer buys two.
             await call(http, "POST", f"/api/cooperations/{coop['id']}/accept", host)

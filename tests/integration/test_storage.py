@@ -262,3 +262,34 @@ async def test_announced_stock_versions_survive_the_move_to_their_own_table(
             assert [tuple(r) for r in rows] == [(1, 3), (2, 0), (3, 4)]
     finally:
         await db.dispose()
+
+
+async def test_agreements_made_before_flash_terms_allow_no_flash_sales(
+    settings: Settings,
+) -> None:
+    """0009 adds the brand's flash-sale terms to agreements: none for the old ones (no
+    flash sales until the brand proposes terms), and goes back."""
+    db = await database_at(settings, "0008")
+    try:
+        async with db.engine.begin() as conn:
+            for uid, role in ((1, "brand"), (2, "host")):
+                await conn.exec_driver_sql(
+                    "INSERT INTO users (id, username, display_name, role, password_hash, "
+                    f"created_ms) VALUES ({uid}, '{role}', 'X', '{role}', 'x', 0)"
+                )
+            await conn.exec_driver_sql(
+                "INSERT INTO cooperations (id, brand_id, host_id, commission_bps, status, "
+                "created_ms) VALUES (7, 1, 2, 1200, 'accepted', 0)"
+            )
+        await migrate(db, "upgrade", "0009")
+        async with db.engine.begin() as conn:
+            rows = await conn.exec_driver_sql(
+                "SELECT id, commission_bps, flash_min_price_bps, flash_max_units FROM cooperations"
+            )
+            assert [tuple(r) for r in rows] == [(7, 1200, None, None)]
+        await migrate(db, "downgrade", "0008")
+        async with db.engine.begin() as conn:
+            rows = await conn.exec_driver_sql("SELECT id, commission_bps FROM cooperations")
+            assert [tuple(r) for r in rows] == [(7, 1200)]
+    finally:
+        await db.dispose()

@@ -55,6 +55,7 @@ async def open_shop(
         "host_id": host.id,
         "product_ids": [p["id"] for p in products],
         "commission_bps": commission_bps,
+        "flash_min_price_bps": 1,
     }
     if flat_fee_minor is not None:
         proposal_body["flat_fee_minor"] = flat_fee_minor

@@ -21,16 +21,18 @@ async def make_product(api: Api, brand: Account, **overrides: Any) -> dict[str, 
 
 
 async def cooperate(
-    api: Api, brand: Account, host: Account, product_ids: list[int], bps: int = 1200
+    api: Api,
+    brand: Account,
+    host: Account,
+    product_ids: list[int],
+    bps: int = 1200,
+    **terms: Any,
 ) -> dict[str, Any]:
-    """Propose ``product_ids`` to ``host`` and accept: returns the accepted cooperation."""
-    proposal = await api.call(
-        "POST",
-        "/api/cooperations",
-        brand,
-        json={"host_id": host.id, "product_ids": product_ids, "commission_bps": bps},
-        expect=201,
-    )
+    """Propose ``product_ids`` to ``host`` and accept: returns the accepted cooperation
+    (flash sales allowed at any price above 0 unless ``terms`` say otherwise)."""
+    body = {"host_id": host.id, "product_ids": product_ids, "commission_bps": bps}
+    body.update({"flash_min_price_bps": 1, **terms})
+    proposal = await api.call("POST", "/api/cooperations", brand, json=body, expect=201)
     return dict(
         await api.call("POST", f"/api/cooperations/{proposal['id']}/accept", host, expect=200)
     )

@@ -204,3 +204,65 @@ async def test_server_time_not_client_time(
     )
     # A start in the past (by the client's clock) means "now" on the server's.
     assert now <= created["starts_ms"] <= created["server_time"] < now + 100
+
+
+async def test_the_brands_terms_bound_every_flash_sale(api: Api, clock: ManualClock) -> None:
+    """The agreement the product is on the shelf under says whether flash sales may
+    be held, how low their price may go and how many units one may hold: a sale at
+    price 0 for all the stock is refused, and nothing is reserved."""
+    from shelf_support import cooperate, make_product
+
+    brand, host = await api.signup("brand"), await api.signup("host")
+    scarf = (await make_product(api, brand, price_minor=3900, stock=300))["id"]
+    mug = (await make_product(api, brand, price_minor=1001, stock=300))["id"]
+    plain = (await make_product(api, brand, price_minor=3900, stock=300))["id"]
+    coop = await cooperate(
+        api, brand, host, [scarf, mug], flash_min_price_bps=5000, flash_max_units=40
+    )
+    assert (coop["flash_min_price_bps"], coop["flash_max_units"]) == (5000, 40)
+    no_flash = await cooperate(api, brand, host, [plain], flash_min_price_bps=None)
+    assert no_flash["flash_min_price_bps"] is None
+    sid = int((await api.live_session(host))["id"])
+    for pid in (scarf, mug, plain):
+        await api.call(
+            "POST", f"/api/sessions/{sid}/shelf", host, json={"product_id": pid}, expect=201
+        )
+    url = f"/api/sessions/{sid}/flash-sales"
+    now = clock.now_ms()
+    window = (now + 60_000, now + 120_000)
+    for body, status, code, details in (
+        (
+            sale(scarf, *window, price_minor=0, quantity=40),
+            422,
+            "flash_price_below_floor",
+            {"floor_minor": 1950},
+        ),
+        (
+            sale(scarf, *window, price_minor=1949),
+            422,
+            "flash_price_below_floor",
+            {"floor_minor": 1950},
+        ),
+        (
+            sale(mug, *window, price_minor=500),
+            422,
+            "flash_price_below_floor",
+            {"floor_minor": 501},
+        ),  # half of 1001, rounded up
+        (
+            sale(scarf, *window, price_minor=1950, quantity=41, per_buyer_limit=1),
+            422,
+            "flash_quantity_over_cap",
+            {"max_units": 40},
+        ),
+        (sale(plain, *window, price_minor=3000), 409, "flash_not_agreed", None),
+    ):
+        res = await api.call("POST", url, host, json=body, expect=status)
+        assert res["error"]["code"] == code, res
+        assert res["error"].get("details") == details
+    for pid in (scarf, mug, plain):
+        assert await stock_of(api, pid) == 300  # nothing reserved by a refusal
+    made = await api.call(
+        "POST", url, host, json=sale(scarf, *window, price_minor=1950, quantity=40), expect=201
+    )
+    assert made["price_minor"] == 1950 and await stock_of(api, scarf) == 260
