@@ -54,6 +54,7 @@ from live.models import Role, SessionStatus
 from live.outbox import Outbox, OutboxRelay
 from live.presence import MemoryPresence, Presence, RedisPresence
 from live.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from live.revocations import Revocations
 from live.room import RoomChannel, SnapshotProvider
 from live.roomlog import RoomLog
 from live.roomlog_memory import MemoryRoomLog
@@ -395,6 +396,7 @@ class Core:
     sessions: SessionService
     guard: Guard
     caps: Caps
+    revocations: Revocations
     #: Parts features add to ``GET /api/sessions/{id}`` (e.g. the shelf).
     session_details: list[SnapshotProvider] = field(default_factory=list)
 
@@ -411,6 +413,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     _register_core(app, core)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_room_bus)
+
+    async def revocations(_app: web.Application) -> AsyncIterator[None]:
+        await core.revocations.start()  # after the migrations; stops before Redis closes
+        yield
+        await core.revocations.stop()
+
+    app.cleanup_ctx.append(revocations)
 
     routes: list[web.RouteDef] = []
     media = _wire_media(app, core, routes)
@@ -430,6 +439,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         details=core.session_details,
         send_limit_bytes=settings.ws_send_limit_bytes,
         guard=core.guard,
+        revocations=core.revocations,
         caps=core.caps,
     ).routes()
     # aiohttp tries the routes that share a first segment ("/api/sessions") one regex
@@ -526,6 +536,7 @@ def build_core(settings: Settings, clock: Clock) -> Core:
         sessions=sessions,
         guard=guard,
         caps=caps,
+        revocations=Revocations(db, tokens, clock, redis, settings.redis_prefix),
     )
     channel.add_snapshot(_session_snapshot(sessions))
     return core

@@ -18,8 +18,10 @@ Line format (nginx "combined" plus the duration)::
 The duration is aiohttp's, in milliseconds with one decimal (under uvloop its clock
 ticks in whole milliseconds).
 
-Bearer tokens in query strings (``?token=`` on the room channel) are replaced by
-``***``: an access log must not hold credentials.
+Credentials in query strings (``token`` on the room channel and in media URLs,
+``ticket``) are replaced by ``***``, whatever their spelling (``%74oken=`` is the same
+parameter to the server): each parameter's name is decoded before it is compared. An
+access log must not hold credentials.
 
 ``LIVESHELF_ACCESS_LOG``: ``-`` (standard error, the default), a file path (appended
 to), or ``off``.
@@ -28,18 +30,34 @@ to), or ``off``.
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import unquote_plus
 
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-_TOKEN_RE = re.compile(r"((?:^|[?&])token=)[^&]*")
+#: query parameters that carry credentials (compared decoded and lower-cased)
+SECRET_PARAMETERS = frozenset({"token", "ticket", "access_token"})
+
+
+def masked(target: str) -> str:
+    """``target`` (path and raw query) with the values of ``SECRET_PARAMETERS`` as
+    ``***``."""
+    path, question, query = target.partition("?")
+    if not question:
+        return target
+    parts = []
+    for pair in query.split("&"):
+        name, equals, _ = pair.partition("=")
+        if equals and unquote_plus(name).strip().lower() in SECRET_PARAMETERS:
+            pair = f"{name}=***"
+        parts.append(pair)
+    return f"{path}?{'&'.join(parts)}"
 
 
 class AccessLog:
@@ -68,9 +86,7 @@ class AccessLog:
         if now != self._second:
             self._second = now
             self._stamp = time.strftime("[%d/%b/%Y:%H:%M:%S +0000]", time.gmtime(now))
-        target = request.raw_path
-        if "token=" in target:
-            target = _TOKEN_RE.sub(r"\1***", target)
+        target = masked(request.raw_path)
         headers = request.headers
         version = request.version
         self._lines.append(

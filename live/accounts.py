@@ -26,6 +26,7 @@ def user_dict(user: User) -> dict[str, Any]:
         "display_name": user.display_name,
         "role": user.role,
         "created_at": iso(user.created_ms),
+        "disabled": bool(user.disabled),
     }
 
 

@@ -57,7 +57,10 @@ class TokenSigner:
         self._clock = clock
         self.ttl_s = ttl_s
         self._cache_size = cache_size
-        self._verified: dict[str, tuple[Principal, int]] = {}
+        self._verified: dict[str, tuple[Principal, int, int]] = {}
+        #: user id -> the first millisecond of the tokens that still count
+        #: (``live.revocations`` keeps it)
+        self.valid_from_ms: dict[int, int] = {}
 
     def issue(self, user_id: int, username: str, role: str, display_name: str) -> str:
         now = self._clock.now_ms() // 1000
@@ -67,6 +70,7 @@ class TokenSigner:
             "role": role,
             "name": display_name,
             "iat": now,
+            "iam": self._clock.now_ms(),  # issued at, in milliseconds (revocations)
             "exp": now + self.ttl_s,
         }
         return jwt.encode(claims, self._secret, algorithm="HS256")
@@ -78,18 +82,19 @@ class TokenSigner:
         pay for the HMAC and JSON decoding again; expiry is still checked each time.
         """
         known = self._verified.get(token)
-        if known is not None:
-            principal, expires = known
-            if expires <= self._clock.now_ms() // 1000:
-                raise Unauthenticated("token_expired", "the token has expired; sign in again")
-            return principal
-        principal, expires = self._decode(token)
-        if len(self._verified) >= self._cache_size:
-            self._verified.clear()
-        self._verified[token] = (principal, expires)
+        if known is None:
+            known = self._decode(token)
+            if len(self._verified) >= self._cache_size:
+                self._verified.clear()
+            self._verified[token] = known
+        principal, expires, issued_ms = known
+        if expires <= self._clock.now_ms() // 1000:
+            raise Unauthenticated("token_expired", "the token has expired; sign in again")
+        if issued_ms < self.valid_from_ms.get(principal.user_id, 0):
+            raise Unauthenticated("token_revoked", "you were signed out; sign in again")
         return principal
 
-    def _decode(self, token: str) -> tuple[Principal, int]:
+    def _decode(self, token: str) -> tuple[Principal, int, int]:
         try:
             claims = jwt.decode(
                 token,
@@ -100,14 +105,13 @@ class TokenSigner:
         except jwt.PyJWTError as exc:
             raise Unauthenticated("invalid_token", "the token is not valid") from exc
         expires = int(claims["exp"])
-        if expires <= self._clock.now_ms() // 1000:
-            raise Unauthenticated("token_expired", "the token has expired; sign in again")
         try:
             role = Role(claims["role"])
             principal = Principal(int(claims["sub"]), str(claims["usr"]), role, str(claims["name"]))
-        except (KeyError, ValueError) as exc:
+            issued_ms = int(claims.get("iam", int(claims.get("iat", 0)) * 1000))
+        except (KeyError, ValueError, TypeError) as exc:
             raise Unauthenticated("invalid_token", "the token is not valid") from exc
-        return principal, expires
+        return principal, expires, issued_ms
 
 
 class PasswordHasher:

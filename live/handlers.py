@@ -16,6 +16,7 @@ from live.follows import FollowService
 from live.guard import Caps, Guard
 from live.http import json_response, path_id, principal, query_int, read_json, signed_in
 from live.models import Role, SessionStatus
+from live.revocations import Revocations
 from live.room import RoomChannel, SnapshotProvider
 from live.roomsocket import RoomSocket, SocketDeps
 from live.schemas import AnnouncementBody, CreateSessionBody, LoginBody, SignupBody
@@ -34,9 +35,11 @@ class LiveHandlers:
         details: Sequence[SnapshotProvider] = (),
         send_limit_bytes: int = 256 * 1024,
         guard: Guard,
+        revocations: Revocations,
         caps: Caps | None = None,
     ) -> None:
         self._guard = guard
+        self._revocations = revocations
         self._caps = caps or Caps()
         self._accounts = accounts
         self._sessions = sessions
@@ -49,6 +52,9 @@ class LiveHandlers:
         return [
             web.post("/api/auth/signup", self.signup),
             web.post("/api/auth/login", self.login),
+            web.post("/api/auth/logout", self.logout),
+            web.post("/api/admin/users/{id}/disable", self.disable_user),
+            web.post("/api/admin/users/{id}/enable", self.enable_user),
             web.get("/api/me", self.me),
             web.post("/api/sessions", self.create_session),
             web.get("/api/sessions", self.list_sessions),
@@ -74,6 +80,22 @@ class LiveHandlers:
         await self._guard.login(body.username, self._guard.client_address(request))
         result = await self._accounts.login(body.username, body.password)
         return json_response(result.to_dict())
+
+    async def logout(self, request: web.Request) -> web.Response:
+        """Every token of the caller stops counting (on all their devices)."""
+        await self._revocations.revoke(signed_in(request).user_id)
+        return web.Response(status=204)
+
+    async def disable_user(self, request: web.Request) -> web.Response:
+        """Admin: the account cannot sign in, and its tokens stop counting at once."""
+        signed_in(request).require(Role.ADMIN)
+        await self._revocations.revoke(path_id(request), disable=True)
+        return json_response(user_dict(await self._accounts.get(path_id(request))))
+
+    async def enable_user(self, request: web.Request) -> web.Response:
+        signed_in(request).require(Role.ADMIN)
+        await self._revocations.revoke(path_id(request), disable=False)
+        return json_response(user_dict(await self._accounts.get(path_id(request))))
 
     async def me(self, request: web.Request) -> web.Response:
         user = await self._accounts.get(signed_in(request).user_id)

@@ -39,6 +39,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     created_ms: Mapped[int] = mapped_column(BigInteger)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: tokens issued before this moment no longer count (a logout; disabling)
+    tokens_valid_from_ms: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
 
 class LiveSession(Base):

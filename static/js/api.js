@@ -71,6 +71,12 @@ export async function api(method, path, body, { headers = {} } = {}) {
 export const signIn = async (username, password) =>
   session.save(await api('POST', '/api/auth/login', { username, password }));
 
+/** Signs out here and revokes the account's tokens on the server (every device). */
+export async function signOut() {
+  try { await api('POST', '/api/auth/logout'); } catch { /* gone or offline: sign out here anyway */ }
+  session.clear();
+}
+
 export const signUp = async (username, password, role) =>
   session.save(await api('POST', '/api/auth/signup', { username, password, role }));
 

@@ -1,7 +1,7 @@
 // A sign-in / sign-up box shared by the pages. Shows who is signed in, and a form
 // otherwise; `roles` limits what a sign-up may create on this page.
 
-import { session, signIn, signUp } from './api.js';
+import { session, signIn, signOut, signUp } from './api.js';
 import { h } from './format.js';
 
 export function mountAuth(root, { roles = ['viewer'], prompt = 'Sign in' } = {}) {
@@ -13,7 +13,7 @@ export function mountAuth(root, { roles = ['viewer'], prompt = 'Sign in' } = {})
         h('span', { class: 'muted' }, 'Signed in as '),
         h('strong', { 'data-testid': 'signed-in-as' }, user.display_name || user.username),
         h('span', { class: 'muted' }, ` (${user.role}) `),
-        h('button', { class: 'link', type: 'button', onclick: () => session.clear() }, 'Sign out')));
+        h('button', { class: 'link', type: 'button', onclick: () => signOut() }, 'Sign out')));
       return;
     }
     const message = h('p', { class: 'form-error', role: 'alert' });

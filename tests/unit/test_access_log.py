@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from live.accesslog import AccessLog
+from live.accesslog import AccessLog, masked
 
 NOON = 1_795_867_200.0  # 2026-11-28 12:00:00 UTC
 
@@ -45,6 +45,22 @@ def test_tokens_in_the_query_string_are_not_logged() -> None:
     assert "eyJsecret" not in text
     assert "/api/sessions/7/ws?since=4&token=***&epoch=x " in text
     assert "/api/sessions/7/ws?token=*** " in text
+
+
+@pytest.mark.parametrize(
+    ("target", "logged"),
+    [
+        ("/ws?%74oken=eyJsecret", "/ws?%74oken=***"),
+        ("/ws?TOKEN=eyJsecret&a=1", "/ws?TOKEN=***&a=1"),
+        ("/whep/7?token=7.b.0.99.sig", "/whep/7?token=***"),
+        ("/ws?ticket=abc&token", "/ws?ticket=***&token"),
+        ("/ws?tok%65n=eyJ&tokens=keep", "/ws?tok%65n=***&tokens=keep"),
+        ("/ws?x=token%3Dnot-a-key", "/ws?x=token%3Dnot-a-key"),
+        ("/plain/path", "/plain/path"),
+    ],
+)
+def test_credentials_are_masked_whatever_their_spelling(target: str, logged: str) -> None:
+    assert masked(target) == logged
 
 
 def test_written_in_one_write_when_the_batch_is_full() -> None:
