@@ -49,7 +49,7 @@ from live.errors import Conflict, LiveshelfError
 from live.follows import FollowService
 from live.guard import Caps, Guard
 from live.handlers import FollowHandlers, LiveHandlers
-from live.http import MAX_JSON_BYTES, auth_middleware, error_middleware
+from live.http import MAX_JSON_BYTES, auth_middleware, error_middleware, security_headers
 from live.models import Role, SessionStatus
 from live.outbox import Outbox, OutboxRelay
 from live.presence import MemoryPresence, Presence, RedisPresence
@@ -410,6 +410,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     core = build_core(settings, clock or SystemClock())
     app = web.Application(client_max_size=MAX_JSON_BYTES)
     app.middlewares.extend([error_middleware, auth_middleware(core.tokens)])
+    app.on_response_prepare.append(security_headers)
     _register_core(app, core)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_room_bus)

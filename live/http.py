@@ -117,6 +117,38 @@ def _passthrough_headers(exc: web.HTTPException) -> dict[str, str]:
     return {k: v for k, v in exc.headers.items() if k in keep}
 
 
+#: What every page may load: its own scripts only (no inline script, no eval), styles
+#: from here (plotly sets inline styles), pictures from anywhere over HTTPS (product
+#: images), media over WHEP from any node (the media endpoint may name another one),
+#: never framed.
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data: blob: https:",
+        "media-src 'self' blob:",
+        "connect-src 'self' ws: wss: http: https:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    )
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+}
+
+
+async def security_headers(_request: web.Request, response: web.StreamResponse) -> None:
+    """An ``on_response_prepare`` hook: the headers above on every answer."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
 def auth_middleware(tokens: TokenSigner) -> Any:
     """Resolve ``Authorization: Bearer <token>`` (or ``?token=`` on WebSocket upgrades)."""
 

@@ -78,7 +78,7 @@ async def shelved_product(
             "host_id": host["id"],
             "product_ids": [product["id"]],
             "commission_bps": 1500,
-            "flash_min_price_bps": 5000,  # flash sales down to half price
+            "flash_min_price_bps": 1,  # flash sales at any price above 0
         },
         201,
     )

@@ -124,13 +124,13 @@ async def test_page_resumes_the_room_channel_after_a_drop(
         try:
             await page.goto(f"{base_url}/watch/{show['id']}")
             await expect(page.get_by_test_id("live-badge")).to_have_text("LIVE")
-            await page.wait_for_function("window.liveshelfWatch.room.lastHello !== null")
+            await page.wait_for_function("() => window.liveshelfWatch.room.lastHello !== null")
 
             # The network goes away: no reconnect can succeed, and the server drops the socket.
             await context.set_offline(True)
             for conn in app[hub_key].connections(show["id"]):
                 app[hub_key].close(conn, CloseCode.SLOW_CONSUMER, "test: connection dropped")
-            await page.wait_for_function("window.liveshelfWatch.room.socket === null")
+            await page.wait_for_function("() => window.liveshelfWatch.room.socket === null")
             seq_before = await page.evaluate("window.liveshelfWatch.room.seq")
             # Things happen while the viewer is away.
             product = await shelved_product(http, host, brand, show["id"], title="Teapot")

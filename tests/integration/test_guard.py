@@ -236,3 +236,16 @@ async def test_limits_off_lets_everything_through(api: Api, settings: Settings) 
     for _ in range(8):
         res = await login(api, ana.username, "wrong password", "203.0.113.15")
         assert res.status == 401
+
+
+async def test_every_answer_carries_the_security_headers(api: Api) -> None:
+    for path in ("/", "/watch/1", "/static/js/api.js", "/api/sessions", "/api/nothing"):
+        res = await api.client.get(path)
+        assert res.headers["X-Frame-Options"] == "DENY", path
+        assert res.headers["X-Content-Type-Options"] == "nosniff"
+        assert res.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+        policy = res.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy and "unsafe-eval" not in policy
+        assert "frame-ancestors 'none'" in policy
+    res = await api.client.options("/whep/1")
+    assert res.headers["X-Content-Type-Options"] == "nosniff"
