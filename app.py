@@ -441,6 +441,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         send_limit_bytes=settings.ws_send_limit_bytes,
         guard=core.guard,
         revocations=core.revocations,
+        tokens=core.tokens,
         caps=core.caps,
     ).routes()
     # aiohttp tries the routes that share a first segment ("/api/sessions") one regex

@@ -57,7 +57,7 @@ class TokenSigner:
         self._clock = clock
         self.ttl_s = ttl_s
         self._cache_size = cache_size
-        self._verified: dict[str, tuple[Principal, int, int]] = {}
+        self._verified: dict[str, tuple[Principal, int, int, str | None]] = {}
         #: user id -> the first millisecond of the tokens that still count
         #: (``live.revocations`` keeps it)
         self.valid_from_ms: dict[int, int] = {}
@@ -75,26 +75,55 @@ class TokenSigner:
         }
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
+    #: how long a room-channel ticket may be used
+    TICKET_TTL_S = 60
+
+    def issue_ticket(self, principal: Principal) -> tuple[str, int]:
+        """A short-lived ticket for one purpose (opening a room socket: ``?ticket=``,
+        where a browser cannot send ``Authorization``), and when it expires. It is not
+        a bearer token: ``verify`` refuses it, and a URL that leaks it is worth a minute."""
+        now_ms = self._clock.now_ms()
+        expires = now_ms // 1000 + self.TICKET_TTL_S
+        claims = {
+            "sub": str(principal.user_id),
+            "usr": principal.username,
+            "role": principal.role.value,
+            "name": principal.display_name,
+            "iam": now_ms,
+            "exp": expires,
+            "use": "room",
+        }
+        return jwt.encode(claims, self._secret, algorithm="HS256"), expires
+
+    def verify_ticket(self, ticket: str) -> Principal:
+        """The principal a valid room-channel ticket names; ``Unauthenticated`` else."""
+        return self._checked(ticket, "room")
+
     def verify(self, token: str) -> Principal:
         """The principal a valid, unexpired token names; ``Unauthenticated`` otherwise.
 
         Verified tokens are remembered (bounded), so a client's every request does not
         pay for the HMAC and JSON decoding again; expiry is still checked each time.
         """
+        return self._checked(token, None)
+
+    def _checked(self, token: str, use: str | None) -> Principal:
         known = self._verified.get(token)
         if known is None:
             known = self._decode(token)
             if len(self._verified) >= self._cache_size:
                 self._verified.clear()
             self._verified[token] = known
-        principal, expires, issued_ms = known
+        principal, expires, issued_ms, purpose = known
+        if purpose != use:
+            raise Unauthenticated("invalid_token", "the token is not valid here")
         if expires <= self._clock.now_ms() // 1000:
             raise Unauthenticated("token_expired", "the token has expired; sign in again")
         if issued_ms < self.valid_from_ms.get(principal.user_id, 0):
             raise Unauthenticated("token_revoked", "you were signed out; sign in again")
         return principal
 
-    def _decode(self, token: str) -> tuple[Principal, int, int]:
+    def _decode(self, token: str) -> tuple[Principal, int, int, str | None]:
         try:
             claims = jwt.decode(
                 token,
@@ -109,9 +138,10 @@ class TokenSigner:
             role = Role(claims["role"])
             principal = Principal(int(claims["sub"]), str(claims["usr"]), role, str(claims["name"]))
             issued_ms = int(claims.get("iam", int(claims.get("iat", 0)) * 1000))
+            use = claims.get("use")
         except (KeyError, ValueError, TypeError) as exc:
             raise Unauthenticated("invalid_token", "the token is not valid") from exc
-        return principal, expires, issued_ms
+        return principal, expires, issued_ms, use if isinstance(use, str) else None
 
 
 class PasswordHasher:

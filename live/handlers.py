@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from aiohttp import hdrs, web
 
 from live.accounts import AccountService, user_dict
-from live.auth import GUEST_ROLE
+from live.auth import GUEST_ROLE, TokenSigner
 from live.channel import Connection, RoomHub
 from live.clock import to_ms
 from live.errors import InvalidInput, RateLimited
@@ -36,10 +36,12 @@ class LiveHandlers:
         send_limit_bytes: int = 256 * 1024,
         guard: Guard,
         revocations: Revocations,
+        tokens: TokenSigner,
         caps: Caps | None = None,
     ) -> None:
         self._guard = guard
         self._revocations = revocations
+        self._tokens = tokens
         self._caps = caps or Caps()
         self._accounts = accounts
         self._sessions = sessions
@@ -53,6 +55,7 @@ class LiveHandlers:
             web.post("/api/auth/signup", self.signup),
             web.post("/api/auth/login", self.login),
             web.post("/api/auth/logout", self.logout),
+            web.post("/api/auth/ticket", self.ticket),
             web.post("/api/admin/users/{id}/disable", self.disable_user),
             web.post("/api/admin/users/{id}/enable", self.enable_user),
             web.get("/api/me", self.me),
@@ -80,6 +83,12 @@ class LiveHandlers:
         await self._guard.login(body.username, self._guard.client_address(request))
         result = await self._accounts.login(body.username, body.password)
         return json_response(result.to_dict())
+
+    async def ticket(self, request: web.Request) -> web.Response:
+        """A one-minute ticket to open a room socket as the caller (``?ticket=``):
+        pages put it in the socket's URL instead of their bearer token."""
+        ticket, expires = self._tokens.issue_ticket(signed_in(request))
+        return json_response({"ticket": ticket, "expires_at": expires})
 
     async def logout(self, request: web.Request) -> web.Response:
         """Every token of the caller stops counting (on all their devices)."""

@@ -154,11 +154,24 @@ def auth_middleware(tokens: TokenSigner) -> Any:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        token = bearer_token(request)
-        request[principal_key] = tokens.verify(token) if token else None
+        ticket = _room_ticket(request)
+        if ticket is not None:
+            request[principal_key] = tokens.verify_ticket(ticket)
+        else:
+            token = bearer_token(request)
+            request[principal_key] = tokens.verify(token) if token else None
         return await handler(request)
 
     return middleware
+
+
+def _room_ticket(request: web.Request) -> str | None:
+    """``?ticket=`` on a WebSocket upgrade without ``Authorization``."""
+    if "Authorization" in request.headers:
+        return None
+    if request.headers.get("Upgrade", "").lower() != "websocket":
+        return None
+    return request.query.get("ticket") or None
 
 
 def bearer_token(request: web.Request) -> str | None:

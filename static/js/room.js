@@ -1,6 +1,8 @@
 // The room channel (GET /api/sessions/{id}/ws) from the browser: keeps seq/epoch,
 // resumes with since/epoch after any drop, checks the sequence for gaps, and hands
-// each event to listeners by type.
+// each event to listeners by type. Signed in, each connection first asks for a
+// one-minute ticket (POST /api/auth/ticket) and puts it in the socket's URL: the
+// bearer token itself never goes into a URL.
 //
 //   const room = new RoomClient(sessionId, { token });
 //   room.on('hello', (hello) => render(hello.snapshot));   // snapshot null if recovered
@@ -27,6 +29,7 @@ export class RoomClient {
     this.pending = new Map();
     this.retryTimer = null;
     this.lastHello = null;
+    this.attempts = 0;
     this.onOnline = () => this.reconnectNow();
   }
 
@@ -40,15 +43,26 @@ export class RoomClient {
     for (const fn of this.listeners.get(type) || []) fn(data, event);
   }
 
-  url() {
+  url(ticket) {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
     const params = new URLSearchParams();
     if (this.seq !== null && this.epoch) {
       params.set('since', this.seq);
       params.set('epoch', this.epoch);
     }
-    if (this.token) params.set('token', this.token);
+    if (ticket) params.set('ticket', ticket);
     return `${scheme}://${location.host}/api/sessions/${this.sessionId}/ws?${params}`;
+  }
+
+  /** A ticket to open the socket as the signed-in user; null as a guest (also when the
+   * token no longer counts: then the socket opens as a guest's). */
+  async ticket() {
+    if (!this.token) return null;
+    const res = await fetch('/api/auth/ticket', {
+      method: 'POST', headers: { Authorization: `Bearer ${this.token}` } });
+    if (res.status === 401) return null;
+    if (!res.ok) throw new Error(`no ticket (${res.status})`);
+    return (await res.json()).ticket;
   }
 
   connect() {
@@ -56,7 +70,15 @@ export class RoomClient {
     window.addEventListener('online', this.onOnline); // the same function: added once
     clearTimeout(this.retryTimer);
     this.emit('status', 'connecting');
-    const socket = new WebSocket(this.url());
+    const attempt = ++this.attempts; // a newer connect() makes this one moot
+    this.ticket().then(
+      (ticket) => { if (attempt === this.attempts && !this.stopped) this.open(ticket); },
+      () => { if (attempt === this.attempts && !this.stopped) this.scheduleRetry(); },
+    );
+  }
+
+  open(ticket) {
+    const socket = new WebSocket(this.url(ticket));
     this.socket = socket;
     socket.onmessage = (msg) => this.receive(JSON.parse(msg.data));
     socket.onclose = (ev) => {
@@ -99,6 +121,7 @@ export class RoomClient {
 
   close() {
     this.stopped = true;
+    this.attempts += 1;
     window.removeEventListener('online', this.onOnline);
     clearTimeout(this.retryTimer);
     if (this.socket) this.socket.close();

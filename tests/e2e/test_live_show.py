@@ -48,6 +48,8 @@ async def test_host_goes_live_viewer_watches_buys_and_chats(
     studio_errors, watch_errors = page_errors(studio), page_errors(watch)
     offers: list[Any] = []  # the watch page's WHEP offers
     watch.on("request", lambda r: offers.append(r) if "/whep/" in r.url else None)
+    sockets: list[str] = []  # the watch page's room sockets
+    watch.on("websocket", lambda ws: sockets.append(ws.url))
     try:
         # The host signs in, opens the show and goes live with the fake camera.
         await studio.goto(f"{base_url}/studio")
@@ -76,6 +78,9 @@ async def test_host_goes_live_viewer_watches_buys_and_chats(
         assert posts and all(f"/whep/{show['id']}?token=" in r.url for r in posts), posts
         for post in posts:
             assert "authorization" not in await post.all_headers()
+        # signed in, the room socket carries a one-minute ticket, never the token
+        assert any("ticket=" in url for url in sockets), sockets
+        assert not any("token=" in url for url in sockets), sockets
         await expect(studio.locator("#n-viewers")).to_have_text("1", timeout=5000)
 
         # The host shelves and pins the mug; the card pops up on the watch page in < 1 s.

@@ -9,10 +9,12 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+import aiohttp
 import pytest
 from support import Account, Api
 
 from app import Settings, accounts_key, create_app
+from live.clock import ManualClock
 from live.models import Role
 
 
@@ -90,3 +92,31 @@ async def test_every_worker_hears_of_a_revocation(settings: Settings, aiohttp_cl
     # a worker started later loads what was revoked before
     three = Api(await aiohttp_client(create_app(settings)))
     assert await me(three, ana) == (401, "token_revoked")
+
+
+async def test_a_room_socket_opens_with_a_ticket_not_a_bearer_token(
+    settings: Settings, aiohttp_client: Any
+) -> None:
+    """A one-minute ticket names the user on the room channel; it is no bearer token,
+    a bearer token is no ticket, and a revoked account's tickets stop counting too."""
+    clock = ManualClock()
+    api = Api(await aiohttp_client(create_app(settings, clock=clock)))
+    host = await api.signup("host")
+    sid = int((await api.live_session(host))["id"])
+    ana = await api.signup("viewer")
+    res = await api.client.post("/api/auth/ticket", headers=ana.headers)
+    assert res.status == 200
+    ticket = (await res.json())["ticket"]
+    async with api.client.ws_connect(f"/api/sessions/{sid}/ws?ticket={ticket}") as ws:
+        hello = await ws.receive_json(timeout=5)
+        assert hello["type"] == "hello" and hello["connection"]["user_id"] == ana.id
+    res = await api.client.get("/api/me", headers={"Authorization": f"Bearer {ticket}"})
+    assert (res.status, (await res.json())["error"]["code"]) == (401, "invalid_token")
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await api.client.ws_connect(f"/api/sessions/{sid}/ws?ticket={ana.token}")
+    assert refused.value.status == 401
+    assert (await api.client.post("/api/auth/ticket")).status == 401  # guests need none
+    clock.advance(61_000)
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await api.client.ws_connect(f"/api/sessions/{sid}/ws?ticket={ticket}")
+    assert refused.value.status == 401
