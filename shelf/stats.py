@@ -9,7 +9,10 @@ learns about one session, live (a second or two behind) or after it ended.
   session, and the session's signed-in viewers split into returning and new.
 
 Who may read it: the session's host, admins, and brands with a product on the
-session's shelf or pinned in it.
+session's shelf or pinned in it. A brand reads its own products' figures only (pins,
+products, the session's totals made of its products, drop-offs annotated with its own
+pins and flash sales) and the show's audience; the host's followers are not in it
+(``fans`` keeps only the viewers' split into returning, new and guests).
 """
 
 from __future__ import annotations
@@ -54,6 +57,13 @@ class StatsService:
         """The stats of a session the caller may read, at most ``fresh_ms`` old: a live
         dashboard open in many tabs costs one computation per session and interval."""
         session = await self._readable(caller, session_id)
+        result = await self._whole(session)
+        if caller.role is Role.ADMIN or caller.user_id == session.host_id:
+            return result
+        return await self._for_brand(result, caller.user_id)
+
+    async def _whole(self, session: LiveSession) -> dict[str, Any]:
+        session_id = session.id
         now = self._clock.now_ms()
         cached = self._cache.get(session_id)
         if cached is not None and now - cached[0] < self._fresh_ms:
@@ -96,6 +106,47 @@ class StatsService:
             },
             "funnel": await funnel(self._db, session_id, curve, now, pins),
             "fans": await self._fans(session, intervals, now),
+        }
+
+    async def _for_brand(self, whole: dict[str, Any], brand_id: int) -> dict[str, Any]:
+        """``whole`` as brand ``brand_id`` may read it (see the module docstring)."""
+        funnel_ = whole["funnel"]
+        audience = whole["audience"]
+        seen = {p["product_id"] for p in funnel_["products"]} | {
+            m["product_id"] for d in audience["drop_offs"] for m in d["after"] if "product_id" in m
+        }
+        async with self._db.read() as s:
+            mine = set(
+                await s.scalars(
+                    select(Product.id).where(Product.id.in_(seen), Product.brand_id == brand_id)
+                )
+            )
+        pins = [p for p in funnel_["pins"] if p["product_id"] in mine]
+        products = [p for p in funnel_["products"] if p["product_id"] in mine]
+        gmv: Counter[str] = Counter()
+        for product in products:
+            gmv.update(product["gmv_minor"])
+        orders = sum(p["orders"] for p in products)
+        drop_offs = [
+            {**d, "after": [m for m in d["after"] if m.get("product_id", -1) in mine]}
+            for d in audience["drop_offs"]
+        ]
+        return {
+            **whole,
+            "audience": {**audience, "drop_offs": drop_offs},
+            "funnel": {
+                "pins": pins,
+                "products": products,
+                "session": {
+                    "impressions": sum(p["impressions"] for p in pins),
+                    "clicks": sum(p["clicks"] for p in pins),
+                    "orders": orders,
+                    "units": sum(p["units"] for p in products),
+                    "gmv_minor": dict(gmv),
+                    "orders_outside_pins": orders - sum(p["orders"] for p in pins),
+                },
+            },
+            "fans": {"viewers": whole["fans"]["viewers"]},
         }
 
     async def _readable(self, caller: Principal, session_id: int) -> LiveSession:

@@ -35,7 +35,7 @@ function kpis(stats) {
     ['peak viewers', a.peak_viewers], ['viewers', a.viewers],
     ['average watch', duration(a.average_watch_s)], ['median watch', duration(a.median_watch_s)],
     ['orders', f.orders], ['units', f.units], ['GMV', gmvText(f.gmv_minor)],
-    ['new followers', stats.fans.followers_gained],
+    ['new followers', stats.fans.followers_gained ?? '—'], // the host's only
     ['returning / new / guests', `${v.returning} / ${v.new} / ${v.guests}`],
   ];
   $('#kpis').replaceChildren(...items.map(([label, value]) =>

@@ -6,13 +6,13 @@ import asyncio
 
 import pytest
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from support import Api, database_at
 
 from app import Settings, create_app, db_key
 from live.clock import ManualClock
 from live.db import Database
-from live.models import Follow, User
+from live.models import Follow
 
 DAY = 86_400_000
 
@@ -88,13 +88,16 @@ async def test_the_migration_closes_duplicate_open_follows(settings: Settings) -
     db = await database_at(settings, "0006")
     try:
         async with db.transaction() as tx:
-            users = [
-                User(username=name, display_name=name, role=role, password_hash="-", created_ms=0)
-                for name, role in (("h", "host"), ("v", "viewer"))
-            ]
-            tx.add_all(users)
-            await tx.flush()
-            host, fan = (u.id for u in users)
+            # raw SQL: the User model describes today's table, not 0006's
+            for uid, name, role in ((1, "h", "host"), (2, "v", "viewer")):
+                await tx.execute(
+                    text(
+                        "INSERT INTO users (id, username, display_name, role, password_hash, "
+                        "created_ms, disabled) VALUES (:id, :name, :name, :role, '-', 0, false)"
+                    ),
+                    {"id": uid, "name": name, "role": role},
+                )
+            host, fan = 1, 2
             tx.add_all(
                 Follow(follower_id=fan, host_id=host, created_ms=ms, removed_ms=removed)
                 for ms, removed in ((10, 20), (30, None), (40, None), (50, None))

@@ -337,3 +337,77 @@ async def test_a_guest_who_signs_in_while_watching_counts_as_the_user(
     stats = await api.call("GET", f"/api/sessions/{sid}/stats", host, expect=200)
     assert stats["fans"]["viewers"] == {"returning": 0, "new": 1, "guests": 0}
     assert stats["audience"]["viewers"] == 1
+
+
+async def test_a_brand_reads_its_own_products_figures_and_the_audience(api: Api) -> None:
+    """Two brands on one show: each reads its own product's pins, orders and GMV, the
+    session's totals made of them, and the show's audience; never the other brand's
+    figures nor the host's followers. The host reads everything."""
+    host = await api.signup("host")
+    viewer = await api.signup("viewer")
+    sid = int((await api.live_session(host))["id"])
+    brands, products = [], []
+    for price in (PRICE, 3 * PRICE):
+        brand = await api.signup("brand")
+        product = await api.call(
+            "POST",
+            "/api/products",
+            brand,
+            expect=201,
+            json={
+                "title": f"P{price}",
+                "price_minor": price,
+                "currency": "EUR",
+                "stock": 9,
+                "commission_bps": 1000,
+            },
+        )
+        coop = await api.call(
+            "POST",
+            "/api/cooperations",
+            brand,
+            expect=201,
+            json={"host_id": host.id, "product_ids": [product["id"]], "commission_bps": 1000},
+        )
+        await api.call("POST", f"/api/cooperations/{coop['id']}/accept", host, expect=200)
+        await api.call(
+            "POST",
+            f"/api/sessions/{sid}/shelf",
+            host,
+            json={"product_id": product["id"]},
+            expect=201,
+        )
+        await api.call(
+            "POST",
+            f"/api/sessions/{sid}/pin",
+            host,
+            json={"product_id": product["id"]},
+            expect=200,
+        )
+        for n in range(len(brands) + 1):  # one order of the first, two of the second
+            await api.call(
+                "POST",
+                f"/api/sessions/{sid}/orders",
+                viewer,
+                json={"product_id": product["id"]},
+                headers={"Idempotency-Key": f"{product['id']}-{n}"},
+                expect=201,
+            )
+        brands.append(brand)
+        products.append(int(product["id"]))
+    await api.call("POST", f"/api/hosts/{host.id}/follow", viewer, expect=200)
+
+    whole = await api.call("GET", f"/api/sessions/{sid}/stats", host, expect=200)
+    assert sorted(p["product_id"] for p in whole["funnel"]["products"]) == sorted(products)
+    assert whole["funnel"]["session"]["orders"] == 3 and "followers" in whole["fans"]
+    for brand, product, orders, price in zip(
+        brands, products, (1, 2), (PRICE, 3 * PRICE), strict=True
+    ):
+        mine = await api.call("GET", f"/api/sessions/{sid}/stats", brand, expect=200)
+        funnel = mine["funnel"]
+        assert [p["product_id"] for p in funnel["products"]] == [product]
+        assert {p["product_id"] for p in funnel["pins"]} == {product}
+        assert funnel["session"]["orders"] == orders
+        assert funnel["session"]["gmv_minor"] == {"EUR": orders * price}
+        assert mine["fans"] == {"viewers": whole["fans"]["viewers"]}
+        assert mine["audience"]["viewers"] == whole["audience"]["viewers"]
