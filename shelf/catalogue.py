@@ -24,7 +24,7 @@ from shelf.models import Product
 from shelf.publisher import StockPublisher
 from shelf.schemas import CreateProductBody, EditProductBody
 from shelf.stock import StockService
-from shelf.views import product_dict
+from shelf.views import product_dict, sees_commission
 
 #: Called with a product id after a change of what shelves show about it.
 ProductListener = Callable[[int], Awaitable[None]]
@@ -70,8 +70,9 @@ class CatalogueService:
             await tx.flush()
         return product_dict(product)
 
-    async def get(self, product_id: int) -> dict[str, Any]:
-        return product_dict(await self.get_row(product_id))
+    async def get(self, product_id: int, caller: Principal | None = None) -> dict[str, Any]:
+        """Anyone; the commission for the parties of agreements only."""
+        return product_dict(await self.get_row(product_id), commission=sees_commission(caller))
 
     async def get_row(self, product_id: int) -> Product:
         async with self._db.read() as s:
@@ -88,8 +89,9 @@ class CatalogueService:
         query = select(Product).where(Product.brand_id == brand_id).order_by(Product.id.desc())
         if not (own and include_archived):
             query = query.where(Product.archived_ms.is_(None))
+        commission = sees_commission(caller)
         async with self._db.read() as s:
-            return [product_dict(p) for p in await s.scalars(query)]
+            return [product_dict(p, commission=commission) for p in await s.scalars(query)]
 
     async def edit(
         self, brand: Principal, product_id: int, body: EditProductBody

@@ -90,8 +90,8 @@ class ShelfHandlers:
         return json_response(await self._catalogue.create(caller, body), status=201)
 
     async def get_product(self, request: web.Request) -> web.Response:
-        """Anyone."""
-        return json_response(await self._catalogue.get(path_id(request)))
+        """Anyone (the commission: see ``views.sees_commission``)."""
+        return json_response(await self._catalogue.get(path_id(request), principal(request)))
 
     async def edit_product(self, request: web.Request) -> web.Response:
         """The product's brand."""

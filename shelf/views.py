@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from live.auth import Principal
 from live.clock import iso
+from live.models import Role
 from shelf.models import Cooperation, FlashSale, Pin, Product
 
 
-def product_dict(p: Product) -> dict[str, Any]:
-    """A product as its brand (and anyone browsing the catalogue) sees it."""
-    return {
+def product_dict(p: Product, *, commission: bool = True) -> dict[str, Any]:
+    """A product as its brand (and anyone browsing the catalogue) sees it; the offered
+    commission only with ``commission`` (for those who may agree to it)."""
+    data = {
         "id": p.id,
         "brand_id": p.brand_id,
         "title": p.title,
@@ -30,6 +33,15 @@ def product_dict(p: Product) -> dict[str, Any]:
         "created_at": iso(p.created_ms),
         "updated_at": iso(p.updated_ms),
     }
+    if not commission:
+        del data["commission_bps"]
+    return data
+
+
+def sees_commission(caller: Principal | None) -> bool:
+    """Whether ``caller`` may see the commissions brands offer: a party to such
+    agreements (a brand, a host, an agency, an admin), not a buyer or a guest."""
+    return caller is not None and caller.role in (Role.BRAND, Role.HOST, Role.AGENCY, Role.ADMIN)
 
 
 def shelf_item_dict(p: Product) -> dict[str, Any]:

@@ -135,3 +135,18 @@ async def test_bad_product_bodies_change_nothing(api: Api) -> None:
     listed = await api.call("GET", f"/api/brands/{brand.id}/products", expect=200)
     assert [p["id"] for p in listed["products"]] == [pid]
     assert listed["products"][0]["stock_version"] == 0
+
+
+async def test_the_offered_commission_is_for_the_parties_of_agreements_only(api: Api) -> None:
+    brand = await api.signup("brand")
+    product = await make_product(api, brand, commission_bps=1700)
+    path, listing = f"/api/products/{product['id']}", f"/api/brands/{brand.id}/products"
+    for who in (brand, await api.signup("host"), await api.signup("agency")):
+        assert (await api.call("GET", path, who, expect=200))["commission_bps"] == 1700
+        assert (await api.call("GET", listing, who, expect=200))["products"][0][
+            "commission_bps"
+        ] == 1700
+    for who in (None, await api.signup("viewer")):
+        assert "commission_bps" not in await api.call("GET", path, who, expect=200)
+        listed = (await api.call("GET", listing, who, expect=200))["products"][0]
+        assert "commission_bps" not in listed and listed["price_minor"] == product["price_minor"]
