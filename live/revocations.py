@@ -67,9 +67,7 @@ class Revocations:
         since = self._clock.now_ms() - self._tokens.ttl_s * 1000
         async with self._db.read() as s:
             rows = await s.execute(
-                select(User.id, User.tokens_valid_from_ms).where(
-                    User.tokens_valid_from_ms > since
-                )
+                select(User.id, User.tokens_valid_from_ms).where(User.tokens_valid_from_ms > since)
             )
             for user_id, valid_from in rows:
                 self._apply(int(user_id), int(valid_from))
