@@ -59,6 +59,7 @@ from live.room import RoomChannel, SnapshotProvider
 from live.roomlog import RoomLog
 from live.roomlog_memory import MemoryRoomLog
 from live.roomlog_redis import RedisRoomLog
+from live.schemas import password_problem
 from live.sessions import SessionService, StatusListener
 from live.tasks import stop_task
 from live.workers import Bind, serve, supervise
@@ -1134,8 +1135,9 @@ async def _report(
 
 
 async def _create_admin(settings: Settings, username: str, password: str) -> None:
-    if len(password) < 8:
-        raise SystemExit("the password must be at least 8 characters")
+    problem = password_problem(username, password)
+    if problem is not None:
+        raise SystemExit(problem)
     db = Database(settings.database_url, schema=settings.database_schema)
     try:
         clock = SystemClock()

@@ -6,6 +6,9 @@ string, so a bad request is refused before it reaches a service.
 
 from __future__ import annotations
 
+import functools
+import re
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Literal, Self
 
@@ -54,9 +57,77 @@ def _aware(value: datetime) -> datetime:
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
 Username = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{2,31}$")]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=128, strip_whitespace=False)]
-Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-DisplayName = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+#: a new password (signing up): at least 10 characters, none of the 30,000 most common
+#: passwords (the list zxcvbn ships), compared in lower case; any characters (NIST SP
+#: 800-63B: length and a blocklist, no composition rules)
+MIN_PASSWORD_LENGTH = 10
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def password_problem(username: str, password: str) -> str | None:
+    """What is wrong with ``password`` as a new password for ``username``, or None."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"the password must be at least {MIN_PASSWORD_LENGTH} characters"
+    if password.lower() in common_passwords():
+        return "this password is one of the most common ones; choose another"
+    if username and username.lower() in password.lower():
+        return "the password must not contain the username"
+    return None
+
+
+def _uncommon(value: str) -> str:
+    problem = password_problem("", value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+Password = Annotated[
+    str,
+    StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=128, strip_whitespace=False),
+    AfterValidator(_uncommon),
+]
+#: characters that change how text shows without being seen: controls, format
+#: characters (bidi overrides and isolates, zero-width joiners and spaces), private
+#: use, surrogates, line and paragraph separators
+_HIDDEN = frozenset(("Cc", "Cf", "Co", "Cs", "Zl", "Zp"))
+#: a role in brackets ("Mia (host)", "[admin] Sam"): what the room shows as a badge
+_BADGE = re.compile(
+    r"[(\[{<].*\b(host|admin|administrator|moderator|mod|brand|staff|official|liveshelf)\b",
+    re.IGNORECASE,
+)
+
+
+def _clean(value: str) -> str:
+    """NFKC-normalised, no hidden characters, one space between words."""
+    value = unicodedata.normalize("NFKC", value)
+    if any(unicodedata.category(c) in _HIDDEN for c in value):
+        raise ValueError("remove control, direction or zero-width characters")
+    value = " ".join(value.split())
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _not_a_badge(value: str) -> str:
+    if _BADGE.search(value):
+        raise ValueError("a role in brackets is shown by the room itself; leave it out")
+    return value
+
+
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_clean)]
+DisplayName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64),
+    AfterValidator(_clean),
+    AfterValidator(_not_a_badge),
+]
 
 
 class SignupBody(Body):
@@ -64,6 +135,13 @@ class SignupBody(Body):
     password: Password
     role: Literal["viewer", "host", "brand", "agency"]
     display_name: DisplayName | None = None
+
+    @model_validator(mode="after")
+    def _password_is_not_the_name(self) -> Self:
+        problem = password_problem(self.username, self.password)
+        if problem is not None:
+            raise ValueError(f"password: {problem}")
+        return self
 
 
 class LoginBody(Body):

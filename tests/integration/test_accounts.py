@@ -61,6 +61,11 @@ async def test_username_taken(api: Api) -> None:
         ({"username": "ab", "password": "long enough", "role": "viewer"}, "invalid_input"),
         ({"username": "UPPER", "password": "long enough", "role": "viewer"}, "invalid_input"),
         ({"username": "okname", "password": "short", "role": "viewer"}, "invalid_input"),
+        # 9 characters; one of the most common passwords (any case); the username in it
+        ({"username": "okname", "password": "ninechars", "role": "viewer"}, "invalid_input"),
+        ({"username": "okname", "password": "Password123", "role": "viewer"}, "invalid_input"),
+        ({"username": "okname", "password": "qwertyuiop", "role": "viewer"}, "invalid_input"),
+        ({"username": "okname", "password": "my OKNAME 2026", "role": "viewer"}, "invalid_input"),
         ({"username": "okname", "password": "long enough", "role": "admin"}, "invalid_input"),
         ({"username": "okname", "password": "long enough", "role": "moderator"}, "invalid_input"),
         ({"username": "okname", "password": "long enough"}, "invalid_input"),
@@ -134,3 +139,38 @@ async def test_guest_may_read_but_not_write(api: Api) -> None:
     await api.call("GET", "/api/sessions", expect=200)
     res = await api.call("POST", "/api/sessions", json={"title": "x"}, expect=401)
     assert res["error"]["code"] == "sign_in_required"
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Mia (demo host)", "[admin] Sam", "Bo <moderator>", "Ana\u202eevil", "a\u200bb", "x\ny"],
+)
+async def test_display_names_that_hide_or_pose_are_refused(api: Api, name: str) -> None:
+    res = await api.client.post(
+        "/api/auth/signup",
+        json={
+            "username": "poser",
+            "password": "correct horse",
+            "role": "viewer",
+            "display_name": name,
+        },
+    )
+    assert res.status == 422, name
+    assert (await res.json())["error"]["code"] == "invalid_input"
+
+
+async def test_display_names_and_titles_are_normalised(api: Api) -> None:
+    res = await api.client.post(
+        "/api/auth/signup",
+        json={
+            "username": "wide",
+            "password": "correct horse",
+            "role": "host",
+            "display_name": "  \uff2d\uff49\uff41   Zoé ",  # full-width Mia
+        },
+    )
+    body = await res.json()
+    assert res.status == 201 and body["user"]["display_name"] == "Mia Zoé"
+    headers = {"Authorization": f"Bearer {body['token']}"}
+    res = await api.client.post("/api/sessions", json={"title": "ﬁne   mugs"}, headers=headers)
+    assert (await res.json())["title"] == "fine mugs"
