@@ -27,6 +27,10 @@ function gmvText(gmv) {
 
 const percent = (x) => `${(x * 100).toFixed(1)} %`;
 
+/** Text for plotly, which renders a subset of HTML in labels (links, <b>, <br>): a
+ * brand's product title must show as typed, not as markup. */
+const plain = (text) => String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
 function kpis(stats) {
   const a = stats.audience;
   const f = stats.funnel.session;
@@ -51,7 +55,7 @@ function viewersChart(stats) {
     x0: new Date(p.start_ms), x1: new Date(p.end_ms ?? now), fillcolor: COLORS.pin,
   }));
   const annotations = stats.funnel.pins.map((p) => ({
-    x: new Date(p.start_ms), y: 1, yref: 'paper', text: p.title, showarrow: false,
+    x: new Date(p.start_ms), y: 1, yref: 'paper', text: plain(p.title), showarrow: false,
     xanchor: 'left', yanchor: 'top', font: { size: 11, color: '#3ecf8e' },
   }));
   const drops = stats.audience.drop_offs;
@@ -79,7 +83,7 @@ function retentionChart(stats) {
 
 function funnelChart(stats) {
   const pins = stats.funnel.pins;
-  const labels = pins.map((p, i) => `${i + 1}. ${p.title}`);
+  const labels = pins.map((p, i) => plain(`${i + 1}. ${p.title}`));
   const bar = (key, name, color) => ({ x: labels, y: pins.map((p) => p[key]), name, type: 'bar',
     marker: { color } });
   Plotly.react('chart-funnel', [
