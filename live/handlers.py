@@ -14,7 +14,15 @@ from live.clock import to_ms
 from live.errors import InvalidInput, RateLimited
 from live.follows import FollowService
 from live.guard import Caps, Guard
-from live.http import json_response, path_id, principal, query_int, read_json, signed_in
+from live.http import (
+    MAX_ID,
+    json_response,
+    path_id,
+    principal,
+    query_int,
+    read_json,
+    signed_in,
+)
 from live.models import Role, SessionStatus
 from live.revocations import Revocations
 from live.room import RoomChannel, SnapshotProvider
@@ -128,9 +136,9 @@ class LiveHandlers:
             raise InvalidInput("invalid_query", "status is scheduled, live or ended") from exc
         sessions = await self._sessions.list(
             status=status,
-            host_id=query_int(request, "host_id"),
+            host_id=query_int(request, "host_id", maximum=MAX_ID),
             limit=query_int(request, "limit", minimum=1, maximum=200) or 50,
-            before_id=query_int(request, "before_id"),
+            before_id=query_int(request, "before_id", maximum=MAX_ID),
         )
         return json_response({"sessions": sessions})
 

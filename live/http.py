@@ -208,10 +208,14 @@ async def read_json(request: web.Request, model: type[ModelT]) -> ModelT:
     return validate_json(model, raw or b"{}")
 
 
+#: the largest id a table has (ids are 32-bit integer columns)
+MAX_ID = 2**31 - 1
+
+
 def path_id(request: web.Request, name: str = "id") -> int:
-    """An integer path parameter; 404 if it is not one."""
+    """An integer path parameter; 404 if it is not one, or past any id's range."""
     value = request.match_info.get(name, "")
-    if not value.isdigit() or len(value) > 12:
+    if not value.isdigit() or len(value) > 10 or int(value) > MAX_ID:
         raise NotFound("not_found", f"no such {name}")
     return int(value)
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from live.clock import Clock
 from live.errors import InvalidInput
-from live.http import json_response, path_id, query_int, read_json, signed_in
+from live.http import MAX_ID, json_response, path_id, query_int, read_json, signed_in
 from shelf.order_models import OrderSource
 from shelf.order_schemas import OrderBody, RefundBody, parse_instant
 from shelf.orders import OrderService
@@ -73,7 +73,10 @@ class OrderHandlers:
         """That host, or an admin. ``?from=&to=&session_id=&format=json|csv``."""
         caller = signed_in(request)
         report = await self._reports.host_commission(
-            caller, path_id(request), self._period(request), query_int(request, "session_id")
+            caller,
+            path_id(request),
+            self._period(request),
+            query_int(request, "session_id", maximum=MAX_ID),
         )
         if self._format(request) == "csv":
             return _csv(

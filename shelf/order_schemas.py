@@ -15,7 +15,7 @@ MAX_UNITS_PER_ORDER = 99
 
 
 class OrderBody(Body):
-    product_id: Annotated[int, Field(ge=1)]
+    product_id: Annotated[int, Field(ge=1, le=2**31 - 1)]  # an id column's range
     quantity: Annotated[int, Field(ge=1, le=MAX_UNITS_PER_ORDER)] = 1
     #: the unit price (and currency) the buyer was shown: if the price is another
     #: when the order arrives, it is refused (``409 price_changed``), nothing charged
