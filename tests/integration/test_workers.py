@@ -27,11 +27,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def workers_of(supervisor: int) -> list[int]:
-    """The worker processes ``supervisor`` spawned (not multiprocessing's tracker)."""
+    """The worker processes ``supervisor`` spawned (not multiprocessing's tracker); a
+    child that exits while we look is none of them."""
     children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
-    return [
-        int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    ]
+    workers = []
+    for pid in children:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except FileNotFoundError:
+            continue
+        if b"spawn_main" in cmdline:
+            workers.append(int(pid))
+    return workers
 
 
 def alive(pid: int) -> bool:
