@@ -49,7 +49,13 @@ from live.errors import Conflict, LiveshelfError
 from live.follows import FollowService
 from live.guard import Caps, Guard
 from live.handlers import FollowHandlers, LiveHandlers
-from live.http import MAX_JSON_BYTES, auth_middleware, error_middleware, security_headers
+from live.http import (
+    MAX_JSON_BYTES,
+    SECURITY_HEADERS,
+    auth_middleware,
+    error_middleware,
+    security_headers,
+)
 from live.models import Role, SessionStatus
 from live.outbox import Outbox, OutboxRelay
 from live.presence import MemoryPresence, Presence, RedisPresence
@@ -411,7 +417,6 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     core = build_core(settings, clock or SystemClock())
     app = web.Application(client_max_size=MAX_JSON_BYTES)
     app.middlewares.extend([error_middleware, auth_middleware(core.tokens)])
-    app.on_response_prepare.append(security_headers)
     _register_core(app, core)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_room_bus)
@@ -450,7 +455,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     # order route was 22nd of 30, ~8 % of a flash sale's CPU).
     hot_first: list[web.RouteDef] = sorted(routes, key=lambda route: route.path not in HOT_PATHS)
     app.add_routes(hot_first)
-    app.router.add_static("/static", ROOT / "static")
+    # Pages and static files carry the security headers (``live.http``); the API's JSON
+    # answers carry ``nosniff`` only (a response hook on every answer cost the order
+    # path ~3 us of ~120: bench/RESULTS.md, "Flash sale", session 9).
+    static = web.Application()
+    static.router.add_static("/", ROOT / "static")
+    static.on_response_prepare.append(security_headers)
+    app.add_subapp("/static", static)
     for path, page in PAGES.items():
         app.router.add_get(path, _page(page))
     if settings.demo:
@@ -832,7 +843,8 @@ def _wire_stats(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
     plotly_js = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
 
     async def charts(_request: web.Request) -> web.FileResponse:
-        return web.FileResponse(plotly_js, headers={"Cache-Control": "max-age=86400"})
+        headers = {"Cache-Control": "max-age=86400", **SECURITY_HEADERS}
+        return web.FileResponse(plotly_js, headers=headers)
 
     app.router.add_get("/vendor/plotly.min.js", charts)
 
@@ -866,7 +878,7 @@ def _page(name: str) -> Any:
     path = ROOT / "static" / name
 
     async def page(_request: web.Request) -> web.FileResponse:
-        return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+        return web.FileResponse(path, headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
 
     return page
 

@@ -75,9 +75,13 @@ def status_of(exc: LiveshelfError) -> int:
 def json_response(
     data: Any, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
+    headers = {**_JSON_HEADERS, **headers} if headers else _JSON_HEADERS
     return web.Response(
         body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
     )
+
+
+_JSON_HEADERS = {"X-Content-Type-Options": "nosniff"}
 
 
 def error_response(exc: LiveshelfError) -> web.Response:

@@ -43,7 +43,7 @@ from multidict import CIMultiDict
 
 from live.auth import Principal
 from live.errors import Conflict, NotFound
-from live.http import json_response, path_id, principal, signed_in
+from live.http import json_response, path_id, principal, security_headers, signed_in
 from live.models import Role, SessionStatus
 from live.sessions import SessionService
 
@@ -191,6 +191,7 @@ class MediaHandlers:
                 ]
             )
             app.on_response_prepare.append(add_cors)
+            app.on_response_prepare.append(security_headers)
             apps[f"/{kind}"] = app
         return apps
 

@@ -19,7 +19,7 @@ class OrderBody(Body):
     quantity: Annotated[int, Field(ge=1, le=MAX_UNITS_PER_ORDER)] = 1
     #: the unit price (and currency) the buyer was shown: if the price is another
     #: when the order arrives, it is refused (``409 price_changed``), nothing charged
-    expected_unit_price_minor: Annotated[int, Field(ge=0)] | None = None
+    expected_unit_price_minor: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
 
 

@@ -238,14 +238,18 @@ async def test_limits_off_lets_everything_through(api: Api, settings: Settings) 
         assert res.status == 401
 
 
-async def test_every_answer_carries_the_security_headers(api: Api) -> None:
-    for path in ("/", "/watch/1", "/static/js/api.js", "/api/sessions", "/api/nothing"):
+async def test_pages_and_files_carry_the_security_headers(api: Api) -> None:
+    for path in ("/", "/watch/1", "/static/js/api.js", "/vendor/plotly.min.js"):
         res = await api.client.get(path)
+        assert res.status == 200, path
         assert res.headers["X-Frame-Options"] == "DENY", path
         assert res.headers["X-Content-Type-Options"] == "nosniff"
         assert res.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
         policy = res.headers["Content-Security-Policy"]
         assert "script-src 'self'" in policy and "unsafe-eval" not in policy
         assert "frame-ancestors 'none'" in policy
+    for path in ("/api/sessions", "/api/nothing", "/static/nothing.js"):  # JSON answers
+        res = await api.client.get(path)
+        assert res.headers["X-Content-Type-Options"] == "nosniff", path
     res = await api.client.options("/whep/1")
     assert res.headers["X-Content-Type-Options"] == "nosniff"
