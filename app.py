@@ -74,12 +74,12 @@ from media.config import MediaConfig
 from media.events import RoomLogLifecycle
 from media.forward import LocalMediaControl, internal_routes, internal_token
 from media.handlers import MediaHandlers
-from media.nodes import NodeBoard
+from media.nodes import NODE_NAME, NodeBoard
 from media.placement import LoadBoard, ProcessCap
 from media.protocol import MediaControl
 from media.pull import MediaProcess, Pulled
 from media.service import MediaService
-from media.tokens import NODE_NAME, MediaTokens
+from media.tokens import MediaTokens
 from shelf.demo import seed_shelf
 from shelf.feature import ShelfFeature, build_shelf
 from shelf.funnel import CardEvents
@@ -526,12 +526,15 @@ def build_core(settings: Settings, clock: Clock) -> Core:
         enabled=settings.limits,
         trusted_proxies=[ipaddress.ip_network(n) for n in settings.trusted_proxies],
     )
-    on = settings.limits
-    caps = Caps(
-        peers_per_address=settings.max_peers_per_address if on else 0,
-        peers_per_user=settings.max_peers_per_user if on else 0,
-        sockets_per_address=settings.max_sockets_per_address if on else 0,
-        sockets_per_user=settings.max_sockets_per_user if on else 0,
+    caps = (
+        Caps(
+            peers_per_address=settings.max_peers_per_address,
+            peers_per_user=settings.max_peers_per_user,
+            sockets_per_address=settings.max_sockets_per_address,
+            sockets_per_user=settings.max_sockets_per_user,
+        )
+        if settings.limits
+        else Caps(0, 0, 0, 0)
     )
     sessions = SessionService(db, clock, outbox, relay, room_log)
     core = Core(

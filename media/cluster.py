@@ -45,7 +45,7 @@ from live.http import Handler
 
 from .errors import MediaError
 from .forward import INTERNAL_HEADER, LocalMediaControl, MediaForwarder, is_internal
-from .nodes import NodeBoard, NodeChooser, NodeLoad
+from .nodes import NODE_NAME, NodeBoard, NodeChooser, NodeLoad
 from .placement import CpuMeter, LoadBoard, Placement, State, WorkerLoad
 from .pull import MediaProcess, Pulled
 from .tokens import MediaTokens
@@ -73,7 +73,7 @@ def resource_prefix(index: int, node: str = "") -> str:
     return f"{node}.w{index}." if node else f"w{index}."
 
 
-_OWNER = re.compile(r"(?:(?P<node>[a-z0-9][a-z0-9-]{0,31})\.)?w(?P<worker>\d{1,4})\.")
+_OWNER = re.compile(rf"(?:(?P<node>{NODE_NAME.pattern})\.)?w(?P<worker>\d{{1,4}})\.")
 
 
 def resource_owner(resource_id: str) -> tuple[str, int] | None:

@@ -333,8 +333,10 @@ class MediaService:
             try:
                 return await self._answer(session_id, offer, user_id, puller, address)
             finally:
-                self._offering.subtract(keys)
-                self._offering += Counter()  # drop the zeros
+                for key in keys:
+                    self._offering[key] -= 1
+                    if not self._offering[key]:
+                        del self._offering[key]
         return await self._answer(session_id, offer, user_id, puller, address)
 
     async def _answer(

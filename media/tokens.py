@@ -16,15 +16,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from live.errors import Unauthenticated
 
-#: a node's name: what ``LIVESHELF_NODE`` may be
-NODE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 #: how long a media URL may be used after it was handed out
 TOKEN_TTL_S = 60
 _SIGNATURE_BYTES = 16

@@ -55,16 +55,18 @@ async def _room_event(app: web.Application, sid: int, type_: str) -> None:
             await asyncio.sleep(0.02)
 
 
-async def _shop(api: Api) -> tuple[Account, Account, int, int]:
-    host, brand = await api.signup("host"), await api.signup("brand")
+async def _on_shelf(
+    api: Api, host: Account, brand: Account, sid: int, title: str = "Mug", price: int = PRICE
+) -> int:
+    """A product of ``brand``'s under an accepted agreement, on session ``sid``'s shelf."""
     product = await api.call(
         "POST",
         "/api/products",
         brand,
         expect=201,
         json={
-            "title": "Mug",
-            "price_minor": PRICE,
+            "title": title,
+            "price_minor": price,
             "currency": "EUR",
             "stock": 20,
             "commission_bps": 1000,
@@ -75,22 +77,19 @@ async def _shop(api: Api) -> tuple[Account, Account, int, int]:
         "/api/cooperations",
         brand,
         expect=201,
-        json={
-            "host_id": host.id,
-            "product_ids": [product["id"]],
-            "commission_bps": 1000,
-        },
+        json={"host_id": host.id, "product_ids": [product["id"]], "commission_bps": 1000},
     )
     await api.call("POST", f"/api/cooperations/{coop['id']}/accept", host, expect=200)
-    session = await api.live_session(host)
     await api.call(
-        "POST",
-        f"/api/sessions/{session['id']}/shelf",
-        host,
-        expect=201,
-        json={"product_id": product["id"]},
+        "POST", f"/api/sessions/{sid}/shelf", host, expect=201, json={"product_id": product["id"]}
     )
-    return host, brand, int(session["id"]), int(product["id"])
+    return int(product["id"])
+
+
+async def _shop(api: Api) -> tuple[Account, Account, int, int]:
+    host, brand = await api.signup("host"), await api.signup("brand")
+    sid = int((await api.live_session(host))["id"])
+    return host, brand, sid, await _on_shelf(api, host, brand, sid)
 
 
 async def test_scripted_session_gives_exact_stats(
@@ -349,34 +348,7 @@ async def test_a_brand_reads_its_own_products_figures_and_the_audience(api: Api)
     brands, products = [], []
     for price in (PRICE, 3 * PRICE):
         brand = await api.signup("brand")
-        product = await api.call(
-            "POST",
-            "/api/products",
-            brand,
-            expect=201,
-            json={
-                "title": f"P{price}",
-                "price_minor": price,
-                "currency": "EUR",
-                "stock": 9,
-                "commission_bps": 1000,
-            },
-        )
-        coop = await api.call(
-            "POST",
-            "/api/cooperations",
-            brand,
-            expect=201,
-            json={"host_id": host.id, "product_ids": [product["id"]], "commission_bps": 1000},
-        )
-        await api.call("POST", f"/api/cooperations/{coop['id']}/accept", host, expect=200)
-        await api.call(
-            "POST",
-            f"/api/sessions/{sid}/shelf",
-            host,
-            json={"product_id": product["id"]},
-            expect=201,
-        )
+        product = {"id": await _on_shelf(api, host, brand, sid, f"P{price}", price)}
         await api.call(
             "POST",
             f"/api/sessions/{sid}/pin",
