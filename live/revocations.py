@@ -4,7 +4,7 @@ Tokens are signed, not stored, so a revoked one is told apart by when it was iss
 ``users.tokens_valid_from_ms`` is the first millisecond of the tokens that still count.
 Every process keeps a copy of the recent ones in memory (``TokenSigner.valid_from_ms``:
 one dict lookup per request, no database or Redis round trip) and hears of new ones
-through Redis pub/sub, so a revocation counts on every worker within milliseconds. A
+through Redis pub/sub, so a revocation counts on every worker as soon as it hears. A
 process (re)subscribing reloads them from the database, so none is missed while Redis
 was away. Without Redis there is one process, whose own map is the whole truth.
 """
