@@ -48,7 +48,8 @@ from live.db import Database
 from live.errors import Conflict, LiveshelfError
 from live.follows import FollowService
 from live.guard import Caps, Guard
-from live.handlers import FollowHandlers, LiveHandlers
+from live.guests import GuestIds
+from live.handlers import FollowHandlers, LiveHandlers, give_guest_cookie
 from live.http import (
     MAX_JSON_BYTES,
     SECURITY_HEADERS,
@@ -82,6 +83,7 @@ from media.service import MediaService
 from media.tokens import MediaTokens
 from shelf.demo import seed_shelf
 from shelf.feature import ShelfFeature, build_shelf
+from shelf.flash_scheduler import MAX_RESERVE_LEAD_MS
 from shelf.funnel import CardEvents
 from shelf.handlers import StatsHandlers
 from shelf.ledger import CommissionLedger
@@ -186,6 +188,8 @@ class Settings:
     #: password hashes at once (each holds ``password_memory_kib``), and waiting
     password_threads: int = 2
     password_queue: int = 32
+    #: a flash sale moves its units out of stock this long before it starts (0..600)
+    flash_reserve_lead_s: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -245,6 +249,7 @@ class Settings:
             max_sockets_per_user=_at_least_0(env, "LIVESHELF_MAX_SOCKETS_PER_USER", 10),
             password_threads=_positive(env, "LIVESHELF_PASSWORD_THREADS", 2),
             password_queue=_at_least_0(env, "LIVESHELF_PASSWORD_QUEUE", 32),
+            flash_reserve_lead_s=_flash_lead(env),
         )
 
     @property
@@ -278,6 +283,14 @@ def _int(env: Mapping[str, str], key: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ConfigError(f"{key} must be an integer, got {value!r}") from None
+
+
+def _flash_lead(env: Mapping[str, str]) -> int:
+    key = "LIVESHELF_FLASH_RESERVE_LEAD_S"
+    value = _at_least_0(env, key, 60)
+    if value > MAX_RESERVE_LEAD_MS // 1000:
+        raise ConfigError(f"{key} must be at most {MAX_RESERVE_LEAD_MS // 1000}, got {value}")
+    return value
 
 
 def _at_least_0(env: Mapping[str, str], key: str, default: int) -> int:
@@ -404,6 +417,8 @@ class Core:
     guard: Guard
     caps: Caps
     revocations: Revocations
+    #: signed guest ids and the person keys viewers are counted by (``live.guests``)
+    guests: GuestIds
     #: Parts features add to ``GET /api/sessions/{id}`` (e.g. the shelf).
     session_details: list[SnapshotProvider] = field(default_factory=list)
 
@@ -448,6 +463,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         guard=core.guard,
         revocations=core.revocations,
         tokens=core.tokens,
+        guests=core.guests,
         caps=core.caps,
     ).routes()
     # aiohttp tries the routes that share a first segment ("/api/sessions") one regex
@@ -463,7 +479,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     static.on_response_prepare.append(security_headers)
     app.add_subapp("/static", static)
     for path, page in PAGES.items():
-        app.router.add_get(path, _page(page))
+        app.router.add_get(path, _page(page, core.guests))
     if settings.demo:
         app.cleanup_ctx.append(_demo_data)
     app.on_startup.append(_tune_gc)
@@ -554,6 +570,7 @@ def build_core(settings: Settings, clock: Clock) -> Core:
         guard=guard,
         caps=caps,
         revocations=Revocations(db, tokens, clock, redis, settings.redis_prefix),
+        guests=GuestIds(settings.secret),
     )
     channel.add_snapshot(_session_snapshot(sessions))
     return core
@@ -624,16 +641,16 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
     media: MediaService
     sources = AudienceSources(
         media_sessions=lambda: media.session_ids(),
-        media_viewers=lambda sid: media.receiving_viewers(sid),
+        media_viewers=lambda sid: media.receiving_people(sid),
         socket_rooms=core.hub.room_ids,
-        sockets=core.hub.local_sockets,
+        sockets=core.hub.local_viewers,
     )
     process = f"{socket.gethostname()[:16]}:{os.getpid()}:{secrets.token_hex(3)}"
     audience = AudienceRecorder(
         core.db, core.clock, sources, process=process, interval_s=settings.audience_sample_s
     )
     app[audience_key] = audience
-    core.hub.add_socket_listener(audience.socket_changed)
+    core.hub.add_viewer_listener(audience.socket_changed)
 
     control: MediaControl
     token = internal_token(settings.secret)
@@ -692,6 +709,7 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
         cors_origin=settings.cors_origin,
         placement=placement,
         clients=MediaClients(core.guard, token),
+        guests=core.guests,
     )
     end_node = None if group is None else group.end_node_session
     routes += internal_routes(local, token, end_node)
@@ -753,13 +771,16 @@ def _wire_shelf(
         core.room_log,
         core.outbox,
         core.relay,
+        guard=core.guard,
         media_time=media.media_time,
+        flash_reserve_lead_ms=core.settings.flash_reserve_lead_s * 1000,
     )
     app[shelf_key] = shelf
     core.channel.add_snapshot(shelf.snapshot)
     core.session_details.append(shelf.details)
     core.sessions.add_listener(shelf.on_session_status)
     routes += shelf.handlers.routes()
+    routes += shelf.approval_handlers.routes()
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         await shelf.start()
@@ -877,11 +898,14 @@ PAGES = {
 }
 
 
-def _page(name: str) -> Any:
+def _page(name: str, guests: GuestIds) -> Any:
+    """A page's handler; it also hands the browser its guest cookie (``live.guests``)."""
     path = ROOT / "static" / name
 
-    async def page(_request: web.Request) -> web.FileResponse:
-        return web.FileResponse(path, headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
+    async def page(request: web.Request) -> web.FileResponse:
+        response = web.FileResponse(path, headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
+        give_guest_cookie(request, response, guests)
+        return response
 
     return page
 

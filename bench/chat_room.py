@@ -127,7 +127,10 @@ async def chatter(
 ) -> None:
     async with (
         aiohttp.ClientSession() as http,
-        http.ws_connect(f"{base.replace('http', 'ws')}/api/sessions/{sid}/ws?token={token}") as ws,
+        http.ws_connect(
+            f"{base.replace('http', 'ws')}/api/sessions/{sid}/ws",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as ws,
     ):
         await ws.receive()  # hello
         errors = 0

@@ -8,9 +8,13 @@ from aiohttp import web
 from chat.moderation import ModerationService
 from chat.schemas import BanBody, KeywordsBody, ModeratorBody, MuteBody, SlowModeBody
 from chat.service import ChatService
-from live.http import json_response, path_id, query_int, read_json, signed_in
+from live.http import json_response, page_query, path_id, read_json, signed_in
 
 _SESSION = "/api/sessions/{id}"
+#: The largest ``?limit=`` of the moderators lists and of the moderation log (its
+#: default: 200), see ``live.paging``.
+MAX_MODERATORS_PAGE = 200
+MAX_LOG_PAGE = 1000
 
 
 class ChatHandlers:
@@ -60,10 +64,10 @@ class ChatHandlers:
     async def session_moderators(self, request: web.Request) -> web.Response:
         session_id = path_id(request)
         caller = signed_in(request)
+        page = page_query(request, maximum=MAX_MODERATORS_PAGE, newest_first=False)
         host_id = await self._host_of(session_id)
-        return json_response(
-            {"moderators": await self._moderation.moderators(caller, host_id, session_id)}
-        )
+        moderators = await self._moderation.moderators(caller, host_id, session_id, page)
+        return json_response(page.answer("moderators", moderators))
 
     async def appoint_for_session(self, request: web.Request) -> web.Response:
         session_id = path_id(request)
@@ -82,8 +86,9 @@ class ChatHandlers:
 
     async def host_moderators(self, request: web.Request) -> web.Response:
         caller = signed_in(request)
-        moderators = await self._moderation.moderators(caller, path_id(request), None)
-        return json_response({"moderators": moderators})
+        page = page_query(request, maximum=MAX_MODERATORS_PAGE, newest_first=False)
+        moderators = await self._moderation.moderators(caller, path_id(request), None, page)
+        return json_response(page.answer("moderators", moderators))
 
     async def appoint_for_host(self, request: web.Request) -> web.Response:
         caller = signed_in(request)
@@ -147,9 +152,9 @@ class ChatHandlers:
 
     async def moderation_log(self, request: web.Request) -> web.Response:
         caller = signed_in(request)
-        limit = query_int(request, "limit", minimum=1, maximum=1000) or 200
-        actions = await self._moderation.actions(caller, path_id(request), limit)
-        return json_response({"actions": actions})
+        page = page_query(request, maximum=MAX_LOG_PAGE, default=200)
+        actions = await self._moderation.actions(caller, path_id(request), page)
+        return json_response(page.answer("actions", actions))
 
     async def _host_of(self, session_id: int) -> int:
         return await self._moderation.host_of(session_id)

@@ -33,6 +33,7 @@ from live.clock import Clock, iso
 from live.errors import Forbidden, InvalidInput, NotFound
 from live.models import OutboxEvent, Role, User
 from live.outbox import Outbox, OutboxRelay
+from live.paging import Listing, Page
 from live.sessions import SessionService
 
 
@@ -97,9 +98,11 @@ class ModerationService:
         await self._reload(host_id, session_id)
 
     async def moderators(
-        self, principal: Principal, host_id: int, session_id: int | None
-    ) -> list[dict[str, Any]]:
-        """Session: its staff may look; host-wide: the host."""
+        self, principal: Principal, host_id: int, session_id: int | None, page: Page
+    ) -> Listing[dict[str, Any]]:
+        """A page of the moderators, in the order they were appointed (``page`` is
+        oldest first, on the appointment's ``id``). Session: its staff may look (the
+        host-wide moderators too); host-wide: the host."""
         if session_id is not None:
             await self._staff(principal, session_id)
         else:
@@ -108,7 +111,6 @@ class ModerationService:
             select(ChatModerator, User)
             .join(User, User.id == ChatModerator.user_id)
             .where(ChatModerator.host_id == host_id)
-            .order_by(ChatModerator.id)
         )
         if session_id is None:
             query = query.where(ChatModerator.session_id.is_(None))
@@ -117,16 +119,18 @@ class ModerationService:
                 or_(ChatModerator.session_id == session_id, ChatModerator.session_id.is_(None))
             )
         async with self._db.read() as s:
-            rows = (await s.execute(query)).all()
-        return [
-            {
-                "user_id": mod.user_id,
-                "display_name": user.display_name,
-                "scope": "host" if mod.session_id is None else "session",
-                "since": iso(mod.created_ms),
-            }
-            for mod, user in rows
-        ]
+            rows = (await s.execute(page.select(query, ChatModerator.id))).all()
+        return page.cut(
+            rows,
+            lambda row: row[0].id,
+            lambda row: {
+                "id": row[0].id,
+                "user_id": row[0].user_id,
+                "display_name": row[1].display_name,
+                "scope": "host" if row[0].session_id is None else "session",
+                "since": iso(row[0].created_ms),
+            },
+        )
 
     # -- messages ------------------------------------------------------------------
 
@@ -315,10 +319,13 @@ class ModerationService:
         }
 
     async def actions(
-        self, principal: Principal, session_id: int, limit: int = 200
-    ) -> list[dict[str, Any]]:
+        self, principal: Principal, session_id: int, page: Page
+    ) -> Listing[dict[str, Any]]:
+        """A page of the session's moderation log, newest first (``page`` is newest
+        first); its staff may look."""
         room = await self._staff(principal, session_id)
-        return await self._repo.actions(session_id, room.mod.host_id, limit)
+        rows = await self._repo.actions(session_id, room.mod.host_id, page.limit + 1, page.cursor)
+        return page.cut(rows, lambda action: int(action["id"]), lambda action: action)
 
     # -- helpers -------------------------------------------------------------------------
 

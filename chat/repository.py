@@ -127,21 +127,21 @@ class ChatRepository:
             yield rows
             after = rows[-1].id
 
-    async def actions(self, session_id: int, host_id: int, limit: int) -> list[dict[str, Any]]:
-        """The moderation log of a session, newest first (host-wide appointments included)."""
-        async with self._db.read() as s:
-            rows = await s.scalars(
-                select(ModerationAction)
-                .where(
-                    or_(
-                        ModerationAction.session_id == session_id,
-                        (ModerationAction.session_id.is_(None))
-                        & (ModerationAction.host_id == host_id),
-                    )
-                )
-                .order_by(ModerationAction.id.desc())
-                .limit(limit)
+    async def actions(
+        self, session_id: int, host_id: int, limit: int, before_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The moderation log of a session, newest first (host-wide appointments
+        included): at most ``limit`` actions with an id below ``before_id``."""
+        query = select(ModerationAction).where(
+            or_(
+                ModerationAction.session_id == session_id,
+                (ModerationAction.session_id.is_(None)) & (ModerationAction.host_id == host_id),
             )
+        )
+        if before_id is not None:
+            query = query.where(ModerationAction.id < before_id)
+        async with self._db.read() as s:
+            rows = await s.scalars(query.order_by(ModerationAction.id.desc()).limit(limit))
             return [
                 {
                     "id": row.id,

@@ -4,10 +4,13 @@ Pure functions over plain rows (unit-tested on their own), and ``AudienceReport`
 which reads the rows and applies them. Times are epoch milliseconds; curves are per
 second of wall-clock time (``second`` = epoch seconds).
 
-* concurrency: per second, viewers receiving media and room sockets, summed over
-  processes, with that second's WHEP joins and leaves and room-socket joins and leaves;
-* watch time: per viewer (a signed-in user, or one WHEP resource for a guest), the
-  sum of its watch intervals; average and median over viewers;
+* concurrency: per second, people receiving media and people in the room channel,
+  summed over processes, with that second's people starting and stopping to watch and
+  joining and leaving the room channel (``live.audience``: people, not connections);
+* watch time: per viewer, a person (``live.guests``: a signed-in user, a guest's signed
+  id, or a cookie-less guest's address; a guest in rows recorded before the person was
+  kept: one WHEP resource), the sum of their watch intervals (overlapping connections
+  count once); average and median over viewers;
 * retention: share of viewers still watching ``t`` seconds after they first joined;
 * drop-offs: seconds where leaving spiked (at least ``min_leavers`` viewers and at
   least ``min_share`` of the audience of the second before), each with what happened
@@ -33,6 +36,8 @@ from live.models import AudienceSecond, SessionMark, WatchInterval
 
 @dataclass(frozen=True, slots=True)
 class Interval:
+    #: ``u<user id>`` for a signed-in viewer; for a guest their person key
+    #: (``g:...``/``a:...``) or, in old rows, ``r<resource id>``
     viewer: str
     joined_ms: int
     left_ms: int
@@ -156,6 +161,12 @@ def summary(intervals: Sequence[Interval]) -> dict[str, Any]:
     }
 
 
+def _viewer(user_id: int | None, person: str | None, resource_id: str) -> str:
+    if user_id is not None:
+        return f"u{user_id}"
+    return person or f"r{resource_id}"
+
+
 class AudienceReport:
     """Reads a session's audience rows and turns them into figures."""
 
@@ -163,12 +174,14 @@ class AudienceReport:
         self._db = db
 
     async def intervals(self, session_id: int, now_ms: int) -> list[Interval]:
-        """Watch intervals, open ones cut at ``now_ms``. Guests count per WHEP resource."""
+        """Watch intervals, open ones cut at ``now_ms``, each with its viewer (a person:
+        ``Interval.viewer``)."""
         async with self._db.read() as s:
             rows = await s.execute(
                 select(
                     WatchInterval.user_id,
                     WatchInterval.resource_id,
+                    WatchInterval.viewer,
                     WatchInterval.joined_ms,
                     WatchInterval.left_ms,
                     WatchInterval.reason,
@@ -176,7 +189,7 @@ class AudienceReport:
             )
             return [
                 Interval(
-                    f"u{r.user_id}" if r.user_id is not None else f"r{r.resource_id}",
+                    _viewer(r.user_id, r.viewer, r.resource_id),
                     int(r.joined_ms),
                     int(r.left_ms if r.left_ms is not None else max(now_ms, r.joined_ms)),
                     r.reason,

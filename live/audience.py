@@ -2,13 +2,18 @@
 
 ``AudienceRecorder`` keeps three records per session:
 
-* ``watch_intervals``: one row per WHEP viewer, from its transport connecting to its
-  leaving, with the reason it left; exact to the millisecond, so retention and watch
-  time are computed, not sampled;
-* ``audience_seconds``: every second, per process, the viewers *receiving media*
-  (transport connected and sent a frame within the last 1.5 s), the room-channel
-  sockets, the WHEP joins and leaves and the room-socket joins and leaves since the
-  previous sample;
+* ``watch_intervals``: one row per WHEP viewer (connection), from its transport
+  connecting to its leaving, with the reason it left and the person watching
+  (``live.guests``); exact to the millisecond, so retention and watch time are computed,
+  not sampled;
+* ``audience_seconds``: every second, per process, in *people* (``live.guests``: a
+  signed-in user, a guest's signed id, or a cookie-less guest's address; 20 viewers
+  or sockets of one person count 1): the people *receiving media* (a viewer of theirs
+  has its transport connected and was sent a frame within the last 1.5 s), the people
+  with a room-channel socket (the host is none), and since the previous sample the
+  people who started watching (their first WHEP viewer in this process joined) and
+  stopped (their last left), and who joined and left the room channel likewise.
+  Processes add up: one person served by two processes counts in each;
 * ``session_marks``: the publisher going live and pausing, to annotate drop-offs.
 
 Writes are queued in memory and committed together once a second (one transaction),
@@ -33,6 +38,7 @@ from live.channel import Connection
 from live.clock import Clock
 from live.db import Database, upsert
 from live.errors import NotFound, Unauthenticated
+from live.guests import user_person
 from live.models import AudienceSecond, SessionMark, WatchInterval
 from live.room import RoomChannel
 from live.tasks import reraise_if_cancelling, stop_task
@@ -63,11 +69,12 @@ class AudienceSources:
 
     #: sessions this process has media peers for
     media_sessions: Callable[[], Iterable[int]]
-    #: viewers of a session actually receiving media now
+    #: people actually receiving media of a session now (``MediaService.receiving_people``)
     media_viewers: Callable[[int], int]
     #: rooms with sockets in this process
     socket_rooms: Callable[[], Iterable[int]]
-    #: room-channel sockets of a session in this process
+    #: people with a room-channel socket of a session in this process, the host not
+    #: counted (``RoomHub.local_viewers``)
     sockets: Callable[[int], int]
 
 
@@ -91,6 +98,10 @@ class AudienceRecorder:
         self._pending: list[Callable[[AsyncSession], Any]] = []
         self._joins: Counter[int] = Counter()
         self._leaves: Counter[int] = Counter()
+        #: per session, the people watching here: person -> their viewers (joined)
+        self._watching: dict[int, Counter[str]] = {}
+        #: viewer resource -> (session, person), while it is watching
+        self._viewers: dict[str, tuple[int, str]] = {}
         self._socket_joins: Counter[int] = Counter()
         self._socket_leaves: Counter[int] = Counter()
         self._task: asyncio.Task[None] | None = None
@@ -100,19 +111,32 @@ class AudienceRecorder:
 
     # -- media's AudienceListener ---------------------------------------------------
 
-    def viewer_joined(self, session_id: int, resource_id: str, user_id: int | None) -> None:
+    def viewer_joined(
+        self, session_id: int, resource_id: str, user_id: int | None, person: str = ""
+    ) -> None:
+        """A WHEP viewer started watching; a join in the curve if it is its person's
+        first viewer here (``person`` "": the viewer is a person of its own)."""
         row = {
             "session_id": session_id,
             "resource_id": resource_id,
             "user_id": user_id,
+            "viewer": (person or None) if user_id is None else None,
             "joined_ms": self._clock.now_ms(),
         }
-        self._joins[session_id] += 1
+        key = person or f"r:{resource_id}"
+        self._viewers[resource_id] = (session_id, key)
+        watching = self._watching.setdefault(session_id, Counter())
+        watching[key] += 1
+        if watching[key] == 1:
+            self._joins[session_id] += 1
         self._pending.append(lambda tx: tx.execute(insert(WatchInterval), [row]))
 
     def viewer_left(self, session_id: int, resource_id: str, reason: str) -> None:
+        """A WHEP viewer stopped watching; a leave in the curve if it was its person's
+        last viewer here."""
         left = self._clock.now_ms()
-        self._leaves[session_id] += 1
+        if self._forget(resource_id):
+            self._leaves[session_id] += 1
         stmt = (
             update(WatchInterval)
             .where(WatchInterval.resource_id == resource_id, WatchInterval.left_ms.is_(None))
@@ -121,7 +145,13 @@ class AudienceRecorder:
         self._pending.append(lambda tx: tx.execute(stmt))
 
     def viewer_identified(self, session_id: int, resource_id: str, user_id: int) -> None:
-        """The guest viewer signed in: the whole interval is the user's."""
+        """The guest viewer signed in: the whole interval is the user's (the person
+        changes without a leave or a join in the curve)."""
+        if resource_id in self._viewers:
+            self._forget(resource_id)
+            key = user_person(user_id)
+            self._viewers[resource_id] = (session_id, key)
+            self._watching.setdefault(session_id, Counter())[key] += 1
         stmt = (
             update(WatchInterval)
             .where(WatchInterval.resource_id == resource_id, WatchInterval.user_id.is_(None))
@@ -142,9 +172,26 @@ class AudienceRecorder:
 
         channel.register("watch.identify", WatchIdentify, command)
 
-    # -- the room hub's socket listener -------------------------------------------------
+    def _forget(self, resource_id: str) -> bool:
+        """Stop counting a viewer; True if it was its person's last one here."""
+        known = self._viewers.pop(resource_id, None)
+        if known is None:
+            return True  # not seen joining (cannot happen): one viewer, one person
+        session_id, key = known
+        watching = self._watching[session_id]
+        watching[key] -= 1
+        if watching[key] > 0:
+            return False
+        del watching[key]
+        if not watching:
+            del self._watching[session_id]
+        return True
+
+    # -- the room hub's viewer listener --------------------------------------------------
 
     def socket_changed(self, session_id: int, joined: bool) -> None:
+        """A person joined the room channel here with their first socket (True) or
+        left it with their last (``RoomHub.add_viewer_listener``)."""
         (self._socket_joins if joined else self._socket_leaves)[session_id] += 1
 
     # -- marks -------------------------------------------------------------------------

@@ -14,10 +14,12 @@ local socket and writes each event to those sockets:
   out, then continues from exactly the next seq.
 
 The hub also keeps the room's presence and publishes ``viewers.updated`` at most once
-per ``presence_interval_s``, and pings every socket of the process from one loop
-(``heartbeat_s``): one prebuilt ping frame written to each transport, and a socket
-that sent nothing for a whole interval after a ping is dropped. A timer per socket
-(what aiohttp's ``heartbeat=`` does) costs memory on each of 10,000 sockets.
+per ``presence_interval_s`` (a viewer is a person, ``Connection.member``: the sockets
+one person holds in a room count once, see ``live.guests``), and pings every socket of
+the process from one loop (``heartbeat_s``): one prebuilt ping frame written to each
+transport, and a socket that sent nothing for a whole interval after a ping is dropped.
+A timer per socket (what aiohttp's ``heartbeat=`` does) costs memory on each of 10,000
+sockets.
 """
 
 from __future__ import annotations
@@ -81,10 +83,17 @@ class Connection:
     address: str = ""
     #: counted by ``RoomHub.hold`` (until ``leave``)
     held: bool = False
+    #: who this is, for counting (``live.guests``: ``u:``/``g:``/``a:``); set by the
+    #: handler. Sockets with the same person count as one viewer.
+    person: str = ""
 
     @property
     def member(self) -> str:
-        return f"u:{self.user_id}" if self.user_id is not None else f"g:{self.id}"
+        """The presence member: ``person``; without one (a ``Connection`` made by hand),
+        the signed-in user or else this one socket."""
+        if self.person:
+            return self.person
+        return f"u:{self.user_id}" if self.user_id is not None else f"s:{self.id}"
 
 
 @dataclass(eq=False)
@@ -127,7 +136,7 @@ class RoomHub:
         #: sockets held (opening or open) per room: per client address, per user
         self._held: dict[int, tuple[Counter[str], Counter[int]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._socket_listeners: list[Callable[[int, bool], None]] = []
+        self._viewer_listeners: list[Callable[[int, bool], None]] = []
         self._presence_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         room_log.set_listener(self._deliver)
@@ -155,10 +164,11 @@ class RoomHub:
 
     # -- joining and leaving ---------------------------------------------------
 
-    def add_socket_listener(self, listener: Callable[[int, bool], None]) -> None:
-        """``listener(room_id, joined)`` on every socket joining (True) or leaving (False)
-        a room in this process (analytics). A plain call: it must not block."""
-        self._socket_listeners.append(listener)
+    def add_viewer_listener(self, listener: Callable[[int, bool], None]) -> None:
+        """``listener(room_id, joined)`` when a viewer (a person, ``Connection.member``;
+        the host is none) joins a room in this process with their first socket (True)
+        or leaves it with their last (False): analytics. A plain call: it must not block."""
+        self._viewer_listeners.append(listener)
 
     async def join(self, conn: Connection) -> None:
         """Register ``conn``; live events for its room are buffered until ``attach``."""
@@ -171,12 +181,13 @@ class RoomHub:
             await room.ready.wait()
         room.conns[conn] = None
         conn.joined = True
-        for listener in self._socket_listeners:
-            listener(conn.room, True)
         if conn.counts_as_viewer:
-            room.viewers[conn.member] += 1
-            if room.viewers[conn.member] == 1:
-                await self._presence.join(conn.room, conn.member)
+            member = conn.member
+            room.viewers[member] += 1
+            if room.viewers[member] == 1:
+                for listener in self._viewer_listeners:
+                    listener(conn.room, True)
+                await self._presence.join(conn.room, member)
 
     async def attach(self, conn: Connection, after: int) -> bool:
         """Send the events after ``after`` that ``conn`` has not seen, then go live.
@@ -220,13 +231,14 @@ class RoomHub:
         if room is None:
             return
         room.conns.pop(conn, None)
-        for listener in self._socket_listeners:
-            listener(conn.room, False)
         if conn.counts_as_viewer:
-            room.viewers[conn.member] -= 1
-            if room.viewers[conn.member] <= 0:
-                del room.viewers[conn.member]
-                await self._presence.leave(conn.room, conn.member)
+            member = conn.member
+            room.viewers[member] -= 1
+            if room.viewers[member] <= 0:
+                del room.viewers[member]
+                for listener in self._viewer_listeners:
+                    listener(conn.room, False)
+                await self._presence.leave(conn.room, member)
         if not room.conns and self._rooms.get(conn.room) is room:
             del self._rooms[conn.room]
             await self._log.unwatch(conn.room)
@@ -395,8 +407,15 @@ class RoomHub:
         return [room_id for room_id, room in self._rooms.items() if room.conns]
 
     def local_sockets(self, room_id: int) -> int:
+        """This process's open sockets in ``room_id`` (the host's included)."""
         room = self._rooms.get(room_id)
         return len(room.conns) if room else 0
+
+    def local_viewers(self, room_id: int) -> int:
+        """The viewers (people, not sockets; the host is none) holding a socket of
+        ``room_id`` in this process."""
+        room = self._rooms.get(room_id)
+        return len(room.viewers) if room else 0
 
     async def _presence_loop(self) -> None:
         ticks_per_refresh = max(1, round(self._presence_refresh / self._presence_interval))

@@ -1,5 +1,6 @@
 """Limits against abuse: how often a client may try to sign in or up, open WebRTC peers
-and room sockets, and how many peers and sockets one client may hold in a show.
+and room sockets, and create things; how many peers and sockets one client may hold in
+a show.
 
 Rates (``live.ratelimit``; across workers with Redis) and their defaults:
 
@@ -11,13 +12,29 @@ login attempts              client address              20 at once, then 1 every
 login attempts              account                     50 at once, then 1 every 30 s
 signups                     client address              10 at once, then 1 a minute
 WHEP offers                 show and client address     30 at once, then 2 a second
+WHEP offers                 show and signed-in user     10 at once, then 1 a second
 room sockets                show and client address     60 at once, then 5 a second
+room sockets                show and signed-in user     20 at once, then 1 a second
+product creations           account                     30 at once, then 1 every 2 s
+shelf edits                 account                     100 at once, then 1 a second
+pins                        account                     30 at once, then 1 a second
+flash-sale creations        account                     20 at once, then 1 every 5 s
 ==========================  ==========================  ==================================
 
-A refusal is ``429`` with ``Retry-After``, and nothing else happens (no password is
-checked). Nothing locks an account: the tightest login limit is per account *and*
+A shelf edit is an add, a removal or a reorder. A refusal is ``429`` with
+``Retry-After`` and a code, and nothing else happens (no password is checked, nothing is
+created). Nothing locks an account: the tightest login limit is per account *and*
 address, so someone guessing from elsewhere slows only themselves; the per-account limit
 is loose (it only slows a guesser spread over many addresses).
+
+Why these creation rates: a brand keys in or imports a few dozen products at once, then
+adds one now and then (a 400-product import takes about 12 minutes); a host fills a
+shelf (at most 100 products) before the show in one go; during a show a host pins a
+product every few seconds at most and schedules a handful of flash sales. Every shelf
+edit and pin is a room event to every viewer, so these rates also bound what one account
+can make a show's audience receive. The per-user WHEP and socket rates are tighter than
+the per-address ones (an address may be many people behind one NAT) and still let one
+person reconnect several tabs at once after a network blip.
 
 Caps on what one client holds at once in one show (``Caps``, settings; 0 = none), per
 process: WHEP peers per address (60) and per user (5), room sockets per address (300)
@@ -32,6 +49,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 
 from aiohttp import web
 
@@ -42,6 +60,17 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _LOGIN_UA, _LOGIN_A, _LOGIN_U = Rate(0.1, 5), Rate(0.5, 20), Rate(1 / 30, 50)
 _SIGNUP, _OFFERS, _SOCKETS = Rate(1 / 60, 10), Rate(2.0, 30), Rate(5.0, 60)
+_USER_OFFERS, _USER_SOCKETS = Rate(1.0, 10), Rate(1.0, 20)
+_PRODUCTS, _SHELF, _PINS, _FLASH = Rate(0.5, 30), Rate(1.0, 100), Rate(1.0, 30), Rate(0.2, 20)
+
+
+class Creation(StrEnum):
+    """What an account makes, each counted on its own (``Guard.creating``)."""
+
+    PRODUCT = "product"
+    SHELF_EDIT = "shelf"
+    PIN = "pin"
+    FLASH_SALE = "flash"
 
 
 @dataclass(frozen=True)
@@ -53,7 +82,30 @@ class Rates:
     login_per_account: Rate = _LOGIN_U
     signup_per_address: Rate = _SIGNUP
     offers_per_address: Rate = _OFFERS
+    offers_per_user: Rate = _USER_OFFERS
     sockets_per_address: Rate = _SOCKETS
+    sockets_per_user: Rate = _USER_SOCKETS
+    products_per_account: Rate = _PRODUCTS
+    shelf_edits_per_account: Rate = _SHELF
+    pins_per_account: Rate = _PINS
+    flash_sales_per_account: Rate = _FLASH
+
+    def of(self, what: Creation) -> Rate:
+        return {
+            Creation.PRODUCT: self.products_per_account,
+            Creation.SHELF_EDIT: self.shelf_edits_per_account,
+            Creation.PIN: self.pins_per_account,
+            Creation.FLASH_SALE: self.flash_sales_per_account,
+        }[what]
+
+
+#: The refusal of each creation: its code and message.
+_TOO_MANY = {
+    Creation.PRODUCT: ("too_many_products", "you are adding products too fast; wait a little"),
+    Creation.SHELF_EDIT: ("too_many_shelf_edits", "you are changing shelves too fast"),
+    Creation.PIN: ("too_many_pins", "you are pinning too fast; wait a moment"),
+    Creation.FLASH_SALE: ("too_many_flash_sales", "you are creating flash sales too fast"),
+}
 
 
 @dataclass(frozen=True)
@@ -119,14 +171,48 @@ class Guard:
             key, rate = f"signup:{address}", self.rates.signup_per_address
             await check(self._limiter, key, rate, "too_many_signups", message)
 
-    async def offer(self, session_id: int, address: str) -> None:
-        if self.enabled:
-            message = "too many video connections from here; wait a little"
-            key, rate = f"whep:{session_id}:{address}", self.rates.offers_per_address
-            await check(self._limiter, key, rate, "too_many_offers", message)
+    async def offer(self, session_id: int, address: str, user_id: int | None = None) -> None:
+        """A WHEP offer to a show: per client address, and per user when signed in."""
+        rates = self.rates
+        await self._to_show(
+            ("whep", session_id, address, user_id),
+            (rates.offers_per_address, rates.offers_per_user),
+            "too_many_offers",
+            "too many video connections from here; wait a little",
+            "you opened the video too many times; wait a little",
+        )
 
-    async def socket(self, session_id: int, address: str) -> None:
+    async def socket(self, session_id: int, address: str, user_id: int | None = None) -> None:
+        """A room socket to a show: per client address, and per user when signed in."""
+        rates = self.rates
+        await self._to_show(
+            ("ws", session_id, address, user_id),
+            (rates.sockets_per_address, rates.sockets_per_user),
+            "too_many_sockets",
+            "too many connections to this show from here; wait a little",
+            "you connected to this show too many times; wait a little",
+        )
+
+    async def _to_show(
+        self,
+        who: tuple[str, int, str, int | None],
+        rates: tuple[Rate, Rate],
+        code: str,
+        from_here: str,
+        from_you: str,
+    ) -> None:
+        if not self.enabled:
+            return
+        kind, session_id, address, user_id = who
+        await check(self._limiter, f"{kind}:{session_id}:{address}", rates[0], code, from_here)
+        if user_id is not None:
+            key = f"{kind}:u:{session_id}:{user_id}"
+            await check(self._limiter, key, rates[1], code, from_you)
+
+    async def creating(self, what: Creation, user_id: int) -> None:
+        """Count one ``what`` by account ``user_id``; ``RateLimited`` (429, with
+        ``Retry-After``) past its rate. Call it before creating anything."""
         if self.enabled:
-            message = "too many connections to this show from here; wait a little"
-            key, rate = f"ws:{session_id}:{address}", self.rates.sockets_per_address
-            await check(self._limiter, key, rate, "too_many_sockets", message)
+            code, message = _TOO_MANY[what]
+            key = f"create:{what}:{user_id}"
+            await check(self._limiter, key, self.rates.of(what), code, message)

@@ -14,9 +14,11 @@ from live.clock import to_ms
 from live.errors import InvalidInput, RateLimited
 from live.follows import FollowService
 from live.guard import Caps, Guard
+from live.guests import GUEST_COOKIE, GUEST_COOKIE_MAX_AGE_S, GuestIds
 from live.http import (
     MAX_ID,
     json_response,
+    page_query,
     path_id,
     principal,
     query_int,
@@ -45,9 +47,11 @@ class LiveHandlers:
         guard: Guard,
         revocations: Revocations,
         tokens: TokenSigner,
+        guests: GuestIds,
         caps: Caps | None = None,
     ) -> None:
         self._guard = guard
+        self._guests = guests
         self._revocations = revocations
         self._tokens = tokens
         self._caps = caps or Caps()
@@ -64,6 +68,7 @@ class LiveHandlers:
             web.post("/api/auth/login", self.login),
             web.post("/api/auth/logout", self.logout),
             web.post("/api/auth/ticket", self.ticket),
+            web.post("/api/auth/guest", self.guest),
             web.post("/api/admin/users/{id}/disable", self.disable_user),
             web.post("/api/admin/users/{id}/enable", self.enable_user),
             web.get("/api/me", self.me),
@@ -98,6 +103,14 @@ class LiveHandlers:
         ticket, expires = self._tokens.issue_ticket(signed_in(request))
         return json_response({"ticket": ticket, "expires_at": expires})
 
+    async def guest(self, request: web.Request) -> web.Response:
+        """Anyone: make sure the caller holds a guest cookie (``live.guests``), for
+        clients that open room sockets or WHEP without loading a page first. 204; the
+        cookie is set unless the request carries a valid one already."""
+        response = web.Response(status=204)
+        give_guest_cookie(request, response, self._guests)
+        return response
+
     async def logout(self, request: web.Request) -> web.Response:
         """Every token of the caller stops counting (on all their devices)."""
         await self._revocations.revoke(signed_in(request).user_id)
@@ -128,19 +141,22 @@ class LiveHandlers:
         return json_response(await self._sessions.create(caller, body.title, scheduled), status=201)
 
     async def list_sessions(self, request: web.Request) -> web.Response:
-        """Anyone. ``?status=scheduled|live|ended&host_id=&limit=&before_id=``."""
+        """Anyone. ``?status=scheduled|live|ended&host_id=&limit=&before_id=``: newest
+        first, ``limit`` 1..200 (default 50), ``next_before_id`` (``live.paging``)."""
         status_text = request.query.get("status")
         try:
             status = SessionStatus(status_text) if status_text else None
         except ValueError as exc:
             raise InvalidInput("invalid_query", "status is scheduled, live or ended") from exc
+        page = page_query(request, maximum=200)
         sessions = await self._sessions.list(
             status=status,
             host_id=query_int(request, "host_id", maximum=MAX_ID),
-            limit=query_int(request, "limit", minimum=1, maximum=200) or 50,
-            before_id=query_int(request, "before_id", maximum=MAX_ID),
+            limit=page.limit + 1,  # one more: whether another page follows
+            before_id=page.cursor,
         )
-        return json_response({"sessions": sessions})
+        listing = page.cut(sessions, lambda s: int(s["id"]), lambda s: s)
+        return json_response(page.answer("sessions", listing))
 
     async def get_session(self, request: web.Request) -> web.Response:
         """Anyone. The session plus what features add (e.g. its shelf)."""
@@ -184,7 +200,7 @@ class LiveHandlers:
         caller = principal(request)
         address = self._guard.client_address(request)
         user_id = caller.user_id if caller else None
-        await self._guard.socket(session_id, address)
+        await self._guard.socket(session_id, address, user_id)
         caps, hub = self._caps, self._socket_deps.hub
         if not hub.hold(
             session_id, address, user_id, caps.sockets_per_address, caps.sockets_per_user
@@ -208,6 +224,7 @@ class LiveHandlers:
             counts_as_viewer=caller is None or caller.user_id != host_id,
             address=address,
             held=True,  # ``leave`` lets it go
+            person=self._guests.person(user_id, request.cookies.get(GUEST_COOKIE), address),
         )
         socket.bind(conn)
         try:
@@ -262,6 +279,23 @@ class LiveHandlers:
         # The hub bounds the buffer itself; never let asyncio call pause_writing first.
         transport.set_write_buffer_limits(high=self._send_limit * 2)
         return socket
+
+
+def give_guest_cookie(request: web.Request, response: web.StreamResponse, guests: GuestIds) -> None:
+    """Set a new guest cookie on ``response`` unless ``request`` carries a valid one
+    (HttpOnly, SameSite=Lax, Path=/; Secure on HTTPS). Pages call it, so a browser has
+    its guest id before it opens a room socket or a WHEP connection."""
+    if guests.verify(request.cookies.get(GUEST_COOKIE)) is not None:
+        return
+    response.set_cookie(
+        GUEST_COOKIE,
+        guests.issue(),
+        max_age=GUEST_COOKIE_MAX_AGE_S,
+        path="/",
+        httponly=True,
+        samesite="Lax",
+        secure=request.secure,
+    )
 
 
 def _release(request: web.Request) -> None:

@@ -30,6 +30,7 @@ from live.errors import (
     Unavailable,
     Unprocessable,
 )
+from live.paging import Page
 from live.validation import validate_json
 
 log = logging.getLogger(__name__)
@@ -185,8 +186,14 @@ def bearer_token(request: web.Request) -> str | None:
         if scheme.lower() != "bearer" or not value.strip():
             raise Unauthenticated("invalid_token", "use 'Authorization: Bearer <token>'")
         return value.strip()
-    if request.headers.get("Upgrade", "").lower() == "websocket":
-        return request.query.get("token") or None
+    if "token" in request.query and request.headers.get("Upgrade", "").lower() == "websocket":
+        # A bearer token in a URL ends up in logs, history and referrers: a socket
+        # opened from a page takes a one-minute ticket (``?ticket=``) instead.
+        raise Unauthenticated(
+            "token_in_url",
+            "send the token as 'Authorization: Bearer <token>'; a WebSocket from a page "
+            "takes ?ticket= (POST /api/auth/ticket)",
+        )
     return None
 
 
@@ -219,7 +226,7 @@ MAX_ID = 2**31 - 1
 def path_id(request: web.Request, name: str = "id") -> int:
     """An integer path parameter; 404 if it is not one, or past any id's range."""
     value = request.match_info.get(name, "")
-    if not value.isdigit() or len(value) > 10 or int(value) > MAX_ID:
+    if not _is_digits(value) or len(value) > 10 or int(value) > MAX_ID:
         raise NotFound("not_found", f"no such {name}")
     return int(value)
 
@@ -230,8 +237,35 @@ def query_int(
     value = request.query.get(name)
     if value is None or value == "":
         return None
-    if not value.lstrip("-").isdigit() or not minimum <= int(value) <= maximum:
+    digits = value.removeprefix("-")
+    if not _is_digits(digits) or len(digits) > 18 or not minimum <= int(value) <= maximum:
         raise InvalidInput(
             "invalid_query", f"'{name}' must be an integer in [{minimum}, {maximum}]"
         )
     return int(value)
+
+
+def page_query(
+    request: web.Request, *, maximum: int, default: int = 50, newest_first: bool = True
+) -> Page:
+    """``?limit=`` (1..``maximum``, else ``default``) and the cursor (``before_id`` for a
+    newest-first list, ``after_id`` for an oldest-first one): see ``live.paging``.
+
+    A ``limit`` over ``maximum`` is 422 ``page_too_large`` (``details.max_limit``); one
+    that is not a positive integer, or a bad cursor, is 400 ``invalid_query``.
+    """
+    text = request.query.get("limit", "")
+    if _is_digits(text) and (len(text) > 18 or int(text) > maximum):
+        raise Unprocessable(
+            "page_too_large", f"'limit' is at most {maximum} here", max_limit=maximum
+        )
+    limit = query_int(request, "limit", minimum=1, maximum=maximum) or default
+    cursor_name = "before_id" if newest_first else "after_id"
+    cursor = query_int(request, cursor_name, maximum=MAX_ID)
+    return Page(limit, cursor, newest_first)
+
+
+def _is_digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes "²", which ``int`` refuses (a 500),
+    and ``int`` refuses any text past 4300 digits (callers bound the length first)."""
+    return text.isascii() and text.isdigit()

@@ -90,6 +90,9 @@ class WatchInterval(Base):
     session_id: Mapped[int] = mapped_column(ForeignKey("live_sessions.id"))
     resource_id: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    #: the person watching (``live.guests``: ``g:``/``a:`` for a guest; NULL in rows
+    #: recorded before it was kept: such a guest counts per resource)
+    viewer: Mapped[str | None] = mapped_column(String(64), nullable=True)
     joined_ms: Mapped[int] = mapped_column(BigInteger)
     left_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     reason: Mapped[str | None] = mapped_column(String(32), nullable=True)

@@ -1,7 +1,13 @@
 """Who is in a room, and the viewer count published from it.
 
-A member is ``"u:<user id>"`` for a signed-in account (several tabs count once) or
-``"g:<connection id>"`` for a guest. ``tick`` is called about once a second per room
+A member is a person (``live.guests``), never a socket: ``"u:<user id>"`` for a
+signed-in account (all its tabs and devices count once), ``"g:<guest id>"`` for a guest
+with a valid signed guest cookie, ``"a:<address digest>"`` for a guest without one (a
+flood of cookie-less sockets from one address is one viewer). The host is no member.
+
+The hub (``live.channel.RoomHub``) counts its own sockets per member and calls ``join``
+for a member's first socket in the process and ``leave`` for its last, so both twins
+see each member once per process. ``tick`` is called about once a second per room
 with local sockets; it returns the count to publish, or ``None`` when the count is
 unchanged or another process publishes it this interval. That is what bounds viewer
 count events to one a second per room, however many people join.
@@ -22,11 +28,14 @@ from live.roomlog_redis import load_script
 
 
 class Presence(Protocol):
-    async def join(self, room: int, member: str) -> None: ...
+    async def join(self, room: int, member: str) -> None:
+        """``member`` is in ``room`` (the hub calls it for the member's first local socket)."""
 
-    async def leave(self, room: int, member: str) -> None: ...
+    async def leave(self, room: int, member: str) -> None:
+        """``member`` left ``room`` (the hub calls it when its last local socket closed)."""
 
-    async def refresh(self, room: int, members: Iterable[str]) -> None: ...
+    async def refresh(self, room: int, members: Iterable[str]) -> None:
+        """The members this process holds in ``room`` are still there."""
 
     async def tick(self, room: int) -> int | None: ...
 
@@ -70,8 +79,9 @@ class RedisPresence:
 
     Each process adds its members on join, removes them on leave and re-adds all of
     them every ``refresh`` (well inside ``member_ttl_ms``), so a crashed process's
-    members fall out by themselves. A signed-in user connected through two processes
-    who leaves one is missing from the count until the other's next refresh.
+    members fall out by themselves. A member connected through two processes (a user,
+    or one guest's or one address's sockets) who leaves one is missing from the count
+    until the other's next refresh.
     """
 
     def __init__(

@@ -86,10 +86,32 @@ _BADGE = re.compile(
 )
 
 
+_ZWJ = "\u200d"
+
+
+def _joins_emoji(value: str, i: int) -> bool:
+    """Whether the zero-width joiner at ``i`` joins two emoji (👩‍💻, 🏳️‍🌈, 👨🏽‍🍳): a
+    symbol (or skin tone, or emoji presentation selector) before it, a symbol after."""
+    before = value[i - 1] if i > 0 else ""
+    if before == "\ufe0f" and i > 1:
+        before = value[i - 2]
+    after = value[i + 1] if i + 1 < len(value) else ""
+    symbols = ("So", "Sk")
+    return (
+        bool(before and after)
+        and unicodedata.category(before) in symbols
+        and unicodedata.category(after) == "So"
+    )
+
+
 def _clean(value: str) -> str:
-    """NFKC-normalised, no hidden characters, one space between words."""
+    """NFKC-normalised, no hidden characters (but the joiner inside an emoji
+    sequence), one space between words."""
     value = unicodedata.normalize("NFKC", value)
-    if any(unicodedata.category(c) in _HIDDEN for c in value):
+    if any(
+        unicodedata.category(c) in _HIDDEN and not (c == _ZWJ and _joins_emoji(value, i))
+        for i, c in enumerate(value)
+    ):
         raise ValueError("remove control, direction or zero-width characters")
     value = " ".join(value.split())
     if not value:

@@ -110,10 +110,12 @@ class MediaClients:
             return passed
         return self._guard.client_address(request)
 
-    async def offered(self, request: web.Request, session_id: int, address: str) -> None:
+    async def offered(
+        self, request: web.Request, session_id: int, address: str, user_id: int | None
+    ) -> None:
         if request.headers.get(PLACED_HEADER) and is_internal(request, self._token):
             return
-        await self._guard.offer(session_id, address)
+        await self._guard.offer(session_id, address, user_id)
 
 
 class WorkerGroup:

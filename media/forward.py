@@ -48,6 +48,7 @@ WORKER_HEADER = "X-Liveshelf-Worker"
 #: Request headers passed on to the home (the rest, e.g. hop-by-hop ones, are not).
 _REQUEST_HEADERS = (
     "Authorization",
+    "Cookie",  # the guest cookie: a placed WHEP viewer is counted as its person
     "Content-Type",
     "If-Match",
     "If-None-Match",

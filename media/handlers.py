@@ -43,6 +43,7 @@ from multidict import CIMultiDict
 
 from live.auth import Principal
 from live.errors import Conflict, NotFound
+from live.guests import GUEST_COOKIE, GuestIds
 from live.http import json_response, path_id, principal, security_headers, signed_in
 from live.models import Role, SessionStatus
 from live.sessions import SessionService
@@ -136,9 +137,12 @@ class ClientCheck(Protocol):
         """The client's address (as another worker passed it on, for a placed offer)."""
         ...
 
-    async def offered(self, request: web.Request, session_id: int, address: str) -> None:
-        """Count the offer; ``RateLimited`` (429) past the rate (placed offers were
-        counted by the worker that placed them)."""
+    async def offered(
+        self, request: web.Request, session_id: int, address: str, user_id: int | None
+    ) -> None:
+        """Count the offer (per address, and per user when ``user_id`` is given);
+        ``RateLimited`` (429) past the rate (placed offers were counted by the worker
+        that placed them)."""
         ...
 
 
@@ -156,12 +160,15 @@ class MediaHandlers:
         cors_origin: str = "*",
         placement: ViewerPlacement | None = None,
         clients: ClientCheck | None = None,
+        guests: GuestIds | None = None,
     ) -> None:
         """``placement`` (several workers) may send a new viewer to another worker or
         node; ``tokens`` check the media URLs of ``node`` (this one); ``clients`` says
-        who a viewer is and how often it may offer."""
+        who a viewer is and how often it may offer; ``guests`` names the person a
+        viewer is counted as (``live.guests``; without it, each viewer is one)."""
         self._placement = placement
         self._clients = clients
+        self._guests = guests
         self._tokens = tokens
         self._node = node
         self._media = media
@@ -251,14 +258,20 @@ class MediaHandlers:
         address = ""
         if self._clients is not None:
             address = self._clients.address(request)
-            await self._clients.offered(request, session_id, address)
+            await self._clients.offered(request, session_id, address, user_id)
         if self._placement is not None:
             elsewhere = await self._placement.place(
                 request, session_id, offer.encode(), user_id, address
             )
             if elsewhere is not None:
                 return elsewhere
-        resource = await self._media.play(session_id, offer, user_id, address=address)
+        person = ""
+        if self._guests is not None:
+            cookie = request.cookies.get(GUEST_COOKIE)
+            person = self._guests.person(user_id, cookie, address or request.remote or "")
+        resource = await self._media.play(
+            session_id, offer, user_id, address=address, person=person
+        )
         return self._created("whep", resource)
 
     async def media_endpoint(self, request: web.Request) -> web.Response:

@@ -28,14 +28,17 @@ class AudienceListener(Protocol):
     """Told when a WHEP viewer starts watching and when it leaves (analytics).
 
     ``viewer_joined`` comes once per viewer, when its transport connects (media flows
-    to it from then on); ``viewer_left`` follows it exactly once, with why: ``deleted``
-    (DELETE), ``failed`` / ``closed`` (transport), ``codec_changed`` (the next
-    publisher's codec), ``ended``, ``shutdown``; ``viewer_identified`` when a guest
-    viewer signs in while watching. All are plain calls on the event loop and must not
-    block.
+    to it from then on), with the person who watches (``live.guests``; "" when unknown:
+    the viewer counts alone); ``viewer_left`` follows it exactly once, with why:
+    ``deleted`` (DELETE), ``failed`` / ``closed`` (transport), ``codec_changed`` (the
+    next publisher's codec), ``ended``, ``shutdown``; ``viewer_identified`` when a guest
+    viewer signs in while watching (its person is then the user). All are plain calls on
+    the event loop and must not block.
     """
 
-    def viewer_joined(self, session_id: int, resource_id: str, user_id: int | None) -> None: ...
+    def viewer_joined(
+        self, session_id: int, resource_id: str, user_id: int | None, person: str
+    ) -> None: ...
 
     def viewer_left(self, session_id: int, resource_id: str, reason: str) -> None: ...
 

@@ -57,6 +57,8 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 
+from live.guests import user_person
+
 from . import aiortc_hooks
 from .config import MediaConfig
 from .errors import MediaError
@@ -126,6 +128,8 @@ class _Viewer(_Peer):
     puller: MediaProcess | None = None
     #: the client's address (for the caps per address)
     address: str = ""
+    #: who watches, for counting people (``live.guests``); "" counts this viewer alone
+    person: str = ""
 
     @property
     def pull(self) -> bool:
@@ -296,12 +300,15 @@ class MediaService:
         *,
         puller: MediaProcess | None = None,
         address: str = "",
+        person: str = "",
     ) -> Resource:
         """Accept a WHEP offer for ``session_id`` and return the answer.
 
         ``user_id`` is the signed-in viewer (None for a guest), for analytics;
-        ``address`` the client's; a client holding as many of the session's peers as
-        the caps allow is refused (``too_many_peers``).
+        ``person`` who watches (``live.guests``: viewers with one person count once in
+        the audience; "" counts this viewer alone); ``address`` the client's; a client
+        holding as many of the session's peers as the caps allow is refused
+        (``too_many_peers``).
         ``puller`` marks another process's pull: it is fed like a viewer but counted
         nowhere (analytics, viewer counts). On an edge, the first viewer of a remote
         session starts its pull (raises ``media_unavailable`` if the origin cannot be
@@ -310,12 +317,12 @@ class MediaService:
         self._check_open()
         # counted from here on, with no await before: placement sees every viewer
         # that is being answered as well as those that were
-        person = puller is None
-        self._answering += person
+        watcher = puller is None
+        self._answering += watcher
         try:
-            return await self._play(session_id, offer_sdp, user_id, puller, address)
+            return await self._play(session_id, offer_sdp, user_id, puller, address, person)
         finally:
-            self._answering -= person
+            self._answering -= watcher
 
     async def _play(
         self,
@@ -324,6 +331,7 @@ class MediaService:
         user_id: int | None,
         puller: MediaProcess | None,
         address: str = "",
+        person: str = "",
     ) -> Resource:
         offer = parse_offer(offer_sdp, self._config.max_sdp_bytes)
         if puller is None:
@@ -331,7 +339,7 @@ class MediaService:
             keys = [(session_id, address)] + ([(session_id, user_id)] if user_id else [])
             self._offering.update(keys)
             try:
-                return await self._answer(session_id, offer, user_id, puller, address)
+                return await self._answer(session_id, offer, user_id, puller, address, person)
             finally:
                 for key in keys:
                     self._offering[key] -= 1
@@ -346,6 +354,7 @@ class MediaService:
         user_id: int | None,
         puller: MediaProcess | None,
         address: str,
+        person: str = "",
     ) -> Resource:
         wanted = [m for m in offer.media if m.direction in RECV_DIRECTIONS]
         if not wanted:
@@ -376,6 +385,7 @@ class MediaService:
             user_id=user_id,
             puller=puller,
             address=address,
+            person=person,
         )
         try:
             transceivers: dict[str, RTCRtpTransceiver] = {}
@@ -583,8 +593,9 @@ class MediaService:
         session = self._sessions.get(session_id)
         return session is not None and session.pull is not None
 
-    def receiving_viewers(self, session_id: int, within_s: float = 1.5) -> int:
-        """Viewers whose transport is connected and that were sent media lately."""
+    def receiving_people(self, session_id: int, within_s: float = 1.5) -> int:
+        """People (``person``; pulls are none) with a viewer whose transport is
+        connected and that was sent media lately: 20 viewers of one person count 1."""
         session = self._sessions.get(session_id)
         if session is None:
             return 0
@@ -594,7 +605,7 @@ class MediaService:
             sent = (t.last_sent_at for t in v.tracks.values() if t.last_sent_at is not None)
             return v.connected and not v.pull and max(sent, default=-1.0) >= since
 
-        return sum(1 for v in session.viewers if receiving(v))
+        return len({v.person or v.resource_id for v in session.viewers if receiving(v)})
 
     def session_ids(self) -> list[int]:
         """Sessions this process holds a publisher or viewers for."""
@@ -709,6 +720,7 @@ class MediaService:
         ):
             return False
         viewer.user_id = user_id
+        viewer.person = user_person(user_id)
         if self._audience is not None:
             self._audience.viewer_identified(session_id, resource_id, user_id)
         return True
@@ -931,7 +943,9 @@ class MediaService:
         if viewer.connected and not viewer.joined and not viewer.closed:
             viewer.joined = True
             if self._audience is not None and not viewer.pull:
-                self._audience.viewer_joined(viewer.session_id, viewer.resource_id, viewer.user_id)
+                self._audience.viewer_joined(
+                    viewer.session_id, viewer.resource_id, viewer.user_id, viewer.person
+                )
         if viewer.pc.connectionState in ("failed", "closed") and not viewer.closed:
             self._spawn(self._drop_viewer(viewer, viewer.pc.connectionState))
 

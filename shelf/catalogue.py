@@ -20,6 +20,7 @@ from live.clock import Clock
 from live.db import Database
 from live.errors import Conflict, Forbidden, NotFound
 from live.models import Role
+from live.paging import Listing, Page
 from shelf.models import Product
 from shelf.publisher import StockPublisher
 from shelf.schemas import CreateProductBody, EditProductBody
@@ -82,16 +83,23 @@ class CatalogueService:
         return product
 
     async def list_for_brand(
-        self, caller: Principal | None, brand_id: int, *, include_archived: bool = False
-    ) -> list[dict[str, Any]]:
-        """A brand's products, newest first. Archived ones only for the brand itself."""
+        self,
+        caller: Principal | None,
+        brand_id: int,
+        page: Page,
+        *,
+        include_archived: bool = False,
+    ) -> Listing[dict[str, Any]]:
+        """A page of a brand's products, newest first (``page`` is newest first).
+        Archived ones only for the brand itself."""
         own = caller is not None and (caller.user_id == brand_id or caller.role is Role.ADMIN)
-        query = select(Product).where(Product.brand_id == brand_id).order_by(Product.id.desc())
+        query = select(Product).where(Product.brand_id == brand_id)
         if not (own and include_archived):
             query = query.where(Product.archived_ms.is_(None))
         commission = sees_commission(caller)
         async with self._db.read() as s:
-            return [product_dict(p, commission=commission) for p in await s.scalars(query)]
+            rows = list(await s.scalars(page.select(query, Product.id)))
+        return page.cut(rows, lambda p: p.id, lambda p: product_dict(p, commission=commission))
 
     async def edit(
         self, brand: Principal, product_id: int, body: EditProductBody

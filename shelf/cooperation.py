@@ -35,6 +35,7 @@ from live.clock import Clock
 from live.db import Database, upsert
 from live.errors import Conflict, Forbidden, NotFound
 from live.models import Role, User
+from live.paging import Listing, Page
 from shelf.models import Cooperation, CooperationProduct, CooperationStatus, HostAgency, Product
 from shelf.schemas import ProposeBody
 from shelf.views import cooperation_dict
@@ -98,17 +99,14 @@ class CooperationService:
             link = await s.get(HostAgency, host.user_id)
         return {"host_id": host.user_id, "agency_id": link.agency_id if link else None}
 
-    async def hosts_of(self, agency: Principal) -> list[int]:
-        """The hosts that named ``agency``."""
+    async def hosts_of(self, agency: Principal, page: Page) -> Listing[int]:
+        """A page of the ids of the hosts that named ``agency``, by id (``page`` is
+        oldest first)."""
         agency.require(Role.AGENCY)
+        query = select(HostAgency.host_id).where(HostAgency.agency_id == agency.user_id)
         async with self._db.read() as s:
-            return list(
-                await s.scalars(
-                    select(HostAgency.host_id)
-                    .where(HostAgency.agency_id == agency.user_id)
-                    .order_by(HostAgency.host_id)
-                )
-            )
+            ids = list(await s.scalars(page.select(query, HostAgency.host_id)))
+        return page.cut(ids, lambda host_id: host_id, lambda host_id: host_id)
 
     # -- finding a host to propose to ------------------------------------------------
 
@@ -172,6 +170,7 @@ class CooperationService:
                 note=body.note,
                 flash_min_price_bps=body.flash_min_price_bps,
                 flash_max_units=body.flash_max_units,
+                flash_ask_brand=body.flash_ask_brand,
                 status=_PROPOSED,
                 created_ms=self._clock.now_ms(),
             )
@@ -238,12 +237,13 @@ class CooperationService:
             return await self._dict(tx, coop)
 
     async def list_for(
-        self, caller: Principal, status: CooperationStatus | None
-    ) -> list[dict[str, Any]]:
-        """The caller's side: a brand's proposals and agreements, a host's, or those of
-        every host that named the calling agency. Newest first."""
+        self, caller: Principal, status: CooperationStatus | None, page: Page
+    ) -> Listing[dict[str, Any]]:
+        """A page of the caller's side: a brand's proposals and agreements, a host's, or
+        those of every host that named the calling agency. Newest first (``page`` is
+        newest first)."""
         caller.require(Role.BRAND, Role.HOST, Role.AGENCY)
-        query = select(Cooperation).order_by(Cooperation.id.desc()).limit(500)
+        query = select(Cooperation)
         if caller.role is Role.BRAND:
             query = query.where(Cooperation.brand_id == caller.user_id)
         elif caller.role is Role.HOST:
@@ -254,7 +254,19 @@ class CooperationService:
         if status is not None:
             query = query.where(Cooperation.status == status.value)
         async with self._db.read() as s:
-            return [await self._dict(s, c) for c in await s.scalars(query)]
+            rows = list(await s.scalars(page.select(query, Cooperation.id)))
+            listing = page.cut(rows, lambda c: c.id, lambda c: c)
+            # the products of the whole page in one query
+            products: dict[int, list[int]] = {c.id: [] for c in listing.items}
+            pairs = await s.execute(
+                select(CooperationProduct.cooperation_id, CooperationProduct.product_id).where(
+                    CooperationProduct.cooperation_id.in_(list(products))
+                )
+            )
+            for coop_id, product_id in pairs:
+                products[coop_id].append(product_id)
+        items = [cooperation_dict(c, products[c.id]) for c in listing.items]
+        return Listing(items, listing.next_cursor)
 
     async def rate_for(self, host_id: int, product_id: int) -> AgreedRate | None:
         """The accepted agreement under which ``host_id`` may sell ``product_id`` now."""

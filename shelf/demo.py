@@ -8,6 +8,7 @@ from typing import Any
 
 from live.auth import Principal
 from live.errors import Conflict
+from live.paging import Page
 from shelf.feature import ShelfFeature
 from shelf.schemas import CreateProductBody, ProposeBody
 
@@ -22,8 +23,8 @@ async def seed_shelf(
     feature: ShelfFeature, brand: Principal, host: Principal, session_id: int
 ) -> list[dict[str, Any]]:
     """Make sure the demo shelf exists; returns the three products."""
-    existing = await feature.catalogue.list_for_brand(brand, brand.user_id)
-    products = existing[: len(_DEMO_PRODUCTS)]
+    newest = Page(len(_DEMO_PRODUCTS))
+    products = (await feature.catalogue.list_for_brand(brand, brand.user_id, newest)).items
     for title, description, price, stock in _DEMO_PRODUCTS[len(products) :]:
         body = CreateProductBody(
             title=title,

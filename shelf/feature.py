@@ -13,6 +13,7 @@ from typing import Any
 
 from live.clock import Clock
 from live.db import Database
+from live.guard import Guard
 from live.models import SessionStatus
 from live.outbox import Outbox, OutboxRelay
 from live.roomlog import RoomLog
@@ -20,6 +21,7 @@ from live.sessions import SessionService
 from shelf.catalogue import CatalogueService
 from shelf.cooperation import CooperationService
 from shelf.flash import FlashSaleService
+from shelf.flash_approvals import FlashApprovalHandlers, FlashApprovals
 from shelf.flash_scheduler import FlashScheduler
 from shelf.handlers import ShelfHandlers
 from shelf.live_shelf import ShelfService
@@ -40,6 +42,8 @@ class ShelfFeature:
     flash: FlashSaleService
     scheduler: FlashScheduler
     handlers: ShelfHandlers
+    approvals: FlashApprovals
+    approval_handlers: FlashApprovalHandlers
 
     async def snapshot(self, session_id: int) -> dict[str, Any]:
         """The room snapshot part: shelf, shelf_version, pinned, stock, flash_sales."""
@@ -72,8 +76,10 @@ def build_shelf(
     outbox: Outbox,
     relay: OutboxRelay,
     *,
+    guard: Guard,
     media_time: MediaTime = no_media_time,
     flash_max_sleep_s: float = 1.0,
+    flash_reserve_lead_ms: int = 60_000,
 ) -> ShelfFeature:
     locks = SessionLocks()
     stock = StockService(clock)
@@ -84,10 +90,28 @@ def build_shelf(
     shelf = ShelfService(db, clock, sessions, cooperations, pins, room_log, locks)
     catalogue.add_listener(shelf.product_changed)
     scheduler = FlashScheduler(
-        db, clock, stock, publisher, outbox, relay, max_sleep_s=flash_max_sleep_s
+        db,
+        clock,
+        stock,
+        publisher,
+        outbox,
+        relay,
+        max_sleep_s=flash_max_sleep_s,
+        reserve_lead_ms=flash_reserve_lead_ms,
     )
     flash = FlashSaleService(db, clock, sessions, stock, publisher, outbox, relay, scheduler.wake)
-    handlers = ShelfHandlers(catalogue, cooperations, shelf, pins, flash)
+    handlers = ShelfHandlers(catalogue, cooperations, shelf, pins, flash, guard=guard)
+    approvals = FlashApprovals(db, clock, outbox, relay, scheduler.wake)
     return ShelfFeature(
-        stock, publisher, catalogue, cooperations, pins, shelf, flash, scheduler, handlers
+        stock,
+        publisher,
+        catalogue,
+        cooperations,
+        pins,
+        shelf,
+        flash,
+        scheduler,
+        handlers,
+        approvals,
+        FlashApprovalHandlers(approvals),
     )

@@ -3,7 +3,8 @@
 A flash sale sells ``quantity`` units of a shelved product at ``price_minor`` (below
 the regular price, in the product's currency), at most ``per_buyer_limit`` per buyer,
 between ``starts_at`` and ``ends_at`` on the server's clock. Creating one reserves
-``quantity`` units out of the product's stock (see ``shelf.models``). Refusals:
+nothing: the scheduler moves the units out of the product's stock when the sale starts,
+or a short lead time before (``shelf.models``, ``shelf.flash_scheduler``). Refusals:
 
 * 422 ``invalid_window`` (end not after start), ``window_in_past`` (end already
   passed), ``window_too_long`` (over 24 h), ``window_too_far`` (starts over 30 days
@@ -11,14 +12,20 @@ between ``starts_at`` and ``ends_at`` on the server's clock. Creating one reserv
 * the brand's terms, in the agreement the product is on the shelf under: 409
   ``flash_not_agreed`` (it allows no flash sales), 422 ``flash_price_below_floor``
   (under ``flash_min_price_bps`` of the regular price, rounded up, and never 0) and
-  ``flash_quantity_over_cap`` (over ``flash_max_units``);
+  ``flash_quantity_over_cap`` (over ``flash_max_units``) -- unless the agreement has
+  ``flash_ask_brand``: then such a sale is made ``pending_approval`` and waits for the
+  brand (``shelf.flash_approvals``);
 * 409 ``session_ended``, ``product_archived``, ``not_on_shelf``,
-  ``insufficient_stock``, ``flash_sale_overlaps`` (another scheduled or running sale
-  of the same product in the session overlaps the window -- so at most one runs).
+  ``insufficient_stock`` (fewer units in stock now than asked for; checked, not
+  reserved), ``flash_sale_overlaps`` (another pending, scheduled or running sale of the
+  same product in the session overlaps the window -- so at most one runs),
+  ``too_many_flash_sales_planned`` (the show holds ``MAX_PLANNED`` such sales already).
 
 Every change is committed with its room event through the outbox:
-``flash.scheduled`` / ``flash.cancelled`` here, ``flash.started`` / ``flash.ended`` by
-``shelf.flash_scheduler.FlashScheduler``; each carries the sale and ``server_time``.
+``flash.scheduled`` / ``flash.cancelled`` here (a sale pending approval has no event:
+viewers never see it), ``flash.scheduled`` / ``flash.declined`` when the brand
+answers, ``flash.started`` / ``flash.ended`` by ``shelf.flash_scheduler.FlashScheduler``;
+each carries the sale and ``server_time``.
 """
 
 from __future__ import annotations
@@ -26,13 +33,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from live.auth import Principal
 from live.clock import Clock, to_ms
 from live.db import Database
 from live.errors import Conflict, NotFound, Unprocessable
-from live.models import OutboxEvent, SessionStatus
+from live.models import OutboxEvent, Role, SessionStatus
 from live.outbox import Outbox, OutboxRelay
 from live.sessions import SessionService
 from shelf.models import Cooperation, FlashSale, FlashStatus, Product, ShelfItem
@@ -42,6 +49,15 @@ from shelf.state import ACTIVE_FLASH
 from shelf.stock import StockService
 from shelf.views import flash_dict
 
+#: sales that hold their window (and so exclude an overlapping one)
+_HOLDING = (*ACTIVE_FLASH, FlashStatus.PENDING.value)
+#: sales only the session's host sees in its list
+_HOSTS_ONLY = (FlashStatus.PENDING.value, FlashStatus.DECLINED.value)
+#: sales the host may still cancel
+_CANCELLABLE = (FlashStatus.SCHEDULED.value, FlashStatus.PENDING.value)
+#: pending, scheduled and running sales one show may hold (every viewer's snapshot
+#: carries the scheduled and running ones)
+MAX_PLANNED = 50
 MAX_WINDOW_MS = 24 * 3600 * 1000
 MAX_LEAD_MS = 30 * 24 * 3600 * 1000
 
@@ -87,15 +103,28 @@ class FlashSaleService:
                     "flash_price_not_lower",
                     f"the flash price must be below the regular price {product.price_minor}",
                 )
-            _within_terms(await tx.get(Cooperation, item.cooperation_id), product, body)
-            # Reserving locks the product row first, so two overlapping creations
-            # cannot both pass the overlap check below.
-            await self._stock.reserve(tx, product, body.quantity)
+            coop = await tx.get(Cooperation, item.cooperation_id)
+            status = _status_under_terms(coop, product, body)
+            # Nothing is reserved before the sale starts (the scheduler does it), but a
+            # sale of more units than there are now is refused at once. Locking the
+            # shelf row serialises creations for the product here, so two overlapping
+            # ones cannot both pass the overlap check below.
+            await tx.execute(
+                update(ShelfItem)
+                .where(ShelfItem.session_id == session_id, ShelfItem.product_id == product.id)
+                .values(position=ShelfItem.position)
+            )
+            if product.stock < body.quantity:
+                raise Conflict(
+                    "insufficient_stock",
+                    f"only {product.stock} units in stock",
+                    available=product.stock,
+                )
             clash = await tx.scalar(
                 select(FlashSale.id).where(
                     FlashSale.session_id == session_id,
                     FlashSale.product_id == product.id,
-                    FlashSale.status.in_(ACTIVE_FLASH),
+                    FlashSale.status.in_(_HOLDING),
                     FlashSale.starts_ms < ends,
                     FlashSale.ends_ms > starts,
                 )
@@ -105,6 +134,17 @@ class FlashSaleService:
                     "flash_sale_overlaps",
                     f"flash sale {clash} of this product overlaps that window",
                     flash_sale_id=clash,
+                )
+            planned = await tx.scalar(
+                select(func.count())
+                .select_from(FlashSale)
+                .where(FlashSale.session_id == session_id, FlashSale.status.in_(_HOLDING))
+            )
+            if (planned or 0) >= MAX_PLANNED:
+                raise Conflict(
+                    "too_many_flash_sales_planned",
+                    f"a show holds at most {MAX_PLANNED} pending, scheduled or running sales",
+                    max_planned=MAX_PLANNED,
                 )
             flash = FlashSale(
                 session_id=session_id,
@@ -116,18 +156,22 @@ class FlashSaleService:
                 per_buyer_limit=body.per_buyer_limit,
                 starts_ms=starts,
                 ends_ms=ends,
-                status=FlashStatus.SCHEDULED.value,
+                status=status.value,
                 created_ms=now,
             )
             tx.add(flash)
             await tx.flush()
             data = flash_dict(flash, now)
+            if status is FlashStatus.PENDING:
+                # Only the host (this answer) and the brand (its approvals) see it.
+                return data
             row = self._outbox.add(tx, session_id, "flash.scheduled", data)
         await self._after_commit(product.id, row)
         return data
 
     async def cancel(self, host: Principal, session_id: int, flash_id: int) -> dict[str, Any]:
-        """Cancel a scheduled (not yet running) sale; its reservation returns to stock."""
+        """Cancel a scheduled (not yet running) sale, or one waiting for the brand's
+        approval; a reservation it holds (a lead time before its start) returns to stock."""
         await self._sessions.owned(host, session_id)
         now = self._clock.now_ms()
         async with self._db.transaction() as tx:
@@ -136,7 +180,7 @@ class FlashSaleService:
                 raise NotFound("flash_sale_not_found", f"no flash sale {flash_id} here")
             moved = await tx.execute(
                 update(FlashSale)
-                .where(FlashSale.id == flash_id, FlashSale.status == FlashStatus.SCHEDULED.value)
+                .where(FlashSale.id == flash_id, FlashSale.status.in_(_CANCELLABLE))
                 .values(status=FlashStatus.CANCELLED.value, closed_ms=now)
             )
             if moved.rowcount != 1:  # type: ignore[attr-defined]
@@ -152,15 +196,27 @@ class FlashSaleService:
         await self._after_commit(flash.product_id, row)
         return data
 
-    async def list_for_session(self, session_id: int) -> list[dict[str, Any]]:
-        await self._sessions.get_row(session_id)
+    async def list_for_session(
+        self,
+        session_id: int,
+        *,
+        limit: int,
+        after_id: int | None = None,
+        caller: Principal | None = None,
+    ) -> list[dict[str, Any]]:
+        """At most ``limit`` of the session's sales with an id above ``after_id``, by
+        id: the order they were created in (``GET .../flash-sales`` pages them,
+        ``live.paging``); 404 for an unknown session. Sales that waited for the brand
+        (``pending_approval``, ``declined``) only for the session's host (or an admin)."""
+        session = await self._sessions.get_row(session_id)
         now = self._clock.now_ms()
+        query = select(FlashSale).where(FlashSale.session_id == session_id)
+        if caller is None or (caller.user_id != session.host_id and caller.role is not Role.ADMIN):
+            query = query.where(FlashSale.status.not_in(_HOSTS_ONLY))
+        if after_id is not None:
+            query = query.where(FlashSale.id > after_id)
         async with self._db.read() as s:
-            rows = await s.scalars(
-                select(FlashSale)
-                .where(FlashSale.session_id == session_id)
-                .order_by(FlashSale.starts_ms, FlashSale.id)
-            )
+            rows = await s.scalars(query.order_by(FlashSale.id).limit(limit))
             return [flash_dict(f, now) for f in rows]
 
     async def _after_commit(self, product_id: int, row: OutboxEvent) -> None:
@@ -182,23 +238,42 @@ def _window(starts: int, ends: int, now: int) -> tuple[int, int]:
     return max(starts, now), ends
 
 
-def _within_terms(coop: Cooperation | None, product: Product, body: FlashSaleBody) -> None:
+def _status_under_terms(
+    coop: Cooperation | None, product: Product, body: FlashSaleBody
+) -> FlashStatus:
     """The sale keeps to the agreement the product is on the shelf under: flash sales
-    agreed at all, the price not under the brand's floor, the units within its cap."""
+    agreed at all, the price not under the brand's floor, the units within its cap.
+    Outside the floor or cap it is refused, or, when the agreement says so, waits for
+    the brand's approval (``pending_approval``)."""
     if coop is None or coop.flash_min_price_bps is None:
         raise Conflict(
             "flash_not_agreed", "the brand's agreement for this product allows no flash sales"
         )
-    floor = max(1, -(-product.price_minor * coop.flash_min_price_bps // 10_000))
+    floor = flash_floor(product, coop)
+    assert floor is not None
+    refusal: Unprocessable | None = None
     if body.price_minor < floor:
-        raise Unprocessable(
+        refusal = Unprocessable(
             "flash_price_below_floor",
             f"the brand agreed to flash prices of {floor} or more for this product",
             floor_minor=floor,
         )
-    if coop.flash_max_units is not None and body.quantity > coop.flash_max_units:
-        raise Unprocessable(
+    elif coop.flash_max_units is not None and body.quantity > coop.flash_max_units:
+        refusal = Unprocessable(
             "flash_quantity_over_cap",
             f"the brand agreed to at most {coop.flash_max_units} units a flash sale",
             max_units=coop.flash_max_units,
         )
+    if refusal is None:
+        return FlashStatus.SCHEDULED
+    if coop.flash_ask_brand:
+        return FlashStatus.PENDING
+    raise refusal
+
+
+def flash_floor(product: Product, coop: Cooperation) -> int | None:
+    """The lowest flash price the agreement allows for ``product`` (its share of the
+    regular price, rounded up, never 0); None: the agreement allows no flash sales."""
+    if coop.flash_min_price_bps is None:
+        return None
+    return max(1, -(-product.price_minor * coop.flash_min_price_bps // 10_000))

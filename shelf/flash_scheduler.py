@@ -3,10 +3,18 @@
 ``FlashScheduler`` is a component with ``start()``/``stop()`` (run in a cleanup
 context). Its contract:
 
-* ``run_due()`` starts every scheduled sale whose ``starts_ms`` has come and ends
-  every running sale whose ``ends_ms`` has come, oldest first. A sale whose whole
-  window passed while the server was down is started and ended in the same pass
-  (``flash.started`` then ``flash.ended``), so clients always see both.
+* ``run_due()`` reserves the units of every scheduled sale that starts within
+  ``reserve_lead_ms``, starts every scheduled sale whose ``starts_ms`` has come, ends
+  every running sale whose ``ends_ms`` has come, and cancels every sale still waiting
+  for the brand's approval when its window has passed (reason ``not_approved``), oldest
+  first. A sale whose whole window passed while the server was down is started and
+  ended in the same pass (``flash.started`` then ``flash.ended``), so clients always
+  see both.
+* Reserving takes ``min(quantity, stock)`` units (``StockService.reserve``): a sale
+  that gets fewer than it asked for is announced again (``flash.scheduled``, or its
+  ``flash.started``) with its new ``quantity``; one that gets none is cancelled
+  (``flash.cancelled``, reason ``out_of_stock``). A sale never holds units before
+  ``starts_ms - reserve_lead_ms``, however early it was scheduled.
 * Each transition is a compare-and-set on the sale's status committed together with
   its outbox event (and, when ending, with the unsold units going back to stock), so
   several processes, or a restart in the middle, never emit one transition twice.
@@ -14,8 +22,9 @@ context). Its contract:
   the server was down) and then a loop that sleeps until the next due time, at most
   ``max_sleep_s`` (so it also notices sales created by other processes), or until
   ``wake()``.
-* ``close_session(id)`` (the session ended): cancels its scheduled sales and ends its
-  running ones, returning their unsold units to stock.
+* ``close_session(id)`` (the session ended): cancels its scheduled sales and those
+  waiting for approval (reason ``session_ended``) and ends its running ones, returning
+  their unsold units to stock.
 """
 
 from __future__ import annotations
@@ -24,7 +33,9 @@ import asyncio
 import logging
 from contextlib import suppress
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from live.clock import Clock
 from live.db import Database
@@ -38,6 +49,9 @@ log = logging.getLogger(__name__)
 
 _SCHEDULED = FlashStatus.SCHEDULED.value
 _RUNNING = FlashStatus.RUNNING.value
+_PENDING = FlashStatus.PENDING.value
+#: the longest lead time a sale may hold its units before it starts
+MAX_RESERVE_LEAD_MS = 600_000
 _EVENT = {
     FlashStatus.RUNNING: "flash.started",
     FlashStatus.ENDED: "flash.ended",
@@ -56,7 +70,11 @@ class FlashScheduler:
         relay: OutboxRelay,
         *,
         max_sleep_s: float = 1.0,
+        reserve_lead_ms: int = 60_000,
     ) -> None:
+        if not 0 <= reserve_lead_ms <= MAX_RESERVE_LEAD_MS:
+            raise ValueError(f"reserve_lead_ms must be 0..{MAX_RESERVE_LEAD_MS}")
+        self._lead = reserve_lead_ms
         self._db = db
         self._clock = clock
         self._stock = stock
@@ -96,31 +114,42 @@ class FlashScheduler:
         """Make every transition that is due now; returns how many were made."""
         async with self._lock:
             now = self._clock.now_ms()
-            async with self._db.read() as s:
-                to_start = list(
-                    await s.scalars(
-                        select(FlashSale.id)
-                        .where(FlashSale.status == _SCHEDULED, FlashSale.starts_ms <= now)
-                        .order_by(FlashSale.starts_ms, FlashSale.id)
-                    )
-                )
             made = 0
-            for flash_id in to_start:
+            for flash_id in await self._due(
+                (FlashSale.status == _SCHEDULED)
+                & FlashSale.reserved_ms.is_(None)
+                & (FlashSale.starts_ms <= now + self._lead)
+                & (FlashSale.starts_ms > now),
+                FlashSale.starts_ms,
+            ):
+                made += await self._reserve_ahead(flash_id, now)
+            for flash_id in await self._due(
+                (FlashSale.status == _SCHEDULED) & (FlashSale.starts_ms <= now),
+                FlashSale.starts_ms,
+            ):
                 made += await self._move(flash_id, _SCHEDULED, FlashStatus.RUNNING, now)
-            async with self._db.read() as s:
-                to_end = list(
-                    await s.scalars(
-                        select(FlashSale.id)
-                        .where(FlashSale.status == _RUNNING, FlashSale.ends_ms <= now)
-                        .order_by(FlashSale.ends_ms, FlashSale.id)
-                    )
-                )
-            for flash_id in to_end:
+            for flash_id in await self._due(
+                (FlashSale.status == _RUNNING) & (FlashSale.ends_ms <= now), FlashSale.ends_ms
+            ):
                 made += await self._move(flash_id, _RUNNING, FlashStatus.ENDED, now)
+            for flash_id in await self._due(
+                (FlashSale.status == _PENDING) & (FlashSale.ends_ms <= now), FlashSale.ends_ms
+            ):
+                made += await self._move(
+                    flash_id, _PENDING, FlashStatus.CANCELLED, now, reason="not_approved"
+                )
         return made
 
+    async def _due(
+        self, where: ColumnElement[bool], order: InstrumentedAttribute[int]
+    ) -> list[int]:
+        async with self._db.read() as s:
+            return list(
+                await s.scalars(select(FlashSale.id).where(where).order_by(order, FlashSale.id))
+            )
+
     async def close_session(self, session_id: int) -> int:
-        """The session ended: cancel its scheduled sales, end its running ones."""
+        """The session ended: cancel its scheduled and pending sales, end its running ones."""
         async with self._lock:
             now = self._clock.now_ms()
             async with self._db.read() as s:
@@ -128,31 +157,105 @@ class FlashScheduler:
                     await s.execute(
                         select(FlashSale.id, FlashSale.status).where(
                             FlashSale.session_id == session_id,
-                            FlashSale.status.in_((_SCHEDULED, _RUNNING)),
+                            FlashSale.status.in_((_SCHEDULED, _RUNNING, _PENDING)),
                         )
                     )
                 ).all()
             made = 0
             for flash_id, status in rows:
-                target = FlashStatus.CANCELLED if status == _SCHEDULED else FlashStatus.ENDED
-                made += await self._move(flash_id, status, target, now)
+                if status == _RUNNING:
+                    made += await self._move(flash_id, status, FlashStatus.ENDED, now)
+                else:
+                    made += await self._move(
+                        flash_id, status, FlashStatus.CANCELLED, now, reason="session_ended"
+                    )
         return made
 
     async def next_due_ms(self) -> int | None:
         async with self._db.read() as s:
+            reserve = await s.scalar(
+                select(func.min(FlashSale.starts_ms)).where(
+                    FlashSale.status == _SCHEDULED, FlashSale.reserved_ms.is_(None)
+                )
+            )
             starts = await s.scalar(
                 select(func.min(FlashSale.starts_ms)).where(FlashSale.status == _SCHEDULED)
             )
             ends = await s.scalar(
-                select(func.min(FlashSale.ends_ms)).where(FlashSale.status == _RUNNING)
+                select(func.min(FlashSale.ends_ms)).where(
+                    FlashSale.status.in_((_RUNNING, _PENDING))
+                )
             )
         due = [t for t in (starts, ends) if t is not None]
+        if reserve is not None:
+            due.append(reserve - self._lead)
         return min(due) if due else None
 
-    async def _move(self, flash_id: int, source: str, target: FlashStatus, now: int) -> int:
+    async def _reserve_ahead(self, flash_id: int, now: int) -> int:
+        """Reserve a scheduled sale's units a lead time before it starts."""
+        async with self._db.transaction() as tx:
+            claimed = await tx.execute(
+                update(FlashSale)
+                .where(
+                    FlashSale.id == flash_id,
+                    FlashSale.status == _SCHEDULED,
+                    FlashSale.reserved_ms.is_(None),
+                )
+                .values(reserved_ms=now)
+            )
+            if claimed.rowcount != 1:  # type: ignore[attr-defined]
+                return 0  # another process (or a cancel) got there first
+            flash = await tx.get(FlashSale, flash_id, populate_existing=True)
+            assert flash is not None
+            asked = flash.quantity
+            event = None
+            if not await self._reserve_or_cancel(tx, flash, now):
+                event = "flash.cancelled"
+            elif flash.quantity < asked:
+                event = "flash.scheduled"  # the sale holds fewer units than announced
+            row = (
+                None
+                if event is None
+                else self._outbox.add(tx, flash.session_id, event, flash_dict(flash, now))
+            )
+        if row is not None:
+            await self._relay.publish([row])
+        self._publisher.changed(flash.product_id)
+        return 1
+
+    async def _reserve_or_cancel(self, tx: AsyncSession, flash: FlashSale, now: int) -> bool:
+        """Reserve ``flash``'s units (as many as there are, up to its quantity); with
+        none in stock cancel it instead (reason ``out_of_stock``). ``flash`` is reloaded."""
+        reserved = await self._stock.reserve(tx, flash, now)
+        if not reserved:
+            await tx.execute(
+                update(FlashSale)
+                .where(FlashSale.id == flash.id)
+                .values(
+                    status=FlashStatus.CANCELLED.value,
+                    started_ms=None,
+                    closed_ms=now,
+                    reserved_ms=None,
+                    cancel_reason="out_of_stock",
+                )
+            )
+        await tx.refresh(flash)
+        return reserved > 0
+
+    async def _move(
+        self,
+        flash_id: int,
+        source: str,
+        target: FlashStatus,
+        now: int,
+        *,
+        reason: str | None = None,
+    ) -> int:
         async with self._db.transaction() as tx:
             values: dict[str, object] = {"status": target.value}
             values["started_ms" if target is FlashStatus.RUNNING else "closed_ms"] = now
+            if reason is not None:
+                values["cancel_reason"] = reason
             moved = await tx.execute(
                 update(FlashSale)
                 .where(FlashSale.id == flash_id, FlashSale.status == source)
@@ -162,12 +265,15 @@ class FlashScheduler:
                 return 0  # another process (or a cancel) got there first
             flash = await tx.get(FlashSale, flash_id, populate_existing=True)
             assert flash is not None
+            event = _EVENT[target]
             if target is FlashStatus.RUNNING:
+                if flash.reserved_ms is None and not await self._reserve_or_cancel(tx, flash, now):
+                    event = _EVENT[FlashStatus.CANCELLED]
                 await self._stock.bump(tx, flash.product_id)
             else:
                 await self._stock.release(tx, flash_id, flash.product_id)
             data = flash_dict(flash, now)
-            row = self._outbox.add(tx, flash.session_id, _EVENT[target], data)
+            row = self._outbox.add(tx, flash.session_id, event, data)
         await self._relay.publish([row])
         self._publisher.changed(flash.product_id)
         return 1

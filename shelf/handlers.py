@@ -3,12 +3,19 @@ sales. Each handler names who may call it; the services enforce it. See ``API.md
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from aiohttp import web
 
 from live.errors import InvalidInput
-from live.http import json_response, path_id, principal, query_int, read_json, signed_in
+from live.guard import Creation, Guard
+from live.http import (
+    json_response,
+    page_query,
+    path_id,
+    principal,
+    query_int,
+    read_json,
+    signed_in,
+)
 from live.models import SessionStatus
 from shelf.catalogue import CatalogueService
 from shelf.cooperation import CooperationService
@@ -27,13 +34,17 @@ from shelf.schemas import (
 )
 from shelf.stats import StatsService
 
-if TYPE_CHECKING:
-    pass
-
 #: Longest ``q`` of ``GET /api/hosts``.
 MAX_HOST_QUERY = 64
 #: Most ``ids`` of ``GET /api/hosts``.
 MAX_HOST_IDS = 100
+#: The largest ``?limit=`` of each list (``live.paging``; the default is 50): products
+#: are the largest items (up to ~6.5 KB of text, ~25 KB in 4-byte characters), an
+#: agreement or a brand's session carries up to 100 product ids.
+MAX_PRODUCTS_PAGE = 50
+MAX_COOPERATIONS_PAGE = 100
+MAX_SESSIONS_PAGE = 100
+MAX_PAGE = 200
 
 
 class ShelfHandlers:
@@ -44,7 +55,12 @@ class ShelfHandlers:
         shelf: ShelfService,
         pins: PinService,
         flash: FlashSaleService,
+        *,
+        guard: Guard,
     ) -> None:
+        """``guard`` limits how fast an account creates products, edits shelves, pins
+        and creates flash sales (``live.guard``)."""
+        self._guard = guard
         self._catalogue = catalogue
         self._coops = cooperations
         self._shelf = shelf
@@ -87,6 +103,7 @@ class ShelfHandlers:
         """Brand."""
         caller = signed_in(request)
         body = await read_json(request, CreateProductBody)
+        await self._guard.creating(Creation.PRODUCT, caller.user_id)
         return json_response(await self._catalogue.create(caller, body), status=201)
 
     async def get_product(self, request: web.Request) -> web.Response:
@@ -106,21 +123,24 @@ class ShelfHandlers:
         return json_response(await self._catalogue.archive(caller, path_id(request)))
 
     async def brand_products(self, request: web.Request) -> web.Response:
-        """Anyone; ``?include_archived=1`` shows archived ones to the brand itself."""
+        """Anyone; ``?include_archived=1`` shows archived ones to the brand itself.
+        Newest first, ``?limit=&before_id=``."""
         include = request.query.get("include_archived", "") in ("1", "true")
+        page = page_query(request, maximum=MAX_PRODUCTS_PAGE)
         products = await self._catalogue.list_for_brand(
-            principal(request), path_id(request), include_archived=include
+            principal(request), path_id(request), page, include_archived=include
         )
-        return json_response({"products": products})
+        return json_response(page.answer("products", products))
 
     async def brand_sessions(self, request: web.Request) -> web.Response:
         """That brand, or an admin. ``?status=live,scheduled`` (the default; any of
-        scheduled, live, ended, comma-separated)."""
+        scheduled, live, ended, comma-separated). Newest first, ``?limit=&before_id=``."""
         caller = signed_in(request)
         brand_id = path_id(request)
         statuses = _statuses(request.query.get("status", "live,scheduled"))
-        sessions = await self._shelf.sessions_for_brand(caller, brand_id, statuses)
-        return json_response({"sessions": sessions})
+        page = page_query(request, maximum=MAX_SESSIONS_PAGE)
+        sessions = await self._shelf.sessions_for_brand(caller, brand_id, statuses, page)
+        return json_response(page.answer("sessions", sessions))
 
     # -- cooperations ------------------------------------------------------------------
 
@@ -144,7 +164,8 @@ class ShelfHandlers:
         return json_response(await self._coops.propose(caller, body), status=201)
 
     async def list_cooperations(self, request: web.Request) -> web.Response:
-        """Brand, host or agency: the caller's side. ``?status=proposed|accepted|...``."""
+        """Brand, host or agency: the caller's side. ``?status=proposed|accepted|...``;
+        newest first, ``?limit=&before_id=``."""
         caller = signed_in(request)
         text = request.query.get("status")
         try:
@@ -152,7 +173,9 @@ class ShelfHandlers:
         except ValueError as exc:
             choices = ", ".join(s.value for s in CooperationStatus)
             raise InvalidInput("invalid_query", f"status is one of {choices}") from exc
-        return json_response({"cooperations": await self._coops.list_for(caller, status)})
+        page = page_query(request, maximum=MAX_COOPERATIONS_PAGE)
+        cooperations = await self._coops.list_for(caller, status, page)
+        return json_response(page.answer("cooperations", cooperations))
 
     async def get_cooperation(self, request: web.Request) -> web.Response:
         """Its brand, its host or the host's agency."""
@@ -193,13 +216,16 @@ class ShelfHandlers:
         return json_response(await self._coops.clear_agency(signed_in(request)))
 
     async def agency_hosts(self, request: web.Request) -> web.Response:
-        """Agency: the hosts that named you."""
-        return json_response({"host_ids": await self._coops.hosts_of(signed_in(request))})
+        """Agency: the hosts that named you, by id, ``?limit=&after_id=``."""
+        caller = signed_in(request)
+        page = page_query(request, maximum=MAX_PAGE, newest_first=False)
+        return json_response(page.answer("host_ids", await self._coops.hosts_of(caller, page)))
 
     # -- the live shelf ----------------------------------------------------------------
 
     async def get_shelf(self, request: web.Request) -> web.Response:
-        """Anyone: the same shelf state as the room snapshot."""
+        """Anyone: the same shelf state as the room snapshot. Not paged: a shelf holds
+        at most ``MAX_SHELF`` products (409 ``shelf_full`` past it)."""
         return json_response(await self._shelf.state(path_id(request)))
 
     async def add_to_shelf(self, request: web.Request) -> web.Response:
@@ -207,19 +233,22 @@ class ShelfHandlers:
         caller = signed_in(request)
         session_id = path_id(request)
         body = await read_json(request, ProductRef)
+        await self._guard.creating(Creation.SHELF_EDIT, caller.user_id)
         return json_response(await self._shelf.add(caller, session_id, body.product_id), status=201)
 
     async def remove_from_shelf(self, request: web.Request) -> web.Response:
         """The session's host."""
         caller = signed_in(request)
-        result = await self._shelf.remove(caller, path_id(request), path_id(request, "product_id"))
-        return json_response(result)
+        session_id, product_id = path_id(request), path_id(request, "product_id")
+        await self._guard.creating(Creation.SHELF_EDIT, caller.user_id)
+        return json_response(await self._shelf.remove(caller, session_id, product_id))
 
     async def reorder_shelf(self, request: web.Request) -> web.Response:
         """The session's host."""
         caller = signed_in(request)
         session_id = path_id(request)
         body = await read_json(request, ShelfOrderBody)
+        await self._guard.creating(Creation.SHELF_EDIT, caller.user_id)
         return json_response(await self._shelf.reorder(caller, session_id, body.product_ids))
 
     # -- pins ----------------------------------------------------------------------
@@ -229,6 +258,7 @@ class ShelfHandlers:
         caller = signed_in(request)
         session_id = path_id(request)
         body = await read_json(request, ProductRef)
+        await self._guard.creating(Creation.PIN, caller.user_id)
         return json_response(await self._pins.pin(caller, session_id, body.product_id))
 
     async def unpin(self, request: web.Request) -> web.Response:
@@ -236,21 +266,34 @@ class ShelfHandlers:
         return json_response(await self._pins.unpin(signed_in(request), path_id(request)))
 
     async def list_pins(self, request: web.Request) -> web.Response:
-        """Anyone: the session's pin windows (replay chapters)."""
-        return json_response({"pins": await self._pins.list_dicts(path_id(request))})
+        """Anyone: the session's pin windows (replay chapters), oldest first,
+        ``?limit=&after_id=``."""
+        page = page_query(request, maximum=MAX_PAGE, newest_first=False)
+        return json_response(
+            page.answer("pins", await self._pins.list_dicts(path_id(request), page))
+        )
 
     # -- flash sales ---------------------------------------------------------------
 
     async def list_flash_sales(self, request: web.Request) -> web.Response:
-        """Anyone."""
-        sales = await self._flash.list_for_session(path_id(request))
-        return json_response({"flash_sales": sales})
+        """Anyone: the session's sales in the order they were created,
+        ``?limit=&after_id=``."""
+        page = page_query(request, maximum=MAX_PAGE, newest_first=False)
+        sales = await self._flash.list_for_session(
+            path_id(request),
+            limit=page.limit + 1,
+            after_id=page.cursor,
+            caller=principal(request),
+        )
+        listing = page.cut(sales, lambda sale: int(sale["id"]), lambda sale: sale)
+        return json_response(page.answer("flash_sales", listing))
 
     async def create_flash_sale(self, request: web.Request) -> web.Response:
         """The session's host."""
         caller = signed_in(request)
         session_id = path_id(request)
         body = await read_json(request, FlashSaleBody)
+        await self._guard.creating(Creation.FLASH_SALE, caller.user_id)
         return json_response(await self._flash.create(caller, session_id, body), status=201)
 
     async def cancel_flash_sale(self, request: web.Request) -> web.Response:

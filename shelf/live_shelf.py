@@ -22,6 +22,7 @@ from live.clock import Clock
 from live.db import Database
 from live.errors import Conflict, Forbidden, NotFound
 from live.models import LiveSession, Role, SessionStatus, User
+from live.paging import Listing, Page
 from live.roomlog import RoomLog
 from live.sessions import SessionService, session_dict
 from shelf.cooperation import AgreedRate, CooperationService, agreed_rate
@@ -179,12 +180,16 @@ class ShelfService:
         return ShelfTerms(session_id, coop.host_id, product_id, agreed_rate(coop))
 
     async def sessions_for_brand(
-        self, caller: Principal, brand_id: int, statuses: Collection[SessionStatus]
-    ) -> list[dict[str, Any]]:
-        """Sessions in ``statuses`` whose shelf carries at least one of the brand's
-        products, newest first (at most 200): each session as ``GET /api/sessions``
-        lists it plus ``product_ids``, the brand's products on its shelf in shelf order.
-        Only that brand (or an admin) may ask."""
+        self,
+        caller: Principal,
+        brand_id: int,
+        statuses: Collection[SessionStatus],
+        page: Page,
+    ) -> Listing[dict[str, Any]]:
+        """A page of the sessions in ``statuses`` whose shelf carries at least one of
+        the brand's products, newest first (``page`` is newest first): each session as
+        ``GET /api/sessions`` lists it plus ``product_ids``, the brand's products on its
+        shelf in shelf order. Only that brand (or an admin) may ask."""
         caller.require(Role.BRAND)
         if caller.role is not Role.ADMIN and caller.user_id != brand_id:
             raise Forbidden("not_your_brand", "a brand sees only where its own products are")
@@ -193,22 +198,15 @@ class ShelfService:
             .where(ShelfItem.session_id == LiveSession.id)
             .where(Product.id == ShelfItem.product_id, Product.brand_id == brand_id)
         )
+        query = (
+            select(LiveSession, User)
+            .join(User, User.id == LiveSession.host_id)
+            .where(LiveSession.status.in_(sorted(status.value for status in statuses)), shows_brand)
+        )
         async with self._db.read() as s:
-            rows = (
-                await s.execute(
-                    select(LiveSession, User)
-                    .join(User, User.id == LiveSession.host_id)
-                    .where(
-                        LiveSession.status.in_(sorted(status.value for status in statuses)),
-                        shows_brand,
-                    )
-                    .order_by(LiveSession.id.desc())
-                    .limit(200)
-                )
-            ).all()
-            if not rows:
-                return []
-            ids = [session.id for session, _ in rows]
+            rows = (await s.execute(page.select(query, LiveSession.id))).all()
+            listing = page.cut(rows, lambda row: row[0].id, lambda row: (row[0], row[1]))
+            ids = [session.id for session, _ in listing.items]
             shelved = (
                 await s.execute(
                     select(ShelfItem.session_id, ShelfItem.product_id)
@@ -220,10 +218,11 @@ class ShelfService:
         products: dict[int, list[int]] = {}
         for session_id, product_id in shelved:
             products.setdefault(session_id, []).append(product_id)
-        return [
+        items = [
             {**session_dict(row, host), "product_ids": products.get(row.id, [])}
-            for row, host in rows
+            for row, host in listing.items
         ]
+        return Listing(items, listing.next_cursor)
 
     async def product_changed(self, product_id: int) -> None:
         """Re-announce every open shelf that shows ``product_id`` (its title, image or

@@ -9,10 +9,14 @@ Stock and reservations (the contract the orders feature relies on):
 
 * ``Product.stock`` is the number of units that can be sold at the regular price now.
   It never goes below zero (a CHECK constraint backs the conditional updates).
-* Creating a flash sale moves ``FlashSale.quantity`` units out of ``Product.stock``:
-  the reservation *is* the flash sale row. Units sold in the sale are counted in
-  ``FlashSale.sold`` (``sold <= quantity``); when the sale ends or is cancelled the
-  unsold rest (``quantity - sold``) goes back to ``Product.stock``.
+* A flash sale moves its units out of ``Product.stock`` when it starts (or a short
+  lead time before, ``FlashScheduler``), never when it is scheduled: until then
+  ``reserved_ms`` is None and ``quantity`` is what the host asked for. Reserving takes
+  ``min(quantity, stock)`` and sets ``quantity`` to it (none left: the sale is
+  cancelled, reason ``out_of_stock``); from then on the reservation *is* the flash sale
+  row. Units sold in the sale are counted in ``FlashSale.sold`` (``sold <= quantity``);
+  when a reserved sale ends or is cancelled the unsold rest (``quantity - sold``) goes
+  back to ``Product.stock``.
 * Every change of either number increments ``Product.stock_version``;
   ``StockAnnouncement.version`` is the last version announced as ``stock.changed``. It
   lives in a table of its own so that announcing never locks the product row, which
@@ -25,6 +29,7 @@ import enum
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Float,
     ForeignKey,
@@ -32,6 +37,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -48,10 +54,14 @@ class CooperationStatus(enum.StrEnum):
 
 
 class FlashStatus(enum.StrEnum):
+    #: outside the agreed terms, waiting for the brand (``Cooperation.flash_ask_brand``)
+    PENDING = "pending_approval"
     SCHEDULED = "scheduled"
     RUNNING = "running"
     ENDED = "ended"
     CANCELLED = "cancelled"
+    #: the brand said no to a sale that waited for its approval
+    DECLINED = "declined"
 
 
 class Product(Base):
@@ -115,6 +125,9 @@ class Cooperation(Base):
     #: regular price (None: no flash sales), and the most units one sale may hold
     flash_min_price_bps: Mapped[int | None] = mapped_column(Integer, nullable=True)
     flash_max_units: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    #: a sale below the floor or over the cap waits for the brand's approval (True)
+    #: instead of being refused (False)
+    flash_ask_brand: Mapped[bool] = mapped_column(Boolean, server_default=false())
     status: Mapped[str] = mapped_column(String(16))
     created_ms: Mapped[int] = mapped_column(BigInteger)
     decided_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
@@ -198,6 +211,13 @@ class FlashSale(Base):
     created_ms: Mapped[int] = mapped_column(BigInteger)
     started_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     closed_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: when ``quantity`` units moved out of the product's stock (None: not yet)
+    reserved_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: why the server cancelled the sale (None: the host did, or it was not cancelled)
+    cancel_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: the brand's answer to a sale that waited for its approval
+    decided_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    decided_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class FlashPurchase(Base):

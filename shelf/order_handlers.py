@@ -6,7 +6,15 @@ from aiohttp import web
 
 from live.clock import Clock
 from live.errors import InvalidInput
-from live.http import MAX_ID, json_response, path_id, query_int, read_json, signed_in
+from live.http import (
+    MAX_ID,
+    json_response,
+    page_query,
+    path_id,
+    query_int,
+    read_json,
+    signed_in,
+)
 from shelf.order_models import OrderSource
 from shelf.order_schemas import OrderBody, RefundBody, parse_instant
 from shelf.orders import OrderService
@@ -59,9 +67,13 @@ class OrderHandlers:
         return json_response(await self._orders.get(signed_in(request), path_id(request)))
 
     async def mine(self, request: web.Request) -> web.Response:
-        """Signed in: the caller's own orders, newest first."""
-        limit = query_int(request, "limit", minimum=1, maximum=200) or 50
-        return json_response({"orders": await self._orders.mine(signed_in(request), limit)})
+        """Signed in: the caller's own orders, newest first, ``?limit=`` (1..200,
+        default 50) ``&before_id=`` (``live.paging``)."""
+        buyer = signed_in(request)
+        page = page_query(request, maximum=200)
+        orders = await self._orders.mine(buyer, page.limit + 1, page.cursor)
+        listing = page.cut(orders, lambda order: int(order["id"]), lambda order: order)
+        return json_response(page.answer("orders", listing))
 
     async def refund(self, request: web.Request) -> web.Response:
         """The product's brand, or an admin. ``{"quantity": n}`` or all that is left."""

@@ -570,14 +570,15 @@ class OrderService:
             raise NotFound("order_not_found", f"no order {order_id}")
         return order_dict(order)
 
-    async def mine(self, buyer: Principal, limit: int = 50) -> list[dict[str, Any]]:
+    async def mine(
+        self, buyer: Principal, limit: int = 50, before_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The buyer's newest ``limit`` orders with an id below ``before_id``."""
+        query = select(Order).where(Order.buyer_id == buyer.user_id)
+        if before_id is not None:
+            query = query.where(Order.id < before_id)
         async with self._db.read() as s:
-            orders = await s.scalars(
-                select(Order)
-                .where(Order.buyer_id == buyer.user_id)
-                .order_by(Order.id.desc())
-                .limit(limit)
-            )
+            orders = await s.scalars(query.order_by(Order.id.desc()).limit(limit))
             return [order_dict(o) for o in orders]
 
     async def refund(

@@ -24,6 +24,7 @@ from live.clock import Clock
 from live.db import Database
 from live.errors import Conflict
 from live.models import SessionStatus
+from live.paging import Listing, Page
 from live.roomlog import RoomLog
 from live.sessions import SessionService
 from shelf.models import Pin, ShelfItem
@@ -177,14 +178,14 @@ class PinService:
             )
         return None if pin is None else _window(pin)
 
-    async def list_dicts(self, session_id: int) -> list[dict[str, Any]]:
-        """The windows as API JSON; 404 for an unknown session."""
+    async def list_dicts(self, session_id: int, page: Page) -> Listing[dict[str, Any]]:
+        """A page of the windows as API JSON, oldest first (``page`` is oldest first:
+        pins are numbered as they open); 404 for an unknown session."""
         await self._sessions.get_row(session_id)
+        query = select(Pin).where(Pin.session_id == session_id)
         async with self._db.read() as s:
-            pins = await s.scalars(
-                select(Pin).where(Pin.session_id == session_id).order_by(Pin.start_ms, Pin.id)
-            )
-            return [pin_dict(p) for p in pins]
+            pins = list(await s.scalars(page.select(query, Pin.id)))
+        return page.cut(pins, lambda p: p.id, pin_dict)
 
 
 def hidden_data(pin: Pin) -> dict[str, Any]:

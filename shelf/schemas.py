@@ -109,6 +109,9 @@ class ProposeBody(Body):
     #: absent: no flash sales under this agreement), of at most this many units each
     flash_min_price_bps: Annotated[int, Field(ge=1, le=10_000)] | None = None
     flash_max_units: Annotated[int, Field(ge=1, le=MAX_STOCK)] | None = None
+    #: a sale below the floor or over the cap waits for the brand's approval instead
+    #: of being refused
+    flash_ask_brand: bool = False
 
     @model_validator(mode="after")
     def _fee_has_currency(self) -> Self:
@@ -116,6 +119,8 @@ class ProposeBody(Body):
             raise ValueError("flat_fee_minor and flat_fee_currency go together")
         if len(set(self.product_ids)) != len(self.product_ids):
             raise ValueError("product_ids has duplicates")
+        if self.flash_ask_brand and self.flash_min_price_bps is None:
+            raise ValueError("flash_ask_brand needs flash_min_price_bps (flash sales agreed)")
         return self
 
 

@@ -1,8 +1,8 @@
 """``GET /api/sessions/{id}/stats``: everything a creator (or a brand on the shelf)
 learns about one session, live (a second or two behind) or after it ended.
 
-* ``audience``: the per-second curve (viewers receiving media, room sockets, joins,
-  leaves), watch time, retention, drop-offs annotated with what happened just before,
+* ``audience``: the per-second curve (people receiving media, people on the room
+  channel, joins, leaves -- people, never connections), watch time, retention, drop-offs annotated with what happened just before,
   and why viewers left;
 * ``funnel``: per pin window, per product and for the session (``shelf/funnel.py``);
 * ``fans``: the host's followers now and over time, followers gained during the
@@ -33,6 +33,9 @@ from live.models import LiveSession, Role
 from live.singleflight import SingleFlight
 from shelf.funnel import PinRows, funnel, pin_rows
 from shelf.models import FlashSale, FlashStatus, Pin, Product, ShelfItem
+
+#: sales that were (or are to be) held: the stats' moments show them
+_HELD = (FlashStatus.SCHEDULED.value, FlashStatus.RUNNING.value, FlashStatus.ENDED.value)
 
 
 class StatsService:
@@ -184,7 +187,7 @@ class StatsService:
                 await s.scalars(
                     select(FlashSale).where(
                         FlashSale.session_id == session_id,
-                        FlashSale.status != FlashStatus.CANCELLED.value,
+                        FlashSale.status.in_(_HELD),
                     )
                 )
             ).all()

@@ -6,10 +6,10 @@ UPDATE, so concurrent buyers can never oversell; rows are locked in the fixed or
 flash sale -> product. After the transaction commits, the caller announces the
 change with ``StockPublisher.changed(product_id)`` (see ``shelf.publisher``).
 
-How a flash sale's reservation is represented: see ``shelf.models`` -- the flash
-sale row holds ``quantity`` units already taken out of ``Product.stock`` and counts
-``sold``; ``take`` sells from the running flash sale of the session when there is
-one, else from ``Product.stock``.
+How a flash sale's reservation is represented: see ``shelf.models`` -- once
+reserved (at its start), the flash sale row holds ``quantity`` units already taken out
+of ``Product.stock`` and counts ``sold``; ``take`` sells from the running flash sale of
+the session when there is one, else from ``Product.stock``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import ColumnElement, Integer, Table, Update, bindparam, select, update
+from sqlalchemy import ColumnElement, Integer, Table, Update, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from live.clock import Clock
@@ -214,36 +214,50 @@ class StockService:
             .values(stock=stock, stock_version=Product.stock_version + 1)
         )
 
-    async def reserve(self, tx: AsyncSession, product: Product, quantity: int) -> None:
-        """Move ``quantity`` units from regular stock into a new flash sale (409
-        ``insufficient_stock`` when there are fewer)."""
-        result = await tx.execute(
+    async def reserve(self, tx: AsyncSession, flash: FlashSale, now_ms: int) -> int:
+        """Move up to ``flash.quantity`` units from regular stock into the sale, as many
+        as there are; set the sale's ``quantity`` to that and ``reserved_ms``; return it
+        (0: nothing in stock, nothing changed -- the caller cancels the sale).
+
+        The first UPDATE locks the product row (every buyer of the product queues on
+        it too), so the stock read after it is the stock the second UPDATE takes from.
+        """
+        await self.bump(tx, flash.product_id)
+        stock = await tx.scalar(select(Product.stock).where(Product.id == flash.product_id))
+        units = min(flash.quantity, stock or 0)
+        if units == 0:
+            return 0
+        await tx.execute(
             update(Product)
-            .where(Product.id == product.id, Product.stock >= quantity)
-            .values(stock=Product.stock - quantity, stock_version=Product.stock_version + 1)
+            .where(Product.id == flash.product_id)
+            .values(stock=Product.stock - units)
         )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise Conflict(
-                "insufficient_stock",
-                f"only {product.stock} units in stock to reserve",
-                available=product.stock,
-            )
+        await tx.execute(
+            update(FlashSale)
+            .where(FlashSale.id == flash.id)
+            .values(quantity=units, reserved_ms=now_ms)
+        )
+        return units
 
     async def release(self, tx: AsyncSession, flash_sale_id: int, product_id: int) -> None:
-        """Give a finished flash sale's unsold units back to stock.
+        """Give a finished flash sale's unsold units back to stock (none when it never
+        reserved any).
 
         Call it in the transaction that moved the sale out of ``running``/``scheduled``
         (after that, ``take`` no longer sells from it, so ``sold`` is final).
         """
         rest = (
             select(FlashSale.quantity - FlashSale.sold)
-            .where(FlashSale.id == flash_sale_id)
+            .where(FlashSale.id == flash_sale_id, FlashSale.reserved_ms.is_not(None))
             .scalar_subquery()
         )
         await tx.execute(
             update(Product)
             .where(Product.id == product_id)
-            .values(stock=Product.stock + rest, stock_version=Product.stock_version + 1)
+            .values(
+                stock=Product.stock + func.coalesce(rest, 0),
+                stock_version=Product.stock_version + 1,
+            )
         )
 
     async def bump(self, tx: Executor, product_id: int) -> None:

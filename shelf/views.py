@@ -70,6 +70,10 @@ def flash_dict(f: FlashSale, now_ms: int) -> dict[str, Any]:
         "remaining": f.quantity - f.sold,
         "per_buyer_limit": f.per_buyer_limit,
         "status": f.status,
+        #: whether the units are out of stock and held by the sale (from its start, or
+        #: a short lead time before)
+        "reserved": f.reserved_ms is not None,
+        "cancel_reason": f.cancel_reason,
         "starts_ms": f.starts_ms,
         "ends_ms": f.ends_ms,
         "starts_at": iso(f.starts_ms),
@@ -141,6 +145,7 @@ def cooperation_dict(c: Cooperation, product_ids: list[int]) -> dict[str, Any]:
         "note": c.note,
         "flash_min_price_bps": c.flash_min_price_bps,
         "flash_max_units": c.flash_max_units,
+        "flash_ask_brand": c.flash_ask_brand,
         "status": c.status,
         "created_at": iso(c.created_ms),
         "decided_at": iso(c.decided_ms),

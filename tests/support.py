@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app import Settings
 from live.db import Database, alembic_config
+from live.guests import GUEST_COOKIE, GuestIds
 from live.roomlog import RoomLog
 
 TEST_SECRET = "test-secret-0123456789abcdef-0123456789"
@@ -193,17 +194,25 @@ class Posted:
     headers: CIMultiDictProxy[str]
 
 
+def guest_cookie() -> dict[str, str]:
+    """The ``Cookie`` header of a new guest's browser (``live.guests``): viewers without
+    a guest cookie from one address count as one person."""
+    return {"Cookie": f"{GUEST_COOKIE}={GuestIds(TEST_SECRET).issue()}"}
+
+
 def poster(
     client: TestClient[Any, Any] | aiohttp.ClientSession,
     path: str,
     who: Account | str | None = None,
+    extra: dict[str, str] | None = None,
 ) -> Callable[[str], Any]:
     """An ``Exchange`` for the aiortc clients: POST the offer over HTTP (a test client,
-    or a session with a base URL), with ``who``'s bearer token (an account or a token)."""
+    or a session with a base URL), with ``who``'s bearer token (an account or a token)
+    and the ``extra`` headers (e.g. ``guest_cookie()``)."""
     token = who.token if isinstance(who, Account) else who
 
     async def exchange(offer: str) -> Posted:
-        headers = {"Content-Type": "application/sdp"}
+        headers = {"Content-Type": "application/sdp", **(extra or {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         res = await client.post(path, data=offer, headers=headers)

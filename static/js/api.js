@@ -68,6 +68,26 @@ export async function api(method, path, body, { headers = {} } = {}) {
   return data;
 }
 
+/** Every item of a paged list (``live/paging.py``): GETs `path` (which may carry
+ * `limit` and filters), then the next pages through the answer's `next_before_id` or
+ * `next_after_id` until it is null, at most `maxPages` pages. Resolves to
+ * `{ items, complete }` (`complete` false: stopped at `maxPages`). */
+export async function apiAll(path, key, { maxPages = 100 } = {}) {
+  const items = [];
+  let url = path;
+  for (let n = 0; n < maxPages; n += 1) {
+    const page = await api('GET', url);
+    items.push(...page[key]);
+    const cursor = 'next_after_id' in page ? 'after_id' : 'before_id';
+    const next = page[`next_${cursor}`];
+    if (next === null || next === undefined) return { items, complete: true };
+    const query = new URLSearchParams(path.split('?')[1] || '');
+    query.set(cursor, String(next));
+    url = `${path.split('?')[0]}?${query}`;
+  }
+  return { items, complete: false };
+}
+
 export const signIn = async (username, password) =>
   session.save(await api('POST', '/api/auth/login', { username, password }));
 

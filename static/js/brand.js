@@ -4,11 +4,13 @@
 // Money is sent as integer minor units, parsed from the typed text digit by digit
 // (never through a float); rates are typed in percent and sent as basis points.
 
-import { api, errorText, session } from '/static/js/api.js';
+import { api, apiAll, errorText, session } from '/static/js/api.js';
 import { mountAuth } from '/static/js/auth.js';
 import { $, fractionDigits, h, money } from '/static/js/format.js';
 
 const REFRESH_MS = 10_000;
+// Flash sales waiting for the brand are looked for more often: the show is live.
+const APPROVALS_MS = 3_000;
 const MAX_DIGITS = 15; // integer strings up to here are exact as JS numbers
 
 /** Input the page refuses before sending anything. */
@@ -65,7 +67,8 @@ const bpsText = (bps) => `${minorText(bps, 2).replace(/\.?0+$/, '')} %`;
 function flashTerms(c) {
   if (c.flash_min_price_bps === null || c.flash_min_price_bps === undefined) return 'none';
   const cap = c.flash_max_units ? `, ≤ ${c.flash_max_units} units` : '';
-  return `from ${bpsText(c.flash_min_price_bps)}${cap}`;
+  const beyond = c.flash_ask_brand ? '; beyond: ask me' : '';
+  return `from ${bpsText(c.flash_min_price_bps)}${cap}${beyond}`;
 }
 
 function parseCount(text, label) {
@@ -88,6 +91,7 @@ const field = (label, input, extra = {}) =>
 function mountConsole(root, brand) {
   const state = {
     products: [],
+    allProducts: true, // false: the catalogue is longer than the pages fetched
     showArchived: false,
     cooperations: [],
     hostNames: new Map(),
@@ -216,13 +220,18 @@ function mountConsole(root, brand) {
     const shown = state.products.filter((p) => state.showArchived || !p.archived);
     productBody.replaceChildren(...(shown.length ? shown.map(productRow)
       : [h('tr', {}, h('td', { colspan: 6, class: 'muted' },
-        state.products.length ? 'Every product is archived.' : 'No products yet: add your first one above.'))]));
+        state.products.length ? 'Every product is archived.' : 'No products yet: add your first one above.'))]),
+    ...(state.allProducts ? [] : [h('tr', {}, h('td', { colspan: 6, class: 'muted' },
+      `Only the newest ${state.products.length} products are shown.`))]));
     renderProposalProducts();
   }
 
   async function loadProducts() {
-    const { products } = await api('GET', `/api/brands/${brand.id}/products?include_archived=1`);
-    state.products = products;
+    // The catalogue comes a page at a time (at most 50 products a page).
+    const { items, complete } = await apiAll(
+      `/api/brands/${brand.id}/products?include_archived=1&limit=50`, 'products');
+    state.products = items;
+    state.allProducts = complete;
     renderProducts();
   }
 
@@ -262,6 +271,8 @@ function mountConsole(root, brand) {
     // flash sales: none unless a floor is given (the lowest price, in % of the regular one)
     flashFloor: h('input', { name: 'flash_min_price', inputmode: 'decimal', placeholder: 'no flash sales', size: 12 }),
     flashCap: h('input', { name: 'flash_max_units', inputmode: 'numeric', placeholder: 'no cap', size: 8 }),
+    // a sale below the floor or over the cap waits for the brand instead of being refused
+    flashAsk: h('input', { type: 'checkbox', name: 'flash_ask_brand' }),
   };
   let searchTimer = null;
   let searchSeq = 0;
@@ -321,6 +332,10 @@ function mountConsole(root, brand) {
       if (proposal.flashCap.value.trim()) {
         body.flash_max_units = parseCount(proposal.flashCap.value, 'Units per flash sale');
       }
+      if (proposal.flashAsk.checked) {
+        if (body.flash_min_price_bps === undefined) throw new InputError('Asking about flash sales beyond the terms needs a flash price floor');
+        body.flash_ask_brand = true;
+      }
     } catch (err) {
       coopStatus.textContent = errorText(err);
       return;
@@ -334,6 +349,7 @@ function mountConsole(root, brand) {
       proposal.note.value = '';
       proposal.flashFloor.value = '';
       proposal.flashCap.value = '';
+      proposal.flashAsk.checked = false;
       await loadCooperations();
     } catch (err) {
       coopStatus.textContent = errorText(err);
@@ -383,7 +399,7 @@ function mountConsole(root, brand) {
   }
 
   async function loadCooperations() {
-    const { cooperations } = await api('GET', '/api/cooperations');
+    const { items: cooperations } = await apiAll('/api/cooperations?limit=100', 'cooperations');
     state.cooperations = cooperations;
     const unknown = [...new Set(cooperations.map((c) => c.host_id))].filter((id) => !state.hostNames.has(id));
     for (let i = 0; i < unknown.length; i += 100) {
@@ -403,6 +419,7 @@ function mountConsole(root, brand) {
       field('Fee currency', proposal.feeCurrency),
       field('Flash sales from (% of price)', proposal.flashFloor),
       field('Units per flash sale', proposal.flashCap),
+      field('Beyond these: ask me', proposal.flashAsk),
       field('Note', proposal.note, { class: 'wide' }),
       h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Propose'))),
     coopStatus, coopNote,
@@ -432,7 +449,8 @@ function mountConsole(root, brand) {
 
   async function loadSessions() {
     try {
-      const { sessions } = await api('GET', `/api/brands/${brand.id}/sessions?status=live,scheduled`);
+      const { items: sessions } = await apiAll(
+        `/api/brands/${brand.id}/sessions?status=live,scheduled&limit=100`, 'sessions', { maxPages: 5 });
       state.sessions = sessions;
       sessionsError.textContent = '';
       renderSessions();
@@ -524,6 +542,58 @@ function mountConsole(root, brand) {
           .map((t) => h('th', { class: 'num' }, t)))),
       salesBody, salesFoot)));
 
+  // -- flash sales waiting for the brand ----------------------------------------------
+
+  const approvalsBody = h('ul', { class: 'approvals', 'data-testid': 'flash-approvals' });
+  const approvalsError = h('p', { class: 'form-error', role: 'alert' });
+  const approvalsPanel = h('section', { class: 'panel', id: 'approvals', hidden: true },
+    h('h2', {}, 'Flash sales waiting for you'),
+    h('p', { class: 'muted note' }, 'Hosts asked for these sales outside the agreed terms. '
+      + 'Nothing is sold until you approve.'),
+    approvalsError, approvalsBody);
+  const baseTitle = document.title;
+
+  async function answer(sale, verb) {
+    approvalsError.textContent = '';
+    try {
+      await api('POST', `/api/flash-sales/${sale.id}/${verb}`);
+    } catch (err) {
+      approvalsError.textContent = errorText(err);
+    }
+    await loadApprovals();
+  }
+
+  function approvalLine(sale) {
+    const { product, terms } = sale;
+    const over = [];
+    if (terms.floor_minor !== null && sale.price_minor < terms.floor_minor) {
+      over.push(`below your floor of ${money(terms.floor_minor, product.currency)}`);
+    }
+    if (terms.max_units !== null && sale.quantity > terms.max_units) {
+      over.push(`over your cap of ${terms.max_units} units`);
+    }
+    const starts = new Date(sale.starts_ms).toLocaleTimeString();
+    const ends = new Date(sale.ends_ms).toLocaleTimeString();
+    return h('li', { dataset: { flashId: sale.id } },
+      h('span', { class: 'grow' },
+        `${sale.host.display_name} · ${sale.session.title}: ${product.title} at `
+        + `${money(sale.price_minor, sale.currency)} (regular ${money(product.price_minor, product.currency)}), `
+        + `${sale.quantity} units, ${starts}–${ends} — ${over.join(', ')}`),
+      h('button', { type: 'button', onclick: () => answer(sale, 'approve') }, 'Approve'),
+      h('button', { type: 'button', class: 'secondary', onclick: () => answer(sale, 'decline') }, 'Decline'));
+  }
+
+  async function loadApprovals() {
+    try {
+      const { flash_sales: waiting } = await api('GET', `/api/brands/${brand.id}/flash-approvals`);
+      approvalsBody.replaceChildren(...waiting.map(approvalLine));
+      approvalsPanel.hidden = waiting.length === 0;
+      document.title = waiting.length ? `(${waiting.length}) ${baseTitle}` : baseTitle;
+    } catch (err) {
+      approvalsError.textContent = errorText(err);
+    }
+  }
+
   // -- putting it together -------------------------------------------------------------
 
   const consoleError = h('p', { class: 'form-error', role: 'alert' });
@@ -550,11 +620,17 @@ function mountConsole(root, brand) {
       h('h2', { class: 'grow' }, `Brand console · ${brand.display_name || brand.username}`),
       h('button', { type: 'button', class: 'secondary', 'data-testid': 'refresh',
         onclick: () => refresh({ products: true }) }, 'Refresh')),
-    consoleError, productsPanel, coopsPanel, sessionsPanel, salesPanel);
+    consoleError, approvalsPanel, productsPanel, coopsPanel, sessionsPanel, salesPanel);
   renderProposalProducts();
   refresh({ products: true }).then(searchHosts);
+  loadApprovals();
   const timer = setInterval(() => { if (!document.hidden) refresh(); }, REFRESH_MS);
-  return () => clearInterval(timer);
+  const approvalsTimer = setInterval(() => { if (!document.hidden) loadApprovals(); }, APPROVALS_MS);
+  return () => {
+    clearInterval(timer);
+    clearInterval(approvalsTimer);
+    document.title = baseTitle;
+  };
 }
 
 // -- page ----------------------------------------------------------------------------

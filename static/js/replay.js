@@ -3,10 +3,11 @@
 // places a replay order (attributed to the host, `source: replay`).
 //
 // Data: GET /api/sessions/{id} (title, status, shelf), GET /api/sessions/{id}/pins
-// (windows with media_start_s / media_end_s: seconds into the recording) and
+// (windows with media_start_s / media_end_s: seconds into the recording; every page
+// of them) and
 // GET /api/products/{id} per pinned product (current price and stock).
 
-import { api } from './api.js';
+import { api, apiAll } from './api.js';
 import { mountAuth } from './auth.js';
 import { placeOrder, toaster } from './messages.js';
 import { $, duration, h, money } from './format.js';
@@ -66,9 +67,9 @@ async function load() {
   let show;
   let pins;
   try {
-    [show, { pins }] = await Promise.all([
+    [show, { items: pins }] = await Promise.all([
       api('GET', `/api/sessions/${sessionId}`),
-      api('GET', `/api/sessions/${sessionId}/pins`),
+      apiAll(`/api/sessions/${sessionId}/pins?limit=200`, 'pins'),
     ]);
   } catch (err) {
     setStage(err.code === 'session_not_found' ? 'There is no such show.' : `Could not load the show: ${err.message}`);

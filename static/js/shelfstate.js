@@ -44,6 +44,7 @@ export class ShelfState {
         return true;
       case 'flash.ended':
       case 'flash.cancelled':
+      case 'flash.declined':
         this.flashSales.delete(data.id);
         return true;
       default:

@@ -2,7 +2,7 @@
 // over WHIP, manage the shelf and pins, start flash sales, moderate chat, and watch
 // the live numbers.
 
-import { api, session } from './api.js';
+import { api, apiAll, session } from './api.js';
 import { mountAuth } from './auth.js';
 import { $, duration, h, money, parseMoney, ServerClock } from './format.js';
 import { RoomClient } from './room.js';
@@ -14,6 +14,7 @@ let current = null;          // the session being worked on
 let room = null;
 let shelf = new ShelfState();
 let catalogue = new Map();   // product_id -> product, from accepted cooperations
+let awaiting = new Map();    // flash sale id -> sale waiting for the brand's approval
 let stream = null;           // camera + microphone
 let publisher = null;        // WHIP resource
 
@@ -59,7 +60,9 @@ async function openSession(id) {
   room = new RoomClient(id, { token: session.token() });
   wireRoom(room);
   room.connect();
+  awaiting = new Map();
   await loadCatalogue();
+  loadAwaiting().catch((err) => fail('#flash-error', err));
   refreshNumbers();
 }
 
@@ -162,7 +165,7 @@ $('#end-show').addEventListener('click', async () => {
 // ---------------------------------------------------------------- shelf and pins
 
 async function loadCatalogue() {
-  const { cooperations } = await api('GET', '/api/cooperations?status=accepted');
+  const { items: cooperations } = await apiAll('/api/cooperations?status=accepted&limit=100', 'cooperations');
   const ids = [...new Set(cooperations.flatMap((c) => c.product_ids))];
   const products = await Promise.all(ids.map((id) => api('GET', `/api/products/${id}`).catch(() => null)));
   catalogue = new Map(products.filter((p) => p && !p.archived).map((p) => [p.id, p]));
@@ -224,15 +227,45 @@ function renderShelf() {
 
 function renderFlash() {
   const now = clock.now();
-  $('#flash-list').replaceChildren(...[...shelf.flashSales.values()].map((sale) => {
-    const item = shelf.item(sale.product_id);
+  const title = (sale) => shelf.item(sale.product_id)?.title ?? sale.product_id;
+  const held = [...shelf.flashSales.values()].map((sale) => {
     const running = now >= sale.starts_ms && now < sale.ends_ms;
     const remaining = shelf.runningFlash(sale.product_id, now)?.remaining ?? sale.remaining;
     return h('li', {},
-      h('span', { class: 'grow' }, `${item ? item.title : sale.product_id}: ${money(sale.price_minor, sale.currency)}, `
+      h('span', { class: 'grow' }, `${title(sale)}: ${money(sale.price_minor, sale.currency)}, `
         + `${remaining}/${sale.quantity} left, `
         + (running ? `ends in ${duration((sale.ends_ms - now) / 1000)}` : `starts in ${duration((sale.starts_ms - now) / 1000)}`)));
-  }));
+  });
+  const waiting = [...awaiting.values()].map((sale) => h('li', { dataset: { testid: 'flash-awaiting' } },
+    h('span', { class: 'grow' }, `${title(sale)}: ${money(sale.price_minor, sale.currency)} × ${sale.quantity}, `
+      + "outside the brand's terms: waiting for the brand's approval"),
+    h('button', { type: 'button', class: 'secondary', onclick: () => withdrawFlash(sale.id) }, 'withdraw')));
+  $('#flash-list').replaceChildren(...held, ...waiting);
+}
+
+async function withdrawFlash(id) {
+  fail('#flash-error');
+  try {
+    await api('DELETE', `/api/sessions/${current.id}/flash-sales/${id}`);
+    awaiting.delete(id);
+    renderFlash();
+  } catch (err) { fail('#flash-error', err); }
+}
+
+/** The sales of this show still waiting for the brand (only the host sees them). */
+async function loadAwaiting() {
+  const listed = await api('GET', `/api/sessions/${current.id}/flash-sales?limit=200`);
+  awaiting = new Map(listed.flash_sales.filter((f) => f.status === 'pending_approval').map((f) => [f.id, f]));
+  renderFlash();
+}
+
+/** The brand answered a sale that waited (room events ``flash.scheduled`` / ``flash.declined``). */
+function brandAnswered(type, sale) {
+  if (!awaiting.delete(sale.id)) return;
+  if (type === 'flash.declined') {
+    fail('#flash-error', new Error(`The brand declined the flash sale of ${shelf.item(sale.product_id)?.title ?? sale.product_id}.`));
+  }
+  renderFlash();
 }
 
 $('#flash-form').addEventListener('submit', async (ev) => {
@@ -248,11 +281,15 @@ $('#flash-form').addEventListener('submit', async (ev) => {
   const start = new Date(clock.now());
   const end = new Date(start.getTime() + Number($('#flash-minutes').value) * 60000);
   try {
-    await api('POST', `/api/sessions/${current.id}/flash-sales`, {
+    const sale = await api('POST', `/api/sessions/${current.id}/flash-sales`, {
       product_id: item.product_id, price_minor: price, quantity: Number($('#flash-qty').value),
       per_buyer_limit: Number($('#flash-limit').value),
       starts_at: start.toISOString(), ends_at: end.toISOString(),
     });
+    if (sale.status === 'pending_approval') {
+      awaiting.set(sale.id, sale);
+      renderFlash();
+    }
   } catch (err) { fail('#flash-error', err); }
 });
 
@@ -349,6 +386,7 @@ function wireRoom(channel) {
     renderShelf();
   });
   channel.on('*', (data, event) => {
+    if (event.type === 'flash.scheduled' || event.type === 'flash.declined') brandAnswered(event.type, data);
     if (shelf.apply(event.type, data)) renderShelf();
   });
   channel.on('session.started', () => { current.status = 'live'; renderStatus(); });

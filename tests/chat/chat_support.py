@@ -22,8 +22,8 @@ OUTBOX_NOTE = None
 async def connect(
     client: TestClient[Any, Any], sid: int, account: Account | None = None
 ) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, Any]]:
-    params = {"token": account.token} if account else {}
-    ws = await client.ws_connect(f"/api/sessions/{sid}/ws", params=params)
+    headers = account.headers if account else {}
+    ws = await client.ws_connect(f"/api/sessions/{sid}/ws", headers=headers)
     hello = await receive(ws)
     assert hello["type"] == "hello", hello
     return ws, hello

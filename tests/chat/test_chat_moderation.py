@@ -144,7 +144,7 @@ async def test_ban_closes_the_socket_and_keeps_the_viewer_out(api: Api, actor_ki
     assert res["sockets_closed"] == 2
     for socket in (ws, second):
         assert await _closed_with(socket) == ("banned", CloseCode.FORBIDDEN)
-    again = await api.client.ws_connect(f"/api/sessions/{sid}/ws", params={"token": viewer.token})
+    again = await api.client.ws_connect(f"/api/sessions/{sid}/ws", headers=viewer.headers)
     assert await _closed_with(again) == ("banned", CloseCode.FORBIDDEN)
     # Still in the room: the bystander, who sees nothing of it.
     await bystander.send_json({"type": "ping", "ref": 1})

@@ -51,9 +51,11 @@ async def shelved_product(
     host: dict[str, Any],
     brand: dict[str, Any],
     session_id: int | None = None,
+    terms: dict[str, Any] | None = None,
     **fields: Any,
 ) -> dict[str, Any]:
-    """A brand's product under an accepted cooperation, on the session's shelf if given."""
+    """A brand's product under an accepted cooperation (flash sales at any price above
+    0, or ``terms``), on the session's shelf if given."""
     product = await call(
         http,
         "POST",
@@ -78,7 +80,8 @@ async def shelved_product(
             "host_id": host["id"],
             "product_ids": [product["id"]],
             "commission_bps": 1500,
-            "flash_min_price_bps": 1,  # flash sales at any price above 0
+            "flash_min_price_bps": 1,
+            **(terms or {}),
         },
         201,
     )
@@ -141,7 +144,8 @@ async def say_in_chat(
     http: aiohttp.ClientSession, session_id: int, who: dict[str, Any], text: str
 ) -> None:
     """``who`` posts ``text`` over the room channel; returns once it was published."""
-    async with http.ws_connect(f"/api/sessions/{session_id}/ws?token={who['token']}") as ws:
+    bearer = {"Authorization": f"Bearer {who['token']}"}
+    async with http.ws_connect(f"/api/sessions/{session_id}/ws", headers=bearer) as ws:
         await ws.receive_json()  # hello
         await ws.send_json({"type": "chat.send", "text": text})
         while (await ws.receive_json())["type"] != "chat.message":

@@ -59,7 +59,7 @@ async def test_brand_console(browser: Any, base_url: str, artifacts: Path) -> No
             listed = await call(
                 http, "GET", f"/api/brands/{brand['id']}/products?include_archived=1", brand
             )
-            assert listed == {"products": []}
+            assert listed == {"products": [], "next_before_id": None}
 
             # A good product: money sent as integer minor units, the rate in basis points.
             await fill_product("Linen apron", "19.99")

@@ -86,7 +86,8 @@ async def test_studio_reorders_starts_a_flash_sale_and_moderates(
                 await page.wait_for_timeout(100)
             assert bans == [rude["id"]]
             async with http.ws_connect(
-                f"/api/sessions/{show['id']}/ws?token={rude['token']}"
+                f"/api/sessions/{show['id']}/ws",
+                headers={"Authorization": f"Bearer {rude['token']}"},
             ) as ws:
                 refused = await ws.receive_json()
             assert (refused["type"], refused["code"]) == ("error", "banned")

@@ -143,7 +143,16 @@ async def test_guest_may_read_but_not_write(api: Api) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["Mia (demo host)", "[admin] Sam", "Bo <moderator>", "Ana\u202eevil", "a\u200bb", "x\ny"],
+    [
+        "Mia (demo host)",
+        "[admin] Sam",
+        "Bo <moderator>",
+        "Ana\u202eevil",
+        "a\u200bb",
+        "x\ny",
+        "Mi\u200da",  # a joiner between letters hides nothing useful
+        "\U0001f469\u200d",  # and one that joins nothing
+    ],
 )
 async def test_display_names_that_hide_or_pose_are_refused(api: Api, name: str) -> None:
     res = await api.client.post(
@@ -174,3 +183,22 @@ async def test_display_names_and_titles_are_normalised(api: Api) -> None:
     headers = {"Authorization": f"Bearer {body['token']}"}
     res = await api.client.post("/api/sessions", json={"title": "ﬁne   mugs"}, headers=headers)
     assert (await res.json())["title"] == "fine mugs"
+
+
+async def test_emoji_sequences_in_names_are_kept(api: Api) -> None:
+    """The zero-width joiner inside an emoji sequence is part of the emoji."""
+    for i, name in enumerate(
+        ["Mia \U0001f469\u200d\U0001f4bb", "\U0001f3f3\ufe0f\u200d\U0001f308 Pride"]
+    ):
+        res = await api.client.post(
+            "/api/auth/signup",
+            json={
+                "username": f"emoji{i}",
+                "password": "correct horse",
+                "role": "viewer",
+                "display_name": name,
+            },
+        )
+        body = await res.json()
+        assert res.status == 201, body
+        assert body["user"]["display_name"] == name

@@ -167,7 +167,13 @@ async def test_a_browser_is_sent_from_a_full_node_to_another(
                         viewer = ViewerClient(config, decode=False)
                         peers.append(viewer)
                         await viewer.connect(following(http, f"{b.base}/whep/{sid}", []))
-                await asyncio.sleep(1.2)  # B's next node record has no room left
+                # until B's node record (written every second) says it has no room left
+                async with asyncio.timeout(10):
+                    while True:
+                        res = await http.get(f"{b.base}/api/sessions/{sid}/media-endpoint")
+                        if (await res.json())["url"].startswith(a.base):
+                            break
+                        await asyncio.sleep(0.2)
 
                 # the watch page of node B plays from node A
                 watch = await browser.new_page()

@@ -29,6 +29,7 @@ from support import (
     TEST_SECRET,
     Posted,
     free_port,
+    guest_cookie,
     poster,
 )
 from test_media_workers import (
@@ -124,13 +125,19 @@ async def two_nodes(
     return a, b, http
 
 
-def following(http: aiohttp.ClientSession, url: str, seen: list[aiohttp.ClientResponse]) -> Any:
-    """An ``Exchange`` POSTing the offer to ``url`` and following a redirect, as a
-    browser does (``seen`` gets the final response); the resource's Location is made
-    absolute against the URL that answered."""
+def following(
+    http: aiohttp.ClientSession,
+    url: str,
+    seen: list[aiohttp.ClientResponse],
+    extra: dict[str, str] | None = None,
+) -> Any:
+    """An ``Exchange`` POSTing the offer to ``url`` (with the ``extra`` headers) and
+    following a redirect, as a browser does (``seen`` gets the final response); the
+    resource's Location is made absolute against the URL that answered."""
 
     async def exchange(offer: str) -> Posted:
-        res = await http.post(url, data=offer, headers={"Content-Type": "application/sdp"})
+        headers = {"Content-Type": "application/sdp", **(extra or {})}
+        res = await http.post(url, data=offer, headers=headers)
         body = await res.text()
         assert res.status == 201, body
         seen.append(res)
@@ -178,7 +185,9 @@ async def test_two_nodes_one_pull_between_them_and_a_redirect_when_full(
             answered: list[aiohttp.ClientResponse] = []
             async with asyncio.timeout(60):
                 for viewer in viewers:
-                    await viewer.connect(following(http, f"{b.base}/whep/{sid}", answered))
+                    # each browser has its guest cookie: people, not one address
+                    url = f"{b.base}/whep/{sid}"
+                    await viewer.connect(following(http, url, answered, guest_cookie()))
                 for viewer in viewers:
                     await viewer.wait_for("video", decoded=60, within_s=30)
                     await viewer.wait_for("audio", decoded=20, within_s=10)
@@ -204,7 +213,9 @@ async def test_two_nodes_one_pull_between_them_and_a_redirect_when_full(
             third = ViewerClient(config)
             peers.append(third)
             async with asyncio.timeout(30):
-                await third.connect(following(http, f"{b.base}/whep/{sid}", answered))
+                # its cookie is not sent on to A (another origin): A counts its address
+                url = f"{b.base}/whep/{sid}"
+                await third.connect(following(http, url, answered, guest_cookie()))
                 await third.wait_for("video", decoded=60, within_s=20)
             redirect = answered[-1].history[0]
             assert redirect.status == 307, redirect

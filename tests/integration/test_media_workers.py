@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from support import TEST_SECRET, free_port, poster
+from support import TEST_SECRET, free_port, guest_cookie, poster
 from test_workers import ROOT, alive, sockets_on, stop, wait_for_workers, workers_env
 
 from app import Settings
@@ -158,7 +158,11 @@ async def test_six_viewers_over_three_workers_with_one_pull_each(
                     viewers = [ViewerClient(config) for _ in range(WORKERS * CAP)]
                     peers.extend(viewers)
                     await asyncio.gather(
-                        *(v.connect(poster(http, f"/whep/{sid}")) for v in viewers)
+                        # six people: each browser has its own guest cookie
+                        *(
+                            v.connect(poster(http, f"/whep/{sid}", None, guest_cookie()))
+                            for v in viewers
+                        )
                     )
                     for viewer in viewers:
                         await viewer.wait_for("video", decoded=60, within_s=30)

@@ -23,9 +23,8 @@ async def connect(
     client: TestClient[Any, Any], sid: int, account: Account | None = None, **query: Any
 ) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, Any]]:
     params = {k: str(v) for k, v in query.items()}
-    if account is not None:
-        params["token"] = account.token
-    ws = await client.ws_connect(f"/api/sessions/{sid}/ws", params=params)
+    headers = {} if account is None else account.headers
+    ws = await client.ws_connect(f"/api/sessions/{sid}/ws", params=params, headers=headers)
     hello = await receive(ws)
     assert hello["type"] == "hello", hello
     return ws, hello
@@ -296,7 +295,8 @@ async def test_handshake_refusals(api: Api) -> None:
     sid = (await api.live_session(host))["id"]
     for path, status in (
         ("/api/sessions/999999/ws", 404),
-        (f"/api/sessions/{sid}/ws?token=garbage", 401),
+        (f"/api/sessions/{sid}/ws?ticket=garbage", 401),
+        (f"/api/sessions/{sid}/ws?token={host.token}", 401),  # a bearer token in a URL
         (f"/api/sessions/{sid}/ws?since=-5&epoch=x", 400),
         (f"/api/sessions/{sid}/ws?since=1&epoch=not-an-epoch!", 400),
     ):

@@ -19,7 +19,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
-from support import Account, Api, Posted, backend_settings, drop_backend_state, free_port, poster
+from support import (
+    Account,
+    Api,
+    Posted,
+    backend_settings,
+    drop_backend_state,
+    free_port,
+    guest_cookie,
+    poster,
+)
 
 from app import Settings, audience_key, create_app, db_key, media_key, redis_key
 from live.models import WatchInterval
@@ -122,8 +131,9 @@ async def test_viewers_are_placed_on_the_origin_then_on_a_worker_pulling_from_it
         # each worker takes one viewer (the cap): the first goes to the origin, which
         # has the stream; the second to the other worker, which pulls it
         first, second = peers.viewer(), peers.viewer()
-        for viewer in (first, second):
-            await viewer.connect(poster(edge, f"/whep/{session_id}"))
+        cookies = [guest_cookie(), guest_cookie()]  # two people: a guest cookie each
+        for viewer, cookie in zip((first, second), cookies, strict=True):
+            await viewer.connect(poster(edge, f"/whep/{session_id}", None, cookie))
         for viewer in (first, second):
             await viewer.wait_for("video", decoded=30, within_s=15)
             await viewer.wait_for("audio", decoded=10, within_s=5)
@@ -139,6 +149,11 @@ async def test_viewers_are_placed_on_the_origin_then_on_a_worker_pulling_from_it
     audience = stats["audience"]
     assert audience["viewers"] == 2
     assert sum(c["joins"] for c in audience["curve"]) == 2
+    # the edge passed the guest's cookie on with the offer: the origin's viewer is its
+    async with pair.home[db_key].read() as db:
+        query = select(WatchInterval.viewer).where(WatchInterval.session_id == session_id)
+        people = set(await db.scalars(query))
+    assert people == {"g:" + c["Cookie"].split("=", 1)[1].split(".")[0] for c in cookies}
     assert sum(c["media_viewers"] for c in audience["curve"]) == 2  # one sample each
     assert pair.edge_media.is_pulling(session_id)
     locations = [v.resource.location for v in (first, second)]
@@ -275,7 +290,8 @@ async def test_media_calls_reach_the_worker_holding_what_they_name(pair: Pair, p
     home = pair.home_api.client
 
     async def identify(token: str, resource: str) -> str:
-        async with home.ws_connect(f"/api/sessions/{session_id}/ws?token={token}") as ws:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with home.ws_connect(f"/api/sessions/{session_id}/ws", headers=headers) as ws:
             assert (await ws.receive_json())["type"] == "hello"
             await ws.send_json({"type": "watch.identify", "resource_id": resource, "ref": 1})
             await ws.send_json({"type": "ping", "ref": 2})

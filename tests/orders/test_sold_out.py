@@ -172,11 +172,17 @@ async def test_cancelled_flash_sale_returns_its_units_at_once(api: Api) -> None:
             "price_minor": 999,
             "quantity": 3,
             "per_buyer_limit": 1,
-            "starts_at": (now + timedelta(hours=1)).isoformat(),
-            "ends_at": (now + timedelta(hours=2)).isoformat(),
+            # within the reservation lead time (60 s): the scheduler reserves at once
+            "starts_at": (now + timedelta(seconds=30)).isoformat(),
+            "ends_at": (now + timedelta(hours=1)).isoformat(),
         },
         expect=201,
     )
+    for _ in range(100):
+        listed = await api.call("GET", f"/api/sessions/{shop.session_id}/flash-sales")
+        if listed["flash_sales"][0]["reserved"]:
+            break
+        await asyncio.sleep(0.05)
     buyer = await api.signup("viewer")
     status, body = await order(api, shop, buyer)  # all 3 are reserved for the sale
     assert (status, body["error"]["code"]) == (409, "out_of_stock")

@@ -24,9 +24,8 @@ async def connect(
     client: TestClient[Any, Any], session_id: int, token: str | None = None, **query: Any
 ) -> tuple[ClientWebSocketResponse, dict[str, Any]]:
     params = {k: str(v) for k, v in query.items()}
-    if token:
-        params["token"] = token
-    ws = await client.ws_connect(f"/api/sessions/{session_id}/ws", params=params)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    ws = await client.ws_connect(f"/api/sessions/{session_id}/ws", params=params, headers=headers)
     hello = await ws.receive_json(timeout=5)
     assert hello["type"] == "hello", hello
     return ws, hello

@@ -7,6 +7,8 @@ from typing import Any
 
 from support import Account, Api
 
+from live.clock import iso
+
 
 async def make_product(api: Api, brand: Account, **overrides: Any) -> dict[str, Any]:
     body = {
@@ -75,3 +77,21 @@ async def shelve(api: Api, world: World, *pids: int) -> None:
             json={"product_id": pid},
             expect=201,
         )
+
+
+def sale(pid: int, start_ms: int, end_ms: int, **over: Any) -> dict[str, Any]:
+    """A flash-sale body: 10 units at 500, 2 per buyer, unless ``over`` says otherwise."""
+    body = {
+        "product_id": pid,
+        "price_minor": 500,
+        "quantity": 10,
+        "per_buyer_limit": 2,
+        "starts_at": iso(start_ms),
+        "ends_at": iso(end_ms),
+    }
+    return {**body, **over}
+
+
+async def stock_of(api: Api, pid: int) -> int:
+    """The product's regular stock, as the API answers it."""
+    return int((await api.call("GET", f"/api/products/{pid}", expect=200))["stock"])

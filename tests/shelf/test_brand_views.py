@@ -106,7 +106,7 @@ async def test_brand_sessions(api: Api) -> None:
     assert [s["id"] for s in with_ended["sessions"]] == [ended, live]
     lonely = await api.signup("brand")
     res = await api.call("GET", f"/api/brands/{lonely.id}/sessions", lonely, expect=200)
-    assert res == {"sessions": []}
+    assert res == {"sessions": [], "next_before_id": None}
 
 
 async def test_brand_sessions_refusals(api: Api) -> None:

@@ -7,33 +7,19 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from roomclient import connect, read_until
-from shelf_support import World, shelve
+from shelf_support import World, sale, shelve, stock_of
 from support import Api
 
-from live.clock import ManualClock, iso
+from live.clock import ManualClock
 from shelf.feature import ShelfFeature
 
 
-def sale(pid: int, start_ms: int, end_ms: int, **over: Any) -> dict[str, Any]:
-    body = {
-        "product_id": pid,
-        "price_minor": 500,
-        "quantity": 10,
-        "per_buyer_limit": 2,
-        "starts_at": iso(start_ms),
-        "ends_at": iso(end_ms),
-    }
-    body.update(over)
-    return body
-
-
-async def stock_of(api: Api, pid: int) -> int:
-    return int((await api.call("GET", f"/api/products/{pid}", expect=200))["stock"])
-
-
-async def test_windows_and_refusals(api: Api, world: World, clock: ManualClock) -> None:
+async def test_windows_and_refusals(
+    api: Api, world: World, clock: ManualClock, feature: ShelfFeature
+) -> None:
     a, b, c = world.pids
     await shelve(api, world, a, b)
+    await feature.scheduler.stop()  # nothing is reserved behind the test's back
     url = f"/api/sessions/{world.session_id}/flash-sales"
     now = clock.now_ms()
     first = await api.call(
@@ -41,7 +27,8 @@ async def test_windows_and_refusals(api: Api, world: World, clock: ManualClock) 
     )
     assert first["status"] == "scheduled" and first["remaining"] == 10
     assert first["currency"] == "EUR" and first["server_time"] >= now
-    assert await stock_of(api, a) == 40  # 10 reserved
+    assert first["reserved"] is False and first["cancel_reason"] is None
+    assert await stock_of(api, a) == 50  # nothing reserved before the sale starts
     cases = [
         (sale(a, now + 90_000, now + 150_000), 409, "flash_sale_overlaps"),
         (sale(a, now + 30_000, now + 61_000), 409, "flash_sale_overlaps"),
@@ -80,7 +67,7 @@ async def test_windows_and_refusals(api: Api, world: World, clock: ManualClock) 
     assert res["error"]["code"] == "product_archived"
     # Refusals changed nothing.
     listed = (await api.call("GET", url, expect=200))["flash_sales"]
-    assert len(listed) == 2 and await stock_of(api, b) == 50 and await stock_of(api, a) == 30
+    assert len(listed) == 2 and await stock_of(api, b) == 50 and await stock_of(api, a) == 50
 
 
 async def test_role_checks(api: Api, world: World, clock: ManualClock) -> None:
@@ -108,11 +95,13 @@ async def test_cancel_returns_the_reservation(
 ) -> None:
     a = world.pids[0]
     await shelve(api, world, a)
+    await feature.scheduler.stop()
     url = f"/api/sessions/{world.session_id}/flash-sales"
     now = clock.now_ms()
     created = await api.call(
         "POST", url, world.host, json=sale(a, now + 60_000, now + 90_000), expect=201
     )
+    assert await feature.scheduler.run_due() == 1  # within the lead time: reserved
     assert await stock_of(api, a) == 40
     cancelled = await api.call("DELETE", f"{url}/{created['id']}", world.host, expect=200)
     assert cancelled["status"] == "cancelled"
@@ -265,4 +254,4 @@ async def test_the_brands_terms_bound_every_flash_sale(api: Api, clock: ManualCl
     made = await api.call(
         "POST", url, host, json=sale(scarf, *window, price_minor=1950, quantity=40), expect=201
     )
-    assert made["price_minor"] == 1950 and await stock_of(api, scarf) == 260
+    assert made["price_minor"] == 1950 and made["quantity"] == 40

@@ -150,7 +150,7 @@ async def test_scripted_session_gives_exact_stats(
         pin = await api.call(
             "POST", f"/api/sessions/{sid}/pin", host, json={"product_id": pid}, expect=200
         )
-        ws_a = await client.ws_connect(f"/api/sessions/{sid}/ws?token={viewer.token}")
+        ws_a = await client.ws_connect(f"/api/sessions/{sid}/ws", headers=viewer.headers)
         ws_b = await client.ws_connect(f"/api/sessions/{sid}/ws")
         for ws in (ws_a, ws_b):
             assert (await ws.receive_json())["type"] == "hello"
@@ -311,8 +311,8 @@ async def test_a_guest_who_signs_in_while_watching_counts_as_the_user(
         resource_id = guest.resource.location.rsplit("/", 1)[1]
 
         async def refused(path_sid: int, token: str | None, resource: str) -> str:
-            query = f"?token={token}" if token else ""
-            async with client.ws_connect(f"/api/sessions/{path_sid}/ws{query}") as ws:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            async with client.ws_connect(f"/api/sessions/{path_sid}/ws", headers=headers) as ws:
                 assert (await ws.receive_json())["type"] == "hello"
                 await ws.send_json({"type": "watch.identify", "resource_id": resource, "ref": 1})
                 await ws.send_json({"type": "ping", "ref": 2})
