@@ -50,6 +50,7 @@ from live.follows import FollowService
 from live.guard import Caps, Guard
 from live.guests import GuestIds
 from live.handlers import FollowHandlers, LiveHandlers, give_guest_cookie
+from live.holdings import Holdings, MemoryHoldings, RedisHoldings
 from live.http import (
     MAX_JSON_BYTES,
     SECURITY_HEADERS,
@@ -180,7 +181,7 @@ class Settings:
     limits: bool = True
     #: proxies (CIDRs) whose ``X-Forwarded-For`` names the client
     trusted_proxies: tuple[str, ...] = ()
-    #: what one client may hold at once in one show, per process (0: no cap)
+    #: what one client may hold at once in one show, over all workers (0: no cap)
     max_peers_per_address: int = 60
     max_peers_per_user: int = 5
     max_sockets_per_address: int = 300
@@ -416,6 +417,9 @@ class Core:
     sessions: SessionService
     guard: Guard
     caps: Caps
+    #: what clients hold at once (room sockets, WHEP peers) against the caps, counted
+    #: over every worker and node with Redis (``live.holdings``)
+    holdings: Holdings
     revocations: Revocations
     #: signed guest ids and the person keys viewers are counted by (``live.guests``)
     guests: GuestIds
@@ -437,8 +441,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(_room_bus)
 
     async def revocations(_app: web.Application) -> AsyncIterator[None]:
-        await core.revocations.start()  # after the migrations; stops before Redis closes
+        # after the migrations; both stop before Redis closes
+        await core.revocations.start()
+        await core.holdings.start()
         yield
+        await core.holdings.stop()
         await core.revocations.stop()
 
     app.cleanup_ctx.append(revocations)
@@ -479,7 +486,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     static.on_response_prepare.append(security_headers)
     app.add_subapp("/static", static)
     for path, page in PAGES.items():
-        app.router.add_get(path, _page(page, core.guests))
+        app.router.add_get(path, _page(page, core.guests, core.guard))
     if settings.demo:
         app.cleanup_ctx.append(_demo_data)
     app.on_startup.append(_tune_gc)
@@ -514,12 +521,18 @@ def build_core(settings: Settings, clock: Clock) -> Core:
     else:
         room_log = MemoryRoomLog(clock, history_size=settings.history_size)
         presence = MemoryPresence()
+    holdings: Holdings = (
+        MemoryHoldings()
+        if redis is None
+        else RedisHoldings(redis, f"{settings.redis_prefix}:hold", clock)
+    )
     hub = RoomHub(
         room_log,
         presence,
         send_limit_bytes=settings.ws_send_limit_bytes,
         presence_interval_s=settings.presence_interval_s,
         heartbeat_s=settings.ws_heartbeat_s,
+        holdings=holdings,
     )
     channel = RoomChannel(
         hub, room_log, presence, clock, max_replay_bytes=settings.ws_send_limit_bytes // 2
@@ -569,6 +582,7 @@ def build_core(settings: Settings, clock: Clock) -> Core:
         sessions=sessions,
         guard=guard,
         caps=caps,
+        holdings=holdings,
         revocations=Revocations(db, tokens, clock, redis, settings.redis_prefix),
         guests=GuestIds(settings.secret),
     )
@@ -668,7 +682,7 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
     tokens = MediaTokens(settings.secret)
     me = MediaProcess(settings.node, index, os.getpid())
     if not settings.media_workers:
-        media = MediaService(config, lifecycle, audience)
+        media = MediaService(config, lifecycle, audience, holdings=core.holdings)
         control = local = LocalMediaControl(media, media_ended, me)
     else:
         links = _Links()
@@ -682,6 +696,7 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
             audience,
             upstream=links if edge or node is not None else None,
             resource_prefix=resource_prefix(index, settings.node),
+            holdings=core.holdings,
         )
         local = LocalMediaControl(media, media_ended, me)
         board = None
@@ -898,13 +913,13 @@ PAGES = {
 }
 
 
-def _page(name: str, guests: GuestIds) -> Any:
+def _page(name: str, guests: GuestIds, guard: Guard) -> Any:
     """A page's handler; it also hands the browser its guest cookie (``live.guests``)."""
     path = ROOT / "static" / name
 
     async def page(request: web.Request) -> web.FileResponse:
         response = web.FileResponse(path, headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
-        give_guest_cookie(request, response, guests)
+        await give_guest_cookie(request, response, guests, guard)
         return response
 
     return page

@@ -27,13 +27,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
 
 from live.events import seq_of
+from live.holdings import Holdings, MemoryHoldings
 from live.presence import Presence
 from live.protocol import CloseCode
 from live.roomlog import RoomLog
@@ -81,8 +82,8 @@ class Connection:
     heard: bool = True
     #: the client's address (``Guard.client_address``), for the caps per address
     address: str = ""
-    #: counted by ``RoomHub.hold`` (until ``leave``)
-    held: bool = False
+    #: the caps' keys it is counted under by ``RoomHub.hold`` (until ``leave``)
+    held: tuple[str, ...] = ()
     #: who this is, for counting (``live.guests``: ``u:``/``g:``/``a:``); set by the
     #: handler. Sockets with the same person count as one viewer.
     person: str = ""
@@ -124,8 +125,10 @@ class RoomHub:
         presence_refresh_s: float = 10.0,
         close_grace_s: float = 5.0,
         heartbeat_s: float = 25.0,
+        holdings: Holdings | None = None,
     ) -> None:
         self._log = room_log
+        self._holdings: Holdings = holdings or MemoryHoldings()
         self._presence = presence
         self._send_limit = send_limit_bytes
         self._presence_interval = presence_interval_s
@@ -133,8 +136,6 @@ class RoomHub:
         self._close_grace = close_grace_s
         self._heartbeat = heartbeat_s
         self._rooms: dict[int, _Room] = {}
-        #: sockets held (opening or open) per room: per client address, per user
-        self._held: dict[int, tuple[Counter[str], Counter[int]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._viewer_listeners: list[Callable[[int, bool], None]] = []
         self._presence_task: asyncio.Task[None] | None = None
@@ -222,8 +223,8 @@ class RoomHub:
 
     async def leave(self, conn: Connection) -> None:
         if conn.held:
-            self.release(conn.room, conn.address, conn.user_id)
-            conn.held = False
+            self.release(conn.room, conn.held, conn.id)
+            conn.held = ()
         if not conn.joined:
             return
         conn.joined = False
@@ -375,32 +376,15 @@ class RoomHub:
         room = self._rooms.get(room_id)
         return list(room.conns) if room else []
 
-    def hold(
-        self, room_id: int, address: str, user_id: int | None, per_address: int, per_user: int
-    ) -> bool:
-        """Count a socket about to open for ``address`` (and ``user_id``) in the room,
-        unless that client holds ``per_address`` (``per_user``) already (0: no cap);
-        False then. A held socket is let go by ``leave`` (or ``release``)."""
-        by_address, by_user = self._held.setdefault(room_id, (Counter(), Counter()))
-        if (per_address and by_address[address] >= per_address) or (
-            per_user and user_id is not None and by_user[user_id] >= per_user
-        ):
-            return False
-        by_address[address] += 1
-        if user_id is not None:
-            by_user[user_id] += 1
-        return True
+    async def hold(self, room_id: int, token: str, caps: Mapping[str, int]) -> bool:
+        """Count a socket about to open (``token``: its connection id) under each key of
+        ``caps`` (``"ws:a:<address>"``, ``"ws:u:<user id>"``), unless one already counts
+        its cap; False then, and nothing is counted. Counted in every process when the
+        holdings are Redis's (``live.holdings``). ``leave`` (or ``release``) lets it go."""
+        return await self._holdings.take(room_id, caps, "ws:" + token)
 
-    def release(self, room_id: int, address: str, user_id: int | None) -> None:
-        held = self._held.get(room_id)
-        if held is None:
-            return
-        by_address, by_user = held
-        _forget(by_address, address)
-        if user_id is not None:
-            _forget(by_user, user_id)
-        if not by_address:
-            del self._held[room_id]
+    def release(self, room_id: int, keys: Iterable[str], token: str) -> None:
+        self._holdings.give_back(room_id, keys, "ws:" + token)
 
     def room_ids(self) -> list[int]:
         """Rooms with at least one socket in this process."""
@@ -466,9 +450,3 @@ class RoomHub:
 
 #: A room-channel command: (connection, validated message) -> None; may raise LiveshelfError.
 Command = Callable[[Connection, dict[str, Any]], Awaitable[None]]
-
-
-def _forget(counter: Counter[Any], key: Any) -> None:
-    counter[key] -= 1
-    if counter[key] <= 0:
-        del counter[key]

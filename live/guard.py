@@ -19,9 +19,14 @@ product creations           account                     30 at once, then 1 every
 shelf edits                 account                     100 at once, then 1 a second
 pins                        account                     30 at once, then 1 a second
 flash-sale creations        account                     20 at once, then 1 every 5 s
+new guest ids               client address              30 at once, then 1 every 6 s
 ==========================  ==========================  ==================================
 
-A shelf edit is an add, a removal or a reorder. A refusal is ``429`` with
+A shelf edit is an add, a removal or a reorder. New guest ids (``live.guests``: the
+cookie pages hand a browser, by which viewers are counted once) are not refused: past
+the rate a page is served without one, and that client counts by its address. So a
+script loading pages in a loop adds at most ~30 viewers, then 10 a minute; an office
+behind one address gets 30 cookies at once and is partly counted as one. A refusal is ``429`` with
 ``Retry-After`` and a code, and nothing else happens (no password is checked, nothing is
 created). Nothing locks an account: the tightest login limit is per account *and*
 address, so someone guessing from elsewhere slows only themselves; the per-account limit
@@ -36,9 +41,11 @@ can make a show's audience receive. The per-user WHEP and socket rates are tight
 the per-address ones (an address may be many people behind one NAT) and still let one
 person reconnect several tabs at once after a network blip.
 
-Caps on what one client holds at once in one show (``Caps``, settings; 0 = none), per
-process: WHEP peers per address (60) and per user (5), room sockets per address (300)
-and per user (10).
+Caps on what one client holds at once in one show (``Caps``, settings; 0 = none),
+counted over every worker and node when Redis is configured (``live.holdings``; per
+process otherwise, and while Redis is down): WHEP peers per address (60) and per user
+(5), room sockets per address (300) and per user (10). Offers being answered and
+sockets being opened count.
 
 The client address is the peer's, or with ``trusted_proxies`` the last address in
 ``X-Forwarded-For`` that is not one of them.
@@ -62,6 +69,7 @@ _LOGIN_UA, _LOGIN_A, _LOGIN_U = Rate(0.1, 5), Rate(0.5, 20), Rate(1 / 30, 50)
 _SIGNUP, _OFFERS, _SOCKETS = Rate(1 / 60, 10), Rate(2.0, 30), Rate(5.0, 60)
 _USER_OFFERS, _USER_SOCKETS = Rate(1.0, 10), Rate(1.0, 20)
 _PRODUCTS, _SHELF, _PINS, _FLASH = Rate(0.5, 30), Rate(1.0, 100), Rate(1.0, 30), Rate(0.2, 20)
+_GUEST_IDS = Rate(1 / 6, 30)
 
 
 class Creation(StrEnum):
@@ -89,6 +97,7 @@ class Rates:
     shelf_edits_per_account: Rate = _SHELF
     pins_per_account: Rate = _PINS
     flash_sales_per_account: Rate = _FLASH
+    guest_ids_per_address: Rate = _GUEST_IDS
 
     def of(self, what: Creation) -> Rate:
         return {
@@ -208,6 +217,14 @@ class Guard:
         if user_id is not None:
             key = f"{kind}:u:{session_id}:{user_id}"
             await check(self._limiter, key, rates[1], code, from_you)
+
+    async def may_issue_guest_id(self, address: str) -> bool:
+        """Whether a client at ``address`` may be handed a new guest id now (counts one
+        when so); past the rate it counts by its address instead (see above)."""
+        if not self.enabled:
+            return True
+        rate = self.rates.guest_ids_per_address
+        return await self._limiter.acquire(f"guest:{address}", rate) == 0
 
     async def creating(self, what: Creation, user_id: int) -> None:
         """Count one ``what`` by account ``user_id``; ``RateLimited`` (429, with

@@ -108,7 +108,7 @@ class LiveHandlers:
         clients that open room sockets or WHEP without loading a page first. 204; the
         cookie is set unless the request carries a valid one already."""
         response = web.Response(status=204)
-        give_guest_cookie(request, response, self._guests)
+        await give_guest_cookie(request, response, self._guests, self._guard)
         return response
 
     async def logout(self, request: web.Request) -> web.Response:
@@ -201,20 +201,22 @@ class LiveHandlers:
         address = self._guard.client_address(request)
         user_id = caller.user_id if caller else None
         await self._guard.socket(session_id, address, user_id)
-        caps, hub = self._caps, self._socket_deps.hub
-        if not hub.hold(
-            session_id, address, user_id, caps.sockets_per_address, caps.sockets_per_user
-        ):
+        hub, conn_id, caps = self._socket_deps.hub, secrets.token_hex(6), {}
+        if self._caps.sockets_per_address:
+            caps[f"ws:a:{address}"] = self._caps.sockets_per_address
+        if self._caps.sockets_per_user and user_id is not None:
+            caps[f"ws:u:{user_id}"] = self._caps.sockets_per_user
+        if not await hub.hold(session_id, conn_id, caps):
             raise RateLimited(
                 "too_many_sockets", "you hold as many connections to this show as you may"
             )
         try:
             response, socket = await self._upgrade(request)
         except BaseException:
-            hub.release(session_id, address, user_id)  # no socket: nothing else will
+            hub.release(session_id, caps, conn_id)  # no socket: nothing else will
             raise
         conn = Connection(
-            id=secrets.token_hex(6),
+            id=conn_id,
             room=session_id,
             socket=socket,
             transport=socket.transport,
@@ -223,7 +225,7 @@ class LiveHandlers:
             display_name=caller.display_name if caller else "guest",
             counts_as_viewer=caller is None or caller.user_id != host_id,
             address=address,
-            held=True,  # ``leave`` lets it go
+            held=tuple(caps),  # ``leave`` lets it go
             person=self._guests.person(user_id, request.cookies.get(GUEST_COOKIE), address),
         )
         socket.bind(conn)
@@ -281,11 +283,16 @@ class LiveHandlers:
         return socket
 
 
-def give_guest_cookie(request: web.Request, response: web.StreamResponse, guests: GuestIds) -> None:
+async def give_guest_cookie(
+    request: web.Request, response: web.StreamResponse, guests: GuestIds, guard: Guard
+) -> None:
     """Set a new guest cookie on ``response`` unless ``request`` carries a valid one
-    (HttpOnly, SameSite=Lax, Path=/; Secure on HTTPS). Pages call it, so a browser has
-    its guest id before it opens a room socket or a WHEP connection."""
+    (HttpOnly, SameSite=Lax, Path=/; Secure on HTTPS), or its address had as many new
+    ones as ``guard`` allows for now (it then counts by its address). Pages call it, so
+    a browser has its guest id before it opens a room socket or a WHEP connection."""
     if guests.verify(request.cookies.get(GUEST_COOKIE)) is not None:
+        return
+    if not await guard.may_issue_guest_id(guard.client_address(request)):
         return
     response.set_cookie(
         GUEST_COOKIE,

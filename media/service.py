@@ -11,7 +11,8 @@ Contracts (the WHIP/WHEP handlers rely on these):
   ICE failed or closed, no media for ``publisher_timeout_s``) frees the slot.
 - A viewer whose transport has not connected ``viewer_connect_timeout_s`` after its
   offer is dropped; a client holding the configured most peers of a session is
-  refused (``too_many_peers``).
+  refused (``too_many_peers``), counted over every worker and node when the
+  ``holdings`` are Redis's (``live.holdings``), offers being answered included.
 - Viewers may join before the publisher is live (unless
   ``viewers_wait_for_publisher`` is False: then ``no_publisher``); they get
   media as soon as a publisher sends a keyframe. When a publisher drops and a
@@ -34,7 +35,6 @@ import contextlib
 import logging
 import secrets
 import time
-from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from functools import partial
@@ -58,6 +58,7 @@ from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 
 from live.guests import user_person
+from live.holdings import Holdings, MemoryHoldings
 
 from . import aiortc_hooks
 from .config import MediaConfig
@@ -130,6 +131,8 @@ class _Viewer(_Peer):
     address: str = ""
     #: who watches, for counting people (``live.guests``); "" counts this viewer alone
     person: str = ""
+    #: what it holds against the caps (``live.holdings``): the keys and its token
+    holding: tuple[tuple[str, ...], str] | None = None
 
     @property
     def pull(self) -> bool:
@@ -185,12 +188,15 @@ class MediaService:
         *,
         upstream: Upstream | None = None,
         resource_prefix: str = "",
+        holdings: Holdings | None = None,
     ) -> None:
         """``upstream`` makes this process an edge for the sessions it says are
         remote: it pulls each one it has viewers of from the session's origin (an
         edge worker holds no publishers; a node's relay worker is the origin of the
         sessions published to it and pulls those of other nodes). Resource ids start
-        with ``resource_prefix`` (which worker holds them)."""
+        with ``resource_prefix`` (which worker holds them). ``holdings`` counts the
+        caps per client address and per user (``live.holdings``; shared with every
+        worker and node in Redis; default: this process's memory)."""
         aiortc_hooks.check_compatible()
         self._upstream = upstream
         self._prefix = resource_prefix
@@ -202,8 +208,7 @@ class MediaService:
         self._publishers: dict[str, _Publisher] = {}
         self._viewers: dict[str, _Viewer] = {}
         self._answering = 0  # play() calls under way (pulls aside)
-        #: offers being answered, per (session, client address) and (session, user)
-        self._offering: Counter[tuple[int, str | int]] = Counter()
+        self._holdings: Holdings = holdings or MemoryHoldings()
         self._tasks: set[asyncio.Task[Any]] = set()
         #: recordings being closed, being copied to MP4, and those whose copy failed
         self._finishing: set[Path] = set()
@@ -334,18 +339,25 @@ class MediaService:
         person: str = "",
     ) -> Resource:
         offer = parse_offer(offer_sdp, self._config.max_sdp_bytes)
-        if puller is None:
-            self._within_caps(session_id, user_id, address)
-            keys = [(session_id, address)] + ([(session_id, user_id)] if user_id else [])
-            self._offering.update(keys)
-            try:
-                return await self._answer(session_id, offer, user_id, puller, address, person)
-            finally:
-                for key in keys:
-                    self._offering[key] -= 1
-                    if not self._offering[key]:
-                        del self._offering[key]
-        return await self._answer(session_id, offer, user_id, puller, address)
+        if puller is not None:
+            return await self._answer(session_id, offer, user_id, puller, address)
+        # Counted from the offer on (offers being answered included), in every process.
+        caps, token = self._caps(user_id, address), "whep:" + secrets.token_urlsafe(12)
+        if caps and not await self._holdings.take(session_id, caps, token):
+            raise MediaError(
+                "too_many_peers", "you hold as many video connections to this show as you may"
+            )
+        try:
+            resource = await self._answer(session_id, offer, user_id, puller, address, person)
+        except BaseException:
+            self._holdings.give_back(session_id, caps, token)
+            raise
+        viewer = self._viewers.get(resource.id)
+        if viewer is None or viewer.closed:
+            self._holdings.give_back(session_id, caps, token)
+        else:
+            viewer.holding = (tuple(caps), token)  # ``_drop_viewer`` gives it back
+        return resource
 
     async def _answer(
         self,
@@ -823,26 +835,14 @@ class MediaService:
 
     # ------------------------------------------------------------ internals
 
-    def _within_caps(self, session_id: int, user_id: int | None, address: str) -> None:
-        config = self._config
-        session = self._sessions.get(session_id)
-        if not (config.max_peers_per_address or config.max_peers_per_user):
-            return
-        people = (
-            [] if session is None else [v for v in session.viewers if not v.pull and not v.closed]
-        )
-        by_address = self._offering[session_id, address]
-        by_address += sum(1 for v in people if v.address == address)
-        by_user = 0
-        if user_id is not None:
-            by_user = self._offering[session_id, user_id]
-            by_user += sum(1 for v in people if v.user_id == user_id)
-        if (config.max_peers_per_address and by_address >= config.max_peers_per_address) or (
-            config.max_peers_per_user and by_user >= config.max_peers_per_user
-        ):
-            raise MediaError(
-                "too_many_peers", "you hold as many video connections to this show as you may"
-            )
+    def _caps(self, user_id: int | None, address: str) -> dict[str, int]:
+        """The caps a viewer of this client counts under (those set: 0 is none)."""
+        config, caps = self._config, {}
+        if config.max_peers_per_address:
+            caps[f"whep:a:{address}"] = config.max_peers_per_address
+        if config.max_peers_per_user and user_id is not None:
+            caps[f"whep:u:{user_id}"] = config.max_peers_per_user
+        return caps
 
     def _check_open(self) -> None:
         if self._closed:
@@ -990,6 +990,9 @@ class MediaService:
             return
         viewer.closed = True
         self._viewers.pop(viewer.resource_id, None)
+        if viewer.holding is not None:
+            self._holdings.give_back(viewer.session_id, *viewer.holding)
+            viewer.holding = None
         session = self._sessions.get(viewer.session_id)
         if session is not None:
             session.viewers.discard(viewer)

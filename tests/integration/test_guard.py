@@ -253,3 +253,80 @@ async def test_pages_and_files_carry_the_security_headers(api: Api) -> None:
         assert res.headers["X-Content-Type-Options"] == "nosniff", path
     res = await api.client.options("/whep/1")
     assert res.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("backend", ["postgres-redis"])  # two processes share Redis
+async def test_caps_hold_across_processes(
+    settings: Settings, aiohttp_client: Any, backend: str
+) -> None:
+    """The caps count what a client holds in every worker: sockets and WHEP peers
+    spread over two processes (as SO_REUSEPORT spreads them) stop at the cap, and one
+    given back in one process makes room in the other."""
+    capped = guarded(settings, max_sockets_per_address=3, max_peers_per_address=2)
+    one = Api(await aiohttp_client(create_app(capped)))
+    two = Api(await aiohttp_client(create_app(capped)))
+    host = await one.signup("host")
+    sid = int((await one.live_session(host))["id"])
+    path, here = f"/api/sessions/{sid}/ws", at("203.0.113.14")
+    held = []
+    clients: list[ViewerClient] = []
+
+    async def offer(api: Api) -> aiohttp.ClientResponse:
+        clients.append(ViewerClient(MediaConfig(ice_addresses=("127.0.0.1",)), decode=False))
+        headers = {"Content-Type": "application/sdp", **here}
+        return await api.client.post(
+            f"/whep/{sid}", data=await clients[-1].offer(), headers=headers
+        )
+
+    try:
+        held.append(await one.client.ws_connect(path, headers=here))
+        held.append(await one.client.ws_connect(path, headers=here))
+        held.append(await two.client.ws_connect(path, headers=here))
+        for api in (one, two):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await api.client.ws_connect(path, headers=here)
+            assert refused.value.status == 429
+        held.append(await two.client.ws_connect(path, headers=at("198.51.100.14")))
+        await held.pop(0).close()  # given back in process one ...
+        async with asyncio.timeout(5):  # ... makes room in process two
+            while True:
+                try:
+                    held.append(await two.client.ws_connect(path, headers=here))
+                    break
+                except aiohttp.WSServerHandshakeError as exc:
+                    assert exc.status == 429
+                    await asyncio.sleep(0.05)
+
+        async with asyncio.timeout(30):
+            assert (await offer(one)).status == 201
+            assert (await offer(two)).status == 201
+            for api in (one, two):
+                res = await offer(api)
+                assert res.status == 429
+                assert (await res.json())["error"]["code"] == "too_many_peers"
+    finally:
+        for ws in held:
+            await ws.close()
+        for viewer_client in clients:
+            await viewer_client.close()
+
+
+async def test_pages_hand_out_guest_ids_at_a_bounded_rate(
+    settings: Settings, aiohttp_client: Any
+) -> None:
+    """A script loading pages in a loop to mint guest ids (each would count as one more
+    viewer) gets 30, then pages without one (it counts by its address); another
+    address still gets its id, and a browser that has one keeps it."""
+    client = await aiohttp_client(create_app(guarded(settings)))
+    cookies = []
+    for _ in range(31):
+        res = await client.get("/", headers=at("203.0.113.15"))
+        assert res.status == 200
+        cookies.append(res.cookies.get("ls_guest"))
+        client.session.cookie_jar.clear()  # a fresh "browser" every time
+    assert all(c is not None for c in cookies[:30]) and cookies[30] is None
+    assert len({c.value for c in cookies[:30] if c is not None}) == 30
+    other = await client.get("/watch/1", headers=at("198.51.100.15"))
+    assert other.cookies.get("ls_guest") is not None
+    res = await client.post("/api/auth/guest", headers=at("203.0.113.15"))
+    assert res.status == 204 and res.cookies.get("ls_guest") is None
