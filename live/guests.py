@@ -95,9 +95,14 @@ class GuestIds:
     def person(self, user_id: int | None, cookie: str | None, address: str) -> str:
         """The person key (see the module doc): the user if signed in, else the guest
         id of a valid ``cookie``, else the client ``address``'s group."""
+        guest_id = None if user_id is not None else self.verify(cookie)
+        return self.person_for(user_id, guest_id, address)
+
+    def person_for(self, user_id: int | None, guest_id: str | None, address: str) -> str:
+        """The person key of a user, else of an already verified guest id (one a signed
+        media URL carried, ``media.tokens``), else of the client ``address``'s group."""
         if user_id is not None:
             return user_person(user_id)
-        guest_id = self.verify(cookie)
         if guest_id is not None:
             return f"g:{guest_id}"
         return f"a:{self._tag(b'a', address_group(address))}"

@@ -431,6 +431,7 @@ class WorkerGroup:
         offer: bytes,
         user_id: int | None,
         address: str,
+        guest_id: str | None = None,
     ) -> web.StreamResponse | None:
         """``ViewerPlacement``: None to serve the viewer here, else the answer of the
         worker ``Placement`` chose (the next one if it filled up meanwhile); with every
@@ -462,10 +463,12 @@ class WorkerGroup:
                 return answer
             tried.add(chosen)  # it filled up since its last report: the next one
         if self._node is not None and "token" not in request.query:
-            return await self._redirect(session_id, user_id)
+            return await self._redirect(session_id, user_id, guest_id)
         raise _full()
 
-    async def _redirect(self, session_id: int, user_id: int | None) -> web.Response:
+    async def _redirect(
+        self, session_id: int, user_id: int | None, guest_id: str | None
+    ) -> web.Response:
         """``307`` to a node with room (RFC 9725 s4.5), in a URL with a token."""
         assert self._node is not None and self._chooser is not None
         try:
@@ -475,13 +478,16 @@ class WorkerGroup:
             node = None
         if node is None:
             raise _full()
-        url = self.media_url(node, session_id, user_id)
+        url = self.media_url(node, session_id, user_id, guest_id)
         return web.Response(status=307, headers={"Location": url})
 
-    def media_url(self, node: NodeLoad, session_id: int, user_id: int | None) -> str:
-        """``node``'s WHEP URL for the session, with a token for ``user_id``."""
+    def media_url(
+        self, node: NodeLoad, session_id: int, user_id: int | None, guest_id: str | None = None
+    ) -> str:
+        """``node``'s WHEP URL for the session, with a token for ``user_id`` (or the
+        guest ``guest_id``)."""
         assert self._node is not None
-        token, _ = self._node.tokens.issue(session_id, node.node, user_id)
+        token, _ = self._node.tokens.issue(session_id, node.node, user_id, guest_id)
         return f"{node.public_url}/whep/{session_id}?token={quote(token)}"
 
     async def endpoint(self, session_id: int, user_id: int | None) -> tuple[str, str]:

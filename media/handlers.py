@@ -118,8 +118,10 @@ class ViewerPlacement(Protocol):
         offer: bytes,
         user_id: int | None,
         address: str,
+        guest_id: str | None = None,
     ) -> web.StreamResponse | None:
-        """None: serve the viewer here (``address``: the client's). Else the answer
+        """None: serve the viewer here (``address``: the client's; ``guest_id`` its
+        verified guest id, for the token of a redirect). Else the answer
         of the worker that served it (or a refusal: ``media_full``; or a redirect to
         another node); raises ``MediaError`` to refuse."""
         ...
@@ -242,11 +244,15 @@ class MediaHandlers:
     async def play(self, request: web.Request) -> web.StreamResponse:
         session_id = path_id(request, "session_id")
         token = request.query.get("token")
+        guest_id = None
         if token is not None:  # it stands for the caller (a redirect drops Authorization)
-            user_id = self._tokens.check(token, session_id, self._node).user_id
+            grant = self._tokens.check(token, session_id, self._node)
+            user_id, guest_id = grant.user_id, grant.guest_id
         else:
             caller = principal(request)
             user_id = caller.user_id if caller is not None else None
+        if guest_id is None and user_id is None and self._guests is not None:
+            guest_id = self._guests.verify(request.cookies.get(GUEST_COOKIE))
         row = await self._sessions.get_row(session_id)
         _refuse_ended(row.status)
         if row.status != SessionStatus.LIVE.value and not (
@@ -261,14 +267,13 @@ class MediaHandlers:
             await self._clients.offered(request, session_id, address, user_id)
         if self._placement is not None:
             elsewhere = await self._placement.place(
-                request, session_id, offer.encode(), user_id, address
+                request, session_id, offer.encode(), user_id, address, guest_id
             )
             if elsewhere is not None:
                 return elsewhere
         person = ""
         if self._guests is not None:
-            cookie = request.cookies.get(GUEST_COOKIE)
-            person = self._guests.person(user_id, cookie, address or request.remote or "")
+            person = self._guests.person_for(user_id, guest_id, address or request.remote or "")
         resource = await self._media.play(
             session_id, offer, user_id, address=address, person=person
         )
@@ -284,11 +289,14 @@ class MediaHandlers:
         if row.status != SessionStatus.LIVE.value and not _is_host(caller, row.host_id):
             raise Conflict("session_not_live", "the session has not started yet")
         user_id = caller.user_id if caller is not None else None
+        guest_id = None
+        if user_id is None and self._guests is not None:
+            guest_id = self._guests.verify(request.cookies.get(GUEST_COOKIE))
         node, base = self._node, ""  # this server itself: a URL relative to it
         if self._placement is not None:
             chosen, base = await self._placement.endpoint(session_id, user_id)
             node = chosen or node
-        token, expires_at = self._tokens.issue(session_id, node, user_id)
+        token, expires_at = self._tokens.issue(session_id, node, user_id, guest_id)
         url = f"{base}/whep/{session_id}?token={quote(token)}"
         return json_response({"url": url, "node": node, "expires_at": expires_at})
 

@@ -225,6 +225,7 @@ class ProcessCap:
         offer: bytes,
         user_id: int | None,
         address: str,
+        guest_id: str | None = None,
     ) -> web.StreamResponse | None:
         if self._viewers() >= self._cap:
             raise MediaError("media_full", "this server serves as many viewers as it may")

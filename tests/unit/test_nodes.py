@@ -36,6 +36,12 @@ def test_a_token_grants_one_session_at_one_node_until_it_expires() -> None:
     grant = tokens.check(token, 7, "b")
     assert (grant.session_id, grant.node, grant.user_id) == (7, "b", 42)
     assert tokens.check(tokens.issue(7, "b", None)[0], 7, "b").user_id is None
+    # a guest's id travels in the token (its cookie is not sent to another origin)
+    guest = tokens.check(tokens.issue(7, "b", None, "Ab_-0123456789xy")[0], 7, "b")
+    assert (guest.user_id, guest.guest_id) == (None, "Ab_-0123456789xy")
+    assert grant.guest_id is None
+    with pytest.raises(ValueError):
+        tokens.issue(7, "b", None, "not.an.id")
     assert refused(tokens, token, 8, "b") == "invalid_media_token"
     assert refused(tokens, token, 7, "a") == "invalid_media_token"
     now[0] += 61
@@ -49,7 +55,9 @@ def test_a_forged_or_foreign_token_is_refused() -> None:
     as_someone_else = body.replace(".42.", ".1.") + "." + signature
     longer = body.rsplit(".", 1)[0] + ".99999999999." + signature
     other_secret = MediaTokens("t" * 40).issue(7, "b", 42)[0]
-    for bad in (as_someone_else, longer, other_secret, "", "7.b.0", "a.b.c.d.e.f", token + "x"):
+    as_a_guest = body.replace(".-.", ".Ab_-0123456789xy.") + "." + signature
+    bad_tokens = (as_someone_else, as_a_guest, longer, other_secret, "", "7.b.0", "a.b.c.d.e.f.g")
+    for bad in (*bad_tokens, token + "x"):
         assert refused(tokens, bad, 7, "b") == "invalid_media_token", bad
 
 
