@@ -389,6 +389,7 @@ outbox_relay_key = web.AppKey("outbox_relay", OutboxRelay)
 tokens_key = web.AppKey("tokens", TokenSigner)
 accounts_key = web.AppKey("accounts", AccountService)
 sessions_key = web.AppKey("sessions", SessionService)
+guard_key = web.AppKey("guard", Guard)
 media_key = web.AppKey("media", MediaService)
 shelf_key = web.AppKey("shelf", ShelfFeature)
 chat_key = web.AppKey("chat", ChatService)
@@ -604,6 +605,7 @@ def _register_core(app: web.Application, core: Core) -> None:
     app[tokens_key] = core.tokens
     app[accounts_key] = core.accounts
     app[sessions_key] = core.sessions
+    app[guard_key] = core.guard
 
 
 class _Links:

@@ -15,8 +15,9 @@ import aiohttp
 import pytest
 from support import Account, Api
 
-from app import Settings, create_app, media_key
+from app import Settings, create_app, guard_key, media_key
 from live.clock import ManualClock
+from live.ratelimit import Rate
 from media.clients import ViewerClient
 from media.config import MediaConfig
 
@@ -330,3 +331,51 @@ async def test_pages_hand_out_guest_ids_at_a_bounded_rate(
     assert other.cookies.get("ls_guest") is not None
     res = await client.post("/api/auth/guest", headers=at("203.0.113.15"))
     assert res.status == 204 and res.cookies.get("ls_guest") is None
+
+
+async def test_the_default_caps_refuse_the_61st_peer_and_the_301st_socket(
+    settings: Settings, aiohttp_client: Any
+) -> None:
+    """The review's numbers with the default caps (60 WHEP peers, 300 room sockets per
+    address in a show): the next one from that address is refused, another address
+    still gets in. The rates are loosened so the burst is not refused by them first."""
+    app = create_app(guarded(settings))
+    guard = app[guard_key]
+    loose = Rate(1000.0, 1000)
+    guard.rates = replace(guard.rates, offers_per_address=loose, sockets_per_address=loose)
+    client = await aiohttp_client(app)
+    api = Api(client)
+    host = await api.signup("host")
+    sid = int((await api.live_session(host))["id"])
+    flood, other = at("203.0.113.16"), at("198.51.100.16")
+    held = []
+    clients: list[ViewerClient] = []
+
+    async def offer(headers: dict[str, str]) -> aiohttp.ClientResponse:
+        clients.append(ViewerClient(MediaConfig(ice_addresses=("127.0.0.1",)), decode=False))
+        sdp = await clients[-1].offer()
+        return await client.post(
+            f"/whep/{sid}", data=sdp, headers={"Content-Type": "application/sdp", **headers}
+        )
+
+    # a session of its own: the test client's holds at most 100 connections
+    sockets = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+    url = client.make_url(f"/api/sessions/{sid}/ws")
+    try:
+        async with asyncio.timeout(120):
+            for _ in range(300):
+                held.append(await sockets.ws_connect(url, headers=flood))
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await sockets.ws_connect(url, headers=flood)
+            assert refused.value.status == 429
+            held.append(await sockets.ws_connect(url, headers=other))
+
+            statuses = [(await offer(flood)).status for _ in range(61)]
+            assert statuses == [201] * 60 + [429]
+            assert (await offer(other)).status == 201
+    finally:
+        for ws in held:
+            await ws.close()
+        await sockets.close()
+        for viewer_client in clients:
+            await viewer_client.close()
