@@ -92,6 +92,7 @@ from shelf.order_handlers import OrderHandlers
 from shelf.order_schemas import parse_instant
 from shelf.orders import OrderService
 from shelf.payments import TestPaymentProvider
+from shelf.recovery import OrderRecovery
 from shelf.reports import HOST_COLUMNS, Period, ReportService, to_csv
 from shelf.stats import StatsService
 
@@ -191,6 +192,10 @@ class Settings:
     password_queue: int = 32
     #: a flash sale moves its units out of stock this long before it starts (0..600)
     flash_reserve_lead_s: int = 60
+    #: orders left ``placed`` (a database restart, a lost payment call) are settled by
+    #: a background pass every ``order_recovery_every_s`` once they are this old
+    order_recovery_every_s: float = 5.0
+    order_recovery_after_s: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -862,9 +867,15 @@ def _wire_orders(
     app[orders_key] = orders
     routes += OrderHandlers(orders, ReportService(core.db, core.clock), core.clock).routes()
 
+    recovery = OrderRecovery(
+        orders, every_s=settings.order_recovery_every_s, after_s=settings.order_recovery_after_s
+    )
+
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         await orders.recover()
+        await recovery.start()  # and from then on, orders a failure leaves placed
         yield
+        await recovery.stop()
         await orders.close()
 
     app.cleanup_ctx.append(lifetime)

@@ -107,6 +107,12 @@ class _Room:
     backlog: list[bytes] | None = None  # events held while a gap is filled
     outgoing: list[bytes] = field(default_factory=list)  # in order, ending at last_seq
     ready: asyncio.Event = field(default_factory=asyncio.Event)
+    #: why watching the room failed (its joins fail; the next join starts over)
+    failed: BaseException | None = None
+
+
+class RoomUnavailable(Exception):
+    """The room log could not be reached to follow a room (``RoomHub.join``)."""
 
 
 def _epoch_of(raw: bytes) -> bytes:
@@ -172,14 +178,28 @@ class RoomHub:
         self._viewer_listeners.append(listener)
 
     async def join(self, conn: Connection) -> None:
-        """Register ``conn``; live events for its room are buffered until ``attach``."""
+        """Register ``conn``; live events for its room are buffered until ``attach``.
+
+        The first join of a room in this process watches it in the room log; joins
+        arriving meanwhile wait for that. If watching fails (Redis down), that join
+        and those waiting fail with it, and the room is forgotten: the next join
+        tries again from the start (never a room that stays half-registered)."""
         room = self._rooms.get(conn.room)
         if room is None:
             room = self._rooms[conn.room] = _Room(conn.room)
-            await self._log.watch(conn.room)
-            room.ready.set()
+            try:
+                await self._log.watch(conn.room)
+            except BaseException as exc:
+                room.failed = exc
+                if self._rooms.get(conn.room) is room:
+                    del self._rooms[conn.room]
+                raise
+            finally:
+                room.ready.set()
         else:
             await room.ready.wait()
+            if room.failed is not None:
+                raise RoomUnavailable(f"room {conn.room} could not be watched") from room.failed
         room.conns[conn] = None
         conn.joined = True
         if conn.counts_as_viewer:

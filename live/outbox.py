@@ -10,6 +10,14 @@ A crash between commit and publish loses nothing: the relay drains whatever is l
 at start-up and every ``poll_interval_s`` (a row published but not yet deleted is
 appended again and deduplicated).
 
+``publish`` never raises: the caller's change is committed, so its answer must say so
+(an order that was paid is answered 201, whatever happens to its room event). When the
+room log cannot be reached (Redis down), the rows stay in the outbox; the relay is then
+*behind*: later ``publish`` calls leave their rows to the poll too, so events still
+reach the room in commit order, and the first drain that succeeds catches up and ends
+it. One log line when it falls behind, one when it catches up. Start-up does not wait
+for the room log either: ``start`` tries a drain and leaves the rest to the poll.
+
 Deleting published rows is the relay's only work per event, and it is batched: a
 publication wakes the relay, which waits ``forget_after_s`` (0.1 s) for more and then
 deletes every id published so far in one transaction. In a flash sale, one
@@ -88,16 +96,34 @@ class OutboxRelay:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._published: list[int] = []
+        #: a publication failed: the poll publishes everything (in order) until a
+        #: drain succeeds
+        self._behind = False
+
+    @property
+    def behind(self) -> bool:
+        """Whether events wait in the outbox for the room log to be reachable again."""
+        return self._behind
 
     async def publish(self, rows: Sequence[OutboxEvent | WrittenEvent]) -> None:
-        """Append just-committed rows to the room log now; delete them later in a batch."""
-        for row in rows:
-            await self._append(row)
-            self._published.append(row.id)
+        """Append just-committed rows to the room log now; delete them later in a batch.
+        Never raises: rows it cannot append are left to the poll (module doc)."""
+        if not self._behind:
+            try:
+                for row in rows:
+                    await self._append(row)
+                    self._published.append(row.id)
+            except Exception as exc:
+                reraise_if_cancelling()
+                self._fell_behind(exc)
         self._wake.set()
 
     async def start(self) -> None:
-        await self.drain()
+        try:
+            await self.drain()
+        except Exception as exc:
+            reraise_if_cancelling()
+            self._fell_behind(exc)
         self._task = asyncio.create_task(self._run(), name="OutboxRelay")
 
     async def stop(self) -> None:
@@ -112,7 +138,21 @@ class OutboxRelay:
                 published = await self._publish_batch()
                 total += published
                 if published < self._batch_size:
-                    return total
+                    break
+        if self._behind:
+            self._behind = False
+            log.warning("OutboxRelay(%s): the room log answers again; caught up", id(self))
+        return total
+
+    def _fell_behind(self, exc: BaseException) -> None:
+        if not self._behind:
+            log.warning(
+                "OutboxRelay(%s): room events wait in the outbox (%r); retried every %.1f s",
+                id(self),
+                exc,
+                self._poll_interval,
+            )
+        self._behind = True
 
     async def _append(self, row: OutboxEvent | WrittenEvent) -> None:
         await self._log.append(
@@ -162,7 +202,9 @@ class OutboxRelay:
                     await self.drain()
                 else:
                     await self._forget_published()
-            except Exception:
+            except Exception as exc:
                 reraise_if_cancelling()
-                log.exception("OutboxRelay(%s) publishing failed; retrying", id(self))
+                if not self._behind:
+                    log.exception("OutboxRelay(%s) publishing failed; retrying", id(self))
+                self._fell_behind(exc)
                 await asyncio.sleep(self._poll_interval)

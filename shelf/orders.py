@@ -46,7 +46,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from live.auth import Principal
 from live.clock import Clock, iso
 from live.db import Database
-from live.errors import Conflict, Forbidden, InvalidInput, LiveshelfError, NotFound, Unprocessable
+from live.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    LiveshelfError,
+    NotFound,
+    Unavailable,
+    Unprocessable,
+)
 from live.models import LiveSession, Role, SessionStatus
 from live.outbox import Outbox, OutboxRelay, WrittenEvent
 from shelf import order_sql
@@ -259,9 +267,22 @@ class OrderService:
                 raise Conflict("order_in_progress", "this order is being processed; retry")
             return await self._answer_again(taken, buyer.user_id, key, fingerprint)
         self._publisher.changed(product_id)
-        captured = await self._payments.capture(
-            taken.order_id, taken.values["amount_minor"], taken.values["currency"], buyer.user_id
-        )
+        try:
+            captured = await self._payments.capture(
+                taken.order_id,
+                taken.values["amount_minor"],
+                taken.values["currency"],
+                buyer.user_id,
+            )
+        except (OSError, TimeoutError) as exc:
+            # No answer from the provider: the order stays placed (its units taken) and
+            # the background recovery settles it (``shelf.recovery``); a retry with the
+            # same key answers ``order_in_progress`` until then, and then the order.
+            raise Unavailable(
+                "payment_unavailable",
+                "the payment could not be confirmed yet; retry with the same key",
+                retry_after_ms=5000,
+            ) from exc
         if captured.ok and self._settle_paid is not None and not taken.values["flat_fee_minor"]:
             settled = await self._settle_in_one(taken, captured.reference, buyer.display_name)
             if settled is not None:

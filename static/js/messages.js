@@ -17,13 +17,20 @@ const BUY_ERRORS = {
   product_archived: 'This product is no longer sold.',
   payment_declined: 'Your payment was declined; nothing was charged.',
   banned: 'You cannot buy in this room.',
-  network_error: 'No connection; your order was not placed. Try again.',
   token_expired: 'You were signed out; sign in again to buy.',
   invalid_token: 'You were signed out; sign in again to buy.',
 };
 
+/** Whether an error leaves it open if the order was placed (retry with the same key). */
+const uncertain = (err) => err.code === 'network_error' || err.status >= 500
+  || err.code === 'order_in_progress';
+
 /** The message for a refused order (the server's own message when it has no entry). */
 function buyError(err) {
+  if (uncertain(err)) {
+    return 'We could not confirm your order yet. Tap Buy again: the same order is '
+      + 'completed, never charged twice.';
+  }
   if (err.code === 'price_changed' && err.details) {
     const now = money(err.details.unit_price_minor, err.details.currency);
     return `The price is now ${now}; nothing was charged. Check it and tap Buy again.`;
@@ -43,13 +50,23 @@ export function toaster(el) {
   };
 }
 
+/** Purchases without a definite answer yet (a network error, a 5xx, or still being
+ * placed), by what was bought: tapping Buy again for the same purchase reuses its
+ * Idempotency-Key, so however the first attempt ended the buyer is charged once. */
+const unsettled = new Map();
+const RETRY_DELAYS_MS = [500, 1000, 2000, 4000];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
 /**
  * Places an order at `path` (`/orders` live, `/replay-orders` from a replay) and tells
- * the buyer how it went; resolves to the order, or null when refused. A network error
- * is retried once with the same Idempotency-Key: if the first attempt got through,
- * the server answers with that order instead of placing a second one. `seen` is the
- * unit price the buyer was shown ({ unit_price_minor, currency }): at another price the
- * server refuses the order (price_changed) and charges nothing.
+ * the buyer how it went; resolves to the order, or null when refused. Until it gets a
+ * definite answer (the order, or a refusal that says nothing was placed) it keeps the
+ * same Idempotency-Key: it retries a network error, a 5xx or `order_in_progress` a few
+ * times (0.5, 1, 2, 4 s apart), and a later tap on the same purchase reuses the key, so
+ * an attempt that got through is answered with its order instead of a second one. The
+ * key is never shown. `seen` is the unit price the buyer was shown ({ unit_price_minor,
+ * currency }): at another price the server refuses the order (price_changed) and
+ * charges nothing.
  */
 export async function placeOrder(path, productId, title, quantity, toast, seen) {
   if (!session.user()) {
@@ -66,20 +83,27 @@ export async function placeOrder(path, productId, title, quantity, toast, seen) 
     body.expected_unit_price_minor = seen.unit_price_minor;
     body.currency = seen.currency;
   }
-  const headers = { 'Idempotency-Key': idempotencyKey() };
+  const purchase = JSON.stringify([session.user().id, path, body]);
+  const key = unsettled.get(purchase) ?? idempotencyKey();
+  unsettled.set(purchase, key);
+  const headers = { 'Idempotency-Key': key };
   try {
     let order;
-    try {
-      order = await api('POST', path, body, { headers });
-    } catch (err) {
-      if (err.code !== 'network_error') throw err;
-      await new Promise((r) => setTimeout(r, 1000));
-      order = await api('POST', path, body, { headers });
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        order = await api('POST', path, body, { headers });
+        break;
+      } catch (err) {
+        if (!uncertain(err) || attempt >= RETRY_DELAYS_MS.length) throw err;
+        await sleep(RETRY_DELAYS_MS[attempt]);
+      }
     }
+    unsettled.delete(purchase);
     toast(`Order #${order.id} confirmed: ${order.quantity} × ${title}, `
       + `${money(order.amount_minor, order.currency)} paid.`);
     return order;
   } catch (err) {
+    if (!uncertain(err)) unsettled.delete(purchase); // refused: nothing was placed
     toast(buyError(err), 'error');
     return null;
   }
