@@ -59,6 +59,7 @@ from live.http import (
     security_headers,
 )
 from live.models import Role, SessionStatus
+from live.outages import OutageLog
 from live.outbox import Outbox, OutboxRelay
 from live.presence import MemoryPresence, Presence, RedisPresence
 from live.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
@@ -441,7 +442,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     """
     core = build_core(settings, clock or SystemClock())
     app = web.Application(client_max_size=MAX_JSON_BYTES)
-    app.middlewares.extend([error_middleware, auth_middleware(core.tokens)])
+    app.middlewares.extend([error_middleware(OutageLog()), auth_middleware(core.tokens)])
     _register_core(app, core)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_room_bus)

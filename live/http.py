@@ -30,6 +30,7 @@ from live.errors import (
     Unavailable,
     Unprocessable,
 )
+from live.outages import OutageLog, dependency_of
 from live.paging import Page
 from live.validation import validate_json
 
@@ -96,25 +97,51 @@ def error_response(exc: LiveshelfError) -> web.Response:
     return json_response({"error": exc.to_dict()}, status=status, headers=headers or None)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except LiveshelfError as exc:
-        return error_response(exc)
-    except web.HTTPException as exc:
-        if exc.status < 400 or exc.content_type == "application/json":
-            raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        message = exc.reason.lower() if exc.reason else code
-        body = {"error": {"code": code, "message": message}}
-        return json_response(body, status=exc.status, headers=_passthrough_headers(exc))
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return json_response(
-            {"error": {"code": "internal_error", "message": "something went wrong on our side"}},
-            status=500,
-        )
+#: how long a client should wait before retrying after a dependency failed
+RETRY_AFTER_OUTAGE_S = 2
+
+
+def error_middleware(outages: OutageLog) -> Any:
+    """Errors as JSON: ours with their status; a dependency that cannot be reached
+    (``live.outages``) ``503 <dependency>_unavailable`` with ``Retry-After`` and one
+    log line per outage; anything else ``500 internal_error`` with its traceback."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except LiveshelfError as exc:
+            return error_response(exc)
+        except web.HTTPException as exc:
+            if exc.status < 400 or exc.content_type == "application/json":
+                raise
+            code = _HTTP_CODES.get(exc.status, "http_error")
+            message = exc.reason.lower() if exc.reason else code
+            body = {"error": {"code": code, "message": message}}
+            return json_response(body, status=exc.status, headers=_passthrough_headers(exc))
+        except Exception as exc:
+            dependency = dependency_of(exc)
+            if dependency is not None:
+                outages.failed(dependency, exc)
+                return error_response(
+                    Unavailable(
+                        f"{dependency}_unavailable",
+                        f"the {dependency} is unavailable for a moment; retry shortly",
+                        retry_after_ms=RETRY_AFTER_OUTAGE_S * 1000,
+                    )
+                )
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return json_response(
+                {
+                    "error": {
+                        "code": "internal_error",
+                        "message": "something went wrong on our side",
+                    }
+                },
+                status=500,
+            )
+
+    return middleware
 
 
 def _passthrough_headers(exc: web.HTTPException) -> dict[str, str]:
@@ -155,7 +182,7 @@ async def security_headers(_request: web.Request, response: web.StreamResponse) 
 
 
 def auth_middleware(tokens: TokenSigner) -> Any:
-    """Resolve ``Authorization: Bearer <token>`` (or ``?token=`` on WebSocket upgrades)."""
+    """Resolve ``Authorization: Bearer <token>``, or ``?ticket=`` on a room-socket upgrade."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -2,8 +2,8 @@
 learns about one session, live (a second or two behind) or after it ended.
 
 * ``audience``: the per-second curve (people receiving media, people on the room
-  channel, joins, leaves -- people, never connections), watch time, retention, drop-offs annotated with what happened just before,
-  and why viewers left;
+  channel, joins, leaves -- people, never connections), watch time, retention,
+  drop-offs annotated with what happened just before, and why viewers left;
 * ``funnel``: per pin window, per product and for the session (``shelf/funnel.py``);
 * ``fans``: the host's followers now and over time, followers gained during the
   session, and the session's signed-in viewers split into returning and new.

@@ -51,3 +51,30 @@ async def test_a_room_first_joined_while_redis_is_down_works_once_it_is_back(
         await asyncio.sleep(0)
     finally:
         own.kill()
+
+
+@pytest.mark.parametrize("backend", ["postgres-redis"])
+async def test_a_request_that_needs_redis_while_it_is_down_is_a_503(
+    settings: Settings, aiohttp_client: Any, backend: str, caplog: Any
+) -> None:
+    own = OwnRedis()
+    await own.start()
+    try:
+        api = Api(await aiohttp_client(create_app(replace(settings, redis_url=own.url))))
+        host = await api.signup("host")
+        sid = int((await api.live_session(host))["id"])
+        url = f"/api/sessions/{sid}/announcements"
+        own.kill()
+        for _ in range(20):
+            res = await api.client.post(url, json={"text": "Flash sale soon"}, headers=host.headers)
+            assert res.status == 503, await res.text()
+            assert res.headers["Retry-After"] == "2"
+            assert (await res.json())["error"]["code"] == "redis_unavailable"
+        tracebacks = [r for r in caplog.records if r.exc_info and "unhandled" in r.getMessage()]
+        assert tracebacks == []
+        outage_lines = [r for r in caplog.records if r.name == "liveshelf.outages"]
+        assert len(outage_lines) == 1
+        await own.start()
+        await api.call("POST", url, host, json={"text": "Flash sale soon"}, expect=201)
+    finally:
+        own.kill()
