@@ -50,6 +50,7 @@ from live.follows import FollowService
 from live.guard import Caps, Guard
 from live.guests import GuestIds
 from live.handlers import FollowHandlers, LiveHandlers, give_guest_cookie
+from live.health import Health
 from live.holdings import Holdings, MemoryHoldings, RedisHoldings
 from live.http import (
     MAX_JSON_BYTES,
@@ -457,7 +458,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
 
     app.cleanup_ctx.append(revocations)
 
-    routes: list[web.RouteDef] = []
+    routes: list[web.RouteDef] = Health(core.db, core.redis, lambda: core.relay.behind).routes()
     media = _wire_media(app, core, routes)
     shelf = _wire_shelf(app, core, routes, media)
     chat = _wire_chat(app, core, routes)

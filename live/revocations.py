@@ -24,6 +24,7 @@ from .clock import Clock
 from .db import Database
 from .errors import NotFound
 from .models import User
+from .tasks import reraise_if_cancelling
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +94,23 @@ class Revocations:
 
     async def _listen(self) -> None:
         assert self._redis is not None
+        failures = 0  # in a row: logged at the first, then every 30th (about 30 s)
         while True:
             try:
                 async with self._redis.pubsub() as pubsub:
                     await pubsub.subscribe(self._channel)
                     await self.load()  # what was revoked while we were not listening
+                    if failures:
+                        log.warning("token revocations heard again after %d retries", failures)
+                    failures = 0
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
                             self._heard(message.get("data"))
             except Exception as exc:  # Redis or the database away: try again soon
-                log.warning("token revocations not heard, subscribing again: %r", exc)
+                reraise_if_cancelling()
+                if failures % 30 == 0:
+                    log.warning("token revocations not heard, subscribing again: %r", exc)
+                failures += 1
                 await asyncio.sleep(1.0)
 
     def _heard(self, data: object) -> None:
