@@ -37,6 +37,7 @@ class CloseCode(enum.IntEnum):
 
     GOING_AWAY = 1001  # server shutting down
     INTERNAL_ERROR = 1011  # the server failed handling this socket
+    TRY_AGAIN_LATER = 1013  # a dependency (database, Redis) is down; reconnect later
     FORBIDDEN = 4003  # not allowed in this room (e.g. banned); do not reconnect
     SLOW_CONSUMER = 4008  # fell too far behind; reconnect with since=<last seq>
     RESYNC = 4009  # the room's history was lost (epoch changed); reconnect

@@ -23,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from live.channel import Connection, RoomHub
 from live.errors import InvalidInput, LiveshelfError
+from live.outages import dependency_of
 from live.protocol import MAX_FRAME_BYTES, CloseCode
 from live.wsframe import (
     CLOSE_INVALID_TEXT,
@@ -158,9 +160,22 @@ class RoomSocket(asyncio.Protocol):
 
     def internal_error(self) -> None:
         """Handling this socket failed after the upgrade (call it in the ``except``
-        block): log it and close the socket as a WebSocket (1011, "internal error")
-        instead of leaving the client waiting for an answer."""
+        block): close it as a WebSocket instead of leaving the client waiting for an
+        answer. A dependency that is down (``live.outages``) is 1013 "try again later"
+        and one line without a traceback; anything else 1011 and its traceback."""
         conn = self._connection()
+        failure = sys.exc_info()[1]
+        dependency = None if failure is None else dependency_of(failure)
+        if dependency is not None:
+            log.warning(
+                "room socket %s in session %s: %s unavailable (%r)",
+                conn.id,
+                conn.room,
+                dependency,
+                failure,
+            )
+            self._deps.hub.close(conn, CloseCode.TRY_AGAIN_LATER, f"{dependency} unavailable")
+            return
         log.exception("room socket %s in session %s failed", conn.id, conn.room)
         self._deps.hub.close(conn, CloseCode.INTERNAL_ERROR, "internal error")
 

@@ -15,6 +15,7 @@ from own_redis import OwnRedis
 from support import Api
 
 from app import Settings, create_app
+from live.protocol import CloseCode
 
 
 @pytest.mark.parametrize("backend", ["postgres-redis"])
@@ -35,7 +36,8 @@ async def test_a_room_first_joined_while_redis_is_down_works_once_it_is_back(
             try:
                 async with client.ws_connect(path) as ws:
                     msg = await ws.receive(timeout=5)
-                    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), msg
+                    assert msg.type is aiohttp.WSMsgType.CLOSE, msg
+                    assert msg.data == CloseCode.TRY_AGAIN_LATER  # reconnect later
             except aiohttp.WSServerHandshakeError as exc:
                 assert exc.status == 503
 
