@@ -63,7 +63,7 @@ SDPFRAG = "application/trickle-ice-sdpfrag"
 ENDPOINT_METHODS = "POST, OPTIONS"
 RESOURCE_METHODS = "PATCH, DELETE, OPTIONS"
 ALLOW_HEADERS = "Authorization, Content-Type, If-Match"
-EXPOSE_HEADERS = "Location, ETag, Link, Accept-Patch"
+EXPOSE_HEADERS = "Location, ETag, Link, Accept-Patch, Liveshelf-Recording"
 PREFLIGHT_MAX_AGE_S = 600
 _ROLE: dict[Kind, Literal["publisher", "viewer"]] = {"whip": "publisher", "whep": "viewer"}
 
@@ -408,6 +408,9 @@ class MediaHandlers:
         headers["Accept-Patch"] = SDPFRAG
         for url in self._config.ice_servers:  # RFC 9725 section 4.6
             headers.add("Link", f'<{url}>; rel="ice-server"')
+        if resource.recording_problem is not None:  # live, but not recorded: say why
+            reason = resource.recording_problem.encode("ascii", "replace").decode()
+            headers["Liveshelf-Recording"] = f"off; reason={reason[:200]}"
         return web.Response(status=201, body=resource.answer_sdp.encode(), headers=headers)
 
     def _preflight(self, methods: str) -> CIMultiDict[str]:

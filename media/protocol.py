@@ -52,6 +52,8 @@ class Resource:
 
     ``id`` is unguessable (the ``Location`` path segment); ``etag`` identifies
     the ICE session for ``If-Match`` on PATCH (RFC 9725 section 4.3).
+    ``recording_problem``: a publisher goes live although its session cannot be
+    recorded, and this says why (None: recorded, or recordings are off).
     """
 
     id: str
@@ -59,6 +61,7 @@ class Resource:
     etag: str
     session_id: int
     role: Literal["publisher", "viewer"]
+    recording_problem: str | None = None
 
 
 @dataclass(frozen=True)

@@ -145,6 +145,8 @@ class _Session:
     publisher: _Publisher | None = None
     viewers: set[_Viewer] = field(default_factory=set)
     recorder: SessionRecorder | None = None
+    #: why the session cannot be recorded (its recordings folder could not be made)
+    recording_problem: str | None = None
     #: the video codec this session settled on (sticky across publishers)
     video_mime: str | None = None
     #: on an edge: the session pulled from its origin, and how it is being made
@@ -279,9 +281,20 @@ class MediaService:
             session.relay.fanout(kind).start_source()
         session.relay.send_pli = lambda: self._send_pli(pub)
         if self._config.recordings_dir is not None and session.recorder is None:
-            session.recorder = self._new_recorder(session_id, self._config.recordings_dir)
-            session.relay.video.observers.append(session.recorder.observe)
-            session.relay.audio.observers.append(session.recorder.observe)
+            try:
+                session.recorder = self._new_recorder(session_id, self._config.recordings_dir)
+            except OSError as exc:  # the show goes live all the same, not recorded
+                session.recording_problem = f"{type(exc).__name__}: {exc.strerror or exc}"
+                logger.warning(
+                    "%s session %d is not recorded: %s",
+                    self._name,
+                    session_id,
+                    session.recording_problem,
+                )
+            else:
+                session.recording_problem = None
+                session.relay.video.observers.append(session.recorder.observe)
+                session.relay.audio.observers.append(session.recorder.observe)
         pc.on("connectionstatechange", lambda: self._on_publisher_state(pub))
         pub.watchdog = self._spawn(self._watch_publisher(pub))
         if self._upstream is not None:
@@ -293,7 +306,14 @@ class MediaService:
             session_id,
             negotiated,
         )
-        return Resource(pub.resource_id, answer, pub.etag, session_id, "publisher")
+        return Resource(
+            pub.resource_id,
+            answer,
+            pub.etag,
+            session_id,
+            "publisher",
+            recording_problem=session.recording_problem,
+        )
 
     # ----------------------------------------------------------------- WHEP
 

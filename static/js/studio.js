@@ -128,7 +128,10 @@ $('#go-live').addEventListener('click', async () => {
     publisher = await publish(current.id, stream, session.token());
     publisher.pc.addEventListener('connectionstatechange', () => {
       const state = publisher?.pc.connectionState;
-      if (state === 'connected') $('#publish-state').textContent = 'Streaming';
+      if (state === 'connected') {
+        $('#publish-state').textContent = publisher.notRecording
+          ? `Streaming, not recorded (${publisher.notRecording})` : 'Streaming';
+      }
       if (state === 'failed') {
         publisher.close();
         publisher = null;

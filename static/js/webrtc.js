@@ -36,14 +36,17 @@ async function exchange(pc, endpoint, token) {
   }
   const location = new URL(res.headers.get('Location'), res.url || new URL(endpoint, window.location.href));
   await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-  return location.href;
+  return { href: location.href, recording: res.headers.get('Liveshelf-Recording') };
 }
 
 class Resource {
-  constructor(pc, location, token) {
+  constructor(pc, { href, recording }, token) {
     this.pc = pc;
-    this.location = location;
+    this.location = href;
     this.token = token;
+    /** Why the show is not recorded (a publisher's "Liveshelf-Recording: off; reason=..."), or null. */
+    this.notRecording = recording && recording.startsWith('off')
+      ? (recording.split('reason=')[1] || 'unknown reason') : null;
   }
 
   async close() {

@@ -580,3 +580,33 @@ async def test_a_url_with_a_token_is_open_to_any_origin(
     assert "Vary" not in res.headers
     res = await client.options("/whep/1")
     assert res.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+
+
+async def test_a_show_that_cannot_be_recorded_goes_live_and_says_why(
+    settings: Settings, aiohttp_client: Any, tmp_path: Any, peers: Any
+) -> None:
+    """Issue 18: a recordings folder that cannot be made (here its parent is a file)
+    used to answer WHIP 500 and keep the show off the air."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the recordings' parent folder should be")
+    app = create_app(replace(settings, recordings_dir=blocker / "recordings"))
+    api = Api(await aiohttp_client(app))
+    host = await api.signup("host")
+    session_id = int((await api.live_session(host))["id"])
+    seen: list[Posted] = []
+    post = poster(api.client, f"/whip/{session_id}", host)
+
+    async def noting(offer: str) -> Posted:
+        seen.append(await post(offer))
+        return seen[-1]
+
+    async with asyncio.timeout(30):
+        pub = peers.publisher()
+        await pub.connect(noting)
+        started = await wait_for_event(app, session_id, "live.started")
+    assert started["type"] == "live.started"
+    recording = seen[0].headers["Liveshelf-Recording"]
+    assert recording.startswith("off; reason=NotADirectoryError"), recording
+    assert "Liveshelf-Recording" in seen[0].headers["Access-Control-Expose-Headers"]
+    status, code, _ = await request(api.client, "GET", f"/api/sessions/{session_id}/recording")
+    assert (status, code) == (404, "no_recording")
