@@ -111,6 +111,10 @@ class _Room:
     failed: BaseException | None = None
 
 
+#: how long stopping waits for sockets to finish closing before cutting them off
+STOP_GRACE_S = 2.0
+
+
 class RoomUnavailable(Exception):
     """The room log could not be reached to follow a room (``RoomHub.join``)."""
 
@@ -163,11 +167,16 @@ class RoomHub:
         for room in list(self._rooms.values()):
             for conn in list(room.conns):
                 self.close(conn, CloseCode.GOING_AWAY, "server shutting down")
-        # Closing a socket spawns its leave when the connection is lost: wait for those too.
+        # Closing a socket spawns its leave when the connection is lost: wait for those
+        # too, but a shutdown is bounded: what is still closing then is cut off.
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._close_grace + 1
+        deadline = loop.time() + min(self._close_grace, STOP_GRACE_S)
         while self._tasks and loop.time() < deadline:
             await asyncio.wait(list(self._tasks), timeout=deadline - loop.time())
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=1.0)
 
     # -- joining and leaving ---------------------------------------------------
 
@@ -297,6 +306,9 @@ class RoomHub:
             )
         except (TimeoutError, ConnectionError, RuntimeError):
             conn.transport.abort()
+        except asyncio.CancelledError:  # the hub is stopping: no more waiting
+            conn.transport.abort()
+            raise
 
     # -- delivery ----------------------------------------------------------------
 

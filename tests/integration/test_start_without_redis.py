@@ -6,8 +6,10 @@ Redis here is the test's own (tests/own_redis.py), started only half-way."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
@@ -76,3 +78,37 @@ async def test_starts_with_redis_down_and_drains_when_it_is_back(
         assert stop(server) == 0
         own.kill()
         await db.dispose()
+
+
+async def test_sigterm_with_redis_down_and_a_failed_join_exits_within_5_s(
+    shared: Settings, tmp_path: Path
+) -> None:
+    own = OwnRedis()  # never started: Redis is down throughout
+    port = free_port()
+    env = workers_env(
+        shared, tmp_path, 0, REDIS_URL=own.url, LIVESHELF_PORT=str(port), LIVESHELF_WORKERS="1"
+    )
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_until_up(base, server)
+        async with aiohttp.ClientSession() as http:
+            signup = {"username": "hosty", "password": "correct horse", "role": "host"}
+            async with http.post(f"{base}/api/auth/signup", json=signup) as res:
+                token = (await res.json())["token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            async with http.post(f"{base}/api/sessions", json={"title": "t"}, headers=auth) as res:
+                sid = (await res.json())["id"]
+            for _ in range(3):  # joins of a room that cannot be watched
+                async with http.ws_connect(f"{base}/api/sessions/{sid}/ws") as ws:
+                    msg = await ws.receive(timeout=5)
+                    assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1013
+            held = await http.ws_connect(f"{base}/api/sessions/{sid}/ws")  # left open
+            started = time.monotonic()
+            server.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(server.wait, 10)
+            assert code == 0 and time.monotonic() - started < 5
+            await held.close()
+    finally:
+        if server.poll() is None:
+            server.kill()
