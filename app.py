@@ -72,7 +72,7 @@ from live.roomlog_redis import RedisRoomLog
 from live.schemas import password_problem
 from live.sessions import SessionService, StatusListener
 from live.tasks import stop_task
-from live.workers import Bind, serve, supervise
+from live.workers import Bind, Timeouts, serve, supervise
 from media.cluster import HOME, MediaClients, NodeSetup, WorkerGroup, resource_prefix
 from media.config import MediaConfig
 from media.events import RoomLogLifecycle
@@ -198,6 +198,10 @@ class Settings:
     #: a background pass every ``order_recovery_every_s`` once they are this old
     order_recovery_every_s: float = 5.0
     order_recovery_after_s: float = 10.0
+    #: a connection that has not sent a request's headers this long after it opened
+    #: is closed, and one idle between requests this long (``live.reaper``)
+    header_timeout_s: float = 10.0
+    idle_timeout_s: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -258,6 +262,8 @@ class Settings:
             password_threads=_positive(env, "LIVESHELF_PASSWORD_THREADS", 2),
             password_queue=_at_least_0(env, "LIVESHELF_PASSWORD_QUEUE", 32),
             flash_reserve_lead_s=_flash_lead(env),
+            header_timeout_s=float(_positive(env, "LIVESHELF_HEADER_TIMEOUT_S", 10)),
+            idle_timeout_s=float(_positive(env, "LIVESHELF_IDLE_TIMEOUT_S", 60)),
         )
 
     @property
@@ -1097,7 +1103,8 @@ def _serve(settings: Settings, binds: list[Bind]) -> None:
         app.cleanup_ctx.append(access.lifetime)
         logging_options = {"access_log_class": access.logger_class()}
     try:
-        serve(app, binds, loop, **logging_options)
+        timeouts = Timeouts(settings.header_timeout_s, settings.idle_timeout_s)
+        serve(app, binds, loop, timeouts=timeouts, **logging_options)
     finally:
         loop.close()
 

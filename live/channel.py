@@ -78,7 +78,7 @@ class Connection:
     joined: bool = False
     closing: bool = False
     errors: int = 0
-    #: The client sent something since the last heartbeat ping (set by the socket).
+    #: The client completed a frame since the last heartbeat ping (set by the socket).
     heard: bool = True
     #: the client's address (``Guard.client_address``), for the caps per address
     address: str = ""

@@ -182,9 +182,6 @@ class RoomSocket(asyncio.Protocol):
     # -- asyncio.Protocol --------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        conn = self.conn
-        if conn is not None:
-            conn.heard = True  # any frame, a pong included, shows the client is alive
         self._handle(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -204,6 +201,10 @@ class RoomSocket(asyncio.Protocol):
         except ProtocolError as exc:
             self._fail(exc.code, exc.reason)
             return
+        if frames and self.conn is not None:
+            # A whole frame (a pong included) shows the client is alive; bytes that
+            # never complete one (a slow trickle) do not keep a socket open.
+            self.conn.heard = True
         for opcode, payload in frames:
             if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
                 if self._state is not _State.OPEN:

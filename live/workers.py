@@ -25,6 +25,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .reaper import ConnectionReaper
+
 log = logging.getLogger(__name__)
 
 
@@ -39,11 +41,14 @@ def serve(
     app: web.Application,
     binds: list[Bind],
     loop: asyncio.AbstractEventLoop,
+    *,
+    timeouts: Timeouts | None = None,
     **runner_options: Any,
 ) -> None:
-    """Serve ``app`` on every bind on ``loop`` until SIGINT or SIGTERM."""
+    """Serve ``app`` on every bind on ``loop`` until SIGINT or SIGTERM; connections
+    that are slow to send a request or idle are closed (``timeouts``, ``live.reaper``)."""
     try:
-        loop.run_until_complete(_serve(app, binds, runner_options))
+        loop.run_until_complete(_serve(app, binds, timeouts or Timeouts(), runner_options))
     finally:  # as web.run_app: no task outlives the loop
         tasks = asyncio.all_tasks(loop)
         for task in tasks:
@@ -52,19 +57,36 @@ def serve(
         loop.run_until_complete(loop.shutdown_asyncgens())
 
 
-async def _serve(app: web.Application, binds: list[Bind], options: dict[str, Any]) -> None:
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a connection may take to send a request's headers, and stay idle
+    between requests (``live.reaper``)."""
+
+    header_s: float = 10.0
+    idle_s: float = 60.0
+
+
+async def _serve(
+    app: web.Application, binds: list[Bind], timeouts: Timeouts, options: dict[str, Any]
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(app, handle_signals=False, **options)
+    runner = web.AppRunner(app, handle_signals=False, keepalive_timeout=timeouts.idle_s, **options)
     await runner.setup()
+    assert runner.server is not None
+    reaper = ConnectionReaper(
+        runner.server, header_timeout_s=timeouts.header_s, idle_timeout_s=timeouts.idle_s
+    )
+    await reaper.start()
     try:
         for bind in binds:
             site = web.TCPSite(runner, bind.host, bind.port, reuse_port=bind.reuse_port)
             await site.start()
         await stop.wait()
     finally:
+        await reaper.stop()
         await runner.cleanup()
 
 

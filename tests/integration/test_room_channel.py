@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
 from typing import Any
 
@@ -319,3 +320,47 @@ async def test_server_pings(settings: Settings, aiohttp_client: Any) -> None:
             break
     assert WSMsgType.PING in kinds
     await ws.close()
+
+
+async def test_a_socket_that_never_completes_a_frame_is_closed(
+    settings: Settings, aiohttp_client: Any
+) -> None:
+    """Issue 18: a socket trickling one byte of a frame now and then used to count as
+    alive for ever. Only whole frames (a pong included) keep a socket open: the
+    trickler is cut off after two heartbeats while a client that answers pings stays."""
+    client = await aiohttp_client(create_app(replace(settings, ws_heartbeat_s=0.3)))
+    api = Api(client)
+    host = await api.signup("host")
+    sid = (await api.live_session(host))["id"]
+    polite = await client.ws_connect(f"/api/sessions/{sid}/ws")  # autoping answers pings
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    writer.write(
+        (
+            f"GET /api/sessions/{sid}/ws HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        ).encode()
+    )
+    assert (await reader.readline()).startswith(b"HTTP/1.1 101")
+    # a masked text frame of 100 bytes, sent a byte every 0.1 s: never complete in time
+    frame = bytes([0x81, 0x80 | 100, 1, 2, 3, 4]) + bytes(100)
+    started = asyncio.get_running_loop().time()
+    closed_after = None
+    async with asyncio.timeout(5):
+        for byte in frame:
+            try:
+                writer.write(bytes([byte]))
+                await writer.drain()
+            except ConnectionError:
+                closed_after = asyncio.get_running_loop().time() - started
+                break
+            if reader.at_eof():
+                closed_after = asyncio.get_running_loop().time() - started
+                break
+            await asyncio.sleep(0.1)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(reader.read(4096), 0.001)  # pings, hello
+    assert closed_after is not None and closed_after < 2.0, closed_after
+    assert not polite.closed  # answering pings keeps a socket
+    await polite.close()
+    writer.close()
