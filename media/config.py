@@ -38,6 +38,9 @@ class MediaConfig:
     #: dropped (reason "timeout"): an answered offer holds a socket and a slot.
     viewer_connect_timeout_s: float = 8.0
     cover_interval_s: float = 30.0
+    #: a recording stops (cut short, finished, marked incomplete) while this much is
+    #: still free on its disk, so the file's index can be written
+    recording_min_free_bytes: int = 64 * 1024 * 1024
     #: An edge ends its pull of a session this long after its last viewer left.
     pull_linger_s: float = 5.0
     #: An edge whose pull was lost pulls again after 0.25 s, doubling up to this.

@@ -51,7 +51,7 @@ from live.sessions import SessionService
 from .config import MediaConfig
 from .errors import MediaError
 from .protocol import Resource
-from .recording import MATROSKA_MIME, MP4_MIME, recording_mime
+from .recording import MATROSKA_MIME, MP4_MIME, incomplete_reason, recording_mime
 from .service import MediaService
 from .tokens import MediaTokens
 
@@ -323,10 +323,11 @@ class MediaHandlers:
     async def recording(self, request: web.Request) -> web.FileResponse:
         session_id = path_id(request)
         row = await self._sessions.get_row(session_id)
+        cut_short = self._cut_short(session_id)
         if row.status == SessionStatus.ENDED.value:
             mp4 = self._on_disk(session_id, "mp4")  # whole: renamed when written
             if mp4 is not None:
-                return web.FileResponse(mp4, headers={"Content-Type": MP4_MIME})
+                return web.FileResponse(mp4, headers={"Content-Type": MP4_MIME, **cut_short})
         path = self._media.recording_path(session_id) or self._on_disk(session_id, "mkv")
         if row.status == SessionStatus.SCHEDULED.value or path is None:
             raise NotFound("no_recording", f"session {session_id} has no recording")
@@ -348,7 +349,7 @@ class MediaHandlers:
         ):
             # An ended H.264 show without its MP4 copy: a crash came between; redo it.
             self._media.copy_to_mp4(path)
-        return web.FileResponse(path, headers={"Content-Type": content_type})
+        return web.FileResponse(path, headers={"Content-Type": content_type, **cut_short})
 
     async def cover(self, request: web.Request) -> web.FileResponse:
         session_id = path_id(request)
@@ -420,6 +421,18 @@ class MediaHandlers:
         headers["Access-Control-Allow-Headers"] = ALLOW_HEADERS
         headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE_S)
         return headers
+
+    def _cut_short(self, session_id: int) -> dict[str, str]:
+        """``Liveshelf-Recording: incomplete; reason=...`` for a recording that was cut
+        short (a full disk: ``media.recording``); nothing for a whole one."""
+        directory = self._config.recordings_dir
+        if directory is None:
+            return {}
+        reason = incomplete_reason(directory / f"session-{session_id}.mkv")
+        if reason is None:
+            return {}
+        text = reason.encode("ascii", "replace").decode().replace("\n", " ")
+        return {"Liveshelf-Recording": f"incomplete; reason={text}"}
 
     def _on_disk(self, session_id: int, suffix: str) -> Path | None:
         """A finished session's file (the service forgets ended sessions); the

@@ -24,6 +24,13 @@ the file. The relay keeps timestamps continuous across publisher reconnects
 codec other than the file's stream (a new publisher switched codec) is
 skipped. If the writer falls ``queue_limit`` frames behind, frames are dropped
 and video resumes at the next keyframe.
+
+A full disk: the writer stops while ``min_free_bytes`` are still free on the
+recordings' disk (checked twice a second), so closing the file can still write its
+duration and cues: the recording is cut short but finished and seekable. A writer that
+fails anyway (the disk filled faster, an I/O error) closes what it can. Either way
+``problem`` says why, and ``session-<id>.incomplete`` holds that reason next to the
+file (``incomplete_reason``), so the recording is never served as complete.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import asyncio
 import logging
 import os
 import queue
+import shutil
 import struct
 import threading
 import time
@@ -70,11 +78,15 @@ class SessionRecorder:
         directory: Path,
         cover_interval_s: float,
         queue_limit: int = 1000,
+        min_free_bytes: int = 0,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.session_id = session_id
         self.path = directory / f"session-{session_id}.mkv"
         self.cover_path = directory / f"session-{session_id}.jpg"
+        self._min_free = min_free_bytes
+        #: why the recording stopped before the session ended (None: it did not)
+        self.problem: str | None = None
         self._cover_interval = cover_interval_s
         self._queue: queue.Queue[tuple[RelayedFrame, int] | None] = queue.Queue(queue_limit)
         self._thread: threading.Thread | None = None
@@ -84,6 +96,7 @@ class SessionRecorder:
         self._video_gap = False
         self._video_mime: str | None = None
         self._closed = False
+        self._finishing = False
         self._name = f"SessionRecorder({id(self):#x} session={session_id})"
         self.frames_dropped = 0
 
@@ -146,15 +159,21 @@ class SessionRecorder:
         return True
 
     async def close(self) -> None:
-        """Finish the file; waits for the writer thread (off the event loop)."""
-        if self._closed:
+        """Finish the file; waits for the writer thread (off the event loop), also
+        when it stopped by itself (a full disk) and is still closing the file."""
+        if self._finishing:
             return
-        self._closed = True
+        self._finishing = self._closed = True
         if self._thread is not None:
             thread = self._thread
 
             def finish() -> None:
-                self._queue.put(None)
+                while thread.is_alive():  # a writer that stopped reads no more
+                    try:
+                        self._queue.put(None, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
                 thread.join()
 
             await asyncio.to_thread(finish)
@@ -171,9 +190,16 @@ class SessionRecorder:
         streams: dict[str, tuple[Stream, str]] = {}
         last_dts: dict[str, int] = {}
         last_cover = -float("inf")
+        next_space_check = 0.0
         try:
             while (item := self._queue.get()) is not None:
                 frame, pts = item
+                if self._min_free and time.monotonic() >= next_space_check:
+                    next_space_check = time.monotonic() + SPACE_CHECK_S
+                    free = shutil.disk_usage(self.path.parent).free
+                    if free < self._min_free:
+                        self._stop(f"disk_full: {free} bytes free, {self._min_free} kept")
+                        break
                 if container is None:
                     size = _frame_size(frame) if video_mime is not None else None
                     container, streams = self._open(video_mime, size)
@@ -198,15 +224,27 @@ class SessionRecorder:
                     and frame.received_at - last_cover >= self._cover_interval
                 ):
                     last_cover = self._write_cover(frame)
-        except Exception:
+        except Exception as exc:
             logger.exception("%s writer failed; recording stopped", self._name)
-            self._closed = True
+            self._stop(f"writer_failed: {exc!r}")
         finally:
             if container is not None:
                 try:
                     container.close()
                 except Exception:
                     logger.exception("%s could not finish %s", self._name, self.path)
+            if self.problem is not None:
+                marker = incomplete_marker(self.path)
+                try:
+                    marker.write_text(self.problem)
+                except OSError:
+                    logger.exception("%s could not mark %s incomplete", self._name, self.path)
+
+    def _stop(self, problem: str) -> None:
+        """The recording ends here (the writer thread): frames are no longer queued."""
+        self.problem = problem
+        self._closed = True
+        logger.warning("%s recording cut short: %s", self._name, problem)
 
     def _open(
         self, video_mime: str | None, size: tuple[int, int] | None
@@ -240,6 +278,23 @@ class SessionRecorder:
         except Exception:
             logger.exception("%s cover failed", self._name)
         return frame.received_at
+
+
+#: how often the writer looks at the free space on the recordings' disk
+SPACE_CHECK_S = 0.5
+
+
+def incomplete_marker(recording: Path) -> Path:
+    """The file next to a recording that says it was cut short, and why."""
+    return recording.with_suffix(".incomplete")
+
+
+def incomplete_reason(recording: Path) -> str | None:
+    """Why ``recording`` was cut short (``SessionRecorder.problem``), or None."""
+    try:
+        return incomplete_marker(recording).read_text()[:200]
+    except OSError:
+        return None
 
 
 def remux_to_mp4(source: Path, target: Path) -> None:

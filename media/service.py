@@ -881,7 +881,12 @@ class MediaService:
         return session
 
     def _new_recorder(self, session_id: int, directory: Path) -> SessionRecorder:
-        return SessionRecorder(session_id, directory, self._config.cover_interval_s)
+        return SessionRecorder(
+            session_id,
+            directory,
+            self._config.cover_interval_s,
+            min_free_bytes=self._config.recording_min_free_bytes,
+        )
 
     def _peer_fields(self, session_id: int, pc: RTCPeerConnection, offer: Offer) -> dict[str, Any]:
         return {

@@ -7,7 +7,9 @@ recording is then copied to MP4 (index first) for browsers without Matroska."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,13 @@ from typing import Any
 import av
 import pytest
 
-from media.recording import MATROSKA_MIME, WEBM_MIME, recording_mime, remux_to_mp4
+from media.recording import (
+    MATROSKA_MIME,
+    WEBM_MIME,
+    incomplete_reason,
+    recording_mime,
+    remux_to_mp4,
+)
 from media.service import MediaService
 
 CUES_ID = b"\x1c\x53\xbb\x6b"  # the Matroska Cues element: the seek index
@@ -140,3 +148,50 @@ async def test_no_mp4_copy_while_the_ending_session_still_writes(
         await service.close()  # waits for the session's own copy
     with av.open(str(path)) as source, av.open(str(path.with_suffix(".mp4"))) as copy:
         assert sum(1 for _ in copy.decode(video=0)) == sum(1 for _ in source.decode(video=0))
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Any:
+    """A 2 MiB tmpfs (a disk that fills up in seconds); root only."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+async def test_a_full_disk_cuts_the_recording_short_finished_and_marked(
+    media_config: Any, lifecycle: Any, peers: Any, small_disk: Path
+) -> None:
+    """Issue 18: a disk filling up mid-show used to leave a truncated file served as a
+    complete one. The writer stops while 1.5 MiB are still free: the file is finished
+    (duration, cues: it plays and seeks up to the cut) and marked incomplete."""
+    config = replace(
+        media_config, recordings_dir=small_disk, recording_min_free_bytes=2 * 2**20 - 96 * 1024
+    )
+    service = MediaService(config, lifecycle)
+    try:
+        async with asyncio.timeout(30):
+            pub = peers.publisher(video_codec="video/VP8")
+            await pub.connect(partial(service.publish, 1))
+            viewer = peers.viewer(decode=False)
+            await viewer.connect(partial(service.play, 1))
+            await viewer.wait_for("video", encoded=5, within_s=10)
+            path = service.recording_path(1)
+            assert path is not None
+            while incomplete_reason(path) is None:  # noqa: ASYNC110 -- it stops by itself
+                await asyncio.sleep(0.1)
+            await viewer.wait_for("video", encoded=60, within_s=10)  # the show goes on
+            await service.end_session(1)
+    finally:
+        await service.close()
+    reason = incomplete_reason(path)
+    assert reason is not None and reason.startswith("disk_full"), reason
+    assert CUES_ID in path.read_bytes()  # finished: the index was written
+    with av.open(str(path)) as container:
+        assert container.duration is not None and container.duration > 0
+        assert sum(1 for _ in container.decode(video=0)) > 5  # plays up to the cut
