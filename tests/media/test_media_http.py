@@ -32,7 +32,7 @@ from media.tokens import MediaTokens
 
 SDP = "application/sdp"
 SDPFRAG = "application/trickle-ice-sdpfrag"
-EXPOSED = {"location", "etag", "link", "accept-patch"}
+EXPOSED = {"location", "etag", "link", "accept-patch", "liveshelf-recording"}
 
 
 async def post_sdp(
