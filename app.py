@@ -62,6 +62,7 @@ from live.http import (
 from live.models import Role, SessionStatus
 from live.outages import OutageLog
 from live.outbox import Outbox, OutboxRelay
+from live.paging import Page
 from live.presence import MemoryPresence, Presence, RedisPresence
 from live.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from live.revocations import Revocations
@@ -454,7 +455,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_room_bus)
 
-    async def revocations(_app: web.Application) -> AsyncIterator[None]:
+    async def revocations_and_holdings(_app: web.Application) -> AsyncIterator[None]:
         # after the migrations; both stop before Redis closes
         await core.revocations.start()
         await core.holdings.start()
@@ -462,7 +463,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         await core.holdings.stop()
         await core.revocations.stop()
 
-    app.cleanup_ctx.append(revocations)
+    app.cleanup_ctx.append(revocations_and_holdings)
 
     routes: list[web.RouteDef] = Health(core.db, core.redis, lambda: core.relay.behind).routes()
     media = _wire_media(app, core, routes)
@@ -1000,7 +1001,7 @@ async def seed_demo(app: web.Application) -> dict[str, Any]:
             users[username] = await accounts.by_username(username)
     host = users["demo-host"]
     host_principal = Principal(host.id, host.username, Role.HOST, host.display_name)
-    live = await sessions.list(status=SessionStatus.LIVE, host_id=host.id, limit=1)
+    live = (await sessions.list(Page(1), status=SessionStatus.LIVE, host_id=host.id)).items
     if live:
         session = live[0]
     else:

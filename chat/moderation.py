@@ -324,8 +324,7 @@ class ModerationService:
         """A page of the session's moderation log, newest first (``page`` is newest
         first); its staff may look."""
         room = await self._staff(principal, session_id)
-        rows = await self._repo.actions(session_id, room.mod.host_id, page.limit + 1, page.cursor)
-        return page.cut(rows, lambda action: int(action["id"]), lambda action: action)
+        return await self._repo.actions(session_id, room.mod.host_id, page)
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from live.clock import iso
 from live.db import Database
 from live.errors import NotFound
 from live.models import LiveSession
+from live.paging import Listing, Page
 
 
 def message_view(row: ChatMessage) -> dict[str, Any]:
@@ -127,31 +128,28 @@ class ChatRepository:
             yield rows
             after = rows[-1].id
 
-    async def actions(
-        self, session_id: int, host_id: int, limit: int, before_id: int | None = None
-    ) -> list[dict[str, Any]]:
-        """The moderation log of a session, newest first (host-wide appointments
-        included): at most ``limit`` actions with an id below ``before_id``."""
+    async def actions(self, session_id: int, host_id: int, page: Page) -> Listing[dict[str, Any]]:
+        """A page of the moderation log of a session, newest first (host-wide
+        appointments included)."""
         query = select(ModerationAction).where(
             or_(
                 ModerationAction.session_id == session_id,
                 (ModerationAction.session_id.is_(None)) & (ModerationAction.host_id == host_id),
             )
         )
-        if before_id is not None:
-            query = query.where(ModerationAction.id < before_id)
         async with self._db.read() as s:
-            rows = await s.scalars(query.order_by(ModerationAction.id.desc()).limit(limit))
-            return [
-                {
-                    "id": row.id,
-                    "session_id": row.session_id,
-                    "actor_id": row.actor_id,
-                    "action": row.action,
-                    "target_user_id": row.target_user_id,
-                    "message_id": row.message_id,
-                    "detail": orjson.loads(row.detail),
-                    "at": iso(row.created_ms),
-                }
-                for row in rows
-            ]
+            rows = list(await s.scalars(page.select(query, ModerationAction.id)))
+        return page.cut(rows, lambda row: row.id, _action_dict)
+
+
+def _action_dict(row: ModerationAction) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "session_id": row.session_id,
+        "actor_id": row.actor_id,
+        "action": row.action,
+        "target_user_id": row.target_user_id,
+        "message_id": row.message_id,
+        "detail": orjson.loads(row.detail),
+        "at": iso(row.created_ms),
+    }

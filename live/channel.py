@@ -17,7 +17,8 @@ The hub also keeps the room's presence and publishes ``viewers.updated`` at most
 per ``presence_interval_s`` (a viewer is a person, ``Connection.member``: the sockets
 one person holds in a room count once, see ``live.guests``), and pings every socket of
 the process from one loop (``heartbeat_s``): one prebuilt ping frame written to each
-transport, and a socket that sent nothing for a whole interval after a ping is dropped.
+transport, and a socket that completed no frame (a pong included) for a whole interval
+after a ping is dropped.
 A timer per socket (what aiohttp's ``heartbeat=`` does) costs memory on each of 10,000
 sockets.
 """

@@ -15,6 +15,7 @@ from live.errors import InvalidInput, RateLimited
 from live.follows import FollowService
 from live.guard import Caps, Guard
 from live.guests import GUEST_COOKIE, GUEST_COOKIE_MAX_AGE_S, GuestIds
+from live.holdings import caps_for
 from live.http import (
     MAX_ID,
     json_response,
@@ -149,14 +150,9 @@ class LiveHandlers:
         except ValueError as exc:
             raise InvalidInput("invalid_query", "status is scheduled, live or ended") from exc
         page = page_query(request, maximum=200)
-        sessions = await self._sessions.list(
-            status=status,
-            host_id=query_int(request, "host_id", maximum=MAX_ID),
-            limit=page.limit + 1,  # one more: whether another page follows
-            before_id=page.cursor,
-        )
-        listing = page.cut(sessions, lambda s: int(s["id"]), lambda s: s)
-        return json_response(page.answer("sessions", listing))
+        host_id = query_int(request, "host_id", maximum=MAX_ID)
+        sessions = await self._sessions.list(page, status=status, host_id=host_id)
+        return json_response(page.answer("sessions", sessions))
 
     async def get_session(self, request: web.Request) -> web.Response:
         """Anyone. The session plus what features add (e.g. its shelf)."""
@@ -201,11 +197,9 @@ class LiveHandlers:
         address = self._guard.client_address(request)
         user_id = caller.user_id if caller else None
         await self._guard.socket(session_id, address, user_id)
-        hub, conn_id, caps = self._socket_deps.hub, secrets.token_hex(6), {}
-        if self._caps.sockets_per_address:
-            caps[f"ws:a:{address}"] = self._caps.sockets_per_address
-        if self._caps.sockets_per_user and user_id is not None:
-            caps[f"ws:u:{user_id}"] = self._caps.sockets_per_user
+        hub, conn_id = self._socket_deps.hub, secrets.token_hex(6)
+        per_address, per_user = self._caps.sockets_per_address, self._caps.sockets_per_user
+        caps = caps_for("ws", address, user_id, per_address, per_user)
         if not await hub.hold(session_id, conn_id, caps):
             raise RateLimited(
                 "too_many_sockets", "you hold as many connections to this show as you may"

@@ -72,9 +72,6 @@ class MemoryHoldings:
                 if not tokens:
                     del self._held[show, key]
 
-    def count(self, show: int, key: str) -> int:
-        return len(self._held.get((show, key), ()))
-
     async def start(self) -> None:
         return None
 
@@ -138,8 +135,9 @@ class RedisHoldings:
 
     def give_back(self, show: int, keys: Iterable[str], token: str) -> None:
         self._fallback.give_back(show, keys, token)
-        if self._mine.pop((show, token), None) is not None:
-            self._returned.append((show, tuple(keys), token))
+        held = self._mine.pop((show, token), None)
+        if held is not None:
+            self._returned.append((show, held, token))
             self._wake.set()
 
     async def start(self) -> None:
@@ -173,18 +171,16 @@ class RedisHoldings:
                 await asyncio.sleep(min(period, 1.0))
 
     async def _flush_returned(self) -> None:
+        """Uncount what was given back. If Redis cannot be reached they are dropped,
+        not kept: no longer re-stamped, they stop counting within ``ttl_ms`` anyway."""
         returned, self._returned = self._returned, []
         if not returned:
             return
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for show, keys, token in returned:
-                    for key in keys:
-                        pipe.zrem(self._key(show, key), token)
-                await pipe.execute()
-        except RedisError:
-            self._returned[:0] = returned  # try again (their expiry bounds the loss)
-            raise
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for show, keys, token in returned:
+                for key in keys:
+                    pipe.zrem(self._key(show, key), token)
+            await pipe.execute()
 
     async def _stamp(self) -> None:
         if not self._mine:
@@ -203,3 +199,17 @@ class RedisHoldings:
                 "RedisHoldings(%s): caps held per process while Redis is down: %r", id(self), exc
             )
         self._down = True
+
+
+def caps_for(
+    kind: str, address: str, user_id: int | None, per_address: int, per_user: int
+) -> dict[str, int]:
+    """The keys a holding of ``kind`` (``"ws"``, ``"whep"``) by this client counts
+    under, with their caps: per client address, and per user when signed in (a cap of
+    0 is none: no key)."""
+    caps = {}
+    if per_address:
+        caps[f"{kind}:a:{address}"] = per_address
+    if per_user and user_id is not None:
+        caps[f"{kind}:u:{user_id}"] = per_user
+    return caps

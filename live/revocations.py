@@ -12,7 +12,6 @@ was away. Without Redis there is one process, whose own map is the whole truth.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from redis.asyncio import Redis
@@ -24,7 +23,7 @@ from .clock import Clock
 from .db import Database
 from .errors import NotFound
 from .models import User
-from .tasks import reraise_if_cancelling
+from .tasks import reraise_if_cancelling, stop_task
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +85,8 @@ class Revocations:
             self._task = asyncio.create_task(self._listen(), name="Revocations")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _listen(self) -> None:
         assert self._redis is not None

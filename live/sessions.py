@@ -13,6 +13,7 @@ from live.db import Database
 from live.errors import Conflict, Forbidden, NotFound
 from live.models import LiveSession, Role, SessionStatus, User
 from live.outbox import Outbox, OutboxRelay
+from live.paging import Listing, Page
 from live.roomlog import RoomLog
 from live.singleflight import SingleFlight
 
@@ -116,27 +117,20 @@ class SessionService:
 
     async def list(
         self,
+        page: Page,
         *,
         status: SessionStatus | None = None,
         host_id: int | None = None,
-        limit: int = 50,
-        before_id: int | None = None,
-    ) -> list[dict[str, Any]]:
-        query = (
-            select(LiveSession, User)
-            .join(User, User.id == LiveSession.host_id)
-            .order_by(LiveSession.id.desc())
-            .limit(limit)
-        )
+    ) -> Listing[dict[str, Any]]:
+        """A page of the sessions (in ``status``, of ``host_id``), newest first."""
+        query = select(LiveSession, User).join(User, User.id == LiveSession.host_id)
         if status is not None:
             query = query.where(LiveSession.status == status.value)
         if host_id is not None:
             query = query.where(LiveSession.host_id == host_id)
-        if before_id is not None:
-            query = query.where(LiveSession.id < before_id)
         async with self._db.read() as s:
-            rows = (await s.execute(query)).all()
-        return [session_dict(row, host) for row, host in rows]
+            rows = (await s.execute(page.select(query, LiveSession.id))).all()
+        return page.cut(rows, lambda row: row[0].id, lambda row: session_dict(row[0], row[1]))
 
     async def announce(self, principal: Principal, session_id: int, text: str) -> dict[str, Any]:
         """The host pins a banner message on every viewer's screen (``announcement``)."""

@@ -251,8 +251,8 @@ class MediaHandlers:
         else:
             caller = principal(request)
             user_id = caller.user_id if caller is not None else None
-        if guest_id is None and user_id is None and self._guests is not None:
-            guest_id = self._guests.verify(request.cookies.get(GUEST_COOKIE))
+        if guest_id is None and user_id is None:
+            guest_id = self._guest_id(request)
         row = await self._sessions.get_row(session_id)
         _refuse_ended(row.status)
         if row.status != SessionStatus.LIVE.value and not (
@@ -289,9 +289,7 @@ class MediaHandlers:
         if row.status != SessionStatus.LIVE.value and not _is_host(caller, row.host_id):
             raise Conflict("session_not_live", "the session has not started yet")
         user_id = caller.user_id if caller is not None else None
-        guest_id = None
-        if user_id is None and self._guests is not None:
-            guest_id = self._guests.verify(request.cookies.get(GUEST_COOKIE))
+        guest_id = None if user_id is not None else self._guest_id(request)
         node, base = self._node, ""  # this server itself: a URL relative to it
         if self._placement is not None:
             chosen, base = await self._placement.endpoint(session_id, user_id)
@@ -421,6 +419,12 @@ class MediaHandlers:
         headers["Access-Control-Allow-Headers"] = ALLOW_HEADERS
         headers["Access-Control-Max-Age"] = str(PREFLIGHT_MAX_AGE_S)
         return headers
+
+    def _guest_id(self, request: web.Request) -> str | None:
+        """The guest id of the caller's signed guest cookie (``live.guests``), if any."""
+        if self._guests is None:
+            return None
+        return self._guests.verify(request.cookies.get(GUEST_COOKIE))
 
     def _cut_short(self, session_id: int) -> dict[str, str]:
         """``Liveshelf-Recording: incomplete; reason=...`` for a recording that was cut

@@ -58,7 +58,7 @@ from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 
 from live.guests import user_person
-from live.holdings import Holdings, MemoryHoldings
+from live.holdings import Holdings, MemoryHoldings, caps_for
 
 from . import aiortc_hooks
 from .config import MediaConfig
@@ -127,8 +127,6 @@ class _Viewer(_Peer):
     #: set for another process's pull of the session (an edge, or another node's
     #: relay worker), not a person watching: which process pulls
     puller: MediaProcess | None = None
-    #: the client's address (for the caps per address)
-    address: str = ""
     #: who watches, for counting people (``live.guests``); "" counts this viewer alone
     person: str = ""
     #: what it holds against the caps (``live.holdings``): the keys and its token
@@ -360,15 +358,19 @@ class MediaService:
     ) -> Resource:
         offer = parse_offer(offer_sdp, self._config.max_sdp_bytes)
         if puller is not None:
-            return await self._answer(session_id, offer, user_id, puller, address)
+            return await self._answer(session_id, offer, user_id, puller)
         # Counted from the offer on (offers being answered included), in every process.
-        caps, token = self._caps(user_id, address), "whep:" + secrets.token_urlsafe(12)
+        config = self._config
+        caps = caps_for(
+            "whep", address, user_id, config.max_peers_per_address, config.max_peers_per_user
+        )
+        token = "whep:" + secrets.token_urlsafe(12)
         if caps and not await self._holdings.take(session_id, caps, token):
             raise MediaError(
                 "too_many_peers", "you hold as many video connections to this show as you may"
             )
         try:
-            resource = await self._answer(session_id, offer, user_id, puller, address, person)
+            resource = await self._answer(session_id, offer, user_id, puller, person)
         except BaseException:
             self._holdings.give_back(session_id, caps, token)
             raise
@@ -385,7 +387,6 @@ class MediaService:
         offer: Offer,
         user_id: int | None,
         puller: MediaProcess | None,
-        address: str,
         person: str = "",
     ) -> Resource:
         wanted = [m for m in offer.media if m.direction in RECV_DIRECTIONS]
@@ -416,7 +417,6 @@ class MediaService:
             **self._peer_fields(session_id, pc, offer),
             user_id=user_id,
             puller=puller,
-            address=address,
             person=person,
         )
         try:
@@ -854,15 +854,6 @@ class MediaService:
             await pull.close()
 
     # ------------------------------------------------------------ internals
-
-    def _caps(self, user_id: int | None, address: str) -> dict[str, int]:
-        """The caps a viewer of this client counts under (those set: 0 is none)."""
-        config, caps = self._config, {}
-        if config.max_peers_per_address:
-            caps[f"whep:a:{address}"] = config.max_peers_per_address
-        if config.max_peers_per_user and user_id is not None:
-            caps[f"whep:u:{user_id}"] = config.max_peers_per_user
-        return caps
 
     def _check_open(self) -> None:
         if self._closed:

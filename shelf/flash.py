@@ -41,6 +41,7 @@ from live.db import Database
 from live.errors import Conflict, NotFound, Unprocessable
 from live.models import OutboxEvent, Role, SessionStatus
 from live.outbox import Outbox, OutboxRelay
+from live.paging import Listing, Page
 from live.sessions import SessionService
 from shelf.models import Cooperation, FlashSale, FlashStatus, Product, ShelfItem
 from shelf.publisher import StockPublisher
@@ -197,27 +198,20 @@ class FlashSaleService:
         return data
 
     async def list_for_session(
-        self,
-        session_id: int,
-        *,
-        limit: int,
-        after_id: int | None = None,
-        caller: Principal | None = None,
-    ) -> list[dict[str, Any]]:
-        """At most ``limit`` of the session's sales with an id above ``after_id``, by
-        id: the order they were created in (``GET .../flash-sales`` pages them,
-        ``live.paging``); 404 for an unknown session. Sales that waited for the brand
-        (``pending_approval``, ``declined``) only for the session's host (or an admin)."""
+        self, session_id: int, page: Page, caller: Principal | None = None
+    ) -> Listing[dict[str, Any]]:
+        """A page of the session's sales by id, the order they were created in
+        (``page`` is oldest first); 404 for an unknown session. Sales that waited for
+        the brand (``pending_approval``, ``declined``) only for the session's host (or
+        an admin)."""
         session = await self._sessions.get_row(session_id)
         now = self._clock.now_ms()
         query = select(FlashSale).where(FlashSale.session_id == session_id)
         if caller is None or (caller.user_id != session.host_id and caller.role is not Role.ADMIN):
             query = query.where(FlashSale.status.not_in(_HOSTS_ONLY))
-        if after_id is not None:
-            query = query.where(FlashSale.id > after_id)
         async with self._db.read() as s:
-            rows = await s.scalars(query.order_by(FlashSale.id).limit(limit))
-            return [flash_dict(f, now) for f in rows]
+            rows = list(await s.scalars(page.select(query, FlashSale.id)))
+        return page.cut(rows, lambda f: f.id, lambda f: flash_dict(f, now))
 
     async def _after_commit(self, product_id: int, row: OutboxEvent) -> None:
         # Published before answering, so the host's next action's event follows it.

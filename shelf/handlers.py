@@ -279,14 +279,8 @@ class ShelfHandlers:
         """Anyone: the session's sales in the order they were created,
         ``?limit=&after_id=``."""
         page = page_query(request, maximum=MAX_PAGE, newest_first=False)
-        sales = await self._flash.list_for_session(
-            path_id(request),
-            limit=page.limit + 1,
-            after_id=page.cursor,
-            caller=principal(request),
-        )
-        listing = page.cut(sales, lambda sale: int(sale["id"]), lambda sale: sale)
-        return json_response(page.answer("flash_sales", listing))
+        sales = await self._flash.list_for_session(path_id(request), page, principal(request))
+        return json_response(page.answer("flash_sales", sales))
 
     async def create_flash_sale(self, request: web.Request) -> web.Response:
         """The session's host."""

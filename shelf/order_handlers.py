@@ -71,9 +71,7 @@ class OrderHandlers:
         default 50) ``&before_id=`` (``live.paging``)."""
         buyer = signed_in(request)
         page = page_query(request, maximum=200)
-        orders = await self._orders.mine(buyer, page.limit + 1, page.cursor)
-        listing = page.cut(orders, lambda order: int(order["id"]), lambda order: order)
-        return json_response(page.answer("orders", listing))
+        return json_response(page.answer("orders", await self._orders.mine(buyer, page)))
 
     async def refund(self, request: web.Request) -> web.Response:
         """The product's brand, or an admin. ``{"quantity": n}`` or all that is left."""

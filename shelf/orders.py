@@ -57,6 +57,7 @@ from live.errors import (
 )
 from live.models import LiveSession, Role, SessionStatus
 from live.outbox import Outbox, OutboxRelay, WrittenEvent
+from live.paging import Listing, Page
 from shelf import order_sql
 from shelf.ledger import CommissionLedger
 from shelf.models import Cooperation, FlashSale, FlashStatus, Pin, Product, ShelfItem
@@ -591,16 +592,12 @@ class OrderService:
             raise NotFound("order_not_found", f"no order {order_id}")
         return order_dict(order)
 
-    async def mine(
-        self, buyer: Principal, limit: int = 50, before_id: int | None = None
-    ) -> list[dict[str, Any]]:
-        """The buyer's newest ``limit`` orders with an id below ``before_id``."""
+    async def mine(self, buyer: Principal, page: Page) -> Listing[dict[str, Any]]:
+        """A page of the buyer's orders, newest first."""
         query = select(Order).where(Order.buyer_id == buyer.user_id)
-        if before_id is not None:
-            query = query.where(Order.id < before_id)
         async with self._db.read() as s:
-            orders = await s.scalars(query.order_by(Order.id.desc()).limit(limit))
-            return [order_dict(o) for o in orders]
+            orders = list(await s.scalars(page.select(query, Order.id)))
+        return page.cut(orders, lambda o: o.id, order_dict)
 
     async def refund(
         self, caller: Principal, order_id: int, quantity: int | None = None

@@ -257,8 +257,8 @@ async function withdrawFlash(id) {
 
 /** The sales of this show still waiting for the brand (only the host sees them). */
 async function loadAwaiting() {
-  const listed = await api('GET', `/api/sessions/${current.id}/flash-sales?limit=200`);
-  awaiting = new Map(listed.flash_sales.filter((f) => f.status === 'pending_approval').map((f) => [f.id, f]));
+  const { items } = await apiAll(`/api/sessions/${current.id}/flash-sales?limit=200`, 'flash_sales');
+  awaiting = new Map(items.filter((f) => f.status === 'pending_approval').map((f) => [f.id, f]));
   renderFlash();
 }
 

@@ -25,48 +25,48 @@ async def test_a_500_after_the_order_was_placed_charges_once(
         mug = await shelved_product(http, host, brand, show["id"], stock=5)
         await call(http, "POST", f"/api/sessions/{show['id']}/pin", host, {"product_id": mug["id"]})
 
-        keys: list[str] = []
+        orders = f"**/api/sessions/{show['id']}/orders"
+        keys: list[str] = []  # the Idempotency-Key of every attempt, in order
 
-        async def lose_the_first_answer(route: Route) -> None:
-            keys.append(route.request.headers["idempotency-key"])
-            response = await route.fetch()  # the server places the order ...
-            if len(keys) == 1:  # ... and the page is told 500
-                await route.fulfill(status=500, json={"error": {"code": "internal_error"}})
-            else:
-                await route.fulfill(response=response)
+        def losing(answers_lost: int) -> Any:
+            """A route handler: every attempt reaches the server (the order is placed),
+            but the page is told 500 for the first ``answers_lost`` of them."""
+
+            async def handle(route: Route) -> None:
+                keys.append(route.request.headers["idempotency-key"])
+                response = await route.fetch()
+                if len(keys) <= answers_lost:
+                    await route.fulfill(status=500, json={"error": {"code": "internal_error"}})
+                else:
+                    await route.fulfill(response=response)
+
+            return handle
 
         async with open_page(browser, viewer, **PHONE) as (page, errors):
-            await page.route(f"**/api/sessions/{show['id']}/orders", lose_the_first_answer)
+            await page.route(orders, losing(1))
             await page.goto(f"{base_url}/watch/{show['id']}")
             card = page.get_by_test_id("product-card")
             await expect(card).to_contain_text("Ceramic mug")
+            toast = page.get_by_test_id("toast")
             await page.get_by_test_id("card-buy").click()
-            await expect(page.get_by_test_id("toast")).to_contain_text("confirmed", timeout=8000)
+            await expect(toast).to_contain_text("confirmed", timeout=8000)
             await page.screenshot(path=str(artifacts / "retried.png"))
             assert len(keys) == 2 and keys[0] == keys[1]  # one purchase, one key
 
             # Every retry lost: the page says it could not confirm, and the next tap
             # on the same purchase still uses the key of the attempt that got through.
             keys.clear()
-
-            async def lose_every_answer(route: Route) -> None:
-                keys.append(route.request.headers["idempotency-key"])
-                await route.fetch()
-                await route.fulfill(status=503, json={"error": {"code": "unavailable"}})
-
-            await page.unroute(f"**/api/sessions/{show['id']}/orders")
-            await page.route(f"**/api/sessions/{show['id']}/orders", lose_every_answer)
+            await page.unroute(orders)
+            await page.route(orders, losing(1_000))
             await page.get_by_test_id("card-buy").click()
-            toast = page.get_by_test_id("toast")
             await expect(toast).to_contain_text("could not confirm", timeout=15000)
-            await page.unroute(f"**/api/sessions/{show['id']}/orders")
             tried = list(keys)
             keys.clear()
-            await page.route(f"**/api/sessions/{show['id']}/orders", lose_the_first_answer)
-            keys.append("-")  # not the first any more: answers pass
+            await page.unroute(orders)
+            await page.route(orders, losing(0))
             await page.get_by_test_id("card-buy").click()
             await expect(toast).to_contain_text("confirmed", timeout=8000)
-            assert len(set(tried)) == 1 and keys[1] == tried[0]
+            assert len(set(tried)) == 1 and keys == tried[:1]
             assert errors == []
 
         mine = (await call(http, "GET", "/api/me/orders", viewer))["orders"]
