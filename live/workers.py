@@ -30,6 +30,12 @@ from .reaper import ConnectionReaper
 log = logging.getLogger(__name__)
 
 
+#: connections the kernel holds ready before the server accepts them (capped by
+#: net.core.somaxconn). aiohttp's 128 drops the SYNs of a bigger burst (a show going
+#: live, a reconnect wave), and each dropped one costs its client a 1 s retransmit.
+LISTEN_BACKLOG = 2048
+
+
 @dataclass(frozen=True)
 class Bind:
     host: str
@@ -82,7 +88,13 @@ async def _serve(
     await reaper.start()
     try:
         for bind in binds:
-            site = web.TCPSite(runner, bind.host, bind.port, reuse_port=bind.reuse_port)
+            site = web.TCPSite(
+                runner,
+                bind.host,
+                bind.port,
+                reuse_port=bind.reuse_port,
+                backlog=LISTEN_BACKLOG,
+            )
             await site.start()
         await stop.wait()
     finally:
