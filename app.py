@@ -72,6 +72,7 @@ from live.roomlog_memory import MemoryRoomLog
 from live.roomlog_redis import RedisRoomLog
 from live.schemas import password_problem
 from live.sessions import SessionService, StatusListener
+from live.startup import StartUp, wait_for
 from live.tasks import stop_task
 from live.workers import Bind, Timeouts, serve, supervise
 from media.cluster import HOME, MediaClients, NodeSetup, WorkerGroup, resource_prefix
@@ -408,6 +409,7 @@ media_key = web.AppKey("media", MediaService)
 shelf_key = web.AppKey("shelf", ShelfFeature)
 chat_key = web.AppKey("chat", ChatService)
 orders_key = web.AppKey("orders", OrderService)
+startup_key = web.AppKey("startup", StartUp)
 
 
 # -- wiring -----------------------------------------------------------------------
@@ -438,6 +440,8 @@ class Core:
     revocations: Revocations
     #: signed guest ids and the person keys viewers are counted by (``live.guests``)
     guests: GuestIds
+    #: start-up steps waiting for a dependency that was down (``live.startup``)
+    startup: StartUp
     #: Parts features add to ``GET /api/sessions/{id}`` (e.g. the shelf).
     session_details: list[SnapshotProvider] = field(default_factory=list)
 
@@ -457,7 +461,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
 
     async def revocations_and_holdings(_app: web.Application) -> AsyncIterator[None]:
         # after the migrations; both stop before Redis closes
-        await core.revocations.start()
+        await core.startup.run("loading token revocations", core.revocations.start)
         await core.holdings.start()
         yield
         await core.holdings.stop()
@@ -465,7 +469,9 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
 
     app.cleanup_ctx.append(revocations_and_holdings)
 
-    routes: list[web.RouteDef] = Health(core.db, core.redis, lambda: core.relay.behind).routes()
+    routes: list[web.RouteDef] = Health(
+        core.db, core.redis, lambda: core.relay.behind, starting=lambda: core.startup.pending
+    ).routes()
     media = _wire_media(app, core, routes)
     shelf = _wire_shelf(app, core, routes, media)
     chat = _wire_chat(app, core, routes)
@@ -598,8 +604,9 @@ def build_core(settings: Settings, clock: Clock) -> Core:
         guard=guard,
         caps=caps,
         holdings=holdings,
-        revocations=Revocations(db, tokens, clock, redis, settings.redis_prefix),
         guests=GuestIds(settings.secret),
+        revocations=Revocations(db, tokens, clock, redis, settings.redis_prefix),
+        startup=StartUp(),
     )
     channel.add_snapshot(_session_snapshot(sessions))
     return core
@@ -620,6 +627,7 @@ def _register_core(app: web.Application, core: Core) -> None:
     app[accounts_key] = core.accounts
     app[sessions_key] = core.sessions
     app[guard_key] = core.guard
+    app[startup_key] = core.startup
 
 
 class _Links:
@@ -814,7 +822,8 @@ def _wire_shelf(
     routes += shelf.approval_handlers.routes()
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
-        await shelf.start()
+        # stock not yet announced and flash-sale transitions due are caught up first
+        await core.startup.run("starting the shelf", shelf.start)
         yield
         await shelf.stop()
 
@@ -881,7 +890,7 @@ def _wire_orders(
     )
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
-        await orders.recover()
+        await core.startup.run("settling orders left half-done", orders.recover)
         await recovery.start()  # and from then on, orders a failure leaves placed
         yield
         await recovery.stop()
@@ -948,11 +957,12 @@ def _page(name: str, guests: GuestIds, guard: Guard) -> Any:
 
 
 async def _storage(app: web.Application) -> AsyncIterator[None]:
-    db = app[db_key]
+    db, startup = app[db_key], app[startup_key]
     if app[settings_key].auto_migrate:
-        await db.migrate()
-    await db.warm_up()
+        await wait_for("applying the database migrations", db.migrate)
+    await startup.run("opening the database pools", db.warm_up)
     yield
+    await startup.stop()  # first: the steps still waiting need what stops next
     await db.dispose()
 
 
@@ -1115,7 +1125,7 @@ def _serve_workers(settings: Settings) -> int:
     on a loopback port of its own for the others (``media.cluster``); worker 0 is the
     media home."""
     if settings.auto_migrate:  # once, before any worker starts
-        asyncio.run(_migrate(settings))
+        asyncio.run(_migrate(settings, wait=True))
         settings = replace(settings, auto_migrate=False)
     base = settings.media_port
     internal = settings.node_internal_host
@@ -1175,10 +1185,14 @@ def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-async def _migrate(settings: Settings) -> None:
+async def _migrate(settings: Settings, *, wait: bool = False) -> None:
+    """Apply the migrations; ``wait``: while the database is down, wait for it."""
     db = Database(settings.database_url, schema=settings.database_schema)
     try:
-        await db.migrate()
+        if wait:
+            await wait_for("applying the database migrations", db.migrate)
+        else:
+            await db.migrate()
     finally:
         await db.dispose()
 

@@ -12,6 +12,7 @@ import asyncio
 import logging
 
 from chat.repository import ChatRepository
+from live.outages import report_failure
 from live.roomlog import RoomLog
 from live.tasks import reraise_if_cancelling, stop_task
 
@@ -35,20 +36,18 @@ class LikeCounter:
         for session_id, delta in pending.items():
             try:
                 total = await self._repo.add_likes(session_id, delta)
-            except Exception:
+            except Exception as exc:
                 reraise_if_cancelling()
-                log.exception(
-                    "LikeCounter(%s) storing likes of room %s failed", id(self), session_id
-                )
+                report_failure(log, f"LikeCounter({id(self)}) storing likes", exc)
                 self.add(session_id, delta)  # try again next tick
                 continue
             try:
                 await self._log.append(
                     session_id, "likes.updated", {"total": total, "delta": delta}
                 )
-            except Exception:
+            except Exception as exc:
                 reraise_if_cancelling()
-                log.exception("LikeCounter(%s) publishing room %s failed", id(self), session_id)
+                report_failure(log, f"LikeCounter({id(self)}) publishing", exc)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="LikeCounter")

@@ -19,6 +19,7 @@ from live.channel import RoomHub
 from live.clock import Clock
 from live.errors import Forbidden, LiveshelfError
 from live.models import SessionStatus
+from live.outages import report_failure
 from live.protocol import CloseCode
 from live.tasks import reraise_if_cancelling
 
@@ -137,6 +138,6 @@ class ChatRooms:
             await asyncio.sleep(self._config.state_refresh_s)
             try:
                 await self.refresh()
-            except Exception:
+            except Exception as exc:
                 reraise_if_cancelling()
-                log.exception("ChatRooms(%s) refresh failed", id(self))
+                report_failure(log, f"ChatRooms({id(self)}) refresh", exc)

@@ -36,6 +36,7 @@ from chat.models import ChatMessage
 from chat.repository import message_view
 from live.db import Database
 from live.errors import LiveshelfError
+from live.outages import report_failure
 from live.roomlog import RoomLog
 from live.tasks import reraise_if_cancelling
 
@@ -128,9 +129,9 @@ class ChatWriter:
                 continue
             try:
                 await self._flush(due)
-            except Exception:
+            except Exception as exc:
                 reraise_if_cancelling()
-                log.exception("ChatWriter(%s) flush failed", id(self))
+                report_failure(log, f"ChatWriter({id(self)}) flush", exc)
 
     def _take_due(self, now: float) -> list[tuple[int, bool, list[_Queued]]]:
         due: list[tuple[int, bool, list[_Queued]]] = []
@@ -166,8 +167,8 @@ class ChatWriter:
         try:
             async with self._db.transaction() as tx:
                 tx.add_all([item.row for item in items])
-        except Exception:
-            log.exception("ChatWriter(%s) storing %d messages failed", id(self), len(items))
+        except Exception as exc:
+            report_failure(log, f"ChatWriter({id(self)}) storing messages", exc)
             for item in items:
                 if not item.done.done():
                     item.done.set_exception(ChatUnavailable(message="the message was not sent"))
@@ -180,8 +181,8 @@ class ChatWriter:
                 else:
                     for view in views:
                         await self._log.append(session_id, "chat.message", view)
-            except Exception:
-                log.exception("ChatWriter(%s) publishing to room %s failed", id(self), session_id)
+            except Exception as exc:
+                report_failure(log, f"ChatWriter({id(self)}) publishing", exc)
                 for item in queued:
                     if not item.done.done():
                         item.done.set_exception(

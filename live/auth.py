@@ -61,6 +61,9 @@ class TokenSigner:
         #: user id -> the first millisecond of the tokens that still count
         #: (``live.revocations`` keeps it)
         self.valid_from_ms: dict[int, int] = {}
+        #: False while the revocations could not be loaded (the database is down at
+        #: start-up): no token is taken then, since a revoked one cannot be told apart
+        self.revocations_known = True
 
     def issue(self, user_id: int, username: str, role: str, display_name: str) -> str:
         now = self._clock.now_ms() // 1000
@@ -121,6 +124,12 @@ class TokenSigner:
             raise Unauthenticated("token_expired", "the token has expired; sign in again")
         if issued_ms < self.valid_from_ms.get(principal.user_id, 0):
             raise Unauthenticated("token_revoked", "you were signed out; sign in again")
+        if not self.revocations_known:
+            raise Unavailable(
+                "database_unavailable",
+                "sign-ins cannot be checked until the database answers; retry soon",
+                retry_after_ms=2000,
+            )
         return principal
 
     def _decode(self, token: str) -> tuple[Principal, int, int, str | None]:

@@ -36,6 +36,7 @@ import orjson
 
 from live.events import seq_of
 from live.holdings import Holdings, MemoryHoldings
+from live.outages import report_failure
 from live.presence import Presence
 from live.protocol import CloseCode
 from live.roomlog import RoomLog
@@ -384,8 +385,8 @@ class RoomHub:
         """Deliver the events between ``room.last_seq`` and the held backlog, in order."""
         try:
             missing = await self._log.read_since(room.id, room.last_seq, room.epoch.decode())
-        except Exception:
-            log.exception("RoomHub(%s) room %s: reading history failed", id(self), room.id)
+        except Exception as exc:
+            report_failure(log, f"RoomHub({id(self)}) reading history", exc)
             missing = None
         backlog, room.backlog = room.backlog or [], None
         if missing is None:
@@ -447,9 +448,9 @@ class RoomHub:
                     count = await self._presence.tick(room_id)
                     if count is not None:
                         await self._log.append(room_id, "viewers.updated", {"count": count})
-                except Exception:
+                except Exception as exc:
                     reraise_if_cancelling()
-                    log.exception("RoomHub(%s) presence for room %s failed", id(self), room_id)
+                    report_failure(log, f"RoomHub({id(self)}) presence", exc)
 
     # -- heartbeat ---------------------------------------------------------------
 

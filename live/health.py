@@ -2,11 +2,13 @@
 
 ``/readyz`` checks, each within ``timeout_s``: the database answers ``SELECT 1``;
 Redis, when configured, answers ``PING``; the outbox relay is not behind (room events
-are not waiting for the room log). ``200 {"ready": true, "checks": {...}}`` when all
-pass, else ``503`` with ``Retry-After`` and the same body saying which failed. A load
-balancer sends traffic only to a ready process; the process itself starts and keeps
-running while a dependency is down (it answers 503 for what needs it, ``live.outages``),
-and becomes ready when it is back.
+are not waiting for the room log); no start-up step waits for a dependency
+(``live.startup``: the database was down when the process started).
+``200 {"ready": true, "checks": {...}}`` when all pass, else ``503`` with
+``Retry-After`` and the same body saying which failed. A load balancer sends traffic
+only to a ready process; the process itself starts and keeps running while a
+dependency is down (it answers 503 for what needs it, ``live.outages``), and becomes
+ready when it is back.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ class Health:
         redis: Redis | None,
         outbox_behind: Callable[[], bool],
         *,
+        starting: Callable[[], list[str]] = list,
         timeout_s: float = 1.0,
     ) -> None:
         self._db = db
         self._redis = redis
         self._outbox_behind = outbox_behind
+        self._starting = starting
         self._timeout_s = timeout_s
 
     def routes(self) -> list[web.RouteDef]:
@@ -48,6 +52,8 @@ class Health:
         if self._redis is not None:
             checks["redis"] = await self._check(self._ping)
         checks["outbox"] = "behind" if self._outbox_behind() else "ok"
+        waiting = self._starting()
+        checks["startup"] = f"waiting: {', '.join(waiting)}" if waiting else "ok"
         ready = all(state == "ok" for state in checks.values())
         body = {"ready": ready, "checks": checks}
         if ready:

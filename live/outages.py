@@ -13,6 +13,9 @@ outage, never a ``500`` with a traceback per request.
   database's or Redis's when its traceback passes through their driver);
 * None: anything else is a bug (a ``500``, logged with its traceback).
 
+``report_failure`` is the same for a background task's failed round: a bug logs its
+traceback each time; an outage one warning per task every 30 s.
+
 ``OutageLog`` writes one warning when a dependency starts failing, one every
 ``every_s`` while it keeps failing (with how many requests it refused), and one when
 it has not failed for ``quiet_s`` (it is taken to be back).
@@ -22,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 
 import redis.exceptions as redis_errors
 import sqlalchemy.exc as sa_errors
@@ -81,6 +86,31 @@ def _raised_in(exc: BaseException) -> str | None:
             return "redis"
         tb = tb.tb_next
     return None
+
+
+_last_said: dict[str, float] = {}
+
+
+def report_failure(
+    logger: logging.Logger, what: str, exc: BaseException, *, every_s: float = 30.0
+) -> None:
+    """A background task's round failed with ``exc``. A bug is logged with its
+    traceback; a dependency that is down with one warning for ``what`` every
+    ``every_s`` (``what`` names the task, not a room or an item: it is remembered)."""
+    dependency = dependency_of(exc)
+    if dependency is None:
+        logger.error("%s failed", what, exc_info=exc)
+        return
+    now = time.monotonic()
+    if now - _last_said.get(what, -math.inf) >= every_s:
+        _last_said[what] = now
+        logger.warning(
+            "%s failed: the %s is unavailable (%r); retrying, said again in %.0f s if so",
+            what,
+            dependency,
+            exc,
+            every_s,
+        )
 
 
 class OutageLog:

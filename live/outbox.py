@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from live.clock import Clock
 from live.db import Database
 from live.models import OutboxEvent
+from live.outages import dependency_of
 from live.roomlog import RoomLog
 from live.tasks import reraise_if_cancelling, stop_task
 
@@ -204,7 +205,7 @@ class OutboxRelay:
                     await self._forget_published()
             except Exception as exc:
                 reraise_if_cancelling()
-                if not self._behind:
+                if not self._behind and dependency_of(exc) is None:
                     log.exception("OutboxRelay(%s) publishing failed; retrying", id(self))
                 self._fell_behind(exc)
                 await asyncio.sleep(self._poll_interval)

@@ -43,6 +43,7 @@ class Revocations:
         self._redis = redis
         self._channel = f"{prefix}:tokens:revoked"
         self._task: asyncio.Task[None] | None = None
+        tokens.revocations_known = False  # until ``load`` has run once
 
     async def revoke(self, user_id: int, *, disable: bool | None = None) -> None:
         """The user's tokens issued until now no longer count, here at once and on
@@ -71,6 +72,7 @@ class Revocations:
             )
             for user_id, valid_from in rows:
                 self._apply(int(user_id), int(valid_from))
+        self._tokens.revocations_known = True
 
     def _apply(self, user_id: int, valid_from: int) -> None:
         known = self._tokens.valid_from_ms
@@ -80,6 +82,9 @@ class Revocations:
     # -- lifetime ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Load the revocations, then listen for new ones. If the database is down,
+        this raises (``live.startup`` retries it); tokens are refused with 503 until
+        it has loaded."""
         await self.load()
         if self._redis is not None:
             self._task = asyncio.create_task(self._listen(), name="Revocations")

@@ -39,7 +39,9 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from live.clock import Clock
 from live.db import Database
+from live.outages import report_failure
 from live.outbox import Outbox, OutboxRelay
+from live.tasks import reraise_if_cancelling
 from shelf.models import FlashSale, FlashStatus
 from shelf.publisher import StockPublisher
 from shelf.stock import StockService
@@ -290,6 +292,7 @@ class FlashScheduler:
                 self._wake.clear()
                 if not self._stopping:
                     await self.run_due()
-            except Exception:
-                log.exception("FlashScheduler(%s) failed; retrying", id(self))
+            except Exception as exc:
+                reraise_if_cancelling()
+                report_failure(log, f"FlashScheduler({id(self)})", exc)
                 await asyncio.sleep(self._max_sleep)

@@ -34,6 +34,7 @@ from contextlib import suppress
 from sqlalchemy import func, select
 
 from live.db import Database, upsert
+from live.outages import report_failure
 from live.outbox import Outbox, OutboxRelay
 from shelf.models import FlashSale, FlashStatus, Product, StockAnnouncement
 from shelf.state import sessions_showing
@@ -92,8 +93,8 @@ class StockPublisher:
         self._forget_old(loop.time())
         try:
             await self.publish(product_id)
-        except Exception:
-            log.exception("StockPublisher(%s) product %s: publishing failed", id(self), product_id)
+        except Exception as exc:
+            report_failure(log, f"StockPublisher({id(self)}) publishing", exc)
 
     def _forget_old(self, now: float) -> None:
         if len(self._last_sent) > 1024:

@@ -59,6 +59,10 @@ class OwnPostgres:
         """Kill the server at once (no checkpoint) and start it again: crash recovery."""
         self._ctl("-m", "immediate", "restart")
 
+    def halt(self) -> None:
+        """Stop the server, keeping its data (``start`` brings it back)."""
+        self._ctl("-m", "fast", "stop")
+
     def stop(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):  # not running
             self._ctl("-m", "immediate", "stop")

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from support import free_port
 
-from live.outages import OutageLog, dependency_of
+from live.outages import OutageLog, dependency_of, report_failure
 
 
 async def test_real_connection_failures_are_named() -> None:
@@ -61,3 +61,23 @@ async def test_one_line_per_outage_transition(caplog: Any) -> None:
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 3 and "redis answers again" in lines[2]
     assert not outages.is_down("redis")
+
+
+async def test_a_background_round_logs_a_bug_each_time_an_outage_once(caplog: Any) -> None:
+    caplog.set_level(logging.WARNING)
+    log = logging.getLogger("test.rounds")
+    down = ConnectionRefusedError(111, "refused")
+    try:
+        raise down
+    except ConnectionRefusedError as exc:
+        refused = exc  # raised outside a driver: "network"
+    for _ in range(5):
+        report_failure(log, "Loop(1)", refused)
+        report_failure(log, "Loop(1)", KeyError("bug"))
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(warnings) == 1 and "network is unavailable" in warnings[0].getMessage()
+    assert not warnings[0].exc_info
+    assert len(errors) == 5 and all(r.exc_info for r in errors)
+    report_failure(log, "Loop(2)", refused)  # another task says it once too
+    assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
