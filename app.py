@@ -56,6 +56,7 @@ from live.http import (
     MAX_JSON_BYTES,
     SECURITY_HEADERS,
     auth_middleware,
+    body_timeout_key,
     error_middleware,
     security_headers,
 )
@@ -74,7 +75,7 @@ from live.schemas import password_problem
 from live.sessions import SessionService, StatusListener
 from live.startup import StartUp, wait_for
 from live.tasks import stop_task
-from live.workers import Bind, Timeouts, serve, supervise
+from live.workers import Bind, Cap, Timeouts, serve, supervise
 from media.cluster import HOME, MediaClients, NodeSetup, WorkerGroup, resource_prefix
 from media.config import MediaConfig
 from media.events import RoomLogLifecycle
@@ -204,6 +205,12 @@ class Settings:
     #: is closed, and one idle between requests this long (``live.reaper``)
     header_timeout_s: float = 10.0
     idle_timeout_s: float = 60.0
+    #: a request body that has not arrived this long after the handler asked for it
+    #: is answered 408 ``body_timeout`` and its connection closed (``live.http``)
+    body_timeout_s: float = 10.0
+    #: open connections one client address may hold per process, when ``limits`` is on
+    #: (trusted proxies excepted; ``live.conncap``; 0: no cap)
+    max_connections_per_address: int = 1000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -266,6 +273,10 @@ class Settings:
             flash_reserve_lead_s=_flash_lead(env),
             header_timeout_s=float(_positive(env, "LIVESHELF_HEADER_TIMEOUT_S", 10)),
             idle_timeout_s=float(_positive(env, "LIVESHELF_IDLE_TIMEOUT_S", 60)),
+            body_timeout_s=float(_positive(env, "LIVESHELF_BODY_TIMEOUT_S", 10)),
+            max_connections_per_address=_at_least_0(
+                env, "LIVESHELF_MAX_CONNECTIONS_PER_ADDRESS", 1000
+            ),
         )
 
     @property
@@ -454,6 +465,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     """
     core = build_core(settings, clock or SystemClock())
     app = web.Application(client_max_size=MAX_JSON_BYTES)
+    app[body_timeout_key] = settings.body_timeout_s
     app.middlewares.extend([error_middleware(OutageLog()), auth_middleware(core.tokens)])
     _register_core(app, core)
     app.cleanup_ctx.append(_storage)
@@ -1115,7 +1127,11 @@ def _serve(settings: Settings, binds: list[Bind]) -> None:
         logging_options = {"access_log_class": access.logger_class()}
     try:
         timeouts = Timeouts(settings.header_timeout_s, settings.idle_timeout_s)
-        serve(app, binds, loop, timeouts=timeouts, **logging_options)
+        cap = Cap(
+            settings.max_connections_per_address if settings.limits else 0,
+            tuple(ipaddress.ip_network(n) for n in settings.trusted_proxies),
+        )
+        serve(app, binds, loop, timeouts=timeouts, cap=cap, **logging_options)
     finally:
         loop.close()
 

@@ -11,6 +11,7 @@ Hierarchy::
      ├── Unauthenticated     401      no, bad or expired credentials
      ├── Forbidden           403      signed in, but not allowed
      ├── NotFound            404      no such resource (or not visible to the caller)
+     ├── TimedOut            408      the request (its body) did not arrive in time
      ├── Conflict            409      the resource's state forbids the change
      ├── Gone                410      existed once, no longer
      ├── TooLarge            413      body, SDP or message over its size limit
@@ -59,6 +60,10 @@ class Forbidden(LiveshelfError):
 
 class NotFound(LiveshelfError):
     default_code = "not_found"
+
+
+class TimedOut(LiveshelfError):
+    default_code = "timed_out"
 
 
 class Conflict(LiveshelfError):

@@ -7,6 +7,7 @@ unknown fields refused), so handlers only ever see validated input.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from live.errors import (
     LiveshelfError,
     NotFound,
     RateLimited,
+    TimedOut,
     TooLarge,
     Unauthenticated,
     Unavailable,
@@ -44,11 +46,17 @@ principal_key: web.RequestKey[Principal | None] = web.RequestKey("principal")
 #: Largest JSON body any route accepts.
 MAX_JSON_BYTES = 64 * 1024
 
+#: how long a request's body may take to arrive once a handler reads it (set on the
+#: root application; ``LIVESHELF_BODY_TIMEOUT_S``)
+body_timeout_key = web.AppKey("body_timeout_s", float)
+DEFAULT_BODY_TIMEOUT_S = 10.0
+
 _STATUS: list[tuple[type[LiveshelfError], int]] = [
     (InvalidInput, 400),
     (Unauthenticated, 401),
     (Forbidden, 403),
     (NotFound, 404),
+    (TimedOut, 408),
     (Conflict, 409),
     (Gone, 410),
     (TooLarge, 413),
@@ -94,7 +102,10 @@ def error_response(exc: LiveshelfError) -> web.Response:
         headers["Retry-After"] = str(math.ceil(wait_ms / 1000))
     elif status == 503:
         headers["Retry-After"] = "2"
-    return json_response({"error": exc.to_dict()}, status=status, headers=headers or None)
+    response = json_response({"error": exc.to_dict()}, status=status, headers=headers or None)
+    if isinstance(exc, TimedOut):  # the rest of the body may still be on its way
+        response.force_close()
+    return response
 
 
 #: how long a client should wait before retrying after a dependency failed
@@ -236,14 +247,35 @@ def signed_in(request: web.Request) -> Principal:
 
 async def read_json(request: web.Request, model: type[ModelT]) -> ModelT:
     """The request body validated against ``model``; 4xx with a code if it is not."""
+    too_large = TooLarge("body_too_large", f"the body is over {MAX_JSON_BYTES} bytes")
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise TooLarge("body_too_large", f"the body is over {MAX_JSON_BYTES} bytes")
+        raise too_large
     if request.content_type not in ("application/json", ""):
         raise InvalidInput("unsupported_media_type", "send the body as application/json")
-    raw = await request.read()
-    if len(raw) > MAX_JSON_BYTES:
-        raise TooLarge("body_too_large", f"the body is over {MAX_JSON_BYTES} bytes")
+    raw = await read_body(request, MAX_JSON_BYTES, too_large)
     return validate_json(model, raw or b"{}")
+
+
+async def read_body(request: web.Request, limit: int, too_large: Exception) -> bytes:
+    """The request body: ``too_large`` past ``limit`` bytes (from Content-Length before
+    reading, or while reading a chunked one); ``408 body_timeout`` if it has not all
+    arrived within the body timeout (a client trickling its body would hold a handler
+    for as long as it likes), and that answer closes the connection."""
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    timeout_s = request.config_dict.get(body_timeout_key, DEFAULT_BODY_TIMEOUT_S)
+    body = bytearray()
+    try:
+        async with asyncio.timeout(timeout_s):
+            while chunk := await request.content.read(limit + 1 - len(body)):
+                body += chunk
+                if len(body) > limit:
+                    raise too_large
+    except TimeoutError:
+        raise TimedOut(
+            "body_timeout", f"the request body did not arrive within {timeout_s:g} s"
+        ) from None
+    return bytes(body)
 
 
 #: the largest id a table has (ids are 32-bit integer columns)

@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .conncap import ConnectionCap, Network
 from .reaper import ConnectionReaper
 
 log = logging.getLogger(__name__)
@@ -49,12 +50,16 @@ def serve(
     loop: asyncio.AbstractEventLoop,
     *,
     timeouts: Timeouts | None = None,
+    cap: Cap | None = None,
     **runner_options: Any,
 ) -> None:
     """Serve ``app`` on every bind on ``loop`` until SIGINT or SIGTERM; connections
-    that are slow to send a request or idle are closed (``timeouts``, ``live.reaper``)."""
+    that are slow to send a request or idle are closed (``timeouts``, ``live.reaper``),
+    and one address may hold only so many (``cap``, ``live.conncap``)."""
     try:
-        loop.run_until_complete(_serve(app, binds, timeouts or Timeouts(), runner_options))
+        loop.run_until_complete(
+            _serve(app, binds, timeouts or Timeouts(), cap or Cap(), runner_options)
+        )
     finally:  # as web.run_app: no task outlives the loop
         tasks = asyncio.all_tasks(loop)
         for task in tasks:
@@ -72,16 +77,43 @@ class Timeouts:
     idle_s: float = 60.0
 
 
+@dataclass(frozen=True)
+class Cap:
+    """How many connections one client address may hold in this process (0: no cap),
+    except the trusted proxies' (``live.conncap``)."""
+
+    per_address: int = 0
+    exempt: tuple[Network, ...] = ()
+
+
+#: how long a connection whose handler left its body unread (a ``408`` on a body too
+#: slow to arrive, a ``413``) is read from and ignored before it is closed (aiohttp's
+#: default is 10 s: a trickling client would keep it that long)
+LINGERING_S = 2.0
+
+
 async def _serve(
-    app: web.Application, binds: list[Bind], timeouts: Timeouts, options: dict[str, Any]
+    app: web.Application,
+    binds: list[Bind],
+    timeouts: Timeouts,
+    cap: Cap,
+    options: dict[str, Any],
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    runner = web.AppRunner(app, handle_signals=False, keepalive_timeout=timeouts.idle_s, **options)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        keepalive_timeout=timeouts.idle_s,
+        lingering_time=LINGERING_S,
+        **options,
+    )
     await runner.setup()
     assert runner.server is not None
+    if cap.per_address:
+        ConnectionCap(runner.server, cap.per_address, exempt=cap.exempt).install()
     reaper = ConnectionReaper(
         runner.server, header_timeout_s=timeouts.header_s, idle_timeout_s=timeouts.idle_s
     )
