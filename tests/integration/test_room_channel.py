@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -15,7 +17,9 @@ from aiohttp.test_utils import TestClient
 from support import Account, Api
 
 from app import Settings, create_app, hub_key, room_log_key
+from live.channel import Connection
 from live.protocol import CloseCode
+from live.roomsocket import RoomSocket
 
 TIMEOUT = 10.0
 
@@ -332,7 +336,16 @@ async def test_a_socket_that_never_completes_a_frame_is_closed(
     api = Api(client)
     host = await api.signup("host")
     sid = (await api.live_session(host))["id"]
-    polite = await client.ws_connect(f"/api/sessions/{sid}/ws")  # autoping answers pings
+    polite, polite_hello = await connect(client, sid)
+    polite_ended: list[WSMsgType] = []
+
+    async def read_polite() -> None:
+        # autoping answers the server's pings only inside receive(): keep receiving
+        while (msg := await polite.receive()).type is WSMsgType.TEXT:
+            pass
+        polite_ended.append(msg.type)
+
+    polite_reader = asyncio.create_task(read_polite())
     reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
     writer.write(
         (
@@ -361,6 +374,181 @@ async def test_a_socket_that_never_completes_a_frame_is_closed(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(reader.read(4096), 0.001)  # pings, hello
     assert closed_after is not None and closed_after < 2.0, closed_after
-    assert not polite.closed  # answering pings keeps a socket
+    # answering pings keeps a socket: the server still holds it (and only it)
+    hub = client.app[hub_key]
+    polite_id = polite_hello["connection"]["id"]
+    await until(lambda: [c.id for c in hub.connections(sid)] == [polite_id])
+    assert not polite_ended and not polite.closed
     await polite.close()
+    await asyncio.wait_for(polite_reader, TIMEOUT)
     writer.close()
+
+
+async def until(predicate: Callable[[], bool], within: float = TIMEOUT) -> None:
+    """Poll ``predicate`` (what it reads changes without an event to wait on)."""
+    async with asyncio.timeout(within):
+        while True:
+            if predicate():
+                return
+            await asyncio.sleep(0.005)
+
+
+def upgrade_request(sid: int) -> bytes:
+    return (
+        f"GET /api/sessions/{sid}/ws HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    ).encode()
+
+
+def server_opcodes(data: bytes) -> list[int]:
+    """The opcodes of the whole (unmasked) server frames at the start of ``data``."""
+    opcodes, at = [], 0
+    while at + 2 <= len(data):
+        length, head = data[at + 1] & 0x7F, 2
+        if length >= 126:
+            head = 4 if length == 126 else 10
+            if at + head > len(data):
+                break
+            length = int.from_bytes(data[at + 2 : at + head], "big")
+        if at + head + length > len(data):
+            break
+        opcodes.append(data[at] & 0x0F)
+        at += head + length
+    return opcodes
+
+
+def tcp_state(local_port: int, remote_port: int) -> str | None:
+    """The kernel's state of the IPv4 TCP socket local_port -> remote_port on 127.0.0.1
+    (``/proc/net/tcp``: "01" established, "04" FIN_WAIT1...), None if there is none."""
+    with open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            fields = line.split()
+            local, remote, state = fields[1], fields[2], fields[3]
+            if int(local.split(":")[1], 16) == local_port and (
+                int(remote.split(":")[1], 16) == remote_port
+            ):
+                return state
+    return None
+
+
+async def test_a_stuck_reader_with_full_buffers_is_cut_off_after_the_close_grace(
+    settings: Settings, aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: a reader that never reads is closed as a slow consumer (4008) even when
+    every buffer on the way is full. Its close frame then waits behind what the client
+    never read and cannot be sent, nor can the client's close frame come back, so the
+    hub aborts the transport after its close grace: the server lets go of the
+    connection, and the room's other socket keeps receiving all along."""
+    # No heartbeat (0 = off): only the slow-consumer close can end the stuck socket.
+    client = await aiohttp_client(create_app(replace(settings, ws_heartbeat_s=0)))
+    api = Api(client)
+    hub = client.app[hub_key]
+    room_log = client.app[room_log_key]
+    # RoomHub's default (5 s): app.py has no setting for it
+    grace = hub._close_grace
+    closes: list[tuple[Connection, int]] = []
+    close = hub.close
+
+    def recording_close(conn: Connection, code: CloseCode, reason: str) -> None:
+        closes.append((conn, code))
+        close(conn, code, reason)
+
+    monkeypatch.setattr(hub, "close", recording_close)
+    host = await api.signup("host")
+    sid = (await api.live_session(host))["id"]
+    reading, hello = await connect(client, sid)
+    seqs: list[int] = []
+
+    async def read() -> None:
+        while True:
+            msg = await reading.receive()
+            if msg.type is not WSMsgType.TEXT:
+                return
+            message = orjson.loads(msg.data)
+            if "seq" in message:
+                seqs.append(message["seq"])
+
+    reader = asyncio.create_task(read())
+    loop = asyncio.get_running_loop()
+    payload = {"blob": "x" * 16_000}
+
+    async def push() -> int:
+        """One 16 KB event, paced by the reading socket alone (at most 8 events ahead),
+        so only the one that never reads falls behind, however slow the machine."""
+        seq = (await room_log.append(sid, "test.blob", payload)).seq
+        await until(lambda: seq - (seqs[-1] if seqs else hello["seq"]) <= 8)
+        return seq
+
+    stuck_client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # a small receive buffer (locked: no autotuning) fills sooner
+    stuck_client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck_client.setblocking(False)
+    try:
+        await loop.sock_connect(stuck_client, ("127.0.0.1", client.port))
+        await loop.sock_sendall(stuck_client, upgrade_request(sid))
+        head = b""
+        async with asyncio.timeout(TIMEOUT):
+            while not head.endswith(b"\r\n\r\n"):  # byte by byte: not one more
+                head += await loop.sock_recv(stuck_client, 1)
+            assert head.startswith(b"HTTP/1.1 101"), head
+        await until(lambda: hub.local_sockets(sid) == 2)
+        (stuck,) = [c for c in hub.connections(sid) if c.id != hello["connection"]["id"]]
+        assert isinstance(stuck.socket, RoomSocket)
+        transport = stuck.socket.transport
+        server_side = transport.get_extra_info("socket")
+        client_port = stuck_client.getsockname()[1]
+        assert tcp_state(client.port, client_port) == "01"
+        # From here on the stuck client reads nothing at all.
+
+        pushed = 0
+        async with asyncio.timeout(30):
+            while not stuck.closing:
+                assert pushed < 2000, "2000 events (32 MB) and the stuck socket still open"
+                await push()
+                pushed += 1
+        closing_at = loop.time()
+        assert closes == [(stuck, CloseCode.SLOW_CONSUMER)]
+        # Over its send bound in user space: the kernel's buffers (the server's send
+        # buffer, the client's receive buffer) are full, and the close frame is queued
+        # behind what they hold.
+        assert transport.get_write_buffer_size() > settings.ws_send_limit_bytes
+        assert not transport.is_closing()
+
+        # The room goes on while the stuck socket waits out its close grace; then the
+        # hub aborts its transport.
+        async with asyncio.timeout(grace + 5):
+            while not transport.is_closing():
+                await push()
+                await asyncio.sleep(0.05)
+        waited = loop.time() - closing_at
+        print(f"stuck reader: 4008 after {pushed} events, cut off {waited:.3f} s later")
+        assert grace - 0.5 < waited < grace + 2.0, (grace, waited)
+
+        # The server lets go of the connection: its socket is closed (the transport
+        # lost its connection, the hub's leave ran) and the kernel's is no longer
+        # established (gone, or an orphan in FIN_WAIT1 holding what was never read).
+        await until(lambda: server_side.fileno() == -1 and not stuck.joined, 2)
+        assert hub.local_sockets(sid) == 1
+        assert tcp_state(client.port, client_port) != "01"
+        assert closes == [(stuck, CloseCode.SLOW_CONSUMER)]  # the reading one never was
+
+        # The reading socket received every event, in order and without a gap, and
+        # still does.
+        last = await push()
+        await until(lambda: seqs[-1] >= last)
+        assert seqs == list(range(hello["seq"] + 1, last + 1))
+        assert not reading.closed
+
+        # What the stuck client can still read ends without the close frame (it never
+        # left the server's user-space buffer) in EOF or a reset.
+        received = bytearray()
+        async with asyncio.timeout(TIMEOUT):
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := await loop.sock_recv(stuck_client, 65536):
+                    received += chunk
+        assert 0x8 not in server_opcodes(bytes(received))
+    finally:
+        stuck_client.close()
+        await reading.close()
+        await asyncio.wait_for(reader, TIMEOUT)
