@@ -71,6 +71,7 @@ from live.room import RoomChannel, SnapshotProvider
 from live.roomlog import RoomLog
 from live.roomlog_memory import MemoryRoomLog
 from live.roomlog_redis import RedisRoomLog
+from live.runtime import RuntimeStats
 from live.schemas import password_problem
 from live.sessions import SessionService, StatusListener
 from live.startup import StartUp, wait_for
@@ -115,6 +116,13 @@ GC_YOUNG_THRESHOLD = 20_000
 
 #: Matched before the other routes under the same first segment (``create_app``).
 HOT_PATHS = frozenset({"/api/sessions/{id}/orders", "/api/sessions/{id}/ws"})
+
+#: Counted by ``GET /api/admin/runtime?objects=1``: closed peers not freed yet show here.
+PEER_CLASSES = (
+    "aiortc.rtcpeerconnection.RTCPeerConnection",
+    "aiortc.rtcicetransport.RTCIceTransport",
+    "aiortc.rtcdtlstransport.RTCDtlsTransport",
+)
 
 
 class ConfigError(Exception):
@@ -489,6 +497,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     chat = _wire_chat(app, core, routes)
     _wire_orders(app, core, routes, shelf, chat)
     _wire_stats(app, core, routes)
+    service = app[media_key]
+    runtime = RuntimeStats(
+        held_peers=lambda: (
+            service.viewer_total() + len(service.pullers()) + len(service.relayed_sessions())
+        ),
+        census=PEER_CLASSES,
+    )
+    routes += runtime.routes()
+    app.cleanup_ctx.append(runtime.lifetime)
     # Last, after every feature's listener: the shelf closes the open pin window while
     # the recording still tells its media time.
     core.sessions.add_listener(_end_media(media))
@@ -762,6 +779,8 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
         clients=MediaClients(core.guard, token),
         guests=core.guests,
     )
+    # the session's recording status in GET /api/sessions/{id} (media/README.md)
+    core.session_details.append(handlers.recording_details)
     end_node = None if group is None else group.end_node_session
     routes += internal_routes(local, token, end_node)
     routes += handlers.endpoint_routes()

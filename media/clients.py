@@ -118,7 +118,7 @@ class _OfferingPeer:
         return str(self.pc.localDescription.sdp)
 
     async def close(self) -> None:
-        await self.pc.close()
+        await aiortc_hooks.close_peer(self.pc)
 
 
 class PublisherClient(_OfferingPeer):

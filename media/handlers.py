@@ -19,6 +19,8 @@ Routes (``{kind}`` is ``whip`` or ``whep``)::
     GET     /api/sessions/{id}/media-endpoint    the WHEP URL to play from (the node chosen
                                                  for the caller, with a signed token)
 
+and the ``recording`` part of ``GET /api/sessions/{id}`` (``recording_details``).
+
 A WHEP offer may carry ``?token=`` from the media endpoint (or a full node's ``307``):
 it stands for the caller's ``Authorization`` (which a browser drops on a cross-origin
 redirect), and such requests are answered with ``Access-Control-Allow-Origin: *``
@@ -35,7 +37,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 from aiohttp import web
@@ -44,7 +46,14 @@ from multidict import CIMultiDict
 from live.auth import Principal
 from live.errors import Conflict, NotFound
 from live.guests import GUEST_COOKIE, GuestIds
-from live.http import json_response, path_id, principal, security_headers, signed_in
+from live.http import (
+    json_response,
+    path_id,
+    principal,
+    read_body,
+    security_headers,
+    signed_in,
+)
 from live.models import Role, SessionStatus
 from live.sessions import SessionService
 
@@ -66,6 +75,8 @@ ALLOW_HEADERS = "Authorization, Content-Type, If-Match"
 EXPOSE_HEADERS = "Location, ETag, Link, Accept-Patch, Liveshelf-Recording"
 PREFLIGHT_MAX_AGE_S = 600
 _ROLE: dict[Kind, Literal["publisher", "viewer"]] = {"whip": "publisher", "whep": "viewer"}
+#: what ``GET /api/sessions/{id}`` says of the session's recording (``recording_details``)
+RECORDING_STATES = ("none", "recording", "off", "incomplete", "complete")
 
 
 class _Refused(Exception):
@@ -207,6 +218,18 @@ class MediaHandlers:
     def endpoint_routes(self) -> list[web.RouteDef]:
         """The media endpoint (on the main application, in every worker)."""
         return [web.get("/api/sessions/{id}/media-endpoint", _guarded(self.media_endpoint))]
+
+    async def recording_details(self, session_id: int) -> dict[str, Any]:
+        """The ``GET /api/sessions/{id}`` part (``Core.session_details``): ``{"recording":
+        {"state": ..., "reason": ...}}``, ``state`` one of ``RECORDING_STATES``, ``reason``
+        only for ``off`` and ``incomplete`` (media/README.md, "Recording status")."""
+        state, reason = self._media.recording_state(session_id) or (
+            await self._recording_on_disk(session_id)
+        )
+        status: dict[str, Any] = {"state": state}
+        if reason is not None:
+            status["reason"] = reason[:200]
+        return {"recording": status}
 
     def routes(self) -> list[web.RouteDef]:
         """Recordings and covers (on the main application)."""
@@ -387,13 +410,7 @@ class MediaHandlers:
             raise _Refused(415, "unsupported_media_type", f"send the body as {content_type}")
         limit = self._config.max_sdp_bytes
         too_large = MediaError("sdp_too_large", f"the body is larger than {limit} bytes")
-        if request.content_length is not None and request.content_length > limit:
-            raise too_large
-        body = bytearray()
-        while chunk := await request.content.read(limit + 1 - len(body)):
-            body += chunk
-            if len(body) > limit:
-                raise too_large
+        body = await read_body(request, limit, too_large)
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError:
@@ -437,6 +454,27 @@ class MediaHandlers:
             return {}
         text = reason.encode("ascii", "replace").decode().replace("\n", " ")
         return {"Liveshelf-Recording": f"incomplete; reason={text}"}
+
+    async def _recording_on_disk(self, session_id: int) -> tuple[str, str | None]:
+        """A recording this process does not hold (``MediaService.recording_state``),
+        from the recordings folder: ``incomplete`` if marked so, else ``complete`` for an
+        ended show's file, ``recording`` for a live one's (written by another worker or
+        node), ``none`` without a file."""
+        row = await self._sessions.get_row(session_id)
+        directory = self._config.recordings_dir
+        if directory is None or row.status == SessionStatus.SCHEDULED.value:
+            return ("none", None)
+        mkv = directory / f"session-{session_id}.mkv"
+
+        def look() -> tuple[bool, str | None]:
+            return mkv.is_file() or mkv.with_suffix(".mp4").is_file(), incomplete_reason(mkv)
+
+        exists, reason = await asyncio.to_thread(look)
+        if reason is not None:
+            return ("incomplete", reason)
+        if not exists:
+            return ("none", None)
+        return ("complete" if row.status == SessionStatus.ENDED.value else "recording", None)
 
     def _on_disk(self, session_id: int, suffix: str) -> Path | None:
         """A finished session's file (the service forgets ended sessions); the

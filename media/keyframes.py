@@ -67,6 +67,13 @@ class KeyframeRequester:
             logger.debug("KeyframeRequester(%s) sent PLI #%d", self._name, self.sent)
 
     def close(self) -> None:
+        """No more requests: drop the timer, and ``send`` (which usually holds the
+        requester's owner: a cycle)."""
         if self._deferred is not None:
             self._deferred.cancel()
             self._deferred = None
+        self._send = _nobody
+
+
+def _nobody() -> bool:
+    return False

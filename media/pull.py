@@ -167,7 +167,7 @@ class SessionPull:
             for fanout in (self._relay.video, self._relay.audio):
                 fanout.stop_source()
             self._relay.send_pli = lambda: False
-        await self.pc.close()
+        await aiortc_hooks.close_peer(self.pc)
         if self.resource_id is not None:
             try:
                 await self._upstream.release(self.session_id, self.resource_id)

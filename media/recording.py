@@ -31,16 +31,24 @@ duration and cues: the recording is cut short but finished and seekable. A write
 fails anyway (the disk filled faster, an I/O error) closes what it can. Either way
 ``problem`` says why, and ``session-<id>.incomplete`` holds that reason next to the
 file (``incomplete_reason``), so the recording is never served as complete.
+
+A recording is not started (``SessionRecorder`` raises ``OSError``; the show goes live
+unrecorded, ``MediaService`` says why) when its folder cannot be made, no file can be
+created in it (a read-only file system: the writer would fail at its first frame,
+leaving no file and no marker), or its disk already has less than ``min_free_bytes``
+free (``DiskFull``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import queue
 import shutil
 import struct
+import tempfile
 import threading
 import time
 from fractions import Fraction
@@ -81,6 +89,7 @@ class SessionRecorder:
         min_free_bytes: int = 0,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        _check_writable(directory, min_free_bytes)
         self.session_id = session_id
         self.path = directory / f"session-{session_id}.mkv"
         self.cover_path = directory / f"session-{session_id}.jpg"
@@ -282,6 +291,22 @@ class SessionRecorder:
 
 #: how often the writer looks at the free space on the recordings' disk
 SPACE_CHECK_S = 0.5
+
+
+class DiskFull(OSError):
+    """The recordings' disk has less than ``min_free_bytes`` free: nothing is started."""
+
+
+def _check_writable(directory: Path, min_free_bytes: int) -> None:
+    """Raise ``OSError`` if a recording could not be written in ``directory``: a file
+    cannot be made there (a read-only file system, no permission), or its disk has
+    less than ``min_free_bytes`` free (the writer would stop at its first frame)."""
+    fd, probe = tempfile.mkstemp(prefix=".writable-", dir=directory)
+    os.close(fd)
+    os.unlink(probe)
+    free = shutil.disk_usage(directory).free
+    if free < min_free_bytes:
+        raise DiskFull(errno.ENOSPC, f"{free} bytes free, {min_free_bytes} kept")
 
 
 def incomplete_marker(recording: Path) -> Path:

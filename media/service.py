@@ -143,7 +143,7 @@ class _Session:
     publisher: _Publisher | None = None
     viewers: set[_Viewer] = field(default_factory=set)
     recorder: SessionRecorder | None = None
-    #: why the session cannot be recorded (its recordings folder could not be made)
+    #: why the session is not recorded (no recording could be started in its folder)
     recording_problem: str | None = None
     #: the video codec this session settled on (sticky across publishers)
     video_mime: str | None = None
@@ -263,11 +263,11 @@ class MediaService:
             await set_local_description(pc, self._config.ice_addresses)
         except BaseException:
             session.publisher = None
-            await pc.close()
+            await aiortc_hooks.close_peer(pc)
             raise
         if self._closed:  # close() ran while we negotiated
             session.publisher = None
-            await pc.close()
+            await aiortc_hooks.close_peer(pc)
             raise MediaError("closed", "media service is closing")
 
         answer = pc.localDescription.sdp
@@ -433,10 +433,10 @@ class MediaService:
         except BaseException:
             for track in viewer.tracks.values():
                 track.stop()
-            await pc.close()
+            await aiortc_hooks.close_peer(pc)
             raise
         if self._closed:
-            await pc.close()
+            await aiortc_hooks.close_peer(pc)
             raise MediaError("closed", "media service is closing")
 
         answer = pc.localDescription.sdp
@@ -690,6 +690,24 @@ class MediaService:
         if session is None or session.recorder is None:
             return None
         return session.recorder.path if session.recorder.started else None
+
+    def recording_state(self, session_id: int) -> tuple[str, str | None] | None:
+        """The recording of a session whose publisher side is here: ``("recording",
+        None)`` (being written, or waiting for its first keyframe), ``("incomplete",
+        why)`` (cut short: ``SessionRecorder.problem``) or ``("off", why)`` (live but not
+        recorded). None if this process holds no recording of it (ended, not published
+        yet, pulled from another worker or node)."""
+        session = self._sessions.get(session_id)
+        if session is None:
+            return None
+        if session.recording_problem is not None:
+            return ("off", session.recording_problem)
+        recorder = session.recorder
+        if recorder is None:
+            return None
+        if recorder.problem is not None:
+            return ("incomplete", recorder.problem)
+        return ("recording", None)
 
     def copy_to_mp4(self, recording: Path) -> None:
         """Copy a finished H.264 recording to ``<name>.mp4`` in the background (not
@@ -996,7 +1014,8 @@ class MediaService:
             session.relay.audio.stop_source()
         if pub.watchdog is not None and pub.watchdog is not asyncio.current_task():
             pub.watchdog.cancel()
-        await pub.pc.close()
+        pub.watchdog = None  # a cancelled task's traceback holds the publisher
+        await aiortc_hooks.close_peer(pub.pc)
         logger.info("%s publisher %s gone: %s", self._name, pub.resource_id, reason)
         if pub.started:
             self._emit(pub.session_id, reason)
@@ -1024,7 +1043,8 @@ class MediaService:
             self._audience.viewer_left(viewer.session_id, viewer.resource_id, reason)
         if viewer.watchdog is not None and viewer.watchdog is not asyncio.current_task():
             viewer.watchdog.cancel()
-        await viewer.pc.close()
+        viewer.watchdog = None  # a cancelled task's traceback holds the viewer
+        await aiortc_hooks.close_peer(viewer.pc)
         logger.info("%s viewer %s gone: %s", self._name, viewer.resource_id, reason)
 
     def _emit(self, session_id: int, stop_reason: str | None) -> None:

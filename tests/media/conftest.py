@@ -5,7 +5,8 @@ Every peer gathers ICE candidates on 127.0.0.1 only and uses no STUN server.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import subprocess
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,30 @@ def media_config(tmp_path: Path) -> MediaConfig:
         pli_interval_s=0.2,
         publisher_timeout_s=5.0,
     )
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """``tmpfs(size="2m", read_only=False)``: a folder of its own file system (a disk
+    that fills up, or a read-only one; root only, else the test skips), unmounted after
+    the test."""
+    mounted: list[Path] = []
+
+    def mount(size: str = "2m", *, read_only: bool = False) -> Path:
+        folder = tmp_path / f"tmpfs-{len(mounted)}"
+        folder.mkdir()
+        options = f"size={size}" + (",ro" if read_only else "")
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], capture_output=True
+        )
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import shutil
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -33,6 +34,7 @@ from media.tokens import MediaTokens
 SDP = "application/sdp"
 SDPFRAG = "application/trickle-ice-sdpfrag"
 EXPOSED = {"location", "etag", "link", "accept-patch", "liveshelf-recording"}
+CUES_ID = b"\x1c\x53\xbb\x6b"  # the Matroska Cues element: the seek index
 
 
 async def post_sdp(
@@ -99,6 +101,22 @@ async def wait_for_event(
             await asyncio.sleep(0.05)
 
 
+async def recording_status(api: Api, session_id: int) -> dict[str, Any]:
+    """The ``recording`` part of the session's details (what hosts and viewers read)."""
+    return dict((await api.call("GET", f"/api/sessions/{session_id}", expect=200))["recording"])
+
+
+def noting_poster(posted: list[Posted], *args: Any) -> Any:
+    """``poster(*args)`` that also keeps each answer (to read its headers)."""
+    post = poster(*args)
+
+    async def noting(offer: str) -> Posted:
+        posted.append(await post(offer))
+        return posted[-1]
+
+    return noting
+
+
 @pytest.fixture
 async def host(api: Api) -> Account:
     return await api.signup("host")
@@ -117,10 +135,13 @@ async def test_publish_and_three_viewers_over_http(
 ) -> None:
     client = api.client
     viewer_account = await api.signup("viewer")
+    assert await recording_status(api, session_id) == {"state": "none"}  # nothing published
     async with asyncio.timeout(40):
         pub = peers.publisher()
         await pub.connect(poster(client, f"/whip/{session_id}", host))
         assert isinstance(pub.resource, Posted)
+        assert "Liveshelf-Recording" not in pub.resource.headers  # recorded: nothing to say
+        assert await recording_status(api, session_id) == {"state": "recording"}
         whip_location = pub.resource.location
 
         # two guests (no token) and a signed-in viewer
@@ -147,8 +168,10 @@ async def test_publish_and_three_viewers_over_http(
         assert res.status == 200
         await api.call("POST", f"/api/sessions/{session_id}/end", host, expect=200)
 
+    assert await recording_status(api, session_id) == {"state": "complete"}
     res = await client.get(f"/api/sessions/{session_id}/recording")
     assert res.status == 200, await res.text()
+    assert "Liveshelf-Recording" not in res.headers  # whole
     assert res.headers["Accept-Ranges"] == "bytes"
     assert res.content_type == "video/webm"  # VP8 + Opus: written as WebM
     whole = await res.read()
@@ -594,19 +617,115 @@ async def test_a_show_that_cannot_be_recorded_goes_live_and_says_why(
     host = await api.signup("host")
     session_id = int((await api.live_session(host))["id"])
     seen: list[Posted] = []
-    post = poster(api.client, f"/whip/{session_id}", host)
-
-    async def noting(offer: str) -> Posted:
-        seen.append(await post(offer))
-        return seen[-1]
-
     async with asyncio.timeout(30):
         pub = peers.publisher()
-        await pub.connect(noting)
+        await pub.connect(noting_poster(seen, api.client, f"/whip/{session_id}", host))
         started = await wait_for_event(app, session_id, "live.started")
     assert started["type"] == "live.started"
     recording = seen[0].headers["Liveshelf-Recording"]
     assert recording.startswith("off; reason=NotADirectoryError"), recording
     assert "Liveshelf-Recording" in seen[0].headers["Access-Control-Expose-Headers"]
+    assert await recording_status(api, session_id) == {
+        "state": "off",
+        "reason": recording.removeprefix("off; reason="),
+    }
     status, code, _ = await request(api.client, "GET", f"/api/sessions/{session_id}/recording")
     assert (status, code) == (404, "no_recording")
+
+
+async def test_a_read_only_recordings_folder_the_show_goes_live_not_recorded(
+    settings: Settings, aiohttp_client: Any, tmpfs: Any, peers: Any
+) -> None:
+    """Issue 18 item 7: the recordings folder exists but is read-only (a read-only
+    mount: root writes through file permissions). The recorder used to start, its writer
+    failed at the first frame and left neither a file nor a reason anywhere; now the show
+    goes live, WHIP says it is not recorded and why, and so do the session's details."""
+    app = create_app(replace(settings, recordings_dir=tmpfs("1m", read_only=True)))
+    api = Api(await aiohttp_client(app))
+    host = await api.signup("host")
+    session_id = int((await api.live_session(host))["id"])
+    seen: list[Posted] = []
+    async with asyncio.timeout(30):
+        pub = peers.publisher()
+        await pub.connect(noting_poster(seen, api.client, f"/whip/{session_id}", host))
+        await wait_for_event(app, session_id, "live.started")
+        viewer = peers.viewer()
+        await viewer.connect(poster(api.client, f"/whep/{session_id}"))
+        await viewer.wait_for("video", decoded=30, within_s=15)  # the show is on the air
+    recording = seen[0].headers["Liveshelf-Recording"]
+    assert recording == "off; reason=OSError: Read-only file system", recording
+    assert await recording_status(api, session_id) == {
+        "state": "off",
+        "reason": "OSError: Read-only file system",
+    }
+    status, code, _ = await request(api.client, "GET", f"/api/sessions/{session_id}/recording")
+    assert (status, code) == (404, "no_recording")
+    await api.call("POST", f"/api/sessions/{session_id}/end", host, expect=200)
+    assert await recording_status(api, session_id) == {"state": "none"}  # there is none
+
+
+#: what the full disk of the next test has free above the 64 MiB the writer keeps (the
+#: muxer writes in pieces of ~256 KiB: the first one crosses the line, a few seconds in)
+HEADROOM = 64 * 1024
+
+
+async def test_a_recording_cut_short_by_a_full_disk_is_served_finished_and_marked(
+    settings: Settings, aiohttp_client: Any, tmpfs: Any, peers: Any
+) -> None:
+    """Issue 18 item 7 through the real server (which keeps 64 MiB free on the
+    recordings' disk): the disk fills up mid-show; the show goes on, the session's
+    details say the recording is incomplete and why, and the recording is served with
+    ``Liveshelf-Recording: incomplete; reason=disk_full...``, finished: it decodes and
+    seeks up to the cut."""
+    disk = tmpfs("66m")
+    kept = MediaConfig().recording_min_free_bytes
+    (disk / "filler").write_bytes(bytes(shutil.disk_usage(disk).free - kept - HEADROOM))
+    assert kept < shutil.disk_usage(disk).free <= kept + HEADROOM
+    app = create_app(replace(settings, recordings_dir=disk))
+    api = Api(await aiohttp_client(app))
+    host = await api.signup("host")
+    session_id = int((await api.live_session(host))["id"])
+    url = f"/api/sessions/{session_id}/recording"
+    seen: list[Posted] = []
+    async with asyncio.timeout(40):
+        pub = peers.publisher(width=640, height=480)  # more bytes a second: cut sooner
+        await pub.connect(noting_poster(seen, api.client, f"/whip/{session_id}", host))
+        assert "Liveshelf-Recording" not in seen[0].headers  # recorded, so far
+        assert await recording_status(api, session_id) == {"state": "recording"}
+        viewer = peers.viewer(decode=False)
+        await viewer.connect(poster(api.client, f"/whep/{session_id}"))
+        await viewer.wait_for("video", encoded=5, within_s=10)
+        started = time.monotonic()
+        live = await recording_status(api, session_id)
+        while live["state"] == "recording":  # polled, as a studio page would
+            await asyncio.sleep(0.1)
+            live = await recording_status(api, session_id)
+        print(f"recording cut short {time.monotonic() - started:.1f} s into the show")
+        assert live["state"] == "incomplete" and live["reason"].startswith("disk_full: "), live
+        assert (disk / f"session-{session_id}.incomplete").read_text() == live["reason"]
+        # the show goes on without its recording
+        await viewer.wait_for("video", encoded=viewer.stats["video"].encoded + 60, within_s=10)
+        res = await api.client.get(url)  # live: what was written, already marked
+        assert res.status == 200
+        assert res.headers["Liveshelf-Recording"] == f"incomplete; reason={live['reason']}"
+        await api.call("POST", f"/api/sessions/{session_id}/end", host, expect=200)
+
+    assert await recording_status(api, session_id) == live  # the ended show says so too
+    res = await api.client.get(url)
+    assert res.status == 200, await res.text()
+    assert res.headers["Liveshelf-Recording"].startswith("incomplete; reason=disk_full")
+    assert res.headers["Liveshelf-Recording"] == f"incomplete; reason={live['reason']}"
+    assert res.content_type == "video/webm"
+    whole = await res.read()
+    assert CUES_ID in whole  # finished: its seek index was written
+    with av.open(io.BytesIO(whole)) as container:
+        assert container.duration is not None and container.duration > 0
+        container.seek(container.duration // 2)  # what a player does with the cues
+        assert next(container.decode(video=0)).width == 640
+        container.seek(0)
+        frames = sum(1 for _ in container.decode(video=0))
+        print(f"served: {len(whole)} bytes, {container.duration / 1e6:.1f} s, {frames} frames")
+        assert frames > 5  # plays up to the cut
+    res = await api.client.get(url, headers={"Range": "bytes=100-1123"})
+    assert res.status == 206 and await res.read() == whole[100:1124]
+    assert res.headers["Liveshelf-Recording"] == f"incomplete; reason={live['reason']}"

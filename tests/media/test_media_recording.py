@@ -7,7 +7,6 @@ recording is then copied to MP4 (index first) for browsers without Matroska."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import time
 from dataclasses import replace
 from functools import partial
@@ -151,17 +150,9 @@ async def test_no_mp4_copy_while_the_ending_session_still_writes(
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Any:
+def small_disk(tmpfs: Any) -> Path:
     """A 2 MiB tmpfs (a disk that fills up in seconds); root only."""
-    folder = tmp_path / "small-disk"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(folder)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    yield folder
-    subprocess.run(["umount", "-l", str(folder)], check=False)
+    return Path(tmpfs("2m"))
 
 
 async def test_a_full_disk_cuts_the_recording_short_finished_and_marked(
@@ -195,3 +186,44 @@ async def test_a_full_disk_cuts_the_recording_short_finished_and_marked(
     with av.open(str(path)) as container:
         assert container.duration is not None and container.duration > 0
         assert sum(1 for _ in container.decode(video=0)) > 5  # plays up to the cut
+
+
+@pytest.mark.parametrize("disk", ["read-only", "full"])
+async def test_a_recording_that_cannot_be_written_is_not_started(
+    media_config: Any, lifecycle: Any, peers: Any, tmpfs: Any, disk: str
+) -> None:
+    """Issue 18 item 7: a recordings folder on a read-only file system (the writer
+    thread used to fail at the first frame, leaving no file and no reason), or on a disk
+    already below the space the writer keeps free: no recording is started, the show
+    goes on, and the service says why."""
+    if disk == "read-only":
+        config = replace(media_config, recordings_dir=tmpfs("1m", read_only=True))
+        expected = "OSError: Read-only file system"
+    else:
+        config = replace(media_config, recordings_dir=tmpfs("1m"), recording_min_free_bytes=2**21)
+        expected = "DiskFull: 1048576 bytes free, 2097152 kept"
+    service = MediaService(config, lifecycle)
+    try:
+        async with asyncio.timeout(30):
+            pub = peers.publisher()
+            await pub.connect(partial(service.publish, 1))
+            assert pub.resource.recording_problem == expected
+            viewer = peers.viewer()
+            await viewer.connect(partial(service.play, 1))
+            await viewer.wait_for("video", decoded=30, within_s=10)  # the show goes on
+            assert service.recording_state(1) == ("off", expected)
+            assert service.recording_path(1) is None and service.media_time(1) is None
+            await service.end_session(1)
+    finally:
+        await service.close()
+    assert config.recordings_dir is not None and not list(config.recordings_dir.iterdir())
+
+
+async def test_the_recording_state_while_live(service: MediaService, peers: Any) -> None:
+    assert service.recording_state(1) is None  # nothing here
+    async with asyncio.timeout(30):
+        pub = peers.publisher()
+        await pub.connect(partial(service.publish, 1))
+        assert service.recording_state(1) == ("recording", None)
+        await service.end_session(1)
+    assert service.recording_state(1) is None  # ended: the folder tells (the handler reads it)

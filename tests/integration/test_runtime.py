@@ -1,0 +1,110 @@
+"""``GET /api/admin/runtime`` (live/runtime.py) through the real app: admins read the
+process's memory, descriptors, sockets, tasks and collector pauses; everyone else is
+refused. And the pause recorder itself, fed by real collections."""
+
+from __future__ import annotations
+
+import gc
+import uuid
+from typing import Any
+
+import pytest
+from support import Account, Api
+
+from app import accounts_key
+from live.models import Role
+from live.runtime import GcPauses
+
+FIELDS = {
+    "pid",
+    "rss_bytes",
+    "threads",
+    "open_fds",
+    "sockets",
+    "udp_sockets",
+    "asyncio_tasks",
+    "peer_connections",
+    "gc",
+}
+
+
+async def admin(api: Api) -> Account:
+    name = f"admin-{uuid.uuid4().hex[:6]}"
+    await api.client.app[accounts_key].create(name, "admin-password", Role.ADMIN)
+    res = await api.client.post(
+        "/api/auth/login", json={"username": name, "password": "admin-password"}
+    )
+    body = await res.json()
+    return Account(body["user"]["id"], name, "admin", body["token"])
+
+
+async def test_an_admin_reads_the_runtime(api: Api) -> None:
+    boss = await admin(api)
+    body = await api.call("GET", "/api/admin/runtime", boss, expect=200)
+    assert set(body) >= FIELDS and "objects" not in body
+    assert body["rss_bytes"] > 10 * 2**20
+    assert body["open_fds"] >= body["sockets"] >= 1  # the test client's connection at least
+    assert 0 <= body["udp_sockets"] <= body["sockets"]
+    assert body["asyncio_tasks"] >= 1 and body["peer_connections"] == 0
+    generations = body["gc"]["generations"]
+    assert len(generations) == 3 and len(body["gc"]["counts"]) == 3
+    assert set(generations[0]) == {
+        "collections",
+        "total_ms",
+        "longest_ms",
+        "collected",
+        "uncollectable",
+    }
+    # the app's start-up made a full pass (``_tune_gc``) while the recorder was installed
+    assert generations[2]["collections"] >= 1
+
+    since = body["gc"]["now_s"]
+    gc.collect(0)
+    later = await api.call(
+        "GET", f"/api/admin/runtime?since={since}&objects=1&collect=1", boss, expect=200
+    )
+    window = later["gc"]["window"]
+    assert window["complete"] and window["collections"][0] >= 1
+    assert window["collections"][2] >= 1  # collect=1
+    assert later["collected"]["objects"] >= 0
+    objects = later["objects"]
+    assert objects["tracked"] > 0  # the start-up set is frozen, so not counted
+    assert objects["RTCPeerConnection"] == objects["RTCIceTransport"] == 0
+
+
+@pytest.mark.parametrize("role", ["viewer", "host", "brand"])
+async def test_other_roles_are_refused(api: Api, role: str) -> None:
+    someone = await api.signup(role)
+    body = await api.call("GET", "/api/admin/runtime", someone, expect=403)
+    assert body["error"]["code"] == "role_not_allowed"
+
+
+async def test_a_guest_is_refused(api: Api) -> None:
+    body = await api.call("GET", "/api/admin/runtime", expect=401)
+    assert body["error"]["code"] == "sign_in_required"
+
+
+async def test_bad_queries_are_refused(api: Api) -> None:
+    boss = await admin(api)
+    for query in ("since=soon", "since=nan", "objects=yes"):
+        body = await api.call("GET", f"/api/admin/runtime?{query}", boss, expect=400)
+        assert body["error"]["code"] == "invalid_query"
+
+
+def test_the_recorder_counts_real_passes_in_constant_memory() -> None:
+    pauses = GcPauses(ring=4)
+    start = pauses.now()
+    pauses.install()
+    try:
+        for _ in range(10):
+            gc.collect(1)
+    finally:
+        pauses.uninstall()
+    assert pauses.on_gc not in gc.callbacks
+    assert pauses.collections[1] == 10 and pauses.longest_s[1] > 0
+    totals: dict[str, Any] = pauses.totals()
+    assert totals["generations"][1]["collections"] == 10
+    window = pauses.window(start)
+    assert window["collections"][1] == 4  # the ring holds the last four
+    assert window["complete"] is False
+    assert pauses.window(pauses.now())["collections"] == [0, 0, 0]
