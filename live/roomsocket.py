@@ -9,7 +9,8 @@ what brings an idle socket from ~16.5 KB to a few KB (bench/RESULTS.md).
 
 Server-to-client frames are written by the hub (``live.channel``), which also pings.
 This class reads the client: text messages go to ``RoomChannel.receive`` one at a
-time in order (a task exists only while messages are waiting), binary messages get an
+time in order (a task exists only while messages are waiting; those received before
+the client's close frame are handled even if it closes meanwhile), binary messages get an
 ``error`` event, pings get pongs, a close gets the closing handshake, and a protocol
 violation fails the socket with the RFC's close code.
 
@@ -186,8 +187,10 @@ class RoomSocket(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._state = _State.CLOSED
-        self._inbox = None
         self._wake_closer()
+        if self._draining:
+            return  # ``_drain`` handles what waits, then tells the channel
+        self._inbox = None
         if self._served:
             self._deps.hub.spawn(self._deps.channel.close(self._connection()))
 
@@ -272,10 +275,14 @@ class RoomSocket(asyncio.Protocol):
             self._deps.hub.spawn(self._drain())
 
     async def _drain(self) -> None:
+        """Hand the waiting messages to the channel, in order. Those that came before
+        the client's close frame are handled even when it closes meanwhile (it sent
+        them: likes and messages tapped just before leaving count). Only the server
+        closing the socket (``conn.closing``: kicked, too slow) drops what is left."""
         conn = self._connection()
         channel = self._deps.channel
         try:
-            while self._inbox and self._state is _State.OPEN and not conn.closing:
+            while self._inbox and not conn.closing:
                 message = self._inbox.pop(0)
                 if isinstance(message, str):
                     await channel.receive(conn, message)
@@ -286,10 +293,12 @@ class RoomSocket(asyncio.Protocol):
         except Exception:
             self.internal_error()
         finally:
-            # Left-overs only remain when the socket is closing: they are dropped.
             self._draining = False
             self._inbox = None
-            if self._state is _State.OPEN and not conn.closing:
+            if self._state is _State.CLOSED:
+                if self._served:  # the connection ended while messages waited
+                    self._deps.hub.spawn(channel.close(conn))
+            elif self._state is _State.OPEN and not conn.closing:
                 self._resume()
 
     def _pause(self) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import struct
 
+import orjson
 import pytest
 from chat_support import connect, messages, next_of, quiet, refused, room, send
 from support import Api
+from wsclient import client_frame
 
 from live.clock import ManualClock
 from live.protocol import MAX_CLIENT_MESSAGE_BYTES
@@ -183,3 +187,46 @@ async def test_an_ended_session_refuses_chat(api: Api, clock: ManualClock) -> No
     error = await refused(ws, {"type": "chat.send", "text": "still here?"})
     assert error["code"] == "session_ended"
     await ws.close()
+
+
+async def test_what_a_client_sent_before_its_close_frame_is_handled(api: Api) -> None:
+    """Issue 27: likes and a message sent in the same write as the close frame were
+    dropped when the close arrived while they waited their turn. Messages received
+    before the client's close frame are handled; data after it is ignored (RFC 6455)."""
+    _host, sid = await room(api)
+    watcher, _ = await connect(api.client, sid, await api.signup("viewer"))
+    leaver = await api.signup("viewer")
+    ticket = (await api.call("POST", "/api/auth/ticket", leaver, expect=200))["ticket"]
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.client.port)
+    writer.write(
+        (
+            f"GET /api/sessions/{sid}/ws?ticket={ticket} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        ).encode()
+    )
+    assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    like = orjson.dumps({"type": "like"})
+    chat = orjson.dumps({"type": "chat.send", "text": "bye all"})
+    after = orjson.dumps({"type": "chat.send", "text": "after the close"})
+    burst = b"".join(client_frame(0x1, like) for _ in range(15))
+    burst += client_frame(0x1, chat) + client_frame(0x8, struct.pack("!H", 1000))
+    burst += client_frame(0x1, after)
+    writer.write(burst)  # one write: the close arrives while the likes wait their turn
+    async with asyncio.timeout(5):
+        while await reader.read(4096):  # the server echoes the close and hangs up
+            pass
+    writer.close()
+    total, texts = 0, []
+    async with asyncio.timeout(5):
+        while total < 15 or not texts:
+            event = await next_of(watcher, "likes.updated", "chat.message", "chat.batch")
+            if event["type"] == "likes.updated":
+                total = event["data"]["total"]
+            elif event["type"] == "chat.message":
+                texts.append(event["data"]["text"])
+            else:
+                texts += [m["text"] for m in event["data"]["messages"]]
+    assert (total, texts) == (15, ["bye all"])
+    await quiet(watcher, ("chat.message", "chat.batch"), 0.5)  # not the one after
+    await watcher.close()
