@@ -31,8 +31,8 @@ Query (all optional):
 ``app.py``), not an object count: the two differ by the closed peers not yet freed.
 
 The recorder (``GcPauses``) is a ``gc.callbacks`` hook installed for the app's lifetime;
-it keeps counters per generation and a fixed ring of the last passes (constant memory),
-and costs ~1 µs per pass (``bench/soak.py``'s report states the figure).
+it keeps counters per generation and a fixed ring of the last passes (constant memory)
+and adds a few microseconds at most to each pass (measured: bench/RESULTS.md).
 """
 
 from __future__ import annotations
