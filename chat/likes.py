@@ -24,6 +24,8 @@ class LikeCounter:
         self._repo = repo
         self._log = room_log
         self._interval = interval_s
+        #: session -> taps since the last flush: one per room tapped meanwhile (a failed
+        #: store keeps its room for the next flush)
         self._pending: dict[int, int] = {}
         self._task: asyncio.Task[None] | None = None
 

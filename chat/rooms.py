@@ -41,7 +41,10 @@ class ChatRooms:
         self._hub = hub
         self._clock = clock
         self._config = config
+        #: the rooms with local sockets, and for ``_IDLE_S`` after their last use
+        #: (``refresh`` forgets the others)
         self._rooms: dict[int, Room] = {}
+        #: loads under way, one per room
         self._loading: dict[int, asyncio.Future[Room]] = {}
         self._task: asyncio.Task[None] | None = None
 
@@ -121,11 +124,12 @@ class ChatRooms:
                 continue
             version = room.version
             now = self._clock.now_ms()
-            fresh = await self._repo.load_moderation(room.id, now)
+            # Pruned before the reload, so a database that is away does not stop it.
             room.message_buckets.prune(now)
             room.like_buckets.prune(now)
             window = room.mod.slow_mode_s * 1000
             room.last_post_ms = {u: t for u, t in room.last_post_ms.items() if now - t < window}
+            fresh = await self._repo.load_moderation(room.id, now)
             if room.version != version:
                 continue  # changed here meanwhile: the next refresh picks it up
             newly_banned = fresh.bans - room.mod.bans

@@ -42,7 +42,11 @@ class Room:
     def __init__(self, mod: Moderation, config: ChatConfig, now_ms: int) -> None:
         self.mod = mod
         self.version = 0
+        #: user -> when they last posted; every refresh (``ChatRooms.refresh``) drops
+        #: those outside the slow-mode window
         self.last_post_ms: dict[int, int] = {}
+        #: user -> bucket; every refresh drops the full ones (a user idle for burst /
+        #: rate seconds): only the users who posted or liked just now are kept
         self.message_buckets = KeyedBuckets(config.message_rate, config.message_burst)
         self.like_buckets = KeyedBuckets(config.like_rate, config.like_burst)
         self.room_bucket = Bucket(config.room_message_rate, config.room_message_burst, now_ms)

@@ -55,8 +55,11 @@ class _Queued:
 
 @dataclass(slots=True)
 class _RoomQueue:
+    #: messages waiting for the next commit: what the room's rate (``Room.room_bucket``)
+    #: lets in while one commit runs, or one ``batch_interval_s``
     queued: list[_Queued] = field(default_factory=list)
-    recent: deque[float] = field(default_factory=deque)  # monotonic times of submits
+    #: monotonic times of the submits in the last second (older ones dropped)
+    recent: deque[float] = field(default_factory=deque)
     batching: bool = False
     next_flush: float = 0.0
 
@@ -67,6 +70,8 @@ class ChatWriter:
         self._log = room_log
         self._threshold = config.batch_threshold_per_s
         self._interval = config.batch_interval_s
+        #: one per room with a message queued or submitted in the last second; an idle
+        #: one is dropped (``_take_due``)
         self._rooms: dict[int, _RoomQueue] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -76,6 +76,7 @@ class AccessLog:
         self._flush_s = flush_s
         self._max_lines = max_lines
         self._wall = wall
+        #: lines not yet written: at most ``max_lines`` (then written at once)
         self._lines: list[str] = []
         self._second = -1
         self._stamp = ""

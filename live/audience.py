@@ -45,6 +45,12 @@ from live.tasks import reraise_if_cancelling, stop_task
 
 logger = logging.getLogger(__name__)
 
+#: writes kept for the next try while commits fail (the database is down); past this,
+#: the oldest are dropped. What is left stays consistent: an interval's insert is
+#: older than its update, so an update may lose its insert (and changes nothing),
+#: never the other way round.
+MAX_PENDING_WRITES = 50_000
+
 
 #: (session id, WHEP resource id, user id) -> whether the guest viewer was claimed
 IdentifyViewer = Callable[[int, str, int], Awaitable[bool]]
@@ -95,12 +101,18 @@ class AudienceRecorder:
         self._sources = sources
         self._process = process
         self._interval = interval_s
+        #: writes since the last commit (one second's), or kept from failed commits:
+        #: at most ``MAX_PENDING_WRITES`` carried over
         self._pending: list[Callable[[AsyncSession], Any]] = []
+        # this second's counts per session, emptied by every sample
         self._joins: Counter[int] = Counter()
         self._leaves: Counter[int] = Counter()
-        #: per session, the people watching here: person -> their viewers (joined)
+        #: per session, the people watching here: person -> their viewers (joined); a
+        #: person goes with their last viewer, a session with its last person
         self._watching: dict[int, Counter[str]] = {}
-        #: viewer resource -> (session, person), while it is watching
+        #: viewer resource -> (session, person), while it is watching: one per joined
+        #: WHEP viewer here, removed when it leaves (media tells every leave, a
+        #: session's end included)
         self._viewers: dict[str, tuple[int, str]] = {}
         self._socket_joins: Counter[int] = Counter()
         self._socket_leaves: Counter[int] = Counter()
@@ -248,7 +260,18 @@ class AudienceRecorder:
             # Keep the intervals for the next try (their order matters: an insert
             # before its update); this second's counts are lost.
             self._pending[:0] = pending
+            self._drop_oldest_pending()
             raise
+
+    def _drop_oldest_pending(self) -> None:
+        excess = len(self._pending) - MAX_PENDING_WRITES
+        if excess > 0:
+            del self._pending[:excess]
+            logger.warning(
+                "AudienceRecorder(%s): %d audience writes dropped (the database is away)",
+                self._process,
+                excess,
+            )
 
     async def _commit(
         self, pending: list[Callable[[AsyncSession], Any]], rows: list[dict[str, Any]]

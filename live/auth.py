@@ -57,9 +57,12 @@ class TokenSigner:
         self._clock = clock
         self.ttl_s = ttl_s
         self._cache_size = cache_size
+        #: token -> what it says: at most ``cache_size`` tokens; when full it is
+        #: emptied (each token is decoded again once)
         self._verified: dict[str, tuple[Principal, int, int, str | None]] = {}
         #: user id -> the first millisecond of the tokens that still count
-        #: (``live.revocations`` keeps it)
+        #: (``live.revocations`` keeps it: the accounts revoked within ``ttl_s``, older
+        #: revocations dropped)
         self.valid_from_ms: dict[int, int] = {}
         #: False while the revocations could not be loaded (the database is down at
         #: start-up): no token is taken then, since a revoked one cannot be told apart

@@ -75,6 +75,8 @@ class Connection:
     role: str  # "guest" for anonymous watchers
     display_name: str
     counts_as_viewer: bool
+    #: live events held from ``join`` until ``attach`` sent the hello and the missed
+    #: ones (None after): one history read's worth
     pending: list[bytes] | None = field(default_factory=list)
     skip_until: int = 0
     joined: bool = False
@@ -102,12 +104,16 @@ class Connection:
 @dataclass(eq=False)
 class _Room:
     id: int
+    #: one entry per open socket of the room here, removed when it closes or leaves
     conns: dict[Connection, None] = field(default_factory=dict)
+    #: member -> their open sockets here; a member goes with their last socket
     viewers: Counter[str] = field(default_factory=Counter)
     last_seq: int = 0
     epoch: bytes = b""
-    backlog: list[bytes] | None = None  # events held while a gap is filled
-    outgoing: list[bytes] = field(default_factory=list)  # in order, ending at last_seq
+    #: events held while a gap is filled (one history read long), then delivered
+    backlog: list[bytes] | None = None
+    #: in order, ending at last_seq: this event-loop tick's events, written at its end
+    outgoing: list[bytes] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     #: why watching the room failed (its joins fail; the next join starts over)
     failed: BaseException | None = None
@@ -147,7 +153,9 @@ class RoomHub:
         self._presence_refresh = presence_refresh_s
         self._close_grace = close_grace_s
         self._heartbeat = heartbeat_s
+        #: one per room with a socket in this process; the room goes with its last one
         self._rooms: dict[int, _Room] = {}
+        #: closes and leaves under way (each removes itself when done)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._viewer_listeners: list[Callable[[int, bool], None]] = []
         self._presence_task: asyncio.Task[None] | None = None
@@ -274,6 +282,7 @@ class RoomHub:
         if not room.conns and self._rooms.get(conn.room) is room:
             del self._rooms[conn.room]
             await self._log.unwatch(conn.room)
+            await self._presence.forget(conn.room)
 
     # -- sending ---------------------------------------------------------------
 

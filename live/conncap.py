@@ -66,8 +66,9 @@ class ConnectionCap:
         self._server = server
         self._per_address = per_address
         self._exempt = tuple(exempt)
+        #: address -> its open connections; an address goes with its last one
         self._open: Counter[str] = Counter()
-        #: the connections counted, and their address
+        #: the connections counted, and their address: one per open connection
         self._counted: dict[RequestHandler, str] = {}
         self._made = server.connection_made
         self._lost = server.connection_lost

@@ -50,6 +50,8 @@ class Holdings(Protocol):
 
 class MemoryHoldings:
     def __init__(self) -> None:
+        #: (show, key) -> the tokens counted under it: only keys holding a token (the
+        #: open sockets and peers), a key goes with its last one
         self._held: dict[tuple[int, str], set[str]] = {}
 
     async def take(self, show: int, caps: Mapping[str, int], token: str) -> bool:
@@ -108,8 +110,11 @@ class RedisHoldings:
         self._clock = clock
         self._ttl_ms = ttl_ms
         self._script = redis.register_script(_TAKE)
-        #: this process's holdings: (show, token) -> keys; re-stamped by the refresher
+        #: this process's holdings: (show, token) -> keys; re-stamped by the refresher;
+        #: one per open socket or peer, removed by ``give_back``
         self._mine: dict[tuple[int, str], tuple[str, ...]] = {}
+        #: given back, not yet uncounted in Redis: emptied by every flush, even one
+        #: that fails (``_flush_returned``)
         self._returned: list[tuple[int, tuple[str, ...], str]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -49,6 +49,8 @@ class KeyedBuckets:
     def __init__(self, rate: float, burst: float) -> None:
         self._rate = rate
         self._burst = burst
+        #: one per key used since its bucket was last full; ``prune`` drops the full
+        #: ones (the owner calls it periodically)
         self._buckets: dict[int, Bucket] = {}
 
     def get(self, key: int, now_ms: int) -> Bucket:
@@ -56,6 +58,9 @@ class KeyedBuckets:
         if bucket is None:
             bucket = self._buckets[key] = Bucket(self._rate, self._burst, now_ms)
         return bucket
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def prune(self, now_ms: int) -> None:
         """Forget buckets that are full again: they behave exactly like new ones."""

@@ -88,6 +88,8 @@ def _raised_in(exc: BaseException) -> str | None:
     return None
 
 
+#: task name -> when its outage was last logged: one per background task (the names
+#: name a task, never a room or an item)
 _last_said: dict[str, float] = {}
 
 

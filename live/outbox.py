@@ -96,6 +96,9 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        #: ids published since the last deletion (about ``forget_after_s``' worth):
+        #: emptied by every ``_forget_published``, even one that fails (a row left then
+        #: is published again by the poll, deduplicated)
         self._published: list[int] = []
         #: a publication failed: the poll publishes everything (in order) until a
         #: drain succeeds

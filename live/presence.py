@@ -7,9 +7,10 @@ flood of cookie-less sockets from one address is one viewer). The host is no mem
 
 The hub (``live.channel.RoomHub``) counts its own sockets per member and calls ``join``
 for a member's first socket in the process and ``leave`` for its last, so both twins
-see each member once per process. ``tick`` is called about once a second per room
-with local sockets; it returns the count to publish, or ``None`` when the count is
-unchanged or another process publishes it this interval. That is what bounds viewer
+see each member once per process, and ``forget`` when its last socket of the room has
+gone (what this process kept for the room goes with it). ``tick`` is called about once
+a second per room with local sockets; it returns the count to publish, or ``None`` when
+the count is unchanged or another process publishes it this interval. That is what bounds viewer
 count events to one a second per room, however many people join.
 """
 
@@ -41,10 +42,18 @@ class Presence(Protocol):
 
     async def count(self, room: int) -> int: ...
 
+    async def forget(self, room: int) -> None:
+        """This process holds no socket of ``room`` any more (the hub stopped ticking it):
+        drop what it kept in memory for the room."""
+
 
 class MemoryPresence:
     def __init__(self) -> None:
+        #: room -> member -> the hub's joins: a member until its last leave, a room
+        #: until its last member's
         self._members: dict[int, Counter[str]] = {}
+        #: room -> the count last published: one per room the hub ticks, dropped by
+        #: ``forget`` when the hub lets the room go
         self._published: dict[int, int] = {}
 
     async def join(self, room: int, member: str) -> None:
@@ -72,6 +81,9 @@ class MemoryPresence:
             return None
         self._published[room] = count
         return count
+
+    async def forget(self, room: int) -> None:
+        self._published.pop(room, None)
 
 
 class RedisPresence:
@@ -126,3 +138,6 @@ class RedisPresence:
             args=[self._clock.now_ms(), self._member_ttl_ms, self._interval_ms, self._token],
         )
         return None if int(count) < 0 else int(count)
+
+    async def forget(self, room: int) -> None:
+        return None  # this twin keeps nothing for a room in this process

@@ -60,12 +60,17 @@ async def check(limiter: RateLimiter, key: str, rate: Rate, code: str, message: 
 class MemoryRateLimiter:
     """GCRA in this process's memory."""
 
-    #: keys kept before the expired ones are dropped
+    #: keys kept before the expired ones are dropped: the map holds at most this many
+    #: keys, or if more, twice the keys not back to their full burst (tried within the
+    #: last ``burst / per_s`` seconds) at the last pruning; pruning again only after the
+    #: map doubled keeps its cost constant per call (an attack spread over many keys
+    #: would otherwise make every call rebuild the map)
     PRUNE_AT = 10_000
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._tat: dict[str, float] = {}
+        self._prune_at = self.PRUNE_AT
 
     async def acquire(self, key: str, rate: Rate) -> int:
         return self.take(key, rate)
@@ -77,8 +82,9 @@ class MemoryRateLimiter:
         allowed_from = tat - interval * (rate.burst - 1)
         if now < allowed_from:
             return math.ceil(allowed_from - now)
-        if len(self._tat) >= self.PRUNE_AT:
+        if len(self._tat) >= self._prune_at:
             self._tat = {k: t for k, t in self._tat.items() if t > now}
+            self._prune_at = max(self.PRUNE_AT, 2 * len(self._tat))
         self._tat[key] = tat + interval
         return 0
 

@@ -27,6 +27,10 @@ from .tasks import reraise_if_cancelling, stop_task
 
 log = logging.getLogger(__name__)
 
+#: revocations kept before those older than a token's lifetime are dropped (see
+#: ``_drop_expired``)
+PRUNE_AT = 1024
+
 
 class Revocations:
     def __init__(
@@ -43,6 +47,7 @@ class Revocations:
         self._redis = redis
         self._channel = f"{prefix}:tokens:revoked"
         self._task: asyncio.Task[None] | None = None
+        self._prune_at = PRUNE_AT
         tokens.revocations_known = False  # until ``load`` has run once
 
     async def revoke(self, user_id: int, *, disable: bool | None = None) -> None:
@@ -78,6 +83,19 @@ class Revocations:
         known = self._tokens.valid_from_ms
         if valid_from > known.get(user_id, 0):
             known[user_id] = valid_from
+            if len(known) >= self._prune_at:
+                self._drop_expired()
+
+    def _drop_expired(self) -> None:
+        """Forget the revocations older than a token's lifetime: every token issued
+        before one of them has expired, so it refuses nothing any more. Then the map
+        holds the accounts revoked within ``ttl_s``, and prunes again at twice that
+        (at least ``PRUNE_AT``): one entry per such account, at most double."""
+        known = self._tokens.valid_from_ms
+        oldest = self._clock.now_ms() - self._tokens.ttl_s * 1000
+        for user_id in [u for u, valid_from in known.items() if valid_from <= oldest]:
+            del known[user_id]
+        self._prune_at = max(PRUNE_AT, 2 * len(known))
 
     # -- lifetime ----------------------------------------------------------------------
 

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 SnapshotProvider = Callable[[int], Awaitable[dict[str, Any]]]
 #: Asked before a socket joins its room; raises a ``LiveshelfError`` to refuse it.
 JoinGate = Callable[[Connection], Awaitable[None]]
+#: snapshots cached before the stale ones are dropped: the cache holds at most this
+#: many rooms, or the rooms whose snapshot was built within ``snapshot_ttl_s`` if more
+SNAPSHOT_CACHE_PRUNE_AT = 64
 
 
 class RoomChannel:
@@ -61,9 +64,12 @@ class RoomChannel:
         self._message_rate = message_rate
         self._message_burst = message_burst
         self._max_errors = max_errors
+        #: one per open socket that sent a message, removed when it closes (``close``)
         self._buckets: dict[str, Bucket] = {}
         self._snapshot_ttl = snapshot_ttl_s
         self._max_replay_bytes = max_replay_bytes
+        #: room -> its last snapshot: past ``SNAPSHOT_CACHE_PRUNE_AT`` rooms, those built
+        #: more than ``snapshot_ttl_s`` ago (never served again) are dropped
         self._snapshot_cache: dict[int, tuple[StreamPosition, float, bytes]] = {}
         self._snapshot_flight: SingleFlight[bytes] = SingleFlight()
         self.register("ping", None, self._ping)
@@ -107,12 +113,17 @@ class RoomChannel:
         async def build() -> bytes:
             started = time.monotonic()
             snapshot = orjson.dumps(await self.snapshot(room))
-            if len(self._snapshot_cache) > 10_000:
-                self._snapshot_cache.clear()
+            if len(self._snapshot_cache) >= SNAPSHOT_CACHE_PRUNE_AT:
+                self._drop_stale_snapshots(time.monotonic())
             self._snapshot_cache[room] = (position, started, snapshot)
             return snapshot
 
         return await self._snapshot_flight.do((room, position), build)
+
+    def _drop_stale_snapshots(self, now: float) -> None:
+        ttl, cache = self._snapshot_ttl, self._snapshot_cache
+        for room in [r for r, (_, built, _) in cache.items() if now - built >= ttl]:
+            del cache[room]
 
     async def open(self, conn: Connection, since: int | None, epoch: str | None) -> bool:
         """Join the room and send ``hello`` plus whatever the client missed."""

@@ -51,6 +51,9 @@ class RedisRoomLog:
         self._append = redis.register_script(load_script("append.lua"))
         self._position = redis.register_script(load_script("position.lua"))
         self._listener: Listener | None = None
+        # In Redis, per room: the stream holds about ``history_size`` events (XADD
+        # MAXLEN ~); the dedup hash one field per deduplicated event (the outbox's),
+        # untrimmed; every key of the room expires ``ttl_s`` after its last event.
         self._pubsub: PubSub = redis.pubsub(ignore_subscribe_messages=True)
         self._subscribed = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None

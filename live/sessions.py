@@ -56,6 +56,7 @@ class SessionService:
         self._outbox = outbox
         self._relay = relay
         self._room_log = room_log
+        #: session -> its host: at most 100,000 sessions, then emptied
         self._hosts: dict[int, int] = {}
         self._host_flight: SingleFlight[int] = SingleFlight()
         self._listeners = list(listeners)

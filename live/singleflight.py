@@ -14,6 +14,7 @@ class SingleFlight(Generic[T]):
     same key wait for its result (or its exception) instead of starting another."""
 
     def __init__(self) -> None:
+        #: one per load under way, removed when it ends
         self._running: dict[Hashable, asyncio.Future[T]] = {}
 
     async def do(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:

@@ -144,7 +144,7 @@ class WorkerGroup:
         self._token = token
         self._urls = urls
         self._links = {i: MediaForwarder(url, token) for i, url in enumerate(urls) if i != index}
-        #: other nodes' workers, by URL
+        #: other nodes' workers, by URL: one per worker of the deployment reached
         self._remote: dict[str, MediaForwarder] = {}
         self._node = node
         self._chooser = None if node is None else NodeChooser(node.name, node.board)

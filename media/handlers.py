@@ -188,7 +188,8 @@ class MediaHandlers:
         self._sessions = sessions
         self._config = config
         self._cors_origin = cors_origin
-        #: each recording's MIME type, once its header was on disk
+        #: each recording's MIME type, once its header was on disk: at most 10,000
+        #: recordings, then emptied
         self._mimes: dict[Path, str] = {}
 
     def applications(self) -> dict[str, web.Application]:

@@ -116,7 +116,8 @@ class NodeChooser:
     def __init__(self, me: str, board: NodeBoard) -> None:
         self.me = me
         self._board = board
-        #: node -> (viewers sent there, time of the first) not yet in its report
+        #: node -> (viewers sent there, time of the first) not yet in its report: one
+        #: per node of the deployment at most
         self._reserved: dict[str, tuple[int, float]] = {}
 
     async def choose(self, session_id: int, *, exclude: str | None = None) -> NodeLoad | None:

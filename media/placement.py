@@ -157,7 +157,8 @@ class Placement:
         self.cap = cap
         self.cpu_limit = cpu_limit
         self._board = board
-        #: worker -> (viewers placed there, time of the first) not yet in its report
+        #: worker -> (viewers placed there, time of the first) not yet in its report:
+        #: one per worker of this node at most
         self._reserved: dict[int, tuple[int, float]] = {}
 
     async def choose(

@@ -97,6 +97,8 @@ class SessionRecorder:
         #: why the recording stopped before the session ended (None: it did not)
         self.problem: str | None = None
         self._cover_interval = cover_interval_s
+        #: frames for the writer thread: at most ``queue_limit``; past that, new ones
+        #: are dropped (``observe``)
         self._queue: queue.Queue[tuple[RelayedFrame, int] | None] = queue.Queue(queue_limit)
         self._thread: threading.Thread | None = None
         self._started_at: float | None = None

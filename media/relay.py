@@ -98,7 +98,8 @@ class ForwardedTrack(MediaStreamTrack):
         self.mime_type: str | None = None  # negotiated codec, set after the answer
         self._backlog_limit = backlog_limit
         self._writer: FrameWriter | None = None
-        self._held: list[PacketizedFrame] = []  # until the transport is up
+        #: frames kept until the transport is up: at most ``HELD_FRAMES``
+        self._held: list[PacketizedFrame] = []
         self._behind = False  # its socket was over the backlog limit at the last frame
         self._ended: asyncio.Event | None = None
         self._request_keyframe = request_keyframe
@@ -223,7 +224,9 @@ class TrackFanout:
     ) -> None:
         self.kind = kind
         self.name = name
+        #: one per viewer of this kind, removed when the viewer goes (``discard``)
         self.tracks: set[ForwardedTrack] = set()
+        #: the session's recorder, if any
         self.observers: list[FrameObserver] = []
         self.mime_type: str | None = None  # codec of the current source
         self.frames_in = 0

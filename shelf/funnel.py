@@ -57,8 +57,11 @@ class CardEvents:
         self._db = db
         self._clock = clock
         self._flush_s = flush_s
+        #: reports since the last flush (one second's; a failed flush drops them)
         self._pending: list[dict[str, Any]] = []
+        #: (pin, kind, viewer) already reported: at most 200,000, then emptied
         self._seen: set[tuple[int, str, str]] = set()
+        #: pin -> its session: at most 100,000 pins, then emptied
         self._pin_session: dict[int, int] = {}
         self._pin_flight: SingleFlight[int | None] = SingleFlight()
         self._task: asyncio.Task[None] | None = None

@@ -92,7 +92,10 @@ class ContextReads(Generic[C]):
         if not db.is_sqlite:
             self._earlier = db.prepare_read(_earlier_query())
             self._batch = db.prepare_read(_with_earlier(context))
+        #: one per (session, product) with attempts waiting or being read; removed
+        #: when its drain finds none left
         self._groups: dict[tuple[int, int], _Group[C]] = {}
+        #: drains running, each removed when done
         self._drains: set[asyncio.Task[None]] = set()
         #: Round trips made: for tests and benchmarks.
         self.round_trips = 0

@@ -33,15 +33,30 @@ class PaymentProvider(Protocol):
 
 
 class TestPaymentProvider:
-    """Captures immediately; ``decline_buyers`` lets tests exercise a refused card."""
+    """Captures immediately; ``decline_buyers`` lets tests exercise a refused card.
+
+    It remembers the last ``remember`` captures, with their amounts and refunds; older
+    ones are forgotten, oldest first. Capturing a forgotten order again answers the
+    same (the answer depends only on the order and the buyer); a refund of a forgotten
+    capture is not checked against its amount (the order service bounds refunds by the
+    order's units) and is not kept.
+    """
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, *, decline_buyers: frozenset[int] = frozenset()) -> None:
+    def __init__(
+        self, *, decline_buyers: frozenset[int] = frozenset(), remember: int = 100_000
+    ) -> None:
         self.decline_buyers = decline_buyers
+        self._remember = remember
+        #: order id -> its capture: the last ``remember`` orders, the oldest dropped first
         self.captures: dict[int, Captured] = {}
+        #: capture reference -> amount: one per remembered capture that succeeded
         self.amounts: dict[str, int] = {}
-        self.refunds: dict[str, int] = {}
+        #: capture reference -> refund id -> amount: one per remembered capture refunded
+        self.refunds: dict[str, dict[str, int]] = {}
+        #: captures forgotten so far
+        self.forgotten = 0
 
     async def capture(
         self, order_id: int, amount_minor: int, currency: str, buyer_id: int
@@ -55,12 +70,22 @@ class TestPaymentProvider:
             result = Captured(True, f"test_{order_id}")
             self.amounts[result.reference] = amount_minor
         self.captures[order_id] = result
+        if len(self.captures) > self._remember:
+            oldest = self.captures.pop(next(iter(self.captures)))
+            self.amounts.pop(oldest.reference, None)
+            self.refunds.pop(oldest.reference, None)
+            self.forgotten += 1
         return result
 
     async def refund(self, reference: str, refund_id: str, amount_minor: int) -> None:
-        if refund_id in self.refunds:
+        captured = self.amounts.get(reference)
+        if captured is None:
+            if not self.forgotten:
+                raise ValueError(f"refund over the captured amount of {reference}")
+            return  # a forgotten capture: not checked, not kept
+        done = self.refunds.setdefault(reference, {})
+        if refund_id in done:
             return
-        refunded = sum(v for k, v in self.refunds.items() if k.startswith(f"{reference}:"))
-        if refunded + amount_minor > self.amounts.get(reference, 0):
+        if sum(done.values()) + amount_minor > captured:
             raise ValueError(f"refund over the captured amount of {reference}")
-        self.refunds[f"{reference}:{refund_id}"] = amount_minor
+        done[refund_id] = amount_minor

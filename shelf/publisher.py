@@ -56,9 +56,13 @@ class StockPublisher:
         self._outbox = outbox
         self._relay = relay
         self._interval = min_interval_s
+        #: one per product whose publication waits for its interval (gone when it starts)
         self._scheduled: dict[int, asyncio.Task[None]] = {}
+        #: publications waiting or running, each removed when done
         self._tasks: dict[asyncio.Task[None], int] = {}
         self._stopped = False
+        #: product -> when it was last published: past 1,024 products, those older than
+        #: ``min_interval_s`` (which no longer delay anything) are dropped
         self._last_sent: dict[int, float] = {}
         self._listeners: list[Callable[[int], None]] = []
 

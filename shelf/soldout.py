@@ -40,7 +40,9 @@ class SoldOutGate:
     def __init__(self, *, max_products: int = 10_000) -> None:
         self._max_products = max_products
         # product id -> {session id -> smallest quantity refused for lack of units since
-        # the product's last stock change}. Per session because a flash sale is.
+        # the product's last stock change}. Per session because a flash sale is. At most
+        # ``max_products`` products (then emptied), each with the sessions refused since
+        # its last stock change (which removes the product).
         self._refused: dict[int, dict[int, int]] = {}
 
     def routes_to_read(self, session_id: int, product_id: int, quantity: int) -> bool:

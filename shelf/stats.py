@@ -53,6 +53,7 @@ class StatsService:
         self._audience = audience
         self._follows = follows
         self._fresh_ms = fresh_ms
+        #: session -> (when, its stats): at most 1,000 sessions, then emptied
         self._cache: dict[int, tuple[int, dict[str, Any]]] = {}
         self._flight: SingleFlight[dict[str, Any]] = SingleFlight()
 

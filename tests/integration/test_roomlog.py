@@ -82,6 +82,15 @@ async def test_dedup_key_stores_once(room_log: RoomLog) -> None:
     assert (await room_log.position(4)).seq == 2
 
 
+async def test_dedup_key_stores_once_after_its_event_was_trimmed(room_log: RoomLog) -> None:
+    await room_log.append(8, "order.placed", {"n": 1}, dedup_key="outbox:1")
+    for i in range(400):  # the history keeps about 100: the first event is trimmed
+        await room_log.append(8, "x.y", {"i": i})
+    again = await room_log.append(8, "order.placed", {"n": 1}, dedup_key="outbox:1")
+    assert again.raw == b""  # reported without its data, as it is gone
+    assert (await room_log.position(8)).seq == 401  # and not stored again
+
+
 async def test_listener_gets_watched_rooms_in_order(room_log: RoomLog) -> None:
     got: list[tuple[int, int]] = []
     done = asyncio.Event()

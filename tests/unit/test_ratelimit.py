@@ -70,3 +70,26 @@ def test_a_rate_needs_a_positive_rate_and_a_burst() -> None:
     for per_s, burst in ((0, 1), (-1, 1), (1, 0)):
         with pytest.raises(ValueError):
             Rate(per_s, burst)
+
+
+def test_many_live_keys_are_pruned_rarely_and_expired_ones_dropped() -> None:
+    """An attack spread over many keys must not make every call rebuild the map (it
+    did once more than PRUNE_AT keys were still counting), and keys back to their full
+    burst are dropped."""
+    clock = ManualClock(0)
+    limiter = MemoryRateLimiter(clock)
+    slow = Rate(per_s=1 / 3600, burst=1)  # each key counts for an hour
+    prunes = 0
+
+    for n in range(30_000):
+        before = limiter._tat
+        limiter.take(f"k{n}", slow)
+        prunes += limiter._tat is not before
+    assert prunes <= 2, prunes  # at 10,000 and 20,000 live keys, not on every call
+    assert len(limiter._tat) == 30_000  # all still counting: none may be dropped
+    clock.advance(3_600_001)  # all back to full
+    for n in range(50_000):
+        limiter.take(f"new{n}", Rate(per_s=1000, burst=1))  # each counts for 1 ms
+        clock.advance(2)
+    # the 30,000 were dropped at the next pruning, and the map shrank back to the floor
+    assert len(limiter._tat) <= MemoryRateLimiter.PRUNE_AT, len(limiter._tat)
