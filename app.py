@@ -216,6 +216,8 @@ class Settings:
     #: a request body that has not arrived this long after the handler asked for it
     #: is answered 408 ``body_timeout`` and its connection closed (``live.http``)
     body_timeout_s: float = 10.0
+    #: the cyclic collector's youngest-generation threshold while serving (``_tune_gc``)
+    gc_young_threshold: int = GC_YOUNG_THRESHOLD
     #: open connections one client address may hold per process, when ``limits`` is on
     #: (trusted proxies excepted; ``live.conncap``; 0: no cap)
     max_connections_per_address: int = 1000
@@ -282,6 +284,7 @@ class Settings:
             header_timeout_s=float(_positive(env, "LIVESHELF_HEADER_TIMEOUT_S", 10)),
             idle_timeout_s=float(_positive(env, "LIVESHELF_IDLE_TIMEOUT_S", 60)),
             body_timeout_s=float(_positive(env, "LIVESHELF_BODY_TIMEOUT_S", 10)),
+            gc_young_threshold=_positive(env, "LIVESHELF_GC_YOUNG_THRESHOLD", GC_YOUNG_THRESHOLD),
             max_connections_per_address=_at_least_0(
                 env, "LIVESHELF_MAX_CONNECTIONS_PER_ADDRESS", 1000
             ),
@@ -1010,13 +1013,13 @@ async def _room_bus(app: web.Application) -> AsyncIterator[None]:
         await redis.aclose()
 
 
-async def _tune_gc(_app: web.Application) -> None:
+async def _tune_gc(app: web.Application) -> None:
     # Long-lived objects created at start-up never become garbage; keep the cyclic
     # collector from rescanning them on every pass (see STYLE.md's measured facts).
     gc.collect()
     gc.freeze()
     _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+    gc.set_threshold(app[settings_key].gc_young_threshold, older, oldest)
 
 
 # -- demo data ------------------------------------------------------------------------

@@ -28,6 +28,7 @@ ErrorCode = Literal[
     "media_unavailable",
     "media_full",
     "too_many_peers",
+    "session_ended",
 ]
 
 #: Suggested HTTP status per code (RFC 9725 where it says something).
@@ -49,6 +50,8 @@ HTTP_STATUS: Final[dict[ErrorCode, int]] = {
     "media_full": 503,
     # this client holds as many of the show's peers as it may (``MediaConfig`` caps)
     "too_many_peers": 429,
+    # the session ended while the offer was being answered
+    "session_ended": 409,
 }
 
 

@@ -177,6 +177,11 @@ def _writer_for(
     return attach
 
 
+#: ended sessions remembered (``MediaService._ended``); an offer is answered in
+#: seconds, long before this many more sessions end in one process
+ENDED_KEPT = 10_000
+
+
 class MediaService:
     """Publishers and viewers of every live session in this process."""
 
@@ -205,6 +210,9 @@ class MediaService:
         self._audience = audience
         self._networks = config.remote_networks()
         self._sessions: dict[int, _Session] = {}
+        #: sessions that ended here, so an offer answered across the end cannot make
+        #: them anew (a session nobody would end again); the last ``ENDED_KEPT``
+        self._ended: dict[int, None] = {}
         self._publishers: dict[str, _Publisher] = {}
         self._viewers: dict[str, _Viewer] = {}
         self._answering = 0  # play() calls under way (pulls aside)
@@ -438,6 +446,11 @@ class MediaService:
         if self._closed:
             await aiortc_hooks.close_peer(pc)
             raise MediaError("closed", "media service is closing")
+        if self._sessions.get(session_id) is not session:  # it ended meanwhile
+            for track in viewer.tracks.values():
+                track.stop()
+            await aiortc_hooks.close_peer(pc)
+            raise MediaError("session_ended", f"session {session_id} has ended")
 
         answer = pc.localDescription.sdp
         for kind, t in transceivers.items():
@@ -509,6 +522,10 @@ class MediaService:
         self, session_id: int, reason: Literal["ended", "shutdown"] = "ended"
     ) -> None:
         """Session ended: drop its publisher and viewers, finish its recording."""
+        if reason == "ended":
+            self._ended[session_id] = None
+            if len(self._ended) > ENDED_KEPT:
+                del self._ended[next(iter(self._ended))]
         session = self._sessions.pop(session_id, None)
         if session is None:
             return
@@ -880,6 +897,8 @@ class MediaService:
     def _session(self, session_id: int) -> _Session:
         session = self._sessions.get(session_id)
         if session is None:
+            if session_id in self._ended:
+                raise MediaError("session_ended", f"session {session_id} has ended")
             relay = SessionRelay(
                 session_id,
                 self._config.pli_interval_s,

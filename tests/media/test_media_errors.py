@@ -210,3 +210,39 @@ async def test_a_viewer_that_never_connects_is_dropped(
         assert err.value.code == "not_found"
     finally:
         await service.close()
+
+
+async def test_an_offer_answered_across_the_session_end_leaves_nothing(
+    service: MediaService, peers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A viewer's offer that was being answered when the session ended is refused
+    ``session_ended`` and leaves no viewer or session behind (it used to be attached
+    to the ended session, or to a new one nobody would end); later offers are refused
+    the same way instead of making the session anew."""
+    async with asyncio.timeout(30):
+        pub = peers.publisher()
+        await pub.connect(partial(service.publish, 1))
+        negotiating, go_on = asyncio.Event(), asyncio.Event()
+        set_remote = service._set_remote
+
+        async def slow_set_remote(*args) -> None:
+            negotiating.set()
+            await go_on.wait()
+            await set_remote(*args)
+
+        monkeypatch.setattr(service, "_set_remote", slow_set_remote)
+        viewer = peers.viewer(decode=False)
+        playing = asyncio.create_task(viewer.connect(partial(service.play, 1)))
+        await negotiating.wait()
+        await service.end_session(1)
+        go_on.set()
+        with pytest.raises(MediaError) as err:
+            await playing
+        assert err.value.code == "session_ended"
+        assert service._viewers == {} and service.session_ids() == []
+        monkeypatch.setattr(service, "_set_remote", set_remote)
+        late = peers.viewer(decode=False)  # viewers may wait for a publisher: not here
+        with pytest.raises(MediaError) as err:
+            await late.connect(partial(service.play, 1))
+        assert err.value.code == "session_ended"
+        assert service.session_ids() == []
