@@ -110,9 +110,12 @@ DEMO_PASSWORD = "liveshelf-demo"
 #: default is 700). A request allocates a few hundred container objects, which
 #: reference counting frees at once; at 700 the collector still made a pass about every
 #: other request: ~5 % of a refused flash-sale attempt's instructions (callgrind,
-#: bench/RESULTS.md), for nothing. The few cycles requests leave (an exception and its
-#: traceback) wait a little longer; memory did not grow (RESULTS.md).
-GC_YOUNG_THRESHOLD = 20_000
+#: bench/RESULTS.md). But a pass scans every young object still alive, so its pause
+#: grows with the threshold: in the soak (bench/soak.py, RESULTS "Soak") 20,000 gave
+#: young passes of 13-20 ms and a middle one of 30 ms, 5,000 gave 4-7 ms (6 ms for the
+#: middle one) for the same server CPU (0.127 against 0.134 of a core): the fan-out
+#: never stalls for more than a few milliseconds.
+GC_YOUNG_THRESHOLD = 5_000
 
 #: Matched before the other routes under the same first segment (``create_app``).
 HOT_PATHS = frozenset({"/api/sessions/{id}/orders", "/api/sessions/{id}/ws"})
