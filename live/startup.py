@@ -43,20 +43,7 @@ class StartUp:
 
     async def run(self, name: str, step: Step) -> None:
         """Run ``step`` now; if a dependency is down, retry it in the background."""
-        try:
-            await step()
-        except Exception as exc:
-            reraise_if_cancelling()
-            dependency = dependency_of(exc)
-            if dependency is None:
-                raise
-            log.warning(
-                "start-up: %s waits for the %s (%r); retried every %.0f s",
-                name,
-                dependency,
-                exc,
-                self._every_s,
-            )
+        if not await _first_try(name, step, self._every_s, "retried every"):
             self._waiting[name] = asyncio.create_task(
                 self._retry(name, step), name=f"start-up: {name}"
             )
@@ -74,22 +61,25 @@ class StartUp:
 async def wait_for(name: str, step: Step, *, every_s: float = 2.0) -> None:
     """Run ``step``, retrying it every ``every_s`` while a dependency is down; an error
     that is not an outage is raised."""
+    if not await _first_try(name, step, every_s, "nothing starts before it, retried every"):
+        await _until_done(name, step, every_s, tries=1, raise_bugs=True)
+
+
+async def _first_try(name: str, step: Step, every_s: float, then: str) -> bool:
+    """Run ``step`` once: True if it ran; False (and one warning) if a dependency is
+    down; any other error is raised."""
     try:
         await step()
-        return
     except Exception as exc:
         reraise_if_cancelling()
         dependency = dependency_of(exc)
         if dependency is None:
             raise
         log.warning(
-            "start-up: %s waits for the %s (%r); nothing starts before it, retried every %.0f s",
-            name,
-            dependency,
-            exc,
-            every_s,
+            "start-up: %s waits for the %s (%r); %s %.0f s", name, dependency, exc, then, every_s
         )
-    await _until_done(name, step, every_s, tries=1, raise_bugs=True)
+        return False
+    return True
 
 
 async def _until_done(
