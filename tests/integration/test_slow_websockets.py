@@ -20,6 +20,7 @@ import aiohttp
 import orjson
 from aiohttp import WSMsgType
 from support import free_port, wait_until_up
+from test_slow_connections import Watched
 from test_workers import ROOT, stop, workers_env
 
 from app import Settings
@@ -40,16 +41,13 @@ TRICKLE_EVERY_S = 0.3
 LIVED_AT_MOST_S = 2 * HEARTBEAT_S + 1.5
 
 
-class Trickler:
+class Trickler(Watched):
     """A raw room socket (a guest's upgrade, then nothing read but the stream) and when
     it opened, what the server answered and when the server closed it (EOF or reset)."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sid: int):
-        self.writer = writer
-        self.opened = time.monotonic()
         self.status = b""
         self.upgraded: float | None = None
-        self.closed: float | None = None
         writer.write(
             (
                 f"GET /api/sessions/{sid}/ws HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -57,7 +55,7 @@ class Trickler:
                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
             ).encode()
         )
-        self._task = asyncio.create_task(self._watch(reader))
+        super().__init__(reader, writer)
 
     async def _watch(self, reader: asyncio.StreamReader) -> None:
         try:
@@ -69,13 +67,6 @@ class Trickler:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         self.closed = time.monotonic()
-
-    def lived(self) -> float:
-        """Seconds it stayed open (until now if it still is)."""
-        return (self.closed or time.monotonic()) - self.opened
-
-    def cancel(self) -> None:
-        self._task.cancel()
 
 
 async def live_session(http: aiohttp.ClientSession, base: str) -> int:
