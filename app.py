@@ -49,7 +49,7 @@ from live.errors import Conflict, LiveshelfError
 from live.follows import FollowService
 from live.guard import Caps, Guard
 from live.guests import GuestIds
-from live.handlers import FollowHandlers, LiveHandlers, give_guest_cookie
+from live.handlers import FollowHandlers, LiveHandlers, SessionDetails, give_guest_cookie
 from live.health import Health
 from live.holdings import Holdings, MemoryHoldings, RedisHoldings
 from live.http import (
@@ -67,7 +67,7 @@ from live.paging import Page
 from live.presence import MemoryPresence, Presence, RedisPresence
 from live.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from live.revocations import Revocations
-from live.room import RoomChannel, SnapshotProvider
+from live.room import RoomChannel
 from live.roomlog import RoomLog
 from live.roomlog_memory import MemoryRoomLog
 from live.roomlog_redis import RedisRoomLog
@@ -468,7 +468,7 @@ class Core:
     #: start-up steps waiting for a dependency that was down (``live.startup``)
     startup: StartUp
     #: Parts features add to ``GET /api/sessions/{id}`` (e.g. the shelf).
-    session_details: list[SnapshotProvider] = field(default_factory=list)
+    session_details: list[SessionDetails] = field(default_factory=list)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
@@ -503,13 +503,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     chat = _wire_chat(app, core, routes)
     _wire_orders(app, core, routes, shelf, chat)
     _wire_stats(app, core, routes)
-    service = app[media_key]
-    runtime = RuntimeStats(
-        held_peers=lambda: (
-            service.viewer_total() + len(service.pullers()) + len(service.relayed_sessions())
-        ),
-        census=PEER_CLASSES,
-    )
+    runtime = RuntimeStats(held_peers=app[media_key].peer_count, census=PEER_CLASSES)
     routes += runtime.routes()
     app.cleanup_ctx.append(runtime.lifetime)
     # Last, after every feature's listener: the shelf closes the open pin window while

@@ -106,17 +106,28 @@ def start_server(
     )
 
 
-async def wait_until_up(base: str, within_s: float = 15.0) -> None:
+async def wait_until_up(
+    base: str,
+    within_s: float = 15.0,
+    *,
+    path: str = "/api/sessions",
+    proc: subprocess.Popen[bytes] | None = None,
+    log: object = "",
+) -> None:
+    """Until ``GET base+path`` answers 200; fails at once if ``proc`` exits (``log``
+    says where to look)."""
     async with aiohttp.ClientSession() as http:
         for _ in range(int(within_s / 0.05)):
+            if proc is not None and proc.poll() is not None:
+                raise RuntimeError(f"the server exited; see {log}")
             try:
-                async with http.get(f"{base}/api/sessions") as res:
+                async with http.get(f"{base}{path}") as res:
                     if res.status == 200:
                         return
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.05)
-    raise TimeoutError(f"{base} did not come up")
+    raise TimeoutError(f"{base} did not come up; see {log}")
 
 
 def run_fast(coro: Coroutine[Any, Any, T]) -> T:

@@ -64,7 +64,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from harness import cpu_times, free_port, load_cpus, raise_nofile, signup  # noqa: E402
+from harness import (  # noqa: E402
+    cpu_times,
+    free_port,
+    load_cpus,
+    raise_nofile,
+    signup,
+    wait_until_up,
+)
 from wsload import Viewer  # noqa: E402
 
 SECRET = "soak-secret-0123456789abcdef-0123456789"
@@ -540,21 +547,6 @@ class Server:
         return proc.returncode
 
 
-async def wait_until_up(server: Server, within_s: float = 60.0) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(int(within_s / 0.1)):
-            if server.proc is None or server.proc.poll() is not None:
-                raise RuntimeError(f"the server exited; see {server.log_path}")
-            try:
-                async with http.get(f"{server.base}/readyz") as res:
-                    if res.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise TimeoutError(f"{server.base} did not come up; see {server.log_path}")
-
-
 # ------------------------------------------------------------------ the driver
 
 
@@ -1000,7 +992,7 @@ async def run(args: argparse.Namespace, server: Server, loads: Loads) -> int:
     )
     server.start()
     assert server.proc is not None
-    await wait_until_up(server)
+    await wait_until_up(server.base, 60.0, path="/readyz", proc=server.proc, log=server.log_path)
     timeout = aiohttp.ClientTimeout(total=15)
     interrupted = False
     async with aiohttp.ClientSession(timeout=timeout) as http:

@@ -72,7 +72,6 @@ class ConnectionCap:
         self._counted: dict[RequestHandler, str] = {}
         self._made = server.connection_made
         self._lost = server.connection_lost
-        self.refused = 0
         self._unlogged = 0
         self._logged_at = -LOG_EVERY_S
 
@@ -80,9 +79,6 @@ class ConnectionCap:
         """Count and cap every connection the server gets from now on."""
         self._server.connection_made = self._connection_made  # type: ignore[method-assign]
         self._server.connection_lost = self._connection_lost  # type: ignore[method-assign]
-
-    def open_from(self, address: str) -> int:
-        return self._open[address]
 
     def _connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         self._made(handler, transport)
@@ -117,7 +113,6 @@ class ConnectionCap:
         return any(ip in network for network in self._exempt)
 
     def _refused(self, address: str) -> None:
-        self.refused += 1
         self._unlogged += 1
         now = asyncio.get_running_loop().time()
         if now - self._logged_at >= LOG_EVERY_S:

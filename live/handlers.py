@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
 
 from aiohttp import hdrs, web
 
@@ -28,11 +29,15 @@ from live.http import (
 )
 from live.models import Role, SessionStatus
 from live.revocations import Revocations
-from live.room import RoomChannel, SnapshotProvider
+from live.room import RoomChannel
 from live.roomsocket import RoomSocket, SocketDeps
 from live.schemas import AnnouncementBody, CreateSessionBody, LoginBody, SignupBody
 from live.sessions import SessionService
 from live.wsframe import accept_key
+
+#: A feature's part of ``GET /api/sessions/{id}``: given the session id and the session
+#: as already read (its status included, so no part reads it again), what it adds.
+SessionDetails = Callable[[int, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class LiveHandlers:
@@ -43,7 +48,7 @@ class LiveHandlers:
         channel: RoomChannel,
         hub: RoomHub,
         *,
-        details: Sequence[SnapshotProvider] = (),
+        details: Sequence[SessionDetails] = (),
         send_limit_bytes: int = 256 * 1024,
         guard: Guard,
         revocations: Revocations,
@@ -159,7 +164,7 @@ class LiveHandlers:
         session_id = path_id(request)
         session = await self._sessions.get(session_id)
         for provider in self._details:
-            session.update(await provider(session_id))
+            session.update(await provider(session_id, session))
         return json_response(session)
 
     async def start_session(self, request: web.Request) -> web.Response:

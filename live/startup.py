@@ -36,11 +36,6 @@ class StartUp:
         """The steps still waiting for a dependency."""
         return [name for name, task in self._waiting.items() if not task.done()]
 
-    def is_done(self, name: str) -> bool:
-        """Whether ``name`` ran (it is not waiting for a dependency)."""
-        task = self._waiting.get(name)
-        return task is None or task.done()
-
     async def run(self, name: str, step: Step) -> None:
         """Run ``step`` now; if a dependency is down, retry it in the background."""
         if not await _first_try(name, step, self._every_s, "retried every"):

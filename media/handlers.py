@@ -35,7 +35,7 @@ headers: WHIP and WHEP are sub-applications (``applications()``) whose own
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
@@ -220,12 +220,14 @@ class MediaHandlers:
         """The media endpoint (on the main application, in every worker)."""
         return [web.get("/api/sessions/{id}/media-endpoint", _guarded(self.media_endpoint))]
 
-    async def recording_details(self, session_id: int) -> dict[str, Any]:
+    async def recording_details(
+        self, session_id: int, session: Mapping[str, Any]
+    ) -> dict[str, Any]:
         """The ``GET /api/sessions/{id}`` part (``Core.session_details``): ``{"recording":
         {"state": ..., "reason": ...}}``, ``state`` one of ``RECORDING_STATES``, ``reason``
         only for ``off`` and ``incomplete`` (media/README.md, "Recording status")."""
         state, reason = self._media.recording_state(session_id) or (
-            await self._recording_on_disk(session_id)
+            await self._recording_on_disk(session_id, str(session["status"]))
         )
         status: dict[str, Any] = {"state": state}
         if reason is not None:
@@ -456,14 +458,13 @@ class MediaHandlers:
         text = reason.encode("ascii", "replace").decode().replace("\n", " ")
         return {"Liveshelf-Recording": f"incomplete; reason={text}"}
 
-    async def _recording_on_disk(self, session_id: int) -> tuple[str, str | None]:
+    async def _recording_on_disk(self, session_id: int, status: str) -> tuple[str, str | None]:
         """A recording this process does not hold (``MediaService.recording_state``),
         from the recordings folder: ``incomplete`` if marked so, else ``complete`` for an
         ended show's file, ``recording`` for a live one's (written by another worker or
         node), ``none`` without a file."""
-        row = await self._sessions.get_row(session_id)
         directory = self._config.recordings_dir
-        if directory is None or row.status == SessionStatus.SCHEDULED.value:
+        if directory is None or status == SessionStatus.SCHEDULED.value:
             return ("none", None)
         mkv = directory / f"session-{session_id}.mkv"
 
@@ -475,7 +476,7 @@ class MediaHandlers:
             return ("incomplete", reason)
         if not exists:
             return ("none", None)
-        return ("complete" if row.status == SessionStatus.ENDED.value else "recording", None)
+        return ("complete" if status == SessionStatus.ENDED.value else "recording", None)
 
     def _on_disk(self, session_id: int, suffix: str) -> Path | None:
         """A finished session's file (the service forgets ended sessions); the

@@ -578,6 +578,16 @@ class MediaService:
         held = sum(1 for v in self._viewers.values() if not v.pull and not v.closed)
         return held + self._answering
 
+    def peer_count(self) -> int:
+        """Peer connections this process holds: viewers and other processes' pulls,
+        publishers, its own pulls, and viewers' offers being answered."""
+        return (
+            sum(not v.closed for v in self._viewers.values())
+            + sum(not p.closed for p in self._publishers.values())
+            + sum(s.pull is not None for s in self._sessions.values())
+            + self._answering
+        )
+
     def relayed_sessions(self) -> list[int]:
         """Sessions whose stream this process has: its publisher, or a pull of it."""
         return [

@@ -8,6 +8,7 @@ and ``start``/``stop`` in a cleanup context.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +50,7 @@ class ShelfFeature:
         """The room snapshot part: shelf, shelf_version, pinned, stock, flash_sales."""
         return await self.shelf.snapshot(session_id)
 
-    async def details(self, session_id: int) -> dict[str, Any]:
+    async def details(self, session_id: int, _session: Mapping[str, Any]) -> dict[str, Any]:
         """``GET /api/sessions/{id}`` part: the ordered shelf."""
         return await self.shelf.details(session_id)
 

@@ -21,9 +21,10 @@ from redis.asyncio import Redis
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app import Settings
+from app import Settings, accounts_key
 from live.db import Database, alembic_config
 from live.guests import GUEST_COOKIE, GuestIds
+from live.models import Role
 from live.roomlog import RoomLog
 
 TEST_SECRET = "test-secret-0123456789abcdef-0123456789"
@@ -140,6 +141,17 @@ class Api:
         return dict(
             await self.call("POST", f"/api/sessions/{created['id']}/start", host, expect=200)
         )
+
+
+async def admin(api: Api) -> Account:
+    """A new admin account (made directly: nobody may sign up as one), signed in."""
+    name = f"admin-{uuid.uuid4().hex[:6]}"
+    await api.client.app[accounts_key].create(name, "admin-password", Role.ADMIN)
+    res = await api.client.post(
+        "/api/auth/login", json={"username": name, "password": "admin-password"}
+    )
+    body = await res.json()
+    return Account(body["user"]["id"], name, "admin", body["token"])
 
 
 async def drop_backend_state(settings: Settings) -> None:

@@ -5,33 +5,21 @@ logout, an admin disabling an account, and (with Redis) the other workers hearin
 from __future__ import annotations
 
 import asyncio
-import uuid
 from dataclasses import replace
 from typing import Any
 
 import aiohttp
 import pytest
-from support import Account, Api
+from support import Account, Api, admin
 
-from app import Settings, accounts_key, create_app
+from app import Settings, create_app
 from live.clock import ManualClock
-from live.models import Role
 
 
 async def me(api: Api, who: Account) -> tuple[int, str | None]:
     res = await api.client.get("/api/me", headers=who.headers)
     body = await res.json()
     return res.status, body.get("error", {}).get("code")
-
-
-async def admin(api: Api) -> Account:
-    name = f"admin-{uuid.uuid4().hex[:6]}"
-    await api.client.app[accounts_key].create(name, "admin-password", Role.ADMIN)
-    res = await api.client.post(
-        "/api/auth/login", json={"username": name, "password": "admin-password"}
-    )
-    body = await res.json()
-    return Account(body["user"]["id"], name, "admin", body["token"])
 
 
 async def login(api: Api, who: Account) -> Account:

@@ -5,14 +5,11 @@ refused. And the pause recorder itself, fed by real collections."""
 from __future__ import annotations
 
 import gc
-import uuid
 from typing import Any
 
 import pytest
-from support import Account, Api
+from support import Api, admin
 
-from app import accounts_key
-from live.models import Role
 from live.runtime import GcPauses
 
 FIELDS = {
@@ -26,16 +23,6 @@ FIELDS = {
     "peer_connections",
     "gc",
 }
-
-
-async def admin(api: Api) -> Account:
-    name = f"admin-{uuid.uuid4().hex[:6]}"
-    await api.client.app[accounts_key].create(name, "admin-password", Role.ADMIN)
-    res = await api.client.post(
-        "/api/auth/login", json={"username": name, "password": "admin-password"}
-    )
-    body = await res.json()
-    return Account(body["user"]["id"], name, "admin", body["token"])
 
 
 async def test_an_admin_reads_the_runtime(api: Api) -> None:

@@ -94,6 +94,7 @@ async def test_viewers_and_a_publisher_that_leave_are_freed_without_the_collecto
 
         await publisher.connect(publish)
         await asyncio.sleep(0.5)
+        assert service.peer_count() == 1  # what GET /api/admin/runtime reports
         tasks_before = len(asyncio.all_tasks())
         watched = Watched()
         for _ in range(10):
@@ -122,6 +123,7 @@ async def test_viewers_and_a_publisher_that_leave_are_freed_without_the_collecto
         del staying, publisher, viewer  # the clients are freed as well
         await asyncio.sleep(0.5)
         assert watched.alive() == [], watched.alive()
+        assert service.peer_count() == 0
         peers_alive = [o for o in gc.get_objects() if isinstance(o, RTCPeerConnection)]
         assert peers_alive == [], len(peers_alive)
         kinds = (RTCIceTransport, RTCDtlsTransport)
