@@ -670,6 +670,10 @@ class _Links:
         assert self.group is not None
         return await self.group.remote(session_id)
 
+    async def may_publish(self, session_id: int) -> None:
+        assert self.group is not None
+        await self.group.may_publish(session_id)
+
     async def claimed(self, session_id: int) -> None:
         assert self.group is not None
         await self.group.claimed(session_id)

@@ -271,6 +271,7 @@ class WorkerGroup:
             room=room,
             state=self.state,
             sessions=tuple(sorted({s for load in loads.values() for s in load.sessions})),
+            published=tuple(sorted(self._local.media.published_sessions())),
         )
 
     async def watch_nodes(self, nodes: dict[str, NodeLoad]) -> None:
@@ -287,7 +288,15 @@ class WorkerGroup:
                 await media.drop_pull(resource_id, "node_gone")
         pulled = media.pull_origins()
         waiting = media.waiting_sessions()
-        origins = await self._node.board.origins(sorted({*pulled, *waiting}))
+        published = media.published_sessions()
+        origins = await self._node.board.origins(sorted({*pulled, *waiting, *published}))
+        for session_id in published:
+            origin = origins.get(session_id)
+            node = None if origin is None else nodes.get(origin.node)
+            # two publishers raced on two nodes: the later claim won
+            if origin is not None and origin.node != here and node and node.pid == origin.pid:
+                log.info("session %d: its publisher moved to node %r", session_id, origin.node)
+                await media.publisher_moved(session_id)
         for session_id, origin in pulled.items():
             if origin is None or origin.node == here:
                 continue
@@ -389,6 +398,23 @@ class WorkerGroup:
             log.warning("the origin of session %d is unknown: %r", session_id, exc)
             return False
         return origin is not None and origin.node != self._node.name
+
+    async def may_publish(self, session_id: int) -> None:
+        if self._node is None or self.index != HOME:
+            return
+        try:
+            origin = await self._node.board.origin(session_id)
+            if origin is None or origin.node == self._node.name:
+                return
+            node = (await self._node.board.loads()).get(origin.node)
+        except RedisError as exc:  # nothing to check against: the host may publish
+            log.warning("session %d: other nodes' publishers not checked: %r", session_id, exc)
+            return
+        if node is not None and node.pid == origin.pid and session_id in node.published:
+            raise MediaError(
+                "publisher_exists",
+                f"session {session_id} already has a publisher (on node {origin.node})",
+            )
 
     async def claimed(self, session_id: int) -> None:
         if self._node is None or self.index != HOME:

@@ -50,6 +50,8 @@ class NodeLoad:
     room: int
     state: State
     sessions: tuple[int, ...]
+    #: sessions whose WHIP publisher is connected to it (a second one elsewhere is refused)
+    published: tuple[int, ...] = ()
     at: float = field(default_factory=time.time)
 
     def to_json(self) -> str:
@@ -60,6 +62,7 @@ class NodeLoad:
         data = json.loads(text)
         data["workers"] = tuple(data["workers"])
         data["sessions"] = tuple(data["sessions"])
+        data["published"] = tuple(data.get("published", ()))
         return cls(**data)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-PublisherStopReason = Literal["deleted", "ice_failed", "timeout", "ended", "shutdown"]
+PublisherStopReason = Literal["deleted", "ice_failed", "timeout", "ended", "shutdown", "moved"]
 
 
 class MediaLifecycle(Protocol):

@@ -75,6 +75,11 @@ class Upstream(Protocol):
         edge worker; on a node's relay worker, when another node holds the publisher)."""
         ...
 
+    async def may_publish(self, session_id: int) -> None:
+        """Raise ``MediaError("publisher_exists")`` if another node holds a connected
+        publisher of the session (a host publishes to one node at a time)."""
+        ...
+
     async def claimed(self, session_id: int) -> None:
         """This process now holds the session's publisher: it is the origin."""
         ...

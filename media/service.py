@@ -250,6 +250,8 @@ class MediaService:
         pub = _Publisher(**self._peer_fields(session_id, pc, offer))
         session.publisher = pub  # reserve the slot before the first await
         try:
+            if self._upstream is not None:
+                await self._upstream.may_publish(session_id)
             # the session moved here from another node: its stream comes from here now
             await self._stop_pulling(session)
             transceivers: dict[str, RTCRtpTransceiver] = {}
@@ -587,6 +589,22 @@ class MediaService:
             + sum(s.pull is not None for s in self._sessions.values())
             + self._answering
         )
+
+    def published_sessions(self) -> list[int]:
+        """Sessions whose WHIP publisher is connected (or connecting) here."""
+        return [
+            sid
+            for sid, s in self._sessions.items()
+            if s.publisher is not None and not s.publisher.closed
+        ]
+
+    async def publisher_moved(self, session_id: int) -> None:
+        """Another node took the session's publisher (it raced this one's): drop the
+        one here without ``live.paused`` (the show goes on there); viewers here then
+        pull it from the new origin."""
+        session = self._sessions.get(session_id)
+        if session is not None and session.publisher is not None:
+            await self._drop_publisher(session.publisher, "moved")
 
     def relayed_sessions(self) -> list[int]:
         """Sessions whose stream this process has: its publisher, or a pull of it."""
@@ -1046,7 +1064,7 @@ class MediaService:
         pub.watchdog = None  # a cancelled task's traceback holds the publisher
         await aiortc_hooks.close_peer(pub.pc)
         logger.info("%s publisher %s gone: %s", self._name, pub.resource_id, reason)
-        if pub.started:
+        if pub.started and reason != "moved":
             self._emit(pub.session_id, reason)
 
     async def _drop_viewer(self, viewer: _Viewer, reason: str) -> None:

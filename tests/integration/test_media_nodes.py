@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
+import pytest
 from support import (
     TEST_SECRET,
     Posted,
@@ -220,6 +221,18 @@ async def test_two_nodes_one_pull_between_them_and_a_redirect_when_full(
                 assert video.first_is_keyframe is True
                 steps = {y - x for x, y in itertools.pairwise(video.timestamps)}
                 assert steps <= {2999, 3000, 3001}, (viewer.resource, steps)
+
+            # the host publishes to one node at a time: a second publisher at B (through
+            # either of its workers) is refused while A's is connected
+            for _ in range(WORKERS):
+                second = PublisherClient(config)
+                peers.append(second)
+                with pytest.raises(AssertionError, match="publisher_exists"):
+                    await second.connect(poster(http, f"{b.base}/whip/{sid}", token))
+            on_b = await statuses(http, b.internal)
+            assert not on_b[0][str(sid)].get("publisher") and on_b[0][str(sid)]["pulling"]
+            for viewer in viewers:
+                await grows(viewer, 30, 10)
 
             # B is full: its endpoint names A, and an offer to B is redirected to A
             await asyncio.sleep(1.2)  # B's next record counts its viewers
