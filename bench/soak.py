@@ -3,6 +3,7 @@
     python bench/soak.py --minutes 30 [--churn-s 20] [--viewers 8] [--sockets 300]
                          [--report-s 30] [--warmup-min 5] [--flash-s 120]
                          [--buyers 20] [--chatters 10] [--vanish-every 4] [--objects]
+                         [--types]
 
 Issue 27: during a soak ``python app.py --demo`` grew 137 MiB/h. This runs that show
 and reads the server from inside (``GET /api/admin/runtime``, ``live/runtime.py``):
@@ -1031,9 +1032,16 @@ async def run(args: argparse.Namespace, server: Server, loads: Loads) -> int:
         )
         monitor.started = time.monotonic()
         until = monitor.started + total_s
+        types_at: list[dict[str, int]] = []
+
+        async def count_types(after_s: float) -> None:
+            await asyncio.sleep(max(0.0, after_s))
+            types_at.append((await monitor.reading("?types=1"))["types"])
+
         try:
             await asyncio.gather(
                 monitor.run(until),
+                *([count_types(warmup_s)] if args.types else []),
                 every(PIN_EVERY_S, 3.0, until, commerce.pin),
                 every(args.flash_s, 45.0, until, commerce.flash),
                 every(
@@ -1048,6 +1056,8 @@ async def run(args: argparse.Namespace, server: Server, loads: Loads) -> int:
         except asyncio.CancelledError:
             interrupted = True
             print("\ninterrupted: stopping the load", flush=True)
+        if args.types and types_at:
+            types_at.append((await monitor.reading("?types=1"))["types"])
         shown_s = time.monotonic() - monitor.started
         server_cpu = sum(cpu_times(server.proc.pid)) - server_cpu0
         driver_cpu = time.process_time() - driver_cpu0
@@ -1074,7 +1084,21 @@ async def run(args: argparse.Namespace, server: Server, loads: Loads) -> int:
         collected,
         problems,
     )
+    if len(types_at) == 2:
+        print_growth(types_at[0], types_at[1])
     return 1 if problems or interrupted else 0
+
+
+def print_growth(before: dict[str, int], after: dict[str, int], shown: int = 20) -> None:
+    """The classes whose tracked instances grew most from the warm-up to the end."""
+    growth = sorted(
+        ((after.get(name, 0) - before.get(name, 0), name) for name in set(before) | set(after)),
+        reverse=True,
+    )
+    print("instances grown from the warm-up to the end (tracked objects, top classes):")
+    for grown, name in growth[:shown]:
+        if grown > 0:
+            print(f"  {grown:+8d}  {name}  ({before.get(name, 0)} -> {after.get(name, 0)})")
 
 
 def summary(
@@ -1185,6 +1209,11 @@ def main() -> int:
         type=int,
         default=4,
         help="every Nth leave of a viewer closes its peer without DELETE (0: never)",
+    )
+    parser.add_argument(
+        "--types",
+        action="store_true",
+        help="count every class's instances after the warm-up and at the end; print growth",
     )
     parser.add_argument("--settle-s", type=float, default=10.0, help="wait after the show")
     parser.add_argument(

@@ -11,6 +11,7 @@ and pauses. Answer (sizes in bytes, times in milliseconds unless named ``_s``)::
             "collected", "uncollectable"} x 3], "pauses_over_10ms", "counts",
             "thresholds", "frozen", "window"?},
      "objects"?: {"tracked", "<class name>": instances, ...},
+     "types"?: {"<module.QualName>": instances, ...},
      "collected"?: {"objects", "pause_ms"}}
 
 Query (all optional):
@@ -23,6 +24,8 @@ Query (all optional):
   start-up set: ~0.1 s per million, the loop stands still meanwhile) and counts the
   instances of each ``census`` class, including closed ones only a full collection
   would free. Never done without asking.
+- ``types=1`` walks them too and counts the instances of every class, the
+  ``TYPES_KEPT`` most numerous (a soak diffs two such readings to find what grows).
 - ``collect=1`` runs a full collection first (``collected``: what it freed, its pause):
   with ``objects=1``, instances that survive it are held, not just waiting for the
   collector.
@@ -55,6 +58,8 @@ from live.models import Role
 GENERATIONS = 3
 #: a pause longer than this is counted apart (``pauses_over_10ms``)
 SLOW_PAUSE_S = 0.010
+#: classes listed by ``types=1``, the most numerous first
+TYPES_KEPT = 300
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -231,6 +236,17 @@ def census(qualified_names: Sequence[str]) -> dict[str, int]:
     return {"tracked": tracked, **{full.rpartition(".")[2]: n for full, n in counts.items()}}
 
 
+def type_counts(kept: int = TYPES_KEPT) -> dict[str, int]:
+    """Instances of each class among the tracked objects (outside the frozen set),
+    the ``kept`` most numerous, by ``module.QualName``."""
+    counts: dict[type, int] = {}
+    for obj in gc.get_objects():
+        cls = type(obj)
+        counts[cls] = counts.get(cls, 0) + 1
+    top = sorted(counts.items(), key=lambda item: item[1], reverse=True)[:kept]
+    return {f"{cls.__module__}.{cls.__qualname__}": n for cls, n in top}
+
+
 class RuntimeStats:
     """The readings and the admin route; ``lifetime`` keeps the GC recorder installed
     while the app runs (a cleanup context)."""
@@ -260,10 +276,18 @@ class RuntimeStats:
         since = _query_float(request, "since")
         objects = _query_flag(request, "objects")
         collect = _query_flag(request, "collect")
-        return json_response(self.reading(since=since, objects=objects, collect=collect))
+        types = _query_flag(request, "types")
+        return json_response(
+            self.reading(since=since, objects=objects, collect=collect, types=types)
+        )
 
     def reading(
-        self, *, since: float | None = None, objects: bool = False, collect: bool = False
+        self,
+        *,
+        since: float | None = None,
+        objects: bool = False,
+        collect: bool = False,
+        types: bool = False,
     ) -> dict[str, Any]:
         answer: dict[str, Any] = {}
         if collect:
@@ -296,6 +320,8 @@ class RuntimeStats:
         )
         if objects:
             answer["objects"] = census(self._census)
+        if types:
+            answer["types"] = type_counts()
         return answer
 
 

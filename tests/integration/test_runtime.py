@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 from support import Api, admin
 
-from live.runtime import GcPauses
+from live.runtime import TYPES_KEPT, GcPauses
+
+
+class Marker:
+    """A class of the test's own, counted by ``types=1``."""
+
 
 FIELDS = {
     "pid",
@@ -57,6 +62,18 @@ async def test_an_admin_reads_the_runtime(api: Api) -> None:
     objects = later["objects"]
     assert objects["tracked"] > 0  # the start-up set is frozen, so not counted
     assert objects["RTCPeerConnection"] == objects["RTCIceTransport"] == 0
+    assert "types" not in later
+
+
+async def test_types_lists_the_most_numerous_classes(api: Api) -> None:
+    boss = await admin(api)
+    held = [Marker() for _ in range(5000)]  # tracked (instances of a class with a dict)
+    body = await api.call("GET", "/api/admin/runtime?types=1", boss, expect=200)
+    types = body["types"]
+    assert 0 < len(types) <= TYPES_KEPT
+    assert types[f"{__name__}.Marker"] >= len(held)
+    counts = list(types.values())
+    assert counts == sorted(counts, reverse=True)
 
 
 @pytest.mark.parametrize("role", ["viewer", "host", "brand"])
@@ -73,7 +90,7 @@ async def test_a_guest_is_refused(api: Api) -> None:
 
 async def test_bad_queries_are_refused(api: Api) -> None:
     boss = await admin(api)
-    for query in ("since=soon", "since=nan", "objects=yes"):
+    for query in ("since=soon", "since=nan", "objects=yes", "types=2"):
         body = await api.call("GET", f"/api/admin/runtime?{query}", boss, expect=400)
         assert body["error"]["code"] == "invalid_query"
 
