@@ -5,12 +5,14 @@ send on this machine, and what the relay's own per-viewer path adds, in a tight 
 
 One process pinned to CPU 0, everything on 127.0.0.1; CPU is ``time.process_time()``,
 best of 3. Prints, per 1,200-byte packet: a loopback ``sendto`` (the receiving socket is
-drained in the same process every 200 packets, which is counted), an SRTP ``protect``
-through pylibsrtp (AES-128-CM + HMAC-SHA1-80, as WebRTC negotiates), both together; then,
-per viewer and one-packet frame, ``ForwardedTrack.offer`` -> ``RtpWriter.write`` ->
-protect -> sendto for ``--viewers`` viewers (the relay's whole per-viewer path without
-an event loop, aiortc's sender or another process receiving). Compare with
-``bench/media_relay.py``'s CPU per viewer divided by the packets a viewer receives.
+drained in the same process every 200 packets, which is counted); an SRTP ``protect``
+through pylibsrtp with AES-128-CM + HMAC-SHA1-80 and with AEAD AES-128-GCM (what aiortc
+and Chromium negotiate first), and with ours for AES-GCM (``media.srtp``); protect and
+sendto together; then, per viewer and one-packet frame, ``ForwardedTrack.offer`` ->
+``RtpWriter.write`` -> protect -> sendto for ``--viewers`` viewers, with libsrtp's and
+with our AES-GCM (the relay's whole per-viewer path without an event loop, aiortc's
+sender or another process receiving). Compare with ``bench/media_relay.py``'s CPU per
+viewer divided by the packets a viewer receives.
 """
 
 from __future__ import annotations
@@ -41,17 +43,34 @@ from media.rtpwriter import (  # noqa: E402
     PacketizedFrame,
     RtpWriter,
 )
+from media.srtp import GcmProtector  # noqa: E402
 
 PACKET = 1200
+Protect = Callable[[bytes, bytes], bytes]
 
 
-def srtp() -> Session:
+def libsrtp(profile: int = Policy.SRTP_PROFILE_AES128_CM_SHA1_80) -> Protect:
+    gcm = profile == Policy.SRTP_PROFILE_AEAD_AES_128_GCM
     policy = Policy(
-        key=bytes(30),
-        ssrc_type=Policy.SSRC_ANY_OUTBOUND,
-        srtp_profile=Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+        key=bytes(28 if gcm else 30), ssrc_type=Policy.SSRC_ANY_OUTBOUND, srtp_profile=profile
     )
-    return Session(policy=policy)
+    protect = Session(policy=policy).protect
+
+    def by_libsrtp(header: bytes, payload: bytes) -> bytes:
+        return protect(header + payload)
+
+    return by_libsrtp
+
+
+def ours() -> Protect:
+    return GcmProtector(bytes(16), bytes(12)).protect
+
+
+PROTECTORS: dict[str, Callable[[], Protect]] = {
+    "libsrtp AES-128-CM-SHA1-80": libsrtp,
+    "libsrtp AEAD AES-128-GCM": lambda: libsrtp(Policy.SRTP_PROFILE_AEAD_AES_128_GCM),
+    "ours AEAD AES-128-GCM": ours,
+}
 
 
 class Receiver:
@@ -83,15 +102,14 @@ def best_of_3(run: Callable[[], float]) -> float:
 
 def floor(packets: int, rx: Receiver) -> None:
     tx = sender()
-    body = bytes(PACKET - 4)
+    body = bytes(PACKET - 12)
 
-    def loop(protect: bool, send: bool) -> float:
-        session = srtp()  # a new one each time: sequence numbers start again
+    def loop(make: Callable[[], Protect] | None, send: bool) -> float:
+        protect = None if make is None else make()  # sequence numbers start again
         started = time.process_time()
         for i in range(packets):
-            packet = b"\x90\x60" + (i & 0xFFFF).to_bytes(2, "big") + body
-            if protect:
-                packet = session.protect(packet)
+            header = b"\x80\x60" + (i & 0xFFFF).to_bytes(2, "big") + bytes(8)
+            packet = header + body if protect is None else protect(header, body)
             if send:
                 tx.sendto(packet, rx.address)
                 if i % 200 == 0:
@@ -99,28 +117,27 @@ def floor(packets: int, rx: Receiver) -> None:
         rx.drain()
         return (time.process_time() - started) / packets * 1e6
 
-    for label, protect, send in (
-        ("sendto (+ receive)", False, True),
-        ("SRTP protect", True, False),
-        ("protect + sendto (+ receive)", True, True),
-    ):
-        print(f"{label}: {best_of_3(lambda p=protect, s=send: loop(p, s)):.1f} us per packet")
+    print(f"sendto (+ receive): {best_of_3(lambda: loop(None, True)):.1f} us per packet")
+    for name, make in PROTECTORS.items():
+        for label, send in (("SRTP protect", False), ("protect + sendto (+ receive)", True)):
+            cost = best_of_3(lambda m=make, s=send: loop(m, s))  # type: ignore[misc]
+            print(f"{label}, {name}: {cost:.1f} us per packet")
 
 
 class Sink:
     """``PacketSink`` on a plain socket and an SRTP session of its own."""
 
-    def __init__(self, rx: Receiver) -> None:
-        tx, session = sender(), srtp()
-        protect, sendto, address = session.protect, tx.sendto, rx.address
+    def __init__(self, rx: Receiver, make: Callable[[], Protect]) -> None:
+        tx, protect = sender(), make()
+        sendto, address = tx.sendto, rx.address
         self._tx = tx  # kept alive with the sink
 
-        def send(packet: bytes) -> None:
-            sendto(protect(packet), address)
+        def send(header: bytes, payload: bytes) -> None:
+            sendto(protect(header, payload), address)
 
         self._send = send
 
-    def sending(self) -> Callable[[bytes], None]:
+    def sending(self) -> Callable[[bytes, bytes], None]:
         return self._send
 
     def backlog(self) -> int:
@@ -136,28 +153,32 @@ def path(viewers: int, frames: int, rx: Receiver) -> None:
         ],
         muxId="0",
     )
-    history = PacketHistory()
-    tracks = []
-    for _ in range(viewers):
-        track = ForwardedTrack("video", 1 << 20, lambda: None, "bench")
-        track.attach(RtpWriter(1, 2, parameters, history, Sink(rx), lambda *_: None))
-        track.waiting_for_keyframe = False
-        tracks.append(track)
-    for size, label in ((3, "an audio-like 3-byte frame"), (1100, "a 1,100-byte video frame")):
+    for name in ("libsrtp AEAD AES-128-GCM", "ours AEAD AES-128-GCM"):
+        history = PacketHistory()
+        tracks = []
+        for _ in range(viewers):
+            track = ForwardedTrack("video", 1 << 20, lambda: None, "bench")
+            sink = Sink(rx, PROTECTORS[name])
+            track.attach(RtpWriter(1, 2, parameters, history, sink, lambda *_: None))
+            track.waiting_for_keyframe = False
+            tracks.append(track)
+        for size, label in ((3, "an audio-like 3-byte frame"), (1100, "a 1,100-byte video frame")):
+            cost = best_of_3(lambda n=size, h=history, t=tracks: relay_path(n, frames, h, t, rx))  # type: ignore[misc]
+            print(f"relay path, {label}, {name}: {cost:.1f} us per viewer and frame")
 
-        def loop(size: int = size) -> float:
-            started = time.process_time()
-            for f in range(frames):
-                payloads = [bytes(size)]
-                frame = PacketizedFrame(
-                    history.add(payloads, f * 960), payloads, f * 960, False, 0, f << 27
-                )
-                for track in tracks:
-                    track.offer(frame, 0.0)
-                rx.drain()
-            return (time.process_time() - started) / (frames * viewers) * 1e6
 
-        print(f"relay path, {label}: {best_of_3(loop):.1f} us per viewer and frame")
+def relay_path(
+    size: int, frames: int, history: PacketHistory, tracks: list[ForwardedTrack], rx: Receiver
+) -> float:
+    started = time.process_time()
+    for f in range(frames):
+        payloads = [bytes(size)]
+        ts = f * 960
+        frame = PacketizedFrame(history.add(payloads, ts), payloads, ts, False, 0, f << 27)
+        for track in tracks:
+            track.offer(frame, 0.0)
+        rx.drain()
+    return (time.process_time() - started) / (frames * len(tracks)) * 1e6
 
 
 def main() -> None:

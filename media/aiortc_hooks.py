@@ -30,7 +30,11 @@
    sender's ``_ssrc`` and ``_rtx_ssrc``; NACKs by shadowing ``_retransmit`` per
    instance; the sender-report counters ``__ntp_timestamp``, ``__rtp_timestamp``,
    ``__packet_count`` and ``__octet_count`` that its RTCP loop reads; the DTLS
-   transport's ``_tx_srtp`` session (``protect``); and the nominated ICE pair,
+   transport's ``_tx_srtp`` session (``protect``), or for AES-GCM profiles our own
+   protection (``media.srtp``) keyed from ``_ssl`` (pyOpenSSL's
+   ``get_selected_srtp_profile`` and ``export_keying_material``), ``_role`` and
+   ``_srtp_profiles`` (``SRTPProtectionProfile.get_key_and_salt``), as aiortc's
+   ``_setup_srtp`` keys libsrtp; and the nominated ICE pair,
    ``RTCIceTransport._connection._nominated[1]`` (aioice ``Connection``), whose
    ``protocol.transport`` is the asyncio datagram transport. The ``_nominated`` dict
    is read through a reference kept from the start (aioice fills and clears that one
@@ -54,6 +58,7 @@ loudly at the first publish instead of silently decoding or dropping PLIs.
 from __future__ import annotations
 
 import inspect
+import logging
 import queue
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -68,9 +73,14 @@ from aiortc import (
     RTCRtpSender,
 )
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
+from aiortc.rtcdtlstransport import SRTP_AEAD_AES_128_GCM
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import RtpPacket
 from OpenSSL import SSL
+
+from .srtp import GCM_PROFILES, GcmProtector
+
+logger = logging.getLogger(__name__)
 
 FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 
@@ -109,12 +119,22 @@ def check_compatible() -> None:
         for cls, names in (
             (RTCRtpSender, ("_ssrc", "_rtx_ssrc", *_SR_FIELDS)),
             (RTCIceTransport, ("_connection",)),
-            (RTCDtlsTransport, ("_tx_srtp", "_ssl")),
+            (RTCDtlsTransport, ("_tx_srtp", "_ssl", "_role", "_srtp_profiles")),
             (aioice.Connection, ("_nominated", "_check_list")),
             (aioice.ice.CandidatePair, ("protocol", "remote_addr")),
         )
         for name in names
         if not _named_by(cls, name)
+    ]
+    missing += [
+        f"SRTPProtectionProfile.{name}"
+        for name in ("openssl_profile", "get_key_and_salt")
+        if not hasattr(SRTP_AEAD_AES_128_GCM, name)
+    ]
+    missing += [
+        f"OpenSSL.SSL.Connection.{name}"
+        for name in ("get_selected_srtp_profile", "export_keying_material")
+        if not hasattr(SSL.Connection, name)
     ]
     set_verify = getattr(SSL.Context, "set_verify", None)
     if set_verify is None or "_verify_helper" not in _names(inspect.unwrap(set_verify)):
@@ -323,38 +343,82 @@ def sender_ssrcs(sender: RTCRtpSender) -> tuple[int, int]:
     return sender._ssrc, sender._rtx_ssrc
 
 
+ProtectRtp = Callable[[bytes, bytes], bytes]
+
+
+def rtp_protector(transport: RTCDtlsTransport) -> tuple[ProtectRtp, str]:
+    """How to SRTP-protect RTP (header, payload) on a connected DTLS transport, and
+    which implementation does it: ``media.srtp.GcmProtector`` when an AES-GCM profile
+    was negotiated (the keys exported again from the DTLS session and split as aiortc
+    splits them), else the transport's libsrtp session. Ours is checked against
+    libsrtp's on a probe packet first (an SSRC and sequence number never sent); on a
+    mismatch, libsrtp it is."""
+    libsrtp = transport._tx_srtp.protect
+
+    def by_libsrtp(header: bytes, payload: bytes) -> bytes:
+        return libsrtp(header + payload)
+
+    ssl = transport._ssl
+    if ssl is None:
+        return by_libsrtp, "libsrtp"
+    name = ssl.get_selected_srtp_profile()
+    lengths = GCM_PROFILES.get(name)
+    profile = next((p for p in transport._srtp_profiles if p.openssl_profile == name), None)
+    if lengths is None or profile is None:
+        return by_libsrtp, "libsrtp"
+    key_length, salt_length = lengths
+    view = ssl.export_keying_material(
+        b"EXTRACTOR-dtls_srtp", 2 * (key_length + salt_length)
+    )
+    ours = GcmProtector.from_key_and_salt(
+        profile.get_key_and_salt(view, 1 if transport._role == "server" else 0), name
+    )
+    probe = bytes([0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])  # SSRC 0, sequence 0
+    if ours.protect(probe, b"probe") != libsrtp(probe + b"probe"):
+        logger.warning("AES-GCM SRTP of our own differs from libsrtp's: libsrtp it is")
+        return by_libsrtp, "libsrtp"
+    return ours.protect, "gcm"
+
+
 class SrtpSink:
     """A viewer's DTLS transport as an ``rtpwriter.PacketSink``: SRTP-protects each
-    packet with the transport's session and sends it on the nominated ICE pair.
+    packet (``rtp_protector``) and sends it on the nominated ICE pair.
 
     What ``sending`` returns, and the socket's buffer size, are found once per
-    nominated pair (checked each frame by identity, one dict lookup), not per frame."""
+    nominated pair (checked each frame by identity, one dict lookup), not per frame;
+    the protector once per transport."""
 
     def __init__(self, transport: RTCDtlsTransport) -> None:
         self._transport = transport
         self._nominated: dict[int, Any] = transport.transport._connection._nominated
         self._pair: Any = None
-        self._send: Callable[[bytes], None] | None = None
+        self._send: Callable[[bytes, bytes], None] | None = None
         self._buffered: Callable[[], int] | None = None
+        self._protect: ProtectRtp | None = None
+        #: which implementation protects ("gcm" or "libsrtp"), once connected
+        self.protection = ""
 
-    def _current(self) -> Callable[[bytes], None] | None:
+    def _current(self) -> Callable[[bytes, bytes], None] | None:
         pair = self._nominated.get(1)
         if pair is self._pair and self._send is not None:
             return self._send
         self._pair, self._send, self._buffered = pair, None, None
         socket = None if pair is None else pair.protocol.transport
         if pair is not None and socket is not None and self._transport.state == "connected":
-            protect: Callable[[bytes], bytes] = self._transport._tx_srtp.protect
+            protect = self._protect
+            if protect is None:
+                protect, self.protection = rtp_protector(self._transport)
+                self._protect = protect
             sendto, address = socket.sendto, pair.remote_addr
 
-            def send(packet: bytes) -> None:
-                sendto(protect(packet), address)
+            def send(header: bytes, payload: bytes) -> None:
+                sendto(protect(header, payload), address)
 
             self._send = send
             self._buffered = getattr(socket, "get_write_buffer_size", None)
         return self._send
 
-    def sending(self) -> Callable[[bytes], None] | None:
+    def sending(self) -> Callable[[bytes, bytes], None] | None:
         return self._current()
 
     def backlog(self) -> int:

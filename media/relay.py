@@ -282,12 +282,13 @@ class TrackFanout:
         if self.tracks:
             payloads = self._packetizer.payloads(data, pts)
             ntp = current_ntp_time()
+            abs_send_time = (ntp >> 14) & 0xFFFFFF
             packetized = PacketizedFrame(
-                first_index=self.history.add(payloads, pts),
+                first_index=self.history.add(payloads, pts, abs_send_time),
                 payloads=payloads,
                 timestamp=pts,
                 keyframe=keyframe,
-                abs_send_time=(ntp >> 14) & 0xFFFFFF,
+                abs_send_time=abs_send_time,
                 ntp_time=ntp,
             )
             waiting = False

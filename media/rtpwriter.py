@@ -93,9 +93,10 @@ class PacketHistory:
         self._payload: list[bytes] = [b""] * HISTORY_SIZE
         self._marker = [False] * HISTORY_SIZE
         self._timestamp = [0] * HISTORY_SIZE
+        self._abs_send_time = [0] * HISTORY_SIZE
         self.next_index = 0
 
-    def add(self, payloads: Sequence[bytes], timestamp: int) -> int:
+    def add(self, payloads: Sequence[bytes], timestamp: int, abs_send_time: int = 0) -> int:
         """Store a frame's payloads; returns the index of the first one."""
         first = self.next_index
         last = len(payloads) - 1
@@ -105,18 +106,25 @@ class PacketHistory:
             self._payload[slot] = payload
             self._marker[slot] = i == last
             self._timestamp[slot] = timestamp
+            self._abs_send_time[slot] = abs_send_time
         self.next_index = first + len(payloads)
         return first
 
-    def get(self, index: int) -> tuple[bytes, bool, int] | None:
-        """(payload, marker, timestamp) of packet ``index``, if still kept."""
+    def get(self, index: int) -> tuple[bytes, bool, int, int] | None:
+        """(payload, marker, timestamp, abs-send-time) of packet ``index``, if kept."""
         slot = index % HISTORY_SIZE
         if index < 0 or self._index[slot] != index:
             return None
-        return self._payload[slot], self._marker[slot], self._timestamp[slot]
+        return (
+            self._payload[slot],
+            self._marker[slot],
+            self._timestamp[slot],
+            self._abs_send_time[slot],
+        )
 
 
-SendPacket = Callable[[bytes], None]
+#: sends one packet: its RTP header (extension block included), then its payload
+SendPacket = Callable[[bytes, bytes], None]
 
 
 class PacketSink(Protocol):
@@ -206,7 +214,7 @@ class RtpWriter:
             header = _HEADER.pack(
                 first_byte, pt | 0x80 if i == last else pt, (seq + i) & 0xFFFF, timestamp, ssrc
             )
-            send(header + ext + payload)
+            send(header + ext, payload)
             octets += len(payload)
         self.packets_sent += len(frame.payloads)
         self.octets_sent += octets
@@ -230,16 +238,19 @@ class RtpWriter:
         send = self._sink.sending()
         if found is None or send is None:
             return
-        payload, marker, ts = found
+        payload, marker, ts, abs_send_time = found
         timestamp = (self._timestamp_origin + ts) & 0xFFFFFFFF
-        ext = _extension_block(self._mid_id, self._mid, 0, 0)
-        first_byte = _first_byte(ext)
         rtx_pt, rtx_ssrc = self._rtx_payload_type, self._rtx_ssrc
         if rtx_pt is not None and rtx_ssrc is not None:
+            ext = _extension_block(self._mid_id, self._mid, 0, 0)
             pt, seq, ssrc = rtx_pt, self._rtx_sequence, rtx_ssrc
             self._rtx_sequence = (self._rtx_sequence + 1) & 0xFFFF
             payload = _RTX_SEQ.pack(sequence_number) + payload
         else:
+            # the very packet sent the first time, header included: under SRTP with
+            # AES-GCM one sequence number must never protect two different packets
+            ext = _extension_block(self._mid_id, self._mid, self._abs_id, abs_send_time)
             pt, seq, ssrc = self._payload_type, sequence_number, self._ssrc
+        first_byte = _first_byte(ext)
         header = _HEADER.pack(first_byte, pt | 0x80 if marker else pt, seq, timestamp, ssrc)
-        send(header + ext + payload)
+        send(header + ext, payload)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import pytest
 
+from media import aiortc_hooks
 from media.errors import MediaError
 from media.service import MediaService
 
@@ -19,8 +21,17 @@ async def wait_until(predicate: Callable[[], bool], within_s: float = 5.0) -> No
 
 
 async def test_three_viewers_receive_forwarded_video_and_audio(
-    service: MediaService, peers, lifecycle
+    service: MediaService, peers, lifecycle, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    protections: list[str] = []
+    chosen = aiortc_hooks.rtp_protector
+
+    def spy(transport: Any) -> tuple[aiortc_hooks.ProtectRtp, str]:
+        protect, kind = chosen(transport)
+        protections.append(kind)
+        return protect, kind
+
+    monkeypatch.setattr(aiortc_hooks, "rtp_protector", spy)
     async with asyncio.timeout(30):
         pub = peers.publisher()
         await pub.connect(partial(service.publish, 1))
@@ -33,6 +44,9 @@ async def test_three_viewers_receive_forwarded_video_and_audio(
             assert v.stats["video"].first_is_keyframe is True
         assert service.viewer_count(1) == 3
         assert all(s.connected for s in service.viewer_stats(1))
+        # aiortc negotiates AES-GCM first: our own SRTP protects (media/srtp.py) each
+        # viewer's audio and video, and the viewers decode it
+        assert protections == ["gcm"] * 6
         assert ("started", 1, None) in lifecycle.events
         relay = service.relay(1)
         assert relay is not None
