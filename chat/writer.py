@@ -65,6 +65,11 @@ class _RoomQueue:
 
 
 class ChatWriter:
+    """Stores accepted messages in batches, then publishes them (module docstring).
+
+    Not on ``live.coalesce``: ``submit`` must not wait, and batching rooms flush on a timer.
+    """
+
     def __init__(self, db: Database, room_log: RoomLog, config: ChatConfig) -> None:
         self._db = db
         self._log = room_log

@@ -61,6 +61,11 @@ def masked(target: str) -> str:
 
 
 class AccessLog:
+    """Access lines kept in memory and written in one write (module docstring).
+
+    Not on ``live.coalesce``: nothing awaits a write; lines go out by count and by time.
+    """
+
     def __init__(
         self,
         stream: TextIO,

@@ -62,6 +62,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.types import TypeEngine
 
+from live.coalesce import Batcher
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 log = logging.getLogger(__name__)
@@ -93,10 +95,8 @@ class Database:
         self._early_pool_lock = asyncio.Lock()
         # Whether ``FLUSH_SQL`` runs here (None: not tried yet).
         self._early_release: bool | None = None
-        # Shared flushes (``flush_commits``): one at a time, numbered from 1.
-        self._flush_lock = asyncio.Lock()
-        self._flushes_started = 0
-        self._flushes_done = 0  # the number of the last flush that completed
+        # Shared flushes (``flush_commits``): callers that ask while one runs share the next.
+        self._flushes: Batcher[None, None, None] = Batcher(self._flush_for)
         kwargs: dict[str, Any] = {"pool_pre_ping": False}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
@@ -164,20 +164,19 @@ class Database:
         (``FLUSH_SQL``): its commit flushes the WAL up to itself, so all earlier
         records too. Nothing to do when early release is off.
 
-        Shared: any flush that starts after this call covers the caller, so callers
-        that ask while a flush runs wait for it to end, and one of them runs the next
-        flush for all of them (a flash sale's concurrent orders share flushes instead
-        of running one each)."""
+        Shared (``live.coalesce.Batcher``): any flush that starts after this call
+        covers the caller, so callers that ask while a flush runs wait for it to end,
+        and one of them runs the next flush for all of them (a flash sale's concurrent
+        orders share flushes instead of running one each). A flush that fails fails
+        every caller it was for; the next caller flushes again."""
         if not self._early_release:
             return
-        asked_after = self._flushes_started  # flushes numbered above this cover us
-        async with self._flush_lock:
-            if self._flushes_done > asked_after:
-                return  # a flush that started after this call has completed
-            self._flushes_started += 1
-            number = self._flushes_started
-            await self._flush()
-            self._flushes_done = number
+        await self._flushes.submit(None, None)
+
+    async def _flush_for(self, _key: None, callers: list[None]) -> list[None]:
+        """One flush for ``callers``: their answers are the list itself (one None each)."""
+        await self._flush()
+        return callers
 
     async def _flush(self) -> None:
         pool = await self.raw_pool()

@@ -79,6 +79,11 @@ class Outbox:
 
 
 class OutboxRelay:
+    """Publishes outbox rows and deletes them in batches (module docstring).
+
+    Not on ``live.coalesce``: nobody waits for a deletion; it waits ``forget_after_s`` on purpose.
+    """
+
     def __init__(
         self,
         db: Database,

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from live.channel import Command, Connection, RoomHub
 from live.clock import Clock
+from live.coalesce import SingleFlight
 from live.errors import InvalidInput, LiveshelfError, RateLimited, TooLarge
 from live.events import StreamPosition
 from live.limits import Bucket
@@ -26,7 +27,6 @@ from live.presence import Presence
 from live.protocol import MAX_CLIENT_MESSAGE_BYTES, CloseCode
 from live.roomlog import RoomLog
 from live.schemas import ClientMessage
-from live.singleflight import SingleFlight
 from live.validation import validate
 
 log = logging.getLogger(__name__)

@@ -9,13 +9,13 @@ from sqlalchemy import select, update
 
 from live.auth import Principal
 from live.clock import Clock, iso
+from live.coalesce import SingleFlight
 from live.db import Database
 from live.errors import Conflict, Forbidden, NotFound
 from live.models import LiveSession, Role, SessionStatus, User
 from live.outbox import Outbox, OutboxRelay
 from live.paging import Listing, Page
 from live.roomlog import RoomLog
-from live.singleflight import SingleFlight
 
 #: Called after a session changed status: (session id, new status).
 StatusListener = Callable[[int, SessionStatus], Awaitable[None]]

@@ -367,9 +367,7 @@ def rtp_protector(transport: RTCDtlsTransport) -> tuple[ProtectRtp, str]:
     if lengths is None or profile is None:
         return by_libsrtp, "libsrtp"
     key_length, salt_length = lengths
-    view = ssl.export_keying_material(
-        b"EXTRACTOR-dtls_srtp", 2 * (key_length + salt_length)
-    )
+    view = ssl.export_keying_material(b"EXTRACTOR-dtls_srtp", 2 * (key_length + salt_length))
     ours = GcmProtector.from_key_and_salt(
         profile.get_key_and_salt(view, 1 if transport._role == "server" else 0), name
     )

@@ -7,13 +7,15 @@ sale's tail thousands of such attempts a second hit the same product; one read e
 was about a fifth of the server's main thread (py-spy, ``bench/RESULTS.md``), on round
 trips that all return the same context row.
 
-``ContextReads`` batches them per (session, product): the first attempt starts a
-round trip at once; attempts that arrive while it is in flight wait and go together in
-the next one, and so on while any wait. Each batch is one statement: the context row
-with, as one more column, the orders named by all the batch's (buyer, key) pairs (an
-``unnest`` join on the unique (buyer_id, idempotency_key) index, aggregated to JSON).
-An idle server adds no delay (a lone attempt goes at once); a busy one sends one read
-per round trip instead of one per attempt.
+``ContextReads`` batches them per (session, product) (``live.coalesce.Batcher``): the
+first attempt starts a round trip at once; attempts that arrive while it is in flight
+wait and go together in the next one, and so on while any wait. Each batch is one
+statement: the context row with, as one more column, the orders named by all the
+batch's (buyer, key) pairs (an ``unnest`` join on the unique (buyer_id,
+idempotency_key) index, aggregated to JSON). An idle server adds no delay (a lone
+attempt goes at once); a busy one sends one read per round trip instead of one per
+attempt. The round trip runs in the task of the attempt that starts it; if that
+attempt is cancelled, the others of its batch go in the next one.
 
 Exactness is unchanged: every attempt in a batch is answered as of that batch's
 reads, which happen after the attempt arrived and before it is answered, so each
@@ -28,9 +30,8 @@ each; its write path reads inside its ``BEGIN IMMEDIATE`` transaction.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import orjson
@@ -38,6 +39,7 @@ from sqlalchemy import ARRAY, Select, Text, and_, bindparam, cast, func, literal
 from sqlalchemy.orm import aliased
 
 from live.clock import Clock
+from live.coalesce import Batcher
 from live.db import Database, Prepared
 from shelf.order_models import Order
 
@@ -64,14 +66,6 @@ class Earlier:
 _Answer = tuple[C | None, Earlier | None]
 
 
-@dataclass(slots=True)
-class _Group(Generic[C]):
-    """Attempts on one (session, product) waiting for the next round trip."""
-
-    waiting: list[tuple[int, str, asyncio.Future[_Answer[C]]]] = field(default_factory=list)
-    running: bool = False
-
-
 class ContextReads(Generic[C]):
     def __init__(
         self,
@@ -92,11 +86,10 @@ class ContextReads(Generic[C]):
         if not db.is_sqlite:
             self._earlier = db.prepare_read(_earlier_query())
             self._batch = db.prepare_read(_with_earlier(context))
-        #: one per (session, product) with attempts waiting or being read; removed
-        #: when its drain finds none left
-        self._groups: dict[tuple[int, int], _Group[C]] = {}
-        #: drains running, each removed when done
-        self._drains: set[asyncio.Task[None]] = set()
+        #: per (session, product): the (buyer, key) pairs of the attempts waiting
+        self._batches: Batcher[tuple[int, int], tuple[int, str], _Answer[C]] = Batcher(
+            self._answer_batch
+        )
         #: Round trips made: for tests and benchmarks.
         self.round_trips = 0
 
@@ -109,43 +102,14 @@ class ContextReads(Generic[C]):
             self.round_trips += 1
             row = await self._context.first(self._params(session_id, product_id, buyer_id, key))
             return self._split(row)
-        group = self._groups.get((session_id, product_id))
-        if group is None:
-            group = self._groups[(session_id, product_id)] = _Group()
-        answer: asyncio.Future[_Answer[C]] = asyncio.get_running_loop().create_future()
-        group.waiting.append((buyer_id, key, answer))
-        if not group.running:
-            group.running = True
-            task = asyncio.create_task(self._drain(session_id, product_id, group))
-            self._drains.add(task)
-            task.add_done_callback(self._drains.discard)
-        return await answer
+        return await self._batches.submit((session_id, product_id), (buyer_id, key))
 
-    async def _drain(self, session_id: int, product_id: int, group: _Group[C]) -> None:
-        batch: list[tuple[int, str, asyncio.Future[_Answer[C]]]] = []
-        try:
-            while group.waiting:
-                batch, group.waiting = group.waiting, []
-                try:
-                    context, earlier = await self._read_batch(
-                        session_id, product_id, [(buyer, key) for buyer, key, _ in batch]
-                    )
-                except Exception as exc:  # every waiter gets the failure, not a hang
-                    for _, _, answer in batch:
-                        if not answer.done():
-                            answer.set_exception(exc)
-                    continue
-                for buyer, key, answer in batch:
-                    if not answer.done():  # a waiter whose client went away is cancelled
-                        answer.set_result((context, earlier.get((buyer, key))))
-        finally:
-            # Cancelled (shutdown): nobody may wait for an answer that will not come.
-            for _, _, answer in batch + group.waiting:
-                if not answer.done():
-                    answer.cancel()
-            group.running = False
-            if not group.waiting and self._groups.get((session_id, product_id)) is group:
-                del self._groups[(session_id, product_id)]
+    async def _answer_batch(
+        self, session_product: tuple[int, int], pairs: list[tuple[int, str]]
+    ) -> list[_Answer[C]]:
+        """One round trip for a batch: each (buyer, key) pair's answer, in order."""
+        context, earlier = await self._read_batch(*session_product, pairs)
+        return [(context, earlier.get(pair)) for pair in pairs]
 
     async def _read_batch(
         self, session_id: int, product_id: int, pairs: list[tuple[int, str]]
@@ -179,8 +143,7 @@ class ContextReads(Generic[C]):
 
     async def close(self) -> None:
         """Wait for the round trips in flight (their waiters get their answers)."""
-        if self._drains:
-            await asyncio.gather(*self._drains, return_exceptions=True)
+        await self._batches.wait_idle()
 
     def _split(self, row: dict[str, Any] | None) -> tuple[C | None, Earlier | None]:
         """The context built from ``row`` with its ``existing_*`` columns set to None,

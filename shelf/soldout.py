@@ -37,6 +37,11 @@ from __future__ import annotations
 
 
 class SoldOutGate:
+    """Which products this process saw run out, per session (module docstring).
+
+    Not on ``live.coalesce``: it shares no work, it routes (``shelf.orderreads`` shares).
+    """
+
     def __init__(self, *, max_products: int = 10_000) -> None:
         self._max_products = max_products
         # product id -> {session id -> smallest quantity refused for lack of units since

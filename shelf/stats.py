@@ -26,11 +26,11 @@ from live import analytics
 from live.analytics import AudienceReport, Moment
 from live.auth import Principal
 from live.clock import Clock, iso
+from live.coalesce import SingleFlight
 from live.db import Database
 from live.errors import Forbidden, NotFound
 from live.follows import FollowService
 from live.models import LiveSession, Role
-from live.singleflight import SingleFlight
 from shelf.funnel import PinRows, funnel, pin_rows
 from shelf.models import FlashSale, FlashStatus, Pin, Product, ShelfItem
 

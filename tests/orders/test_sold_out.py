@@ -358,7 +358,7 @@ async def test_a_failed_shared_read_fails_its_waiters_and_the_next_read_works(
     assert all(status in (500, 409) for status, _ in answers)  # nobody hangs
     status, body = await order(api, shop, buyers[0])
     assert (status, body["error"]["code"]) == (409, "out_of_stock")
-    assert reads._groups == {}  # nothing left waiting
+    assert len(reads._batches) == 0  # nothing left waiting
 
 
 async def test_a_waiter_that_goes_away_does_not_disturb_the_others(pg_api: Api) -> None:
@@ -380,4 +380,32 @@ async def test_a_waiter_that_goes_away_does_not_disturb_the_others(pg_api: Api) 
         assert not isinstance(answer, BaseException)
         context, earlier = answer
         assert context is not None and context.stock == 0 and earlier is None
-    assert reads._groups == {}
+    assert len(reads._batches) == 0
+
+
+async def test_the_attempt_running_the_shared_read_goes_away_and_the_others_are_answered(
+    pg_api: Api,
+) -> None:
+    """The attempt whose task runs the batch's round trip is cancelled mid-read: the read
+    is abandoned and the rest of its batch is answered by the next one."""
+    api = pg_api
+    shop = await open_shop(api, stock=1)
+    await sell_out(api, shop)
+    reads = api.client.app[orders_key]._reads
+    buyers = await many_viewers(api, 5)
+    pid = shop.products[0]["id"]
+    before = reads.round_trips
+    waiters = [
+        asyncio.create_task(reads.read(shop.session_id, pid, buyer.id, f"k{i}"))
+        for i, buyer in enumerate(buyers)
+    ]
+    await asyncio.sleep(0)  # the first is reading, the others wait for the next read
+    waiters[0].cancel()
+    done = await asyncio.wait_for(asyncio.gather(*waiters, return_exceptions=True), 10)
+    assert isinstance(done[0], asyncio.CancelledError)
+    for answer in done[1:]:
+        assert not isinstance(answer, BaseException)
+        context, earlier = answer
+        assert context is not None and context.stock == 0 and earlier is None
+    assert reads.round_trips - before == 2  # the abandoned read and one for the rest
+    assert len(reads._batches) == 0

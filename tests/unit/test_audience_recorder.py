@@ -119,7 +119,6 @@ async def test_a_sample_leaves_no_cyclic_garbage() -> None:
     """The per-second upsert is built once: building it each second made an alias of
     the table (``excluded``) with its columns, ~230 objects for the cyclic collector."""
 
-
     class QuietDatabase(FlakyDatabase):
         async def execute(self, statement: Any, rows: Any = None) -> None:
             pass  # compiling it to text would make garbage of its own

@@ -1,4 +1,5 @@
-"""SingleFlight: concurrent loads of one key run once; failures reach every waiter."""
+"""SingleFlight: concurrent loads of one key run once; failures reach every waiter; a
+cancelled caller (the first one included) leaves the load and the others alone."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 
 import pytest
 
-from live.singleflight import SingleFlight
+from live.coalesce import SingleFlight
 
 
 async def test_concurrent_callers_share_one_load() -> None:
@@ -44,3 +45,29 @@ async def test_a_failure_reaches_every_waiter_and_is_not_kept() -> None:
     assert await flight.do("k", ok) == 1
     with pytest.raises(RuntimeError):
         await flight.do("j", boom)
+
+
+async def test_cancelling_the_first_caller_leaves_the_others_their_result() -> None:
+    """The caller that started the load goes away (its client disconnected): the load
+    goes on and every other caller gets its result (they got CancelledError before)."""
+    flight: SingleFlight[int] = SingleFlight()
+    release = asyncio.Event()
+    calls = 0
+
+    async def load() -> int:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return 42
+
+    first = asyncio.create_task(flight.do("k", load))
+    await asyncio.sleep(0)
+    others = [asyncio.create_task(flight.do("k", load)) for _ in range(3)]
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.wait_for(asyncio.gather(*others), 1) == [42, 42, 42]
+    assert calls == 1
+    with pytest.raises(asyncio.CancelledError):
+        await first
