@@ -76,7 +76,7 @@ from live.schemas import password_problem
 from live.sessions import SessionService, StatusListener
 from live.startup import StartUp, wait_for
 from live.tasks import stop_task
-from live.workers import Bind, Cap, Timeouts, serve, supervise
+from live.workers import Bind, Cap, Drain, Timeouts, serve, supervise
 from media.cluster import HOME, MediaClients, NodeSetup, WorkerGroup, resource_prefix
 from media.config import MediaConfig
 from media.events import RoomLogLifecycle
@@ -116,6 +116,9 @@ DEMO_PASSWORD = "liveshelf-demo"
 #: middle one) for the same server CPU (0.127 against 0.134 of a core): the fan-out
 #: never stalls for more than a few milliseconds.
 GC_YOUNG_THRESHOLD = 5_000
+
+#: how often a draining worker looks whether its last viewer left (``_wire_media``)
+DRAIN_POLL_S = 0.1
 
 #: Matched before the other routes under the same first segment (``create_app``).
 HOT_PATHS = frozenset({"/api/sessions/{id}/orders", "/api/sessions/{id}/ws"})
@@ -179,6 +182,10 @@ class Settings:
     media_worker: int = 0
     #: an edge worker ends its pull of a session this long after its last viewer left
     media_pull_linger_s: float = 5.0
+    #: with several workers, a worker stopped by SIGTERM (a rolling restart) keeps
+    #: serving its WHEP viewers until they have left, at most this long, then closes
+    #: the rest (their pages post again and are placed on another worker)
+    media_drain_s: float = 30.0
     #: WHEP viewers one process serves at most (pulls aside; then ``503 media_full``,
     #: or another worker); ~0.3 % of a core each (bench/RESULTS.md, "Media relay"), so
     #: 250 leave room for the rest of the process's work
@@ -272,6 +279,7 @@ class Settings:
                 env, "LIVESHELF_MEDIA_MAX_VIEWERS_PER_WORKER", 250
             ),
             media_cpu_limit=_share(env, "LIVESHELF_MEDIA_CPU_LIMIT", 0.85),
+            media_drain_s=float(_at_least_0(env, "LIVESHELF_MEDIA_DRAIN_S", 30)),
             node=_node_name(env),
             node_internal_host=_address(env, "LIVESHELF_NODE_INTERNAL_HOST", "127.0.0.1"),
             node_public_url=_url(env, "LIVESHELF_NODE_PUBLIC_URL"),
@@ -431,6 +439,9 @@ accounts_key = web.AppKey("accounts", AccountService)
 sessions_key = web.AppKey("sessions", SessionService)
 guard_key = web.AppKey("guard", Guard)
 media_key = web.AppKey("media", MediaService)
+#: what a worker does on SIGTERM before it stops (``live.workers``); set with several
+#: workers only
+drain_key: web.AppKey[Drain] = web.AppKey("drain")
 shelf_key = web.AppKey("shelf", ShelfFeature)
 chat_key = web.AppKey("chat", ChatService)
 orders_key = web.AppKey("orders", OrderService)
@@ -811,14 +822,39 @@ def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) ->
         reports = None if group is None else asyncio.create_task(group.keep_up())
         yield
         if group is not None:
-            await group.drain()
+            await group.drain()  # reported before closing, drained (SIGTERM) or not
         await media.close()
         await stop_task(reports)
         if group is not None:
             await group.close()
 
+    async def drain() -> None:
+        """SIGTERM to this worker: no new viewers from now on; if another worker serves
+        (somewhere to move to), the viewers here are served until they have left or
+        ``media_drain_s`` passed, and ``lifetime`` closes the rest. The home keeps its
+        publishers, pulls, recordings and WHIP meanwhile (they cannot move): they stop
+        with it, as in any restart of the home."""
+        assert group is not None
+        if not await group.drain():
+            log.info("media: no other worker serves; stopping without draining")
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.media_drain_s
+        log.info(
+            "media: draining %d viewers, for %.0f s at most",
+            media.viewer_total(),
+            settings.media_drain_s,
+        )
+        # viewers leave in many ways (DELETE, ICE failure, a timeout, an offer refused):
+        # their count, read ten times a second, needs no signal from each
+        while media.viewer_total() and loop.time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(DRAIN_POLL_S)
+        log.info("media: drained; %d viewers left to close", media.viewer_total())
+
     app.cleanup_ctx.append(recording)
     app.cleanup_ctx.append(lifetime)
+    if group is not None:
+        app[drain_key] = drain
     return control
 
 
@@ -1154,7 +1190,8 @@ def _serve(settings: Settings, binds: list[Bind]) -> None:
             settings.max_connections_per_address if settings.limits else 0,
             tuple(ipaddress.ip_network(n) for n in settings.trusted_proxies),
         )
-        serve(app, binds, loop, timeouts=timeouts, cap=cap, **logging_options)
+        drain = app.get(drain_key)
+        serve(app, binds, loop, timeouts=timeouts, cap=cap, drain=drain, **logging_options)
     finally:
         loop.close()
 
@@ -1194,7 +1231,7 @@ def _run_worker(settings: Settings, index: int) -> None:
     internal = settings.media_workers[index]
     binds = [
         Bind(settings.host, settings.port, reuse_port=True),
-        Bind(settings.node_internal_host, int(internal.rsplit(":", 1)[1])),
+        Bind(settings.node_internal_host, int(internal.rsplit(":", 1)[1]), internal=True),
     ]
     _serve(replace(settings, media_worker=index), binds)
 

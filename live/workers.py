@@ -3,11 +3,28 @@
 ``serve(app, binds)`` runs one application on one or more addresses until SIGINT or
 SIGTERM, then shuts it down as ``web.run_app`` would (connections closed, cleanup
 contexts unwound). ``supervise(target, n)`` starts ``target(index)`` in ``n`` spawned
-processes and keeps them running: a worker that dies is started again (after
-``restart_delay_s``), a stop signal is passed on to every worker and waited for. The
-workers share the public port with ``SO_REUSEPORT``, so the kernel spreads incoming
-connections over them; what they share beyond that lives in PostgreSQL and Redis
-(see ``media.forward`` for the media).
+processes and keeps them running: a worker that exits is started again (after
+``restart_delay_s``). The workers share the public port with ``SO_REUSEPORT``, so the
+kernel spreads incoming connections over them; what they share beyond that lives in
+PostgreSQL and Redis (see ``media.forward`` for the media).
+
+Stopping, told apart by the signal:
+
+- **SIGTERM to one worker** (a rolling restart: the supervisor starts it again once it
+  has exited) *drains* it, if ``serve`` was given a ``drain``: the worker closes its
+  public sockets at once (new connections go to the other workers; its internal ones,
+  ``Bind.internal``, stay open for the other workers' calls), awaits ``drain()``, then
+  shuts down as on SIGINT. The application decides how long ``drain()`` lasts: for the
+  media, until the worker's WHEP viewers have left or ``LIVESHELF_MEDIA_DRAIN_S``
+  passed, and not at all when no other worker serves (``app._wire_media``). What is
+  already connected (room sockets, kept-alive HTTP connections, requests under way) is
+  served meanwhile and closed at the end, as by any stop.
+- **SIGINT** stops a worker at once; so does a second signal during a drain.
+- **The supervisor's own stop** (SIGINT or SIGTERM to it) sends SIGINT to every worker:
+  with all of them stopping there is nowhere to move to, so nobody drains. (A service
+  manager that signals the whole process group, as systemd does by default, also
+  sends each worker SIGTERM; the supervisor's SIGINT, within half a second, ends those
+  drains.)
 """
 
 from __future__ import annotations
@@ -15,9 +32,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing as mp
+import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -42,6 +60,12 @@ class Bind:
     host: str
     port: int
     reuse_port: bool = False
+    #: for the other workers only: kept open while the worker drains
+    internal: bool = False
+
+
+#: what a worker does between SIGTERM (its public sockets closed) and its shutdown
+Drain = Callable[[], Awaitable[None]]
 
 
 def serve(
@@ -51,14 +75,17 @@ def serve(
     *,
     timeouts: Timeouts | None = None,
     cap: Cap | None = None,
+    drain: Drain | None = None,
     **runner_options: Any,
 ) -> None:
-    """Serve ``app`` on every bind on ``loop`` until SIGINT or SIGTERM; connections
-    that are slow to send a request or idle are closed (``timeouts``, ``live.reaper``),
-    and one address may hold only so many (``cap``, ``live.conncap``)."""
+    """Serve ``app`` on every bind on ``loop`` until SIGINT or SIGTERM (SIGTERM with a
+    ``drain``: the public binds closed, once ``drain()`` returned; see the module
+    docstring); connections that are slow to send a request or idle are closed
+    (``timeouts``, ``live.reaper``), and one address may hold only so many (``cap``,
+    ``live.conncap``)."""
     try:
         loop.run_until_complete(
-            _serve(app, binds, timeouts or Timeouts(), cap or Cap(), runner_options)
+            _serve(app, binds, timeouts or Timeouts(), cap or Cap(), runner_options, drain)
         )
     finally:  # as web.run_app: no task outlives the loop
         tasks = asyncio.all_tasks(loop)
@@ -98,11 +125,12 @@ async def _serve(
     timeouts: Timeouts,
     cap: Cap,
     options: dict[str, Any],
+    drain: Drain | None,
 ) -> None:
-    stop = asyncio.Event()
+    signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, signals.put_nowait, signum)
     runner = web.AppRunner(
         app,
         handle_signals=False,
@@ -119,6 +147,7 @@ async def _serve(
     )
     await reaper.start()
     try:
+        public = []
         for bind in binds:
             site = web.TCPSite(
                 runner,
@@ -128,10 +157,34 @@ async def _serve(
                 backlog=LISTEN_BACKLOG,
             )
             await site.start()
-        await stop.wait()
+            if not bind.internal:
+                public.append(site)
+        if await signals.get() == signal.SIGTERM and drain is not None:
+            await _drain(public, drain, signals)
     finally:
         await reaper.stop()
         await runner.cleanup()
+
+
+async def _drain(
+    public: list[web.TCPSite], drain: Drain, signals: asyncio.Queue[signal.Signals]
+) -> None:
+    """Close the public sites, then await ``drain()`` unless another signal comes
+    first. (Connections the kernel had queued on a closed ``SO_REUSEPORT`` socket but
+    not handed over yet are reset, unless ``net.ipv4.tcp_migrate_req`` is set.)"""
+    for site in public:
+        await site.stop()
+    log.info("SIGTERM: public sockets closed, draining (SIGINT stops at once)")
+    draining = asyncio.ensure_future(drain())
+    interrupted = asyncio.ensure_future(signals.get())
+    await asyncio.wait((draining, interrupted), return_when=asyncio.FIRST_COMPLETED)
+    for task in (draining, interrupted):
+        task.cancel()
+    await asyncio.gather(draining, interrupted, return_exceptions=True)
+    if interrupted.done() and not interrupted.cancelled():
+        log.info("%s: drain cut short", interrupted.result().name)
+    elif not draining.cancelled() and draining.exception() is not None:
+        log.error("draining failed; stopping", exc_info=draining.exception())
 
 
 def supervise(
@@ -144,11 +197,14 @@ def supervise(
     early_exits: int = 3,
 ) -> int:
     """Run ``target(index)`` for index 0..workers-1, each in a spawned process, and
-    restart any that exits until SIGINT/SIGTERM; then stop them all and return 0.
+    restart any that exits until SIGINT/SIGTERM; then stop them all (SIGINT: no
+    draining, see the module docstring) and return 0.
 
-    A worker that exits within ``early_exit_s`` of starting ``early_exits`` times in a
-    row cannot start (port taken, database down, bad configuration): then everything
-    is stopped and 1 returned, instead of restarting it forever."""
+    A worker that fails (exits with a code other than 0) within ``early_exit_s`` of
+    starting ``early_exits`` times in a row cannot start (port taken, database down, bad
+    configuration): then everything is stopped and 1 returned, instead of restarting it
+    forever. Exiting with 0 is a worker that was stopped (a rolling restart's SIGTERM):
+    never a failure."""
     ctx = mp.get_context("spawn")
     stopping = False
 
@@ -174,31 +230,36 @@ def supervise(
             for index, process in list(procs.items()):
                 if stopping or process.is_alive():
                     continue
-                early = time.monotonic() - started[index] < early_exit_s
-                failures[index] = failures[index] + 1 if early else 1
-                if failures[index] >= early_exits:
+                if process.exitcode == 0:
+                    failures[index] = 0
+                    log.info("worker %d (pid %s) stopped; starting it again", index, process.pid)
+                else:
+                    early = time.monotonic() - started[index] < early_exit_s
+                    failures[index] = failures[index] + 1 if early else 1
+                    if failures[index] >= early_exits:
+                        log.error(
+                            "worker %d exited %d times right after starting (last: %s); stopping",
+                            index,
+                            failures[index],
+                            process.exitcode,
+                        )
+                        stopping, code = True, 1
+                        break
                     log.error(
-                        "worker %d exited %d times right after starting (last: %s); stopping",
+                        "worker %d (pid %s) exited with %s; starting it again",
                         index,
-                        failures[index],
+                        process.pid,
                         process.exitcode,
                     )
-                    stopping, code = True, 1
-                    break
-                log.error(
-                    "worker %d (pid %s) exited with %s; starting it again",
-                    index,
-                    process.pid,
-                    process.exitcode,
-                )
                 time.sleep(restart_delay_s)
                 if not stopping:
                     procs[index] = start(index)
                     started[index] = time.monotonic()
     finally:
         for process in procs.values():
-            if process.is_alive():
-                process.terminate()  # SIGTERM: each worker shuts down cleanly
+            if process.is_alive() and process.pid is not None:
+                # SIGINT, not SIGTERM: each shuts down cleanly and at once, no draining
+                os.kill(process.pid, signal.SIGINT)
         deadline = time.monotonic() + stop_timeout_s
         for process in procs.values():
             process.join(max(0.0, deadline - time.monotonic()))

@@ -269,7 +269,8 @@ class WorkerGroup:
             pid=self.me.pid,
             viewers=sum(load.viewers for load in loads.values()),
             room=room,
-            state=self.state,
+            # its relay worker draining leaves the node open while another worker serves
+            state="serving" if any(w.state == "serving" for w in loads.values()) else "draining",
             sessions=tuple(sorted({s for load in loads.values() for s in load.sessions})),
             published=tuple(sorted(self._local.media.published_sessions())),
         )
@@ -309,12 +310,20 @@ class WorkerGroup:
             if origin is not None and origin.node != here:
                 media.pull_now(session_id)
 
-    async def drain(self) -> None:
-        """Take no new viewers (they are placed on other workers from now on)."""
+    async def drain(self) -> bool:
+        """Take no new viewers (they are placed on other workers from now on); whether
+        another worker of this node serves, so this one's viewers can move there (no,
+        when that cannot be read)."""
         self.state = "draining"
-        if self._board is not None:
-            with contextlib.suppress(RedisError):
-                await self._board.report(self.load())
+        if self._board is None:
+            return False
+        try:
+            await self._board.report(self.load())
+            loads = await self._board.loads()
+        except RedisError as exc:
+            log.warning("media draining not reported, or the other workers not read: %r", exc)
+            return False
+        return any(load.state == "serving" for w, load in loads.items() if w != self.index)
 
     # -- MediaControl ----------------------------------------------------------------
 
