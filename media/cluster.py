@@ -496,7 +496,8 @@ class WorkerGroup:
             )
             if answer is not None:
                 return answer
-            tried.add(chosen)  # it filled up since its last report: the next one
+            # it filled up since its last report, or takes no connection yet: the next
+            tried.add(chosen)
         if self._node is not None and "token" not in request.query:
             return await self._redirect(session_id, user_id, guest_id)
         raise _full()

@@ -117,6 +117,21 @@ class MediaForwarder:
 
     # -- HTTP forwarding -------------------------------------------------------------
 
+    def _unavailable(self, request: web.Request, exc: Exception) -> web.Response:
+        log.warning(
+            "media worker %s did not answer %s %s: %r",
+            self._url,
+            request.method,
+            request.path,
+            exc,
+        )
+        message = "media is restarting; try again in a few seconds"
+        return json_response(
+            {"error": {"code": "media_unavailable", "message": message}},
+            status=503,
+            headers={"Retry-After": "2"},
+        )
+
     async def forward(
         self,
         request: web.Request,
@@ -127,7 +142,9 @@ class MediaForwarder:
     ) -> web.StreamResponse | None:
         """Send ``request`` to the worker as it came (plus ``extra`` headers; ``body``
         instead of streaming the request's own); answer with what the worker answers.
-        With ``unless``, a 503 carrying that error code is not passed on: None."""
+        With ``unless``, a 503 carrying that error code is not passed on: None; nor,
+        with ``unless`` and ``body``, a worker that takes no connection (nothing reached
+        it: a restarted worker reports its load before it listens)."""
         headers = CIMultiDict(
             (name, value) for name in _REQUEST_HEADERS for value in request.headers.getall(name, ())
         )
@@ -142,20 +159,13 @@ class MediaForwarder:
                 data=data,
                 allow_redirects=False,
             )
+        except aiohttp.ClientConnectorError as exc:
+            if unless is not None and body is not None:
+                log.info("media worker %s takes no connection: %r", self._url, exc)
+                return None
+            return self._unavailable(request, exc)
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            log.warning(
-                "media worker %s did not answer %s %s: %r",
-                self._url,
-                request.method,
-                request.path,
-                exc,
-            )
-            message = "media is restarting; try again in a few seconds"
-            return json_response(
-                {"error": {"code": "media_unavailable", "message": message}},
-                status=503,
-                headers={"Retry-After": "2"},
-            )
+            return self._unavailable(request, exc)
         async with upstream:
             if unless is not None and upstream.status == 503:
                 text = await upstream.read()

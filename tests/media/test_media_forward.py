@@ -34,7 +34,7 @@ from app import Settings, audience_key, create_app, db_key, media_key, redis_key
 from live.models import WatchInterval
 from media.cluster import PLACED_HEADER
 from media.forward import INTERNAL_HEADER, MediaForwarder, internal_token
-from media.placement import LoadBoard
+from media.placement import LoadBoard, WorkerLoad
 from media.service import MediaService
 
 SDPFRAG = "application/trickle-ice-sdpfrag"
@@ -64,7 +64,9 @@ class Pair:
 
 
 @pytest.fixture
-async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
+async def pair(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Pair]:
+    """The home and one edge; ``indirect`` parametrization adds that many workers to
+    their configuration that nobody runs."""
     # two apps on one database: small pools (each holds 1.75 x db_pool_size connections)
     settings = replace(
         backend_settings("postgres-redis", tmp_path),
@@ -74,7 +76,8 @@ async def pair(tmp_path: Path) -> AsyncIterator[Pair]:
         media_max_viewers_per_worker=1,
     )
     ports = free_port(), free_port()
-    urls = tuple(f"http://127.0.0.1:{port}" for port in ports)
+    absent = tuple(free_port() for _ in range(getattr(request, "param", 0)))
+    urls = tuple(f"http://127.0.0.1:{port}" for port in (*ports, *absent))
     home = create_app(replace(settings, media_workers=urls, media_worker=0))
     edge = create_app(replace(settings, media_workers=urls, media_worker=1))
     async with (
@@ -195,6 +198,26 @@ async def test_viewers_are_placed_on_the_origin_then_on_a_worker_pulling_from_it
     assert pair.media.pull_count(session_id) == 0
     assert not pair.edge_media.is_pulling(session_id)
     assert first.stats["video"].decoded > 30  # the origin's own viewer never noticed
+
+
+@pytest.mark.parametrize("pair", [1], indirect=True)
+async def test_a_worker_that_takes_no_connection_yet_is_passed_over(pair: Pair, peers: Any) -> None:
+    """A restarted worker reports its load before it listens: a viewer placed on it is
+    placed on the next worker (it was answered 503 media_unavailable)."""
+    _host, session_id = await published(pair, peers)
+    board = LoadBoard(pair.home[redis_key], pair.settings.redis_prefix)  # type: ignore[arg-type]
+    viewers = [peers.viewer(), peers.viewer()]
+    async with asyncio.timeout(40):
+        await relayed_by_home(pair, session_id)
+        for viewer in viewers:
+            # worker 2 relays the session and has room, by its record; nothing listens
+            absent = WorkerLoad(2, 0, 0, 0.0, "serving", (session_id,), pid=1)
+            await board.report(absent)
+            await viewer.connect(poster(pair.edge, f"/whep/{session_id}", None, guest_cookie()))
+        for viewer in viewers:
+            await viewer.wait_for("video", decoded=30, within_s=15)
+    owners = sorted(v.resource.location.split("/")[-1].split(".")[0] for v in viewers)
+    assert owners == ["w0", "w1"]
 
 
 async def test_a_worker_serves_its_viewers_from_one_pull_of_the_home(
