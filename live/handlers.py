@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import hdrs, web
 
+from live import aiohttp_hooks
 from live.accounts import AccountService, user_dict
 from live.auth import GUEST_ROLE, TokenSigner
 from live.channel import Connection, RoomHub
@@ -56,6 +57,7 @@ class LiveHandlers:
         guests: GuestIds,
         caps: Caps | None = None,
     ) -> None:
+        aiohttp_hooks.check_compatible()  # room sockets leave aiohttp by its internals
         self._guard = guard
         self._guests = guests
         self._revocations = revocations
@@ -235,14 +237,17 @@ class LiveHandlers:
             socket.internal_error()
         finally:
             socket.serve()
-            _release(request)
+            aiohttp_hooks.release(request)
         return response
 
     async def _upgrade(self, request: web.Request) -> tuple[web.StreamResponse, RoomSocket]:
-        """Answer the upgrade and take the connection over from aiohttp."""
-        # aiohttp's own handshake checks (including that its HTTP parser switched the
-        # connection to pass-through, see ``_take_over``) on a throwaway response.
-        if not web.WebSocketResponse().can_prepare(request).ok:
+        """Answer the upgrade and take the connection over from aiohttp
+        (``live.aiohttp_hooks``)."""
+        # aiohttp's own handshake checks on a throwaway response; and its HTTP parser
+        # must have switched the connection to pass-through (it has not while a body
+        # the request announced is still coming).
+        ready = web.WebSocketResponse().can_prepare(request).ok
+        if not ready or not aiohttp_hooks.passed_through(request):
             raise InvalidInput("invalid_handshake", "this is a WebSocket endpoint")
         response = web.StreamResponse(
             status=101,
@@ -256,30 +261,13 @@ class LiveHandlers:
         )
         response.force_close()
         await response.prepare(request)
-        return response, self._take_over(request)
-
-    def _take_over(self, request: web.Request) -> RoomSocket:
-        """Move the upgraded connection from aiohttp to a new ``RoomSocket``.
-
-        aiohttp has no public API for this; what it relies on (aiohttp 3.14,
-        ``web_protocol.RequestHandler``): after an upgrade request the handler's
-        ``data_received`` parks every byte in ``_message_tail`` until a WebSocket
-        parser is installed (we install none), and both ``force_close`` and the end of
-        ``RequestHandler.start`` close ``self.transport`` unless it is None.
-        """
-        handler = request.protocol
-        transport = request.transport
-        if transport is None or transport.is_closing():
-            raise ConnectionResetError("the client left during the upgrade")
-        early = bytes(handler._message_tail)
-        handler._message_tail = b""
-        socket = RoomSocket(transport, self._socket_deps, early)
-        transport.set_protocol(socket)
-        # From now on aiohttp must neither write to this transport nor close it.
-        handler.transport = None
+        deps = self._socket_deps
+        socket = aiohttp_hooks.take_over(
+            request, lambda transport, early: RoomSocket(transport, deps, early)
+        )
         # The hub bounds the buffer itself; never let asyncio call pause_writing first.
-        transport.set_write_buffer_limits(high=self._send_limit * 2)
-        return socket
+        socket.transport.set_write_buffer_limits(high=self._send_limit * 2)
+        return response, socket
 
 
 async def give_guest_cookie(
@@ -302,19 +290,6 @@ async def give_guest_cookie(
         samesite="Lax",
         secure=request.secure,
     )
-
-
-def _release(request: web.Request) -> None:
-    """Tell aiohttp the connection is gone (for it, it is).
-
-    This takes the request handler off the server's connection list (so shutdown does
-    not wait for it and nothing keeps it alive) and cancels its keep-alive timer.
-    Called last, when the room channel no longer needs the request: with
-    ``handler_cancellation=True`` it would cancel this request's task. What aiohttp
-    then writes for the response (the 101 is already out) fails on the missing
-    transport and is dropped as a client disconnect.
-    """
-    request.protocol.connection_lost(None)
 
 
 class FollowHandlers:

@@ -97,7 +97,9 @@ def parse_close(payload: bytes) -> int | None:
     if len(payload) == 1:
         raise ProtocolError(CLOSE_PROTOCOL_ERROR, "close payload of one byte")
     code = int.from_bytes(payload[:2], "big")
-    allowed = 1000 <= code <= 1003 or 1007 <= code <= 1011 or 3000 <= code <= 4999
+    # RFC 6455's and IANA's registered codes (1012-1014 came later: the hub itself sends
+    # 1013, which clients echo), 3000-4999 for libraries and applications
+    allowed = 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
     if not allowed:
         raise ProtocolError(CLOSE_PROTOCOL_ERROR, f"close code {code} is not allowed")
     try:
@@ -124,10 +126,13 @@ class FrameReader:
     CLOSE, PING and PONG frame as it comes, even between the fragments of a message.
     A message (all its fragments together) larger than ``max_message_bytes`` is refused
     as soon as its header says so, so the buffer stays bounded by that size plus one
-    frame header. Any violation raises ``ProtocolError``; the reader is then unusable.
+    frame header. A CLOSE frame is the last one returned: what follows it is not read
+    (a client sends nothing after it, RFC 6455 5.5.1), so a violation behind it in the
+    same read cannot hide it. Any violation raises ``ProtocolError``; the reader is then
+    unusable.
     """
 
-    __slots__ = ("_buffer", "_fragment_opcode", "_fragments", "_max")
+    __slots__ = ("_buffer", "_closed", "_fragment_opcode", "_fragments", "_max")
 
     def __init__(self, max_message_bytes: int) -> None:
         self._buffer = b""
@@ -135,8 +140,11 @@ class FrameReader:
         self._fragments: bytearray | None = None
         self._fragment_opcode = Opcode.CONTINUATION
         self._max = max_message_bytes
+        self._closed = False
 
     def feed(self, data: bytes) -> list[tuple[Opcode, bytes]]:
+        if self._closed:
+            return []
         buf = self._buffer + data if self._buffer else data
         out: list[tuple[Opcode, bytes]] = []
         pos = 0
@@ -159,11 +167,17 @@ class FrameReader:
                     break
                 length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
                 head = 4
+                if length < 126:
+                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "length not in its fewest bytes")
             elif length == 127:
                 if end - pos < 10:
                     break
                 length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
                 head = 10
+                if length < 65536:
+                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "length not in its fewest bytes")
+                if length >> 63:
+                    raise ProtocolError(CLOSE_PROTOCOL_ERROR, "64-bit length with its top bit set")
             self._check(opcode, bool(fin), length)
             start = pos + head + 4
             if end < start + length:
@@ -173,6 +187,10 @@ class FrameReader:
             message = self._assemble(opcode, bool(fin), payload)
             if message is not None:
                 out.append(message)
+                if opcode is Opcode.CLOSE:
+                    self._closed = True
+                    self._buffer = b""
+                    return out
         self._buffer = buf[pos:] if pos < end else b""
         return out
 

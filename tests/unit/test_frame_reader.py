@@ -114,6 +114,10 @@ def test_fragments_together_over_the_limit_are_refused() -> None:
         client_frame(Opcode.PING, b"x" * 126),  # control frames are short
         client_frame(Opcode.PING, b"x", fin=False),  # ... and never fragmented
         client_frame(Opcode.TEXT, b"a", fin=False) + client_frame(Opcode.TEXT, b"b"),
+        # lengths in the fewest bytes (RFC 6455 5.2), the 64-bit one with its top bit 0
+        struct.pack("!BBH", 0x81, 0x80 | 126, 125) + b"mask" + b"x" * 125,
+        struct.pack("!BBQ", 0x81, 0x80 | 127, 65535) + b"mask",
+        struct.pack("!BBQ", 0x81, 0x80 | 127, 2**63) + b"mask",
     ],
     ids=[
         "unmasked",
@@ -123,6 +127,9 @@ def test_fragments_together_over_the_limit_are_refused() -> None:
         "long-ping",
         "fragmented-ping",
         "interleaved",
+        "16-bit-length-under-126",
+        "64-bit-length-under-65536",
+        "64-bit-length-top-bit",
     ],
 )
 def test_protocol_violations(data: bytes) -> None:
@@ -133,13 +140,25 @@ def test_close_payloads() -> None:
     assert parse_close(b"") is None
     assert parse_close(struct.pack("!H", 1000) + b"bye") == 1000
     assert parse_close(struct.pack("!H", 4000)) == 4000
-    for bad in (b"\x03", struct.pack("!H", 1005), struct.pack("!H", 999), struct.pack("!H", 5000)):
+    # registered after RFC 6455; the hub closes with 1013 itself and clients echo it
+    assert [parse_close(struct.pack("!H", c)) for c in (1012, 1013, 1014)] == [1012, 1013, 1014]
+    for bad in (b"\x03", *(struct.pack("!H", c) for c in (999, 1004, 1005, 1015, 2999, 5000))):
         with pytest.raises(ProtocolError) as info:
             parse_close(bad)
         assert info.value.code == CLOSE_PROTOCOL_ERROR
     with pytest.raises(ProtocolError) as info:
         parse_close(struct.pack("!H", 1000) + b"\xff")
     assert info.value.code == CLOSE_INVALID_TEXT
+
+
+def test_nothing_after_a_close_frame_is_read() -> None:
+    # a violation after the client's close, in the same read, must not hide the close
+    close = client_frame(Opcode.CLOSE, struct.pack("!H", 1000))
+    reader = FrameReader(LIMIT)
+    assert reader.feed(close + client_frame(Opcode.TEXT, b"x", masked=False)) == [
+        (Opcode.CLOSE, struct.pack("!H", 1000))
+    ]
+    assert reader.feed(client_frame(Opcode.PING, b"")) == []
 
 
 def test_server_control_frames() -> None:
