@@ -126,7 +126,7 @@ class RoomSocket(asyncio.Protocol):
             return
         self._served = True
         if self._state is _State.CLOSED:
-            self._deps.hub.spawn(self._deps.channel.close(self._connection()))
+            self._deps.hub.spawn(self._closed(self._connection()))
             return
         if self._state is _State.OPENING:
             self._state = _State.OPEN
@@ -192,7 +192,18 @@ class RoomSocket(asyncio.Protocol):
             return  # ``_drain`` handles what waits, then tells the channel
         self._inbox = None
         if self._served:
-            self._deps.hub.spawn(self._deps.channel.close(self._connection()))
+            self._deps.hub.spawn(self._closed(self._connection()))
+
+    async def _closed(self, conn: Connection) -> None:
+        """Tell the channel the connection ended, then let go of it. The socket and its
+        ``Connection`` point at each other: with that link cut, reference counting frees
+        both (and the transport and buffers they hold) now, instead of the cyclic
+        collector after they reached its oldest generation, which a long show with
+        sockets coming and going did not get for many minutes (issue 27)."""
+        try:
+            await self._deps.channel.close(conn)
+        finally:
+            self.conn = None
 
     # -- reading ------------------------------------------------------------------------
 
@@ -297,7 +308,7 @@ class RoomSocket(asyncio.Protocol):
             self._inbox = None
             if self._state is _State.CLOSED:
                 if self._served:  # the connection ended while messages waited
-                    self._deps.hub.spawn(channel.close(conn))
+                    self._deps.hub.spawn(self._closed(conn))
             elif self._state is _State.OPEN and not conn.closing:
                 self._resume()
 
