@@ -125,13 +125,7 @@ async def test_a_sample_leaves_no_cyclic_garbage() -> None:
 
     db = QuietDatabase()
     db.failures = 0
-    sources = AudienceSources(
-        media_sessions=lambda: [7],
-        media_viewers=lambda _sid: 1,
-        socket_rooms=lambda: [],
-        sockets=lambda _sid: 0,
-    )
-    recorder = AudienceRecorder(db, ManualClock(), sources, process="p", interval_s=0)  # type: ignore[arg-type]
+    recorder = _recorder(db)
     await recorder.sample()  # the first builds it
     gc.collect()
     gc.disable()
