@@ -239,6 +239,16 @@ class MediaForwarder:
         value = answer.get("media_time_s")
         return float(value) if value is not None else None
 
+    async def holds_publisher(self, session_id: int) -> bool | None:
+        """Whether this worker holds a connected publisher of the session; None when it
+        cannot be asked (it is down or restarting)."""
+        try:
+            answer = await self._call("GET", "/internal/media/status", None)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.info("media worker %s not asked about its publisher: %r", self._url, exc)
+            return None
+        return bool(answer["sessions"].get(str(session_id), {}).get("holds_publisher"))
+
     async def identify_viewer(self, session_id: int, resource_id: str, user_id: int) -> bool:
         body = {"resource_id": resource_id, "user_id": user_id}
         try:
@@ -341,8 +351,10 @@ class LocalMediaControl:
 
     def status(self) -> dict[str, Any]:
         """What this process holds, per session: viewers, edges' pulls of it, whether
-        it pulls it itself, whether its publisher is here."""
+        it pulls it itself, whether its publisher is here and sending (``publisher``) or
+        connected at all (``holds_publisher``)."""
         media = self.media
+        held = set(media.published_sessions())
         return {
             "sessions": {
                 str(sid): {
@@ -351,6 +363,7 @@ class LocalMediaControl:
                     "pulling": media.is_pulling(sid),
                     "pulled_by": sorted(p.header() for p in media.pullers(sid).values()),
                     "publisher": media.is_live(sid),
+                    "holds_publisher": sid in held,
                     "resets": sum(v.keyframe_resets for v in media.viewer_stats(sid)),
                 }
                 for sid in media.session_ids()
