@@ -361,8 +361,9 @@ async def test_a_failed_shared_read_fails_its_waiters_and_the_next_read_works(
     assert len(reads._batches) == 0  # nothing left waiting
 
 
-async def test_a_waiter_that_goes_away_does_not_disturb_the_others(pg_api: Api) -> None:
-    api = pg_api
+async def sold_out_reads(api: Api) -> tuple[Any, list[asyncio.Task[Any]]]:
+    """The order service's shared reads and five buyers' reads of a sold-out product,
+    started at once."""
     shop = await open_shop(api, stock=1)
     await sell_out(api, shop)
     reads = api.client.app[orders_key]._reads
@@ -372,6 +373,11 @@ async def test_a_waiter_that_goes_away_does_not_disturb_the_others(pg_api: Api) 
         asyncio.create_task(reads.read(shop.session_id, pid, buyer.id, f"k{i}"))
         for i, buyer in enumerate(buyers)
     ]
+    return reads, waiters
+
+
+async def test_a_waiter_that_goes_away_does_not_disturb_the_others(pg_api: Api) -> None:
+    reads, waiters = await sold_out_reads(pg_api)
     await asyncio.sleep(0)
     waiters[1].cancel()  # its client disconnected
     done = await asyncio.wait_for(asyncio.gather(*waiters, return_exceptions=True), 10)
@@ -388,17 +394,8 @@ async def test_the_attempt_running_the_shared_read_goes_away_and_the_others_are_
 ) -> None:
     """The attempt whose task runs the batch's round trip is cancelled mid-read: the read
     is abandoned and the rest of its batch is answered by the next one."""
-    api = pg_api
-    shop = await open_shop(api, stock=1)
-    await sell_out(api, shop)
-    reads = api.client.app[orders_key]._reads
-    buyers = await many_viewers(api, 5)
-    pid = shop.products[0]["id"]
-    before = reads.round_trips
-    waiters = [
-        asyncio.create_task(reads.read(shop.session_id, pid, buyer.id, f"k{i}"))
-        for i, buyer in enumerate(buyers)
-    ]
+    reads, waiters = await sold_out_reads(pg_api)
+    before = reads.round_trips  # no read has run yet: none of the tasks has started
     await asyncio.sleep(0)  # the first is reading, the others wait for the next read
     waiters[0].cancel()
     done = await asyncio.wait_for(asyncio.gather(*waiters, return_exceptions=True), 10)
