@@ -46,6 +46,7 @@ import math
 import os
 import time
 from array import array
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -216,35 +217,34 @@ def udp_inodes() -> set[int]:
     return found
 
 
-def census(qualified_names: Sequence[str]) -> dict[str, int]:
+def _class_counts() -> tuple[int, Counter[type]]:
     """How many objects the collector tracks (outside the frozen start-up set), and
-    the instances of each class named ``module.QualName`` (exact class) among them."""
-    by_name: dict[str, list[str]] = {}
-    for full in qualified_names:
-        by_name.setdefault(full.rpartition(".")[2], []).append(full)
-    counts = dict.fromkeys(qualified_names, 0)
+    the instances of each class among them (one walk)."""
     objects = gc.get_objects()
-    tracked = len(objects)
-    for obj in objects:
-        cls = type(obj)
-        candidates = by_name.get(cls.__name__)
-        if candidates is not None:
-            full = f"{cls.__module__}.{cls.__qualname__}"
-            if full in counts:
-                counts[full] += 1
-    del objects
-    return {"tracked": tracked, **{full.rpartition(".")[2]: n for full, n in counts.items()}}
+    counts = Counter(map(type, objects))
+    return len(objects), counts
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def census(qualified_names: Sequence[str]) -> dict[str, int]:
+    """The tracked objects, and the instances of each class named ``module.QualName``
+    (exact class) among them, by class name."""
+    tracked, counts = _class_counts()
+    by_name = dict.fromkeys(qualified_names, 0)
+    for cls, n in counts.items():
+        full = _qualified(cls)
+        if full in by_name:
+            by_name[full] += n
+    return {"tracked": tracked, **{full.rpartition(".")[2]: n for full, n in by_name.items()}}
 
 
 def type_counts(kept: int = TYPES_KEPT) -> dict[str, int]:
     """Instances of each class among the tracked objects (outside the frozen set),
     the ``kept`` most numerous, by ``module.QualName``."""
-    counts: dict[type, int] = {}
-    for obj in gc.get_objects():
-        cls = type(obj)
-        counts[cls] = counts.get(cls, 0) + 1
-    top = sorted(counts.items(), key=lambda item: item[1], reverse=True)[:kept]
-    return {f"{cls.__module__}.{cls.__qualname__}": n for cls, n in top}
+    return {_qualified(cls): n for cls, n in _class_counts()[1].most_common(kept)}
 
 
 class RuntimeStats:

@@ -420,12 +420,10 @@ class WorkerGroup:
             log.warning("session %d: other nodes' publishers not checked: %r", session_id, exc)
             return
         if node is None or node.pid != origin.pid or session_id not in node.published:
-            return
-        if not node.workers:
-            return
+            return  # no record of that publisher on a live origin
         # the record is up to a second old: the origin itself says, unless it is down
         # (a worker killed a moment ago still has a fresh record)
-        if await self._link_to(node.workers[HOME]).holds_publisher(session_id):
+        if node.workers and await self._link_to(node.workers[HOME]).holds_publisher(session_id):
             raise MediaError(
                 "publisher_exists",
                 f"session {session_id} already has a publisher (on node {origin.node})",
