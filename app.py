@@ -1,8 +1,10 @@
 """liveshelf: configuration, wiring and the command line.
 
 ``Settings.from_env()`` reads the configuration once; ``create_app(settings)`` builds
-every long-lived object under a typed ``web.AppKey`` and starts/stops the ones with a
-lifetime in ``cleanup_ctx``; ``main()`` is ``python app.py [--demo] | migrate |
+the core (``live.feature.Core``, each part under a typed ``web.AppKey``), then sets up
+each feature in its list (media, shelf, chat, orders, stats: each package wires itself,
+``live/feature.py``) and hands one feature what another offers; what has a lifetime
+starts and stops in ``cleanup_ctx``. ``main()`` is ``python app.py [--demo] | migrate |
 create-admin NAME | report --host NAME``.
 """
 
@@ -22,34 +24,25 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
-from chat.config import ChatConfig
-from chat.handlers import ChatHandlers
-from chat.likes import LikeCounter
-from chat.moderation import ModerationService
-from chat.repository import ChatRepository
-from chat.rooms import ChatRooms
-from chat.service import ChatService
-from chat.writer import ChatWriter
+from chat.feature import setup_chat
 from live.accesslog import AccessLog
 from live.accounts import AccountService
-from live.analytics import AudienceReport
-from live.audience import AudienceRecorder, AudienceSources, MarkingLifecycle
 from live.auth import PasswordHasher, Principal, TokenSigner
-from live.channel import RoomHub
 from live.clock import Clock, SystemClock
+from live.core_metrics import CountingConnectionPool, register_core_metrics
 from live.db import Database
-from live.errors import Conflict, LiveshelfError
+from live.errors import LiveshelfError
+from live.feature import Core, Wiring, drain_key
 from live.follows import FollowService
 from live.guard import Caps, Guard
 from live.guests import GuestIds
-from live.handlers import FollowHandlers, LiveHandlers, SessionDetails, give_guest_cookie
+from live.handlers import FollowHandlers, LiveHandlers, give_guest_cookie
 from live.health import Health
 from live.holdings import Holdings, MemoryHoldings, RedisHoldings
 from live.http import (
@@ -60,52 +53,41 @@ from live.http import (
     error_middleware,
     security_headers,
 )
-from live.models import Role, SessionStatus
+from live.logs import LogFormat
+from live.logs import configure as configure_logging
+from live.logs import install as install_request_ids
+from live.metrics import METRICS_PATHS, Metrics, MetricsEndpoint, access_logger
+from live.models import Role
 from live.outages import OutageLog
 from live.outbox import Outbox, OutboxRelay
-from live.paging import Page
 from live.presence import MemoryPresence, Presence, RedisPresence
 from live.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from live.revocations import Revocations
-from live.room import RoomChannel
+from live.roomchannel import RoomChannel
+from live.roomhub import RoomHub
 from live.roomlog import RoomLog
 from live.roomlog_memory import MemoryRoomLog
 from live.roomlog_redis import RedisRoomLog
 from live.runtime import RuntimeStats
 from live.schemas import password_problem
-from live.sessions import SessionService, StatusListener
+from live.sessions import SessionService
 from live.startup import StartUp, wait_for
-from live.tasks import stop_task
-from live.workers import Bind, Cap, Drain, Timeouts, serve, supervise
-from media.cluster import HOME, MediaClients, NodeSetup, WorkerGroup, resource_prefix
-from media.config import MediaConfig
-from media.events import RoomLogLifecycle
-from media.forward import LocalMediaControl, internal_routes, internal_token
-from media.handlers import MediaHandlers
-from media.nodes import NODE_NAME, NodeBoard
-from media.placement import LoadBoard, ProcessCap
-from media.protocol import MediaControl
-from media.pull import MediaProcess, Pulled
-from media.service import MediaService
-from media.tokens import MediaTokens
-from shelf.demo import seed_shelf
-from shelf.feature import ShelfFeature, build_shelf
+from live.tls import TlsError, server_context
+from live.workers import Bind, Cap, Timeouts, serve, supervise
+from media.cluster import HOME
+from media.feature import PEER_CLASSES, setup_media
+from media.forward import INTERNAL_HEADER
+from media.nodes import NODE_NAME
+from media.turn import TurnConfig
+from shelf.demo import demo_data
+from shelf.feature import setup_orders, setup_shelf, setup_stats
 from shelf.flash_scheduler import MAX_RESERVE_LEAD_MS
-from shelf.funnel import CardEvents
-from shelf.handlers import StatsHandlers
-from shelf.ledger import CommissionLedger
-from shelf.order_handlers import OrderHandlers
 from shelf.order_schemas import parse_instant
-from shelf.orders import OrderService
-from shelf.payments import TestPaymentProvider
-from shelf.recovery import OrderRecovery
 from shelf.reports import HOST_COLUMNS, Period, ReportService, to_csv
-from shelf.stats import StatsService
 
 log = logging.getLogger("liveshelf")
 
 ROOT = Path(__file__).resolve().parent
-DEMO_PASSWORD = "liveshelf-demo"
 #: The cyclic collector's youngest-generation threshold while serving (CPython's
 #: default is 700). A request allocates a few hundred container objects, which
 #: reference counting frees at once; at 700 the collector still made a pass about every
@@ -117,18 +99,8 @@ DEMO_PASSWORD = "liveshelf-demo"
 #: never stalls for more than a few milliseconds.
 GC_YOUNG_THRESHOLD = 5_000
 
-#: how often a draining worker looks whether its last viewer left (``_wire_media``)
-DRAIN_POLL_S = 0.1
-
 #: Matched before the other routes under the same first segment (``create_app``).
 HOT_PATHS = frozenset({"/api/sessions/{id}/orders", "/api/sessions/{id}/ws"})
-
-#: Counted by ``GET /api/admin/runtime?objects=1``: closed peers not freed yet show here.
-PEER_CLASSES = (
-    "aiortc.rtcpeerconnection.RTCPeerConnection",
-    "aiortc.rtcicetransport.RTCIceTransport",
-    "aiortc.rtcdtlstransport.RTCDtlsTransport",
-)
 
 
 class ConfigError(Exception):
@@ -231,6 +203,31 @@ class Settings:
     #: open connections one client address may hold per process, when ``limits`` is on
     #: (trusted proxies excepted; ``live.conncap``; 0: no cap)
     max_connections_per_address: int = 1000
+    #: "text", or "json": one JSON object per log line, with request ids (``live.logs``)
+    log_format: LogFormat = "text"
+    #: HTTPS on the public port (``live.tls``): a PEM certificate chain and its key
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: TURN for browsers (``media.turn``): URLs, the secret shared with the TURN server,
+    #: how long a credential lasts; STUN URLs handed to browsers
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str = ""
+    turn_ttl_s: int = 3600
+    browser_stun: tuple[str, ...] = ()
+    #: ``/metrics`` beyond loopback (``live.metrics``): a bearer token, allowed networks
+    metrics_token: str = ""
+    metrics_allow: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("LIVESHELF_TLS_CERT and LIVESHELF_TLS_KEY go together: set both")
+        try:
+            self.turn_config()
+        except ValueError as exc:
+            raise ConfigError(f"TURN settings (LIVESHELF_TURN_*): {exc}") from None
+
+    def turn_config(self) -> TurnConfig:
+        return TurnConfig(self.turn_urls, self.turn_secret, self.turn_ttl_s, self.browser_stun)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
@@ -299,6 +296,15 @@ class Settings:
             max_connections_per_address=_at_least_0(
                 env, "LIVESHELF_MAX_CONNECTIONS_PER_ADDRESS", 1000
             ),
+            log_format=_log_format(env),
+            tls_cert=_path(env, "LIVESHELF_TLS_CERT"),
+            tls_key=_path(env, "LIVESHELF_TLS_KEY"),
+            turn_urls=_list(env, "LIVESHELF_TURN_URLS", ()),
+            turn_secret=env.get("LIVESHELF_TURN_SECRET", ""),
+            turn_ttl_s=_positive(env, "LIVESHELF_TURN_TTL_S", 3600),
+            browser_stun=_list(env, "LIVESHELF_BROWSER_STUN", ()),
+            metrics_token=env.get("LIVESHELF_METRICS_TOKEN", ""),
+            metrics_allow=_networks(env, "LIVESHELF_METRICS_ALLOW"),
         )
 
     @property
@@ -322,6 +328,15 @@ class Settings:
             raise ConfigError(f"{what} need REDIS_URL: rooms are shared through Redis")
         if self.database_url.startswith("sqlite"):
             raise ConfigError(f"{what} need PostgreSQL (LIVESHELF_DATABASE_URL), not SQLite")
+
+
+def _log_format(env: Mapping[str, str]) -> LogFormat:
+    return "json" if _choice(env, "LIVESHELF_LOG_FORMAT", ("text", "json")) == "json" else "text"
+
+
+def _path(env: Mapping[str, str], key: str) -> Path | None:
+    value = env.get(key, "")
+    return Path(value) if value else None
 
 
 def _int(env: Mapping[str, str], key: str, default: int) -> int:
@@ -423,8 +438,6 @@ def _list(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[s
 # -- app keys ---------------------------------------------------------------------
 
 settings_key = web.AppKey("settings", Settings)
-audience_key = web.AppKey("audience", AudienceRecorder)
-cards_key = web.AppKey("cards", CardEvents)
 clock_key = web.AppKey("clock", Clock)
 db_key = web.AppKey("db", Database)
 redis_key: web.AppKey[Redis | None] = web.AppKey("redis")
@@ -438,48 +451,11 @@ tokens_key = web.AppKey("tokens", TokenSigner)
 accounts_key = web.AppKey("accounts", AccountService)
 sessions_key = web.AppKey("sessions", SessionService)
 guard_key = web.AppKey("guard", Guard)
-media_key = web.AppKey("media", MediaService)
-#: what a worker does on SIGTERM before it stops (``live.workers``); set with several
-#: workers only
-drain_key: web.AppKey[Drain] = web.AppKey("drain")
-shelf_key = web.AppKey("shelf", ShelfFeature)
-chat_key = web.AppKey("chat", ChatService)
-orders_key = web.AppKey("orders", OrderService)
 startup_key = web.AppKey("startup", StartUp)
+metrics_key = web.AppKey("metrics", Metrics)
 
 
 # -- wiring -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Core:
-    """The spine every feature is built on (``live/``)."""
-
-    settings: Settings
-    clock: Clock
-    db: Database
-    redis: Redis | None
-    room_log: RoomLog
-    presence: Presence
-    hub: RoomHub
-    channel: RoomChannel
-    outbox: Outbox
-    relay: OutboxRelay
-    tokens: TokenSigner
-    accounts: AccountService
-    sessions: SessionService
-    guard: Guard
-    caps: Caps
-    #: what clients hold at once (room sockets, WHEP peers) against the caps, counted
-    #: over every worker and node with Redis (``live.holdings``)
-    holdings: Holdings
-    revocations: Revocations
-    #: signed guest ids and the person keys viewers are counted by (``live.guests``)
-    guests: GuestIds
-    #: start-up steps waiting for a dependency that was down (``live.startup``)
-    startup: StartUp
-    #: Parts features add to ``GET /api/sessions/{id}`` (e.g. the shelf).
-    session_details: list[SessionDetails] = field(default_factory=list)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
@@ -491,8 +467,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     core = build_core(settings, clock or SystemClock())
     app = web.Application(client_max_size=MAX_JSON_BYTES)
     app[body_timeout_key] = settings.body_timeout_s
-    app.middlewares.extend([error_middleware(OutageLog()), auth_middleware(core.tokens)])
-    _register_core(app, core)
+    app.middlewares.extend(
+        [error_middleware(OutageLog()), auth_middleware(core.tokens, own_auth=METRICS_PATHS)]
+    )
+    _register_core(app, settings, core)
     app.cleanup_ctx.append(_storage)
     app.cleanup_ctx.append(_room_bus)
 
@@ -509,17 +487,31 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     routes: list[web.RouteDef] = Health(
         core.db, core.redis, lambda: core.relay.behind, starting=lambda: core.startup.pending
     ).routes()
-    media = _wire_media(app, core, routes)
-    shelf = _wire_shelf(app, core, routes, media)
-    chat = _wire_chat(app, core, routes)
-    _wire_orders(app, core, routes, shelf, chat)
-    _wire_stats(app, core, routes)
-    runtime = RuntimeStats(held_peers=app[media_key].peer_count, census=PEER_CLASSES)
+    if settings.log_format == "json":
+        install_request_ids(app)
+    register_core_metrics(core.metrics, core, database_wide=settings.media_worker == 0)
+    routes += MetricsEndpoint(
+        core.metrics,
+        secret=settings.secret,
+        token=settings.metrics_token,
+        allow=settings.metrics_allow,
+        workers=settings.media_workers,
+        worker=settings.media_worker,
+    ).routes()
+    # The features (``live.feature``), in start-up order; they stop in reverse.
+    wiring = Wiring(app, core, routes)
+    media = setup_media(wiring, settings)
+    shelf = setup_shelf(wiring, settings, media_time=media.control.media_time)
+    chat = setup_chat(wiring)
+    setup_orders(wiring, settings, shelf, gates=[chat.check_not_banned])
+    setup_stats(wiring)
+    routes += FollowHandlers(core.follows).routes()
+    runtime = RuntimeStats(held_peers=media.service.peer_count, census=PEER_CLASSES)
     routes += runtime.routes()
     app.cleanup_ctx.append(runtime.lifetime)
     # Last, after every feature's listener: the shelf closes the open pin window while
     # the recording still tells its media time.
-    core.sessions.add_listener(_end_media(media))
+    core.sessions.add_listener(media.on_session_status)
 
     routes += LiveHandlers(
         core.accounts,
@@ -549,7 +541,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     for path, page in PAGES.items():
         app.router.add_get(path, _page(page, core.guests, core.guard))
     if settings.demo:
-        app.cleanup_ctx.append(_demo_data)
+        app.cleanup_ctx.append(demo_data(core, shelf, settings.host, settings.port))
     app.on_startup.append(_tune_gc)
     return app
 
@@ -563,7 +555,7 @@ def build_core(settings: Settings, clock: Clock) -> Core:
     if settings.redis_url:
         # Blocking pool: a crowd joining at once waits for a connection instead of
         # failing with "too many connections".
-        pool = BlockingConnectionPool.from_url(
+        pool = CountingConnectionPool.from_url(
             settings.redis_url, max_connections=settings.redis_max_connections, timeout=20
         )
         redis = Redis.from_pool(pool)
@@ -628,7 +620,6 @@ def build_core(settings: Settings, clock: Clock) -> Core:
     )
     sessions = SessionService(db, clock, outbox, relay, room_log)
     core = Core(
-        settings=settings,
         clock=clock,
         db=db,
         redis=redis,
@@ -641,19 +632,21 @@ def build_core(settings: Settings, clock: Clock) -> Core:
         tokens=tokens,
         accounts=AccountService(db, hasher, tokens, clock),
         sessions=sessions,
+        follows=FollowService(db, clock),
         guard=guard,
         caps=caps,
         holdings=holdings,
         guests=GuestIds(settings.secret),
         revocations=Revocations(db, tokens, clock, redis, settings.redis_prefix),
         startup=StartUp(),
+        metrics=Metrics(skip_header=INTERNAL_HEADER),
     )
     channel.add_snapshot(_session_snapshot(sessions))
     return core
 
 
-def _register_core(app: web.Application, core: Core) -> None:
-    app[settings_key] = core.settings
+def _register_core(app: web.Application, settings: Settings, core: Core) -> None:
+    app[settings_key] = settings
     app[clock_key] = core.clock
     app[db_key] = core.db
     app[redis_key] = core.redis
@@ -668,333 +661,7 @@ def _register_core(app: web.Application, core: Core) -> None:
     app[sessions_key] = core.sessions
     app[guard_key] = core.guard
     app[startup_key] = core.startup
-
-
-class _Links:
-    """The media service's ``Upstream``, bound to its ``WorkerGroup`` once both exist
-    (each needs the other: the group controls the service, the service pulls through
-    the group)."""
-
-    group: WorkerGroup | None = None
-
-    async def remote(self, session_id: int) -> bool:
-        assert self.group is not None
-        return await self.group.remote(session_id)
-
-    async def may_publish(self, session_id: int) -> None:
-        assert self.group is not None
-        await self.group.may_publish(session_id)
-
-    async def claimed(self, session_id: int) -> None:
-        assert self.group is not None
-        await self.group.claimed(session_id)
-
-    async def pull(self, session_id: int, offer_sdp: str) -> Pulled:
-        assert self.group is not None
-        return await self.group.pull(session_id, offer_sdp)
-
-    async def release(self, session_id: int, resource_id: str) -> None:
-        assert self.group is not None
-        await self.group.release(session_id, resource_id)
-
-
-def _wire_media(app: web.Application, core: Core, routes: list[web.RouteDef]) -> MediaControl:
-    """WHIP ingest, WHEP playback, recordings (media/README.md).
-
-    ``live.started`` / ``live.paused`` go to the room log (and are marked for
-    analytics); WHEP viewers' watching is recorded by the ``AudienceRecorder``; a
-    session's end is handled by ``_end_media``; closing happens before the room bus
-    closes, since the last ``live.paused`` events still need it.
-
-    With several workers (``media.cluster``), every worker serves WHEP viewers and
-    pulls the sessions it has viewers of from the media home (worker 0), which holds
-    the publishers; the others forward WHIP and the recordings to it. With several
-    nodes (``media.nodes``), the home also pulls the sessions published on other nodes.
-    """
-    settings = core.settings
-    config = MediaConfig(
-        ice_servers=settings.ice_servers,
-        ice_addresses=settings.ice_addresses,
-        recordings_dir=settings.recordings_dir,
-        pull_linger_s=settings.media_pull_linger_s,
-        max_peers_per_address=core.caps.peers_per_address,
-        max_peers_per_user=core.caps.peers_per_user,
-    )
-    media: MediaService
-    sources = AudienceSources(
-        media_sessions=lambda: media.session_ids(),
-        media_viewers=lambda sid: media.receiving_people(sid),
-        socket_rooms=core.hub.room_ids,
-        sockets=core.hub.local_viewers,
-    )
-    process = f"{socket.gethostname()[:16]}:{os.getpid()}:{secrets.token_hex(3)}"
-    audience = AudienceRecorder(
-        core.db, core.clock, sources, process=process, interval_s=settings.audience_sample_s
-    )
-    app[audience_key] = audience
-    core.hub.add_viewer_listener(audience.socket_changed)
-
-    control: MediaControl
-    token = internal_token(settings.secret)
-    group: WorkerGroup | None = None
-    index = settings.media_worker
-    edge = bool(settings.media_workers) and index != HOME
-
-    async def media_ended(session_id: int, last: bool) -> None:
-        if edge or not last:  # commit these viewers' leaves before the last home closes
-            await audience.sample()
-        else:
-            await audience.close_session(session_id, core.clock.now_ms())
-
-    lifecycle = MarkingLifecycle(RoomLogLifecycle(core.room_log), audience)
-    tokens = MediaTokens(settings.secret)
-    me = MediaProcess(settings.node, index, os.getpid())
-    if not settings.media_workers:
-        media = MediaService(config, lifecycle, audience, holdings=core.holdings)
-        control = local = LocalMediaControl(media, media_ended, me)
-    else:
-        links = _Links()
-        node = None
-        if settings.node and core.redis is not None:
-            node_board = NodeBoard(core.redis, settings.redis_prefix)
-            node = NodeSetup(settings.node, settings.public_url, node_board, tokens)
-        media = MediaService(
-            config,
-            lifecycle,
-            audience,
-            upstream=links if edge or node is not None else None,
-            resource_prefix=resource_prefix(index, settings.node),
-            holdings=core.holdings,
-        )
-        local = LocalMediaControl(media, media_ended, me)
-        board = None
-        if core.redis is not None:
-            board = LoadBoard(core.redis, settings.redis_prefix, node=settings.node)
-        group = links.group = WorkerGroup(
-            index,
-            settings.media_workers,
-            token,
-            local,
-            board,
-            settings.media_max_viewers_per_worker,
-            settings.media_cpu_limit,
-            node,
-        )
-        control = group
-    app[media_key] = media
-    placement = group or ProcessCap(media.viewer_total, settings.media_max_viewers_per_worker)
-    handlers = MediaHandlers(
-        media,
-        core.sessions,
-        config,
-        tokens=tokens,
-        node=settings.node,
-        cors_origin=settings.cors_origin,
-        placement=placement,
-        clients=MediaClients(core.guard, token),
-        guests=core.guests,
-    )
-    # the session's recording status in GET /api/sessions/{id} (media/README.md)
-    core.session_details.append(handlers.recording_details)
-    end_node = None if group is None else group.end_node_session
-    routes += internal_routes(local, token, end_node)
-    routes += handlers.endpoint_routes()
-    subapps = handlers.applications()
-    if group is not None:
-        subapps["/whep"].middlewares.append(group.resource_middleware())
-        if group.home is not None:  # ingest, recording and cover are the home's
-            routes += group.home.routes()
-            subapps["/whip"] = group.home.applications(settings.cors_origin)["/whip"]
-        else:
-            routes += handlers.routes()
-    else:
-        routes += handlers.routes()
-    for prefix, subapp in subapps.items():
-        app.add_subapp(prefix, subapp)
-    audience.attach(core.channel, control.identify_viewer)
-
-    async def recording(_app: web.Application) -> AsyncIterator[None]:
-        audience.start()
-        yield
-        await audience.stop()  # after media closed: its viewers' leaving is recorded
-
-    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
-        reports = None if group is None else asyncio.create_task(group.keep_up())
-        yield
-        if group is not None:
-            await group.drain()  # reported before closing, drained (SIGTERM) or not
-        await media.close()
-        await stop_task(reports)
-        if group is not None:
-            await group.close()
-
-    async def drain() -> None:
-        """SIGTERM to this worker: no new viewers from now on; if another worker serves
-        (somewhere to move to), the viewers here are served until they have left or
-        ``media_drain_s`` passed, and ``lifetime`` closes the rest. The home keeps its
-        publishers, pulls, recordings and WHIP meanwhile (they cannot move): they stop
-        with it, as in any restart of the home."""
-        assert group is not None
-        if not await group.drain():
-            log.info("media: no other worker serves; stopping without draining")
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + settings.media_drain_s
-        log.info(
-            "media: draining %d viewers, for %.0f s at most",
-            media.viewer_total(),
-            settings.media_drain_s,
-        )
-        # viewers leave in many ways (DELETE, ICE failure, a timeout, an offer refused):
-        # their count, read ten times a second, needs no signal from each
-        while media.viewer_total() and loop.time() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(DRAIN_POLL_S)
-        log.info("media: drained; %d viewers left to close", media.viewer_total())
-
-    app.cleanup_ctx.append(recording)
-    app.cleanup_ctx.append(lifetime)
-    if group is not None:
-        app[drain_key] = drain
-    return control
-
-
-def _end_media(media: MediaControl) -> StatusListener:
-    """A session ended: drop its media, finish its recording and its watch intervals
-    (in the process holding its peers: ``_wire_media``)."""
-
-    async def end_media(session_id: int, status: SessionStatus) -> None:
-        if status is SessionStatus.ENDED:
-            await media.end_session(session_id)
-
-    return end_media
-
-
-def _wire_shelf(
-    app: web.Application, core: Core, routes: list[web.RouteDef], media: MediaControl
-) -> ShelfFeature:
-    """Catalogues, cooperations, the live shelf, pins and flash sales (shelf/API.md).
-    Pins are stamped with the recording's media time."""
-    shelf = build_shelf(
-        core.db,
-        core.clock,
-        core.sessions,
-        core.room_log,
-        core.outbox,
-        core.relay,
-        guard=core.guard,
-        media_time=media.media_time,
-        flash_reserve_lead_ms=core.settings.flash_reserve_lead_s * 1000,
-    )
-    app[shelf_key] = shelf
-    core.channel.add_snapshot(shelf.snapshot)
-    core.session_details.append(shelf.details)
-    core.sessions.add_listener(shelf.on_session_status)
-    routes += shelf.handlers.routes()
-    routes += shelf.approval_handlers.routes()
-
-    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
-        # stock not yet announced and flash-sale transitions due are caught up first
-        await core.startup.run("starting the shelf", shelf.start)
-        yield
-        await shelf.stop()
-
-    app.cleanup_ctx.append(lifetime)
-    return shelf
-
-
-def _wire_chat(app: web.Application, core: Core, routes: list[web.RouteDef]) -> ChatService:
-    """Chat, likes and moderation (chat/API.md)."""
-    config = ChatConfig.from_env()
-    repo = ChatRepository(core.db)
-    rooms = ChatRooms(repo, core.hub, core.clock, config)
-    writer = ChatWriter(core.db, core.room_log, config)
-    likes = LikeCounter(repo, core.room_log, interval_s=config.likes_interval_s)
-    chat = ChatService(repo, rooms, writer, likes, core.sessions, core.clock, config)
-    moderation = ModerationService(
-        repo, rooms, core.sessions, core.outbox, core.relay, core.clock, config
-    )
-    app[chat_key] = chat
-    chat.attach(core.channel)
-    core.sessions.add_listener(rooms.on_status)
-    routes += ChatHandlers(chat, moderation).routes()
-
-    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
-        await rooms.start()
-        await writer.start()
-        await likes.start()
-        yield
-        await writer.stop()  # its last flush still needs the database and room log
-        await likes.stop()
-        await rooms.stop()
-
-    app.cleanup_ctx.append(lifetime)
-    return chat
-
-
-def _wire_orders(
-    app: web.Application,
-    core: Core,
-    routes: list[web.RouteDef],
-    shelf: ShelfFeature,
-    chat: ChatService,
-) -> OrderService:
-    """Orders, refunds, the commission ledger and reports. Orders a crash left
-    half-done are settled at start-up."""
-    settings = core.settings
-    orders = OrderService(
-        core.db,
-        core.clock,
-        shelf.stock,
-        shelf.publisher,
-        CommissionLedger(hold_ms=settings.commission_hold_days * 86_400_000),
-        TestPaymentProvider(),
-        core.outbox,
-        core.relay,
-        platform_fee_bps=settings.platform_fee_bps,
-        gates=[chat.check_not_banned],
-    )
-    app[orders_key] = orders
-    routes += OrderHandlers(orders, ReportService(core.db, core.clock), core.clock).routes()
-
-    recovery = OrderRecovery(
-        orders, every_s=settings.order_recovery_every_s, after_s=settings.order_recovery_after_s
-    )
-
-    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
-        await core.startup.run("settling orders left half-done", orders.recover)
-        await recovery.start()  # and from then on, orders a failure leaves placed
-        yield
-        await recovery.stop()
-        await orders.close()
-
-    app.cleanup_ctx.append(lifetime)
-    return orders
-
-
-def _wire_stats(app: web.Application, core: Core, routes: list[web.RouteDef]) -> None:
-    """Analytics: product-card reports over the room channel, follows, the stats API
-    and the charting library the dashboard uses (served from the plotly package)."""
-    cards = CardEvents(core.db, core.clock)
-    app[cards_key] = cards
-    cards.attach(core.channel)
-    follows = FollowService(core.db, core.clock)
-    stats = StatsService(core.db, core.clock, AudienceReport(core.db), follows)
-    routes += StatsHandlers(stats).routes()
-    routes += FollowHandlers(follows).routes()
-    plotly_js = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
-
-    async def charts(_request: web.Request) -> web.FileResponse:
-        headers = {"Cache-Control": "max-age=86400", **SECURITY_HEADERS}
-        return web.FileResponse(plotly_js, headers=headers)
-
-    app.router.add_get("/vendor/plotly.min.js", charts)
-
-    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
-        cards.start()
-        yield
-        await cards.stop()
-
-    app.cleanup_ctx.append(lifetime)
+    app[metrics_key] = core.metrics
 
 
 def _session_snapshot(sessions: SessionService) -> Any:
@@ -1059,52 +726,6 @@ async def _tune_gc(app: web.Application) -> None:
     gc.set_threshold(app[settings_key].gc_young_threshold, older, oldest)
 
 
-# -- demo data ------------------------------------------------------------------------
-
-
-async def _demo_data(app: web.Application) -> AsyncIterator[None]:
-    await seed_demo(app)
-    yield
-
-
-async def seed_demo(app: web.Application) -> dict[str, Any]:
-    """Create the demo accounts and a live session unless they exist; print how to sign in."""
-    accounts, sessions = app[accounts_key], app[sessions_key]
-    users = {}
-    for username, role, name in (
-        ("demo-host", Role.HOST, "Mia (demo host)"),
-        ("demo-brand", Role.BRAND, "Acme Goods (demo brand)"),
-        ("demo-viewer", Role.VIEWER, "Sam (demo viewer)"),
-    ):
-        try:
-            users[username] = await accounts.create(username, DEMO_PASSWORD, role, name)
-        except Conflict:
-            users[username] = await accounts.by_username(username)
-    host = users["demo-host"]
-    host_principal = Principal(host.id, host.username, Role.HOST, host.display_name)
-    live = (await sessions.list(Page(1), status=SessionStatus.LIVE, host_id=host.id)).items
-    if live:
-        session = live[0]
-    else:
-        created = await sessions.create(host_principal, "Autumn picks: live demo")
-        session = await sessions.start(host_principal, created["id"])
-    brand = users["demo-brand"]
-    brand_principal = Principal(brand.id, brand.username, Role.BRAND, brand.display_name)
-    products = await seed_shelf(app[shelf_key], brand_principal, host_principal, session["id"])
-    settings = app[settings_key]
-    base = f"http://{settings.host}:{settings.port}"
-    print(
-        f"\nliveshelf demo on {base}\n"
-        f"  accounts (password '{DEMO_PASSWORD}'): "
-        + ", ".join(f"{name} ({user.role})" for name, user in users.items())
-        + f"\n  live session {session['id']}: {base}/api/sessions/{session['id']}"
-        + f" (room channel: ws://{settings.host}:{settings.port}/api/sessions/{session['id']}/ws,"
-        + f" WHIP: {base}/whip/{session['id']})\n",
-        flush=True,
-    )
-    return {"users": users, "session": session, "products": products}
-
-
 # -- command line -------------------------------------------------------------------
 
 
@@ -1130,15 +751,12 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--to", dest="end", help="date or ISO datetime (default: now)")
     report.add_argument("--csv", action="store_true", help="CSV instead of a table")
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
     try:
         settings = Settings.from_env(demo=args.demo)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    configure_logging(settings.log_format)
     overrides: dict[str, Any] = {}
     if args.host:
         overrides["host"] = args.host
@@ -1166,7 +784,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         settings.check_workers()
-    except ConfigError as exc:
+        if settings.tls_cert is not None and settings.tls_key is not None:
+            server_context(settings.tls_cert, settings.tls_key)  # readable before serving
+    except (ConfigError, TlsError) as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
     if settings.several_workers:
@@ -1179,11 +799,17 @@ def _serve(settings: Settings, binds: list[Bind]) -> None:
     loop = new_event_loop(settings.event_loop)
     asyncio.set_event_loop(loop)
     app = create_app(settings)
-    access = AccessLog.open(settings.access_log)
-    logging_options: dict[str, Any] = {"access_log": None}  # off
+    tls = None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        try:
+            tls = server_context(settings.tls_cert, settings.tls_key)
+        except TlsError as exc:
+            raise SystemExit(f"configuration error: {exc}") from None
+    access = AccessLog.open(settings.access_log, settings.log_format)
     if access is not None:
         app.cleanup_ctx.append(access.lifetime)
-        logging_options = {"access_log_class": access.logger_class()}
+    # aiohttp calls the access logger for every request anyway: it also counts them
+    counting = access_logger(app[metrics_key].requests, access.add if access else None)
     try:
         timeouts = Timeouts(settings.header_timeout_s, settings.idle_timeout_s)
         cap = Cap(
@@ -1191,7 +817,16 @@ def _serve(settings: Settings, binds: list[Bind]) -> None:
             tuple(ipaddress.ip_network(n) for n in settings.trusted_proxies),
         )
         drain = app.get(drain_key)
-        serve(app, binds, loop, timeouts=timeouts, cap=cap, drain=drain, **logging_options)
+        serve(
+            app,
+            binds,
+            loop,
+            timeouts=timeouts,
+            cap=cap,
+            drain=drain,
+            ssl_context=tls,
+            access_log_class=counting,
+        )
     finally:
         loop.close()
 
@@ -1224,10 +859,7 @@ def _serve_workers(settings: Settings) -> int:
 
 def _run_worker(settings: Settings, index: int) -> None:
     """One worker process (spawned by ``supervise``)."""
-    logging.basicConfig(
-        level=logging.INFO,
-        format=f"%(asctime)s %(levelname)s [worker {index}] %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_format, worker=index)
     internal = settings.media_workers[index]
     binds = [
         Bind(settings.host, settings.port, reuse_port=True),

@@ -179,8 +179,9 @@ async def run_floor(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def run_app(args: argparse.Namespace) -> dict[str, Any]:
-    from app import Settings, create_app, orders_key
+    from app import Settings, create_app
     from live.accesslog import AccessLog
+    from shelf.feature import orders_key
 
     db_url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DB)
     schema = f"bench_{uuid.uuid4().hex[:8]}"
@@ -207,7 +208,7 @@ async def run_app(args: argparse.Namespace) -> dict[str, Any]:
         sid, pid, tokens = await _session(base, args.stock)
         assert runner.server is not None
         body = json.dumps({"product_id": pid, "quantity": 1}).encode()
-        reads = app[orders_key]._reads
+        reads = app[orders_key].store.reads
         trips = reads.round_trips
         figures = await feed(
             runner.server,

@@ -3,7 +3,7 @@
     python bench/soak.py --minutes 30 [--churn-s 20] [--viewers 8] [--sockets 300]
                          [--report-s 30] [--warmup-min 5] [--flash-s 120]
                          [--buyers 20] [--chatters 10] [--vanish-every 4] [--objects]
-                         [--types]
+                         [--types] [--database-url URL]
 
 Issue 27: during a soak ``python app.py --demo`` grew 137 MiB/h. This runs that show
 and reads the server from inside (``GET /api/admin/runtime``, ``live/runtime.py``):
@@ -11,6 +11,9 @@ and reads the server from inside (``GET /api/admin/runtime``, ``live/runtime.py`
 - the server: ``python app.py --demo`` pinned to CPU 0, on a SQLite file and a
   recordings folder in a temporary directory (``LIVESHELF_DATABASE_URL``,
   ``LIVESHELF_RECORDINGS_DIR``), so the user's ``liveshelf-demo.db`` is never touched;
+  ``--database-url`` serves from that database instead (e.g. an empty PostgreSQL
+  database: the soak migrates it; it tells SQLite's page cache apart from the server's
+  own growth);
   ``LIVESHELF_LIMITS=off`` (300+ sockets from one address are over the default caps);
   an admin made with ``python app.py create-admin`` before it starts;
 - load processes pinned to the other CPU: one WHIP publisher (aiortc, 640x480 30 fps
@@ -77,7 +80,7 @@ from wsload import Viewer  # noqa: E402
 
 SECRET = "soak-secret-0123456789abcdef-0123456789"
 ADMIN = ("soak-admin", "long-show-watcher-9q2z")
-DEMO_PASSWORD = "liveshelf-demo"  # app.py's, for demo-host and demo-brand
+DEMO_PASSWORD = "liveshelf-demo"  # shelf/demo.py's, for demo-host and demo-brand
 POLL_S = 5.0
 SOCKET_CHURN_S = 30.0
 SOCKET_CHURN_SHARE = 0.10
@@ -488,6 +491,7 @@ class Server:
     port: int
     tmp: Path
     log_path: Path
+    database_url: str | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -498,7 +502,8 @@ class Server:
         env = {
             **os.environ,
             "LIVESHELF_SECRET": SECRET,
-            "LIVESHELF_DATABASE_URL": f"sqlite+aiosqlite:///{self.tmp / 'soak.db'}",
+            "LIVESHELF_DATABASE_URL": self.database_url
+            or f"sqlite+aiosqlite:///{self.tmp / 'soak.db'}",
             "LIVESHELF_RECORDINGS_DIR": str(self.tmp / "recordings"),
             "LIVESHELF_LIMITS": "off",
             "LIVESHELF_ADMIN_PASSWORD": ADMIN[1],
@@ -780,9 +785,10 @@ class Monitor:
     last: dict[str, Any] | None = None
     line_collections: list[int] = field(default_factory=lambda: [0, 0, 0])
     line_longest_ms: float = 0.0
+    line_longest_cpu_ms: float = 0.0
     line_complete: bool = True
-    #: (elapsed s at the line, longest pause in it, ms)
-    longest_by_line: list[tuple[float, float]] = field(default_factory=list)
+    #: (elapsed s at the line, longest pause in it (wall), its longest in CPU time; ms)
+    longest_by_line: list[tuple[float, float, float]] = field(default_factory=list)
     failed_polls: int = 0
 
     async def reading(self, query: str = "") -> dict[str, Any]:
@@ -809,6 +815,7 @@ class Monitor:
             for g in range(3):
                 self.line_collections[g] += window["collections"][g]
             self.line_longest_ms = max(self.line_longest_ms, *window["longest_ms"])
+            self.line_longest_cpu_ms = max(self.line_longest_cpu_ms, *window["longest_cpu_ms"])
             self.line_complete &= bool(window["complete"])
         self.since = gc_part["now_s"]
         self.first = self.first or body
@@ -838,13 +845,13 @@ class Monitor:
             f"{elapsed:6.0f}s  rss {body['rss_bytes'] / MIB:7.1f} MiB  fds {body['open_fds']:4d}"
             f"  udp {body['udp_sockets']:3d}  tasks {body['asyncio_tasks']:4d}"
             f"  peers {body['peer_connections']:3d}  gc {g0:4d}/{g1:3d}/{g2:2d}"
-            f"  longest {self.line_longest_ms:6.1f}{mark} ms"
+            f"  longest {self.line_longest_ms:6.1f}{mark} ms (cpu {self.line_longest_cpu_ms:5.1f})"
             f"  orders {len(self.commerce.acked):5d}{extra}",
             flush=True,
         )
-        self.longest_by_line.append((elapsed, self.line_longest_ms))
+        self.longest_by_line.append((elapsed, self.line_longest_ms, self.line_longest_cpu_ms))
         self.line_collections = [0, 0, 0]
-        self.line_longest_ms = 0.0
+        self.line_longest_ms = self.line_longest_cpu_ms = 0.0
         self.line_complete = True
 
     async def run(self, until: float) -> None:
@@ -1139,12 +1146,15 @@ def summary(
     first_gc, last_gc = start_reading["gc"]["generations"], last["gc"]["generations"]
     passes = [last_gc[g]["collections"] - first_gc[g]["collections"] for g in range(3)]
     longest_all = [g["longest_ms"] for g in last_gc]
-    longest_warm = max((ms for t, ms in monitor.longest_by_line if t >= warmup_s), default=0.0)
+    after_warmup = [(ms, cpu) for t, ms, cpu in monitor.longest_by_line if t >= warmup_s]
+    longest_warm = max((ms for ms, _ in after_warmup), default=0.0)
+    longest_warm_cpu = max((cpu for _, cpu in after_warmup), default=0.0)
     slow = last["gc"]["pauses_over_10ms"] - start_reading["gc"]["pauses_over_10ms"]
     print(
         f"GC during the show: passes per generation {passes}, longest pause per generation "
         f"since the server started {longest_all} ms, longest after warm-up "
-        f"{longest_warm:.1f} ms, pauses over 10 ms {slow}"
+        f"{longest_warm:.1f} ms wall / {longest_warm_cpu:.1f} ms CPU time of the pass, "
+        f"pauses over 10 ms (wall) {slow}"
     )
     shares = {"server": server_cpu / shown_s, "driver": driver_cpu / shown_s}
     for name, r in results.items():
@@ -1217,6 +1227,10 @@ def main() -> int:
     )
     parser.add_argument("--settle-s", type=float, default=10.0, help="wait after the show")
     parser.add_argument(
+        "--database-url",
+        help="serve from this (empty) database instead of a temporary SQLite file",
+    )
+    parser.add_argument(
         "--objects",
         action="store_true",
         help="count RTCPeerConnection instances at every reading (walks every object)",
@@ -1227,7 +1241,9 @@ def main() -> int:
     if not 0 < args.chatters <= args.buyers:
         parser.error("--chatters must be 1..--buyers")
     tmp = Path(tempfile.mkdtemp(prefix="liveshelf-soak-"))
-    server = Server(free_port(), tmp, Path(f"/tmp/liveshelf-soak-{os.getpid()}.log"))
+    server = Server(
+        free_port(), tmp, Path(f"/tmp/liveshelf-soak-{os.getpid()}.log"), args.database_url
+    )
     loads = Loads()
     try:
         return asyncio.run(run(args, server, loads))

@@ -15,12 +15,12 @@ from contextlib import suppress
 from chat.config import ChatConfig
 from chat.repository import ChatRepository
 from chat.state import Room
-from live.channel import RoomHub
 from live.clock import Clock
 from live.errors import Forbidden, LiveshelfError
 from live.models import SessionStatus
 from live.outages import report_failure
 from live.protocol import CloseCode
+from live.roomhub import RoomHub
 from live.tasks import reraise_if_cancelling
 
 log = logging.getLogger(__name__)

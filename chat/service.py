@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -27,7 +29,6 @@ from chat.state import Room
 from chat.text import blocked_word, clean_text
 from chat.writer import ChatWriter
 from live.auth import Principal
-from live.channel import Connection
 from live.clock import Clock, iso
 from live.errors import (
     Conflict,
@@ -40,7 +41,8 @@ from live.errors import (
     Unprocessable,
 )
 from live.models import SessionStatus
-from live.room import RoomChannel
+from live.roomchannel import RoomChannel
+from live.roomhub import Connection
 from live.sessions import SessionService
 
 CSV_COLUMNS = (
@@ -58,6 +60,15 @@ CSV_COLUMNS = (
 def _csv_safe(value: str) -> str:
     # Spreadsheets run cells starting with these as formulas (CSV injection).
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+@dataclass
+class ChatStats:
+    """Messages stored and published, likes taken, refusals by error code."""
+
+    messages: int = 0
+    likes: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
 
 
 class ChatService:
@@ -79,6 +90,8 @@ class ChatService:
         self._clock = clock
         self._config = config
         self._channel: RoomChannel | None = None
+        #: since the process started (``live.metrics``)
+        self.stats = ChatStats()
 
     def attach(self, channel: RoomChannel) -> None:
         """Register the chat's room messages, snapshot part and join gate."""
@@ -98,6 +111,13 @@ class ChatService:
                 raise banned_error()
 
     async def send(self, conn: Connection, message: dict[str, Any]) -> None:
+        try:
+            await self._send(conn, message)
+        except LiveshelfError as exc:
+            self.stats.refused[exc.code] += 1
+            raise
+
+    async def _send(self, conn: Connection, message: dict[str, Any]) -> None:
         user_id = self._signed_in(conn, "chat")
         room = await self._participant(conn, user_id)
         text = clean_text(message["text"])
@@ -155,7 +175,10 @@ class ChatService:
         if queued.cancelled() or self._channel is None:
             return
         exc = queued.exception()
-        if isinstance(exc, LiveshelfError):
+        if exc is None:
+            self.stats.messages += 1
+        elif isinstance(exc, LiveshelfError):
+            self.stats.refused[exc.code] += 1
             self._channel.refuse(conn, exc, ref)
 
     async def like(self, conn: Connection, message: dict[str, Any]) -> None:
@@ -175,6 +198,7 @@ class ChatService:
                 retry_after_ms=bucket.retry_after_ms(now),
             )
         self._likes.add(conn.room, count)
+        self.stats.likes += count
 
     async def snapshot(self, session_id: int) -> dict[str, Any]:
         """The ``chat`` and ``likes`` parts of ``hello``: as of a database read that started

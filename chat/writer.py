@@ -35,7 +35,7 @@ from chat.config import ChatConfig
 from chat.models import ChatMessage
 from chat.repository import message_view
 from live.db import Database
-from live.errors import LiveshelfError
+from live.errors import Unavailable
 from live.outages import report_failure
 from live.roomlog import RoomLog
 from live.tasks import reraise_if_cancelling
@@ -43,7 +43,10 @@ from live.tasks import reraise_if_cancelling
 log = logging.getLogger(__name__)
 
 
-class ChatUnavailable(LiveshelfError):
+class ChatUnavailable(Unavailable):
+    """The chat cannot store or deliver right now (the database or the room log is
+    down, or the chat is stopping): a 503 kind, with the room channel's ``error``."""
+
     default_code = "chat_unavailable"
 
 

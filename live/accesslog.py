@@ -23,6 +23,12 @@ Credentials in query strings (``token`` on the room channel and in media URLs,
 parameter to the server): each parameter's name is decoded before it is compared. An
 access log must not hold credentials.
 
+With ``LIVESHELF_LOG_FORMAT=json`` (``live.logs``) each line is one JSON object
+instead: ``time``, ``remote``, ``method``, ``path`` (masked), ``status``, ``bytes``,
+``duration_ms``, ``referer`` and ``user_agent`` (both scrubbed of anything shaped like a
+credential), and the request's ``request_id``, ``route``, ``session_id`` and
+``user_id``.
+
 ``LIVESHELF_ACCESS_LOG``: ``-`` (standard error, the default), a file path (appended
 to), or ``off``.
 """
@@ -30,6 +36,7 @@ to), or ``off``.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -40,6 +47,8 @@ from urllib.parse import unquote_plus
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
+
+from live.logs import LogFormat, context_key, scrubbed, utc_iso
 
 #: query parameters that carry credentials (compared decoded and lower-cased)
 SECRET_PARAMETERS = frozenset({"token", "ticket", "access_token"})
@@ -74,9 +83,11 @@ class AccessLog:
         max_lines: int = 512,
         wall: Callable[[], float] = time.time,
         close_stream: bool = False,
+        log_format: LogFormat = "text",
     ) -> None:
         """``close_stream``: the log owns ``stream`` and closes it at shutdown."""
         self._stream = stream
+        self._json = log_format == "json"
         self._close_stream = close_stream
         self._flush_s = flush_s
         self._max_lines = max_lines
@@ -88,6 +99,11 @@ class AccessLog:
 
     def add(self, request: BaseRequest, response: StreamResponse, elapsed_s: float) -> None:
         """One finished request."""
+        if self._json:
+            self._lines.append(self._json_line(request, response, elapsed_s))
+            if len(self._lines) >= self._max_lines:
+                self.flush()
+            return
         now = int(self._wall())
         if now != self._second:
             self._second = now
@@ -103,6 +119,24 @@ class AccessLog:
         )
         if len(self._lines) >= self._max_lines:
             self.flush()
+
+    def _json_line(self, request: BaseRequest, response: StreamResponse, elapsed_s: float) -> str:
+        headers = request.headers
+        entry: dict[str, object] = {
+            "time": utc_iso(self._wall()),
+            "remote": request.remote,
+            "method": request.method,
+            "path": scrubbed(masked(request.raw_path)),
+            "status": response.status,
+            "bytes": response.body_length,
+            "duration_ms": round(elapsed_s * 1000, 1),
+            "referer": scrubbed(masked(headers.get("Referer", ""))) or None,
+            "user_agent": scrubbed(headers.get("User-Agent", "")) or None,
+        }
+        context = request.get(context_key)
+        if context is not None:
+            entry.update(context.fields())
+        return json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
 
     def flush(self) -> None:
         """Write every waiting line in one write."""
@@ -128,14 +162,15 @@ class AccessLog:
         return _Logger
 
     @classmethod
-    def open(cls, target: str) -> AccessLog | None:
+    def open(cls, target: str, log_format: LogFormat = "text") -> AccessLog | None:
         """The access log ``target`` names: ``-`` (standard error), a file path
-        (appended to), or ``off`` (None)."""
+        (appended to), or ``off`` (None); its lines in ``log_format``."""
         if target == "off":
             return None
         if target == "-":
-            return cls(sys.stderr)
-        return cls(Path(target).open("a", encoding="utf-8"), close_stream=True)
+            return cls(sys.stderr, log_format=log_format)
+        stream = Path(target).open("a", encoding="utf-8")  # noqa: SIM115 (closed by lifetime)
+        return cls(stream, close_stream=True, log_format=log_format)
 
     async def lifetime(self, _app: object) -> AsyncIterator[None]:
         """An aiohttp ``cleanup_ctx``: flush every ``flush_s`` seconds while the app

@@ -34,13 +34,13 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from live.channel import Connection
 from live.clock import Clock
 from live.db import Database, upsert
 from live.errors import NotFound, Unauthenticated
 from live.guests import user_person
 from live.models import AudienceSecond, SessionMark, WatchInterval
-from live.room import RoomChannel
+from live.roomchannel import RoomChannel
+from live.roomhub import Connection
 from live.tasks import reraise_if_cancelling, stop_task
 
 logger = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class WatchIdentify(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class AudienceSources:
-    """Where the per-second counts come from (wired in ``app.py``)."""
+    """Where the per-second counts come from (wired in ``media.feature``)."""
 
     #: sessions this process has media peers for
     media_sessions: Callable[[], Iterable[int]]

@@ -122,6 +122,22 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    def pool_usage(self) -> dict[tuple[str, ...], float]:
+        """Connections per pool (``orm``, and on PostgreSQL ``raw`` and ``early``):
+        ``in_use`` and ``size``, for ``live.metrics``."""
+        pool = self.engine.sync_engine.pool
+        in_use = getattr(pool, "checkedout", None)
+        size = getattr(pool, "size", None)
+        usage: dict[tuple[str, ...], float] = {}
+        if callable(in_use) and callable(size):
+            usage[("orm", "in_use")] = float(in_use())
+            usage[("orm", "size")] = float(size())
+        for name, raw in (("raw", self._raw_pool), ("early", self._early_pool)):
+            if raw is not None:
+                usage[(name, "in_use")] = float(raw.get_size() - raw.get_idle_size())
+                usage[(name, "size")] = float(raw.get_size())
+        return usage
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A session for reads; whatever it did is rolled back on exit."""

@@ -58,6 +58,15 @@ def seq_of(raw: bytes) -> int:
     return int(raw[len(_SEQ_PREFIX) : end])
 
 
+_TS_KEY = b'"ts":'
+
+
+def ts_of(raw: bytes) -> int:
+    """The ``ts`` of an encoded event (milliseconds), read from its fourth key."""
+    start = raw.index(_TS_KEY) + len(_TS_KEY)
+    return int(raw[start : raw.index(b",", start)])
+
+
 def check_event_type(type_: str) -> None:
     if not EVENT_TYPE_RE.match(type_) or len(type_) > 64:
         raise ValueError(f"bad event type {type_!r}")

@@ -11,7 +11,6 @@ from aiohttp import hdrs, web
 from live import aiohttp_hooks
 from live.accounts import AccountService, user_dict
 from live.auth import GUEST_ROLE, TokenSigner
-from live.channel import Connection, RoomHub
 from live.clock import to_ms
 from live.errors import InvalidInput, RateLimited
 from live.follows import FollowService
@@ -30,7 +29,8 @@ from live.http import (
 )
 from live.models import Role, SessionStatus
 from live.revocations import Revocations
-from live.room import RoomChannel
+from live.roomchannel import RoomChannel
+from live.roomhub import Connection, RoomHub
 from live.roomsocket import RoomSocket, SocketDeps
 from live.schemas import AnnouncementBody, CreateSessionBody, LoginBody, SignupBody
 from live.sessions import SessionService

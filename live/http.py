@@ -24,13 +24,16 @@ from live.errors import (
     Gone,
     InvalidInput,
     LiveshelfError,
+    NotAcceptable,
     NotFound,
+    PreconditionFailed,
     RateLimited,
     TimedOut,
     TooLarge,
     Unauthenticated,
     Unavailable,
     Unprocessable,
+    UnsupportedMediaType,
 )
 from live.outages import OutageLog, dependency_of
 from live.paging import Page
@@ -56,10 +59,13 @@ _STATUS: list[tuple[type[LiveshelfError], int]] = [
     (Unauthenticated, 401),
     (Forbidden, 403),
     (NotFound, 404),
+    (NotAcceptable, 406),
     (TimedOut, 408),
     (Conflict, 409),
     (Gone, 410),
+    (PreconditionFailed, 412),
     (TooLarge, 413),
+    (UnsupportedMediaType, 415),
     (Unprocessable, 422),
     (RateLimited, 429),
     (Unavailable, 503),
@@ -80,6 +86,28 @@ def status_of(exc: LiveshelfError) -> int:
         if isinstance(exc, kind):
             return status
     return 400
+
+
+_KIND: dict[int, type[LiveshelfError]] = {status: kind for kind, status in _STATUS}
+
+
+def error_from_answer(status: int, body: bytes) -> LiveshelfError | None:
+    """The error an answer of ``error_response`` stands for (a refusal relayed from
+    another of our processes): the kind of ``status``, with the body's code, message
+    and details, so that ``error_response`` renders it as it came (its
+    ``Retry-After`` too). None if ``status`` is none of the kinds' or the body is no
+    JSON error."""
+    kind = _KIND.get(status)
+    try:
+        error = orjson.loads(body)["error"]
+        code, message, details = error["code"], error["message"], error.get("details", {})
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return None
+    if kind is None or not isinstance(code, str) or not isinstance(message, str):
+        return None
+    relayed = kind(code, message)
+    relayed.details = details if isinstance(details, dict) else {}
+    return relayed
 
 
 def json_response(
@@ -192,11 +220,16 @@ async def security_headers(_request: web.Request, response: web.StreamResponse) 
         response.headers.setdefault(name, value)
 
 
-def auth_middleware(tokens: TokenSigner) -> Any:
-    """Resolve ``Authorization: Bearer <token>``, or ``?ticket=`` on a room-socket upgrade."""
+def auth_middleware(tokens: TokenSigner, *, own_auth: frozenset[str] = frozenset()) -> Any:
+    """Resolve ``Authorization: Bearer <token>``, or ``?ticket=`` on a room-socket upgrade.
+    Requests for the paths in ``own_auth`` (e.g. ``/metrics``, whose bearer token is not
+    an account's) are passed on untouched, as a guest's."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in own_auth:
+            request[principal_key] = None
+            return await handler(request)
         ticket = _room_ticket(request)
         if ticket is not None:
             request[principal_key] = tokens.verify_ticket(ticket)

@@ -5,7 +5,7 @@ signed-in account (all its tabs and devices count once), ``"g:<guest id>"`` for 
 with a valid signed guest cookie, ``"a:<address digest>"`` for a guest without one (a
 flood of cookie-less sockets from one address is one viewer). The host is no member.
 
-The hub (``live.channel.RoomHub``) counts its own sockets per member and calls ``join``
+The hub (``live.roomhub.RoomHub``) counts its own sockets per member and calls ``join``
 for a member's first socket in the process and ``leave`` for its last, so both twins
 see each member once per process, and ``forget`` when its last socket of the room has
 gone (what this process kept for the room goes with it). ``tick`` is called about once

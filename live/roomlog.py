@@ -31,6 +31,10 @@ Listener = Callable[[int, bytes], None]
 
 
 class RoomLog(Protocol):
+    #: events this process appended (Redis: a deduplicated re-publication, after a
+    #: crash, counts again)
+    appended: int
+
     async def append(
         self,
         room: int,

@@ -60,6 +60,7 @@ class MemoryRoomLog:
         #: rooms with a local socket (``watch`` until ``unwatch``)
         self._watched: set[int] = set()
         self._listener: Listener | None = None
+        self.appended = 0
 
     async def append(
         self,
@@ -79,6 +80,7 @@ class MemoryRoomLog:
                 return Event(0, "", type_, 0, dict(data), b"")
             return Event.from_raw(earlier)
         state.seq += 1
+        self.appended += 1
         ts = state.last_ms = self._clock.now_ms()
         raw = encode_event(state.seq, state.epoch, type_, ts, data_json)
         state.history.append(raw)

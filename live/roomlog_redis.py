@@ -47,6 +47,7 @@ class RedisRoomLog:
         self._redis = redis
         self._prefix = prefix
         self._history_size = history_size
+        self.appended = 0
         self._ttl_s = ttl_s
         self._append = redis.register_script(load_script("append.lua"))
         self._position = redis.register_script(load_script("position.lua"))
@@ -83,6 +84,7 @@ class RedisRoomLog:
         if not raw:
             # A duplicate whose first copy was trimmed away: report it without data.
             return Event(0, "", type_, 0, dict(data), b"")
+        self.appended += 1  # a deduplicated re-publication counts again (rare: recovery)
         return Event.from_raw(raw)
 
     async def position(self, room: int) -> StreamPosition:

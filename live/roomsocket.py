@@ -7,7 +7,7 @@ heartbeat timers) are freed while the socket stays open. What remains per socket
 the transport, this object, its ``FrameReader`` and the hub's ``Connection``: that is
 what brings an idle socket from ~16.5 KB to a few KB (bench/RESULTS.md).
 
-Server-to-client frames are written by the hub (``live.channel``), which also pings.
+Server-to-client frames are written by the hub (``live.roomhub``), which also pings.
 This class reads the client: text messages go to ``RoomChannel.receive`` one at a
 time in order (a task exists only while messages are waiting; those received before
 the client's close frame are handled even if it closes meanwhile), binary messages get an
@@ -28,10 +28,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from live.channel import Connection, RoomHub
 from live.errors import InvalidInput, LiveshelfError
 from live.outages import dependency_of
 from live.protocol import MAX_FRAME_BYTES, CloseCode
+from live.roomhub import Connection, RoomHub
 from live.wsframe import (
     CLOSE_INVALID_TEXT,
     CLOSE_NORMAL,

@@ -8,7 +8,7 @@ and pauses. Answer (sizes in bytes, times in milliseconds unless named ``_s``)::
     {"pid", "rss_bytes", "threads", "open_fds", "sockets", "udp_sockets",
      "asyncio_tasks", "peer_connections",
      "gc": {"now_s", "generations": [{"collections", "total_ms", "longest_ms",
-            "collected", "uncollectable"} x 3], "pauses_over_10ms", "counts",
+            "longest_cpu_ms", "collected", "uncollectable"} x 3], "pauses_over_10ms", "counts",
             "thresholds", "frozen", "window"?},
      "objects"?: {"tracked", "<class name>": instances, ...},
      "types"?: {"<module.QualName>": instances, ...},
@@ -17,7 +17,8 @@ and pauses. Answer (sizes in bytes, times in milliseconds unless named ``_s``)::
 Query (all optional):
 
 - ``since=<gc.now_s of an earlier answer>`` adds ``gc.window``: the passes per
-  generation, the longest pause per generation and the pauses over 10 ms since then,
+  generation, the longest pause per generation (wall ``longest_ms`` and the pass's own
+  CPU time ``longest_cpu_ms``) and the pauses over 10 ms since then,
   from the recorder's ring of recent passes (``complete: false`` if the ring no longer
   reaches back that far). Soak tests read it every few seconds.
 - ``objects=1`` walks ``gc.get_objects()`` (every tracked object outside the frozen
@@ -76,6 +77,12 @@ class GcPauses:
     A pass runs in whichever thread allocated when a threshold was crossed, with the
     GIL held; passes never overlap, so one "start" stamp is enough. ``clock`` is
     ``time.perf_counter`` (CLOCK_MONOTONIC on Linux, the same in every process).
+
+    Each pass is also timed on ``cpu_clock`` (``time.thread_time``: the CPU time of the
+    thread running it). Wall time is what the loop waits; CPU time is what the pass
+    itself costs. They differ when the kernel takes the CPU away mid-pass (other
+    processes on the same cores), so ``longest_cpu_ms`` tells the collector's own cost
+    apart from the machine's load.
     """
 
     def __init__(
@@ -84,19 +91,24 @@ class GcPauses:
         ring: int = 1024,
         slow_s: float = SLOW_PAUSE_S,
         clock: Callable[[], float] = time.perf_counter,
+        cpu_clock: Callable[[], float] = time.thread_time,
     ) -> None:
         self._clock = clock
+        self._cpu_clock = cpu_clock
+        self._cpu_started = math.nan
         self._slow_s = slow_s
         self._size = ring
         self._started = math.nan
         self.collections = [0] * GENERATIONS
         self.total_s = [0.0] * GENERATIONS
         self.longest_s = [0.0] * GENERATIONS
+        self.longest_cpu_s = [0.0] * GENERATIONS
         self.collected = [0] * GENERATIONS
         self.uncollectable = [0] * GENERATIONS
         self.slow = 0
         self._ends = array("d", [0.0] * ring)
         self._pauses = array("d", [0.0] * ring)
+        self._cpu = array("d", [0.0] * ring)
         self._gens = array("b", [0] * ring)
         self._next = 0  # passes recorded into the ring so far
 
@@ -113,16 +125,20 @@ class GcPauses:
         now = self._clock()
         if phase == "start":
             self._started = now
+            self._cpu_started = self._cpu_clock()
             return
         pause = now - self._started
         if pause != pause:  # nan: installed during this pass
             return
-        self._started = math.nan
+        cpu = self._cpu_clock() - self._cpu_started
+        self._started = self._cpu_started = math.nan
         g = info["generation"]
         self.collections[g] += 1
         self.total_s[g] += pause
         if pause > self.longest_s[g]:
             self.longest_s[g] = pause
+        if cpu > self.longest_cpu_s[g]:
+            self.longest_cpu_s[g] = cpu
         self.collected[g] += info["collected"]
         self.uncollectable[g] += info["uncollectable"]
         if pause > self._slow_s:
@@ -130,6 +146,7 @@ class GcPauses:
         i = self._next % self._size
         self._ends[i] = now
         self._pauses[i] = pause
+        self._cpu[i] = cpu
         self._gens[i] = g
         self._next += 1
 
@@ -144,6 +161,7 @@ class GcPauses:
                     "collections": self.collections[g],
                     "total_ms": round(self.total_s[g] * 1000, 3),
                     "longest_ms": round(self.longest_s[g] * 1000, 3),
+                    "longest_cpu_ms": round(self.longest_cpu_s[g] * 1000, 3),
                     "collected": self.collected[g],
                     "uncollectable": self.uncollectable[g],
                 }
@@ -158,6 +176,7 @@ class GcPauses:
         ``complete`` is False when the ring no longer reaches back to ``since``."""
         count = [0] * GENERATIONS
         longest = [0.0] * GENERATIONS
+        longest_cpu = [0.0] * GENERATIONS
         slow = 0
         held = min(self._next, self._size)
         oldest_end = math.inf
@@ -170,12 +189,14 @@ class GcPauses:
             g, pause = self._gens[i], self._pauses[i]
             count[g] += 1
             longest[g] = max(longest[g], pause)
+            longest_cpu[g] = max(longest_cpu[g], self._cpu[i])
             slow += pause > self._slow_s
         complete = self._next <= self._size or oldest_end <= since
         return {
             "since_s": since,
             "collections": count,
             "longest_ms": [round(x * 1000, 3) for x in longest],
+            "longest_cpu_ms": [round(x * 1000, 3) for x in longest_cpu],
             "pauses_over_10ms": slow,
             "complete": complete,
         }

@@ -16,7 +16,7 @@ Stopping, told apart by the signal:
   ``Bind.internal``, stay open for the other workers' calls), awaits ``drain()``, then
   shuts down as on SIGINT. The application decides how long ``drain()`` lasts: for the
   media, until the worker's WHEP viewers have left or ``LIVESHELF_MEDIA_DRAIN_S``
-  passed, and not at all when no other worker serves (``app._wire_media``). What is
+  passed, and not at all when no other worker serves (``media.feature``). What is
   already connected (room sockets, kept-alive HTTP connections, requests under way) is
   served meanwhile and closed at the end, as by any stop.
 - **SIGINT** stops a worker at once; so does a second signal during a drain.
@@ -34,6 +34,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -76,16 +77,26 @@ def serve(
     timeouts: Timeouts | None = None,
     cap: Cap | None = None,
     drain: Drain | None = None,
+    ssl_context: ssl.SSLContext | None = None,
     **runner_options: Any,
 ) -> None:
     """Serve ``app`` on every bind on ``loop`` until SIGINT or SIGTERM (SIGTERM with a
     ``drain``: the public binds closed, once ``drain()`` returned; see the module
     docstring); connections that are slow to send a request or idle are closed
     (``timeouts``, ``live.reaper``), and one address may hold only so many (``cap``,
-    ``live.conncap``)."""
+    ``live.conncap``). With ``ssl_context`` the public binds speak HTTPS (``live.tls``);
+    the internal ones (loopback, between workers) stay plain HTTP."""
     try:
         loop.run_until_complete(
-            _serve(app, binds, timeouts or Timeouts(), cap or Cap(), runner_options, drain)
+            _serve(
+                app,
+                binds,
+                timeouts or Timeouts(),
+                cap or Cap(),
+                runner_options,
+                drain,
+                ssl_context,
+            )
         )
     finally:  # as web.run_app: no task outlives the loop
         tasks = asyncio.all_tasks(loop)
@@ -126,6 +137,7 @@ async def _serve(
     cap: Cap,
     options: dict[str, Any],
     drain: Drain | None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
     loop = asyncio.get_running_loop()
@@ -155,6 +167,7 @@ async def _serve(
                 bind.port,
                 reuse_port=bind.reuse_port,
                 backlog=LISTEN_BACKLOG,
+                ssl_context=None if bind.internal else ssl_context,
             )
             await site.start()
             if not bind.internal:

@@ -40,10 +40,10 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from redis.exceptions import RedisError
 
+from live.errors import Conflict, Unavailable
 from live.guard import Guard
 from live.http import Handler
 
-from .errors import MediaError
 from .forward import INTERNAL_HEADER, LocalMediaControl, MediaForwarder, is_internal
 from .nodes import NODE_NAME, NodeBoard, NodeChooser, NodeLoad
 from .placement import CpuMeter, LoadBoard, Placement, State, WorkerLoad
@@ -59,12 +59,12 @@ PLACED_HEADER = "X-Liveshelf-Placed"
 CLIENT_HEADER = "X-Liveshelf-Client"
 
 
-def _full() -> MediaError:
-    return MediaError("media_full", "every media worker is full; try again soon")
+def _full() -> Unavailable:
+    return Unavailable("media_full", "every media worker is full; try again soon")
 
 
-def _unavailable(message: str) -> MediaError:
-    return MediaError("media_unavailable", message)
+def _unavailable(message: str) -> Unavailable:
+    return Unavailable("media_unavailable", message)
 
 
 def resource_prefix(index: int, node: str = "") -> str:
@@ -368,7 +368,7 @@ class WorkerGroup:
 
     async def media_time(self, session_id: int) -> float | None:
         if self._node is not None:
-            with contextlib.suppress(RedisError, MediaError):
+            with contextlib.suppress(RedisError, Unavailable):
                 origin = await self._node.board.origin(session_id)
                 if origin is not None and origin.node != self._node.name:
                     link = await self._node_worker(origin.node, origin.worker)
@@ -388,7 +388,7 @@ class WorkerGroup:
                 return False
             try:
                 link = await self._node_worker(node, worker)
-            except MediaError:
+            except Unavailable:
                 return False
             return await link.identify_viewer(session_id, resource_id, user_id)
         local = self._links.get(worker)
@@ -424,7 +424,7 @@ class WorkerGroup:
         # the record is up to a second old: the origin itself says, unless it is down
         # (a worker killed a moment ago still has a fresh record)
         if node.workers and await self._link_to(node.workers[HOME]).holds_publisher(session_id):
-            raise MediaError(
+            raise Conflict(
                 "publisher_exists",
                 f"session {session_id} already has a publisher (on node {origin.node})",
             )
@@ -559,7 +559,7 @@ class WorkerGroup:
             elif self._node is not None:
                 try:
                     link = await self._node_worker(node, worker)
-                except MediaError:
+                except Unavailable:
                     link = None  # that node is gone, and so is the resource
             else:
                 link = None

@@ -24,17 +24,16 @@ import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any, get_args
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 from pydantic import BaseModel, Field
 
-from live.errors import Forbidden, InvalidInput
-from live.http import json_response, path_id, read_json
+from live.errors import Forbidden, InvalidInput, LiveshelfError, Unavailable
+from live.http import error_from_answer, error_response, json_response, path_id, read_json
 
-from .errors import ErrorCode, MediaError
 from .handlers import cors_hook
 from .pull import MediaProcess, Pulled
 from .service import MediaService
@@ -126,11 +125,7 @@ class MediaForwarder:
             exc,
         )
         message = "media is restarting; try again in a few seconds"
-        return json_response(
-            {"error": {"code": "media_unavailable", "message": message}},
-            status=503,
-            headers={"Retry-After": "2"},
-        )
+        return error_response(Unavailable("media_unavailable", message))
 
     async def forward(
         self,
@@ -279,13 +274,13 @@ class MediaForwarder:
                 origin = MediaProcess.from_header(res.headers.get(WORKER_HEADER, ""))
                 return Pulled(resource_id, await res.text(), origin)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise MediaError("media_unavailable", f"the session's origin: {exc!r}") from exc
+            raise Unavailable("media_unavailable", f"the session's origin: {exc!r}") from exc
 
     async def release(self, session_id: int, resource_id: str) -> None:
         try:
             await self._call("DELETE", f"/internal/media/{session_id}/pull/{resource_id}", None)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise MediaError("media_unavailable", f"the session's origin: {exc!r}") from exc
+            raise Unavailable("media_unavailable", f"the session's origin: {exc!r}") from exc
 
     async def _call(self, method: str, path: str, body: Any) -> dict[str, Any]:
         async with self._client().request(
@@ -305,16 +300,39 @@ def _error_code(body: bytes) -> str | None:
     return code if isinstance(code, str) else None
 
 
-def _refusal(status: int, body: bytes) -> MediaError:
-    """The origin's refusal of a pull as the ``MediaError`` it was."""
-    try:
-        error = json.loads(body)["error"]
-        code, message = error["code"], error["message"]
-    except (ValueError, KeyError, TypeError):
-        return MediaError("media_unavailable", f"the session's origin answered {status}")
-    if code in get_args(ErrorCode):
-        return MediaError(code, message)
-    return MediaError("media_unavailable", f"the session's origin: {code}: {message}")
+#: The codes of the media service's own refusals (media/README.md, "Errors"): a pull
+#: refused with one of these reaches the viewer as it came (its kind, so its status;
+#: its code, message and details, so its ``Retry-After``). Any other refusal (the
+#: origin's internal route refusing this worker, a dependency outage there) is no fault
+#: of the viewer's: ``503 media_unavailable``.
+MEDIA_REFUSALS = frozenset(
+    {
+        "invalid_sdp",
+        "sdp_too_large",
+        "codec_mismatch",
+        "publisher_exists",
+        "not_found",
+        "no_publisher",
+        "etag_mismatch",
+        "ice_restart_unsupported",
+        "closed",
+        "media_unavailable",
+        "media_full",
+        "too_many_peers",
+        "session_ended",
+    }
+)
+
+
+def _refusal(status: int, body: bytes) -> LiveshelfError:
+    """The origin's refusal of a pull as the error it was (``MEDIA_REFUSALS``)."""
+    refused = error_from_answer(status, body)
+    if refused is None:
+        return Unavailable("media_unavailable", f"the session's origin answered {status}")
+    if refused.code in MEDIA_REFUSALS:
+        return refused
+    message = f"the session's origin: {refused.code}: {refused.message}"
+    return Unavailable("media_unavailable", message)
 
 
 class LocalMediaControl:
@@ -422,11 +440,9 @@ def internal_routes(
         puller = MediaProcess.from_header(request.headers.get(WORKER_HEADER, ""))
         if puller is None:
             raise InvalidInput("invalid_worker", f"{WORKER_HEADER} must be NODE:INDEX:PID")
-        try:
-            pulled = await control.pull(session_id, offer, puller)
-        except MediaError as err:
-            error = {"error": {"code": err.code, "message": err.message}}
-            return json_response(error, status=err.http_status)
+        # a refusal leaves through the error middleware; the puller's ``_refusal`` reads
+        # it back as the same kind
+        pulled = await control.pull(session_id, offer, puller)
         return web.Response(
             status=201,
             text=pulled.answer_sdp,

@@ -2,8 +2,10 @@
 
 The only module of ``media/`` that knows about HTTP: it authenticates the caller,
 checks the session's state, bounds and reads the SDP, and turns ``MediaService``
-results into WHIP/WHEP responses. A ``MediaError`` becomes the usual JSON error
-``{"error": {"code": err.code, "message": ...}}`` with ``err.http_status``.
+results into WHIP/WHEP responses. Refusals are ``live.errors`` kinds, here and in
+``MediaService``; the app's error middleware renders them like any route's
+(``live.http.error_response``: ``{"error": {"code", "message"}}``, the kind's status,
+``Retry-After`` on a 503 or where the error sets ``retry_after_ms``).
 
 Routes (``{kind}`` is ``whip`` or ``whep``)::
 
@@ -44,7 +46,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from live.auth import Principal
-from live.errors import Conflict, NotFound
+from live.errors import Conflict, InvalidInput, NotFound, TooLarge, UnsupportedMediaType
 from live.guests import GUEST_COOKIE, GuestIds
 from live.http import (
     json_response,
@@ -58,14 +60,12 @@ from live.models import Role, SessionStatus
 from live.sessions import SessionService
 
 from .config import MediaConfig
-from .errors import MediaError
 from .protocol import Resource
 from .recording import MATROSKA_MIME, MP4_MIME, incomplete_reason, recording_mime
 from .service import MediaService
 from .tokens import MediaTokens
 
 Kind = Literal["whip", "whep"]
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SDP = "application/sdp"
 SDPFRAG = "application/trickle-ice-sdpfrag"
@@ -77,45 +77,6 @@ PREFLIGHT_MAX_AGE_S = 600
 _ROLE: dict[Kind, Literal["publisher", "viewer"]] = {"whip": "publisher", "whep": "viewer"}
 #: what ``GET /api/sessions/{id}`` says of the session's recording (``recording_details``)
 RECORDING_STATES = ("none", "recording", "off", "incomplete", "complete")
-
-
-class _Refused(Exception):
-    """An HTTP-level refusal that no ``MediaError`` code covers (e.g. 415)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.status, self.code, self.message = status, code, message
-
-
-RETRY_AFTER_S = "2"
-
-
-def _error(status: int, code: str, message: str) -> web.Response:
-    # a 503 (closing, or the session's origin out of reach) is worth retrying soon
-    headers = {"Retry-After": RETRY_AFTER_S} if status == 503 else None
-    return json_response(
-        {"error": {"code": code, "message": message}}, status=status, headers=headers
-    )
-
-
-def media_error_response(err: MediaError) -> web.Response:
-    """A refusal as the JSON error the WHIP/WHEP routes answer with."""
-    return _error(err.http_status, err.code, err.message)
-
-
-def _guarded(handler: Handler) -> Handler:
-    """Render ``MediaError`` / ``_Refused`` as JSON errors; the rest goes to the
-    app's error middleware (``live.errors`` exceptions: 401, 403, 404, 409)."""
-
-    async def run(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except MediaError as err:
-            return media_error_response(err)
-        except _Refused as err:
-            return _error(err.status, err.code, err.message)
-
-    return run
 
 
 class ViewerPlacement(Protocol):
@@ -134,7 +95,7 @@ class ViewerPlacement(Protocol):
         """None: serve the viewer here (``address``: the client's; ``guest_id`` its
         verified guest id, for the token of a redirect). Else the answer
         of the worker that served it (or a refusal: ``media_full``; or a redirect to
-        another node); raises ``MediaError`` to refuse."""
+        another node); raises a ``live.errors`` kind to refuse."""
         ...
 
     async def endpoint(self, session_id: int, user_id: int | None) -> tuple[str, str]:
@@ -204,10 +165,10 @@ class MediaHandlers:
             app = web.Application()
             app.add_routes(
                 [
-                    web.post("/{session_id}", _guarded(post)),
+                    web.post("/{session_id}", post),
                     web.route("OPTIONS", "/{session_id}", self.options_endpoint),
-                    web.patch("/{session_id}/{resource_id}", _guarded(patch)),
-                    web.delete("/{session_id}/{resource_id}", _guarded(delete)),
+                    web.patch("/{session_id}/{resource_id}", patch),
+                    web.delete("/{session_id}/{resource_id}", delete),
                     web.route("OPTIONS", "/{session_id}/{resource_id}", self.options_resource),
                 ]
             )
@@ -218,7 +179,7 @@ class MediaHandlers:
 
     def endpoint_routes(self) -> list[web.RouteDef]:
         """The media endpoint (on the main application, in every worker)."""
-        return [web.get("/api/sessions/{id}/media-endpoint", _guarded(self.media_endpoint))]
+        return [web.get("/api/sessions/{id}/media-endpoint", self.media_endpoint)]
 
     async def recording_details(
         self, session_id: int, session: Mapping[str, Any]
@@ -403,21 +364,21 @@ class MediaHandlers:
         session_id = path_id(request, "session_id")
         resource_id = request.match_info["resource_id"]
         if self._media.resource_owner(resource_id) != (session_id, _ROLE[kind]):
-            raise MediaError("not_found", "no such media resource")
+            raise NotFound("not_found", "no such media resource")
         return resource_id
 
     async def _read_sdp(self, request: web.Request, content_type: str) -> str:
         """The body as text: 415 for another type, 413 past ``max_sdp_bytes``
         (from Content-Length before reading, or while reading a chunked body)."""
         if request.content_type.lower() != content_type:
-            raise _Refused(415, "unsupported_media_type", f"send the body as {content_type}")
+            raise UnsupportedMediaType("unsupported_media_type", f"send the body as {content_type}")
         limit = self._config.max_sdp_bytes
-        too_large = MediaError("sdp_too_large", f"the body is larger than {limit} bytes")
+        too_large = TooLarge("sdp_too_large", f"the body is larger than {limit} bytes")
         body = await read_body(request, limit, too_large)
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError:
-            raise MediaError("invalid_sdp", "the body is not UTF-8 text") from None
+            raise InvalidInput("invalid_sdp", "the body is not UTF-8 text") from None
 
     def _created(self, kind: Kind, resource: Resource) -> web.Response:
         headers: CIMultiDict[str] = CIMultiDict()

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCRtpCodecParameters, sdp
 
-from .errors import MediaError
+from live.errors import InvalidInput, TooLarge
 
 SDPFRAG_MAX_LINES = 500
 
@@ -45,15 +45,16 @@ class Offer:
 
 
 def parse_offer(text: str, max_bytes: int) -> Offer:
-    """Validate an offer; raise ``MediaError`` (invalid_sdp / sdp_too_large)."""
+    """Validate an offer; raise ``InvalidInput("invalid_sdp")`` or
+    ``TooLarge("sdp_too_large")``."""
     if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
-        raise MediaError("sdp_too_large", f"SDP is larger than {max_bytes} bytes")
+        raise TooLarge("sdp_too_large", f"SDP is larger than {max_bytes} bytes")
     if not text.lstrip().startswith("v=0"):
-        raise MediaError("invalid_sdp", "SDP must start with v=0")
+        raise InvalidInput("invalid_sdp", "SDP must start with v=0")
     try:
         description = sdp.SessionDescription.parse(text)
     except Exception as exc:  # aiortc raises ValueError, KeyError, IndexError...
-        raise MediaError("invalid_sdp", f"SDP does not parse: {exc}") from exc
+        raise InvalidInput("invalid_sdp", f"SDP does not parse: {exc}") from exc
 
     sections: list[OfferedMedia] = []
     ufrag = pwd = None
@@ -61,13 +62,13 @@ def parse_offer(text: str, max_bytes: int) -> Offer:
         if m.kind not in ("audio", "video"):
             continue
         if any(s.kind == m.kind for s in sections):
-            raise MediaError("invalid_sdp", f"more than one {m.kind} section")
+            raise InvalidInput("invalid_sdp", f"more than one {m.kind} section")
         if m.ice is None or not m.ice.usernameFragment or not m.ice.password:
-            raise MediaError("invalid_sdp", f"{m.kind} section lacks ICE credentials")
+            raise InvalidInput("invalid_sdp", f"{m.kind} section lacks ICE credentials")
         if m.dtls is None or not m.dtls.fingerprints:
-            raise MediaError("invalid_sdp", f"{m.kind} section lacks a DTLS fingerprint")
+            raise InvalidInput("invalid_sdp", f"{m.kind} section lacks a DTLS fingerprint")
         if not m.rtp.codecs:
-            raise MediaError("invalid_sdp", f"{m.kind} section has no codec")
+            raise InvalidInput("invalid_sdp", f"{m.kind} section has no codec")
         ufrag, pwd = m.ice.usernameFragment, m.ice.password
         sections.append(
             OfferedMedia(
@@ -80,7 +81,7 @@ def parse_offer(text: str, max_bytes: int) -> Offer:
             )
         )
     if not sections or ufrag is None or pwd is None:
-        raise MediaError("invalid_sdp", "offer has no audio or video section")
+        raise InvalidInput("invalid_sdp", "offer has no audio or video section")
     return Offer(sdp=text, media=tuple(sections), ice_ufrag=ufrag, ice_pwd=pwd)
 
 
@@ -103,18 +104,18 @@ class SdpFrag:
 
 
 def parse_sdpfrag(text: str, max_bytes: int) -> SdpFrag:
-    """Parse a trickle fragment; raise ``MediaError("invalid_sdp")`` if malformed."""
+    """Parse a trickle fragment; raise ``InvalidInput("invalid_sdp")`` if malformed."""
     if len(text.encode("utf-8", "surrogatepass")) > max_bytes:
-        raise MediaError("sdp_too_large", f"fragment is larger than {max_bytes} bytes")
+        raise TooLarge("sdp_too_large", f"fragment is larger than {max_bytes} bytes")
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) > SDPFRAG_MAX_LINES:
-        raise MediaError("invalid_sdp", "fragment has too many lines")
+        raise InvalidInput("invalid_sdp", "fragment has too many lines")
     frag = SdpFrag()
     mline = -1
     mid: str | None = None
     for line in lines:
         if len(line) < 2 or line[1] != "=":
-            raise MediaError("invalid_sdp", f"not an SDP line: {line[:40]!r}")
+            raise InvalidInput("invalid_sdp", f"not an SDP line: {line[:40]!r}")
         if line.startswith("m="):
             mline += 1
             mid = None
@@ -127,7 +128,7 @@ def parse_sdpfrag(text: str, max_bytes: int) -> SdpFrag:
         elif line.startswith("a=candidate:"):
             value = line[2:]
             if len(value.split()) < 8:
-                raise MediaError("invalid_sdp", f"malformed candidate: {value[:60]!r}")
+                raise InvalidInput("invalid_sdp", f"malformed candidate: {value[:60]!r}")
             frag.candidates.append((mid, max(mline, 0), value))
         elif line == "a=end-of-candidates":
             frag.end_of_candidates = True

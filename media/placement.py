@@ -36,7 +36,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from .errors import MediaError
+from live.errors import Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -229,11 +229,11 @@ class ProcessCap:
         guest_id: str | None = None,
     ) -> web.StreamResponse | None:
         if self._viewers() >= self._cap:
-            raise MediaError("media_full", "this server serves as many viewers as it may")
+            raise Unavailable("media_full", "this server serves as many viewers as it may")
         return None
 
     async def endpoint(self, session_id: int, user_id: int | None) -> tuple[str, str]:
         """This server itself, unless it is full."""
         if self._viewers() >= self._cap:
-            raise MediaError("media_full", "this server serves as many viewers as it may")
+            raise Unavailable("media_full", "this server serves as many viewers as it may")
         return "", ""

@@ -23,9 +23,10 @@ from typing import NamedTuple, Protocol
 
 from aiortc import RTCRtpReceiver, RTCRtpSender, RTCSessionDescription
 
+from live.errors import Unavailable
+
 from . import aiortc_hooks
 from .config import MediaConfig
-from .errors import MediaError
 from .ice import create_peer_connection, set_local_description
 from .offer import parse_offer
 from .relay import SessionRelay
@@ -76,7 +77,7 @@ class Upstream(Protocol):
         ...
 
     async def may_publish(self, session_id: int) -> None:
-        """Raise ``MediaError("publisher_exists")`` if another node holds a connected
+        """Raise ``Conflict("publisher_exists")`` if another node holds a connected
         publisher of the session (a host publishes to one node at a time)."""
         ...
 
@@ -85,8 +86,8 @@ class Upstream(Protocol):
         ...
 
     async def pull(self, session_id: int, offer_sdp: str) -> Pulled:
-        """Offer to receive the session; raise ``MediaError`` if the origin refuses
-        (``media_unavailable`` when it cannot be reached)."""
+        """Offer to receive the session; raise the origin's refusal as the
+        ``live.errors`` kind it was (``media_unavailable`` when it cannot be reached)."""
         ...
 
     async def release(self, session_id: int, resource_id: str) -> None:
@@ -132,7 +133,7 @@ class SessionPull:
         self._name = f"SessionPull(session={session_id}, {id(self):#x})"
 
     async def connect(self) -> None:
-        """Offer, get the origin's answer, start receiving; raises ``MediaError``."""
+        """Offer, get the origin's answer, start receiving; raises the origin's refusal."""
         await set_local_description(self.pc, self._config.ice_addresses)
         pulled = await self._upstream.pull(self.session_id, self.pc.localDescription.sdp)
         self.resource_id = pulled.resource_id
@@ -176,7 +177,7 @@ class SessionPull:
         if self.resource_id is not None:
             try:
                 await self._upstream.release(self.session_id, self.resource_id)
-            except MediaError as exc:
+            except Unavailable as exc:
                 logger.info("%s not released at the origin: %s", self._name, exc)
 
 

@@ -80,6 +80,18 @@ class FrameWriter(Protocol):
     def backlog(self) -> int: ...
 
 
+@dataclass
+class RelayTotals:
+    """What every relay of this process did since it started (``live.metrics``)."""
+
+    #: video viewers that fell behind and restarted on a keyframe
+    resets: int = 0
+    #: frames not sent to a viewer (behind, or waiting for a keyframe)
+    frames_skipped: int = 0
+    #: keyframe requests (PLI) sent to publishers, after coalescing
+    keyframe_requests: int = 0
+
+
 class ForwardedTrack(MediaStreamTrack):
     """A viewer's outgoing track of one kind.
 
@@ -90,10 +102,16 @@ class ForwardedTrack(MediaStreamTrack):
     """
 
     def __init__(
-        self, kind: str, backlog_limit: int, request_keyframe: Callable[[], None], name: str
+        self,
+        kind: str,
+        backlog_limit: int,
+        request_keyframe: Callable[[], None],
+        name: str,
+        totals: RelayTotals | None = None,
     ) -> None:
         super().__init__()
         self.kind = kind
+        self._totals = totals or RelayTotals()
         self.name = name
         self.mime_type: str | None = None  # negotiated codec, set after the answer
         self._backlog_limit = backlog_limit
@@ -140,10 +158,12 @@ class ForwardedTrack(MediaStreamTrack):
             # its socket is behind: skip (video up to the next keyframe after it
             # drains) rather than pile up seconds-old media
             self.frames_skipped += 1
+            self._totals.frames_skipped += 1
             if not self._behind:
                 self._behind = True
                 if self.kind == "video":
                     self.resets += 1
+                    self._totals.resets += 1
                     self.waiting_for_keyframe = True
                     logger.info("ForwardedTrack(%s) fell behind, waits for a keyframe", self.name)
             return
@@ -151,6 +171,7 @@ class ForwardedTrack(MediaStreamTrack):
         if self.waiting_for_keyframe:
             if not frame.keyframe:
                 self.frames_skipped += 1
+                self._totals.frames_skipped += 1
                 return
             self.waiting_for_keyframe = False
         self._send(writer, frame, now)
@@ -338,21 +359,29 @@ class SessionRelay:
         pli_interval_s: float,
         backlog_limit: int,
         on_incompatible: Callable[[ForwardedTrack], None],
+        totals: RelayTotals | None = None,
     ) -> None:
         self.session_id = session_id
         self.backlog_limit = backlog_limit
+        self.totals = totals or RelayTotals()
         self.send_pli: Callable[[], bool] = lambda: False
         name = f"session={session_id}"
-        self.keyframes = KeyframeRequester(lambda: self.send_pli(), pli_interval_s, name)
+        self.keyframes = KeyframeRequester(self._counted_pli, pli_interval_s, name)
         self.video = TrackFanout("video", self.keyframes, on_incompatible, name + "/video")
         self.audio = TrackFanout("audio", self.keyframes, on_incompatible, name + "/audio")
 
     def fanout(self, kind: str) -> TrackFanout:
         return self.video if kind == "video" else self.audio
 
+    def _counted_pli(self) -> bool:
+        sent = self.send_pli()
+        if sent:
+            self.totals.keyframe_requests += 1
+        return sent
+
     def new_track(self, kind: str, name: str) -> ForwardedTrack:
         """A viewer track bound to this session's keyframe requests."""
-        return ForwardedTrack(kind, self.backlog_limit, self.keyframes.request, name)
+        return ForwardedTrack(kind, self.backlog_limit, self.keyframes.request, name, self.totals)
 
     def close(self) -> None:
         self.keyframes.close()

@@ -3,7 +3,7 @@
 Contracts (the WHIP/WHEP handlers rely on these):
 
 - ``publish`` / ``play`` validate the offer (size, syntax, codecs) before any
-  peer connection exists and raise ``MediaError``; on success they return a
+  peer connection exists and raise a ``live.errors`` kind; on success they return a
   ``Resource`` with the complete answer (all our candidates are in it; aiortc
   gathers before answering, so we never trickle towards the client).
 - One publisher per session. A second ``publish`` while the first is connected
@@ -57,12 +57,22 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 
+from live.errors import (
+    Conflict,
+    InvalidInput,
+    LiveshelfError,
+    NotAcceptable,
+    NotFound,
+    PreconditionFailed,
+    RateLimited,
+    Unavailable,
+    Unprocessable,
+)
 from live.guests import user_person
 from live.holdings import Holdings, MemoryHoldings, caps_for
 
 from . import aiortc_hooks
 from .config import MediaConfig
-from .errors import MediaError
 from .ice import (
     candidate_allowed,
     create_peer_connection,
@@ -79,7 +89,7 @@ from .protocol import (
 )
 from .pull import MediaProcess, SessionPull, Upstream
 from .recording import SessionRecorder, remux_to_mp4
-from .relay import ForwardedTrack, SessionRelay, TrackFanout
+from .relay import ForwardedTrack, RelayTotals, SessionRelay, TrackFanout
 from .rtpwriter import RtpWriter
 
 logger = logging.getLogger(__name__)
@@ -215,6 +225,8 @@ class MediaService:
         self._ended: dict[int, None] = {}
         self._publishers: dict[str, _Publisher] = {}
         self._viewers: dict[str, _Viewer] = {}
+        #: what every session's relay did (``live.metrics``)
+        self.totals = RelayTotals()
         self._answering = 0  # play() calls under way (pulls aside)
         self._holdings: Holdings = holdings or MemoryHoldings()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -234,17 +246,17 @@ class MediaService:
         self._check_open()
         offer = parse_offer(offer_sdp, self._config.max_sdp_bytes)
         if not any(m.direction in SEND_DIRECTIONS for m in offer.media):
-            raise MediaError("invalid_sdp", "a WHIP offer must send audio or video")
+            raise InvalidInput("invalid_sdp", "a WHIP offer must send audio or video")
         session = self._session(session_id)
         current = session.publisher
         if current is not None and not current.closed:
-            raise MediaError("publisher_exists", f"session {session_id} already has a publisher")
+            raise Conflict("publisher_exists", f"session {session_id} already has a publisher")
         video = offer.kind("video")
         audio = offer.kind("audio")
         if video is not None and self._pick_video_mime(video, session.video_mime) is None:
-            raise MediaError("codec_mismatch", "offer has no VP8 or H.264 video")
+            raise NotAcceptable("codec_mismatch", "offer has no VP8 or H.264 video")
         if audio is not None and not _offers(audio, AUDIO_MIME):
-            raise MediaError("codec_mismatch", "offer has no Opus audio")
+            raise NotAcceptable("codec_mismatch", "offer has no Opus audio")
 
         pc = create_peer_connection(self._config)
         pub = _Publisher(**self._peer_fields(session_id, pc, offer))
@@ -278,7 +290,7 @@ class MediaService:
         if self._closed:  # close() ran while we negotiated
             session.publisher = None
             await aiortc_hooks.close_peer(pc)
-            raise MediaError("closed", "media service is closing")
+            raise Unavailable("closed", "media service is closing")
 
         answer = pc.localDescription.sdp
         negotiated = _negotiated_mime(answer, "video")
@@ -376,7 +388,7 @@ class MediaService:
         )
         token = "whep:" + secrets.token_urlsafe(12)
         if caps and not await self._holdings.take(session_id, caps, token):
-            raise MediaError(
+            raise RateLimited(
                 "too_many_peers", "you hold as many video connections to this show as you may"
             )
         try:
@@ -401,13 +413,13 @@ class MediaService:
     ) -> Resource:
         wanted = [m for m in offer.media if m.direction in RECV_DIRECTIONS]
         if not wanted:
-            raise MediaError("invalid_sdp", "a WHEP offer must receive audio or video")
+            raise InvalidInput("invalid_sdp", "a WHEP offer must receive audio or video")
         session = self._sessions.get(session_id)
         live = (
             session is not None and session.publisher is not None and not session.publisher.closed
         )
         if not live and not self._config.viewers_wait_for_publisher and self._upstream is None:
-            raise MediaError("no_publisher", f"session {session_id} is not live")
+            raise Conflict("no_publisher", f"session {session_id} is not live")
         session = self._session(session_id)
         if self._upstream is not None and not live and await self._is_remote(session_id, session):
             await self._pulled(session_id, session)
@@ -415,12 +427,12 @@ class MediaService:
             if m.kind == "video":
                 required = session.relay.video.mime_type or session.video_mime
                 if self._pick_video_mime(m, required) is None:
-                    raise MediaError(
+                    raise NotAcceptable(
                         "codec_mismatch",
                         f"viewer cannot receive {required or 'VP8 or H.264'} video",
                     )
             elif not _offers(m, AUDIO_MIME):
-                raise MediaError("codec_mismatch", "viewer cannot receive Opus audio")
+                raise NotAcceptable("codec_mismatch", "viewer cannot receive Opus audio")
 
         pc = create_peer_connection(self._config)
         viewer = _Viewer(
@@ -447,12 +459,12 @@ class MediaService:
             raise
         if self._closed:
             await aiortc_hooks.close_peer(pc)
-            raise MediaError("closed", "media service is closing")
+            raise Unavailable("closed", "media service is closing")
         if self._sessions.get(session_id) is not session:  # it ended meanwhile
             for track in viewer.tracks.values():
                 track.stop()
             await aiortc_hooks.close_peer(pc)
-            raise MediaError("session_ended", f"session {session_id} has ended")
+            raise Conflict("session_ended", f"session {session_id} has ended")
 
         answer = pc.localDescription.sdp
         for kind, t in transceivers.items():
@@ -485,15 +497,17 @@ class MediaService:
         are ignored, as are candidates after end-of-candidates.
         """
         peer = self._peer(resource_id)
+        # RFC 9725 s4.3.1: an endpoint that takes trickle ICE but not ICE restarts
+        # answers a restart with 422
         if if_match == "*":
-            raise MediaError("ice_restart_unsupported", "ICE restart is not supported")
+            raise Unprocessable("ice_restart_unsupported", "ICE restart is not supported")
         if if_match is not None and if_match != peer.etag:
-            raise MediaError("etag_mismatch", "If-Match does not match the ICE session")
+            raise PreconditionFailed("etag_mismatch", "If-Match does not match the ICE session")
         frag = parse_sdpfrag(sdpfrag, self._config.max_sdp_bytes)
         if (frag.ice_ufrag is not None and frag.ice_ufrag != peer.ice_ufrag) or (
             frag.ice_pwd is not None and frag.ice_pwd != peer.ice_pwd
         ):
-            raise MediaError("ice_restart_unsupported", "ICE restart is not supported")
+            raise Unprocessable("ice_restart_unsupported", "ICE restart is not supported")
         for _mid, _index, value in frag.candidates:
             if not candidate_allowed(value, self._networks):
                 logger.debug("%s %s ignores candidate %s", self._name, resource_id, value)
@@ -579,6 +593,14 @@ class MediaService:
         included (pulls excluded)."""
         held = sum(1 for v in self._viewers.values() if not v.pull and not v.closed)
         return held + self._answering
+
+    def connected_viewers(self) -> int:
+        """Viewers of every session here whose transport is connected (pulls excluded)."""
+        return sum(1 for v in self._viewers.values() if v.connected and not v.pull)
+
+    def publisher_total(self) -> int:
+        """Publishers this process holds (connected or still connecting)."""
+        return len(self._publishers)
 
     def peer_count(self) -> int:
         """Peer connections this process holds: viewers and other processes' pulls,
@@ -842,7 +864,7 @@ class MediaService:
         try:
             await pull.connect()
             if self._closed or self._sessions.get(session_id) is not session:
-                raise MediaError("closed", "the session's media ended meanwhile")
+                raise Unavailable("closed", "the session's media ended meanwhile")
         except BaseException:
             session.pulling = None
             await pull.close()
@@ -884,7 +906,7 @@ class MediaService:
                 await self._pulled(session_id, session)
                 logger.info("%s session %d pulled again", self._name, session_id)
                 return
-            except MediaError as exc:
+            except LiveshelfError as exc:
                 logger.info("%s session %d not pulled yet: %s", self._name, session_id, exc)
             delay, retry = retry, min(retry * 2, self._config.pull_retry_max_s)
 
@@ -920,18 +942,19 @@ class MediaService:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise MediaError("closed", "media service is closed")
+            raise Unavailable("closed", "media service is closed")
 
     def _session(self, session_id: int) -> _Session:
         session = self._sessions.get(session_id)
         if session is None:
             if session_id in self._ended:
-                raise MediaError("session_ended", f"session {session_id} has ended")
+                raise Conflict("session_ended", f"session {session_id} has ended")
             relay = SessionRelay(
                 session_id,
                 self._config.pli_interval_s,
                 self._config.viewer_backlog_bytes,
                 self._on_incompatible,
+                self.totals,
             )
             session = self._sessions[session_id] = _Session(relay=relay)
         return session
@@ -958,7 +981,7 @@ class MediaService:
     def _peer(self, resource_id: str) -> _Publisher | _Viewer:
         peer = self._publishers.get(resource_id) or self._viewers.get(resource_id)
         if peer is None or peer.closed:
-            raise MediaError("not_found", "no such media resource")
+            raise NotFound("not_found", "no such media resource")
         return peer
 
     async def _set_remote(self, pc: RTCPeerConnection, offer: Offer) -> None:
@@ -966,9 +989,9 @@ class MediaService:
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=text, type="offer"))
         except OperationError as exc:
-            raise MediaError("codec_mismatch", str(exc)) from exc
+            raise NotAcceptable("codec_mismatch", str(exc)) from exc
         except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise MediaError("invalid_sdp", str(exc)) from exc
+            raise InvalidInput("invalid_sdp", str(exc)) from exc
 
     def _pick_video_mime(self, media: OfferedMedia, required: str | None) -> str | None:
         choices = (required,) if required is not None else self._config.video_codecs

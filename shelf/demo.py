@@ -1,16 +1,24 @@
-"""Demo data for ``python app.py --demo``: three products of the demo brand, under an
-accepted cooperation with the demo host, on the demo session's shelf. Idempotent."""
+"""Demo data for ``python app.py --demo``: the demo accounts, a live session of the demo
+host, and three products of the demo brand, under an accepted cooperation with the demo
+host, on that session's shelf. Idempotent."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
 from typing import Any
 
+from aiohttp import web
+
 from live.auth import Principal
 from live.errors import Conflict
+from live.feature import Core
+from live.models import Role, SessionStatus
 from live.paging import Page
 from shelf.feature import ShelfFeature
 from shelf.schemas import CreateProductBody, ProposeBody
+
+DEMO_PASSWORD = "liveshelf-demo"
 
 _DEMO_PRODUCTS = (
     ("Merino scarf", "Soft, warm, made to last.", 3900, 120),
@@ -58,3 +66,52 @@ async def seed_shelf(
             with suppress(Conflict):
                 await feature.shelf.add(host, session_id, pid)
     return products
+
+
+def demo_data(
+    core: Core, shelf: ShelfFeature, host: str, port: int
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context seeding the demo at start-up (after the features started)."""
+
+    async def lifetime(_app: web.Application) -> AsyncIterator[None]:
+        await seed_demo(core, shelf, host, port)
+        yield
+
+    return lifetime
+
+
+async def seed_demo(core: Core, shelf: ShelfFeature, host: str, port: int) -> dict[str, Any]:
+    """Create the demo accounts and a live session unless they exist; print how to sign in."""
+    accounts, sessions = core.accounts, core.sessions
+    users = {}
+    for username, role, name in (
+        ("demo-host", Role.HOST, "Mia (demo host)"),
+        ("demo-brand", Role.BRAND, "Acme Goods (demo brand)"),
+        ("demo-viewer", Role.VIEWER, "Sam (demo viewer)"),
+    ):
+        try:
+            users[username] = await accounts.create(username, DEMO_PASSWORD, role, name)
+        except Conflict:
+            users[username] = await accounts.by_username(username)
+    host_user = users["demo-host"]
+    host_principal = Principal(host_user.id, host_user.username, Role.HOST, host_user.display_name)
+    live = (await sessions.list(Page(1), status=SessionStatus.LIVE, host_id=host_user.id)).items
+    if live:
+        session = live[0]
+    else:
+        created = await sessions.create(host_principal, "Autumn picks: live demo")
+        session = await sessions.start(host_principal, created["id"])
+    brand = users["demo-brand"]
+    brand_principal = Principal(brand.id, brand.username, Role.BRAND, brand.display_name)
+    products = await seed_shelf(shelf, brand_principal, host_principal, session["id"])
+    base = f"http://{host}:{port}"
+    print(
+        f"\nliveshelf demo on {base}\n"
+        f"  accounts (password '{DEMO_PASSWORD}'): "
+        + ", ".join(f"{name} ({user.role})" for name, user in users.items())
+        + f"\n  live session {session['id']}: {base}/api/sessions/{session['id']}"
+        + f" (room channel: ws://{host}:{port}/api/sessions/{session['id']}/ws,"
+        + f" WHIP: {base}/whip/{session['id']})\n",
+        flush=True,
+    )
+    return {"users": users, "session": session, "products": products}

@@ -23,12 +23,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
-from live.channel import Connection
 from live.clock import Clock
 from live.coalesce import SingleFlight
 from live.db import Database, upsert
 from live.errors import NotFound
-from live.room import RoomChannel
+from live.roomchannel import RoomChannel
+from live.roomhub import Connection
 from live.tasks import reraise_if_cancelling, stop_task
 from shelf.models import CardEvent, Pin, Product
 from shelf.order_models import Order

@@ -49,10 +49,11 @@ class EntryKind(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class PaidOrder:
-    """An order just paid, as plain values (``OrderService``'s one-statement settlement
-    builds the answer, the ledger lines and the event from it): cheaper than a
-    transient ORM ``Order`` (bench/RESULTS.md). Its fields are ``Order``'s names."""
+class SettledOrder:
+    """An order just settled (paid or cancelled), as plain values: ``OrderService``
+    builds the answer, the ledger lines and the event from it, the same for every
+    store and path; cheaper than a transient ORM ``Order`` (bench/RESULTS.md). Its
+    fields are ``Order``'s names."""
 
     id: int
     session_id: int
@@ -71,7 +72,7 @@ class PaidOrder:
     status: str
     source: str
     placed_ms: int
-    paid_ms: int
+    paid_ms: int | None
 
 
 class Order(Base):
@@ -113,7 +114,7 @@ class Order(Base):
 
 
 #: What an order's answer, ledger lines and ticker event are made of.
-OrderFigures = Order | PaidOrder
+OrderFigures = Order | SettledOrder
 
 
 class LedgerEntry(Base):

@@ -30,7 +30,7 @@ Consequences:
   cost is one write attempt per product to learn again).
 
 Only SQLite is routed by it: on PostgreSQL every attempt starts with that read anyway,
-shared by the attempts arriving together (``shelf.orderreads``).
+shared by the attempts arriving together (``shelf.order_reads``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from __future__ import annotations
 class SoldOutGate:
     """Which products this process saw run out, per session (module docstring).
 
-    Not on ``live.coalesce``: it shares no work, it routes (``shelf.orderreads`` shares).
+    Not on ``live.coalesce``: it shares no work, it routes (``shelf.order_reads`` shares).
     """
 
     def __init__(self, *, max_products: int = 10_000) -> None:

@@ -1,20 +1,25 @@
 """Stock: taking and returning units inside the caller's transaction.
 
-This is the piece the orders feature calls. Every method works inside an open write
-transaction (``Database.transaction()``) and changes stock with one conditional
-UPDATE, so concurrent buyers can never oversell; rows are locked in the fixed order
-flash sale -> product. After the transaction commits, the caller announces the
+This is the piece the order stores call (``shelf.order_store``). Every method works
+inside an open write transaction (``Database.transaction()``) and changes stock with
+one conditional UPDATE, so concurrent buyers can never oversell; rows are locked in
+the fixed order flash sale -> product. After the transaction commits, the caller announces the
 change with ``StockPublisher.changed(product_id)`` (see ``shelf.publisher``).
 
 How a flash sale's reservation is represented: see ``shelf.models`` -- once
 reserved (at its start), the flash sale row holds ``quantity`` units already taken out
-of ``Product.stock`` and counts ``sold``; ``take`` sells from the running flash sale of
-the session when there is one, else from ``Product.stock``.
+of ``Product.stock`` and counts ``sold``; an order sells from the running flash sale of
+its session when there is one, else from ``Product.stock``.
+
+The stock rules, each written once: regular stock is taken by
+``take_regular_update`` (both backends' order paths), a flash sale's units and the
+buyer's allowance by ``StockService.take_flash``. ``check_units`` is the same rules
+read from a context row (the order path refuses from a read, see ``shelf.orders``);
+it must refuse exactly what those statements refuse, with the same errors.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import ColumnElement, Integer, Table, Update, bindparam, func, select, update
@@ -22,11 +27,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from live.clock import Clock
 from live.db import upsert
-from live.errors import Conflict, NotFound, Unprocessable
+from live.errors import Conflict
 from shelf.models import FlashPurchase, FlashSale, FlashStatus, Product
 
 #: Where the taking statements run: an ORM session, or a bare Core connection (the
-#: order path, see ``OrderService._take``).
+#: order path, see ``shelf.order_store_base``).
 Executor = AsyncSession | AsyncConnection
 
 
@@ -44,15 +49,30 @@ def flash_limit_reached(per_buyer_limit: int) -> Conflict:
     return Conflict("flash_limit_reached", f"at most {per_buyer_limit} per buyer")
 
 
-@dataclass(frozen=True, slots=True)
-class Taken:
-    """What ``StockService.take`` sold: the price to charge and where the units came from."""
+def check_flash_quantity(quantity: int, per_buyer_limit: int) -> None:
+    """No buyer orders more than a flash sale's per-buyer limit at once."""
+    if quantity > per_buyer_limit:
+        raise flash_limit_reached(per_buyer_limit)
 
-    product_id: int
-    quantity: int
-    unit_price_minor: int
-    currency: str
-    flash_sale_id: int | None
+
+def check_units(
+    quantity: int,
+    *,
+    stock: int | None,
+    flash_limit: int | None,
+    flash_left: int | None,
+) -> None:
+    """The taking statements' refusals, decided from values read just before:
+    ``flash_limit``/``flash_left`` of the running flash sale the order sells from
+    (None: it sells regular ``stock``). The buyer's earlier purchases in the sale are
+    left to ``take_flash`` (the read does not carry them)."""
+    if flash_limit is not None:
+        assert flash_left is not None
+        check_flash_quantity(quantity, flash_limit)
+        if flash_left < quantity:
+            raise flash_sold_out()
+    elif stock is None or stock < quantity:
+        raise out_of_stock()
 
 
 def take_regular_update(product_id: ColumnElement[int], quantity: ColumnElement[int]) -> Update:
@@ -78,53 +98,6 @@ class StockService:
             bindparam("pid", type_=Integer), bindparam("qty", type_=Integer)
         )
 
-    async def running_flash(
-        self, tx: AsyncSession, session_id: int, product_id: int
-    ) -> FlashSale | None:
-        """The flash sale of ``product_id`` running in ``session_id`` now, if any."""
-        now = self._clock.now_ms()
-        return await tx.scalar(
-            select(FlashSale).where(
-                FlashSale.session_id == session_id,
-                FlashSale.product_id == product_id,
-                FlashSale.status == FlashStatus.RUNNING.value,
-                FlashSale.starts_ms <= now,
-                FlashSale.ends_ms > now,
-            )
-        )
-
-    async def take(
-        self,
-        tx: AsyncSession,
-        *,
-        session_id: int,
-        product_id: int,
-        buyer_id: int,
-        quantity: int,
-    ) -> Taken:
-        """Take ``quantity`` units for one order, atomically.
-
-        Sells from the product's running flash sale in ``session_id`` (flash price,
-        per-buyer limit) if there is one, else from regular stock at the product price.
-        Raises 404 ``product_not_found``, 409 ``product_archived``, ``out_of_stock``,
-        ``flash_sold_out`` or ``flash_limit_reached``; nothing changes then (the caller's
-        transaction is rolled back by the raise).
-        """
-        if quantity < 1:
-            raise Unprocessable("invalid_quantity", "order at least one unit")
-        product = await tx.get(Product, product_id)
-        if product is None:
-            raise NotFound("product_not_found", f"no product {product_id}")
-        if product.archived_ms is not None:
-            raise Conflict("product_archived", "this product is no longer sold")
-        flash = await self.running_flash(tx, session_id, product_id)
-        if flash is not None:
-            await self.take_flash(tx, flash.id, flash.per_buyer_limit, buyer_id, quantity)
-            await self.bump(tx, product_id)
-            return Taken(product_id, quantity, flash.price_minor, flash.currency, flash.id)
-        await self.take_regular(tx, product_id, quantity)
-        return Taken(product_id, quantity, product.price_minor, product.currency, None)
-
     async def take_regular(self, tx: Executor, product_id: int, quantity: int) -> None:
         """Take ``quantity`` units from regular stock (409 ``out_of_stock``).
 
@@ -139,8 +112,7 @@ class StockService:
     ) -> None:
         """Take ``quantity`` units of a running flash sale for one buyer (409
         ``flash_sold_out`` / ``flash_limit_reached``). The caller bumps the stock version."""
-        if quantity > per_buyer_limit:
-            raise flash_limit_reached(per_buyer_limit)
+        check_flash_quantity(quantity, per_buyer_limit)
         result = await tx.execute(
             update(FlashSale)
             .where(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl as ssl_module
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -180,14 +181,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def wait_until_up(base: str, proc: subprocess.Popen[bytes], *, within_s: float = 15) -> None:
-    """Poll ``base`` until the server process answers (it must not exit meanwhile)."""
+async def wait_until_up(
+    base: str,
+    proc: subprocess.Popen[bytes],
+    *,
+    within_s: float = 15,
+    ssl: ssl_module.SSLContext | None = None,
+) -> None:
+    """Poll ``base`` until the server process answers (it must not exit meanwhile);
+    ``ssl``: what an ``https`` base is trusted with."""
     async with aiohttp.ClientSession() as http:
         for _ in range(int(within_s / 0.05)):
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited with {proc.returncode}")
             try:
-                async with http.get(f"{base}/api/sessions") as res:
+                async with http.get(f"{base}/api/sessions", ssl=ssl or True) as res:
                     if res.status == 200:
                         return
             except aiohttp.ClientError:

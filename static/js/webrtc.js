@@ -9,6 +9,19 @@ import { ApiError, bearer } from './api.js';
 
 const GATHER_TIMEOUT_MS = 2000;
 
+/** The STUN/TURN servers to use for the session (GET /api/sessions/{id}/ice-servers:
+ * time-limited TURN credentials when the server has a TURN service); none if it
+ * cannot be read, so a page on the same network still connects. */
+async function iceServers(sessionId, token) {
+  try {
+    const res = await fetch(`/api/sessions/${sessionId}/ice-servers`, { headers: bearer(token) });
+    if (!res.ok) return [];
+    return (await res.json()).ice_servers || [];
+  } catch {
+    return [];
+  }
+}
+
 function waitForCandidates(pc) {
   if (pc.iceGatheringState === 'complete') return Promise.resolve();
   return new Promise((resolve) => {
@@ -59,7 +72,7 @@ class Resource {
 
 /** Publishes a MediaStream to /whip/{sessionId}; resolves to a Resource. */
 export async function publish(sessionId, stream, token) {
-  const pc = new RTCPeerConnection({ iceServers: [] });
+  const pc = new RTCPeerConnection({ iceServers: await iceServers(sessionId, token) });
   for (const track of stream.getTracks()) {
     pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
   }
@@ -86,8 +99,9 @@ export async function mediaEndpoint(sessionId, token) {
 /** Plays the session into a <video> from the URL the media endpoint names; resolves to
  * a Resource. That URL's token stands for the viewer: no Authorization is sent. */
 export async function play(sessionId, video, token) {
-  const endpoint = await mediaEndpoint(sessionId, token);
-  const pc = new RTCPeerConnection({ iceServers: [] });
+  const [endpoint, servers] = await Promise.all(
+    [mediaEndpoint(sessionId, token), iceServers(sessionId, token)]);
+  const pc = new RTCPeerConnection({ iceServers: servers });
   pc.addTransceiver('video', { direction: 'recvonly' });
   pc.addTransceiver('audio', { direction: 'recvonly' });
   const stream = new MediaStream();

@@ -16,12 +16,13 @@ from aiohttp import web
 from sqlalchemy import select
 from support import TEST_SECRET, Api, Posted, poster
 
-from app import Settings, audience_key, create_app, db_key
+from app import Settings, create_app, db_key
 from live.clock import ManualClock
 from live.guests import GUEST_COOKIE, GuestIds
 from live.models import WatchInterval
 from media.clients import PublisherClient, ViewerClient
 from media.config import MediaConfig
+from media.feature import audience_key
 
 T0 = 1_764_000_000_000  # a whole second
 S0 = T0 // 1000

@@ -13,8 +13,9 @@ import aiohttp
 import pytest
 from support import TEST_SECRET, Api, free_port, wait_until_up
 
-from app import DEMO_PASSWORD, Settings, accounts_key, create_app
+from app import Settings, accounts_key, create_app
 from live.models import Role
+from shelf.demo import DEMO_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
 

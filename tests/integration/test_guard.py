@@ -15,11 +15,12 @@ import aiohttp
 import pytest
 from support import Account, Api
 
-from app import Settings, create_app, guard_key, media_key
+from app import Settings, create_app, guard_key
 from live.clock import ManualClock
 from live.ratelimit import Rate
 from media.clients import ViewerClient
 from media.config import MediaConfig
+from media.feature import media_key
 
 PASSWORD = "correct horse"
 

@@ -17,8 +17,8 @@ from aiohttp.test_utils import TestClient
 from support import Account, Api
 
 from app import Settings, create_app, hub_key, room_log_key
-from live.channel import Connection
 from live.protocol import CloseCode
+from live.roomhub import Connection
 from live.roomsocket import RoomSocket
 
 TIMEOUT = 10.0

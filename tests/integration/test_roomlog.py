@@ -12,11 +12,11 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from live.channel import Connection, RoomHub
 from live.clock import ManualClock
 from live.events import Event, seq_of
 from live.presence import MemoryPresence
 from live.redis_keys import room_keys
+from live.roomhub import Connection, RoomHub
 from live.roomlog import RoomLog
 from live.roomlog_memory import MemoryRoomLog
 from live.roomlog_redis import RedisRoomLog

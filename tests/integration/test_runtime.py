@@ -44,6 +44,7 @@ async def test_an_admin_reads_the_runtime(api: Api) -> None:
         "collections",
         "total_ms",
         "longest_ms",
+        "longest_cpu_ms",
         "collected",
         "uncollectable",
     }
@@ -112,3 +113,18 @@ def test_the_recorder_counts_real_passes_in_constant_memory() -> None:
     assert window["collections"][1] == 4  # the ring holds the last four
     assert window["complete"] is False
     assert pauses.window(pauses.now())["collections"] == [0, 0, 0]
+
+
+def test_a_pass_taken_off_the_cpu_shows_its_own_cost_apart() -> None:
+    """Wall time counts the time the kernel gave the CPU to others mid-pass; the
+    pass's CPU time does not."""
+    wall = iter([0.0, 0.030, 1.0, 1.004, 2.0])  # two passes: 30 ms, then 4 ms; a reading
+    cpu = iter([5.0, 5.002, 6.0, 6.004])  # 2 ms of its own, then all 4 ms
+    pauses = GcPauses(clock=lambda: next(wall), cpu_clock=lambda: next(cpu))
+    for _ in range(2):
+        pauses.on_gc("start", {"generation": 0})
+        pauses.on_gc("stop", {"generation": 0, "collected": 0, "uncollectable": 0})
+    totals: dict[str, Any] = pauses.totals()["generations"][0]
+    assert totals["longest_ms"] == 30.0 and totals["longest_cpu_ms"] == 4.0
+    window = pauses.window(-1.0)
+    assert window["longest_ms"][0] == 30.0 and window["longest_cpu_ms"][0] == 4.0

@@ -1,7 +1,7 @@
 """Slow room sockets are closed (issue 18, item 6): ``python app.py`` with a 1 s
 WebSocket heartbeat; 500 room sockets that trickle one byte of a frame they never
 complete every 0.3 s are all closed by the heartbeat (a socket that completed no frame
-for a whole interval after a ping is aborted, ``live.channel``), while a polite socket
+for a whole interval after a ping is aborted, ``live.roomhub``), while a polite socket
 that answers pings stays open and a normal client's requests keep a p99 under 100 ms.
 
 The HTTP side of slowloris (headers never finished) is ``test_slow_connections.py``."""

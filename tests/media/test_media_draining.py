@@ -1,4 +1,4 @@
-"""What a worker's drain waits for (``app._wire_media``'s ``drain``; the SIGTERM that
+"""What a worker's drain waits for (``media.feature.setup_media``'s ``drain``; the SIGTERM that
 starts it is tests/integration/test_media_drain.py): its viewers, while another worker
 serves; nothing when no other worker serves (there is nowhere to move to).
 
@@ -14,7 +14,8 @@ import pytest
 from support import TEST_SECRET, guest_cookie, poster
 from test_media_forward import Pair, pair, published, relayed_by_home
 
-from app import ConfigError, Settings, drain_key
+from app import ConfigError, Settings
+from live.feature import drain_key
 
 __all__ = ["pair"]  # the fixture
 

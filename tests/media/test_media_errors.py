@@ -1,16 +1,37 @@
-"""Refusals: bad offers, codec mismatch, unknown resources, PATCH rules."""
+"""Refusals: bad offers, codec mismatch, unknown resources, PATCH rules; a refusal
+relayed from another worker."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 from functools import partial
+from pathlib import Path
 
 import pytest
 
 import media.service
+from live.errors import (
+    Conflict,
+    Forbidden,
+    Gone,
+    InvalidInput,
+    LiveshelfError,
+    NotAcceptable,
+    NotFound,
+    PreconditionFailed,
+    RateLimited,
+    TimedOut,
+    TooLarge,
+    Unavailable,
+    Unprocessable,
+)
+from live.http import error_from_answer, error_response, status_of
 from media.config import MediaConfig
-from media.errors import MediaError
+from media.forward import MEDIA_REFUSALS, _refusal
 from media.service import MediaService
+
+STATUS = {"invalid_sdp": 400, "sdp_too_large": 413}
 
 
 @pytest.fixture
@@ -35,16 +56,16 @@ async def test_bad_offers_are_refused_before_any_peer_connection(
     service: MediaService, no_peer_connections: None, sdp: str, code: str
 ) -> None:
     for call in (service.publish, service.play):
-        with pytest.raises(MediaError) as err:
+        with pytest.raises(LiveshelfError) as err:
             await call(1, sdp)
-        assert err.value.code == code
+        assert (err.value.code, status_of(err.value)) == (code, STATUS[code])
 
 
 async def test_viewer_offer_to_publish_is_refused(
     service: MediaService, peers, no_peer_connections
 ) -> None:
     offer = await peers.viewer().offer()  # recvonly sections
-    with pytest.raises(MediaError) as err:
+    with pytest.raises(InvalidInput) as err:
         await service.publish(1, offer)
     assert err.value.code == "invalid_sdp"
 
@@ -54,10 +75,10 @@ async def test_codec_mismatch_for_viewer(service: MediaService, peers) -> None:
         pub = peers.publisher(video_codec="video/VP8")
         await pub.connect(partial(service.publish, 1))
         h264_only = peers.viewer(video_codecs=("video/H264",))
-        with pytest.raises(MediaError) as err:
+        with pytest.raises(NotAcceptable) as err:
             await service.play(1, await h264_only.offer())
         assert err.value.code == "codec_mismatch"
-        assert err.value.http_status == 406
+        assert status_of(err.value) == 406
         assert service.viewer_stats(1) == []
 
 
@@ -68,7 +89,7 @@ async def test_no_publisher_when_viewers_may_not_wait(
 
     svc = MediaService(replace(media_config, viewers_wait_for_publisher=False), lifecycle)
     try:
-        with pytest.raises(MediaError) as err:
+        with pytest.raises(Conflict) as err:
             await svc.play(1, await peers.viewer().offer())
         assert err.value.code == "no_publisher"
     finally:
@@ -92,9 +113,9 @@ async def test_delete_and_unknown_resources(service: MediaService, peers) -> Non
             service.delete("nope"),
             service.patch("nope", "a=end-of-candidates\r\n", None),
         ):
-            with pytest.raises(MediaError) as err:
+            with pytest.raises(NotFound) as err:
                 await call
-            assert err.value.code == "not_found" and err.value.http_status == 404
+            assert err.value.code == "not_found" and status_of(err.value) == 404
         # the viewer's transport was closed by us
         for _ in range(100):
             if viewer.pc.connectionState == "closed":
@@ -108,18 +129,18 @@ async def test_patch_rules(service: MediaService, peers) -> None:
         pub = peers.publisher()
         await pub.connect(partial(service.publish, 1))
         res = pub.resource
-        with pytest.raises(MediaError) as err:
+        with pytest.raises(PreconditionFailed) as err:
             await service.patch(res.id, "a=end-of-candidates\r\n", '"stale"')  # type: ignore[union-attr]
-        assert err.value.code == "etag_mismatch" and err.value.http_status == 412
+        assert err.value.code == "etag_mismatch" and status_of(err.value) == 412
         restart = (
             "a=ice-ufrag:abcd\r\na=ice-pwd:0123456789012345678901\r\n"
             "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n"
         )
         for if_match in (res.etag, "*"):  # type: ignore[union-attr]
-            with pytest.raises(MediaError) as err:
+            with pytest.raises(Unprocessable) as err:
                 await service.patch(res.id, restart, if_match)  # type: ignore[union-attr]
             assert err.value.code == "ice_restart_unsupported"
-        with pytest.raises(MediaError) as err:
+        with pytest.raises(InvalidInput) as err:
             await service.patch(res.id, "a=candidate:1 1 udp\r\n", res.etag)  # type: ignore[union-attr]
         assert err.value.code == "invalid_sdp"
         # a foreign candidate is ignored, not an error
@@ -184,7 +205,7 @@ async def test_close_closes_every_peer_connection(
         assert not svc._tasks
         await asyncio.sleep(0.2)
         assert lifecycle.events[-1] == ("stopped", 1, "shutdown")
-        with pytest.raises(MediaError) as err:
+        with pytest.raises(Unavailable) as err:
             await svc.publish(1, await peers.publisher().offer())
         assert err.value.code == "closed"
 
@@ -205,7 +226,7 @@ async def test_a_viewer_that_never_connects_is_dropped(
         async with asyncio.timeout(5):
             while service.viewer_total():  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
-        with pytest.raises(MediaError) as err:
+        with pytest.raises(NotFound) as err:
             await service.delete(resource.id)
         assert err.value.code == "not_found"
     finally:
@@ -236,13 +257,96 @@ async def test_an_offer_answered_across_the_session_end_leaves_nothing(
         await negotiating.wait()
         await service.end_session(1)
         go_on.set()
-        with pytest.raises(MediaError) as err:
+        with pytest.raises(Conflict) as err:
             await playing
         assert err.value.code == "session_ended"
         assert service._viewers == {} and service.session_ids() == []
         monkeypatch.setattr(service, "_set_remote", set_remote)
         late = peers.viewer(decode=False)  # viewers may wait for a publisher: not here
-        with pytest.raises(MediaError) as err:
+        with pytest.raises(Conflict) as err:
             await late.connect(partial(service.play, 1))
         assert err.value.code == "session_ended"
         assert service.session_ids() == []
+
+
+#: every refusal of the media service, as its kind raises it
+REFUSALS: list[LiveshelfError] = [
+    InvalidInput("invalid_sdp", "SDP must start with v=0"),
+    TooLarge("sdp_too_large", "SDP is larger than 20000 bytes"),
+    NotAcceptable("codec_mismatch", "viewer cannot receive H.264 video"),
+    Conflict("publisher_exists", "session 1 already has a publisher"),
+    NotFound("not_found", "no such media resource"),
+    Conflict("no_publisher", "session 1 is not live"),
+    PreconditionFailed("etag_mismatch", "If-Match does not match the ICE session"),
+    Unprocessable("ice_restart_unsupported", "ICE restart is not supported"),
+    Unavailable("closed", "media service is closing"),
+    Unavailable("media_unavailable", "the session's origin: ..."),
+    Unavailable("media_full", "every media worker is full; try again soon"),
+    Unavailable("media_full", "full for a while", retry_after_ms=7_500),
+    RateLimited("too_many_peers", "you hold as many video connections as you may"),
+    Conflict("session_ended", "session 1 has ended"),
+]
+
+
+@pytest.mark.parametrize("refusal", REFUSALS, ids=lambda e: e.code)
+def test_a_pull_refused_at_the_origin_reaches_the_viewer_as_it_was(
+    refusal: LiveshelfError,
+) -> None:
+    """The origin answers a refused pull with ``error_response``; the edge raises
+    ``_refusal`` of that answer, which its own ``error_response`` renders: the viewer
+    gets the origin's status, body and ``Retry-After``."""
+    at_origin = error_response(refusal)
+    assert at_origin.body is not None
+    relayed = _refusal(at_origin.status, bytes(at_origin.body))  # type: ignore[arg-type]
+    assert type(relayed) is type(refusal)
+    at_edge = error_response(relayed)
+    assert (at_edge.status, at_edge.body) == (at_origin.status, at_origin.body)
+    assert at_edge.headers.get("Retry-After") == at_origin.headers.get("Retry-After")
+    assert refusal.code in MEDIA_REFUSALS
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (403, b'{"error": {"code": "internal_only", "message": "for our workers"}}'),
+        (503, b'{"error": {"code": "redis_unavailable", "message": "retry shortly"}}'),
+        (500, b'{"error": {"code": "internal_error", "message": "oops"}}'),
+        (502, b"<html>bad gateway</html>"),
+        (404, b'{"error": "not_found"}'),
+    ],
+)
+def test_any_other_answer_to_a_pull_is_media_unavailable(status: int, body: bytes) -> None:
+    """Not the media service's refusal (our worker was refused, or the origin failed):
+    no fault of the viewer's, who may retry."""
+    relayed = _refusal(status, body)
+    assert isinstance(relayed, Unavailable) and relayed.code == "media_unavailable"
+    assert error_response(relayed).headers["Retry-After"] == "2"
+
+
+def test_error_from_answer_reads_back_what_error_response_wrote() -> None:
+    for refusal in (*REFUSALS, TimedOut("body_timeout"), Gone(), Forbidden(reason="x")):
+        answer = error_response(refusal)
+        assert answer.body is not None
+        back = error_from_answer(answer.status, bytes(answer.body))  # type: ignore[arg-type]
+        assert back is not None and type(back) is type(refusal)
+        assert (back.code, back.message, back.details) == (
+            refusal.code,
+            refusal.message,
+            refusal.details,
+        )
+    assert error_from_answer(500, b'{"error": {"code": "internal_error", "message": "x"}}') is None
+    assert error_from_answer(400, b"[]") is None
+
+
+def test_every_code_the_media_service_raises_is_relayed_as_it_is() -> None:
+    """A code missing from ``MEDIA_REFUSALS`` would reach a viewer of another worker
+    as ``media_unavailable``."""
+    raised = set()
+    for module in ("service", "offer"):
+        tree = ast.parse((Path(media.service.__file__).parent / f"{module}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                first = node.exc.args[0] if node.exc.args else None
+                if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                    raised.add(first.value)
+    assert raised and raised <= MEDIA_REFUSALS

@@ -25,8 +25,22 @@ from aiohttp.test_utils import TestClient
 from multidict import CIMultiDictProxy
 from support import Account, Api, Posted, poster, room_events
 
-from app import Settings, create_app, media_key, room_log_key
+from app import Settings, create_app, room_log_key
+from live.errors import (
+    InvalidInput,
+    LiveshelfError,
+    NotAcceptable,
+    NotFound,
+    PreconditionFailed,
+    RateLimited,
+    TooLarge,
+    Unavailable,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from live.http import error_response
 from media.config import MediaConfig
+from media.feature import media_key
 from media.handlers import MediaHandlers
 from media.protocol import Resource
 from media.tokens import MediaTokens
@@ -256,6 +270,101 @@ async def test_whip_auth_and_bad_bodies(
     # a WHEP-style offer (receive only) is no ingest
     got, body, _ = await post_sdp(client, path, await peers.viewer().offer(), host)
     assert (got, error_code(body)) == (400, "invalid_sdp")
+
+
+async def test_media_refusals_have_the_api_error_shape(
+    settings: Settings, aiohttp_client: Any, peers: Any
+) -> None:
+    """WHIP/WHEP refusals leave as every API error does (``live.http.error_response``):
+    ``{"error": {"code", "message"}}`` and nothing else, the kind's status, the CORS
+    headers, ``Retry-After`` on a 503 and not on the other refusals."""
+    capped = replace(settings, limits=True, media_max_viewers_per_worker=3, max_peers_per_user=1)
+    client = await aiohttp_client(create_app(capped))
+    api = Api(client)
+    host, fan = await api.signup("host"), await api.signup("viewer")
+    session_id = int((await api.live_session(host))["id"])
+    whep = f"/whep/{session_id}"
+
+    async def refused(res: Any, kind: type[LiveshelfError], code: str) -> None:
+        body = orjson.loads(await res.read())
+        message = body["error"]["message"]
+        assert body == {"error": {"code": code, "message": message}}, body
+        assert isinstance(message, str) and message
+        expected = error_response(kind(code, message))
+        assert (res.status, res.content_type) == (expected.status, "application/json"), code
+        assert res.headers.get("Retry-After") == expected.headers.get("Retry-After"), code
+        assert ("Retry-After" in res.headers) == (res.status == 503), code
+        assert res.headers["Access-Control-Allow-Origin"] == "*", code
+
+    def offer_headers(who: Account | None = None, **more: str) -> dict[str, str]:
+        return {"Content-Type": SDP, **(who.headers if who else {}), **more}
+
+    vp8 = peers.viewer(video_codecs=("video/VP8",))
+    first = await client.post(whep, data=await vp8.offer(), headers=offer_headers(fan))
+    assert first.status == 201  # the session's video codec is VP8 from now on
+    resource, etag = first.headers["Location"], first.headers["ETag"]
+    fragment = trickle_fragment(await vp8.offer())
+    frag_headers = {"Content-Type": SDPFRAG}
+
+    answers: list[tuple[Any, type[LiveshelfError], str]] = [
+        (
+            await client.post(whep, data=await peers.viewer().offer(), headers=offer_headers(fan)),
+            RateLimited,
+            "too_many_peers",
+        ),
+        (
+            await client.post(
+                whep,
+                data=await peers.viewer(video_codecs=("video/H264",)).offer(),
+                headers=offer_headers(),
+            ),
+            NotAcceptable,
+            "codec_mismatch",
+        ),
+        (
+            await client.patch(
+                resource, data=fragment, headers={**frag_headers, "If-Match": '"stale"'}
+            ),
+            PreconditionFailed,
+            "etag_mismatch",
+        ),
+        (
+            await client.patch(resource, data=fragment, headers={**frag_headers, "If-Match": "*"}),
+            Unprocessable,
+            "ice_restart_unsupported",
+        ),
+        (
+            await client.patch(f"{whep}/nope", data=fragment, headers=frag_headers),
+            NotFound,
+            "not_found",
+        ),
+        (
+            await client.post(whep, data="v=0", headers={"Content-Type": "text/plain"}),
+            UnsupportedMediaType,
+            "unsupported_media_type",
+        ),
+        (
+            await client.post(f"/whip/{session_id}", data="hello", headers=offer_headers(host)),
+            InvalidInput,
+            "invalid_sdp",
+        ),
+        (
+            await client.post(
+                f"/whip/{session_id}", data="v=0\r\n" * 20_000, headers=offer_headers(host)
+            ),
+            TooLarge,
+            "sdp_too_large",
+        ),
+    ]
+    assert etag != '"stale"'
+    for res, kind, code in answers:
+        await refused(res, kind, code)
+    for _ in range(2):  # up to the process's cap of 3 viewers
+        more = await client.post(whep, data=await peers.viewer().offer(), headers=offer_headers())
+        assert more.status == 201
+    full = await client.post(whep, data=await peers.viewer().offer(), headers=offer_headers())
+    await refused(full, Unavailable, "media_full")
+    assert full.headers["Retry-After"] == "2"
 
 
 async def test_whip_resource_lifecycle(

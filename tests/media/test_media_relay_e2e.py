@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from live.errors import Conflict, NotAcceptable
+from live.http import status_of
 from media import aiortc_hooks
-from media.errors import MediaError
 from media.service import MediaService
 
 
@@ -126,9 +127,9 @@ async def test_publisher_that_went_away_can_be_replaced(
         viewer = peers.viewer(decode=False)
         await viewer.connect(partial(service.play, 3))
         await viewer.wait_for("video", encoded=10, within_s=10)
-        with pytest.raises(MediaError) as err:
+        with pytest.raises(Conflict) as err:
             await service.publish(3, await peers.publisher().offer())
-        assert err.value.code == "publisher_exists" and err.value.http_status == 409
+        assert err.value.code == "publisher_exists" and status_of(err.value) == 409
 
         await first.close()  # no DELETE: the transport closes
         await wait_until(lambda: not service.is_live(3), within_s=10)
@@ -166,7 +167,7 @@ async def test_h264_forwarding(service: MediaService, peers) -> None:
         assert "H264" in viewers[0].resource.answer_sdp  # type: ignore[union-attr]
 
         vp8_only = peers.viewer(video_codecs=("video/VP8",))
-        with pytest.raises(MediaError) as err:
+        with pytest.raises(NotAcceptable) as err:
             await service.play(5, await vp8_only.offer())
         assert err.value.code == "codec_mismatch"
 

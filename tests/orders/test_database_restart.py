@@ -24,7 +24,8 @@ from own_postgres import OwnPostgres
 from sqlalchemy import func, select
 from support import Api
 
-from app import Settings, create_app, db_key, orders_key
+from app import Settings, create_app, db_key
+from shelf.feature import orders_key
 from shelf.models import Product
 from shelf.order_models import Order
 from shelf.payments import Captured, TestPaymentProvider

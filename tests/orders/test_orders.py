@@ -13,13 +13,17 @@ from orders_support import open_shop, order, start_flash_sale, wait_flash_status
 from sqlalchemy import func, select
 from support import Api, backend_settings, room_events
 
-from app import create_app, db_key, orders_key, room_log_key
+from app import create_app, db_key, room_log_key
 from live import db as live_db
 from live.errors import Conflict
 from shelf import order_sql
-from shelf.order_models import LedgerEntry, Order
-from shelf.orderreads import Earlier
-from shelf.orders import _Taken, mask_name
+from shelf.feature import orders_key
+from shelf.order_context import Attempt
+from shelf.order_models import LedgerEntry, Order, OrderSource
+from shelf.order_reads import Earlier
+from shelf.order_store_base import Placed
+from shelf.order_store_postgres import PostgresOrderStore
+from shelf.orders import mask_name
 from shelf.payments import TestPaymentProvider
 
 
@@ -80,11 +84,9 @@ async def test_an_order_is_settled_once(api: Api) -> None:
     async with db.read() as s:
         row = await s.scalar(select(Order).where(Order.id == body["id"]))
     assert row is not None
-    if orders._settle_paid is not None:  # PostgreSQL
-        values = {name: getattr(row, name) for name in order_sql.ORDER_COLUMNS}
-        taken = _Taken(row.id, values)
-        assert await orders._settle_in_one(taken, "second-capture", "x") is None
-    again = await orders._settle(row.id, True, "second-capture", "x")
+    placed = Placed(row.id, {name: getattr(row, name) for name in order_sql.ORDER_COLUMNS})
+    # PostgreSQL: the one statement finds it paid, then the transaction gives the answer
+    again = await orders._settle(placed, True, "second-capture", "x")
     assert (again.status, again.body) == (201, body)
     assert await written() == before
     placed = [e for e in await settled_events(api, shop.session_id) if e["type"] == "order.placed"]
@@ -261,7 +263,8 @@ async def test_the_payment_waits_for_the_order_to_be_on_disk(
     shop = await open_shop(api, stock=12)
     orders = api.client.app[orders_key]
     db = api.client.app[db_key]
-    assert orders._take_and_record is not None
+    store = orders.store
+    assert isinstance(store, PostgresOrderStore)
     early = await db._early_release_pool()
     async with early.acquire() as conn:
         assert await conn.fetchval("SHOW synchronous_commit") == "off"
@@ -269,7 +272,7 @@ async def test_the_payment_waits_for_the_order_to_be_on_disk(
     probe = await asyncpg.connect(dsn)
     written_up_to: dict[int, int] = {}  # order id -> WAL written when its take returned
     flushed_at_capture: dict[int, int] = {}  # order id -> WAL flushed when it was charged
-    take = orders._take_and_record.value
+    take = store._take_and_record.value
     probing = asyncio.Lock()  # one query at a time on the probe connection
 
     async def lsn(which: str) -> int:
@@ -286,7 +289,7 @@ async def test_the_payment_waits_for_the_order_to_be_on_disk(
             flushed_at_capture[order_id] = await lsn("flush")
             return await super().capture(order_id, amount, currency, buyer)
 
-    orders._take_and_record.value = take_then_note  # type: ignore[method-assign]
+    store._take_and_record.value = take_then_note  # type: ignore[method-assign]
     orders._payments = NotingProvider()
     buyers = [await api.signup("viewer") for _ in range(12)]
     try:
@@ -338,10 +341,11 @@ async def test_a_retry_whose_unsettled_order_vanished_is_told_to_retry(
     async def vanished(_buyer_id: int, _key: str) -> None:
         return None
 
-    monkeypatch.setattr(orders, "_find", vanished)
-    placed = Earlier(order_id=1, request_hash="h", response_json=None)
+    monkeypatch.setattr(orders.store, "find", vanished)
+    attempt = Attempt(1, 2, 1, "k", 0, 1, OrderSource.LIVE)
+    placed = Earlier(order_id=1, request_hash=attempt.request_hash(), response_json=None)
     with pytest.raises(Conflict) as refused:
-        await orders._answer_again(placed, 1, "k", "h")
+        await orders._answer_again(placed, attempt)
     assert refused.value.code == "order_in_progress"
 
 

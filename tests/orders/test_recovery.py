@@ -13,7 +13,8 @@ import pytest
 from orders_support import open_shop, order
 from support import Api
 
-from app import Settings, orders_key
+from app import Settings
+from shelf.feature import orders_key
 from shelf.payments import Captured, TestPaymentProvider
 
 

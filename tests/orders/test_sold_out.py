@@ -20,8 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from support import Api, backend_settings
 from test_stock_race import race, sold_units
 
-from app import create_app, db_key, orders_key
+from app import create_app, db_key
+from shelf.feature import orders_key
 from shelf.models import Product
+from shelf.order_store_postgres import PostgresOrderStore
+from shelf.order_store_sqlite import SqliteOrderStore
 
 
 class WriteCounter:
@@ -38,9 +41,9 @@ class WriteCounter:
             return original()
 
         monkeypatch.setattr(db, "write_connection", counting)
-        orders = api.client.app[orders_key]
-        for prepared in (orders._take_and_record, orders._settle_paid):
-            if prepared is not None:
+        store = api.client.app[orders_key].store
+        if isinstance(store, PostgresOrderStore):
+            for prepared in (store._take_and_record, store._settle_paid):
                 monkeypatch.setattr(prepared, "value", self._counting(prepared.value))
 
     def _counting(
@@ -251,9 +254,11 @@ async def test_session_end_answers_exactly_while_marked(api: Api) -> None:
 
 async def test_the_read_path_answers_like_the_write_path(api: Api) -> None:
     """Routing *every* attempt through the read first (a gate that is always marked)
-    changes no answer: the write path's own scenario, replayed."""
-    orders = api.client.app[orders_key]
-    orders._sold_out.routes_to_read = lambda *_: True  # type: ignore[method-assign]
+    changes no answer: the write path's own scenario, replayed. (PostgreSQL reads
+    first anyway.)"""
+    store = api.client.app[orders_key].store
+    if isinstance(store, SqliteOrderStore):
+        store._sold_out.routes_to_read = lambda *_: True  # type: ignore[method-assign]
     shop = await open_shop(api, stock=3)
     buyer = await api.signup("viewer")
     first = await order(api, shop, buyer, quantity=2, key="k")
@@ -293,7 +298,7 @@ async def test_concurrent_attempts_share_reads_and_each_gets_its_own_answer(
         assert first[buyer.token][0] == 201
     status, _ = await order(api, shop, buyers[4])
     assert status == 409  # marked
-    reads = api.client.app[orders_key]._reads
+    reads = api.client.app[orders_key].store.reads
     before_writes, before_trips = writes.count, reads.round_trips
 
     async def attempt(i: int) -> tuple[str, tuple[int, Any], Any]:
@@ -336,7 +341,7 @@ async def test_a_failed_shared_read_fails_its_waiters_and_the_next_read_works(
     api = pg_api
     shop = await open_shop(api, stock=1)
     await sell_out(api, shop)
-    reads = api.client.app[orders_key]._reads
+    reads = api.client.app[orders_key].store.reads
     original = reads._read_batch
     calls = 0
 
@@ -366,7 +371,7 @@ async def sold_out_reads(api: Api) -> tuple[Any, list[asyncio.Task[Any]]]:
     started at once."""
     shop = await open_shop(api, stock=1)
     await sell_out(api, shop)
-    reads = api.client.app[orders_key]._reads
+    reads = api.client.app[orders_key].store.reads
     buyers = await many_viewers(api, 5)
     pid = shop.products[0]["id"]
     waiters = [

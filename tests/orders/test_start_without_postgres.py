@@ -19,8 +19,9 @@ from own_postgres import OwnPostgres
 from sqlalchemy import func, select
 from support import Api
 
-from app import Settings, create_app, db_key, orders_key
+from app import Settings, create_app, db_key
 from live.models import OutboxEvent
+from shelf.feature import orders_key
 from shelf.order_models import Order
 from shelf.payments import Captured, TestPaymentProvider
 

@@ -7,9 +7,9 @@ from aiohttp import web
 from shelf_support import World, make_world
 from support import Api
 
-from app import Settings, create_app, shelf_key
+from app import Settings, create_app
 from live.clock import ManualClock
-from shelf.feature import ShelfFeature
+from shelf.feature import ShelfFeature, shelf_key
 
 
 class TickingClock(ManualClock):

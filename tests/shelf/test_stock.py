@@ -1,8 +1,10 @@
-"""Stock: atomic takes (what orders will call), flash allowances, throttled stock.changed."""
+"""Stock as orders take it: atomic takes, flash allowances, throttled stock.changed."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -10,36 +12,49 @@ from aiohttp.test_utils import TestClient
 from roomclient import connect, drain
 from shelf_support import World, shelve
 from sqlalchemy import text
-from support import Api
+from support import Account, Api
 
 from live.clock import ManualClock, iso
 from live.db import Database
 from live.errors import Conflict
 from shelf.feature import ShelfFeature
-from shelf.stock import Taken
 
 
 def feature_db(feature: ShelfFeature) -> Database:
-    """The app's Database (what the orders feature will share)."""
+    """The app's Database (the one the orders feature shares)."""
     return feature.publisher.db
 
 
-async def take(feature: ShelfFeature, world: World, pid: int, buyer: int, qty: int = 1) -> Taken:
-    async with feature_db(feature).transaction() as tx:
-        taken = await feature.stock.take(
-            tx, session_id=world.session_id, product_id=pid, buyer_id=buyer, quantity=qty
-        )
-    feature.publisher.changed(pid)
-    return taken
+@dataclass(frozen=True)
+class Taken:
+    """What an order sold: the price charged and where the units came from."""
+
+    unit_price_minor: int
+    flash_sale_id: int | None
+
+
+async def take(api: Api, world: World, pid: int, buyer: Account, qty: int = 1) -> Taken:
+    """Order ``qty`` units (a new key each time); a 409 refusal raises ``Conflict``."""
+    res = await api.client.post(
+        f"/api/sessions/{world.session_id}/orders",
+        json={"product_id": pid, "quantity": qty},
+        headers={**buyer.headers, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    body = await res.json()
+    if res.status == 409:
+        raise Conflict(body["error"]["code"], body["error"]["message"])
+    assert res.status == 201, body
+    return Taken(body["unit_price_minor"], body["flash_sale_id"])
 
 
 async def test_concurrent_takes_never_oversell(
     api: Api, world: World, feature: ShelfFeature
 ) -> None:
     pid = world.pids[0]
+    await shelve(api, world, pid)
     await api.call("PATCH", f"/api/products/{pid}", world.brand, json={"stock": 10}, expect=200)
     results = await asyncio.gather(
-        *(take(feature, world, pid, world.viewer.id) for _ in range(25)), return_exceptions=True
+        *(take(api, world, pid, world.viewer) for _ in range(25)), return_exceptions=True
     )
     sold = [r for r in results if isinstance(r, Taken)]
     refused = [r for r in results if isinstance(r, Conflict)]
@@ -72,37 +87,29 @@ async def test_flash_takes_use_the_sale(
     )
     await feature.scheduler.run_due()
     other = await api.signup("viewer")
-    first = await take(feature, world, pid, world.viewer.id, 2)
+    first = await take(api, world, pid, world.viewer, 2)
     assert (first.unit_price_minor, first.flash_sale_id) == (300, flash["id"])
     with pytest.raises(Conflict) as limit:
-        await take(feature, world, pid, world.viewer.id, 1)
+        await take(api, world, pid, world.viewer, 1)
     assert limit.value.code == "flash_limit_reached"
     with pytest.raises(Conflict) as sold_out:
-        await take(feature, world, pid, other.id, 2)
+        await take(api, world, pid, other, 2)
     assert sold_out.value.code == "flash_sold_out"
-    await take(feature, world, pid, other.id, 1)
+    await take(api, world, pid, other, 1)
     # A refund during the sale gives the unit back to the sale and the buyer's allowance.
     async with feature_db(feature).transaction() as tx:
         await feature.stock.put_back(
             tx, product_id=pid, quantity=1, buyer_id=other.id, flash_sale_id=flash["id"]
         )
-    await take(feature, world, pid, other.id, 1)
+    await take(api, world, pid, other, 1)
     state = await api.call("GET", f"/api/sessions/{world.session_id}/shelf", expect=200)
     assert state["stock"][str(pid)]["flash"] == {"id": flash["id"], "remaining": 0}
     assert state["stock"][str(pid)]["stock"] == 47
-    # Other sessions sell at the regular price.
-    elsewhere = World(
-        world.brand,
-        world.host,
-        world.viewer,
-        world.products,
-        world.cooperation,
-        world.session_id + 1000,
-    )
-    regular = await take(feature, elsewhere, pid, world.viewer.id, 1)
-    assert regular.unit_price_minor == 1000 and regular.flash_sale_id is None
     clock.advance(60_000)
     await feature.scheduler.run_due()
+    # The sale is over: the regular price again.
+    regular = await take(api, world, pid, other, 1)
+    assert regular.unit_price_minor == 1000 and regular.flash_sale_id is None
     assert (await api.call("GET", f"/api/products/{pid}", expect=200))["stock"] == 46
 
 
@@ -115,7 +122,7 @@ async def test_stock_changed_is_throttled_and_the_latest_gets_out(
     loop = asyncio.get_running_loop()
     started = loop.time()
     for _ in range(40):  # heavy buying for about a second
-        await take(feature, world, pid, world.viewer.id)
+        await take(api, world, pid, world.viewer)
         await asyncio.sleep(0.025)
     elapsed = loop.time() - started
     events = await drain(ws, quiet_s=0.6)

@@ -20,11 +20,13 @@ from aiohttp import web
 from sqlalchemy import insert
 from support import Account, Api, poster, room_events
 
-from app import Settings, audience_key, cards_key, create_app, db_key, hub_key, room_log_key
+from app import Settings, create_app, db_key, hub_key, room_log_key
 from live.clock import ManualClock
 from live.models import LiveSession, WatchInterval
 from media.clients import PublisherClient, ViewerClient
 from media.config import MediaConfig
+from media.feature import audience_key
+from shelf.feature import cards_key
 
 T0 = 1_764_000_000_000  # a whole second
 S0 = T0 // 1000

@@ -20,11 +20,11 @@ from chat.state import Moderation
 from live import audience as audience_module
 from live.audience import AudienceRecorder, AudienceSources
 from live.auth import TokenSigner
-from live.channel import Connection, RoomHub
 from live.clock import ManualClock
 from live.presence import MemoryPresence
 from live.revocations import PRUNE_AT, Revocations
-from live.room import SNAPSHOT_CACHE_PRUNE_AT, RoomChannel
+from live.roomchannel import SNAPSHOT_CACHE_PRUNE_AT, RoomChannel
+from live.roomhub import Connection, RoomHub
 from live.roomlog_memory import MemoryRoomLog
 from shelf.payments import Captured, TestPaymentProvider
 

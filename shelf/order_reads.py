@@ -21,11 +21,12 @@ Exactness is unchanged: every attempt in a batch is answered as of that batch's
 reads, which happen after the attempt arrived and before it is answered, so each
 answer is one the write path could have given at that instant.
 
-On PostgreSQL the write path takes its context from the same reads (the take itself is
-one statement that rechecks the stock, ``shelf.order_sql``), so a burst of buyers
-before the sell-out shares them too. On SQLite (no arrays, and no speed claim) each
-attempt runs the single-row context read with its own pair: the same answers, one read
-each; its write path reads inside its ``BEGIN IMMEDIATE`` transaction.
+On PostgreSQL (``SharedContextReads``) the write path takes its context from the same
+reads (the take itself is one statement that rechecks the stock, ``shelf.order_sql``),
+so a burst of buyers before the sell-out shares them too. On SQLite (``ContextReads``:
+no arrays, and no speed claim) each attempt runs the single-row context read with its
+own pair: the same answers, one read each; its write path reads inside its ``BEGIN
+IMMEDIATE`` transaction.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from sqlalchemy.orm import aliased
 
 from live.clock import Clock
 from live.coalesce import Batcher
-from live.db import Database, Prepared
+from live.db import Database
 from shelf.order_models import Order
 
 #: The columns of an earlier order, in the order ``_with_earlier`` lists them.
@@ -67,6 +68,8 @@ _Answer = tuple[C | None, Earlier | None]
 
 
 class ContextReads(Generic[C]):
+    """One context read per attempt (SQLite: no arrays, and no speed claim)."""
+
     def __init__(
         self,
         db: Database,
@@ -78,19 +81,12 @@ class ContextReads(Generic[C]):
         ``pid``, ``now``, ``buyer`` and ``key`` and the earlier order's columns
         ``existing_id``, ``existing_hash`` and ``existing_response``; ``build`` makes
         the context object from its row (with those columns set to None)."""
+        self._db = db
+        self._statement = context
         self._clock = clock
         self._build = build
         self._context = db.prepare_read(context)
-        self._earlier: Prepared | None = None
-        self._batch: Prepared | None = None
-        if not db.is_sqlite:
-            self._earlier = db.prepare_read(_earlier_query())
-            self._batch = db.prepare_read(_with_earlier(context))
-        #: per (session, product): the (buyer, key) pairs of the attempts waiting
-        self._batches: Batcher[tuple[int, int], tuple[int, str], _Answer[C]] = Batcher(
-            self._answer_batch
-        )
-        #: Round trips made: for tests and benchmarks.
+        #: Round trips made (benchmarks report them).
         self.round_trips = 0
 
     async def read(
@@ -98,39 +94,12 @@ class ContextReads(Generic[C]):
     ) -> tuple[C | None, Earlier | None]:
         """The context (None: no such session) and the order (``buyer_id``, ``key``)
         already names, if any."""
-        if self._earlier is None:
-            self.round_trips += 1
-            row = await self._context.first(self._params(session_id, product_id, buyer_id, key))
-            return self._split(row)
-        return await self._batches.submit((session_id, product_id), (buyer_id, key))
-
-    async def _answer_batch(
-        self, session_product: tuple[int, int], pairs: list[tuple[int, str]]
-    ) -> list[_Answer[C]]:
-        """One round trip for a batch: each (buyer, key) pair's answer, in order."""
-        context, earlier = await self._read_batch(*session_product, pairs)
-        return [(context, earlier.get(pair)) for pair in pairs]
-
-    async def _read_batch(
-        self, session_id: int, product_id: int, pairs: list[tuple[int, str]]
-    ) -> tuple[C | None, dict[tuple[int, str], Earlier]]:
-        assert self._batch is not None and self._earlier is not None
         self.round_trips += 1
-        unique = list(dict.fromkeys(pairs))
-        asked = {"buyers": [buyer for buyer, _ in unique], "keys": [key for _, key in unique]}
-        row = await self._batch.first(
-            {**self._params(session_id, product_id, _NOBODY, ""), **asked}
-        )
-        if row is None:  # no such session: a key may still name an order elsewhere
-            found = [[r[name] for name in _EARLIER] for r in await self._earlier.all(asked)]
-        else:
-            found = orjson.loads(row.pop("earlier"))
-        context, _ = self._split(row)
-        earlier = {
-            (buyer, key): Earlier(order_id, request_hash, response)
-            for buyer, key, order_id, request_hash, response in found
-        }
-        return context, earlier
+        row = await self._context.first(self._params(session_id, product_id, buyer_id, key))
+        return self._split(row)
+
+    async def close(self) -> None:
+        """Wait for the round trips in flight (their waiters get their answers)."""
 
     def _params(self, session_id: int, product_id: int, buyer_id: int, key: str) -> dict[str, Any]:
         return {
@@ -140,10 +109,6 @@ class ContextReads(Generic[C]):
             "key": key,
             "now": self._clock.now_ms(),
         }
-
-    async def close(self) -> None:
-        """Wait for the round trips in flight (their waiters get their answers)."""
-        await self._batches.wait_idle()
 
     def _split(self, row: dict[str, Any] | None) -> tuple[C | None, Earlier | None]:
         """The context built from ``row`` with its ``existing_*`` columns set to None,
@@ -160,6 +125,57 @@ class ContextReads(Generic[C]):
         if order_id is None:
             return context, None
         return context, Earlier(order_id, request_hash, response_json)
+
+
+class SharedContextReads(ContextReads[C]):
+    """PostgreSQL: the attempts on one (session, product) that arrive together share
+    one round trip (module docstring)."""
+
+    def __init__(self, *args: Any) -> None:
+        """As ``ContextReads``."""
+        super().__init__(*args)
+        db, context = self._db, self._statement
+        self._earlier = db.prepare_read(_earlier_query())
+        self._batch = db.prepare_read(_with_earlier(context))
+        #: per (session, product): the (buyer, key) pairs of the attempts waiting
+        self._batches: Batcher[tuple[int, int], tuple[int, str], _Answer[C]] = Batcher(
+            self._answer_batch
+        )
+
+    async def read(
+        self, session_id: int, product_id: int, buyer_id: int, key: str
+    ) -> tuple[C | None, Earlier | None]:
+        return await self._batches.submit((session_id, product_id), (buyer_id, key))
+
+    async def close(self) -> None:
+        await self._batches.wait_idle()
+
+    async def _answer_batch(
+        self, session_product: tuple[int, int], pairs: list[tuple[int, str]]
+    ) -> list[_Answer[C]]:
+        """One round trip for a batch: each (buyer, key) pair's answer, in order."""
+        context, earlier = await self._read_batch(*session_product, pairs)
+        return [(context, earlier.get(pair)) for pair in pairs]
+
+    async def _read_batch(
+        self, session_id: int, product_id: int, pairs: list[tuple[int, str]]
+    ) -> tuple[C | None, dict[tuple[int, str], Earlier]]:
+        self.round_trips += 1
+        unique = list(dict.fromkeys(pairs))
+        asked = {"buyers": [buyer for buyer, _ in unique], "keys": [key for _, key in unique]}
+        row = await self._batch.first(
+            {**self._params(session_id, product_id, _NOBODY, ""), **asked}
+        )
+        if row is None:  # no such session: a key may still name an order elsewhere
+            found = [[r[name] for name in _EARLIER] for r in await self._earlier.all(asked)]
+        else:
+            found = orjson.loads(row.pop("earlier"))
+        context, _ = self._split(row)
+        earlier = {
+            (buyer, key): Earlier(order_id, request_hash, response)
+            for buyer, key, order_id, request_hash, response in found
+        }
+        return context, earlier
 
 
 def _earlier_query() -> Select[*tuple[Any, ...]]:

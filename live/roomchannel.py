@@ -17,7 +17,6 @@ from typing import Any
 import orjson
 from pydantic import BaseModel
 
-from live.channel import Command, Connection, RoomHub
 from live.clock import Clock
 from live.coalesce import SingleFlight
 from live.errors import InvalidInput, LiveshelfError, RateLimited, TooLarge
@@ -25,6 +24,7 @@ from live.events import StreamPosition
 from live.limits import Bucket
 from live.presence import Presence
 from live.protocol import MAX_CLIENT_MESSAGE_BYTES, CloseCode
+from live.roomhub import Command, Connection, RoomHub
 from live.roomlog import RoomLog
 from live.schemas import ClientMessage
 from live.validation import validate

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,8 +35,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from live.events import seq_of
+from live.events import seq_of, ts_of
 from live.holdings import Holdings, MemoryHoldings
+from live.metrics import Histogram
 from live.outages import report_failure
 from live.presence import Presence
 from live.protocol import CloseCode
@@ -123,6 +125,24 @@ class _Room:
 STOP_GRACE_S = 2.0
 
 
+#: fan-out lag buckets, ms: from an event's append (its ``ts``) to its write here
+LAG_BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000)
+
+
+@dataclass
+class HubStats:
+    """What this process's hub did since it started (``live.metrics`` reads them)."""
+
+    #: events written to a room's sockets (once per event and room, however many sockets)
+    events: int = 0
+    #: events times the sockets they were written to
+    deliveries: int = 0
+    slow_consumer_closes: int = 0
+    #: per write round: the newest event's age when written (ms; the wall clocks of
+    #: the appending and the writing process, which differ by their skew)
+    lag_ms: Histogram = field(default_factory=lambda: Histogram(LAG_BUCKETS_MS))
+
+
 class RoomUnavailable(Exception):
     """The room log could not be reached to follow a room (``RoomHub.join``)."""
 
@@ -160,6 +180,7 @@ class RoomHub:
         self._viewer_listeners: list[Callable[[int, bool], None]] = []
         self._presence_task: asyncio.Task[None] | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self.stats = HubStats()
         room_log.set_listener(self._deliver)
 
     # -- lifecycle -------------------------------------------------------------
@@ -305,6 +326,8 @@ class RoomHub:
         if conn.closing:
             return
         conn.closing = True
+        if code == CloseCode.SLOW_CONSUMER:
+            self.stats.slow_consumer_closes += 1
         room = self._rooms.get(conn.room)
         if room is not None:
             room.conns.pop(conn, None)
@@ -389,6 +412,10 @@ class RoomHub:
         if slow:
             for conn in slow:
                 self.close(conn, CloseCode.SLOW_CONSUMER, "too slow: resume with since")
+        stats = self.stats
+        stats.events += len(raws)
+        stats.deliveries += len(raws) * len(room.conns)
+        stats.lag_ms.observe(time.time() * 1000 - ts_of(raws[-1]))
 
     async def _fill_gap(self, room: _Room) -> None:
         """Deliver the events between ``room.last_seq`` and the held backlog, in order."""
@@ -432,6 +459,10 @@ class RoomHub:
     def room_ids(self) -> list[int]:
         """Rooms with at least one socket in this process."""
         return [room_id for room_id, room in self._rooms.items() if room.conns]
+
+    def socket_count(self) -> int:
+        """Every open socket of this process, in every room."""
+        return sum(len(room.conns) for room in self._rooms.values())
 
     def local_sockets(self, room_id: int) -> int:
         """This process's open sockets in ``room_id`` (the host's included)."""
