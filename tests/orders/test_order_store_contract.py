@@ -51,7 +51,7 @@ class Store:
 
     async def take(self, buyer: Account, key: str, quantity: int = 1) -> Placed | Earlier | None:
         attempt = self.attempt(buyer, key, quantity)
-        return await self.store.take(attempt, lambda ctx: self.orders.decide(attempt, ctx))
+        return await self.store.take(attempt, self.orders.decide)
 
     def settlement(self, placed: Placed, paid: bool, answer: str = "{}") -> Settlement:
         carried = {
