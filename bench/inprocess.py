@@ -179,8 +179,9 @@ async def run_floor(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def run_app(args: argparse.Namespace) -> dict[str, Any]:
-    from app import Settings, create_app
+    from app import Settings, create_app, metrics_key
     from live.accesslog import AccessLog
+    from live.metrics import access_logger
     from shelf.feature import orders_key
 
     db_url = os.environ.get("TEST_DATABASE_URL", DEFAULT_DB)
@@ -198,7 +199,9 @@ async def run_app(args: argparse.Namespace) -> dict[str, Any]:
     app = create_app(settings)
     access = AccessLog(open(os.devnull, "w"), close_stream=True)  # noqa: SIM115
     app.cleanup_ctx.append(access.lifetime)
-    runner = web.AppRunner(app, access_log_class=access.logger_class())
+    # as ``python app.py`` serves: the access logger also counts the request (metrics)
+    counting = access_logger(app[metrics_key].requests, access.add)
+    runner = web.AppRunner(app, access_log_class=counting)
     await runner.setup()
     port = free_port()
     site = web.TCPSite(runner, "127.0.0.1", port)

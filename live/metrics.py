@@ -43,6 +43,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
+from aiohttp.web_urldispatcher import AbstractResource
+from multidict import istr
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import Metric
@@ -91,6 +93,13 @@ class Histogram:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.total += value
 
+    def plus(self, other: Histogram) -> Histogram:
+        """A new histogram holding both (same bounds)."""
+        both = Histogram(self.bounds)
+        both.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+        both.total = self.total + other.total
+        return both
+
     def samples(
         self, name: str, labels: Mapping[str, str]
     ) -> Iterator[tuple[str, dict[str, str], float]]:
@@ -105,18 +114,24 @@ class Histogram:
 
 
 class RequestStats:
-    """Requests by method, route and status: a count and a duration histogram each."""
+    """Requests by method, route and status: a count and a duration histogram each.
+
+    Counted per request in the access logger, so kept cheap (~0.5 us): series are
+    keyed by the route's resource object and the status as an int; the route's
+    pattern and the status text are made only when read."""
 
     def __init__(self, buckets: Sequence[float] = BUCKETS, *, skip_header: str = "") -> None:
         """``skip_header``: requests carrying it are not counted (a request one worker
         forwards to another is counted where it arrived, once)."""
         self._bounds = tuple(buckets)
-        self._skip = skip_header
-        #: (method, route, status) -> its durations
-        self._series: dict[tuple[str, str, str], Histogram] = {}
+        self._skip = istr(skip_header) if skip_header else None
+        #: (method, resource or None, status) -> its durations
+        self._series: dict[tuple[str, AbstractResource | None, int], Histogram] = {}
 
-    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        key = (method, route, str(status))
+    def observe(
+        self, method: str, resource: AbstractResource | None, status: int, seconds: float
+    ) -> None:
+        key = (method, resource, status)
         series = self._series.get(key)
         if series is None:
             series = self._series[key] = Histogram(self._bounds)
@@ -125,12 +140,15 @@ class RequestStats:
     def observe_request(
         self, request: BaseRequest, response: StreamResponse, seconds: float
     ) -> None:
-        if self._skip and self._skip in request.headers:
+        if self._skip is not None and self._skip in request.headers:
             return
         info = request.match_info if isinstance(request, web.Request) else None
-        resource = info.route.resource if info is not None else None
-        route = resource.canonical if resource is not None else "unmatched"
-        self.observe(request.method, route, response.status, seconds)
+        self.observe(
+            request.method,
+            info.route.resource if info is not None else None,
+            response.status,
+            seconds,
+        )
 
     def families(self) -> Iterator[Metric]:
         total = Metric(f"{PREFIX}http_requests", "HTTP requests answered", "counter")
@@ -139,8 +157,15 @@ class RequestStats:
             "Time from the request's arrival to its answer, by route",
             "histogram",
         )
-        for (method, route, status), series in sorted(self._series.items()):
-            labels = {"method": method, "route": route, "status": status}
+        merged: dict[tuple[str, str, str], Histogram] = {}
+        for (method, resource, code), series in self._series.items():
+            route = resource.canonical if resource is not None else "unmatched"
+            key = (method, route, str(code))
+            into = merged.get(key)
+            # two resources with one pattern (rare): one series
+            merged[key] = series if into is None else into.plus(series)
+        for (method, pattern, status), series in sorted(merged.items()):
+            labels = {"method": method, "route": pattern, "status": status}
             total.add_sample(f"{PREFIX}http_requests_total", labels, float(sum(series.counts)))
             for point in series.samples(duration.name, labels):
                 duration.add_sample(*point)
