@@ -23,7 +23,7 @@ import secrets
 import socket
 import sys
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -307,6 +307,23 @@ class Settings:
             metrics_allow=_networks(env, "LIVESHELF_METRICS_ALLOW"),
         )
 
+    def describe(self) -> str:
+        """Every setting and its effective value, one per line; secrets (the secret,
+        TURN secret, metrics token, passwords in URLs) masked."""
+        lines = []
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in SECRET_SETTINGS:
+                shown = "***" if value else "(none)"
+            elif isinstance(value, str) and "://" in value:
+                shown = _without_password(value)
+            elif isinstance(value, tuple):
+                shown = ",".join(map(str, value)) or "(none)"
+            else:
+                shown = "(none)" if value is None else str(value)
+            lines.append(f"{item.name} = {shown}")
+        return "\n".join(lines)
+
     @property
     def public_url(self) -> str:
         """Where viewers reach this node."""
@@ -328,6 +345,20 @@ class Settings:
             raise ConfigError(f"{what} need REDIS_URL: rooms are shared through Redis")
         if self.database_url.startswith("sqlite"):
             raise ConfigError(f"{what} need PostgreSQL (LIVESHELF_DATABASE_URL), not SQLite")
+
+
+#: settings never printed (``Settings.describe``)
+SECRET_SETTINGS = frozenset({"secret", "turn_secret", "metrics_token"})
+
+
+def _without_password(url: str) -> str:
+    """``url`` with the password of its user part as ``***``."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"
 
 
 def _log_format(env: Mapping[str, str]) -> LogFormat:
@@ -743,6 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the server (the default)")
     sub.add_parser("migrate", help="apply database migrations")
+    sub.add_parser("config", help="print the effective configuration (secrets masked)")
     admin = sub.add_parser("create-admin", help="create an admin account")
     admin.add_argument("username")
     report = sub.add_parser("report", help="print a host's commission report")
@@ -766,6 +798,9 @@ def main(argv: list[str] | None = None) -> int:
         overrides["workers"] = args.workers
     settings = replace(settings, **overrides)
 
+    if args.command == "config":
+        print(settings.describe())
+        return 0
     if args.command == "migrate":
         asyncio.run(_migrate(settings))
         print("database is at the newest revision")

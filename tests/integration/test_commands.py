@@ -38,6 +38,34 @@ def test_missing_secret_is_a_clear_startup_error(tmp_path: Path) -> None:
     assert "LIVESHELF_SECRET is not set" in result.stderr
 
 
+def test_config_prints_the_effective_settings_without_secrets(tmp_path: Path) -> None:
+    env = {
+        "LIVESHELF_SECRET": TEST_SECRET,
+        "LIVESHELF_DATABASE_URL": "postgresql+asyncpg://shop:pa55word@db.internal/shop",
+        "REDIS_URL": "redis://:redispass@127.0.0.1:6379/0",
+        "LIVESHELF_TURN_URLS": "turn:turn.example.net:3478",
+        "LIVESHELF_TURN_SECRET": "turn-secret-0123456789",
+        "LIVESHELF_METRICS_TOKEN": "metrics-token-0123456789",
+        "LIVESHELF_WORKERS": "3",
+    }
+    result = run_app(["config"], env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for secret in (TEST_SECRET, "pa55word", "redispass", "turn-secret", "metrics-token"):
+        assert secret not in out
+    lines = dict(line.split(" = ", 1) for line in out.splitlines())
+    assert lines["secret"] == lines["turn_secret"] == lines["metrics_token"] == "***"
+    assert lines["database_url"] == "postgresql+asyncpg://shop:***@db.internal/shop"
+    assert lines["redis_url"] == "redis://:***@127.0.0.1:6379/0"
+    assert lines["workers"] == "3" and lines["turn_urls"] == "turn:turn.example.net:3478"
+    assert lines["tls_cert"] == "(none)" and lines["log_format"] == "text"
+    bad = run_app(["config"], {**env, "LIVESHELF_LOG_FORMAT": "xml"})
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == (
+        "configuration error: LIVESHELF_LOG_FORMAT must be one of text, json, got 'xml'"
+    )
+
+
 def test_migrate_and_create_admin(tmp_path: Path) -> None:
     env = {
         "LIVESHELF_SECRET": TEST_SECRET,
