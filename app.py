@@ -516,7 +516,11 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.cleanup_ctx.append(revocations_and_holdings)
 
     routes: list[web.RouteDef] = Health(
-        core.db, core.redis, lambda: core.relay.behind, starting=lambda: core.startup.pending
+        core.db,
+        core.redis,
+        lambda: core.relay.behind,
+        starting=lambda: core.startup.pending,
+        media_home=lambda: media.home_reachable,  # the media is set up below
     ).routes()
     if settings.log_format == "json":
         install_request_ids(app)

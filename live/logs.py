@@ -81,13 +81,21 @@ def _decoded(name: str) -> str:
 
 @dataclass(slots=True)
 class RequestContext:
-    """What a log line says about the request it was written in."""
+    """What a log line says about the request it was written in.
+
+    While the request is handled its fields are read from it (the caller is known once
+    the auth middleware has run); when it is done ``close`` keeps a copy and lets the
+    request go. A task the request started keeps its context (``asyncio`` copies it),
+    so its lines name that request, without holding it in memory."""
 
     request_id: str
-    request: web.BaseRequest
+    request: web.BaseRequest | None
+    _done: dict[str, Any] | None = None
 
     def fields(self) -> dict[str, Any]:
         request = self.request
+        if request is None:
+            return dict(self._done or {"request_id": self.request_id})
         fields: dict[str, Any] = {"request_id": self.request_id}
         info = request.match_info if isinstance(request, web.Request) else None
         route = info.route.resource if info is not None else None
@@ -100,6 +108,10 @@ class RequestContext:
         if caller is not None:
             fields["user_id"] = caller.user_id
         return fields
+
+    def close(self) -> None:
+        self._done = self.fields()
+        self.request = None
 
 
 def _session_id(info: web.UrlMappingMatchInfo, canonical: str) -> int | None:
@@ -136,6 +148,7 @@ async def request_context(
         raise
     finally:
         current_request.reset(token)
+        context.close()
 
 
 async def request_id_header(request: web.Request, response: web.StreamResponse) -> None:

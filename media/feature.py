@@ -20,7 +20,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -104,6 +104,8 @@ class MediaFeature:
 
     service: MediaService
     control: MediaControl
+    #: on a worker of several other than the home: whether the home answers (``/readyz``)
+    home_reachable: Callable[[], Awaitable[None]] | None = None
 
     async def on_session_status(self, session_id: int, status: SessionStatus) -> None:
         """A session ended: drop its media, finish its recording and its watch intervals
@@ -319,4 +321,5 @@ def setup_media(wiring: Wiring, settings: MediaSettings) -> MediaFeature:
     app.cleanup_ctx.append(lifetime)
     if group is not None:
         app[drain_key] = drain
-    return MediaFeature(media, control)
+    home_reachable = None if group is None or group.home is None else group.home_reachable
+    return MediaFeature(media, control, home_reachable)

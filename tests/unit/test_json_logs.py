@@ -3,6 +3,7 @@ credential in any line, whatever its encoding."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -16,7 +17,15 @@ from live.accesslog import AccessLog
 from live.auth import TokenSigner
 from live.clock import SystemClock
 from live.http import auth_middleware
-from live.logs import REQUEST_ID_HEADER, JsonFormatter, install, request_id_for, scrubbed
+from live.logs import (
+    REQUEST_ID_HEADER,
+    JsonFormatter,
+    RequestContext,
+    current_request,
+    install,
+    request_id_for,
+    scrubbed,
+)
 
 SECRET = "s" * 40
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI3In0.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
@@ -84,9 +93,7 @@ def lines() -> Iterator[Lines]:
 
 
 @pytest.fixture
-async def client(
-    lines: Lines,
-) -> AsyncIterator[tuple[TestClient[web.Request, web.Application], str, io.StringIO]]:
+async def client(lines: Lines) -> AsyncIterator[tuple[Client, str]]:
     log = logging.getLogger("liveshelf.test_json_logs")
     tokens = TokenSigner(SECRET, SystemClock())
 
@@ -193,3 +200,36 @@ async def test_access_lines_are_json_with_the_request_and_no_secret() -> None:
     assert first["bytes"] > 0 and first["duration_ms"] >= 0
     assert second["status"] == 404 and "user_id" not in second and "route" not in second
     assert len(second["request_id"]) == 16
+
+
+async def test_a_task_a_request_started_names_it_without_holding_it(lines: Lines) -> None:
+    log = logging.getLogger("liveshelf.test_json_logs")
+    tokens = TokenSigner(SECRET, SystemClock())
+    go = asyncio.Event()
+    started: list[asyncio.Task[RequestContext | None]] = []
+
+    async def later() -> RequestContext | None:
+        await go.wait()
+        log.info("done later")
+        return current_request.get()
+
+    async def order(_request: web.Request) -> web.Response:
+        started.append(asyncio.create_task(later()))
+        return web.json_response({"ok": True})
+
+    app = web.Application(middlewares=[auth_middleware(tokens)])
+    install(app)
+    app.router.add_post("/api/sessions/{id}/orders", order)
+    token = tokens.issue(9, "bo", "viewer", "Bo")
+    async with TestClient(TestServer(app)) as test:
+        answer = await test.post(
+            "/api/sessions/4/orders",
+            headers={"Authorization": f"Bearer {token}", REQUEST_ID_HEADER: "r-later"},
+        )
+        assert answer.status == 200
+        go.set()
+        context = await started[0]
+    assert context is not None and context.request is None  # the request is let go
+    (line,) = (json.loads(text) for text in lines.lines)
+    assert line["message"] == "done later" and line["request_id"] == "r-later"
+    assert line["user_id"] == 9 and line["session_id"] == 4
