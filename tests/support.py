@@ -7,6 +7,7 @@ import os
 import socket
 import ssl as ssl_module
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -172,6 +173,34 @@ async def drop_backend_state(settings: Settings) -> None:
         if keys:
             await redis.delete(*keys)
         await redis.aclose()
+
+
+def sqlite_server(tmp_path: Path, port: int, **settings: str) -> subprocess.Popen[bytes]:
+    """``python app.py --port port`` on a SQLite file of its own (migrated first), no
+    Redis, its standard error in ``tmp_path/server.log``; ``settings`` add or replace
+    ``LIVESHELF_*`` variables (access log off unless given)."""
+    env = {
+        **os.environ,
+        "LIVESHELF_SECRET": TEST_SECRET,
+        "LIVESHELF_LIMITS": "off",
+        "LIVESHELF_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'server.db'}",
+        "LIVESHELF_RECORDINGS_DIR": str(tmp_path / "recordings"),
+        "LIVESHELF_ICE_ADDRESSES": "127.0.0.1",
+        "LIVESHELF_ACCESS_LOG": "off",
+        **settings,
+    }
+    for key in ("REDIS_URL", "LIVESHELF_DATABASE_SCHEMA"):
+        env.pop(key, None)
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "app.py", "migrate"], cwd=root, env=env, check=True)
+    with (tmp_path / "server.log").open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "app.py", "--port", str(port)],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
 def free_port() -> int:

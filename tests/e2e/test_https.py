@@ -6,11 +6,9 @@ not served."""
 
 from __future__ import annotations
 
-import os
 import signal
 import ssl
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,11 +17,9 @@ import pytest
 from browser_support import call, page_errors, sign_in_with_form, signup
 from chromium import CHROMIUM_ARGS
 from playwright.async_api import async_playwright, expect
-from support import TEST_SECRET, free_port, wait_until_up
+from support import free_port, sqlite_server, wait_until_up
 from test_live_show import _frames_decoded
 from tls_support import self_signed
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_going_live_and_watching_over_https(
@@ -32,26 +28,11 @@ async def test_going_live_and_watching_over_https(
     pair = self_signed(tmp_path)
     port = free_port()
     base = f"https://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "LIVESHELF_SECRET": TEST_SECRET,
-        "LIVESHELF_LIMITS": "off",
-        "LIVESHELF_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'https.db'}",
-        "LIVESHELF_RECORDINGS_DIR": str(tmp_path / "recordings"),
-        "LIVESHELF_TLS_CERT": str(pair.cert),
-        "LIVESHELF_TLS_KEY": str(pair.key),
-        "LIVESHELF_ICE_ADDRESSES": "127.0.0.1",
-        "LIVESHELF_ACCESS_LOG": "off",
-    }
-    for key in ("REDIS_URL", "LIVESHELF_DATABASE_SCHEMA"):
-        env.pop(key, None)
-    subprocess.run([sys.executable, "app.py", "migrate"], cwd=ROOT, env=env, check=True)
-    proc = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "server.log").open("wb"),
+    proc = sqlite_server(
+        tmp_path,
+        port,
+        LIVESHELF_TLS_CERT=str(pair.cert),
+        LIVESHELF_TLS_KEY=str(pair.key),
     )
     trust = ssl.create_default_context(cafile=str(pair.cert))
     try:

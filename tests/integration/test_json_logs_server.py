@@ -6,44 +6,20 @@ header appears in no line."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from support import TEST_SECRET, free_port, wait_until_up
+from support import free_port, sqlite_server, wait_until_up
 from yarl import URL
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_json_lines_with_request_ids_and_no_token(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "LIVESHELF_SECRET": TEST_SECRET,
-        "LIVESHELF_LIMITS": "off",
-        "LIVESHELF_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'logs.db'}",
-        "LIVESHELF_RECORDINGS_DIR": str(tmp_path / "recordings"),
-        "LIVESHELF_LOG_FORMAT": "json",
-        "LIVESHELF_ACCESS_LOG": "-",
-    }
-    for key in ("REDIS_URL", "LIVESHELF_DATABASE_SCHEMA"):
-        env.pop(key, None)
-    subprocess.run([sys.executable, "app.py", "migrate"], cwd=ROOT, env=env, check=True)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    errors = tmp_path / "stderr.log"
-    with errors.open("wb") as sink:
-        proc = subprocess.Popen(
-            [sys.executable, "app.py", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=sink,
-        )
+    errors = tmp_path / "server.log"
+    proc = sqlite_server(tmp_path, port, LIVESHELF_LOG_FORMAT="json", LIVESHELF_ACCESS_LOG="-")
     try:
         await wait_until_up(base, proc)
         async with aiohttp.ClientSession() as http:

@@ -9,18 +9,16 @@ replaced."""
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import shutil
 import signal
 import ssl
 import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
-from support import TEST_SECRET, free_port, poster, wait_until_up
+from support import free_port, poster, sqlite_server, wait_until_up
 from tls_support import self_signed
 
 from media.clients import PublisherClient, ViewerClient
@@ -78,25 +76,7 @@ async def test_the_nginx_example_proxies_the_api_the_room_and_whip_whep(
     binary = nginx
     pair = self_signed(tmp_path)
     upstream, https, http = free_port(), free_port(), free_port()
-    env = {
-        **os.environ,
-        "LIVESHELF_SECRET": TEST_SECRET,
-        "LIVESHELF_LIMITS": "off",
-        "LIVESHELF_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'proxied.db'}",
-        "LIVESHELF_RECORDINGS_DIR": str(tmp_path / "recordings"),
-        "LIVESHELF_TRUSTED_PROXIES": "127.0.0.1/32",
-        "LIVESHELF_ACCESS_LOG": "off",
-    }
-    for key in ("REDIS_URL", "LIVESHELF_DATABASE_SCHEMA"):
-        env.pop(key, None)
-    subprocess.run([sys.executable, "app.py", "migrate"], cwd=ROOT, env=env, check=True)
-    server = subprocess.Popen(
-        [sys.executable, "app.py", "--port", str(upstream)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "server.log").open("wb"),
-    )
+    server = sqlite_server(tmp_path, upstream, LIVESHELF_TRUSTED_PROXIES="127.0.0.1/32")
     config = rendered(tmp_path, https, http, upstream, pair.cert, pair.key)
     check = subprocess.run([binary, "-t", "-c", str(config)], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
