@@ -57,7 +57,7 @@ from live.http import (
     error_middleware,
     security_headers,
 )
-from live.logs import LogFormat
+from live.logs import LOG_FORMATS, LogFormat
 from live.logs import configure as configure_logging
 from live.logs import install as install_request_ids
 from live.metrics import METRICS_PATHS, Metrics, MetricsEndpoint, access_logger
@@ -366,7 +366,7 @@ def _without_password(url: str) -> str:
 
 
 def _log_format(env: Mapping[str, str]) -> LogFormat:
-    return "json" if _choice(env, "LIVESHELF_LOG_FORMAT", ("text", "json")) == "json" else "text"
+    return "json" if _choice(env, "LIVESHELF_LOG_FORMAT", LOG_FORMATS) == "json" else "text"
 
 
 def _path(env: Mapping[str, str], key: str) -> Path | None:

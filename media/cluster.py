@@ -36,7 +36,6 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote
 
-import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 from redis.exceptions import RedisError
@@ -174,12 +173,7 @@ class WorkerGroup:
     async def home_reachable(self) -> None:
         """Return once the home answered its internal status, raise if it did not (the
         other workers' ``/readyz``; the caller bounds the time)."""
-        url = f"{self._urls[HOME]}/internal/media/status"
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(url, headers={INTERNAL_HEADER: self._token}) as res,
-        ):
-            res.raise_for_status()
+        await self._links[HOME].answers()  # its pooled connection, not a new client
 
     async def close(self) -> None:
         for link in (*self._links.values(), *self._remote.values()):

@@ -234,6 +234,11 @@ class MediaForwarder:
         value = answer.get("media_time_s")
         return float(value) if value is not None else None
 
+    async def answers(self) -> None:
+        """Return once the worker answered its internal status; raise if it did not
+        (a worker's ``/readyz`` asks the home; the caller bounds the time)."""
+        await self._call("GET", "/internal/media/status", None)
+
     async def holds_publisher(self, session_id: int) -> bool | None:
         """Whether this worker holds a connected publisher of the session; None when it
         cannot be asked (it is down or restarting)."""

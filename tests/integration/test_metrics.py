@@ -204,8 +204,8 @@ async def test_a_scripted_show_counts_exactly(
             assert value(samples, "liveshelf_http_requests_total", **offers) == 3
             assert value(samples, "liveshelf_room_events_appended_total") >= 10 + 20
             assert value(samples, "liveshelf_room_slow_consumer_closes_total") == 0
-            in_use = value(samples, "liveshelf_db_pool_connections", pool="orm", state="size")
-            assert in_use >= 1
+            pool_size = value(samples, "liveshelf_db_pool_connections", pool="orm", state="size")
+            assert pool_size >= 1
             assert value(samples, "liveshelf_redis_round_trips_total") > 0
             if workers > 1:
                 assert value(samples, "liveshelf_metrics_worker_up") == workers
