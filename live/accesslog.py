@@ -48,10 +48,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
-from live.logs import LogFormat, context_key, scrubbed, utc_iso
-
-#: query parameters that carry credentials (compared decoded and lower-cased)
-SECRET_PARAMETERS = frozenset({"token", "ticket", "access_token"})
+from live.logs import SECRET_PARAMETERS, LogFormat, context_key, scrubbed, utc_iso
 
 
 def masked(target: str) -> str:

@@ -55,7 +55,9 @@ _CREDENTIALS = re.compile(
 )
 #: ``name=value`` in a query string or in prose; the name is compared decoded
 _PARAMETER = re.compile(r"(?P<name>[A-Za-z0-9_%+.-]+)=(?P<value>[^&\s\"';,]*)")
-_SECRET_NAMES = frozenset({"token", "ticket", "access_token"})
+#: query parameters that carry credentials (compared decoded and lower-cased; the
+#: text access log masks the same ones: ``live.accesslog.masked``)
+SECRET_PARAMETERS = frozenset({"token", "ticket", "access_token"})
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[^\s\"',]+")
 
 
@@ -70,7 +72,7 @@ def scrubbed(text: str) -> str:
 def _mask_parameter(match: re.Match[str]) -> str:
     name = match["name"]
     decoded = _decoded(name).strip().lower()
-    if decoded in _SECRET_NAMES and match["value"]:
+    if decoded in SECRET_PARAMETERS and match["value"]:
         return f"{name}=***"
     return match[0]
 
