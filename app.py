@@ -1,15 +1,12 @@
-"""liveshelf: configuration, wiring and the command line.
+"""liveshelf: wiring, serving and the command line.
 
-``Settings.from_env()`` reads the configuration once; ``create_app(settings)`` builds
-the core (``live.feature.Core``, each part under a typed ``web.AppKey``), then sets up
-each feature in its list (media, shelf, chat, orders, stats: each package wires itself,
-``live/feature.py``) and hands one feature what another offers; what has a lifetime
-starts and stops in ``cleanup_ctx``. ``main()`` is ``python app.py [--demo] | config |
-migrate | create-admin NAME | report --host NAME``.
-
-Over 400 lines because the settings live here (~350 of them: every field, its
-variable, parser and check) until they become one typed settings model of their own
-(issue 20); the wiring itself is ~200 lines.
+``Settings.from_env()`` (``live.settings``) reads the configuration once;
+``create_app(settings)`` builds the core (``live.feature.Core``, each part under a typed
+``web.AppKey``), then sets up each feature in its list (media, shelf, chat, orders,
+stats: each package wires itself, ``live/feature.py``) and hands one feature what
+another offers; what has a lifetime starts and stops in ``cleanup_ctx``. ``main()`` is
+``python app.py [--demo] | config | migrate | create-admin NAME | report --host NAME``;
+it serves one process or a group of workers through ``live.workers``.
 """
 
 from __future__ import annotations
@@ -22,12 +19,9 @@ import getpass
 import ipaddress
 import logging
 import os
-import re
-import secrets
-import socket
 import sys
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import AsyncIterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +32,7 @@ from chat.feature import setup_chat
 from live.accesslog import AccessLog
 from live.accounts import AccountService
 from live.auth import PasswordHasher, Principal, TokenSigner
+from live.cli import create_admin, migrate
 from live.clock import Clock, SystemClock
 from live.core_metrics import CountingConnectionPool, register_core_metrics
 from live.db import Database
@@ -47,7 +42,7 @@ from live.follows import FollowService
 from live.guard import Caps, Guard
 from live.guests import GuestIds
 from live.handlers import FollowHandlers, LiveHandlers, give_guest_cookie
-from live.health import Health
+from live.health import HEALTH_PATHS, Health
 from live.holdings import Holdings, MemoryHoldings, RedisHoldings
 from live.http import (
     MAX_JSON_BYTES,
@@ -57,11 +52,11 @@ from live.http import (
     error_middleware,
     security_headers,
 )
-from live.logs import LOG_FORMATS, LogFormat
 from live.logs import configure as configure_logging
 from live.logs import install as install_request_ids
 from live.metrics import METRICS_PATHS, Metrics, MetricsEndpoint, access_logger
 from live.models import Role
+from live.openapi import ApiDocs, not_in_api
 from live.outages import OutageLog
 from live.outbox import Outbox, OutboxRelay
 from live.presence import MemoryPresence, Presence, RedisPresence
@@ -73,401 +68,24 @@ from live.roomlog import RoomLog
 from live.roomlog_memory import MemoryRoomLog
 from live.roomlog_redis import RedisRoomLog
 from live.runtime import RuntimeStats
-from live.schemas import password_problem
 from live.sessions import SessionService
+from live.settings import ConfigError, Settings
 from live.startup import StartUp, wait_for
 from live.tls import TlsError, server_context
-from live.workers import Bind, Cap, Timeouts, serve, supervise
+from live.workers import Bind, Cap, Timeouts, internal_urls, new_event_loop, serve, supervise
 from media.cluster import HOME
 from media.feature import PEER_CLASSES, setup_media
 from media.forward import INTERNAL_HEADER
-from media.nodes import NODE_NAME
-from media.turn import TurnConfig
 from shelf.demo import demo_data
 from shelf.feature import setup_orders, setup_shelf, setup_stats
-from shelf.flash_scheduler import MAX_RESERVE_LEAD_MS
 from shelf.order_schemas import parse_instant
 from shelf.reports import HOST_COLUMNS, Period, ReportService, to_csv
 
 log = logging.getLogger("liveshelf")
 
 ROOT = Path(__file__).resolve().parent
-#: The cyclic collector's youngest-generation threshold while serving (CPython's
-#: default is 700). A request allocates a few hundred container objects, which
-#: reference counting frees at once; at 700 the collector still made a pass about every
-#: other request: ~5 % of a refused flash-sale attempt's instructions (callgrind,
-#: bench/RESULTS.md). But a pass scans every young object still alive, so its pause
-#: grows with the threshold: in the soak (bench/soak.py, RESULTS "Soak") 20,000 gave
-#: young passes of 13-20 ms and a middle one of 30 ms, 5,000 gave 4-7 ms (6 ms for the
-#: middle one) for the same server CPU (0.127 against 0.134 of a core): the fan-out
-#: never stalls for more than a few milliseconds.
-GC_YOUNG_THRESHOLD = 5_000
-
 #: Matched before the other routes under the same first segment (``create_app``).
 HOT_PATHS = frozenset({"/api/sessions/{id}/orders", "/api/sessions/{id}/ws"})
-
-
-class ConfigError(Exception):
-    """The configuration is missing or wrong; the message says what to set."""
-
-
-# -- settings ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Settings:
-    secret: str
-    database_url: str = "sqlite+aiosqlite:///liveshelf.db"
-    database_schema: str | None = None
-    redis_url: str | None = None
-    redis_prefix: str = "ls"
-    redis_max_connections: int = 64
-    host: str = "127.0.0.1"
-    port: int = 8080
-    demo: bool = False
-    auto_migrate: bool = False
-    token_ttl_s: int = 7 * 86400
-    password_time_cost: int = 3
-    password_memory_kib: int = 65536
-    history_size: int = 2000
-    ws_send_limit_bytes: int = 256 * 1024
-    ws_heartbeat_s: float = 25.0
-    presence_interval_s: float = 1.0
-    outbox_poll_s: float = 1.0
-    ice_servers: tuple[str, ...] = ()
-    ice_addresses: tuple[str, ...] = ("127.0.0.1",)
-    recordings_dir: Path = field(default_factory=lambda: Path("recordings"))
-    event_loop: str = "auto"
-    platform_fee_bps: int = 500
-    commission_hold_days: int = 7
-    cors_origin: str = "*"
-    #: audience sampling period (analytics); 0 = only when sampled explicitly (tests)
-    audience_sample_s: float = 1.0
-    #: HTTP access log (``python app.py`` only): "-" standard error, a file path, "off"
-    access_log: str = "-"
-    #: PostgreSQL connections the server keeps open (a fixed pool, opened at start-up)
-    db_pool_size: int = 20
-    #: worker processes sharing the port (``--workers``; more than 1 needs PostgreSQL
-    #: and Redis); worker 0 is the media home, every session's origin (``media.cluster``)
-    workers: int = 1
-    #: worker i's loopback port for the other workers is this + i (0: any free ports)
-    media_port: int = 0
-    #: set by ``--workers``: every worker's loopback URL (by index), and this one's
-    #: index; empty: one process holding all media
-    media_workers: tuple[str, ...] = ()
-    media_worker: int = 0
-    #: an edge worker ends its pull of a session this long after its last viewer left
-    media_pull_linger_s: float = 5.0
-    #: with several workers, a worker stopped by SIGTERM (a rolling restart) keeps
-    #: serving its WHEP viewers until they have left, at most this long, then closes
-    #: the rest (their pages post again and are placed on another worker)
-    media_drain_s: float = 30.0
-    #: WHEP viewers one process serves at most (pulls aside; then ``503 media_full``,
-    #: or another worker); ~0.3 % of a core each (bench/RESULTS.md, "Media relay"), so
-    #: 250 leave room for the rest of the process's work
-    media_max_viewers_per_worker: int = 250
-    #: with several workers: a worker whose CPU share (of one core, last second)
-    #: reached this takes no new viewer (they go to another worker, or 503)
-    media_cpu_limit: float = 0.85
-    #: this node's name among several sharing PostgreSQL and Redis (``media.nodes``);
-    #: empty: one node
-    node: str = ""
-    #: the address this node's workers listen on for each other and the other nodes
-    node_internal_host: str = "127.0.0.1"
-    #: where viewers reach this node (default ``http://{host}:{port}``)
-    node_public_url: str = ""
-    #: rate limits and caps against abuse (``live.guard``); off for benchmarks and tests
-    #: that open many clients from one address
-    limits: bool = True
-    #: proxies (CIDRs) whose ``X-Forwarded-For`` names the client
-    trusted_proxies: tuple[str, ...] = ()
-    #: what one client may hold at once in one show, over all workers (0: no cap)
-    max_peers_per_address: int = 60
-    max_peers_per_user: int = 5
-    max_sockets_per_address: int = 300
-    max_sockets_per_user: int = 10
-    #: password hashes at once (each holds ``password_memory_kib``), and waiting
-    password_threads: int = 2
-    password_queue: int = 32
-    #: a flash sale moves its units out of stock this long before it starts (0..600)
-    flash_reserve_lead_s: int = 60
-    #: orders left ``placed`` (a database restart, a lost payment call) are settled by
-    #: a background pass every ``order_recovery_every_s`` once they are this old
-    order_recovery_every_s: float = 5.0
-    order_recovery_after_s: float = 10.0
-    #: a connection that has not sent a request's headers this long after it opened
-    #: is closed, and one idle between requests this long (``live.reaper``)
-    header_timeout_s: float = 10.0
-    idle_timeout_s: float = 60.0
-    #: a request body that has not arrived this long after the handler asked for it
-    #: is answered 408 ``body_timeout`` and its connection closed (``live.http``)
-    body_timeout_s: float = 10.0
-    #: the cyclic collector's youngest-generation threshold while serving (``_tune_gc``)
-    gc_young_threshold: int = GC_YOUNG_THRESHOLD
-    #: open connections one client address may hold per process, when ``limits`` is on
-    #: (trusted proxies excepted; ``live.conncap``; 0: no cap)
-    max_connections_per_address: int = 1000
-    #: "text", or "json": one JSON object per log line, with request ids (``live.logs``)
-    log_format: LogFormat = "text"
-    #: HTTPS on the public port (``live.tls``): a PEM certificate chain and its key
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    #: TURN for browsers (``media.turn``): URLs, the secret shared with the TURN server,
-    #: how long a credential lasts; STUN URLs handed to browsers
-    turn_urls: tuple[str, ...] = ()
-    turn_secret: str = ""
-    turn_ttl_s: int = 3600
-    browser_stun: tuple[str, ...] = ()
-    #: ``/metrics`` beyond loopback (``live.metrics``): a bearer token, allowed networks
-    metrics_token: str = ""
-    metrics_allow: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ConfigError("LIVESHELF_TLS_CERT and LIVESHELF_TLS_KEY go together: set both")
-        try:
-            self.turn_config()
-        except ValueError as exc:
-            raise ConfigError(f"TURN settings (LIVESHELF_TURN_*): {exc}") from None
-
-    def turn_config(self) -> TurnConfig:
-        return TurnConfig(self.turn_urls, self.turn_secret, self.turn_ttl_s, self.browser_stun)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, *, demo: bool = False) -> Settings:
-        """Read ``LIVESHELF_*`` and ``REDIS_URL``; ``ConfigError`` on a missing/bad value."""
-        env = os.environ if env is None else env
-        secret = env.get("LIVESHELF_SECRET", "")
-        if not secret:
-            if not demo:
-                raise ConfigError(
-                    "LIVESHELF_SECRET is not set: set it to a long random string "
-                    "(e.g. `export LIVESHELF_SECRET=$(python -c 'import secrets; "
-                    "print(secrets.token_urlsafe(32))')`), or run `python app.py --demo`"
-                )
-            secret = secrets.token_urlsafe(32)
-        if len(secret) < 32:
-            raise ConfigError("LIVESHELF_SECRET must be at least 32 characters")
-        default_db = "sqlite+aiosqlite:///liveshelf-demo.db" if demo else cls.database_url
-        return cls(
-            secret=secret,
-            database_url=env.get("LIVESHELF_DATABASE_URL", default_db),
-            database_schema=env.get("LIVESHELF_DATABASE_SCHEMA") or None,
-            redis_url=env.get("REDIS_URL") or None,
-            redis_prefix=env.get("LIVESHELF_REDIS_PREFIX", "ls"),
-            host=env.get("LIVESHELF_HOST", "127.0.0.1"),
-            port=_int(env, "LIVESHELF_PORT", 8080),
-            demo=demo,
-            auto_migrate=demo or env.get("LIVESHELF_AUTO_MIGRATE", "") == "1",
-            token_ttl_s=_int(env, "LIVESHELF_TOKEN_TTL_S", 7 * 86400),
-            password_time_cost=_int(env, "LIVESHELF_PASSWORD_TIME_COST", 3),
-            password_memory_kib=_int(env, "LIVESHELF_PASSWORD_MEMORY_KIB", 65536),
-            history_size=_int(env, "LIVESHELF_HISTORY_SIZE", 2000),
-            ws_send_limit_bytes=_int(env, "LIVESHELF_WS_SEND_LIMIT_BYTES", 256 * 1024),
-            ws_heartbeat_s=float(_int(env, "LIVESHELF_WS_HEARTBEAT_S", 25)),
-            ice_servers=_list(env, "LIVESHELF_ICE_SERVERS", ()),
-            ice_addresses=_list(env, "LIVESHELF_ICE_ADDRESSES", ("127.0.0.1",)),
-            recordings_dir=Path(env.get("LIVESHELF_RECORDINGS_DIR", "recordings")),
-            event_loop=_choice(env, "LIVESHELF_EVENT_LOOP", ("auto", "uvloop", "asyncio")),
-            platform_fee_bps=_int(env, "LIVESHELF_PLATFORM_FEE_BPS", 500),
-            commission_hold_days=_int(env, "LIVESHELF_COMMISSION_HOLD_DAYS", 7),
-            cors_origin=env.get("LIVESHELF_CORS_ORIGIN") or "*",
-            access_log=env.get("LIVESHELF_ACCESS_LOG") or "-",
-            db_pool_size=_positive(env, "LIVESHELF_DB_POOL_SIZE", 20),
-            workers=_positive(env, "LIVESHELF_WORKERS", 1),
-            media_port=_int(env, "LIVESHELF_MEDIA_PORT", 0),
-            media_max_viewers_per_worker=_positive(
-                env, "LIVESHELF_MEDIA_MAX_VIEWERS_PER_WORKER", 250
-            ),
-            media_cpu_limit=_share(env, "LIVESHELF_MEDIA_CPU_LIMIT", 0.85),
-            media_drain_s=float(_at_least_0(env, "LIVESHELF_MEDIA_DRAIN_S", 30)),
-            node=_node_name(env),
-            node_internal_host=_address(env, "LIVESHELF_NODE_INTERNAL_HOST", "127.0.0.1"),
-            node_public_url=_url(env, "LIVESHELF_NODE_PUBLIC_URL"),
-            limits=_choice(env, "LIVESHELF_LIMITS", ("on", "off")) == "on",
-            trusted_proxies=_networks(env, "LIVESHELF_TRUSTED_PROXIES"),
-            max_peers_per_address=_at_least_0(env, "LIVESHELF_MAX_PEERS_PER_ADDRESS", 60),
-            max_peers_per_user=_at_least_0(env, "LIVESHELF_MAX_PEERS_PER_USER", 5),
-            max_sockets_per_address=_at_least_0(env, "LIVESHELF_MAX_SOCKETS_PER_ADDRESS", 300),
-            max_sockets_per_user=_at_least_0(env, "LIVESHELF_MAX_SOCKETS_PER_USER", 10),
-            password_threads=_positive(env, "LIVESHELF_PASSWORD_THREADS", 2),
-            password_queue=_at_least_0(env, "LIVESHELF_PASSWORD_QUEUE", 32),
-            flash_reserve_lead_s=_flash_lead(env),
-            header_timeout_s=float(_positive(env, "LIVESHELF_HEADER_TIMEOUT_S", 10)),
-            idle_timeout_s=float(_positive(env, "LIVESHELF_IDLE_TIMEOUT_S", 60)),
-            body_timeout_s=float(_positive(env, "LIVESHELF_BODY_TIMEOUT_S", 10)),
-            gc_young_threshold=_positive(env, "LIVESHELF_GC_YOUNG_THRESHOLD", GC_YOUNG_THRESHOLD),
-            max_connections_per_address=_at_least_0(
-                env, "LIVESHELF_MAX_CONNECTIONS_PER_ADDRESS", 1000
-            ),
-            log_format=_log_format(env),
-            tls_cert=_path(env, "LIVESHELF_TLS_CERT"),
-            tls_key=_path(env, "LIVESHELF_TLS_KEY"),
-            turn_urls=_list(env, "LIVESHELF_TURN_URLS", ()),
-            turn_secret=env.get("LIVESHELF_TURN_SECRET", ""),
-            turn_ttl_s=_positive(env, "LIVESHELF_TURN_TTL_S", 3600),
-            browser_stun=_list(env, "LIVESHELF_BROWSER_STUN", ()),
-            metrics_token=env.get("LIVESHELF_METRICS_TOKEN", ""),
-            metrics_allow=_networks(env, "LIVESHELF_METRICS_ALLOW"),
-        )
-
-    def describe(self) -> str:
-        """Every setting and its effective value, one per line; secrets (the secret,
-        TURN secret, metrics token, passwords in URLs) masked."""
-        lines = []
-        for item in fields(self):
-            value = getattr(self, item.name)
-            if item.name in SECRET_SETTINGS:
-                shown = "***" if value else "(none)"
-            elif isinstance(value, str) and "://" in value:
-                shown = _without_password(value)
-            elif isinstance(value, tuple):
-                shown = ",".join(map(str, value)) or "(none)"
-            else:
-                shown = "(none)" if value is None else str(value)
-            lines.append(f"{item.name} = {shown}")
-        return "\n".join(lines)
-
-    @property
-    def public_url(self) -> str:
-        """Where viewers reach this node."""
-        return self.node_public_url or f"http://{self.host}:{self.port}"
-
-    @property
-    def several_workers(self) -> bool:
-        """Whether this runs as a group of workers (``--workers`` > 1, or a node of
-        several: its worker 0 is the node's relay even alone)."""
-        return self.workers > 1 or bool(self.node)
-
-    def check_workers(self) -> None:
-        """``ConfigError`` unless this configuration can run ``workers`` processes (or
-        be one node of several)."""
-        if not self.several_workers:
-            return
-        what = f"node {self.node!r}" if self.node else f"{self.workers} workers"
-        if self.redis_url is None:
-            raise ConfigError(f"{what} need REDIS_URL: rooms are shared through Redis")
-        if self.database_url.startswith("sqlite"):
-            raise ConfigError(f"{what} need PostgreSQL (LIVESHELF_DATABASE_URL), not SQLite")
-
-
-#: settings never printed (``Settings.describe``)
-SECRET_SETTINGS = frozenset({"secret", "turn_secret", "metrics_token"})
-
-
-def _without_password(url: str) -> str:
-    """``url`` with the password of its user part as ``***``."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}"
-
-
-def _log_format(env: Mapping[str, str]) -> LogFormat:
-    return "json" if _choice(env, "LIVESHELF_LOG_FORMAT", LOG_FORMATS) == "json" else "text"
-
-
-def _path(env: Mapping[str, str], key: str) -> Path | None:
-    value = env.get(key, "")
-    return Path(value) if value else None
-
-
-def _int(env: Mapping[str, str], key: str, default: int) -> int:
-    value = env.get(key)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise ConfigError(f"{key} must be an integer, got {value!r}") from None
-
-
-def _flash_lead(env: Mapping[str, str]) -> int:
-    key = "LIVESHELF_FLASH_RESERVE_LEAD_S"
-    value = _at_least_0(env, key, 60)
-    if value > MAX_RESERVE_LEAD_MS // 1000:
-        raise ConfigError(f"{key} must be at most {MAX_RESERVE_LEAD_MS // 1000}, got {value}")
-    return value
-
-
-def _at_least_0(env: Mapping[str, str], key: str, default: int) -> int:
-    value = _int(env, key, default)
-    if value < 0:
-        raise ConfigError(f"{key} must be 0 or more, got {value}")
-    return value
-
-
-def _networks(env: Mapping[str, str], key: str) -> tuple[str, ...]:
-    networks = _list(env, key, ())
-    for network in networks:
-        try:
-            ipaddress.ip_network(network)
-        except ValueError:
-            raise ConfigError(f"{key}: {network!r} is not an address or network") from None
-    return networks
-
-
-def _node_name(env: Mapping[str, str]) -> str:
-    value = env.get("LIVESHELF_NODE", "")
-    if value and not NODE_NAME.fullmatch(value):
-        raise ConfigError(
-            f"LIVESHELF_NODE must be 1-32 of a-z, 0-9 and '-' (not first), got {value!r}"
-        )
-    return value
-
-
-def _address(env: Mapping[str, str], key: str, default: str) -> str:
-    value = env.get(key) or default
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise ConfigError(f"{key} must be an IP address, got {value!r}") from None
-    return value
-
-
-def _url(env: Mapping[str, str], key: str) -> str:
-    """An http(s) base URL without a trailing slash, or empty."""
-    value = (env.get(key) or "").rstrip("/")
-    if value and not re.fullmatch(r"https?://[^/?#\s]+(/[^?#\s]*)?", value):
-        raise ConfigError(f"{key} must be an http:// or https:// URL, got {value!r}")
-    return value
-
-
-def _positive(env: Mapping[str, str], key: str, default: int) -> int:
-    value = _int(env, key, default)
-    if value < 1:
-        raise ConfigError(f"{key} must be at least 1, got {value}")
-    return value
-
-
-def _share(env: Mapping[str, str], key: str, default: float) -> float:
-    """A share of one core: a number above 0, at most the machine's core count."""
-    value = env.get(key)
-    if value is None or value == "":
-        return default
-    try:
-        share = float(value)
-    except ValueError:
-        raise ConfigError(f"{key} must be a number, got {value!r}") from None
-    if not 0 < share <= (os.cpu_count() or 1):
-        raise ConfigError(f"{key} must be above 0 and at most the number of cores, got {value}")
-    return share
-
-
-def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...]) -> str:
-    value = env.get(key) or choices[0]
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _list(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-    value = env.get(key)
-    if value is None:
-        return default
-    return tuple(item.strip() for item in value.split(",") if item.strip())
 
 
 # -- app keys ---------------------------------------------------------------------
@@ -503,7 +121,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app = web.Application(client_max_size=MAX_JSON_BYTES)
     app[body_timeout_key] = settings.body_timeout_s
     app.middlewares.extend(
-        [error_middleware(OutageLog()), auth_middleware(core.tokens, own_auth=METRICS_PATHS)]
+        [
+            error_middleware(OutageLog()),
+            auth_middleware(core.tokens, own_auth=METRICS_PATHS | HEALTH_PATHS),
+        ]
     )
     _register_core(app, settings, core)
     app.cleanup_ctx.append(_storage)
@@ -541,12 +162,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     wiring = Wiring(app, core, routes)
     media = setup_media(wiring, settings)
     shelf = setup_shelf(wiring, settings, media_time=media.control.media_time)
-    chat = setup_chat(wiring)
+    chat = setup_chat(wiring, settings.chat)
     setup_orders(wiring, settings, shelf, gates=[chat.check_not_banned])
     setup_stats(wiring)
     routes += FollowHandlers(core.follows).routes()
     runtime = RuntimeStats(held_peers=media.service.peer_count, census=PEER_CLASSES)
     routes += runtime.routes()
+    routes += ApiDocs(
+        title="liveshelf",
+        version=version("liveshelf"),
+        page=ROOT / "static" / "api-docs.html",
+        script=ROOT / "static" / "js" / "api-docs.js",
+    ).routes()
     app.cleanup_ctx.append(runtime.lifetime)
     # Last, after every feature's listener: the shelf closes the open pin window while
     # the recording still tells its media time.
@@ -725,6 +352,7 @@ def _page(name: str, guests: GuestIds, guard: Guard) -> Any:
     """A page's handler; it also hands the browser its guest cookie (``live.guests``)."""
     path = ROOT / "static" / name
 
+    @not_in_api("a page of the web app")
     async def page(request: web.Request) -> web.FileResponse:
         response = web.FileResponse(path, headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
         await give_guest_cookie(request, response, guests, guard)
@@ -804,13 +432,13 @@ def main(argv: list[str] | None = None) -> int:
         overrides["port"] = args.port
     if args.workers is not None:
         overrides["workers"] = args.workers
-    settings = replace(settings, **overrides)
+    settings = settings.model_copy(update=overrides)
 
     if args.command == "config":
         print(settings.describe())
         return 0
     if args.command == "migrate":
-        asyncio.run(_migrate(settings))
+        asyncio.run(migrate(settings))
         print("database is at the newest revision")
         return 0
     if args.command == "report":
@@ -822,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "create-admin":
         password = os.environ.get("LIVESHELF_ADMIN_PASSWORD") or getpass.getpass("password: ")
-        asyncio.run(_create_admin(settings, args.username, password))
+        asyncio.run(create_admin(settings, args.username, password))
         print(f"admin {args.username!r} created")
         return 0
     try:
@@ -879,24 +507,21 @@ def _serve_workers(settings: Settings) -> int:
     on a loopback port of its own for the others (``media.cluster``); worker 0 is the
     media home."""
     if settings.auto_migrate:  # once, before any worker starts
-        asyncio.run(_migrate(settings, wait=True))
-        settings = replace(settings, auto_migrate=False)
-    base = settings.media_port
-    internal = settings.node_internal_host
-    ports = [base + i if base else _free_port(internal) for i in range(settings.workers)]
-    urls = tuple(f"http://{_host_in_url(internal)}:{port}" for port in ports)
+        asyncio.run(migrate(settings, wait=True))
+        settings = settings.model_copy(update={"auto_migrate": False})
+    urls = internal_urls(settings.node_internal_host, settings.media_port, settings.workers)
     log.info(
-        "%d workers on %s:%d%s; media workers on %s ports %s (home %d)",
+        "%d workers on %s:%d%s; media workers at %s (home %s)",
         settings.workers,
         settings.host,
         settings.port,
         f" (node {settings.node}, {settings.public_url})" if settings.node else "",
-        internal,
-        ports,
-        ports[HOME],
+        ", ".join(urls),
+        urls[HOME],
     )
     return supervise(
-        functools.partial(_run_worker, replace(settings, media_workers=urls)), settings.workers
+        functools.partial(_run_worker, settings.model_copy(update={"media_workers": urls})),
+        settings.workers,
     )
 
 
@@ -908,44 +533,7 @@ def _run_worker(settings: Settings, index: int) -> None:
         Bind(settings.host, settings.port, reuse_port=True),
         Bind(settings.node_internal_host, int(internal.rsplit(":", 1)[1]), internal=True),
     ]
-    _serve(replace(settings, media_worker=index), binds)
-
-
-def _free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _host_in_url(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
-
-
-def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
-    """uvloop when installed (its C transports halve the cost of each socket write in
-    fan-out; see bench/RESULTS.md), else asyncio's own."""
-    if kind in ("auto", "uvloop"):
-        try:
-            import uvloop
-        except ImportError:
-            if kind == "uvloop":
-                raise ConfigError("LIVESHELF_EVENT_LOOP=uvloop: uvloop is not installed") from None
-        else:
-            return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
-async def _migrate(settings: Settings, *, wait: bool = False) -> None:
-    """Apply the migrations; ``wait``: while the database is down, wait for it."""
-    db = Database(settings.database_url, schema=settings.database_schema)
-    try:
-        if wait:
-            await wait_for("applying the database migrations", db.migrate)
-        else:
-            await db.migrate()
-    finally:
-        await db.dispose()
+    _serve(settings.model_copy(update={"media_worker": index}), binds)
 
 
 async def _report(
@@ -974,20 +562,6 @@ async def _report(
     ]
     title = f"commission of {host} ({result['period']['from']} .. {result['period']['to']})"
     return "\n".join([title, *lines])
-
-
-async def _create_admin(settings: Settings, username: str, password: str) -> None:
-    problem = password_problem(username, password)
-    if problem is not None:
-        raise SystemExit(problem)
-    db = Database(settings.database_url, schema=settings.database_schema)
-    try:
-        clock = SystemClock()
-        hasher = PasswordHasher(time_cost=settings.password_time_cost)
-        accounts = AccountService(db, hasher, TokenSigner(settings.secret, clock), clock)
-        await accounts.create(username, password, Role.ADMIN, username)
-    finally:
-        await db.dispose()
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Wiring the chat feature into the app (``live.feature``): chat, likes and moderation
-(chat/API.md). Its limits are read from ``LIVESHELF_CHAT_*`` (``chat.config``)."""
+(chat/API.md). Its limits are the settings' ``chat`` part (``LIVESHELF_CHAT_*``,
+``live.settings.ChatSettings``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from chat.config import ChatConfig
 from chat.handlers import ChatHandlers
 from chat.likes import LikeCounter
 from chat.moderation import ModerationService
@@ -16,15 +16,15 @@ from chat.rooms import ChatRooms
 from chat.service import ChatService
 from chat.writer import ChatWriter
 from live.feature import Wiring
+from live.settings import ChatSettings
 
 chat_key = web.AppKey("chat", ChatService)
 
 
-def setup_chat(wiring: Wiring) -> ChatService:
+def setup_chat(wiring: Wiring, config: ChatSettings) -> ChatService:
     """The chat's services, routes and lifetime; other features may ask the returned
     service (e.g. ``check_not_banned`` before an order)."""
     core = wiring.core
-    config = ChatConfig.from_env()
     repo = ChatRepository(core.db)
     rooms = ChatRooms(repo, core.hub, core.clock, config)
     writer = ChatWriter(core.db, core.room_log, config)

@@ -22,7 +22,6 @@ import orjson
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from chat.config import ChatConfig
 from chat.models import ChatBan, ChatMessage, ChatModerator, ChatMute, ModerationAction
 from chat.repository import ChatRepository
 from chat.rooms import ChatRooms, banned_error
@@ -35,6 +34,7 @@ from live.models import OutboxEvent, Role, User
 from live.outbox import Outbox, OutboxRelay
 from live.paging import Listing, Page
 from live.sessions import SessionService
+from live.settings import ChatSettings
 
 
 class ModerationService:
@@ -46,7 +46,7 @@ class ModerationService:
         outbox: Outbox,
         relay: OutboxRelay,
         clock: Clock,
-        config: ChatConfig,
+        config: ChatSettings,
     ) -> None:
         self._repo = repo
         self._db = repo.db
@@ -67,6 +67,12 @@ class ModerationService:
         if user_id == host_id:
             raise InvalidInput("host_is_not_a_moderator", "the host already moderates")
         async with self._db.transaction() as tx:
+            if session_id is None:
+                # A session's host exists; a host named in the path may not (an
+                # admin may ask for anyone): 404, not the foreign key's refusal.
+                host = await tx.get(User, host_id)
+                if host is None or host.role != Role.HOST.value:
+                    raise NotFound("host_not_found", f"no host {host_id}")
             await self._user(tx, user_id)
             exists = await tx.scalar(
                 select(ChatModerator.id).where(*self._appointment(host_id, session_id, user_id))

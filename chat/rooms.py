@@ -12,7 +12,6 @@ import logging
 import time
 from contextlib import suppress
 
-from chat.config import ChatConfig
 from chat.repository import ChatRepository
 from chat.state import Room
 from live.clock import Clock
@@ -21,6 +20,7 @@ from live.models import SessionStatus
 from live.outages import report_failure
 from live.protocol import CloseCode
 from live.roomhub import RoomHub
+from live.settings import ChatSettings
 from live.tasks import reraise_if_cancelling
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def banned_error() -> Forbidden:
 
 class ChatRooms:
     def __init__(
-        self, repo: ChatRepository, hub: RoomHub, clock: Clock, config: ChatConfig
+        self, repo: ChatRepository, hub: RoomHub, clock: Clock, config: ChatSettings
     ) -> None:
         self._repo = repo
         self._hub = hub

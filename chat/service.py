@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from chat.config import ChatConfig
 from chat.likes import LikeCounter
 from chat.models import ChatMessage
 from chat.repository import ChatRepository
@@ -44,6 +43,7 @@ from live.models import SessionStatus
 from live.roomchannel import RoomChannel
 from live.roomhub import Connection
 from live.sessions import SessionService
+from live.settings import ChatSettings
 
 CSV_COLUMNS = (
     "id",
@@ -80,7 +80,7 @@ class ChatService:
         likes: LikeCounter,
         sessions: SessionService,
         clock: Clock,
-        config: ChatConfig,
+        config: ChatSettings,
     ) -> None:
         self._repo = repo
         self._rooms = rooms

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chat.config import ChatConfig
 from live.limits import Bucket, KeyedBuckets
+from live.settings import ChatSettings
 
 #: Roles a chat message can carry (the author's role in that room).
 HOST, MODERATOR, ADMIN, VIEWER = "host", "moderator", "admin", "viewer"
@@ -39,7 +39,7 @@ class Room:
     per process.
     """
 
-    def __init__(self, mod: Moderation, config: ChatConfig, now_ms: int) -> None:
+    def __init__(self, mod: Moderation, config: ChatSettings, now_ms: int) -> None:
         self.mod = mod
         self.version = 0
         #: user -> when they last posted; every refresh (``ChatRooms.refresh``) drops

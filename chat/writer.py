@@ -31,13 +31,13 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
-from chat.config import ChatConfig
 from chat.models import ChatMessage
 from chat.repository import message_view
 from live.db import Database
 from live.errors import Unavailable
 from live.outages import report_failure
 from live.roomlog import RoomLog
+from live.settings import ChatSettings
 from live.tasks import reraise_if_cancelling
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class ChatWriter:
     Not on ``live.coalesce``: ``submit`` must not wait, and batching rooms flush on a timer.
     """
 
-    def __init__(self, db: Database, room_log: RoomLog, config: ChatConfig) -> None:
+    def __init__(self, db: Database, room_log: RoomLog, config: ChatSettings) -> None:
         self._db = db
         self._log = room_log
         self._threshold = config.batch_threshold_per_s

@@ -36,7 +36,9 @@ def iso(ms: int | None) -> str | None:
     if ms is None:
         return None
     dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    # isoformat pads the year to four digits ("0574-..."); strftime's %Y does not on
+    # glibc ("574-..."), which is no RFC 3339 date-time.
+    return dt.replace(microsecond=0).isoformat()[:-6] + f".{ms % 1000:03d}Z"
 
 
 def to_ms(dt: datetime) -> int:

@@ -7,7 +7,8 @@ features; a feature's ``setup`` lives in its package's ``feature.py`` and reads:
     def setup_<feature>(wiring: Wiring, settings: <Feature>Settings, *, <needs>) -> <offers>
 
 - ``settings`` is a Protocol the feature declares with the settings it reads (read-only
-  properties); ``app.Settings`` satisfies it without the feature importing ``app``.
+  properties), which ``live.settings.Settings`` satisfies; or a part of the settings
+  model of its own (the chat's ``ChatSettings``).
 - ``<needs>`` are what the feature takes from another feature, typed by a Protocol or a
   callable type the feature declares (e.g. the shelf's ``MediaTime``); ``<offers>`` is
   what it hands back for ``app.py`` to pass on. Features never import each other:

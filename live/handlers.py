@@ -10,6 +10,16 @@ from aiohttp import hdrs, web
 
 from live import aiohttp_hooks
 from live.accounts import AccountService, user_dict
+from live.answers import (
+    AnnouncementAnswer,
+    FollowersAnswer,
+    FollowStatusAnswer,
+    SessionAnswer,
+    SessionDetailAnswer,
+    SignedInAnswer,
+    TicketAnswer,
+    UserAnswer,
+)
 from live.auth import GUEST_ROLE, TokenSigner
 from live.clock import to_ms
 from live.errors import InvalidInput, RateLimited
@@ -28,6 +38,7 @@ from live.http import (
     signed_in,
 )
 from live.models import Role, SessionStatus
+from live.openapi import Answer, follow, integer, operation, page_of, page_params, query
 from live.revocations import Revocations
 from live.roomchannel import RoomChannel
 from live.roomhub import Connection, RoomHub
@@ -39,6 +50,52 @@ from live.wsframe import accept_key
 #: A feature's part of ``GET /api/sessions/{id}``: given the session id and the session
 #: as already read (its status included, so no part reads it again), what it adds.
 SessionDetails = Callable[[int, Mapping[str, Any]], Awaitable[dict[str, Any]]]
+
+
+#: what the document says of ``GET /api/sessions/{id}/ws`` (a WebSocket, which OpenAPI
+#: cannot describe past the handshake)
+_ROOM_SOCKET = """\
+A WebSocket upgrade (`Upgrade: websocket`, `Connection: Upgrade`, `Sec-WebSocket-Key`,
+`Sec-WebSocket-Version: 13`): the room's live events, chat and likes. Anyone may
+connect; guests read only. Sign in with `Authorization: Bearer <token>` or, from a
+page, `?ticket=` (a bearer token in the URL, `?token=`, is refused: 401
+`token_in_url`). Refusals before the upgrade are ordinary HTTP errors (400
+`invalid_handshake` when it is not a WebSocket handshake, 429 `too_many_sockets`).
+
+After the upgrade the frames are JSON text. The server sends `hello` first
+(`{type, seq, epoch, recovered, server_time, connection, snapshot}`), then every room
+event `{seq, epoch, type, ts, data}` after `hello.seq`, in order, exactly once; `pong`
+answers `ping`, and `error {code, message, ref}` a refused client message. Reconnect
+with `since=<last seq>&epoch=<epoch>` to receive the missed events instead of a
+snapshot. Client messages are `{type, ref?, ...}` of at most 4 KiB (`ping`,
+`chat.send`, `like`, ...). Close codes: 1001 going away, 1011 internal error, 1013 try
+again later, 4003 forbidden (do not reconnect), 4008 slow consumer, 4009 resync,
+4029 too many errors.
+
+The protocol: `live/protocol.py` and `live/events.py`; chat and likes: `chat/API.md`;
+the shelf's events: `shelf/API.md`; README.md, "API".
+"""
+
+
+#: what a host does with a session just scheduled (the links stateful fuzzing follows)
+SESSION_NEXT = (
+    "get_api_sessions_id",
+    "post_api_sessions_id_start",
+    "post_api_sessions_id_end",
+    "post_api_sessions_id_announcements",
+    "get_api_sessions_id_shelf",
+    "post_api_sessions_id_shelf",
+    "get_api_sessions_id_chat_settings",
+    "put_api_sessions_id_chat_slow_mode",
+    "put_api_sessions_id_chat_keywords",
+    "post_api_sessions_id_chat_mutes",
+    "post_api_sessions_id_moderators",
+    "get_api_sessions_id_flash_sales",
+    "post_api_sessions_id_flash_sales",
+    "get_api_sessions_id_pins",
+    "get_api_sessions_id_stats",
+    "get_api_sessions_id_media_endpoint",
+)
 
 
 class LiveHandlers:
@@ -91,6 +148,13 @@ class LiveHandlers:
 
     # -- accounts (anyone; /api/me: signed in) ----------------------------------
 
+    @operation(
+        "Create an account (and sign in)",
+        tag="accounts",
+        body=SignupBody,
+        answers=Answer(201, SignedInAnswer),
+        errors=(409,),
+    )
     async def signup(self, request: web.Request) -> web.Response:
         body = await read_json(request, SignupBody)
         await self._guard.signup(self._guard.client_address(request))
@@ -99,18 +163,40 @@ class LiveHandlers:
         )
         return json_response(result.to_dict(), status=201)
 
+    @operation(
+        "Sign in",
+        tag="accounts",
+        body=LoginBody,
+        answers=Answer(200, SignedInAnswer),
+        errors=(401, 403),
+    )
     async def login(self, request: web.Request) -> web.Response:
         body = await read_json(request, LoginBody)
         await self._guard.login(body.username, self._guard.client_address(request))
         result = await self._accounts.login(body.username, body.password)
         return json_response(result.to_dict())
 
+    @operation(
+        "A ticket to open a room socket",
+        tag="accounts",
+        auth="signed_in",
+        answers=Answer(200, TicketAnswer),
+    )
     async def ticket(self, request: web.Request) -> web.Response:
         """A one-minute ticket to open a room socket as the caller (``?ticket=``):
         pages put it in the socket's URL instead of their bearer token."""
         ticket, expires = self._tokens.issue_ticket(signed_in(request))
         return json_response({"ticket": ticket, "expires_at": expires})
 
+    @operation(
+        "Get a guest cookie",
+        tag="accounts",
+        answers=Answer(
+            204,
+            description="the caller holds a guest cookie",
+            headers={"Set-Cookie": "the new guest cookie, unless a valid one came"},
+        ),
+    )
     async def guest(self, request: web.Request) -> web.Response:
         """Anyone: make sure the caller holds a guest cookie (``live.guests``), for
         clients that open room sockets or WHEP without loading a page first. 204; the
@@ -119,28 +205,48 @@ class LiveHandlers:
         await give_guest_cookie(request, response, self._guests, self._guard)
         return response
 
+    @operation(
+        "Sign out everywhere",
+        tag="accounts",
+        auth="signed_in",
+        answers=Answer(204, description="every token of the caller stopped counting"),
+    )
     async def logout(self, request: web.Request) -> web.Response:
         """Every token of the caller stops counting (on all their devices)."""
         await self._revocations.revoke(signed_in(request).user_id)
         return web.Response(status=204)
 
+    @operation("Disable an account", tag="admin", roles=("admin",), answers=Answer(200, UserAnswer))
     async def disable_user(self, request: web.Request) -> web.Response:
         """Admin: the account cannot sign in, and its tokens stop counting at once."""
         signed_in(request).require(Role.ADMIN)
         await self._revocations.revoke(path_id(request), disable=True)
         return json_response(user_dict(await self._accounts.get(path_id(request))))
 
+    @operation("Enable an account", tag="admin", roles=("admin",), answers=Answer(200, UserAnswer))
     async def enable_user(self, request: web.Request) -> web.Response:
+        """Admin: the account may sign in again (tokens revoked while it was disabled
+        stay revoked)."""
         signed_in(request).require(Role.ADMIN)
         await self._revocations.revoke(path_id(request), disable=False)
         return json_response(user_dict(await self._accounts.get(path_id(request))))
 
+    @operation(
+        "The caller's account", tag="accounts", auth="signed_in", answers=Answer(200, UserAnswer)
+    )
     async def me(self, request: web.Request) -> web.Response:
         user = await self._accounts.get(signed_in(request).user_id)
         return json_response(user_dict(user))
 
     # -- sessions -------------------------------------------------------------------
 
+    @operation(
+        "Schedule a session",
+        tag="sessions",
+        roles=("host",),
+        body=CreateSessionBody,
+        answers=Answer(201, SessionAnswer, links=follow(*SESSION_NEXT)),
+    )
     async def create_session(self, request: web.Request) -> web.Response:
         """Host only."""
         caller = signed_in(request)
@@ -148,6 +254,16 @@ class LiveHandlers:
         scheduled = to_ms(body.scheduled_at) if body.scheduled_at else None
         return json_response(await self._sessions.create(caller, body.title, scheduled), status=201)
 
+    @operation(
+        "List sessions",
+        tag="sessions",
+        answers=Answer(200, page_of("sessions", SessionAnswer)),
+        params=[
+            query("status", {"type": "string", "enum": [s.value for s in SessionStatus]}),
+            query("host_id", integer(0), "only this host's sessions"),
+            *page_params(200),
+        ],
+    )
     async def list_sessions(self, request: web.Request) -> web.Response:
         """Anyone. ``?status=scheduled|live|ended&host_id=&limit=&before_id=``: newest
         first, ``limit`` 1..200 (default 50), ``next_before_id`` (``live.paging``)."""
@@ -161,6 +277,7 @@ class LiveHandlers:
         sessions = await self._sessions.list(page, status=status, host_id=host_id)
         return json_response(page.answer("sessions", sessions))
 
+    @operation("A session", tag="sessions", answers=Answer(200, SessionDetailAnswer))
     async def get_session(self, request: web.Request) -> web.Response:
         """Anyone. The session plus what features add (e.g. its shelf)."""
         session_id = path_id(request)
@@ -169,14 +286,36 @@ class LiveHandlers:
             session.update(await provider(session_id, session))
         return json_response(session)
 
+    @operation(
+        "Go live",
+        tag="sessions",
+        roles=("host",),
+        answers=Answer(200, SessionAnswer),
+        errors=(409,),
+    )
     async def start_session(self, request: web.Request) -> web.Response:
         """The session's host."""
         return json_response(await self._sessions.start(signed_in(request), path_id(request)))
 
+    @operation(
+        "End a live session",
+        tag="sessions",
+        roles=("host",),
+        answers=Answer(200, SessionAnswer),
+        errors=(409,),
+    )
     async def end_session(self, request: web.Request) -> web.Response:
         """The session's host."""
         return json_response(await self._sessions.end(signed_in(request), path_id(request)))
 
+    @operation(
+        "Announce to the room",
+        tag="sessions",
+        roles=("host",),
+        body=AnnouncementBody,
+        answers=Answer(201, AnnouncementAnswer),
+        errors=(409,),
+    )
     async def announce(self, request: web.Request) -> web.Response:
         """The session's host: a banner message to every viewer."""
         caller = signed_in(request)
@@ -186,6 +325,39 @@ class LiveHandlers:
 
     # -- the room channel (anyone; guests read only) -----------------------------
 
+    @operation(
+        "The room channel (WebSocket)",
+        tag="sessions",
+        answers=Answer(
+            101,
+            description="switching to the WebSocket protocol (RFC 6455; no extensions)",
+            headers={
+                "Upgrade": "websocket",
+                "Connection": "upgrade",
+                "Sec-WebSocket-Accept": "the handshake's answer to Sec-WebSocket-Key",
+            },
+        ),
+        params=[
+            query(
+                "since",
+                integer(0, 2**53),
+                "the last event seq the client holds: resume after it (with epoch)",
+            ),
+            query(
+                "epoch",
+                {"type": "string", "maxLength": 32, "pattern": "^[A-Za-z0-9]+$"},
+                "the room history's epoch the server sent (hello.epoch, events' epoch)",
+            ),
+            query(
+                "ticket",
+                {"type": "string"},
+                "a one-minute room ticket (POST /api/auth/ticket): how a page signs its "
+                "socket in, since a browser cannot send Authorization on it",
+            ),
+        ],
+        errors=(401,),
+        description=_ROOM_SOCKET,
+    )
     async def room_socket(self, request: web.Request) -> web.StreamResponse:
         """The upgrade is answered here; then the socket leaves aiohttp (``RoomSocket``).
 
@@ -305,6 +477,7 @@ class FollowHandlers:
             web.delete("/api/hosts/{id}/follow", self.unfollow),
         ]
 
+    @operation("A host's followers", tag="follows", answers=Answer(200, FollowersAnswer))
     async def followers(self, request: web.Request) -> web.Response:
         """``{host_id, followers, following}``; its host and admins also get ``over_time``."""
         caller = principal(request)
@@ -314,8 +487,23 @@ class FollowHandlers:
             body["over_time"] = await self._follows.over_time(host_id)
         return json_response(body)
 
+    @operation(
+        "Follow a host",
+        tag="follows",
+        auth="signed_in",
+        answers=Answer(200, FollowStatusAnswer),
+        errors=(403,),
+    )
     async def follow(self, request: web.Request) -> web.Response:
+        """Viewers only (others: 403 ``role_not_allowed``); following a host twice
+        changes nothing."""
         return json_response(await self._follows.follow(signed_in(request), path_id(request)))
 
+    @operation(
+        "Stop following a host",
+        tag="follows",
+        auth="signed_in",
+        answers=Answer(200, FollowStatusAnswer),
+    )
     async def unfollow(self, request: web.Request) -> web.Response:
         return json_response(await self._follows.unfollow(signed_in(request), path_id(request)))

@@ -31,9 +31,15 @@ from alembic.script import ScriptDirectory
 from redis.asyncio import Redis
 from sqlalchemy import text
 
+from .answers import AliveAnswer, ReadyAnswer
 from .db import Database, alembic_config
 from .http import json_response
+from .openapi import Answer, operation
 from .tasks import reraise_if_cancelling
+
+#: Probes carry no account: a token sent along is not even read (its check could need
+#: Redis, and a probe must answer while Redis is down)
+HEALTH_PATHS = frozenset({"/healthz", "/readyz"})
 
 #: A check of a dependency: it returns when the dependency is there and raises if not.
 Reachable = Callable[[], Awaitable[None]]
@@ -67,10 +73,27 @@ class Health:
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/healthz", self.alive), web.get("/readyz", self.ready)]
 
+    @operation("Liveness: the process answers", tag="health", answers=Answer(200, AliveAnswer))
     async def alive(self, _request: web.Request) -> web.Response:
         return json_response({"alive": True})
 
+    @operation(
+        "Readiness: the process can do its work",
+        tag="health",
+        answers=[
+            Answer(200, ReadyAnswer, description="every check is ok"),
+            Answer(
+                503,
+                ReadyAnswer,
+                description="not ready: the checks say which failed and why",
+                headers={"Retry-After": "seconds to wait before asking again"},
+            ),
+        ],
+    )
     async def ready(self, _request: web.Request) -> web.Response:
+        """``200`` when every check (database, Redis if configured, migrations, the media
+        home on a worker of several, outbox, start-up) is ``"ok"``, else ``503`` with the
+        same body saying which failed and why (``live/health.py``)."""
         probes: dict[str, Callable[[], Awaitable[str | None]]] = {"database": self._database}
         if self._redis is not None:
             probes["redis"] = self._ping

@@ -42,7 +42,6 @@ from aiohttp import web
 from live.http import principal_key
 
 LogFormat = Literal["text", "json"]
-LOG_FORMATS: Final = ("text", "json")
 REQUEST_ID_HEADER: Final = "X-Request-Id"
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

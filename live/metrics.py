@@ -51,6 +51,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
 from live.errors import Forbidden
+from live.openapi import Answer, not_in_api, operation
 
 log = logging.getLogger(__name__)
 
@@ -314,7 +315,21 @@ class MetricsEndpoint:
             return False
         return address.is_loopback or any(address in n for n in self._allow)
 
+    @operation(
+        "Prometheus metrics",
+        tag="health",
+        answers=Answer(
+            200,
+            media_type=CONTENT_TYPE_LATEST,
+            description="the text exposition format (every worker's samples, by worker)",
+        ),
+        errors=(403,),
+    )
     async def public(self, request: web.Request) -> web.Response:
+        """Prometheus's text exposition format. For clients on loopback, in
+        ``LIVESHELF_METRICS_ALLOW``, or with ``Authorization: Bearer
+        <LIVESHELF_METRICS_TOKEN>`` (the metrics token, not an account's); everyone
+        else: 403 ``metrics_forbidden``."""
         if not self.may_read(request):
             raise Forbidden(
                 "metrics_forbidden",
@@ -333,6 +348,7 @@ class MetricsEndpoint:
         per_worker[self._worker] = own
         return _exposition(render(with_workers(per_worker)))
 
+    @not_in_api("between the workers of a group only (a token derived from the secret)")
     async def internal(self, request: web.Request) -> web.Response:
         shown = request.headers.get(INTERNAL_HEADER, "")
         if not hmac.compare_digest(shown.encode(), self._internal.encode()):

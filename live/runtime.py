@@ -53,9 +53,11 @@ from typing import Any
 
 from aiohttp import web
 
+from live.answers import RuntimeAnswer
 from live.errors import InvalidInput
 from live.http import json_response, signed_in
 from live.models import Role
+from live.openapi import Answer, operation, query
 
 GENERATIONS = 3
 #: a pause longer than this is counted apart (``pauses_over_10ms``)
@@ -63,6 +65,8 @@ SLOW_PAUSE_S = 0.010
 #: classes listed by ``types=1``, the most numerous first
 TYPES_KEPT = 300
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+#: a ``0``/``1`` query flag's schema
+_FLAG = {"type": "integer", "enum": [0, 1]}
 
 
 class GcPauses:
@@ -291,6 +295,18 @@ class RuntimeStats:
         yield
         self.pauses.uninstall()
 
+    @operation(
+        "What the process holds",
+        tag="admin",
+        roles=("admin",),
+        answers=Answer(200, RuntimeAnswer),
+        params=[
+            query("since", {"type": "number"}, "gc.now_s of an earlier answer: adds gc.window"),
+            query("objects", _FLAG, "1: count the census classes' instances (walks the heap)"),
+            query("types", _FLAG, "1: count every class's instances (walks the heap)"),
+            query("collect", _FLAG, "1: run a full collection first"),
+        ],
+    )
     async def runtime(self, request: web.Request) -> web.Response:
         """Admins only (401 guests, 403 every other role)."""
         signed_in(request).require(Role.ADMIN)

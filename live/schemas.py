@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -32,9 +32,22 @@ class Body(BaseModel):
 
 
 def _aware(value: datetime) -> datetime:
+    """A time with its zone, within what the columns hold (milliseconds since 1970, and
+    an ISO year of four digits in UTC): 9999-12-31T23:59:59-05:00 is past year 9999 in
+    UTC, and converting it overflowed (a 500 the schema fuzzing found)."""
     if value.tzinfo is None:
         raise ValueError("give a timezone, e.g. 2026-11-28T20:00:00Z")
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not _EPOCH <= utc <= _LAST:
+        raise ValueError("give a time between 1970 and 9999 (UTC)")
     return value
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LAST = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware)]
@@ -149,7 +162,8 @@ class SignupBody(Body):
 
 
 class LoginBody(Body):
-    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    #: any text but NUL, which no username holds and PostgreSQL refuses in a query
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00]+$")]
     password: Annotated[
         str, StringConstraints(min_length=1, max_length=128, strip_whitespace=False)
     ]

@@ -8,6 +8,13 @@ processes and keeps them running: a worker that exits is started again (after
 kernel spreads incoming connections over them; what they share beyond that lives in
 PostgreSQL and Redis (see ``media.forward`` for the media).
 
+``serve`` runs aiohttp's own ``web.AppRunner`` and ``web.TCPSite``s, not
+``web.run_app``, which cannot do what it adds: sites of different kinds on one runner
+(the public one with ``SO_REUSEPORT`` and TLS, the internal one plain; ``run_app``
+gives every site the same), the connection cap and the reaper installed on the
+runner's server before any site opens, and SIGTERM told from SIGINT (``run_app``
+stops the same way on both) so that a worker can drain.
+
 Stopping, told apart by the signal:
 
 - **SIGTERM to one worker** (a rolling restart: the supervisor starts it again once it
@@ -34,6 +41,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -46,6 +54,7 @@ from aiohttp import web
 
 from .conncap import ConnectionCap, Network
 from .reaper import ConnectionReaper
+from .settings import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +76,35 @@ class Bind:
 
 #: what a worker does between SIGTERM (its public sockets closed) and its shutdown
 Drain = Callable[[], Awaitable[None]]
+
+
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """uvloop when installed (its C transports halve the cost of each socket write in
+    fan-out; see bench/RESULTS.md), else asyncio's own (``LIVESHELF_EVENT_LOOP``)."""
+    if kind in ("auto", "uvloop"):
+        try:
+            import uvloop
+        except ImportError:
+            if kind == "uvloop":
+                raise ConfigError("LIVESHELF_EVENT_LOOP=uvloop: uvloop is not installed") from None
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def internal_urls(host: str, base_port: int, workers: int) -> tuple[str, ...]:
+    """Each worker's URL for the other workers, by index: ``host`` at ``base_port`` + the
+    index, or at a free port each when ``base_port`` is 0."""
+    ports = [base_port + i if base_port else _free_port(host) for i in range(workers)]
+    in_url = f"[{host}]" if ":" in host else host
+    return tuple(f"http://{in_url}:{port}" for port in ports)
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def serve(

@@ -43,9 +43,10 @@ from redis.exceptions import RedisError
 from live.errors import Conflict, Unavailable
 from live.guard import Guard
 from live.http import Handler
+from live.settings import NODE_NAME
 
 from .forward import INTERNAL_HEADER, LocalMediaControl, MediaForwarder, is_internal
-from .nodes import NODE_NAME, NodeBoard, NodeChooser, NodeLoad
+from .nodes import NodeBoard, NodeChooser, NodeLoad
 from .placement import CpuMeter, LoadBoard, Placement, State, WorkerLoad
 from .pull import MediaProcess, Pulled
 from .tokens import MediaTokens

@@ -62,7 +62,7 @@ PEER_CLASSES = (
 
 
 class MediaSettings(Protocol):
-    """The settings the media reads (``app.Settings`` has them)."""
+    """The settings the media reads (``live.settings.Settings`` has them)."""
 
     @property
     def secret(self) -> str: ...
@@ -94,7 +94,14 @@ class MediaSettings(Protocol):
     def node(self) -> str: ...
     @property
     def public_url(self) -> str: ...
-    def turn_config(self) -> TurnConfig: ...
+    @property
+    def turn_urls(self) -> tuple[str, ...]: ...
+    @property
+    def turn_secret(self) -> str: ...
+    @property
+    def turn_ttl_s(self) -> int: ...
+    @property
+    def browser_stun(self) -> tuple[str, ...]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,14 +269,19 @@ def setup_media(wiring: Wiring, settings: MediaSettings) -> MediaFeature:
     end_node = None if group is None else group.end_node_session
     routes += internal_routes(local, token, end_node)
     routes += handlers.endpoint_routes()
-    ice = IceServers(settings.turn_config(), core.sessions, core.guests, time.time)
+    turn = TurnConfig(
+        settings.turn_urls, settings.turn_secret, settings.turn_ttl_s, settings.browser_stun
+    )
+    ice = IceServers(turn, core.sessions, core.guests, time.time)
     routes += ice.routes()
     subapps = handlers.applications()
     if group is not None:
         subapps["/whep"].middlewares.append(group.resource_middleware())
         if group.home is not None:  # ingest, recording and cover are the home's
-            routes += group.home.routes()
-            subapps["/whip"] = group.home.applications(settings.cors_origin)["/whip"]
+            # the home's routes, forwarded: the same API here as there
+            routes += group.home.forwarding(handlers.routes())
+            whip = handlers.kind_routes("whip")
+            subapps["/whip"] = group.home.application(whip, settings.cors_origin)
         else:
             routes += handlers.routes()
     else:

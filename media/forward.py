@@ -18,12 +18,13 @@ media_unavailable`` with ``Retry-After``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import aiohttp
@@ -32,9 +33,17 @@ from multidict import CIMultiDict
 from pydantic import BaseModel, Field
 
 from live.errors import Forbidden, InvalidInput, LiveshelfError, Unavailable
-from live.http import error_from_answer, error_response, json_response, path_id, read_json
+from live.http import (
+    Handler,
+    error_from_answer,
+    error_response,
+    json_response,
+    path_id,
+    read_json,
+)
+from live.openapi import not_in_api
 
-from .handlers import cors_hook
+from .handlers import media_application
 from .pull import MediaProcess, Pulled
 from .service import MediaService
 
@@ -191,24 +200,29 @@ class MediaForwarder:
         assert answer is not None  # nothing is held back without ``unless``
         return answer
 
-    def routes(self) -> list[web.RouteDef]:
-        """The recording and cover downloads, forwarded (on the main application)."""
+    def forwarding(self, routes: Iterable[web.RouteDef]) -> list[web.RouteDef]:
+        """``routes`` (the worker's, e.g. the recording and cover downloads) with
+        every request passed on: the same methods and paths, and the same operations
+        in the API document (``live.openapi``), as where they are served."""
         return [
-            web.get("/api/sessions/{id}/recording", self.pass_on),
-            web.get("/api/sessions/{id}/cover.jpg", self.pass_on),
+            web.RouteDef(route.method, route.path, self._passing_on(route.handler), route.kwargs)
+            for route in routes
         ]
 
-    def applications(self, cors_origin: str) -> dict[str, web.Application]:
-        """``/whip`` and ``/whep`` sub-applications forwarding everything under them,
-        with the CORS headers the home's add (also on this worker's own errors)."""
-        add_cors = cors_hook(cors_origin)
-        apps = {}
-        for kind in ("whip", "whep"):
-            app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", self.pass_on)
-            app.on_response_prepare.append(add_cors)
-            apps[f"/{kind}"] = app
-        return apps
+    def application(self, routes: Iterable[web.RouteDef], cors_origin: str) -> web.Application:
+        """A ``/whip`` or ``/whep`` sub-application forwarding ``routes`` (the worker's
+        own), with the CORS headers the worker's add (also on this worker's own errors:
+        a 401, or a 404/405 for a path or method none of them takes)."""
+        return media_application(self.forwarding(routes), cors_origin)
+
+    def _passing_on(self, served: Handler) -> Handler:
+        """``pass_on`` dressed as ``served`` (its name, docstring and operation)."""
+
+        @functools.wraps(served)
+        async def pass_on(request: web.Request) -> web.StreamResponse:
+            return await self.pass_on(request)
+
+        return pass_on
 
     # -- MediaControl ----------------------------------------------------------------
 
@@ -422,6 +436,7 @@ def internal_routes(
             raise Forbidden("internal_only", "this route is for liveshelf's own workers")
         return path_id(request)
 
+    @not_in_api("between workers")
     async def end(request: web.Request) -> web.Response:
         session_id = check(request)
         if request.query.get("scope") == "node" and end_node is not None:
@@ -430,15 +445,18 @@ def internal_routes(
             await control.end_session(session_id)
         return json_response({"ended": True})
 
+    @not_in_api("between workers")
     async def media_time(request: web.Request) -> web.Response:
         return json_response({"media_time_s": await control.media_time(check(request))})
 
+    @not_in_api("between workers")
     async def identify(request: web.Request) -> web.Response:
         session_id = check(request)
         body = await read_json(request, _Identify)
         claimed = await control.identify_viewer(session_id, body.resource_id, body.user_id)
         return json_response({"claimed": claimed})
 
+    @not_in_api("between workers")
     async def pull(request: web.Request) -> web.Response:
         session_id = check(request)
         offer = await request.text()
@@ -458,11 +476,13 @@ def internal_routes(
             },
         )
 
+    @not_in_api("between workers")
     async def status(request: web.Request) -> web.Response:
         if not is_internal(request, token):
             raise Forbidden("internal_only", "this route is for liveshelf's own workers")
         return json_response(control.status())
 
+    @not_in_api("between workers")
     async def release(request: web.Request) -> web.Response:
         await control.release(check(request), request.match_info["resource_id"])
         return json_response({"released": True})

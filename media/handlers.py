@@ -57,8 +57,10 @@ from live.http import (
     signed_in,
 )
 from live.models import Role, SessionStatus
+from live.openapi import Answer, Param, operation, query
 from live.sessions import SessionService
 
+from .answers import MediaEndpointAnswer
 from .config import MediaConfig
 from .protocol import Resource
 from .recording import MATROSKA_MIME, MP4_MIME, incomplete_reason, recording_mime
@@ -77,6 +79,66 @@ PREFLIGHT_MAX_AGE_S = 600
 _ROLE: dict[Kind, Literal["publisher", "viewer"]] = {"whip": "publisher", "whep": "viewer"}
 #: what ``GET /api/sessions/{id}`` says of the session's recording (``recording_details``)
 RECORDING_STATES = ("none", "recording", "off", "incomplete", "complete")
+
+# -- the API document (``live.openapi``) -----------------------------------------------
+
+TAG = "media"
+_RESOURCE_ID = Param(
+    "resource_id",
+    "path",
+    {"type": "string"},
+    "as the offer's answer's Location names it (a random token; with several workers "
+    "after ``w<worker>.``, with several nodes after ``<node>.w<worker>.``)",
+)
+_IF_MATCH = Param(
+    "If-Match",
+    "header",
+    {"type": "string"},
+    "the resource's ETag (412 etag_mismatch if not); ``*`` asks for an ICE restart, "
+    "which is not supported (422 ice_restart_unsupported)",
+)
+_MEDIA_TOKEN = query(
+    "token",
+    {"type": "string"},
+    "a media URL's token (``GET /api/sessions/{id}/media-endpoint``, or a full node's "
+    "307): it stands for the caller, instead of Authorization",
+)
+_CREATED_HEADERS = {
+    "Location": "the resource, relative to the URL that answered: PATCH and DELETE it",
+    "ETag": "the ICE session (If-Match on PATCH)",
+    "Accept-Patch": SDPFRAG,
+    "Link": 'one per ICE server: ``<url>; rel="ice-server"`` (RFC 9725 s4.6)',
+}
+_SDP_ERRORS = (400, 408, 413, 415)
+_PATCHED = Answer(204, description="the candidates were taken (or ignored: see ICE)")
+_DELETED = Answer(200, description="ended (no body)")
+_RANGE = Param(
+    "Range",
+    "header",
+    {"type": "string"},
+    "one byte range, ``bytes=<first>-[<last>]`` or ``bytes=-<suffix>`` (206); a malformed "
+    "or unsatisfiable one is a 416",
+)
+_FILE_HEADERS = {
+    "ETag": "the file's version (If-None-Match, If-Range)",
+    "Last-Modified": "when the file was last written",
+    "Accept-Ranges": "bytes",
+}
+_RECORDING_HEADERS = {
+    **_FILE_HEADERS,
+    "Liveshelf-Recording": "``incomplete; reason=...`` for a recording cut short (a full "
+    "disk); absent for a whole one",
+}
+_RECORDING_TYPES = (
+    "``video/webm`` (VP8), ``video/mp4`` (H.264, once its copy was written after the "
+    "session ended) or ``video/x-matroska`` (H.264 until then)"
+)
+_NOT_MODIFIED = Answer(
+    304,
+    description="If-None-Match / If-Modified-Since: not modified",
+    headers={name: _FILE_HEADERS[name] for name in ("ETag", "Last-Modified")},
+)
+_NO_PRECONDITION = Answer(412, description="If-Match / If-Unmodified-Since failed (no body)")
 
 
 class ViewerPlacement(Protocol):
@@ -156,26 +218,23 @@ class MediaHandlers:
     def applications(self) -> dict[str, web.Application]:
         """``{"/whip": ..., "/whep": ...}``: the WHIP and WHEP routes, each a
         sub-application to mount at its prefix (``app.add_subapp``)."""
-        apps = {}
-        add_cors = cors_hook(self._cors_origin)
-        for kind in ("whip", "whep"):
-            post = self.publish if kind == "whip" else self.play
-            patch = self.patch_publisher if kind == "whip" else self.patch_viewer
-            delete = self.delete_publisher if kind == "whip" else self.delete_viewer
-            app = web.Application()
-            app.add_routes(
-                [
-                    web.post("/{session_id}", post),
-                    web.route("OPTIONS", "/{session_id}", self.options_endpoint),
-                    web.patch("/{session_id}/{resource_id}", patch),
-                    web.delete("/{session_id}/{resource_id}", delete),
-                    web.route("OPTIONS", "/{session_id}/{resource_id}", self.options_resource),
-                ]
-            )
-            app.on_response_prepare.append(add_cors)
-            app.on_response_prepare.append(security_headers)
-            apps[f"/{kind}"] = app
-        return apps
+        return {
+            f"/{kind}": media_application(self.kind_routes(kind), self._cors_origin)
+            for kind in ("whip", "whep")
+        }
+
+    def kind_routes(self, kind: Kind) -> list[web.RouteDef]:
+        """The routes of the ``/{kind}`` sub-application (paths relative to it)."""
+        post = self.publish if kind == "whip" else self.play
+        patch = self.patch_publisher if kind == "whip" else self.patch_viewer
+        delete = self.delete_publisher if kind == "whip" else self.delete_viewer
+        return [
+            web.post("/{session_id}", post),
+            web.route("OPTIONS", "/{session_id}", self.options_endpoint),
+            web.patch("/{session_id}/{resource_id}", patch),
+            web.delete("/{session_id}/{resource_id}", delete),
+            web.route("OPTIONS", "/{session_id}/{resource_id}", self.options_resource),
+        ]
 
     def endpoint_routes(self) -> list[web.RouteDef]:
         """The media endpoint (on the main application, in every worker)."""
@@ -204,7 +263,28 @@ class MediaHandlers:
 
     # -- WHIP: the session's host ------------------------------------------------------
 
+    @operation(
+        "WHIP: publish the session's stream",
+        tag=TAG,
+        roles=("host",),
+        body_media_type=SDP,
+        answers=Answer(
+            201,
+            media_type=SDP,
+            description="the answer SDP (with all the server's candidates)",
+            headers={
+                **_CREATED_HEADERS,
+                "Liveshelf-Recording": "``off; reason=...`` when the show goes live but "
+                "cannot be recorded",
+            },
+        ),
+        errors=(*_SDP_ERRORS, 406, 409),
+    )
     async def publish(self, request: web.Request) -> web.Response:
+        """The session's host (or an admin) offers its WebRTC stream (RFC 9725): one
+        Opus audio and one VP8 or H.264 video section at most. Allowed while the
+        session is scheduled (a preview) or live; one publisher at a time
+        (``409 publisher_exists``)."""
         session_id = path_id(request, "session_id")
         caller = signed_in(request)
         row = await self._sessions.owned(caller, session_id)
@@ -218,17 +298,56 @@ class MediaHandlers:
             raise Conflict("session_ended", "the session has ended")
         return self._created("whip", resource)
 
+    @operation(
+        "WHIP: trickle ICE candidates",
+        tag=TAG,
+        roles=("host",),
+        body_media_type=SDPFRAG,
+        params=[_RESOURCE_ID, _IF_MATCH],
+        answers=_PATCHED,
+        errors=(*_SDP_ERRORS, 412, 422),
+    )
     async def patch_publisher(self, request: web.Request) -> web.Response:
+        """Candidates and/or ``a=end-of-candidates`` for the publisher's ICE session
+        (RFC 8840); ICE restarts are not supported."""
         await self._sessions.owned(signed_in(request), path_id(request, "session_id"))
         return await self._patch(request, "whip")
 
+    @operation(
+        "WHIP: stop publishing",
+        tag=TAG,
+        roles=("host",),
+        params=[_RESOURCE_ID],
+        answers=_DELETED,
+    )
     async def delete_publisher(self, request: web.Request) -> web.Response:
+        """Ends the ingest: viewers stay connected and resume on the next publisher's
+        first keyframe."""
         await self._sessions.owned(signed_in(request), path_id(request, "session_id"))
         return await self._delete(request, "whip")
 
     # -- WHEP: anyone allowed to watch ---------------------------------------------------
 
+    @operation(
+        "WHEP: play the session",
+        tag=TAG,
+        body_media_type=SDP,
+        params=[_MEDIA_TOKEN],
+        answers=[
+            Answer(201, media_type=SDP, description="the answer SDP", headers=_CREATED_HEADERS),
+            Answer(
+                307,
+                description="this node is full: offer again at Location (another node's "
+                "WHEP URL, with a token)",
+                headers={"Location": "the other node's WHEP URL"},
+            ),
+        ],
+        errors=(*_SDP_ERRORS, 401, 406, 409),
+    )
     async def play(self, request: web.Request) -> web.StreamResponse:
+        """A viewer offers to receive the session's stream: anyone (guests too) while
+        it is live, its host also before (a preview). The offer must receive; the
+        session's video codec is the publisher's."""
         session_id = path_id(request, "session_id")
         token = request.query.get("token")
         guest_id = None
@@ -266,6 +385,12 @@ class MediaHandlers:
         )
         return self._created("whep", resource)
 
+    @operation(
+        "Where to play the session from",
+        tag=TAG,
+        answers=Answer(200, MediaEndpointAnswer),
+        errors=(409,),
+    )
     async def media_endpoint(self, request: web.Request) -> web.Response:
         """Where the caller plays the session from: ``{"url", "node", "expires_at"}``;
         the URL's token stands for the caller (``Authorization`` is not needed there)."""
@@ -285,19 +410,60 @@ class MediaHandlers:
         url = f"{base}/whep/{session_id}?token={quote(token)}"
         return json_response({"url": url, "node": node, "expires_at": expires_at})
 
+    @operation(
+        "WHEP: trickle ICE candidates",
+        tag=TAG,
+        body_media_type=SDPFRAG,
+        params=[_RESOURCE_ID, _IF_MATCH],
+        answers=_PATCHED,
+        errors=(*_SDP_ERRORS, 412, 422),
+    )
     async def patch_viewer(self, request: web.Request) -> web.Response:
+        """Candidates and/or ``a=end-of-candidates`` for the viewer's ICE session
+        (RFC 8840): whoever holds the Location; ICE restarts are not supported."""
         return await self._patch(request, "whep")
 
+    @operation("WHEP: stop playing", tag=TAG, params=[_RESOURCE_ID], answers=_DELETED)
     async def delete_viewer(self, request: web.Request) -> web.Response:
+        """Ends the playback (whoever holds the Location)."""
         return await self._delete(request, "whep")
 
     # -- OPTIONS (CORS preflight) ------------------------------------------------------
 
+    @operation(
+        "CORS preflight of a WHIP or WHEP endpoint",
+        tag=TAG,
+        answers=Answer(
+            204,
+            headers={
+                "Allow": ENDPOINT_METHODS,
+                "Access-Control-Allow-Methods": ENDPOINT_METHODS,
+                "Access-Control-Allow-Headers": ALLOW_HEADERS,
+                "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_S),
+                "Accept-Post": SDP,
+            },
+        ),
+    )
     async def options_endpoint(self, _request: web.Request) -> web.Response:
         headers = self._preflight(ENDPOINT_METHODS)
         headers["Accept-Post"] = SDP
         return web.Response(status=204, headers=headers)
 
+    @operation(
+        "CORS preflight of a WHIP or WHEP resource",
+        tag=TAG,
+        params=[_RESOURCE_ID],
+        answers=Answer(
+            204,
+            headers={
+                "Allow": RESOURCE_METHODS,
+                "Access-Control-Allow-Methods": RESOURCE_METHODS,
+                "Access-Control-Allow-Headers": ALLOW_HEADERS,
+                "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_S),
+                "Accept-Patch": SDPFRAG,
+            },
+        ),
+    )
     async def options_resource(self, _request: web.Request) -> web.Response:
         headers = self._preflight(RESOURCE_METHODS)
         headers["Accept-Patch"] = SDPFRAG
@@ -305,7 +471,36 @@ class MediaHandlers:
 
     # -- recordings: anyone, for live and ended sessions ---------------------------------
 
+    @operation(
+        "The session's recording",
+        tag=TAG,
+        params=[_RANGE],
+        answers=[
+            Answer(
+                200,
+                media_type="video/*",
+                description=f"the whole recording: {_RECORDING_TYPES}",
+                headers=_RECORDING_HEADERS,
+            ),
+            Answer(
+                206,
+                media_type="video/*",
+                description="the range asked for",
+                headers={**_RECORDING_HEADERS, "Content-Range": "``bytes <first>-<last>/<size>``"},
+            ),
+            _NOT_MODIFIED,
+            _NO_PRECONDITION,
+            Answer(
+                416,
+                description="the Range is malformed or past the end (no body)",
+                headers={"Content-Range": "``bytes */<size>``"},
+            ),
+        ],
+    )
     async def recording(self, request: web.Request) -> web.FileResponse:
+        """The recording of a live or ended session, as far as it is written: WebM for
+        VP8; for H.264 MP4 once its copy was written after the session ended, Matroska
+        until then. ``404 no_recording`` before anything was recorded."""
         session_id = path_id(request)
         row = await self._sessions.get_row(session_id)
         cut_short = self._cut_short(session_id)
@@ -336,7 +531,21 @@ class MediaHandlers:
             self._media.copy_to_mp4(path)
         return web.FileResponse(path, headers={"Content-Type": content_type, **cut_short})
 
+    @operation(
+        "The session's latest cover picture",
+        tag=TAG,
+        answers=[
+            Answer(
+                200,
+                media_type="image/jpeg",
+                headers={**_FILE_HEADERS, "Cache-Control": "no-cache"},
+            ),
+            _NOT_MODIFIED,
+        ],
+    )
     async def cover(self, request: web.Request) -> web.FileResponse:
+        """A frame of the session's video, renewed while it is live (``404 no_cover``
+        before the first)."""
         session_id = path_id(request)
         row = await self._sessions.get_row(session_id)
         path = self._media.cover_path(session_id) or self._on_disk(session_id, "jpg")
@@ -447,6 +656,16 @@ class MediaHandlers:
             return None
         path = directory / f"session-{session_id}.{suffix}"
         return path if path.is_file() else None
+
+
+def media_application(routes: list[web.RouteDef], cors_origin: str) -> web.Application:
+    """A WHIP or WHEP sub-application of ``routes``, whose every answer (errors
+    included) carries the CORS and security headers."""
+    app = web.Application()
+    app.add_routes(routes)
+    app.on_response_prepare.append(cors_hook(cors_origin))
+    app.on_response_prepare.append(security_headers)
+    return app
 
 
 def cors_hook(origin: str) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -28,8 +27,6 @@ from .pull import MediaProcess
 
 log = logging.getLogger(__name__)
 
-#: a node's name: what ``LIVESHELF_NODE`` may be (resource ids start with it)
-NODE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 #: a session's origin record outlives a crashed node that never cleared it this long
 ORIGIN_TTL_S = 86_400
 

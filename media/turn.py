@@ -43,7 +43,10 @@ from live.errors import Conflict
 from live.guests import GUEST_COOKIE, GuestIds
 from live.http import json_response, path_id, principal
 from live.models import SessionStatus
+from live.openapi import Answer, operation
 from live.sessions import SessionService
+
+from .answers import IceServersAnswer
 
 TURN_SCHEMES = ("turn:", "turns:")
 STUN_SCHEMES = ("stun:", "stuns:")
@@ -115,7 +118,16 @@ class IceServers:
             )
         return {"ice_servers": servers, "expires_at": expires}
 
+    @operation(
+        "ICE servers for the session's WebRTC peers",
+        tag="media",
+        answers=Answer(200, IceServersAnswer, headers={"Cache-Control": "no-store"}),
+        errors=(409,),
+    )
     async def handle(self, request: web.Request) -> web.Response:
+        """STUN URLs and a TURN credential that expires (TURN REST API), ready for
+        ``new RTCPeerConnection({iceServers})``: for anyone who may watch, guests too;
+        ``409 session_ended`` after the end."""
         session_id = path_id(request)
         row = await self._sessions.get_row(session_id)
         if row.status == SessionStatus.ENDED.value:

@@ -25,6 +25,7 @@ from live.feature import Wiring
 from live.guard import Guard
 from live.http import SECURITY_HEADERS
 from live.models import SessionStatus
+from live.openapi import not_in_api
 from live.outbox import Outbox, OutboxRelay
 from live.roomlog import RoomLog
 from live.sessions import SessionService
@@ -51,14 +52,14 @@ from shelf.stock import StockService
 
 
 class ShelfSettings(Protocol):
-    """The settings the shelf reads (``app.Settings`` has them)."""
+    """The settings the shelf reads (``live.settings.Settings`` has them)."""
 
     @property
     def flash_reserve_lead_s(self) -> int: ...
 
 
 class OrderSettings(Protocol):
-    """The settings the orders read (``app.Settings`` has them)."""
+    """The settings the orders read (``live.settings.Settings`` has them)."""
 
     @property
     def commission_hold_days(self) -> int: ...
@@ -263,6 +264,7 @@ def setup_stats(wiring: Wiring) -> None:
     wiring.routes.extend(StatsHandlers(stats).routes())
     plotly_js = Path(str(resources.files("plotly") / "package_data" / "plotly.min.js"))
 
+    @not_in_api("a vendored script file (plotly.js) for the stats dashboard page")
     async def charts(_request: web.Request) -> web.FileResponse:
         headers = {"Cache-Control": "max-age=86400", **SECURITY_HEADERS}
         return web.FileResponse(plotly_js, headers=headers)

@@ -32,7 +32,9 @@ from live.db import Database
 from live.errors import Conflict, Forbidden, NotFound
 from live.http import json_response, path_id, signed_in
 from live.models import LiveSession, Role, User
+from live.openapi import Answer, operation
 from live.outbox import Outbox, OutboxRelay
+from shelf.answers import FlashApprovalsAnswer, FlashSaleAnswer
 from shelf.flash import flash_floor
 from shelf.models import Cooperation, FlashSale, FlashStatus, Product, ShelfItem
 from shelf.views import flash_dict
@@ -167,12 +169,39 @@ class FlashApprovalHandlers:
             web.post("/api/flash-sales/{id}/decline", self.decline),
         ]
 
+    @operation(
+        "Flash sales waiting for the brand",
+        tag="flash sales",
+        roles=("brand",),
+        answers=Answer(200, FlashApprovalsAnswer),
+    )
     async def waiting(self, request: web.Request) -> web.Response:
+        """The sales of the brand's products waiting for its answer, soonest first (at
+        most 200), each with its product, the agreed terms, the host and the show."""
         sales = await self._approvals.waiting(signed_in(request), path_id(request))
         return json_response({"flash_sales": sales})
 
+    @operation(
+        "Approve a flash sale",
+        tag="flash sales",
+        roles=("brand",),
+        answers=Answer(200, FlashSaleAnswer),
+        errors=(409,),
+    )
     async def approve(self, request: web.Request) -> web.Response:
+        """The product's brand: the sale becomes ``scheduled`` (409
+        ``flash_sale_expired`` once its window has ended, ``flash_sale_not_pending``
+        when it no longer waits)."""
         return json_response(await self._approvals.approve(signed_in(request), path_id(request)))
 
+    @operation(
+        "Decline a flash sale",
+        tag="flash sales",
+        roles=("brand",),
+        answers=Answer(200, FlashSaleAnswer),
+        errors=(409,),
+    )
     async def decline(self, request: web.Request) -> web.Response:
+        """The product's brand: the sale becomes ``declined`` (409
+        ``flash_sale_not_pending`` when it no longer waits)."""
         return json_response(await self._approvals.decline(signed_in(request), path_id(request)))

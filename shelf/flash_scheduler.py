@@ -41,6 +41,7 @@ from live.clock import Clock
 from live.db import Database
 from live.outages import report_failure
 from live.outbox import Outbox, OutboxRelay
+from live.settings import MAX_FLASH_RESERVE_LEAD_S
 from live.tasks import reraise_if_cancelling
 from shelf.models import FlashSale, FlashStatus
 from shelf.publisher import StockPublisher
@@ -52,8 +53,9 @@ log = logging.getLogger(__name__)
 _SCHEDULED = FlashStatus.SCHEDULED.value
 _RUNNING = FlashStatus.RUNNING.value
 _PENDING = FlashStatus.PENDING.value
-#: the longest lead time a sale may hold its units before it starts
-MAX_RESERVE_LEAD_MS = 600_000
+#: the longest lead time a sale may hold its units before it starts (the bound of
+#: ``LIVESHELF_FLASH_RESERVE_LEAD_S``)
+MAX_RESERVE_LEAD_MS = MAX_FLASH_RESERVE_LEAD_S * 1000
 _EVENT = {
     FlashStatus.RUNNING: "flash.started",
     FlashStatus.ENDED: "flash.ended",

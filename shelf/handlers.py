@@ -8,6 +8,7 @@ from aiohttp import web
 from live.errors import InvalidInput
 from live.guard import Creation, Guard
 from live.http import (
+    MAX_ID,
     json_response,
     page_query,
     path_id,
@@ -17,6 +18,31 @@ from live.http import (
     signed_in,
 )
 from live.models import SessionStatus
+from live.openapi import (
+    Answer,
+    Param,
+    follow,
+    integer,
+    operation,
+    page_of,
+    page_params,
+    query,
+)
+from shelf.answers import (
+    AgencyAnswer,
+    BrandSessionAnswer,
+    CardAnswer,
+    CooperationAnswer,
+    FlashSaleAnswer,
+    HostIdsPage,
+    HostsAnswer,
+    PinAnswer,
+    ProductAnswer,
+    ShelfStateAnswer,
+    ShelfUpdatedAnswer,
+    StatsAnswer,
+    UnpinnedAnswer,
+)
 from shelf.catalogue import CatalogueService
 from shelf.cooperation import CooperationService
 from shelf.flash import FlashSaleService
@@ -45,6 +71,12 @@ MAX_PRODUCTS_PAGE = 50
 MAX_COOPERATIONS_PAGE = 100
 MAX_SESSIONS_PAGE = 100
 MAX_PAGE = 200
+#: what ``POST /api/cooperations/{id}/{action}`` does
+COOPERATION_ACTIONS = ("accept", "decline", "withdraw", "end")
+#: one session status, for the ``status`` pattern of ``GET /api/brands/{id}/sessions``
+#: ``?ids=`` of ``GET /api/hosts``
+_IDS = rf"^\d{{1,12}}(,\d{{1,12}}){{0,{MAX_HOST_IDS - 1}}}$"
+_STATUS = "(" + "|".join(s.value for s in SessionStatus) + ")"
 
 
 class ShelfHandlers:
@@ -99,6 +131,19 @@ class ShelfHandlers:
 
     # -- catalogue -------------------------------------------------------------------
 
+    @operation(
+        "Create a product",
+        tag="catalogue",
+        roles=("brand",),
+        body=CreateProductBody,
+        answers=Answer(
+            201,
+            ProductAnswer,
+            links=follow(
+                "get_api_products_id", "patch_api_products_id", "post_api_products_id_archive"
+            ),
+        ),
+    )
     async def create_product(self, request: web.Request) -> web.Response:
         """Brand."""
         caller = signed_in(request)
@@ -106,10 +151,19 @@ class ShelfHandlers:
         await self._guard.creating(Creation.PRODUCT, caller.user_id)
         return json_response(await self._catalogue.create(caller, body), status=201)
 
+    @operation("A product", tag="catalogue", answers=Answer(200, ProductAnswer))
     async def get_product(self, request: web.Request) -> web.Response:
         """Anyone (the commission: see ``views.sees_commission``)."""
         return json_response(await self._catalogue.get(path_id(request), principal(request)))
 
+    @operation(
+        "Edit a product",
+        tag="catalogue",
+        roles=("brand",),
+        body=EditProductBody,
+        answers=Answer(200, ProductAnswer),
+        errors=(409,),
+    )
     async def edit_product(self, request: web.Request) -> web.Response:
         """The product's brand."""
         caller = signed_in(request)
@@ -117,11 +171,27 @@ class ShelfHandlers:
         body = await read_json(request, EditProductBody)
         return json_response(await self._catalogue.edit(caller, product_id, body))
 
+    @operation(
+        "Archive a product", tag="catalogue", roles=("brand",), answers=Answer(200, ProductAnswer)
+    )
     async def archive_product(self, request: web.Request) -> web.Response:
         """The product's brand."""
         caller = signed_in(request)
         return json_response(await self._catalogue.archive(caller, path_id(request)))
 
+    @operation(
+        "A brand's products",
+        tag="catalogue",
+        answers=Answer(200, page_of("products", ProductAnswer)),
+        params=[
+            query(
+                "include_archived",
+                {"type": "string"},
+                "1 or true: archived products too (for the brand itself; others never see them)",
+            ),
+            *page_params(MAX_PRODUCTS_PAGE),
+        ],
+    )
     async def brand_products(self, request: web.Request) -> web.Response:
         """Anyone; ``?include_archived=1`` shows archived ones to the brand itself.
         Newest first, ``?limit=&before_id=``."""
@@ -132,6 +202,20 @@ class ShelfHandlers:
         )
         return json_response(page.answer("products", products))
 
+    @operation(
+        "Sessions showing a brand's products",
+        tag="catalogue",
+        roles=("brand",),
+        answers=Answer(200, page_of("sessions", BrandSessionAnswer)),
+        params=[
+            query(
+                "status",
+                {"type": "string", "pattern": f"^{_STATUS}(,{_STATUS})*$"},
+                "comma-separated statuses (default live,scheduled)",
+            ),
+            *page_params(MAX_SESSIONS_PAGE),
+        ],
+    )
     async def brand_sessions(self, request: web.Request) -> web.Response:
         """That brand, or an admin. ``?status=live,scheduled`` (the default; any of
         scheduled, live, ended, comma-separated). Newest first, ``?limit=&before_id=``."""
@@ -144,25 +228,68 @@ class ShelfHandlers:
 
     # -- cooperations ------------------------------------------------------------------
 
+    @operation(
+        "Find hosts",
+        tag="cooperations",
+        roles=("brand",),
+        answers=Answer(200, HostsAnswer),
+        params=[
+            query("q", {"type": "string", "maxLength": MAX_HOST_QUERY}, "part of a name"),
+            query("limit", integer(1, 50), "hosts in the answer (default 20)"),
+            query(
+                "ids",
+                {
+                    "type": "string",
+                    "pattern": rf"^\d{{1,10}}(,\d{{1,10}}){{0,{MAX_HOST_IDS - 1}}}$",
+                },
+                f"instead of q: these hosts (1..{MAX_HOST_IDS} comma-separated ids)",
+            ),
+        ],
+    )
     async def find_hosts(self, request: web.Request) -> web.Response:
         """Brand (to choose whom to propose to). ``?q=`` part of a name, ``&limit=`` 1..50;
         or ``?ids=1,2`` (up to 100) to name the hosts of the brand's agreements."""
         caller = signed_in(request)
         if "ids" in request.query:
-            ids = _ids(request.query["ids"], MAX_HOST_IDS)
+            # an id past any id's range names no host (and PostgreSQL would refuse it)
+            ids = [i for i in _ids(request.query["ids"], MAX_HOST_IDS) if i <= MAX_ID]
             return json_response({"hosts": await self._coops.hosts_by_id(caller, ids)})
         text = request.query.get("q", "").strip()
         if len(text) > MAX_HOST_QUERY:
             raise InvalidInput("invalid_query", f"q is at most {MAX_HOST_QUERY} characters")
+        if "\x00" in text:  # no name holds one (and PostgreSQL's text cannot)
+            raise InvalidInput("invalid_query", "q cannot hold a NUL character")
         limit = query_int(request, "limit", minimum=1, maximum=50) or 20
         return json_response({"hosts": await self._coops.find_hosts(caller, text, limit)})
 
+    @operation(
+        "Propose a cooperation",
+        tag="cooperations",
+        roles=("brand",),
+        body=ProposeBody,
+        answers=Answer(
+            201,
+            CooperationAnswer,
+            links=follow("get_api_cooperations_id", "post_api_cooperations_id_action"),
+        ),
+        errors=(404, 409),
+    )
     async def propose(self, request: web.Request) -> web.Response:
         """Brand."""
         caller = signed_in(request)
         body = await read_json(request, ProposeBody)
         return json_response(await self._coops.propose(caller, body), status=201)
 
+    @operation(
+        "The caller's cooperations",
+        tag="cooperations",
+        roles=("brand", "host", "agency"),
+        answers=Answer(200, page_of("cooperations", CooperationAnswer)),
+        params=[
+            query("status", {"type": "string", "enum": [s.value for s in CooperationStatus]}),
+            *page_params(MAX_COOPERATIONS_PAGE),
+        ],
+    )
     async def list_cooperations(self, request: web.Request) -> web.Response:
         """Brand, host or agency: the caller's side. ``?status=proposed|accepted|...``;
         newest first, ``?limit=&before_id=``."""
@@ -177,10 +304,25 @@ class ShelfHandlers:
         cooperations = await self._coops.list_for(caller, status, page)
         return json_response(page.answer("cooperations", cooperations))
 
+    @operation(
+        "A cooperation",
+        tag="cooperations",
+        auth="signed_in",
+        answers=Answer(200, CooperationAnswer),
+        errors=(403,),
+    )
     async def get_cooperation(self, request: web.Request) -> web.Response:
         """Its brand, its host or the host's agency."""
         return json_response(await self._coops.get(signed_in(request), path_id(request)))
 
+    @operation(
+        "Accept, decline, withdraw or end a cooperation",
+        tag="cooperations",
+        roles=("brand", "host", "agency"),
+        answers=Answer(200, CooperationAnswer),
+        params=[Param("action", "path", {"type": "string", "enum": list(COOPERATION_ACTIONS)})],
+        errors=(409,),
+    )
     async def cooperation_action(self, request: web.Request) -> web.Response:
         """accept/decline: its host or the host's agency; withdraw: its brand; end: any
         party."""
@@ -201,20 +343,41 @@ class ShelfHandlers:
 
     # -- host <-> agency ---------------------------------------------------------------
 
+    @operation(
+        "The host's agency", tag="cooperations", roles=("host",), answers=Answer(200, AgencyAnswer)
+    )
     async def get_agency(self, request: web.Request) -> web.Response:
         """Host."""
         return json_response(await self._coops.agency_of(signed_in(request)))
 
+    @operation(
+        "Name an agency",
+        tag="cooperations",
+        roles=("host",),
+        body=AgencyBody,
+        answers=Answer(200, AgencyAnswer),
+        errors=(404,),
+    )
     async def set_agency(self, request: web.Request) -> web.Response:
         """Host: name the agency that may act for you."""
         caller = signed_in(request)
         body = await read_json(request, AgencyBody)
         return json_response(await self._coops.set_agency(caller, body.agency_id))
 
+    @operation(
+        "Name no agency", tag="cooperations", roles=("host",), answers=Answer(200, AgencyAnswer)
+    )
     async def clear_agency(self, request: web.Request) -> web.Response:
         """Host."""
         return json_response(await self._coops.clear_agency(signed_in(request)))
 
+    @operation(
+        "The agency's hosts",
+        tag="cooperations",
+        roles=("agency",),
+        answers=Answer(200, HostIdsPage),
+        params=page_params(MAX_PAGE, newest_first=False),
+    )
     async def agency_hosts(self, request: web.Request) -> web.Response:
         """Agency: the hosts that named you, by id, ``?limit=&after_id=``."""
         caller = signed_in(request)
@@ -223,11 +386,20 @@ class ShelfHandlers:
 
     # -- the live shelf ----------------------------------------------------------------
 
+    @operation("A session's shelf", tag="shelf", answers=Answer(200, ShelfStateAnswer))
     async def get_shelf(self, request: web.Request) -> web.Response:
         """Anyone: the same shelf state as the room snapshot. Not paged: a shelf holds
         at most ``MAX_SHELF`` products (409 ``shelf_full`` past it)."""
         return json_response(await self._shelf.state(path_id(request)))
 
+    @operation(
+        "Put a product on the shelf",
+        tag="shelf",
+        roles=("host",),
+        body=ProductRef,
+        answers=Answer(201, ShelfUpdatedAnswer),
+        errors=(409,),
+    )
     async def add_to_shelf(self, request: web.Request) -> web.Response:
         """The session's host."""
         caller = signed_in(request)
@@ -236,6 +408,13 @@ class ShelfHandlers:
         await self._guard.creating(Creation.SHELF_EDIT, caller.user_id)
         return json_response(await self._shelf.add(caller, session_id, body.product_id), status=201)
 
+    @operation(
+        "Take a product off the shelf",
+        tag="shelf",
+        roles=("host",),
+        answers=Answer(200, ShelfUpdatedAnswer),
+        errors=(409,),
+    )
     async def remove_from_shelf(self, request: web.Request) -> web.Response:
         """The session's host."""
         caller = signed_in(request)
@@ -243,6 +422,14 @@ class ShelfHandlers:
         await self._guard.creating(Creation.SHELF_EDIT, caller.user_id)
         return json_response(await self._shelf.remove(caller, session_id, product_id))
 
+    @operation(
+        "Reorder the shelf",
+        tag="shelf",
+        roles=("host",),
+        body=ShelfOrderBody,
+        answers=Answer(200, ShelfUpdatedAnswer),
+        errors=(409,),
+    )
     async def reorder_shelf(self, request: web.Request) -> web.Response:
         """The session's host."""
         caller = signed_in(request)
@@ -253,6 +440,14 @@ class ShelfHandlers:
 
     # -- pins ----------------------------------------------------------------------
 
+    @operation(
+        "Pin a product",
+        tag="shelf",
+        roles=("host",),
+        body=ProductRef,
+        answers=Answer(200, CardAnswer),
+        errors=(409,),
+    )
     async def pin(self, request: web.Request) -> web.Response:
         """The session's host."""
         caller = signed_in(request)
@@ -261,10 +456,17 @@ class ShelfHandlers:
         await self._guard.creating(Creation.PIN, caller.user_id)
         return json_response(await self._pins.pin(caller, session_id, body.product_id))
 
+    @operation("Unpin", tag="shelf", roles=("host",), answers=Answer(200, UnpinnedAnswer))
     async def unpin(self, request: web.Request) -> web.Response:
         """The session's host."""
         return json_response(await self._pins.unpin(signed_in(request), path_id(request)))
 
+    @operation(
+        "A session's pin windows",
+        tag="shelf",
+        answers=Answer(200, page_of("pins", PinAnswer, newest_first=False)),
+        params=page_params(MAX_PAGE, newest_first=False),
+    )
     async def list_pins(self, request: web.Request) -> web.Response:
         """Anyone: the session's pin windows (replay chapters), oldest first,
         ``?limit=&after_id=``."""
@@ -275,6 +477,12 @@ class ShelfHandlers:
 
     # -- flash sales ---------------------------------------------------------------
 
+    @operation(
+        "A session's flash sales",
+        tag="flash sales",
+        answers=Answer(200, page_of("flash_sales", FlashSaleAnswer, newest_first=False)),
+        params=page_params(MAX_PAGE, newest_first=False),
+    )
     async def list_flash_sales(self, request: web.Request) -> web.Response:
         """Anyone: the session's sales in the order they were created,
         ``?limit=&after_id=``."""
@@ -282,6 +490,14 @@ class ShelfHandlers:
         sales = await self._flash.list_for_session(path_id(request), page, principal(request))
         return json_response(page.answer("flash_sales", sales))
 
+    @operation(
+        "Schedule a flash sale",
+        tag="flash sales",
+        roles=("host",),
+        body=FlashSaleBody,
+        answers=Answer(201, FlashSaleAnswer),
+        errors=(409,),
+    )
     async def create_flash_sale(self, request: web.Request) -> web.Response:
         """The session's host."""
         caller = signed_in(request)
@@ -290,6 +506,13 @@ class ShelfHandlers:
         await self._guard.creating(Creation.FLASH_SALE, caller.user_id)
         return json_response(await self._flash.create(caller, session_id, body), status=201)
 
+    @operation(
+        "Cancel a flash sale",
+        tag="flash sales",
+        roles=("host",),
+        answers=Answer(200, FlashSaleAnswer),
+        errors=(409,),
+    )
     async def cancel_flash_sale(self, request: web.Request) -> web.Response:
         """The session's host: cancel a scheduled sale."""
         caller = signed_in(request)
@@ -311,9 +534,14 @@ def _statuses(text: str) -> set[SessionStatus]:
 
 def _ids(text: str, most: int) -> list[int]:
     parts = [part.strip() for part in text.split(",")]
-    if not 1 <= len(parts) <= most or not all(p.isdigit() and len(p) <= 12 for p in parts):
+    if not 1 <= len(parts) <= most or not all(_digits(p) and len(p) <= 12 for p in parts):
         raise InvalidInput("invalid_query", f"ids is a comma-separated list of 1..{most} ids")
     return [int(p) for p in parts]
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes "²", which ``int`` refuses."""
+    return text.isascii() and text.isdigit()
 
 
 class StatsHandlers:
@@ -325,6 +553,13 @@ class StatsHandlers:
     def routes(self) -> list[web.RouteDef]:
         return [web.get("/api/sessions/{id}/stats", self.session_stats)]
 
+    @operation(
+        "A session's stats",
+        tag="stats",
+        auth="signed_in",
+        answers=Answer(200, StatsAnswer),
+        errors=(403,),
+    )
     async def session_stats(self, request: web.Request) -> web.Response:
         caller = signed_in(request)
         return json_response(await self._stats.stats(caller, path_id(request)))

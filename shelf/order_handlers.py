@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from live.clock import Clock
 from live.errors import InvalidInput, LiveshelfError
@@ -15,10 +16,59 @@ from live.http import (
     read_json,
     signed_in,
 )
+from live.openapi import Answer, Param, integer, operation, page_of, page_params, query
+from shelf.answers import (
+    BrandSalesAnswer,
+    HostCommissionAnswer,
+    OrderAnswer,
+    PaymentDeclinedAnswer,
+)
 from shelf.order_models import OrderSource
 from shelf.order_schemas import OrderBody, RefundBody, parse_instant
 from shelf.orders import OrderService
 from shelf.reports import BRAND_COLUMNS, HOST_COLUMNS, Period, ReportService, to_csv
+
+#: the largest ``?limit=`` of ``GET /api/me/orders`` (``live.paging``; default 50)
+MAX_ORDERS_PAGE = 200
+
+#: the header that makes an order request safe to repeat (``shelf.orders``)
+IDEMPOTENCY_KEY = Param(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "pattern": "^[!-~]{1,128}$"},
+    "1-128 printable ASCII characters naming this order: the same key from the same buyer "
+    "gets the same answer and never orders twice (400 idempotency_key_required without "
+    "one, 422 idempotency_key_reused for another order)",
+    required=True,
+)
+#: an order's answers (a repeated request gets the first one's again)
+_ORDER_ANSWERS = [
+    Answer(201, OrderAnswer, description="ordered and paid"),
+    Answer(
+        402, PaymentDeclinedAnswer, description="the payment was declined: the order is cancelled"
+    ),
+]
+#: ``?from=&to=`` of the reports: a date (UTC midnight) or a datetime with a timezone,
+#: from 1970 to 9999 in UTC (``parse_instant``)
+_INSTANT = {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]}
+_PERIOD_PARAMS = [
+    query("from", _INSTANT, "orders placed from then on (default: all)"),
+    query("to", _INSTANT, "orders placed before then (default: now)"),
+]
+_FORMAT_PARAM = query(
+    "format", {"type": "string", "enum": ["json", "csv"]}, "json (the default) or csv"
+)
+
+
+def _report(model: type[BaseModel]) -> Answer:
+    """A report's answer: JSON, or with ``format=csv`` its rows as CSV."""
+    return Answer(
+        200,
+        model,
+        description="the report; with format=csv its rows as CSV, a header line first",
+        also=("text/csv",),
+        headers={"Content-Disposition": "with format=csv: attachment, the report's file name"},
+    )
 
 
 class OrderHandlers:
@@ -38,10 +88,28 @@ class OrderHandlers:
             web.get("/api/brands/{id}/sales", self.brand_sales),
         ]
 
+    @operation(
+        "Order from a live session",
+        tag="orders",
+        roles=("viewer",),
+        body=OrderBody,
+        params=[IDEMPOTENCY_KEY],
+        answers=_ORDER_ANSWERS,
+        errors=(409,),
+    )
     async def place(self, request: web.Request) -> web.Response:
         """Signed-in viewer. ``Idempotency-Key`` header required."""
         return await self._place(request, OrderSource.LIVE)
 
+    @operation(
+        "Order from an ended session's replay",
+        tag="orders",
+        roles=("viewer",),
+        body=OrderBody,
+        params=[IDEMPOTENCY_KEY],
+        answers=_ORDER_ANSWERS,
+        errors=(409,),
+    )
     async def place_replay(self, request: web.Request) -> web.Response:
         """Signed-in viewer, on an ended session's replay."""
         return await self._place(request, OrderSource.REPLAY)
@@ -68,23 +136,52 @@ class OrderHandlers:
         stats.answered[result.body.get("status", "")] += 1
         return json_response(result.body, status=result.status)
 
+    @operation("An order", tag="orders", auth="signed_in", answers=Answer(200, OrderAnswer))
     async def get(self, request: web.Request) -> web.Response:
         """The buyer, the brand, the host, or an admin."""
         return json_response(await self._orders.get(signed_in(request), path_id(request)))
 
+    @operation(
+        "The caller's orders",
+        tag="orders",
+        auth="signed_in",
+        answers=Answer(200, page_of("orders", OrderAnswer)),
+        params=page_params(MAX_ORDERS_PAGE),
+    )
     async def mine(self, request: web.Request) -> web.Response:
         """Signed in: the caller's own orders, newest first, ``?limit=`` (1..200,
         default 50) ``&before_id=`` (``live.paging``)."""
         buyer = signed_in(request)
-        page = page_query(request, maximum=200)
+        page = page_query(request, maximum=MAX_ORDERS_PAGE)
         return json_response(page.answer("orders", await self._orders.mine(buyer, page)))
 
+    @operation(
+        "Refund an order",
+        tag="orders",
+        roles=("brand",),
+        body=RefundBody,
+        body_required=False,
+        answers=Answer(200, OrderAnswer),
+        errors=(409,),
+    )
     async def refund(self, request: web.Request) -> web.Response:
         """The product's brand, or an admin. ``{"quantity": n}`` or all that is left."""
         caller = signed_in(request)
         body = await read_json(request, RefundBody)
         return json_response(await self._orders.refund(caller, path_id(request), body.quantity))
 
+    @operation(
+        "A host's commission report",
+        tag="reports",
+        auth="signed_in",
+        answers=_report(HostCommissionAnswer),
+        params=[
+            *_PERIOD_PARAMS,
+            query("session_id", integer(), "only this session's orders"),
+            _FORMAT_PARAM,
+        ],
+        errors=(403,),
+    )
     async def host_commission(self, request: web.Request) -> web.Response:
         """That host, or an admin. ``?from=&to=&session_id=&format=json|csv``."""
         caller = signed_in(request)
@@ -100,6 +197,14 @@ class OrderHandlers:
             )
         return json_response(report)
 
+    @operation(
+        "A brand's sales report",
+        tag="reports",
+        auth="signed_in",
+        answers=_report(BrandSalesAnswer),
+        params=[*_PERIOD_PARAMS, _FORMAT_PARAM],
+        errors=(403,),
+    )
     async def brand_sales(self, request: web.Request) -> web.Response:
         """That brand, or an admin. ``?from=&to=&format=json|csv``."""
         caller = signed_in(request)

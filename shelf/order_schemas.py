@@ -12,6 +12,9 @@ from live.errors import InvalidInput
 from live.schemas import Body
 
 MAX_UNITS_PER_ORDER = 99
+#: the last instant a report's period may name: 9999-12-31T23:59:59.999Z (answers carry
+#: it as an ISO string, which has four-digit years; none may come before 1970 either)
+LATEST_MS = 253_402_300_799_999
 
 
 class OrderBody(Body):
@@ -34,10 +37,17 @@ def parse_instant(name: str, value: str | None, default: int) -> int:
     try:
         if len(value) == 10:
             day = date.fromisoformat(value)
-            return to_ms(datetime(day.year, day.month, day.day, tzinfo=UTC))
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        else:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError as exc:
         raise InvalidInput("invalid_query", f"'{name}' is a date or an ISO datetime") from exc
     if moment.tzinfo is None:
         raise InvalidInput("invalid_query", f"'{name}' needs a timezone, e.g. ...Z")
-    return to_ms(moment)
+    try:
+        ms = to_ms(moment)
+    except (OverflowError, ValueError):  # past year 9999 in UTC
+        ms = -1
+    if not 0 <= ms <= LATEST_MS:
+        raise InvalidInput("invalid_query", f"'{name}' is between 1970 and 9999 (UTC)")
+    return ms

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Self
 
-from pydantic import AfterValidator, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema, model_validator
 
 from live.schemas import AwareDatetime, Body, Title
 
@@ -47,19 +47,42 @@ def _known_currency(value: str) -> str:
 def _http_url(value: str) -> str:
     if not value.startswith(("https://", "http://")) or any(c.isspace() for c in value):
         raise ValueError("give an http(s) URL without spaces")
+    return _no_nul(value)
+
+
+def _no_nul(value: str) -> str:
+    """Text the database can store: PostgreSQL's text holds no NUL character."""
+    if "\x00" in value:
+        raise ValueError("remove the NUL character")
     return value
 
 
-Currency = Annotated[str, AfterValidator(_known_currency)]
+#: the document lists the codes (the validator is what refuses others)
+Currency = Annotated[
+    str,
+    AfterValidator(_known_currency),
+    WithJsonSchema({"type": "string", "enum": sorted(CURRENCIES)}),
+]
 MinorUnits = Annotated[int, Field(ge=0, le=MAX_MINOR)]
 Bps = Annotated[int, Field(ge=0, le=10_000)]
 Stock = Annotated[int, Field(ge=0, le=MAX_STOCK)]
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
-Description = Annotated[str, StringConstraints(max_length=4000)]
+Description = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_no_nul)]
 ImageUrl = Annotated[
-    str, StringConstraints(min_length=8, max_length=2048), AfterValidator(_http_url)
+    str,
+    StringConstraints(min_length=8, max_length=2048),
+    AfterValidator(_http_url),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 8,
+            "maxLength": 2048,
+            # what _http_url takes: no white space (str.isspace's), no NUL
+            "pattern": r"^https?://[^\s\x00\x1c-\x1f\x85]*$",
+        }
+    ),
 ]
-Note = Annotated[str, StringConstraints(max_length=500)]
+Note = Annotated[str, StringConstraints(max_length=500), AfterValidator(_no_nul)]
 
 
 class CreateProductBody(Body):
@@ -100,7 +123,9 @@ class EditProductBody(Body):
 
 class ProposeBody(Body):
     host_id: Id
-    product_ids: Annotated[list[Id], Field(min_length=1, max_length=MAX_SHELF)]
+    product_ids: Annotated[
+        list[Id], Field(min_length=1, max_length=MAX_SHELF, json_schema_extra={"uniqueItems": True})
+    ]
     commission_bps: Bps
     flat_fee_minor: MinorUnits | None = None
     flat_fee_currency: Currency | None = None

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,9 @@ def backend_settings(backend: str, tmp_path: Path) -> Settings:
         limits=False,
     )
     if backend == "sqlite-memory":
-        return replace(base, database_url=f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
+        return base.model_copy(
+            update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"}
+        )
     database_url = os.environ.get("TEST_DATABASE_URL")
     redis_url = os.environ.get("REDIS_URL")
     if not database_url or not redis_url:
@@ -57,12 +59,13 @@ def backend_settings(backend: str, tmp_path: Path) -> Settings:
 
         pytest.skip("postgres-redis backend needs TEST_DATABASE_URL and REDIS_URL (see .ci/run)")
     unique = uuid.uuid4().hex[:10]
-    return replace(
-        base,
-        database_url=database_url,
-        database_schema=f"t_{RUN_TAG}_{unique}",
-        redis_url=redis_url,
-        redis_prefix=f"test:{RUN_TAG}:{unique}",
+    return base.model_copy(
+        update={
+            "database_url": database_url,
+            "database_schema": f"t_{RUN_TAG}_{unique}",
+            "redis_url": redis_url,
+            "redis_prefix": f"test:{RUN_TAG}:{unique}",
+        }
     )
 
 

@@ -1,7 +1,8 @@
 """Chat fixtures: the real app on a ManualClock, with chat limits set per test.
 
-``@pytest.mark.chat_config(message_rate=100, ...)`` sets ``LIVESHELF_CHAT_*`` for the
-test's app, exactly as an operator would.
+``@pytest.mark.chat_config(message_rate=100, ...)`` sets the chat part of the test's
+settings (``LIVESHELF_CHAT_*`` for an operator): every app the test builds from its
+``settings`` has them.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ from aiohttp import web
 
 from app import Settings, create_app
 from live.clock import ManualClock
+from live.settings import ChatSettings
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "chat_config(**fields): ChatConfig overrides for the test's app"
+        "markers", "chat_config(**fields): ChatSettings for the test's settings"
     )
 
 
@@ -25,13 +27,13 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def app(
-    settings: Settings,
-    clock: ManualClock,
-    monkeypatch: pytest.MonkeyPatch,
-    request: pytest.FixtureRequest,
-) -> web.Application:
+def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
     marker = request.node.get_closest_marker("chat_config")
-    for name, value in (marker.kwargs if marker else {}).items():
-        monkeypatch.setenv(f"LIVESHELF_CHAT_{name.upper()}", str(value))
+    if marker is None:
+        return settings
+    return settings.model_copy(update={"chat": ChatSettings(**marker.kwargs)})
+
+
+@pytest.fixture
+def app(settings: Settings, clock: ManualClock) -> web.Application:
     return create_app(settings, clock=clock)

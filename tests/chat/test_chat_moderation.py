@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType
 from chat_support import connect, messages, next_of, quiet, refused, room, send
-from support import Account, Api
+from support import Account, Api, admin
 
 from live.clock import ManualClock
 from live.protocol import CloseCode
@@ -351,3 +351,20 @@ async def test_bad_moderation_bodies(api: Api) -> None:
     )
     settings = await api.call("GET", f"/api/sessions/{sid}/chat/settings", host, expect=200)
     assert settings == {"slow_mode_s": 0, "keywords": [], "mutes": [], "bans": [], "moderators": []}
+
+
+async def test_host_wide_appointments_need_a_host(api: Api) -> None:
+    """An admin may appoint for any host; for an account that is not a host, or none,
+    the answer is 404 ``host_not_found`` (not a server error from the foreign key)."""
+    boss = await admin(api)
+    host = await api.signup("host")
+    viewer = await api.signup("viewer")
+    brand = await api.signup("brand")
+    body = {"user_id": viewer.id}
+    for host_id in (brand.id, 2**31 - 1):
+        res = await api.call(
+            "POST", f"/api/hosts/{host_id}/moderators", boss, json=body, expect=404
+        )
+        assert res["error"]["code"] == "host_not_found"
+    made = await api.call("POST", f"/api/hosts/{host.id}/moderators", boss, json=body, expect=201)
+    assert made == {"user_id": viewer.id, "host_id": host.id, "session_id": None}

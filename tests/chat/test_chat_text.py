@@ -1,10 +1,9 @@
-"""Unit tests (no network): text cleaning, keyword matching, configuration."""
+"""Unit tests (no network): text cleaning, keyword matching, rate buckets."""
 
 from __future__ import annotations
 
 import pytest
 
-from chat.config import ChatConfig
 from chat.text import blocked_word, clean_text, normalise_keywords
 from live.limits import Bucket
 
@@ -41,13 +40,3 @@ def test_bucket_on_the_server_clock() -> None:
     assert bucket.retry_after_ms(0) == 501
     assert not bucket.take(499)
     assert bucket.take(500)
-
-
-def test_config_from_env() -> None:
-    config = ChatConfig.from_env(
-        {"LIVESHELF_CHAT_MESSAGE_RATE": "1.5", "LIVESHELF_CHAT_SNAPSHOT_MESSAGES": "10"}
-    )
-    assert config.message_rate == 1.5 and config.snapshot_messages == 10
-    assert ChatConfig.from_env({}) == ChatConfig()
-    with pytest.raises(ValueError, match="LIVESHELF_CHAT_SNAPSHOT_MESSAGES"):
-        ChatConfig.from_env({"LIVESHELF_CHAT_SNAPSHOT_MESSAGES": "many"})

@@ -18,9 +18,8 @@ from live.protocol import CloseCode
 @pytest.mark.chat_config(state_refresh_s=0.2)
 @pytest.mark.parametrize("backend", ["postgres-redis"])  # two processes share PG + Redis
 async def test_moderation_applies_across_processes(
-    settings: Settings, aiohttp_client: Any, backend: str, app: Any
+    settings: Settings, aiohttp_client: Any, backend: str
 ) -> None:
-    del app  # requested only so the chat_config marker sets the environment
     one: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
     two: TestClient[Any, Any] = await aiohttp_client(create_app(settings))
     api_one = Api(one)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -125,7 +124,7 @@ async def test_bad_tokens_are_refused(api: Api) -> None:
 
 async def test_expired_token(settings: Settings, aiohttp_client: Any) -> None:
     clock = ManualClock()
-    app = create_app(replace(settings, token_ttl_s=60), clock=clock)
+    app = create_app(settings.model_copy(update={"token_ttl_s": 60}), clock=clock)
     api = Api(await aiohttp_client(app))
     viewer = await api.signup("viewer")
     await api.call("GET", "/api/me", viewer, expect=200)

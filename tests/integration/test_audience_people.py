@@ -7,7 +7,6 @@ by hand on a manual clock."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return replace(settings, audience_sample_s=0)  # the test samples by hand
+    return settings.model_copy(update={"audience_sample_s": 0})  # the test samples by hand
 
 
 @pytest.fixture

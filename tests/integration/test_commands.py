@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +38,18 @@ def test_missing_secret_is_a_clear_startup_error(tmp_path: Path) -> None:
 
 
 def test_config_prints_the_effective_settings_without_secrets(tmp_path: Path) -> None:
+    env_file = tmp_path / "liveshelf.env"
+    env_file.write_text(
+        "LIVESHELF_TURN_SECRET=turn-secret-0123456789\n"
+        "LIVESHELF_CHAT_MESSAGE_RATE=2.5\n"
+        "LIVESHELF_WORKERS=2\n"
+    )
     env = {
+        "LIVESHELF_ENV_FILE": str(env_file),
         "LIVESHELF_SECRET": TEST_SECRET,
         "LIVESHELF_DATABASE_URL": "postgresql+asyncpg://shop:pa55word@db.internal/shop",
         "REDIS_URL": "redis://:redispass@127.0.0.1:6379/0",
         "LIVESHELF_TURN_URLS": "turn:turn.example.net:3478",
-        "LIVESHELF_TURN_SECRET": "turn-secret-0123456789",
         "LIVESHELF_METRICS_TOKEN": "metrics-token-0123456789",
         "LIVESHELF_WORKERS": "3",
     }
@@ -59,10 +64,12 @@ def test_config_prints_the_effective_settings_without_secrets(tmp_path: Path) ->
     assert lines["redis_url"] == "redis://:***@127.0.0.1:6379/0"
     assert lines["workers"] == "3" and lines["turn_urls"] == "turn:turn.example.net:3478"
     assert lines["tls_cert"] == "(none)" and lines["log_format"] == "text"
+    # the chat's settings too; the file's values under the environment's
+    assert lines["chat.message_rate"] == "2.5" and lines["chat.max_text_chars"] == "300"
     bad = run_app(["config"], {**env, "LIVESHELF_LOG_FORMAT": "xml"})
     assert bad.returncode == 2
     assert bad.stderr.strip() == (
-        "configuration error: LIVESHELF_LOG_FORMAT must be one of text, json, got 'xml'"
+        "configuration error: LIVESHELF_LOG_FORMAT: must be 'text' or 'json', got 'xml'"
     )
 
 
@@ -82,7 +89,7 @@ def test_migrate_and_create_admin(tmp_path: Path) -> None:
 async def test_demo_mode_seeds_accounts_and_a_live_session(
     settings: Settings, aiohttp_client: Any
 ) -> None:
-    api = Api(await aiohttp_client(create_app(replace(settings, demo=True))))
+    api = Api(await aiohttp_client(create_app(settings.model_copy(update={"demo": True}))))
     live = await api.call("GET", "/api/sessions?status=live", expect=200)
     assert len(live["sessions"]) == 1
     for username in ("demo-host", "demo-brand", "demo-viewer"):

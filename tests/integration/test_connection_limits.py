@@ -15,7 +15,6 @@ import asyncio
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,7 @@ async def test_a_body_that_does_not_arrive_in_time_is_408_and_closed(
 ) -> None:
     # as ``python app.py`` serves (live.workers): what is left of the body is read
     # and ignored for LINGERING_S, then the connection is closed
-    server = TestServer(create_app(replace(settings, body_timeout_s=0.5)))
+    server = TestServer(create_app(settings.model_copy(update={"body_timeout_s": 0.5})))
     await server.start_server(lingering_time=LINGERING_S)  # (server_kwargs are dropped)
     client = await aiohttp_client(server)
     res = await client.post(

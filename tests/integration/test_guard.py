@@ -26,7 +26,9 @@ PASSWORD = "correct horse"
 
 
 def guarded(settings: Settings, **more: Any) -> Settings:
-    return replace(settings, limits=True, trusted_proxies=("127.0.0.1/32",), **more)
+    return settings.model_copy(
+        update={"limits": True, "trusted_proxies": ("127.0.0.1/32",), **more}
+    )
 
 
 def at(address: str) -> dict[str, str]:
@@ -103,7 +105,7 @@ async def test_a_login_flood_leaves_static_files_answering(
 ) -> None:
     """36 logins at once with the real Argon2id cost (64 MiB): they queue in the
     hasher's two threads (past its queue: 503), and static files keep answering."""
-    real_cost = replace(settings, password_time_cost=3, password_memory_kib=65536)
+    real_cost = settings.model_copy(update={"password_time_cost": 3, "password_memory_kib": 65536})
     api = Api(await aiohttp_client(create_app(real_cost)))
     ana = await api.signup("viewer")
     flood = [

@@ -4,7 +4,6 @@ address comes from ``X-Forwarded-For`` (127.0.0.1 is a trusted proxy here)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -16,7 +15,9 @@ from live.clock import ManualClock
 
 
 def guarded(settings: Settings, **more: Any) -> Settings:
-    return replace(settings, limits=True, trusted_proxies=("127.0.0.1/32",), **more)
+    return settings.model_copy(
+        update={"limits": True, "trusted_proxies": ("127.0.0.1/32",), **more}
+    )
 
 
 def at(address: str) -> dict[str, str]:

@@ -21,7 +21,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +68,11 @@ async def unix_backend(tmp_path: Path) -> AsyncIterator[Settings]:
             if socket_path.exists():
                 break
             await asyncio.sleep(0.05)
-        settings = replace(
-            settings,
-            database_url=unix_db.render_as_string(hide_password=False),
-            redis_url=f"unix://{socket_path}",
+        settings = settings.model_copy(
+            update={
+                "database_url": unix_db.render_as_string(hide_password=False),
+                "redis_url": f"unix://{socket_path}",
+            }
         )
         yield settings
         await drop_backend_state(settings)

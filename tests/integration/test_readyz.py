@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +76,9 @@ async def test_not_ready_within_2_s_of_redis_going_away_and_ready_when_it_is_bac
     own = OwnRedis()
     await own.start()
     try:
-        client = await aiohttp_client(create_app(replace(settings, redis_url=own.url)))
+        client = await aiohttp_client(
+            create_app(settings.model_copy(update={"redis_url": own.url}))
+        )
         assert (await client.get("/healthz")).status == 200
         _, body = await readiness(client, 200, within_s=10)
         assert set(body["checks"]) == {
@@ -111,8 +112,8 @@ async def test_not_ready_within_2_s_of_postgres_going_away_and_ready_when_it_is_
     backend: str,
 ) -> None:
     # in a schema of its own: the revision is read where the app's tables are
-    settings = replace(
-        settings, database_url=own_postgres.url, database_schema="ready", db_pool_size=4
+    settings = settings.model_copy(
+        update={"database_url": own_postgres.url, "database_schema": "ready", "db_pool_size": 4}
     )
     client = await aiohttp_client(create_app(settings))
     _, body = await readiness(client, 200, within_s=10)
@@ -139,7 +140,9 @@ async def test_a_database_behind_the_code_is_not_ready_until_migrated(
     previous = head.down_revision
     db = await database_at(settings, previous)
     try:
-        client = await aiohttp_client(create_app(replace(settings, auto_migrate=False)))
+        client = await aiohttp_client(
+            create_app(settings.model_copy(update={"auto_migrate": False}))
+        )
         _, body = await readiness(client, 503, within_s=5)
         migrations = body["checks"]["migrations"]
         assert migrations == f"behind: at {previous}, code needs {head.revision}", body
@@ -196,3 +199,13 @@ async def test_a_worker_is_not_ready_while_the_media_home_does_not_answer(
                 os.kill(home_pid, signal.SIGCONT)
         code = stop(supervisor)
     assert code == 0, (tmp_path / "server.log").read_text()[-3000:]
+
+
+async def test_probes_do_not_read_a_token(client: TestClient[Any, Any]) -> None:
+    """A probe's answer never depends on a token sent along (checking one may need
+    Redis): a bad one is not a 401 there, while the API refuses it."""
+    bad = {"Authorization": "Bearer not-a-token"}
+    for path in ("/healthz", "/readyz"):
+        response = await client.get(path, headers=bad)
+        assert response.status == 200, (path, await response.text())
+    assert (await client.get("/api/sessions", headers=bad)).status == 401

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -25,7 +24,9 @@ async def test_a_room_first_joined_while_redis_is_down_works_once_it_is_back(
     own = OwnRedis()
     await own.start()
     try:
-        client = await aiohttp_client(create_app(replace(settings, redis_url=own.url)))
+        client = await aiohttp_client(
+            create_app(settings.model_copy(update={"redis_url": own.url}))
+        )
         api = Api(client)
         host = await api.signup("host")
         sid = int((await api.live_session(host))["id"])
@@ -62,7 +63,9 @@ async def test_a_request_that_needs_redis_while_it_is_down_is_a_503(
     own = OwnRedis()
     await own.start()
     try:
-        api = Api(await aiohttp_client(create_app(replace(settings, redis_url=own.url))))
+        api = Api(
+            await aiohttp_client(create_app(settings.model_copy(update={"redis_url": own.url})))
+        )
         host = await api.signup("host")
         sid = int((await api.live_session(host))["id"])
         url = f"/api/sessions/{sid}/announcements"

@@ -5,7 +5,6 @@ logout, an admin disabling an account, and (with Redis) the other workers hearin
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -67,7 +66,7 @@ async def test_a_disabled_accounts_token_is_refused_at_once(api: Api) -> None:
 
 @pytest.mark.parametrize("backend", ["postgres-redis"])
 async def test_every_worker_hears_of_a_revocation(settings: Settings, aiohttp_client: Any) -> None:
-    settings = replace(settings, db_pool_size=2)  # three apps on one PostgreSQL
+    settings = settings.model_copy(update={"db_pool_size": 2})  # three apps on one PostgreSQL
     one = Api(await aiohttp_client(create_app(settings)))
     two = Api(await aiohttp_client(create_app(settings)))
     ana = await one.signup("viewer")

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import socket
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -144,7 +143,7 @@ async def test_reconnect_with_since_replays_exactly_the_missed(api: Api) -> None
 async def test_unknown_epoch_or_too_old_since_gets_a_snapshot(
     settings: Settings, aiohttp_client: Any
 ) -> None:
-    api = Api(await aiohttp_client(create_app(replace(settings, history_size=50))))
+    api = Api(await aiohttp_client(create_app(settings.model_copy(update={"history_size": 50}))))
     host = await api.signup("host")
     sid = (await api.live_session(host))["id"]
     ws, hello = await connect(api.client, sid)
@@ -311,7 +310,7 @@ async def test_handshake_refusals(api: Api) -> None:
 
 
 async def test_server_pings(settings: Settings, aiohttp_client: Any) -> None:
-    api = Api(await aiohttp_client(create_app(replace(settings, ws_heartbeat_s=0.3))))
+    api = Api(await aiohttp_client(create_app(settings.model_copy(update={"ws_heartbeat_s": 0.3}))))
     host = await api.signup("host")
     sid = (await api.live_session(host))["id"]
     ws = await api.client.ws_connect(f"/api/sessions/{sid}/ws", autoping=False)
@@ -332,7 +331,7 @@ async def test_a_socket_that_never_completes_a_frame_is_closed(
     """Issue 18: a socket trickling one byte of a frame now and then used to count as
     alive for ever. Only whole frames (a pong included) keep a socket open: the
     trickler is cut off after two heartbeats while a client that answers pings stays."""
-    client = await aiohttp_client(create_app(replace(settings, ws_heartbeat_s=0.3)))
+    client = await aiohttp_client(create_app(settings.model_copy(update={"ws_heartbeat_s": 0.3})))
     api = Api(client)
     host = await api.signup("host")
     sid = (await api.live_session(host))["id"]
@@ -441,7 +440,7 @@ async def test_a_stuck_reader_with_full_buffers_is_cut_off_after_the_close_grace
     hub aborts the transport after its close grace: the server lets go of the
     connection, and the room's other socket keeps receiving all along."""
     # No heartbeat (0 = off): only the slow-consumer close can end the stuck socket.
-    client = await aiohttp_client(create_app(replace(settings, ws_heartbeat_s=0)))
+    client = await aiohttp_client(create_app(settings.model_copy(update={"ws_heartbeat_s": 0})))
     api = Api(client)
     hub = client.app[hub_key]
     room_log = client.app[room_log_key]

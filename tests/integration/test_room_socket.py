@@ -13,7 +13,6 @@ import base64
 import gc
 import os
 import struct
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -224,7 +223,7 @@ async def test_protocol_errors_fail_the_socket(api: Api, frame: bytes, code: int
 
 
 async def test_heartbeat_drops_silent_clients_only(settings: Settings, aiohttp_client: Any) -> None:
-    api = Api(await aiohttp_client(create_app(replace(settings, ws_heartbeat_s=0.2))))
+    api = Api(await aiohttp_client(create_app(settings.model_copy(update={"ws_heartbeat_s": 0.2}))))
     sid = await room(api)
     hub = api.client.app[hub_key]
     silent = await RawClient.connect(api.client, f"/api/sessions/{sid}/ws")

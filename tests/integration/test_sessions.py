@@ -97,3 +97,19 @@ async def test_bad_session_bodies(api: Api) -> None:
         res = await api.call("POST", "/api/sessions", host, json=body, expect=422)
         assert res["error"]["code"] == "invalid_input"
     assert (await api.call("GET", "/api/sessions", expect=200))["sessions"] == []
+
+
+@pytest.mark.parametrize(
+    "when",
+    ["9999-12-31T23:59:59-05:00", "1969-12-31T23:59:59Z", "0001-01-01T00:00:00+01:00"],
+)
+async def test_a_time_past_what_the_columns_hold_is_refused(api: Api, when: str) -> None:
+    """Found by the schema fuzzing: a zone that pushed year 9999 past 9999 in UTC was
+    a 500 (an overflow converting it); times before 1970 have no millisecond stamp."""
+    host = await api.signup("host")
+    body = await api.call(
+        "POST", "/api/sessions", host, json={"title": "x", "scheduled_at": when}, expect=422
+    )
+    assert body["error"]["code"] == "invalid_input"
+    assert "between 1970 and 9999" in body["error"]["message"]
+    assert (await api.call("GET", f"/api/sessions?host_id={host.id}"))["sessions"] == []

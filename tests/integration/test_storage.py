@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +181,7 @@ async def test_the_connection_pool_is_open_before_the_first_request(
     """PostgreSQL (SQLite opens its file per connection: nothing to keep warm): a fixed
     pool, opened at start-up; a burst of requests waits for a connection instead of
     opening (and closing) extra ones."""
-    settings = replace(backend_settings("postgres-redis", tmp_path), db_pool_size=5)
+    settings = backend_settings("postgres-redis", tmp_path).model_copy(update={"db_pool_size": 5})
     client = await aiohttp_client(create_app(settings))
     db = client.app[db_key]
     assert not db.is_sqlite
@@ -210,7 +209,7 @@ async def test_a_prepared_write_reports_a_constraint_violation_as_integrity_erro
     leaves them as SQLAlchemy's IntegrityError, like the ORM path's, so the order path
     catches one kind (two concurrent retries of one Idempotency-Key: the second insert
     loses, and its buyer gets the first one's order, not a 500)."""
-    settings = replace(backend_settings("postgres-redis", tmp_path), db_pool_size=4)
+    settings = backend_settings("postgres-redis", tmp_path).model_copy(update={"db_pool_size": 4})
     client = await aiohttp_client(create_app(settings))
     db = client.app[db_key]
     add_user = db.prepare_write(

@@ -55,5 +55,5 @@ def test_the_drain_time_is_a_setting() -> None:
     assert Settings.from_env({"LIVESHELF_SECRET": TEST_SECRET}).media_drain_s == 30
     env = {"LIVESHELF_SECRET": TEST_SECRET, "LIVESHELF_MEDIA_DRAIN_S": "0"}
     assert Settings.from_env(env).media_drain_s == 0  # no draining
-    with pytest.raises(ConfigError, match="LIVESHELF_MEDIA_DRAIN_S must be 0 or more"):
+    with pytest.raises(ConfigError, match="LIVESHELF_MEDIA_DRAIN_S: must be 0 or more"):
         Settings.from_env({**env, "LIVESHELF_MEDIA_DRAIN_S": "-1"})

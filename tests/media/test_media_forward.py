@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,18 +69,19 @@ async def pair(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[
     """The home and one edge; ``indirect`` parametrization adds that many workers to
     their configuration that nobody runs."""
     # two apps on one database: small pools (each holds 1.75 x db_pool_size connections)
-    settings = replace(
-        backend_settings("postgres-redis", tmp_path),
-        audience_sample_s=0,
-        db_pool_size=4,
-        media_pull_linger_s=0.3,
-        media_max_viewers_per_worker=1,
+    settings = backend_settings("postgres-redis", tmp_path).model_copy(
+        update={
+            "audience_sample_s": 0,
+            "db_pool_size": 4,
+            "media_pull_linger_s": 0.3,
+            "media_max_viewers_per_worker": 1,
+        }
     )
     ports = free_port(), free_port()
     absent = tuple(free_port() for _ in range(getattr(request, "param", 0)))
     urls = tuple(f"http://127.0.0.1:{port}" for port in (*ports, *absent))
-    home = create_app(replace(settings, media_workers=urls, media_worker=0))
-    edge = create_app(replace(settings, media_workers=urls, media_worker=1))
+    home = create_app(settings.model_copy(update={"media_workers": urls, "media_worker": 0}))
+    edge = create_app(settings.model_copy(update={"media_workers": urls, "media_worker": 1}))
     async with (
         TestClient(TestServer(home, host="127.0.0.1", port=ports[0])) as home_client,
         TestClient(TestServer(edge, host="127.0.0.1", port=ports[1])) as edge_client,
@@ -368,12 +369,12 @@ async def test_worker_errors_carry_cors_and_a_down_home_is_a_503(
             assert res.status == 413
             assert (await res.json())["error"]["code"] == "sdp_too_large"
 
-    settings = replace(
-        backend_settings("postgres-redis", tmp_path / "down"),
-        # worker 1 of two whose home nobody listens for
-        media_workers=(f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"),
-        media_worker=1,
-        db_pool_size=4,
+    settings = backend_settings("postgres-redis", tmp_path / "down").model_copy(
+        update={
+            "media_workers": (f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"),
+            "media_worker": 1,
+            "db_pool_size": 4,
+        }
     )
     async with TestClient(TestServer(create_app(settings), host="127.0.0.1")) as lonely:
         api = Api(lonely)

@@ -14,7 +14,6 @@ import re
 import shutil
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import av
@@ -278,7 +277,9 @@ async def test_media_refusals_have_the_api_error_shape(
     """WHIP/WHEP refusals leave as every API error does (``live.http.error_response``):
     ``{"error": {"code", "message"}}`` and nothing else, the kind's status, the CORS
     headers, ``Retry-After`` on a 503 and not on the other refusals."""
-    capped = replace(settings, limits=True, media_max_viewers_per_worker=3, max_peers_per_user=1)
+    capped = settings.model_copy(
+        update={"limits": True, "media_max_viewers_per_worker": 3, "max_peers_per_user": 1}
+    )
     client = await aiohttp_client(create_app(capped))
     api = Api(client)
     host, fan = await api.signup("host"), await api.signup("viewer")
@@ -543,7 +544,9 @@ async def test_cors_origin_is_configurable(settings: Settings, aiohttp_client: A
     assert Settings.from_env({"LIVESHELF_SECRET": "s" * 32}).cors_origin == "*"
     env = {"LIVESHELF_SECRET": "s" * 32, "LIVESHELF_CORS_ORIGIN": "https://shop.example"}
     assert Settings.from_env(env).cors_origin == "https://shop.example"
-    client = await aiohttp_client(create_app(replace(settings, cors_origin="https://shop.example")))
+    client = await aiohttp_client(
+        create_app(settings.model_copy(update={"cors_origin": "https://shop.example"}))
+    )
     res = await client.options("/whip/1")
     assert res.headers["Access-Control-Allow-Origin"] == "https://shop.example"
     assert "Origin" in res.headers.getall("Vary", [])
@@ -613,7 +616,9 @@ def test_link_headers_advertise_ice_servers() -> None:
 async def test_one_process_takes_viewers_up_to_its_cap(
     settings: Settings, aiohttp_client: Any, peers: Any
 ) -> None:
-    client = await aiohttp_client(create_app(replace(settings, media_max_viewers_per_worker=2)))
+    client = await aiohttp_client(
+        create_app(settings.model_copy(update={"media_max_viewers_per_worker": 2}))
+    )
     api = Api(client)
     host = await api.signup("host")
     session_id = int((await api.live_session(host))["id"])
@@ -706,7 +711,9 @@ async def test_a_url_with_a_token_is_open_to_any_origin(
 ) -> None:
     """After a cross-origin redirect the browser's Origin is "null": the token, not the
     origin, is what lets the request in."""
-    client = await aiohttp_client(create_app(replace(settings, cors_origin="https://shop.example")))
+    client = await aiohttp_client(
+        create_app(settings.model_copy(update={"cors_origin": "https://shop.example"}))
+    )
     res = await client.options("/whep/1?token=x", headers={"Origin": "null"})
     assert res.status == 204 and res.headers["Access-Control-Allow-Origin"] == "*"
     assert "Vary" not in res.headers
@@ -721,7 +728,7 @@ async def test_a_show_that_cannot_be_recorded_goes_live_and_says_why(
     used to answer WHIP 500 and keep the show off the air."""
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the recordings' parent folder should be")
-    app = create_app(replace(settings, recordings_dir=blocker / "recordings"))
+    app = create_app(settings.model_copy(update={"recordings_dir": blocker / "recordings"}))
     api = Api(await aiohttp_client(app))
     host = await api.signup("host")
     session_id = int((await api.live_session(host))["id"])
@@ -749,7 +756,7 @@ async def test_a_read_only_recordings_folder_the_show_goes_live_not_recorded(
     mount: root writes through file permissions). The recorder used to start, its writer
     failed at the first frame and left neither a file nor a reason anywhere; now the show
     goes live, WHIP says it is not recorded and why, and so do the session's details."""
-    app = create_app(replace(settings, recordings_dir=tmpfs("1m", read_only=True)))
+    app = create_app(settings.model_copy(update={"recordings_dir": tmpfs("1m", read_only=True)}))
     api = Api(await aiohttp_client(app))
     host = await api.signup("host")
     session_id = int((await api.live_session(host))["id"])
@@ -790,7 +797,7 @@ async def test_a_recording_cut_short_by_a_full_disk_is_served_finished_and_marke
     kept = MediaConfig().recording_min_free_bytes
     (disk / "filler").write_bytes(bytes(shutil.disk_usage(disk).free - kept - HEADROOM))
     assert kept < shutil.disk_usage(disk).free <= kept + HEADROOM
-    app = create_app(replace(settings, recordings_dir=disk))
+    app = create_app(settings.model_copy(update={"recordings_dir": disk}))
     api = Api(await aiohttp_client(app))
     host = await api.signup("host")
     session_id = int((await api.live_session(host))["id"])

@@ -12,7 +12,7 @@ import struct
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -143,12 +143,13 @@ def test_turn_settings_are_checked() -> None:
 
 
 async def test_ice_servers_for_each_caller(settings: Settings, aiohttp_client: Any) -> None:
-    turned = replace(
-        settings,
-        turn_urls=("turn:turn.example.net:3478", "turns:turn.example.net:5349"),
-        turn_secret=TURN_SECRET,
-        turn_ttl_s=600,
-        browser_stun=("stun:stun.example.net:3478",),
+    turned = settings.model_copy(
+        update={
+            "turn_urls": ("turn:turn.example.net:3478", "turns:turn.example.net:5349"),
+            "turn_secret": TURN_SECRET,
+            "turn_ttl_s": 600,
+            "browser_stun": ("stun:stun.example.net:3478",),
+        }
     )
     api = Api(await aiohttp_client(create_app(turned)))
     host = await api.signup("host")
@@ -184,7 +185,9 @@ async def test_a_relay_only_viewer_plays_through_coturn(
     turn: Turn, settings: Settings, aiohttp_client: Any, peers: Any, monkeypatch: Any
 ) -> None:
     client = await aiohttp_client(
-        create_app(replace(settings, turn_urls=(turn.url,), turn_secret=turn.secret))
+        create_app(
+            settings.model_copy(update={"turn_urls": (turn.url,), "turn_secret": turn.secret})
+        )
     )
     api = Api(client)
     host = await api.signup("host")

@@ -15,7 +15,6 @@ import asyncio
 import time
 import uuid
 from collections import Counter
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -84,13 +83,14 @@ async def test_orders_through_a_database_restart(
     settings: Settings, aiohttp_client: Any, backend: str, own_postgres: OwnPostgres
 ) -> None:
     app = create_app(
-        replace(
-            settings,
-            database_url=own_postgres.url,
-            database_schema=None,
-            db_pool_size=8,
-            order_recovery_every_s=1.0,
-            order_recovery_after_s=3.0,
+        settings.model_copy(
+            update={
+                "database_url": own_postgres.url,
+                "database_schema": None,
+                "db_pool_size": 8,
+                "order_recovery_every_s": 1.0,
+                "order_recovery_after_s": 3.0,
+            }
         )
     )
     api = Api(await aiohttp_client(app))

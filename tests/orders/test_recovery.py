@@ -6,7 +6,6 @@ without a retry; the same key then answers with the paid order."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,7 +19,9 @@ from shelf.payments import Captured, TestPaymentProvider
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return replace(settings, order_recovery_every_s=0.2, order_recovery_after_s=0.5)
+    return settings.model_copy(
+        update={"order_recovery_every_s": 0.2, "order_recovery_after_s": 0.5}
+    )
 
 
 class LosesTheFirstCall(TestPaymentProvider):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -28,7 +27,7 @@ async def test_orders_while_redis_is_down_are_answered_201_and_announced_later(
     own = OwnRedis()
     await own.start()
     try:
-        app = create_app(replace(settings, redis_url=own.url, outbox_poll_s=0.2))
+        app = create_app(settings.model_copy(update={"redis_url": own.url, "outbox_poll_s": 0.2}))
         api = Api(await aiohttp_client(app))
         shop = await open_shop(api, stock=200)
         buyers = await many_viewers(api, 30)

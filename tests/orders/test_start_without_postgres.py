@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -49,11 +48,12 @@ async def test_starts_with_postgres_down_and_recovers_when_it_is_back(
     backend: str,
     caplog: Any,
 ) -> None:
-    settings = replace(
-        settings,
-        database_url=own_postgres.url,
-        database_schema=None,
-        order_recovery_every_s=3600.0,  # only the start-up pass settles (in the 2nd app)
+    settings = settings.model_copy(
+        update={
+            "database_url": own_postgres.url,
+            "database_schema": None,
+            "order_recovery_every_s": 3600.0,
+        }
     )
     # An earlier process: an order left placed (its payment never answered).
     first = await aiohttp_client(create_app(settings))
@@ -67,7 +67,7 @@ async def test_starts_with_postgres_down_and_recovers_when_it_is_back(
     await asyncio.to_thread(own_postgres.halt)
 
     caplog.set_level(logging.WARNING)
-    client = await aiohttp_client(create_app(replace(settings, auto_migrate=False)))
+    client = await aiohttp_client(create_app(settings.model_copy(update={"auto_migrate": False})))
     api = Api(client)
     assert (await client.get("/healthz")).status == 200
     res = await client.get("/readyz")

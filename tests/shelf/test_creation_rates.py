@@ -5,7 +5,6 @@ on here (the suite's default is off)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -20,7 +19,7 @@ from live.clock import ManualClock, iso
 
 @pytest.fixture
 def app(settings: Settings, clock: ManualClock) -> web.Application:
-    return create_app(replace(settings, limits=True), clock=clock)
+    return create_app(settings.model_copy(update={"limits": True}), clock=clock)
 
 
 async def refused(res: aiohttp.ClientResponse, code: str, retry_after: str) -> None:

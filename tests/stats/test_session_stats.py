@@ -12,7 +12,6 @@ real room sockets: the stats come out exactly as scripted.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -40,7 +39,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return replace(settings, audience_sample_s=0)  # the test samples by hand
+    return settings.model_copy(update={"audience_sample_s": 0})  # the test samples by hand
 
 
 @pytest.fixture

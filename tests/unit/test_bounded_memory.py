@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from chat.config import ChatConfig
 from chat.rooms import ChatRooms
 from chat.state import Moderation
 from live import audience as audience_module
@@ -26,6 +25,7 @@ from live.revocations import PRUNE_AT, Revocations
 from live.roomchannel import SNAPSHOT_CACHE_PRUNE_AT, RoomChannel
 from live.roomhub import Connection, RoomHub
 from live.roomlog_memory import MemoryRoomLog
+from live.settings import ChatSettings
 from shelf.payments import Captured, TestPaymentProvider
 
 SECRET = "s" * 32
@@ -196,7 +196,7 @@ class FlakyRepo:
 async def test_chat_buckets_are_pruned_while_the_database_is_away() -> None:
     clock = ManualClock()
     hub = SimpleNamespace(local_sockets=lambda _room: 1)
-    config = ChatConfig()
+    config = ChatSettings()
     rooms = ChatRooms(FlakyRepo(), hub, clock, config)  # type: ignore[arg-type]
     room = await rooms.get(5)
     for user_id in range(10_000):  # a user taps and posts, then leaves; 10 a second

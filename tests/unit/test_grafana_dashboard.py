@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 from pathlib import Path
 
 from support import backend_settings
@@ -19,7 +18,9 @@ SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_c
 def exported(tmp_path: Path) -> set[str]:
     """Every sample name the app's ``/metrics`` can carry."""
     # with Redis configured (nothing connects before start-up): its metrics too
-    settings = replace(backend_settings("sqlite-memory", tmp_path), redis_url="redis://127.0.0.1:1")
+    settings = backend_settings("sqlite-memory", tmp_path).model_copy(
+        update={"redis_url": "redis://127.0.0.1:1"}
+    )
     app = create_app(settings)
     metrics = app[metrics_key]
     metrics.requests.observe("GET", None, 200, 0.001)

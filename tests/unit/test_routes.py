@@ -4,11 +4,11 @@ cyclic garbage collector does not run every other request."""
 from __future__ import annotations
 
 import gc
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from app import GC_YOUNG_THRESHOLD, HOT_PATHS, Settings, create_app
+from app import HOT_PATHS, Settings, create_app
+from live.settings import GC_YOUNG_THRESHOLD
 
 
 def test_hot_paths_are_real_routes_tried_before_their_neighbours() -> None:
@@ -33,7 +33,9 @@ async def test_a_started_app_lets_the_young_generation_grow_before_collecting(
     gc.set_threshold(700, before[1], before[2])
     try:
         settings = Settings.from_env({}, demo=True)
-        settings = replace(settings, database_url=f"sqlite+aiosqlite:///{tmp_path}/gc.db")
+        settings = settings.model_copy(
+            update={"database_url": f"sqlite+aiosqlite:///{tmp_path}/gc.db"}
+        )
         await aiohttp_client(create_app(settings))
         assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
     finally:

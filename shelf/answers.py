@@ -1,0 +1,508 @@
+"""The shelf's JSON answers as models: what the OpenAPI document (``live.openapi``)
+says the catalogue, cooperation, shelf, pin, flash-sale, order, report and stats
+routes return. The services build plain dicts (``shelf.views``, ``shelf.orders``,
+``shelf.reports``, ``shelf.stats``...); these describe them field by field, and the
+tests hold every answer to them (``live.openapi.AnswerChecker``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, Field
+from pydantic.json_schema import SkipJsonSchema
+
+from live.answers import FollowersOnDay, SessionAnswer, omitted
+from live.models import SessionStatus
+from live.openapi import AnswerModel, ErrorDetail
+from shelf.models import CooperationStatus, FlashStatus
+from shelf.order_models import OrderSource, OrderStatus
+
+#: money by ISO 4217 currency code, in minor units
+MoneyByCurrency = dict[str, int]
+
+# -- catalogue ----------------------------------------------------------------------------
+
+
+class ProductAnswer(AnswerModel):
+    """A product (``shelf.views.product_dict``)."""
+
+    id: int
+    brand_id: int
+    title: str
+    description: str
+    image_url: str | None
+    price_minor: int
+    currency: str
+    #: units that sell at the regular price now (flash-sale reservations not included)
+    stock: int
+    stock_version: int
+    commission_bps: int | SkipJsonSchema[None] = omitted(
+        "the commission the brand offers: only for brands, hosts, agencies and admins"
+    )
+    archived: bool
+    archived_at: AwareDatetime | None
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+
+class BrandSessionAnswer(SessionAnswer):
+    """A session as ``GET /api/sessions`` lists it, plus the brand's products on its
+    shelf, in shelf order."""
+
+    product_ids: list[int]
+
+
+# -- cooperations and agencies --------------------------------------------------------------
+
+
+class HostNameAnswer(AnswerModel):
+    id: int
+    display_name: str
+
+
+class HostsAnswer(AnswerModel):
+    hosts: list[HostNameAnswer]
+
+
+class CooperationAnswer(AnswerModel):
+    """A cooperation agreement (``shelf.views.cooperation_dict``)."""
+
+    id: int
+    brand_id: int
+    host_id: int
+    product_ids: list[int]
+    commission_bps: int
+    flat_fee_minor: int | None
+    flat_fee_currency: str | None
+    note: str | None
+    #: the lowest flash price agreed, in basis points of the regular price (null: no
+    #: flash sales under this agreement)
+    flash_min_price_bps: int | None
+    #: the most units one flash sale may hold (null: no cap)
+    flash_max_units: int | None
+    flash_ask_brand: bool
+    status: CooperationStatus
+    created_at: AwareDatetime
+    decided_at: AwareDatetime | None
+    decided_by: int | None
+    ended_at: AwareDatetime | None
+
+
+class AgencyAnswer(AnswerModel):
+    host_id: int
+    #: the agency the host named (null: none)
+    agency_id: int | None
+
+
+class HostIdsPage(AnswerModel):
+    """The hosts that named the calling agency, by id (oldest first)."""
+
+    host_ids: list[int]
+    next_after_id: int | None
+
+
+# -- the live shelf, pins -------------------------------------------------------------------
+
+
+class ShelfItemAnswer(AnswerModel):
+    """A product on a live shelf as viewers see it (``shelf.views.shelf_item_dict``)."""
+
+    product_id: int
+    brand_id: int
+    title: str
+    image_url: str | None
+    price_minor: int
+    currency: str
+
+
+class StockFlashAnswer(AnswerModel):
+    id: int
+    remaining: int
+
+
+class StockEntryAnswer(AnswerModel):
+    """A product's stock on screen (``shelf.views.stock_entry``): ``stock`` at the
+    regular price, ``flash`` the running flash sale's units left; keep the entry with
+    the highest ``version``."""
+
+    product_id: int
+    stock: int
+    version: int
+    flash: StockFlashAnswer | None
+
+
+class CardFlashAnswer(AnswerModel):
+    id: int
+    price_minor: int
+    remaining: int
+    ends_ms: int
+
+
+class CardAnswer(AnswerModel):
+    """The pinned product's card (``shelf.views.card_dict``, ``card.shown`` data)."""
+
+    pin_id: int
+    product_id: int
+    title: str
+    image_url: str | None
+    price_minor: int
+    currency: str
+    flash: CardFlashAnswer | None
+    stock: int
+    pinned_at: AwareDatetime
+
+
+class FlashSaleAnswer(AnswerModel):
+    """A flash sale (``shelf.views.flash_dict``); ``server_time`` (epoch ms) lets
+    clients count down on the server's clock."""
+
+    id: int
+    session_id: int
+    product_id: int
+    price_minor: int
+    currency: str
+    quantity: int
+    sold: int
+    remaining: int
+    per_buyer_limit: int
+    status: FlashStatus
+    #: whether its units are out of the product's stock and held by the sale
+    reserved: bool
+    #: why the server cancelled it (null: the host did, or it was not cancelled)
+    cancel_reason: Literal["out_of_stock", "not_approved", "session_ended"] | None
+    starts_ms: int
+    ends_ms: int
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    server_time: int
+
+
+class ShelfStateAnswer(AnswerModel):
+    """The shelf state, the same as the room snapshot's part (``shelf.state``)."""
+
+    shelf: list[ShelfItemAnswer]
+    shelf_version: int
+    pinned: CardAnswer | None
+    #: by product id
+    stock: dict[str, StockEntryAnswer]
+    #: the session's scheduled and running sales
+    flash_sales: list[FlashSaleAnswer]
+
+
+class ShelfUpdatedAnswer(AnswerModel):
+    """The ``shelf.updated`` event's data: the whole new shelf, in order, and the stock
+    of every product on it (by product id)."""
+
+    version: int
+    shelf: list[ShelfItemAnswer]
+    stock: dict[str, StockEntryAnswer]
+
+
+class UnpinnedAnswer(AnswerModel):
+    pinned: None
+    #: the product that was pinned (null: nothing was)
+    unpinned: int | None
+
+
+class PinAnswer(AnswerModel):
+    """A pin window (``shelf.views.pin_dict``): the open one has no end; the media
+    times are seconds into the recording, when one was running."""
+
+    id: int
+    session_id: int
+    product_id: int
+    start_ms: int
+    end_ms: int | None
+    media_start_s: float | None
+    media_end_s: float | None
+
+
+# -- flash-sale approvals -------------------------------------------------------------------
+
+
+class ApprovalProduct(AnswerModel):
+    id: int
+    title: str
+    price_minor: int
+    currency: str
+
+
+class ApprovalTerms(AnswerModel):
+    cooperation_id: int
+    #: the lowest flash price the agreement allows (null: no flash sales agreed)
+    floor_minor: int | None
+    #: the most units one sale may hold (null: no cap)
+    max_units: int | None
+
+
+class ApprovalSession(AnswerModel):
+    id: int
+    title: str
+
+
+class FlashApprovalAnswer(FlashSaleAnswer):
+    """A sale waiting for the brand, with what the brand needs to decide."""
+
+    product: ApprovalProduct
+    terms: ApprovalTerms
+    session: ApprovalSession
+    host: HostNameAnswer
+
+
+class FlashApprovalsAnswer(AnswerModel):
+    flash_sales: list[FlashApprovalAnswer]
+
+
+# -- orders ---------------------------------------------------------------------------------
+
+
+class OrderAnswer(AnswerModel):
+    """An order (``shelf.orders.order_dict``)."""
+
+    id: int
+    session_id: int
+    product_id: int
+    quantity: int
+    unit_price_minor: int
+    amount_minor: int
+    currency: str
+    status: OrderStatus
+    source: OrderSource
+    flash_sale_id: int | None
+    #: the pin window open when it was placed (live orders only)
+    pin_id: int | None
+    commission_bps: int
+    refunded_quantity: int
+    placed_at: AwareDatetime
+    paid_at: AwareDatetime | None
+
+
+class PaymentDeclinedAnswer(AnswerModel):
+    """402: the payment was declined; the order is ``cancelled`` (its units back)."""
+
+    error: ErrorDetail
+    order: OrderAnswer
+
+
+# -- reports --------------------------------------------------------------------------------
+
+
+class PeriodAnswer(AnswerModel):
+    """The orders placed in ``[from, to)``."""
+
+    from_: AwareDatetime = Field(alias="from")
+    to: AwareDatetime
+
+
+class SalesFigures(AnswerModel):
+    orders: int
+    units: int
+    gmv_minor: int
+    refunded_units: int
+    refunds_minor: int
+
+
+class HostCommissionTotals(SalesFigures):
+    currency: str
+    commission_pending_minor: int
+    commission_payable_minor: int
+    commission_total_minor: int
+
+
+class HostCommissionRow(HostCommissionTotals):
+    session_id: int
+    session_title: str
+
+
+class HostCommissionAnswer(AnswerModel):
+    """Per session and currency; ``totals`` per currency."""
+
+    host_id: int
+    period: PeriodAnswer
+    rows: list[HostCommissionRow]
+    totals: list[HostCommissionTotals]
+
+
+class BrandSalesTotals(SalesFigures):
+    currency: str
+    host_commission_minor: int
+    platform_fees_minor: int
+    brand_net_minor: int
+
+
+class BrandSalesRow(BrandSalesTotals):
+    host_id: int
+    host_name: str
+    session_id: int
+    session_title: str
+
+
+class BrandSalesAnswer(AnswerModel):
+    """Per host, session and currency; ``totals`` per currency."""
+
+    brand_id: int
+    period: PeriodAnswer
+    rows: list[BrandSalesRow]
+    totals: list[BrandSalesTotals]
+
+
+# -- session stats --------------------------------------------------------------------------
+
+
+class StatsSession(AnswerModel):
+    id: int
+    title: str
+    status: SessionStatus
+    host_id: int
+    started_at: AwareDatetime | None
+    ended_at: AwareDatetime | None
+    #: when these figures were computed (they are at most a few seconds old)
+    generated_at: AwareDatetime
+
+
+class AudienceSecond(AnswerModel):
+    """One second of the audience curve (``second``: epoch seconds): people receiving
+    media, people on the room channel, and that second's joins and leaves of each."""
+
+    second: int
+    media_viewers: int
+    sockets: int
+    joins: int
+    leaves: int
+    socket_joins: int
+    socket_leaves: int
+
+
+class RetentionPoint(AnswerModel):
+    """The share of viewers still watching ``t`` seconds after they first joined."""
+
+    t: int
+    share: float
+
+
+class PinMoment(AnswerModel):
+    kind: Literal["pin.start", "pin.end"]
+    at_ms: int
+    #: seconds from the moment to the drop-off's second (negative: during it)
+    seconds_before: float
+    pin_id: int
+    product_id: int
+    title: str
+
+
+class FlashMoment(AnswerModel):
+    kind: Literal["flash.start", "flash.end"]
+    at_ms: int
+    seconds_before: float
+    flash_sale_id: int
+    product_id: int
+
+
+class PublisherMoment(AnswerModel):
+    """The publisher going live or pausing (``live.audience``)."""
+
+    kind: Literal["live.started", "live.paused"]
+    at_ms: int
+    seconds_before: float
+    reason: str | SkipJsonSchema[None] = omitted()
+
+
+Moment = Annotated[PinMoment | FlashMoment | PublisherMoment, Field(discriminator="kind")]
+
+
+class DropOff(AnswerModel):
+    """A second where leaving spiked, with what happened just before (newest first)."""
+
+    second: int
+    leaves: int
+    viewers_before: int
+    after: list[Moment]
+
+
+class AudienceStats(AnswerModel):
+    curve: list[AudienceSecond]
+    viewers: int
+    average_watch_s: float
+    median_watch_s: float
+    peak_viewers: int
+    retention: list[RetentionPoint]
+    drop_offs: list[DropOff]
+    #: viewers by why they left (``watching``: not yet)
+    leave_reasons: dict[str, int]
+
+
+class FunnelPin(AnswerModel):
+    pin_id: int
+    product_id: int
+    title: str
+    start_ms: int
+    end_ms: int | None
+    media_start_s: float | None
+    media_end_s: float | None
+    viewers_at_start: int
+    peak_viewers: int
+    impressions: int
+    clicks: int
+    orders: int
+    units: int
+    gmv_minor: MoneyByCurrency
+    click_rate: float
+    conversion_rate: float
+
+
+class FunnelProduct(AnswerModel):
+    product_id: int
+    title: str
+    pins: int
+    impressions: int
+    clicks: int
+    orders: int
+    buyers: int
+    units: int
+    gmv_minor: MoneyByCurrency
+
+
+class FunnelTotals(AnswerModel):
+    impressions: int
+    clicks: int
+    orders: int
+    units: int
+    gmv_minor: MoneyByCurrency
+    orders_outside_pins: int
+
+
+class FunnelStats(AnswerModel):
+    pins: list[FunnelPin]
+    products: list[FunnelProduct]
+    session: FunnelTotals
+
+
+class ViewerSplit(AnswerModel):
+    returning: int
+    new: int
+    guests: int
+
+
+class HostFans(AnswerModel):
+    """The host's followers (the host's and admins' view)."""
+
+    followers: int
+    followers_gained: int
+    followers_lost: int
+    followers_over_time: list[FollowersOnDay]
+    viewers: ViewerSplit
+
+
+class BrandFans(AnswerModel):
+    """A brand's view: the viewers' split only."""
+
+    viewers: ViewerSplit
+
+
+class StatsAnswer(AnswerModel):
+    """A session's stats; a brand reads its own products' figures only."""
+
+    session: StatsSession
+    audience: AudienceStats
+    funnel: FunnelStats
+    fans: HostFans | BrandFans
