@@ -278,8 +278,15 @@ def signed_in(request: web.Request) -> Principal:
     return require_signed_in(principal(request))
 
 
+#: the model ``read_json`` read the request's body with (what the OpenAPI test checker
+#: compares with the route's documented body, ``live.openapi.AnswerChecker``)
+body_model_key: web.RequestKey[type[BaseModel]] = web.RequestKey("body_model")
+
+
 async def read_json(request: web.Request, model: type[ModelT]) -> ModelT:
     """The request body validated against ``model``; 4xx with a code if it is not."""
+    read_as: type[BaseModel] = model
+    request[body_model_key] = read_as
     too_large = TooLarge("body_too_large", f"the body is over {MAX_JSON_BYTES} bytes")
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise too_large

@@ -34,7 +34,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 from pydantic.json_schema import models_json_schema
 
-from live.http import MAX_ID, SECURITY_HEADERS, Handler
+from live.http import MAX_ID, SECURITY_HEADERS, Handler, body_model_key
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -468,20 +468,24 @@ def _default_text(answer: Answer) -> str:
 class AnswerChecker:
     """A middleware (for tests) that holds every successful JSON answer to its route's
     ``@operation``: the status must be one of its answers and the body must validate,
-    strictly, against that answer's model. What does not is kept in ``mismatches``
+    strictly, against that answer's model; and a JSON body must have been read with
+    the model the operation names. What does not is kept in ``mismatches``
     (the test fixture fails the test with them) and logged."""
 
     mismatches: list[str] = field(default_factory=list)
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        response = await handler(request)
+        try:
+            response = await handler(request)
+        finally:
+            self._check_body(request)
         if response.status >= 400 or not isinstance(response, web.Response):
             return response
         spec = spec_of(request.match_info.route.handler)
         if not isinstance(spec, Operation):
             return response
-        where = f"{request.method} {request.match_info.route.resource.canonical}"  # type: ignore[union-attr]
+        where = _where(request)
         answer = next((a for a in spec.answers if a.status == response.status), None)
         if answer is None:
             self.mismatches.append(f"{where}: status {response.status} is not documented")
@@ -493,6 +497,22 @@ class AnswerChecker:
             except ValidationError as exc:
                 self.mismatches.append(f"{where} {response.status}: {exc}")
         return response
+
+    def _check_body(self, request: web.Request) -> None:
+        """The body was read with the model the document names (``read_json``)."""
+        read = request.get(body_model_key)
+        spec = spec_of(request.match_info.route.handler)
+        if read is not None and isinstance(spec, Operation) and read is not spec.body:
+            documented = spec.body.__name__ if spec.body else "no JSON body"
+            self.mismatches.append(
+                f"{_where(request)}: the body was read as {read.__name__}, "
+                f"the document says {documented}"
+            )
+
+
+def _where(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return f"{request.method} {resource.canonical if resource else request.path}"
 
 
 # -- serving it ---------------------------------------------------------------------

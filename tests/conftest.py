@@ -12,10 +12,16 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from netns import LoopbackNamespace
-from support import BACKENDS, Api, backend_settings, drop_backend_state, drop_run_state
+from support import (
+    BACKENDS,
+    Api,
+    backend_settings,
+    checked,
+    drop_backend_state,
+    drop_run_state,
+)
 
 from app import Settings, create_app
-from live.openapi import AnswerChecker
 
 pytest_plugins = ["loopback_guard"]
 
@@ -40,15 +46,8 @@ def settings(backend: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings) -> Iterator[web.Application]:
-    """The app, every successful JSON answer held to its route's OpenAPI entry
-    (``live.openapi.AnswerChecker``): a test whose answers break the document fails."""
-    app = create_app(settings)
-    checker = AnswerChecker()
-    app.middlewares.append(checker.middleware)
-    yield app
-    assert not checker.mismatches, "answers that break the OpenAPI document:\n" + "\n".join(
-        checker.mismatches
-    )
+    """The app, its answers held to the OpenAPI document (``support.checked``)."""
+    yield from checked(create_app(settings))
 
 
 @pytest.fixture

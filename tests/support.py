@@ -9,13 +9,14 @@ import ssl as ssl_module
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from alembic import command
 from multidict import CIMultiDictProxy
@@ -27,6 +28,7 @@ from app import Settings, accounts_key
 from live.db import Database, alembic_config
 from live.guests import GUEST_COOKIE, GuestIds
 from live.models import Role
+from live.openapi import AnswerChecker
 from live.roomlog import RoomLog
 
 TEST_SECRET = "test-secret-0123456789abcdef-0123456789"
@@ -304,3 +306,16 @@ async def migrate(db: Database, direction: str, revision: str) -> None:
 
     async with db.engine.begin() as conn:
         await conn.run_sync(run)
+
+
+def checked(app: web.Application) -> Iterator[web.Application]:
+    """``app`` with every successful JSON answer held to its route's OpenAPI entry, and
+    every JSON body read with the documented model (``live.openapi.AnswerChecker``); a
+    test whose answers break the document fails. For ``app`` fixtures:
+    ``yield from checked(create_app(...))``."""
+    checker = AnswerChecker()
+    app.middlewares.append(checker.middleware)
+    yield app
+    assert not checker.mismatches, "answers that break the OpenAPI document:\n" + "\n".join(
+        checker.mismatches
+    )

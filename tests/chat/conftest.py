@@ -7,8 +7,11 @@ settings (``LIVESHELF_CHAT_*`` for an operator): every app the test builds from 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from aiohttp import web
+from support import checked
 
 from app import Settings, create_app
 from live.clock import ManualClock
@@ -35,5 +38,5 @@ def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings, clock: ManualClock) -> web.Application:
-    return create_app(settings, clock=clock)
+def app(settings: Settings, clock: ManualClock) -> Iterator[web.Application]:
+    yield from checked(create_app(settings, clock=clock))

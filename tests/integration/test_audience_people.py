@@ -6,14 +6,14 @@ by hand on a manual clock."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from sqlalchemy import select
-from support import TEST_SECRET, Api, Posted, poster
+from support import TEST_SECRET, Api, Posted, checked, poster
 
 from app import Settings, create_app, db_key
 from live.clock import ManualClock
@@ -39,8 +39,8 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings, clock: ManualClock) -> web.Application:
-    return create_app(settings, clock=clock)
+def app(settings: Settings, clock: ManualClock) -> Iterator[web.Application]:
+    yield from checked(create_app(settings, clock=clock))
 
 
 def with_cookie(client: Any, path: str, cookie: str) -> Callable[[str], Any]:

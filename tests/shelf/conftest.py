@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from aiohttp import web
 from shelf_support import World, make_world
-from support import Api
+from support import Api, checked
 
 from app import Settings, create_app
 from live.clock import ManualClock
@@ -27,8 +29,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def app(settings: Settings, clock: ManualClock) -> web.Application:
-    return create_app(settings, clock=clock)
+def app(settings: Settings, clock: ManualClock) -> Iterator[web.Application]:
+    yield from checked(create_app(settings, clock=clock))
 
 
 @pytest.fixture

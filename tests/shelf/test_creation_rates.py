@@ -5,21 +5,22 @@ on here (the suite's default is off)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 from shelf_support import World, make_product, shelve
-from support import Account, Api
+from support import Account, Api, checked
 
 from app import Settings, create_app
 from live.clock import ManualClock, iso
 
 
 @pytest.fixture
-def app(settings: Settings, clock: ManualClock) -> web.Application:
-    return create_app(settings.model_copy(update={"limits": True}), clock=clock)
+def app(settings: Settings, clock: ManualClock) -> Iterator[web.Application]:
+    yield from checked(create_app(settings.model_copy(update={"limits": True}), clock=clock))
 
 
 async def refused(res: aiohttp.ClientResponse, code: str, retry_after: str) -> None:

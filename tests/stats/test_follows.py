@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 from aiohttp import web
 from sqlalchemy import func, select, text
-from support import Api, database_at
+from support import Api, checked, database_at
 
 from app import Settings, create_app, db_key
 from live.clock import ManualClock
@@ -23,8 +24,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def app(settings: Settings, clock: ManualClock) -> web.Application:
-    return create_app(settings, clock=clock)
+def app(settings: Settings, clock: ManualClock) -> Iterator[web.Application]:
+    yield from checked(create_app(settings, clock=clock))
 
 
 async def test_follow_unfollow_and_the_count_over_time(api: Api, clock: ManualClock) -> None:

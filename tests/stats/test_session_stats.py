@@ -12,12 +12,13 @@ real room sockets: the stats come out exactly as scripted.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from sqlalchemy import insert
-from support import Account, Api, poster, room_events
+from support import Account, Api, checked, poster, room_events
 
 from app import Settings, create_app, db_key, hub_key, room_log_key
 from live.clock import ManualClock
@@ -43,8 +44,8 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings, clock: ManualClock) -> web.Application:
-    return create_app(settings, clock=clock)
+def app(settings: Settings, clock: ManualClock) -> Iterator[web.Application]:
+    yield from checked(create_app(settings, clock=clock))
 
 
 async def _room_event(app: web.Application, sid: int, type_: str) -> None:
