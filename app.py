@@ -389,9 +389,8 @@ async def _tune_gc(app: web.Application) -> None:
     # collector from rescanning them on every pass (see STYLE.md's measured facts).
     gc.collect()
     gc.freeze()
-    settings = app[settings_key]
-    oldest = gc.get_threshold()[2]
-    gc.set_threshold(settings.gc_young_threshold, settings.gc_middle_threshold, oldest)
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(app[settings_key].gc_young_threshold, older, oldest)
 
 
 # -- command line -------------------------------------------------------------------

@@ -70,12 +70,6 @@ MAX_FLASH_RESERVE_LEAD_S = 600
 #: middle one) for the same server CPU (0.127 against 0.134 of a core): the fan-out
 #: never stalls for more than a few milliseconds.
 GC_YOUNG_THRESHOLD = 5_000
-#: Young passes between two middle-generation passes (CPython's default is 10). A
-#: middle pass scans what survived the young passes since the last one: in the soak's
-#: warm-up, while sockets and viewers arrive and survive, ten young passes' survivors
-#: took 11.3 ms to scan once (bench/RESULTS.md, "Soak", session 13); half as many, half
-#: the pause. What survives a middle pass reaches the old generation either way.
-GC_MIDDLE_THRESHOLD = 5
 
 DEMO_DATABASE_URL = "sqlite+aiosqlite:///liveshelf-demo.db"
 MISSING_SECRET = (
@@ -297,8 +291,6 @@ class Settings(BaseSettings):
     body_timeout_s: Seconds = 10.0
     #: the cyclic collector's youngest-generation threshold while serving
     gc_young_threshold: Positive = GC_YOUNG_THRESHOLD
-    #: young passes between two middle-generation passes while serving
-    gc_middle_threshold: Positive = GC_MIDDLE_THRESHOLD
     #: open connections one client address may hold per process, when ``limits`` is on
     #: (trusted proxies excepted; ``live.conncap``; 0: no cap)
     max_connections_per_address: AtLeast0 = 1000

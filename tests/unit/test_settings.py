@@ -72,7 +72,6 @@ VARIABLES: dict[str, tuple[str, str, Any]] = {
     "LIVESHELF_IDLE_TIMEOUT_S": ("4", "idle_timeout_s", 4.0),
     "LIVESHELF_BODY_TIMEOUT_S": ("5", "body_timeout_s", 5.0),
     "LIVESHELF_GC_YOUNG_THRESHOLD": ("700", "gc_young_threshold", 700),
-    "LIVESHELF_GC_MIDDLE_THRESHOLD": ("10", "gc_middle_threshold", 10),
     "LIVESHELF_MAX_CONNECTIONS_PER_ADDRESS": ("0", "max_connections_per_address", 0),
     "LIVESHELF_LOG_FORMAT": ("json", "log_format", None),
     "LIVESHELF_TLS_CERT": ("/etc/tls/cert.pem", "tls_cert", Path("/etc/tls/cert.pem")),
