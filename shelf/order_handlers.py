@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from aiohttp import web
 from pydantic import BaseModel
 
@@ -71,6 +73,18 @@ def _report(model: type[BaseModel]) -> Answer:
     )
 
 
+#: the two order routes (live, replay) take and answer the same
+_order_operation = functools.partial(
+    operation,
+    tag="orders",
+    roles=("viewer",),
+    body=OrderBody,
+    params=[IDEMPOTENCY_KEY],
+    answers=_ORDER_ANSWERS,
+    errors=(409,),
+)
+
+
 class OrderHandlers:
     def __init__(self, orders: OrderService, reports: ReportService, clock: Clock) -> None:
         self._orders = orders
@@ -88,28 +102,12 @@ class OrderHandlers:
             web.get("/api/brands/{id}/sales", self.brand_sales),
         ]
 
-    @operation(
-        "Order from a live session",
-        tag="orders",
-        roles=("viewer",),
-        body=OrderBody,
-        params=[IDEMPOTENCY_KEY],
-        answers=_ORDER_ANSWERS,
-        errors=(409,),
-    )
+    @_order_operation("Order from a live session")
     async def place(self, request: web.Request) -> web.Response:
         """Signed-in viewer. ``Idempotency-Key`` header required."""
         return await self._place(request, OrderSource.LIVE)
 
-    @operation(
-        "Order from an ended session's replay",
-        tag="orders",
-        roles=("viewer",),
-        body=OrderBody,
-        params=[IDEMPOTENCY_KEY],
-        answers=_ORDER_ANSWERS,
-        errors=(409,),
-    )
+    @_order_operation("Order from an ended session's replay")
     async def place_replay(self, request: web.Request) -> web.Response:
         """Signed-in viewer, on an ended session's replay."""
         return await self._place(request, OrderSource.REPLAY)
