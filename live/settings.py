@@ -253,8 +253,8 @@ class Settings(BaseSettings):
     #: or another worker); ~0.3 % of a core each (bench/RESULTS.md, "Media relay"), so
     #: 250 leave room for the rest of the process's work
     media_max_viewers_per_worker: Positive = 250
-    #: with several workers: a worker whose CPU share (of one core, last second)
-    #: reached this takes no new viewer (they go to another worker, or 503)
+    #: with several workers: a worker whose CPU share (of one core, averaged with a 3 s
+    #: time constant) reached this takes no new viewer (they go to another worker, or 503)
     media_cpu_limit: Annotated[float, AfterValidator(_core_share)] = 0.85
     #: this node's name among several sharing PostgreSQL and Redis (``media.nodes``);
     #: empty: one node

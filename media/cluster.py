@@ -47,7 +47,7 @@ from live.settings import NODE_NAME
 
 from .forward import INTERNAL_HEADER, LocalMediaControl, MediaForwarder, is_internal
 from .nodes import NodeBoard, NodeChooser, NodeLoad
-from .placement import CpuMeter, LoadBoard, Placement, State, WorkerLoad
+from .placement import LoadBoard, Placement, State, SteadyCpu, WorkerLoad
 from .pull import MediaProcess, Pulled
 from .tokens import MediaTokens
 
@@ -155,7 +155,7 @@ class WorkerGroup:
             if board is not None and max_viewers > 0
             else None
         )
-        self._cpu = CpuMeter()
+        self._cpu = SteadyCpu()
         self._last_cpu = 0.0
 
     @property
@@ -223,7 +223,7 @@ class WorkerGroup:
             return
         try:
             while True:
-                self._last_cpu = self._cpu.share()
+                self._last_cpu = self._cpu.reading()
                 try:
                     await self._board.report(self.load())
                     loads = await self._board.loads()

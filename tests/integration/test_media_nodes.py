@@ -88,10 +88,11 @@ async def running_node(
         LIVESHELF_NODE_INTERNAL_HOST=address,
         LIVESHELF_ICE_ADDRESSES=address,
         LIVESHELF_MEDIA_MAX_VIEWERS_PER_WORKER=str(cap),
-        # Placement here is by the viewer cap alone: a worker busy for a second on a
-        # loaded CI machine (publisher ingest, the cover picture) would otherwise look
-        # full (0.85 of a core by default) and a viewer would go elsewhere. Placement
-        # by CPU has its own tests (tests/unit/test_placement.py).
+        # Placement here is by the viewer cap alone, so these tests choose exactly where
+        # each viewer goes: a worker busy for several seconds on a loaded CI machine
+        # (publisher ingest, the cover picture) could otherwise reach 0.85 of a core
+        # (averaged, media.placement.SteadyCpu). Placement by CPU has its own tests
+        # (tests/unit/test_placement.py).
         LIVESHELF_MEDIA_CPU_LIMIT=str(os.cpu_count() or 1),
         LIVESHELF_AUTO_MIGRATE="1" if migrate else "0",
         LIVESHELF_DB_POOL_SIZE="3",

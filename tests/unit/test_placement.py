@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from media.placement import LoadBoard, Placement, WorkerLoad
+from media.placement import LoadBoard, Placement, SteadyCpu, WorkerLoad
 
 CAP = 3
 
@@ -91,6 +91,29 @@ async def test_a_worker_at_its_cpu_limit_is_full_whatever_its_viewers() -> None:
     assert await placement(board, cpu_limit=0.95).choose(7, load(0, 0, (7,), cpu=0.86)) == 0
     everyone_busy = Board(busy_relay, load(2, 0, cpu=0.88))
     assert await placement(everyone_busy, cpu_limit=0.85).choose(7, load(0, 0, cpu=0.9)) is None
+
+
+def test_a_moment_of_full_load_leaves_room_and_a_steady_one_does_not() -> None:
+    # one second per sample: starting up (a second at 0.9), then idle, then saturated
+    shares = iter([0.9, 0.1, 0.1] + [1.0] * 8)
+    cpu = SteadyCpu(3.0, lambda: (next(shares), 1.0))
+    readings = [cpu.reading() for _ in range(11)]
+    limit = Placement(0, CAP, Board(), cpu_limit=0.85)  # type: ignore[arg-type]
+
+    def full(share: float) -> bool:
+        return not limit.has_room(load(0, 0, cpu=share))
+
+    assert [full(r) for r in readings[:3]] == [False] * 3
+    assert readings[0] == pytest.approx(0.9 * (1 - 2.718281828 ** (-1 / 3)), rel=1e-6)
+    # saturated: full after six seconds, not before
+    assert [full(r) for r in readings[3:]] == [False] * 5 + [True] * 3
+
+
+def test_an_idle_gap_weighs_as_long_as_it_lasted() -> None:
+    samples = iter([(1.0, 30.0), (0.0, 30.0)])
+    cpu = SteadyCpu(3.0, lambda: next(samples))
+    assert cpu.reading() == pytest.approx(1.0, abs=1e-4)
+    assert cpu.reading() == pytest.approx(0.0, abs=1e-4)
 
 
 @pytest.fixture
