@@ -27,12 +27,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from alembic.script import ScriptDirectory
 from redis.asyncio import Redis
 from sqlalchemy import text
 
 from .answers import AliveAnswer, ReadyAnswer
-from .db import Database, alembic_config
+from .db import Database, migration_scripts
 from .http import json_response
 from .openapi import Answer, operation
 from .tasks import reraise_if_cancelling
@@ -66,7 +65,7 @@ class Health:
         self._starting = starting
         self._media_home = media_home
         self._timeout_s = timeout_s
-        scripts = ScriptDirectory.from_config(alembic_config())
+        scripts = migration_scripts()
         self._head = scripts.get_current_head()
         self._known = {script.revision for script in scripts.walk_revisions()}
 

@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from netns import LoopbackNamespace
 from support import (
     BACKENDS,
+    TEMPLATES,
     Api,
     backend_settings,
     checked,
@@ -36,6 +37,7 @@ def _drop_run_state() -> Iterator[None]:
     """Each test has its own schema and key prefix; they are dropped when the run ends,
     after every app has stopped (dropping them per test raced the app's shutdown)."""
     yield
+    TEMPLATES.close()
     asyncio.run(drop_run_state())
 
 
@@ -63,8 +65,8 @@ def api(client: TestClient[Any, Any]) -> Api:
 @pytest.fixture
 async def shared(tmp_path: Path) -> AsyncIterator[Settings]:
     """PostgreSQL + Redis settings for tests that start server processes of their own
-    (their schema and keys are dropped afterwards)."""
-    settings = backend_settings("postgres-redis", tmp_path)
+    (their schema and keys are dropped afterwards); the servers migrate it."""
+    settings = backend_settings("postgres-redis", tmp_path, migrated=False)
     yield settings
     await drop_backend_state(settings)
 

@@ -8,6 +8,7 @@ import socket
 import ssl as ssl_module
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,8 +22,9 @@ from aiohttp.test_utils import TestClient
 from alembic import command
 from multidict import CIMultiDictProxy
 from redis.asyncio import Redis
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+from templates import Templates
 
 from app import Settings, accounts_key
 from live.db import Database, alembic_config
@@ -35,10 +37,14 @@ TEST_SECRET = "test-secret-0123456789abcdef-0123456789"
 #: Names every PostgreSQL schema and Redis key this pytest run makes; dropped at its end.
 RUN_TAG = uuid.uuid4().hex[:6]
 BACKENDS = ("sqlite-memory", "postgres-redis")
+#: the migrated databases tests start from (closed by conftest at the end of the run)
+TEMPLATES = Templates(Path(tempfile.mkdtemp(prefix="liveshelf-")), f"t_{RUN_TAG}_template")
 
 
-def backend_settings(backend: str, tmp_path: Path) -> Settings:
-    """Settings for one test on one backend, isolated by file, schema and key prefix."""
+def backend_settings(backend: str, tmp_path: Path, *, migrated: bool = True) -> Settings:
+    """Settings for one test on one backend, isolated by file, schema and key prefix;
+    its database is at the newest revision already unless not ``migrated``
+    (``tests/templates.py``)."""
     base = Settings(
         secret=TEST_SECRET,
         auto_migrate=True,
@@ -51,9 +57,12 @@ def backend_settings(backend: str, tmp_path: Path) -> Settings:
         limits=False,
     )
     if backend == "sqlite-memory":
-        return base.model_copy(
+        settings = base.model_copy(
             update={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"}
         )
+        if migrated:
+            TEMPLATES.prepare(settings)
+        return settings
     database_url = os.environ.get("TEST_DATABASE_URL")
     redis_url = os.environ.get("REDIS_URL")
     if not database_url or not redis_url:
@@ -61,7 +70,7 @@ def backend_settings(backend: str, tmp_path: Path) -> Settings:
 
         pytest.skip("postgres-redis backend needs TEST_DATABASE_URL and REDIS_URL (see .ci/run)")
     unique = uuid.uuid4().hex[:10]
-    return base.model_copy(
+    settings = base.model_copy(
         update={
             "database_url": database_url,
             "database_schema": f"t_{RUN_TAG}_{unique}",
@@ -69,6 +78,9 @@ def backend_settings(backend: str, tmp_path: Path) -> Settings:
             "redis_prefix": f"test:{RUN_TAG}:{unique}",
         }
     )
+    if migrated:
+        TEMPLATES.prepare(settings)
+    return settings
 
 
 async def drop_run_state() -> None:
@@ -82,9 +94,14 @@ async def drop_run_state() -> None:
                 (f"t\\_{RUN_TAG}\\_%",),
             )
             names = list(result.scalars())
-        for name in names:  # one transaction each: a schema's tables take many locks
-            async with engine.begin() as conn:
-                await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        pending = iter(names)
+
+        async def drop() -> None:
+            for name in pending:  # one transaction each: a schema's tables take many locks
+                async with engine.begin() as conn:
+                    await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+        await asyncio.gather(*(drop() for _ in range(4)))  # ~450 schemas: 4 at a time
         await engine.dispose()
     redis_url = os.environ.get("REDIS_URL")
     if redis_url:
@@ -286,12 +303,17 @@ async def room_events(room_log: RoomLog, session_id: int) -> list[dict[str, Any]
 
 
 async def database_at(settings: Settings, revision: str) -> Database:
-    """The test's database migrated up to ``revision`` only (a migration's own test
-    fills it, then moves on with ``migrate``). The caller disposes of it."""
+    """The test's database emptied, then migrated up to ``revision`` only (a migration's
+    own test fills it, then moves on with ``migrate``). The caller disposes of it."""
     db = Database(settings.database_url, schema=settings.database_schema)
-    if settings.database_schema:
+    if schema := settings.database_schema:
         async with db.engine.begin() as conn:
-            await conn.exec_driver_sql(f'CREATE SCHEMA "{settings.database_schema}"')
+            await conn.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            await conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    elif db.is_sqlite:
+        path = Path(make_url(settings.database_url).database or "")
+        for stale in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            stale.unlink(missing_ok=True)
     await migrate(db, "upgrade", revision)
     return db
 

@@ -29,10 +29,15 @@ def _diff(connection: Connection) -> list[Any]:
     return list(compare_metadata(context, Base.metadata))
 
 
-async def test_migrations_match_the_models(settings: Settings) -> None:
+@pytest.mark.parametrize("start", ["empty", "the tests' template"])
+async def test_migrations_match_the_models(settings: Settings, start: str) -> None:
+    """Migrated from nothing, and as every other test gets it (tests/templates.py)."""
     # every package's models must be imported so Base.metadata is complete
     assert app_module.create_app
-    db = Database(settings.database_url, schema=settings.database_schema)
+    if start == "empty":
+        db = await database_at(settings, "head")
+    else:
+        db = Database(settings.database_url, schema=settings.database_schema)
     try:
         await db.migrate()
         await db.migrate()  # idempotent
