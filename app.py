@@ -73,9 +73,9 @@ from live.settings import ConfigError, Settings
 from live.startup import StartUp, wait_for
 from live.tls import TlsError, server_context
 from live.workers import Bind, Cap, Timeouts, internal_urls, new_event_loop, serve, supervise
-from media.cluster import HOME
 from media.feature import PEER_CLASSES, setup_media
 from media.forward import INTERNAL_HEADER
+from media.worker_links import HOME
 from shelf.demo import demo_data
 from shelf.feature import setup_orders, setup_shelf, setup_stats
 from shelf.order_schemas import parse_instant

@@ -43,9 +43,9 @@ sys.path.insert(0, str(ROOT))
 from harness import cpu_times, free_port, live_session, raise_nofile, wait_until_up  # noqa: E402
 
 from media.clients import PublisherClient, ViewerClient  # noqa: E402
-from media.cluster import PLACED_HEADER  # noqa: E402
 from media.config import MediaConfig  # noqa: E402
 from media.forward import INTERNAL_HEADER, internal_token  # noqa: E402
+from media.viewer_routing import PLACED_HEADER  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdef-0123456789"
 CONFIG = MediaConfig(ice_addresses=("127.0.0.1",))

@@ -25,6 +25,14 @@ ids name the node too (``{node}.w{index}.``); calls and requests for another nod
 resource go to that node's worker; a session's end reaches every node; a full node
 answers a new viewer's offer with ``307`` to a node with room (``NodeChooser``), in a
 URL carrying a signed token (``media.tokens``).
+
+``WorkerGroup`` is what the rest of the server holds of all this (``MediaControl``,
+``Upstream``, ``ViewerPlacement``): it makes the calls and pulls and places the new
+viewers itself, over its parts: ``media.worker_links`` (the ways to the other workers,
+and which worker a resource id names), ``media.group_load`` (this worker's load on the
+board, and the pulls and nodes it watches there) and ``media.viewer_routing`` (the
+headers of a placed offer, the client check, a viewer's PATCH or DELETE sent to its
+worker).
 """
 
 from __future__ import annotations
@@ -32,8 +40,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
-from dataclasses import dataclass
 from urllib.parse import quote
 
 from aiohttp import web
@@ -41,82 +47,20 @@ from aiohttp.typedefs import Middleware
 from redis.exceptions import RedisError
 
 from live.errors import Conflict, Unavailable
-from live.guard import Guard
-from live.http import Handler
-from live.settings import NODE_NAME
 
 from .forward import INTERNAL_HEADER, LocalMediaControl, MediaForwarder, is_internal
-from .nodes import NodeBoard, NodeChooser, NodeLoad
-from .placement import LoadBoard, Placement, State, SteadyCpu, WorkerLoad
+from .group_load import GroupLoad
+from .nodes import NodeChooser, NodeLoad
+from .placement import LoadBoard, Placement, WorkerLoad
 from .pull import MediaProcess, Pulled
-from .tokens import MediaTokens
+from .viewer_routing import CLIENT_HEADER, PLACED_HEADER, resource_middleware
+from .worker_links import HOME, NodeSetup, WorkerLinks, resource_owner, unavailable
 
 log = logging.getLogger(__name__)
-
-HOME = 0
-#: on a ``POST /whep/{id}`` another worker forwarded: it chose this worker already
-PLACED_HEADER = "X-Liveshelf-Placed"
-#: on such a request: the client's address, as the placing worker saw it
-CLIENT_HEADER = "X-Liveshelf-Client"
 
 
 def _full() -> Unavailable:
     return Unavailable("media_full", "every media worker is full; try again soon")
-
-
-def _unavailable(message: str) -> Unavailable:
-    return Unavailable("media_unavailable", message)
-
-
-def resource_prefix(index: int, node: str = "") -> str:
-    """How the resource ids of worker ``index`` (of ``node``) begin (token_urlsafe has
-    no '.')."""
-    return f"{node}.w{index}." if node else f"w{index}."
-
-
-_OWNER = re.compile(rf"(?:(?P<node>{NODE_NAME.pattern})\.)?w(?P<worker>\d{{1,4}})\.")
-
-
-def resource_owner(resource_id: str) -> tuple[str, int] | None:
-    """The node ("" for none) and worker a resource id names, or None."""
-    match = _OWNER.match(resource_id)
-    if match is None:
-        return None
-    return match["node"] or "", int(match["worker"])
-
-
-@dataclass(frozen=True)
-class NodeSetup:
-    """What a worker knows of its node among several (``LIVESHELF_NODE``)."""
-
-    name: str
-    #: where viewers reach this node
-    public_url: str
-    board: NodeBoard
-    tokens: MediaTokens
-
-
-class MediaClients:
-    """``ClientCheck``: the client's address, and the rate of its offers (``Guard``).
-    A viewer placed by another worker comes with the address that worker saw, and was
-    counted there."""
-
-    def __init__(self, guard: Guard, token: str) -> None:
-        self._guard = guard
-        self._token = token
-
-    def address(self, request: web.Request) -> str:
-        passed = request.headers.get(CLIENT_HEADER)
-        if passed is not None and is_internal(request, self._token):
-            return passed
-        return self._guard.client_address(request)
-
-    async def offered(
-        self, request: web.Request, session_id: int, address: str, user_id: int | None
-    ) -> None:
-        if request.headers.get(PLACED_HEADER) and is_internal(request, self._token):
-            return
-        await self._guard.offer(session_id, address, user_id)
 
 
 class WorkerGroup:
@@ -140,28 +84,22 @@ class WorkerGroup:
         if not 0 <= index < len(urls):
             raise ValueError(f"worker {index} of {len(urls)}")
         self.index = index
-        self.state: State = "serving"
         self._local = local
-        self._token = token
-        self._urls = urls
-        self._links = {i: MediaForwarder(url, token) for i, url in enumerate(urls) if i != index}
-        #: other nodes' workers, by URL: one per worker of the deployment reached
-        self._remote: dict[str, MediaForwarder] = {}
         self._node = node
-        self._chooser = None if node is None else NodeChooser(node.name, node.board)
-        self._board = board
+        self._links = WorkerLinks(index, urls, token, node)
+        self._token = token
         self._placement = (
             Placement(index, max_viewers, board, cpu_limit)
             if board is not None and max_viewers > 0
             else None
         )
-        self._cpu = SteadyCpu()
-        self._last_cpu = 0.0
+        self._chooser = None if node is None else NodeChooser(node.name, node.board)
+        self._group_load = GroupLoad(index, urls, local, board, self._placement, node)
 
     @property
     def home(self) -> MediaForwarder | None:
         """The way to the home, or None on the home itself."""
-        return self._links.get(HOME)
+        return self._links.home
 
     @property
     def node_name(self) -> str:
@@ -174,162 +112,27 @@ class WorkerGroup:
     async def home_reachable(self) -> None:
         """Return once the home answered its internal status, raise if it did not (the
         other workers' ``/readyz``; the caller bounds the time)."""
-        await self._links[HOME].answers()  # its pooled connection, not a new client
+        await self._links.local[HOME].answers()  # its pooled connection, not a new client
 
     async def close(self) -> None:
-        for link in (*self._links.values(), *self._remote.values()):
-            await link.close()
+        await self._links.close()
 
-    def _link_to(self, url: str) -> MediaForwarder:
-        """The way to another node's worker at ``url``."""
-        link = self._remote.get(url)
-        if link is None:
-            link = self._remote[url] = MediaForwarder(url, self._token)
-        return link
-
-    async def _node_worker(self, node: str, worker: int) -> MediaForwarder:
-        """The way to worker ``worker`` of another node; ``media_unavailable`` if that
-        node has no fresh record (it is down) or no such worker."""
-        assert self._node is not None
-        try:
-            load = (await self._node.board.loads()).get(node)
-        except RedisError as exc:
-            raise _unavailable(f"the node directory cannot be read: {exc!r}") from exc
-        if load is None or not 0 <= worker < len(load.workers):
-            raise _unavailable(f"media node {node!r} cannot be reached")
-        return self._link_to(load.workers[worker])
-
-    # -- load -------------------------------------------------------------------------
+    # -- load (``GroupLoad``) ---------------------------------------------------------
 
     def load(self) -> WorkerLoad:
-        """This worker's media load now."""
-        media = self._local.media
-        # edges pulling from here, and this worker's own pulls
-        pulls = sum(media.pull_count(s) + media.is_pulling(s) for s in media.session_ids())
-        return WorkerLoad(
-            worker=self.index,
-            viewers=media.viewer_total(),
-            pulls=pulls,
-            cpu=self._last_cpu,
-            state=self.state,
-            sessions=tuple(media.relayed_sessions()),
-        )
+        """This worker's media load now (``GroupLoad.load``)."""
+        return self._group_load.load()
 
     async def keep_up(self, interval_s: float = 1.0) -> None:
-        """Every ``interval_s`` until cancelled: write this worker's load to the board
-        and let go of pulls whose other end is gone (``watch_pulls``); withdraw the
-        load at the end."""
-        if self._board is None:
-            return
-        try:
-            while True:
-                self._last_cpu = self._cpu.reading()
-                try:
-                    await self._board.report(self.load())
-                    loads = await self._board.loads()
-                    await self.watch_pulls(loads)
-                    if self._node is not None and self.index == HOME:
-                        await self._node.board.report(self.node_load(loads))
-                        await self.watch_nodes(await self._node.board.loads())
-                except RedisError as exc:
-                    log.warning("media load not reported or read: %r", exc)
-                await asyncio.sleep(interval_s)
-        finally:
-            with contextlib.suppress(RedisError):
-                await self._board.withdraw(self.index)
-                if self._node is not None and self.index == HOME:
-                    await self._node.board.withdraw(self._node.name)
-
-    async def watch_pulls(self, loads: dict[int, WorkerLoad]) -> None:
-        """A pull's other end is gone when its worker's load is stale or comes from
-        another process (it was restarted): the origin frees the pull of a dead edge;
-        an edge whose origin died pulls again from the new one (with backoff). Pulls
-        between nodes are ``watch_nodes``'s."""
-        media = self._local.media
-        here = self.node_name
-        for resource_id, puller in media.pullers().items():
-            load = loads.get(puller.worker)
-            if puller.node == here and (load is None or load.pid != puller.pid):
-                log.info("the edge pulling as %s (%s) is gone", resource_id, puller.header())
-                await media.drop_pull(resource_id, "edge_gone")
-        home = loads.get(HOME)
-        for session_id, origin in media.pull_origins().items():
-            if origin is not None and origin.node != here:
-                continue
-            if home is None or (origin is not None and home.pid != origin.pid):
-                log.info("the origin of session %d is gone: pulling again", session_id)
-                media.origin_lost(session_id)
-
-    def node_load(self, loads: dict[int, WorkerLoad]) -> NodeLoad:
-        """This node's record, from its workers' loads (on its relay worker)."""
-        assert self._node is not None and self._placement is not None
-        placement = self._placement
-        loads = {**loads, self.index: self.load()}
-        room = sum(
-            placement.cap - load.viewers for load in loads.values() if placement.has_room(load)
-        )
-        return NodeLoad(
-            node=self._node.name,
-            public_url=self._node.public_url,
-            workers=self._urls,
-            pid=self.me.pid,
-            viewers=sum(load.viewers for load in loads.values()),
-            room=room,
-            # its relay worker draining leaves the node open while another worker serves
-            state="serving" if any(w.state == "serving" for w in loads.values()) else "draining",
-            sessions=tuple(sorted({s for load in loads.values() for s in load.sessions})),
-            published=tuple(sorted(self._local.media.published_sessions())),
-        )
-
-    async def watch_nodes(self, nodes: dict[str, NodeLoad]) -> None:
-        """On a node's relay worker: drop the pulls of nodes that are gone; pull again
-        a session whose origin node died or moved; start pulling a session whose
-        viewers here wait while its publisher is on another node."""
-        assert self._node is not None
-        media = self._local.media
-        here = self._node.name
-        for resource_id, puller in media.pullers().items():
-            node = nodes.get(puller.node)
-            if puller.node != here and (node is None or node.pid != puller.pid):
-                log.info("node %r pulling as %s is gone", puller.node, resource_id)
-                await media.drop_pull(resource_id, "node_gone")
-        pulled = media.pull_origins()
-        waiting = media.waiting_sessions()
-        published = media.published_sessions()
-        origins = await self._node.board.origins(sorted({*pulled, *waiting, *published}))
-        for session_id in published:
-            origin = origins.get(session_id)
-            node = None if origin is None else nodes.get(origin.node)
-            # two publishers raced on two nodes: the later claim won
-            if origin is not None and origin.node != here and node and node.pid == origin.pid:
-                log.info("session %d: its publisher moved to node %r", session_id, origin.node)
-                await media.publisher_moved(session_id)
-        for session_id, origin in pulled.items():
-            if origin is None or origin.node == here:
-                continue
-            node = nodes.get(origin.node)
-            if node is None or node.pid != origin.pid or origins.get(session_id) != origin:
-                log.info("session %d: its origin node %r is gone or moved", session_id, origin.node)
-                media.origin_lost(session_id)
-        for session_id in waiting:
-            origin = origins.get(session_id)
-            if origin is not None and origin.node != here:
-                media.pull_now(session_id)
+        """``GroupLoad.keep_up``: report this worker's load every ``interval_s`` and
+        watch the pulls (and, on a node's relay worker, the other nodes) until
+        cancelled."""
+        await self._group_load.keep_up(interval_s)
 
     async def drain(self) -> bool:
-        """Take no new viewers (they are placed on other workers from now on); whether
-        another worker of this node serves, so this one's viewers can move there (no,
-        when that cannot be read)."""
-        self.state = "draining"
-        if self._board is None:
-            return False
-        try:
-            await self._board.report(self.load())
-            loads = await self._board.loads()
-        except RedisError as exc:
-            log.warning("media draining not reported, or the other workers not read: %r", exc)
-            return False
-        return any(load.state == "serving" for w, load in loads.items() if w != self.index)
+        """``GroupLoad.drain``: take no new viewers; whether another worker of this node
+        serves."""
+        return await self._group_load.drain()
 
     # -- MediaControl ----------------------------------------------------------------
 
@@ -346,7 +149,7 @@ class WorkerGroup:
             others = [n for n in nodes.values() if n.node != self._node.name and n.workers]
             await asyncio.gather(
                 *(
-                    self._link_to(n.workers[HOME]).end_session(session_id, whole_node=True)
+                    self._links.to_url(n.workers[HOME]).end_session(session_id, whole_node=True)
                     for n in others
                 )
             )
@@ -362,7 +165,7 @@ class WorkerGroup:
         if home is not None and not last:  # the home does it (the internal "node" end)
             await home.end_session(session_id, whole_node=True)
             return
-        edges = [i for i in (self.index, *self._links) if i != HOME]
+        edges = [i for i in (self.index, *self._links.local) if i != HOME]
         await asyncio.gather(*(self._end_on(i, session_id) for i in edges))
         await self._end_on(HOME, session_id, last=last)
 
@@ -370,14 +173,14 @@ class WorkerGroup:
         if index == self.index:
             await self._local.end_session(session_id, last=last)
         else:  # an edge (its end only samples), or the home with ``last``
-            await self._links[index].end_session(session_id)
+            await self._links.local[index].end_session(session_id)
 
     async def media_time(self, session_id: int) -> float | None:
         if self._node is not None:
             with contextlib.suppress(RedisError, Unavailable):
                 origin = await self._node.board.origin(session_id)
                 if origin is not None and origin.node != self._node.name:
-                    link = await self._node_worker(origin.node, origin.worker)
+                    link = await self._links.node_worker(origin.node, origin.worker)
                     return await link.media_time(session_id)
         home = self.home
         if home is None:
@@ -393,11 +196,11 @@ class WorkerGroup:
             if self._node is None:
                 return False
             try:
-                link = await self._node_worker(node, worker)
+                link = await self._links.node_worker(node, worker)
             except Unavailable:
                 return False
             return await link.identify_viewer(session_id, resource_id, user_id)
-        local = self._links.get(worker)
+        local = self._links.local.get(worker)
         return local is not None and await local.identify_viewer(session_id, resource_id, user_id)
 
     # -- Upstream: the home (the node's relay) is the origin of the node's sessions ---
@@ -429,11 +232,13 @@ class WorkerGroup:
             return  # no record of that publisher on a live origin
         # the record is up to a second old: the origin itself says, unless it is down
         # (a worker killed a moment ago still has a fresh record)
-        if node.workers and await self._link_to(node.workers[HOME]).holds_publisher(session_id):
-            raise Conflict(
-                "publisher_exists",
-                f"session {session_id} already has a publisher (on node {origin.node})",
-            )
+        if node.workers:
+            origin_home = self._links.to_url(node.workers[HOME])
+            if await origin_home.holds_publisher(session_id):
+                raise Conflict(
+                    "publisher_exists",
+                    f"session {session_id} already has a publisher (on node {origin.node})",
+                )
 
     async def claimed(self, session_id: int) -> None:
         if self._node is None or self.index != HOME:
@@ -452,10 +257,10 @@ class WorkerGroup:
         try:
             origin = await self._node.board.origin(session_id)
         except RedisError as exc:
-            raise _unavailable(f"the session's origin is unknown: {exc!r}") from exc
+            raise unavailable(f"the session's origin is unknown: {exc!r}") from exc
         if origin is None or origin.node == self._node.name:
-            raise _unavailable(f"session {session_id} is published on no other node")
-        link = await self._node_worker(origin.node, origin.worker)
+            raise unavailable(f"session {session_id} is published on no other node")
+        link = await self._links.node_worker(origin.node, origin.worker)
         return await link.pull(session_id, offer_sdp, self.me)
 
     async def release(self, session_id: int, resource_id: str) -> None:
@@ -465,7 +270,7 @@ class WorkerGroup:
             return
         owner = resource_owner(resource_id)
         if owner is not None and self._node is not None and owner[0] != self._node.name:
-            await (await self._node_worker(*owner)).release(session_id, resource_id)
+            await (await self._links.node_worker(*owner)).release(session_id, resource_id)
 
     # -- HTTP: a new viewer is placed; a viewer's PATCH / DELETE reach its worker --------
 
@@ -498,7 +303,7 @@ class WorkerGroup:
                     return None  # the handler's play() counts this viewer at once
                 tried.add(chosen)
                 continue
-            answer = await self._links[chosen].forward(
+            answer = await self._links.local[chosen].forward(
                 request,
                 {PLACED_HEADER: "1", INTERNAL_HEADER: self._token, CLIENT_HEADER: address},
                 offer,
@@ -544,7 +349,7 @@ class WorkerGroup:
         try:
             node = await self._chooser.choose(session_id)
         except RedisError as exc:
-            raise _unavailable(f"the node directory cannot be read: {exc!r}") from exc
+            raise unavailable(f"the node directory cannot be read: {exc!r}") from exc
         if node is None:
             raise _full()
         return node.node, node.public_url
@@ -552,25 +357,4 @@ class WorkerGroup:
     def resource_middleware(self) -> Middleware:
         """For the ``/whep`` sub-application: requests naming another worker's
         resource (``/{session_id}/{resource_id}``) are forwarded to that worker."""
-
-        @web.middleware
-        async def to_owner(request: web.Request, handler: Handler) -> web.StreamResponse:
-            resource_id = request.match_info.get("resource_id")
-            owner = None if resource_id is None else resource_owner(resource_id)
-            if owner is None or owner == (self.node_name, self.index):
-                return await handler(request)
-            node, worker = owner
-            if node == self.node_name:
-                link = self._links.get(worker)
-            elif self._node is not None:
-                try:
-                    link = await self._node_worker(node, worker)
-                except Unavailable:
-                    link = None  # that node is gone, and so is the resource
-            else:
-                link = None
-            if link is not None:
-                return await link.pass_on(request)
-            return await handler(request)
-
-        return to_owner
+        return resource_middleware(self.index, self._links, self._node)

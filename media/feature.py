@@ -32,7 +32,7 @@ from live.feature import Wiring, drain_key
 from live.metrics import Metrics
 from live.models import SessionStatus
 from live.tasks import stop_task
-from media.cluster import HOME, MediaClients, NodeSetup, WorkerGroup, resource_prefix
+from media.cluster import WorkerGroup
 from media.config import MediaConfig
 from media.events import RoomLogLifecycle
 from media.forward import LocalMediaControl, internal_routes, internal_token
@@ -44,6 +44,8 @@ from media.pull import MediaProcess, Pulled
 from media.service import MediaService
 from media.tokens import MediaTokens
 from media.turn import IceServers, TurnConfig
+from media.viewer_routing import MediaClients
+from media.worker_links import HOME, NodeSetup, resource_prefix
 
 log = logging.getLogger(__name__)
 

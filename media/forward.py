@@ -43,7 +43,7 @@ from live.http import (
 )
 from live.openapi import not_in_api
 
-from .handlers import media_application
+from .cors import media_application
 from .pull import MediaProcess, Pulled
 from .service import MediaService
 

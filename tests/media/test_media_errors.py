@@ -342,7 +342,7 @@ def test_every_code_the_media_service_raises_is_relayed_as_it_is() -> None:
     """A code missing from ``MEDIA_REFUSALS`` would reach a viewer of another worker
     as ``media_unavailable``."""
     raised = set()
-    for module in ("service", "offer"):
+    for module in ("service", "resources", "tables", "negotiation", "edge", "offer"):
         tree = ast.parse((Path(media.service.__file__).parent / f"{module}.py").read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):

@@ -32,11 +32,11 @@ from support import (
 
 from app import Settings, create_app, db_key, redis_key
 from live.models import WatchInterval
-from media.cluster import PLACED_HEADER
 from media.feature import audience_key, media_key
 from media.forward import INTERNAL_HEADER, MediaForwarder, internal_token
 from media.placement import LoadBoard, WorkerLoad
 from media.service import MediaService
+from media.viewer_routing import PLACED_HEADER
 
 SDPFRAG = "application/trickle-ice-sdpfrag"
 

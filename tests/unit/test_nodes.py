@@ -1,6 +1,6 @@
 """Several nodes, piece by piece: media URL tokens (media/tokens.py), which node a new
 viewer goes to and the node board on real Redis (media/nodes.py), and the names that
-say which process holds a resource or pulls a session (media/cluster.py,
+say which process holds a resource or pulls a session (media/worker_links.py,
 media/pull.py)."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import pytest
 from redis.asyncio import Redis
 
 from live.errors import Unauthenticated
-from media.cluster import resource_owner, resource_prefix
 from media.nodes import NodeBoard, NodeChooser, NodeLoad
 from media.pull import MediaProcess
 from media.tokens import MediaTokens
+from media.worker_links import resource_owner, resource_prefix
 
 SECRET = "s" * 40
 
