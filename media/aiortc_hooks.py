@@ -51,6 +51,13 @@
    pyOpenSSL's ``_VerifyHelper`` (``Context._verify_helper``, reached through
    ``RTCDtlsTransport._ssl``) holds the callback that holds it.
 
+9. A viewer's receivers never get RTP (its transceivers only send), yet each video
+   ``RTCRtpReceiver`` builds a REMB estimator whose rate counter is 1,000
+   ``RateBucket`` objects in a list, all tracked by the cyclic collector, and a NACK
+   generator. ``send_only`` sets ``__remote_bitrate_estimator`` and
+   ``__nack_generator`` to None, as aiortc has them for audio (its receive path
+   checks for None).
+
 If aiortc renames any of these, ``tap_receiver`` and ``check_compatible`` fail
 loudly at the first publish instead of silently decoding or dropping PLIs.
 """
@@ -87,6 +94,7 @@ FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
+_RECEIVE_STATE = ("_RTCRtpReceiver__remote_bitrate_estimator", "_RTCRtpReceiver__nack_generator")
 _SR_FIELDS = tuple(
     f"_RTCRtpSender__{name}"
     for name in ("ntp_timestamp", "rtp_timestamp", "packet_count", "octet_count")
@@ -118,6 +126,7 @@ def check_compatible() -> None:
         f"{cls.__name__}.{name}"
         for cls, names in (
             (RTCRtpSender, ("_ssrc", "_rtx_ssrc", *_SR_FIELDS)),
+            (RTCRtpReceiver, _RECEIVE_STATE),
             (RTCIceTransport, ("_connection",)),
             (RTCDtlsTransport, ("_tx_srtp", "_ssl", "_role", "_srtp_profiles")),
             (aioice.Connection, ("_nominated", "_check_list")),
@@ -299,6 +308,15 @@ def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> Coroutine[Any, Any, N
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
     """Call ``callback`` whenever the remote receiver sends PLI or FIR."""
     sender._send_keyframe = callback  # type: ignore[method-assign]
+
+
+def send_only(receiver: RTCRtpReceiver) -> None:
+    """The receiver of a transceiver that only sends: let go of what only receiving
+    needs (9. above; ~1,000 objects the collector would scan for each video viewer)."""
+    for name in _RECEIVE_STATE:
+        if not hasattr(receiver, name):
+            raise RuntimeError(f"unsupported aiortc version: receiver has no {name}")
+        setattr(receiver, name, None)
 
 
 def mute_receiver(receiver: RTCRtpReceiver) -> None:

@@ -277,6 +277,7 @@ class MediaService(MediaResources):
             for m in wanted:
                 track = session.relay.new_track(m.kind, f"{viewer.resource_id}/{m.kind}")
                 t = pc.addTransceiver(track, direction="sendonly")
+                aiortc_hooks.send_only(t.receiver)
                 required = session.relay.video.mime_type or session.video_mime
                 t.setCodecPreferences(codec_preferences(m.kind, required, codecs))
                 transceivers[m.kind] = t

@@ -47,8 +47,14 @@ class Templates:
         self._directory = directory
         self._schema = template_schema
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
+        # Started now, at import: a thread started later by a test inside the loopback
+        # network namespace (tests/netns.py) would stay in it and not reach the host's
+        # PostgreSQL.
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="templates", daemon=True
+        )
+        self._thread.start()
         self._sqlite: Path | None = None
         #: database URL -> (a connection, the DDL with the template's schema name), or
         #: None where no dump could be made
@@ -64,16 +70,13 @@ class Templates:
                 self._run(self._clone(settings.database_url, settings.database_schema))
 
     def close(self) -> None:
-        if self._loop is None:
-            return
         for made in self._postgres.values():
             if made is not None:
                 self._run(made[0].close())
+        self._postgres.clear()
         self._loop.call_soon_threadsafe(self._loop.stop)
-        assert self._thread is not None
         self._thread.join(timeout=10)
         self._loop.close()
-        self._loop = None
 
     # -- SQLite ----------------------------------------------------------------------
 
@@ -127,15 +130,9 @@ class Templates:
         conn = await asyncpg.connect(plain.render_as_string(hide_password=False))
         return conn, ddl
 
-    # -- the loop the copies run on (callers may be inside another loop) --------------
+    # -- the loop the copies run on (callers may be inside another loop) ---------------
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        if self._loop is None:
-            self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(
-                target=self._loop.run_forever, name="templates", daemon=True
-            )
-            self._thread.start()
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=120)
 
 

@@ -128,3 +128,30 @@ async def test_viewers_and_a_publisher_that_leave_are_freed_without_the_collecto
         assert peers_alive == [], len(peers_alive)
         kinds = (RTCIceTransport, RTCDtlsTransport)
         assert not [o for o in gc.get_objects() if isinstance(o, kinds)]
+
+
+async def test_a_viewer_holds_no_receive_state_for_the_collector_to_scan(
+    service: MediaService, peers: Any
+) -> None:
+    """A viewer's transceivers only send: its receivers keep no REMB estimator (1,000
+    ``RateBucket`` objects a video receiver would otherwise hold, all scanned by each
+    collector pass until promoted) and no NACK generator."""
+    async with asyncio.timeout(60):
+        publisher = PublisherClient(peers.config)
+        await publisher.connect(lambda offer: service.publish(1, offer))
+        watched = Watched()
+        viewers = [
+            await viewer_comes_and_goes(service, peers, watched, leave=False) for _ in range(3)
+        ]
+        for resource_id, viewer in service._viewers.items():
+            for transceiver in viewer.pc.getTransceivers():
+                receiver = transceiver.receiver
+                assert receiver._RTCRtpReceiver__remote_bitrate_estimator is None, resource_id  # type: ignore[attr-defined]
+                assert receiver._RTCRtpReceiver__nack_generator is None, resource_id  # type: ignore[attr-defined]
+        # the publisher's video receiver keeps its estimator: it receives
+        (publisher_entry,) = service._publishers.values()
+        kinds = {t.kind: t.receiver for t in publisher_entry.pc.getTransceivers()}
+        assert kinds["video"]._RTCRtpReceiver__remote_bitrate_estimator is not None  # type: ignore[attr-defined]
+        for viewer in viewers:
+            await viewer.close()
+        await publisher.close()
