@@ -7,6 +7,12 @@ stats: each package wires itself, ``live/feature.py``) and hands one feature wha
 another offers; what has a lifetime starts and stops in ``cleanup_ctx``. ``main()`` is
 ``python app.py [--demo] | config | migrate | create-admin NAME | report --host NAME``;
 it serves one process or a group of workers through ``live.workers``.
+
+Longer than ~400 lines because it is the one module allowed to import every feature
+(``tests/unit/test_layers.py``), and both of its halves need that: the wiring sets up
+each feature and hands one what another offers, and the commands build that app or
+read a feature's service (``report``: ``shelf.reports``). Moving the commands out
+would make a second module that connects features.
 """
 
 from __future__ import annotations
@@ -56,7 +62,8 @@ from live.logs import configure as configure_logging
 from live.logs import install as install_request_ids
 from live.metrics import METRICS_PATHS, Metrics, MetricsEndpoint, access_logger
 from live.models import Role
-from live.openapi import ApiDocs, not_in_api
+from live.openapi import not_in_api
+from live.openapi_document import ApiDocs
 from live.outages import OutageLog
 from live.outbox import Outbox, OutboxRelay
 from live.presence import MemoryPresence, Presence, RedisPresence
@@ -68,8 +75,10 @@ from live.roomlog import RoomLog
 from live.roomlog_memory import MemoryRoomLog
 from live.roomlog_redis import RedisRoomLog
 from live.runtime import RuntimeStats
+from live.schemas import common_passwords
 from live.sessions import SessionService
-from live.settings import ConfigError, Settings
+from live.settings import Settings
+from live.settings_env import ConfigError
 from live.startup import StartUp, wait_for
 from live.tls import TlsError, server_context
 from live.workers import Bind, Cap, Timeouts, internal_urls, new_event_loop, serve, supervise
@@ -387,6 +396,10 @@ async def _room_bus(app: web.Application) -> AsyncIterator[None]:
 async def _tune_gc(app: web.Application) -> None:
     # Long-lived objects created at start-up never become garbage; keep the cyclic
     # collector from rescanning them on every pass (see STYLE.md's measured facts).
+    # What would otherwise be built at first use and kept is built now, so the freeze
+    # covers it: zxcvbn's word lists (~110,000 strings in lists of up to 30,000, read
+    # at the first sign-up) cost every collector pass that met them ~3 ms.
+    common_passwords()
     gc.collect()
     gc.freeze()
     _, older, oldest = gc.get_threshold()

@@ -12,6 +12,11 @@ Every action is stored in ``chat_moderation_actions`` with its actor, in the sam
 transaction as the change. Events viewers must see (``chat.deleted``,
 ``chat.slow_mode``) go through the transactional outbox, so a crash after the commit
 still publishes them.
+
+Longer than ~400 lines because ``ModerationService`` is one service whose every action
+runs the same checks of who may act (``_staff``, ``_require_host``), writes the same
+audit row (``_record``) in its transaction and reloads the same cached room state
+afterwards; split by action, each part would borrow those from the others.
 """
 
 from __future__ import annotations

@@ -11,10 +11,9 @@ adjustments for concurrent writers, both applied here and nowhere else:
 
 Hot statements (``Database.prepare_read``, ``Database.prepare_write``): a statement
 run thousands of times a second outside any transaction (the order path's reads, and
-on PostgreSQL its one-statement writes) skips the ORM session and SQLAlchemy's
-execution machinery. On PostgreSQL it is compiled once and sent as a prepared statement
-on a small asyncpg pool of its own; on SQLite a read runs as a Core statement on a
-connection (the same answer, no speed claim).
+on PostgreSQL its one-statement writes) is a ``live.prepared.Prepared``, which skips
+the ORM session; on PostgreSQL it runs on a small asyncpg pool of the database's own
+(``raw_pool``).
 
 Early lock release (PostgreSQL): a one-statement write that locks a row every buyer
 queues on (a flash sale's product) can be prepared with ``flush_at_commit=False``. It
@@ -38,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -47,11 +46,10 @@ import asyncpg
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import ARRAY, ColumnElement, Select, event
+from sqlalchemy import Select, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -60,11 +58,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import ReturningInsert
-from sqlalchemy.types import TypeEngine
 
 from live.coalesce import Batcher
+from live.prepared import Prepared
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -291,97 +288,6 @@ async def _keep_session(_connection: Any) -> None:
     transaction (reads, and autocommit writes) and never change session state, so
     returning one to the pool needs no reset (asyncpg's default sends ``RESET ALL`` &
     co: a round trip per statement, half its cost)."""
-
-
-class Prepared:
-    """One statement compiled once and run outside any transaction: a SELECT
-    (``Database.prepare_read``), or on PostgreSQL a write that is one statement with
-    RETURNING (``Database.prepare_write``: it commits by itself, autocommit).
-    ``first(params)`` is its first row as a dict keyed by the returned columns' names
-    (or None), ``all`` every row, ``value`` the first column of the first row.
-
-    On PostgreSQL the compiled SQL goes straight to an asyncpg connection (asyncpg
-    prepares it once per connection and caches it): no session, no greenlet hop, no
-    result-row machinery; measured at about a third of the CPU of the same statement
-    through ``AsyncConnection.execute``. That is only sound for columns and parameters
-    whose SQLAlchemy types do no Python-side conversion (integers, strings, lists of
-    them), which the constructor checks. Every read sees the latest committed data
-    (READ COMMITTED), like any other read. On SQLite a read runs as a Core statement on
-    a connection (the same answer, no speed claim); writes are PostgreSQL only.
-    """
-
-    def __init__(
-        self,
-        db: Database,
-        statement: Select[*tuple[Any, ...]] | ReturningInsert[Any],
-        columns: Iterable[ColumnElement[Any]],
-        pool: Callable[[], Awaitable[asyncpg.Pool]],
-    ) -> None:
-        """``pool``: the asyncpg pool it runs on (PostgreSQL)."""
-        self._db = db
-        self._pool = pool
-        self._statement = statement
-        self._sql = ""
-        # Per positional parameter: its name, and whether the caller binds it (else its
-        # literal value, compiled into the statement, is sent).
-        self._binds: list[tuple[str, bool, Any]] = []
-        if not db.is_sqlite:
-            dialect = db.engine.dialect
-            compiled = statement.compile(dialect=dialect)
-            assert isinstance(compiled, SQLCompiler)
-            for column in columns:
-                if column.type.dialect_impl(dialect).result_processor(dialect, None):
-                    raise TypeError(f"{column}: a prepared statement returns ints and strings")
-            self._sql = compiled.string
-            for name in compiled.positiontup or ():
-                bind = compiled.binds[name]
-                if not _sent_as_is(bind.type, dialect):
-                    raise TypeError(f"{name}: a prepared statement binds ints and strings")
-                self._binds.append((name, bind.required, bind.effective_value))
-
-    async def first(self, params: Mapping[str, Any]) -> dict[str, Any] | None:
-        if self._db.is_sqlite:
-            async with self._db.engine.connect() as conn:
-                row = (await conn.execute(self._statement, dict(params))).mappings().first()
-            return None if row is None else dict(row)
-        record = await self._run("fetchrow", params)
-        return None if record is None else dict(record.items())
-
-    async def all(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Every row, as ``first`` gives one. Array parameters (PostgreSQL) take lists."""
-        if self._db.is_sqlite:
-            async with self._db.engine.connect() as conn:
-                rows = (await conn.execute(self._statement, dict(params))).mappings().all()
-            return [dict(row) for row in rows]
-        return [dict(record.items()) for record in await self._run("fetch", params)]
-
-    async def value(self, params: Mapping[str, Any]) -> Any:
-        """The first column of the first row, or None (no row). PostgreSQL (the
-        one-statement writes)."""
-        assert not self._db.is_sqlite, "value() serves prepare_write, PostgreSQL only"
-        return await self._run("fetchval", params)
-
-    async def _run(self, method: str, params: Mapping[str, Any]) -> Any:
-        """The statement through asyncpg's ``fetchrow`` / ``fetch`` / ``fetchval``.
-        A constraint violation leaves as SQLAlchemy's ``IntegrityError``, the one the
-        ORM path raises: callers catch one kind (e.g. an Idempotency-Key that a
-        concurrent retry inserted first)."""
-        pool = await self._pool()
-        async with pool.acquire() as conn:
-            try:
-                return await getattr(conn, method)(self._sql, *self._args(params))
-            except asyncpg.IntegrityConstraintViolationError as exc:
-                raise IntegrityError(self._sql, None, exc) from exc
-
-    def _args(self, params: Mapping[str, Any]) -> list[Any]:
-        return [params[name] if bound else literal for name, bound, literal in self._binds]
-
-
-def _sent_as_is(type_: TypeEngine[Any], dialect: Dialect) -> bool:
-    """Does a value of ``type_`` go to asyncpg unconverted (ints, strings, lists of them)?"""
-    if isinstance(type_, ARRAY):
-        return _sent_as_is(type_.item_type, dialect)
-    return type_.dialect_impl(dialect).bind_processor(dialect) is None
 
 
 def alembic_config() -> Config:

@@ -1,14 +1,23 @@
-"""HTTP and WebSocket routes of the spine: accounts, live sessions, the room channel."""
+"""HTTP routes of the spine: accounts (sign-up, sign-in, tickets, guest cookies,
+sign-out everywhere; admins disable and enable accounts), live sessions (schedule,
+list, read with what features add, go live, end, announce), the room channel's
+socket (opened by ``live.roomupgrade``) and follows.
+
+Each handler reads its input (``read_json`` with the body model its ``@operation``
+names, ``path_id``, ``query_int``...) and its caller (``signed_in``, ``principal``)
+and calls a service; every refusal is a ``live.errors`` kind, which the error
+middleware (``live.http``) answers in the one error shape. ``give_guest_cookie``
+hands a browser its guest id (``live.guests``), from the pages and ``POST
+/api/auth/guest``.
+"""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from aiohttp import hdrs, web
+from aiohttp import web
 
-from live import aiohttp_hooks
 from live.accounts import AccountService, user_dict
 from live.answers import (
     AnnouncementAnswer,
@@ -20,13 +29,12 @@ from live.answers import (
     TicketAnswer,
     UserAnswer,
 )
-from live.auth import GUEST_ROLE, TokenSigner
+from live.auth import TokenSigner
 from live.clock import to_ms
-from live.errors import InvalidInput, RateLimited
+from live.errors import InvalidInput
 from live.follows import FollowService
 from live.guard import Caps, Guard
 from live.guests import GUEST_COOKIE, GUEST_COOKIE_MAX_AGE_S, GuestIds
-from live.holdings import caps_for
 from live.http import (
     MAX_ID,
     json_response,
@@ -41,40 +49,14 @@ from live.models import Role, SessionStatus
 from live.openapi import Answer, follow, integer, operation, page_of, page_params, query
 from live.revocations import Revocations
 from live.roomchannel import RoomChannel
-from live.roomhub import Connection, RoomHub
-from live.roomsocket import RoomSocket, SocketDeps
+from live.roomhub import RoomHub
+from live.roomupgrade import ROOM_SOCKET, ROOM_SOCKET_ANSWER, ROOM_SOCKET_PARAMS, RoomUpgrade
 from live.schemas import AnnouncementBody, CreateSessionBody, LoginBody, SignupBody
 from live.sessions import SessionService
-from live.wsframe import accept_key
 
 #: A feature's part of ``GET /api/sessions/{id}``: given the session id and the session
 #: as already read (its status included, so no part reads it again), what it adds.
 SessionDetails = Callable[[int, Mapping[str, Any]], Awaitable[dict[str, Any]]]
-
-
-#: what the document says of ``GET /api/sessions/{id}/ws`` (a WebSocket, which OpenAPI
-#: cannot describe past the handshake)
-_ROOM_SOCKET = """\
-A WebSocket upgrade (`Upgrade: websocket`, `Connection: Upgrade`, `Sec-WebSocket-Key`,
-`Sec-WebSocket-Version: 13`): the room's live events, chat and likes. Anyone may
-connect; guests read only. Sign in with `Authorization: Bearer <token>` or, from a
-page, `?ticket=` (a bearer token in the URL, `?token=`, is refused: 401
-`token_in_url`). Refusals before the upgrade are ordinary HTTP errors (400
-`invalid_handshake` when it is not a WebSocket handshake, 429 `too_many_sockets`).
-
-After the upgrade the frames are JSON text. The server sends `hello` first
-(`{type, seq, epoch, recovered, server_time, connection, snapshot}`), then every room
-event `{seq, epoch, type, ts, data}` after `hello.seq`, in order, exactly once; `pong`
-answers `ping`, and `error {code, message, ref}` a refused client message. Reconnect
-with `since=<last seq>&epoch=<epoch>` to receive the missed events instead of a
-snapshot. Client messages are `{type, ref?, ...}` of at most 4 KiB (`ping`,
-`chat.send`, `like`, ...). Close codes: 1001 going away, 1011 internal error, 1013 try
-again later, 4003 forbidden (do not reconnect), 4008 slow consumer, 4009 resync,
-4029 too many errors.
-
-The protocol: `live/protocol.py` and `live/events.py`; chat and likes: `chat/API.md`;
-the shelf's events: `shelf/API.md`; README.md, "API".
-"""
 
 
 #: what a host does with a session just scheduled (the links stateful fuzzing follows)
@@ -114,18 +96,22 @@ class LiveHandlers:
         guests: GuestIds,
         caps: Caps | None = None,
     ) -> None:
-        aiohttp_hooks.check_compatible()  # room sockets leave aiohttp by its internals
         self._guard = guard
         self._guests = guests
         self._revocations = revocations
         self._tokens = tokens
-        self._caps = caps or Caps()
         self._accounts = accounts
         self._sessions = sessions
-        self._channel = channel
         self._details = list(details)
-        self._send_limit = send_limit_bytes
-        self._socket_deps = SocketDeps(hub, channel)
+        self._room = RoomUpgrade(
+            sessions,
+            channel,
+            hub,
+            guard=guard,
+            guests=guests,
+            caps=caps or Caps(),
+            send_limit_bytes=send_limit_bytes,
+        )
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -328,118 +314,14 @@ class LiveHandlers:
     @operation(
         "The room channel (WebSocket)",
         tag="sessions",
-        answers=Answer(
-            101,
-            description="switching to the WebSocket protocol (RFC 6455; no extensions)",
-            headers={
-                "Upgrade": "websocket",
-                "Connection": "upgrade",
-                "Sec-WebSocket-Accept": "the handshake's answer to Sec-WebSocket-Key",
-            },
-        ),
-        params=[
-            query(
-                "since",
-                integer(0, 2**53),
-                "the last event seq the client holds: resume after it (with epoch)",
-            ),
-            query(
-                "epoch",
-                {"type": "string", "maxLength": 32, "pattern": "^[A-Za-z0-9]+$"},
-                "the room history's epoch the server sent (hello.epoch, events' epoch)",
-            ),
-            query(
-                "ticket",
-                {"type": "string"},
-                "a one-minute room ticket (POST /api/auth/ticket): how a page signs its "
-                "socket in, since a browser cannot send Authorization on it",
-            ),
-        ],
+        answers=ROOM_SOCKET_ANSWER,
+        params=ROOM_SOCKET_PARAMS,
         errors=(401,),
-        description=_ROOM_SOCKET,
+        description=ROOM_SOCKET,
     )
     async def room_socket(self, request: web.Request) -> web.StreamResponse:
-        """The upgrade is answered here; then the socket leaves aiohttp (``RoomSocket``).
-
-        Refusals before the upgrade are ordinary HTTP errors. After it, aiohttp's
-        request handler, request and response are released as soon as this returns;
-        the socket lives on as the transport, a ``RoomSocket`` and its ``Connection``
-        (~16.5 KB per socket with aiohttp's ``WebSocketResponse``, a few KB this way).
-        """
-        session_id = path_id(request)
-        since = query_int(request, "since")
-        epoch = request.query.get("epoch") or None
-        if epoch is not None and (len(epoch) > 32 or not epoch.isalnum()):
-            raise InvalidInput("invalid_query", "epoch is the value the server sent")
-        host_id = await self._sessions.host_of(session_id)
-        caller = principal(request)
-        address = self._guard.client_address(request)
-        user_id = caller.user_id if caller else None
-        await self._guard.socket(session_id, address, user_id)
-        hub, conn_id = self._socket_deps.hub, secrets.token_hex(6)
-        per_address, per_user = self._caps.sockets_per_address, self._caps.sockets_per_user
-        caps = caps_for("ws", address, user_id, per_address, per_user)
-        if not await hub.hold(session_id, conn_id, caps):
-            raise RateLimited(
-                "too_many_sockets", "you hold as many connections to this show as you may"
-            )
-        try:
-            response, socket = await self._upgrade(request)
-        except BaseException:
-            hub.release(session_id, caps, conn_id)  # no socket: nothing else will
-            raise
-        conn = Connection(
-            id=conn_id,
-            room=session_id,
-            socket=socket,
-            transport=socket.transport,
-            user_id=user_id,
-            role=caller.role.value if caller else GUEST_ROLE,
-            display_name=caller.display_name if caller else "guest",
-            counts_as_viewer=caller is None or caller.user_id != host_id,
-            address=address,
-            held=tuple(caps),  # ``leave`` lets it go
-            person=self._guests.person(user_id, request.cookies.get(GUEST_COOKIE), address),
-        )
-        socket.bind(conn)
-        try:
-            await self._channel.open(conn, since, epoch)
-        except Exception:
-            # After the upgrade an HTTP error response would corrupt the stream.
-            socket.internal_error()
-        finally:
-            socket.serve()
-            aiohttp_hooks.release(request)
-        return response
-
-    async def _upgrade(self, request: web.Request) -> tuple[web.StreamResponse, RoomSocket]:
-        """Answer the upgrade and take the connection over from aiohttp
-        (``live.aiohttp_hooks``)."""
-        # aiohttp's own handshake checks on a throwaway response; and its HTTP parser
-        # must have switched the connection to pass-through (it has not while a body
-        # the request announced is still coming).
-        ready = web.WebSocketResponse().can_prepare(request).ok
-        if not ready or not aiohttp_hooks.passed_through(request):
-            raise InvalidInput("invalid_handshake", "this is a WebSocket endpoint")
-        response = web.StreamResponse(
-            status=101,
-            headers={
-                hdrs.UPGRADE: "websocket",
-                hdrs.CONNECTION: "upgrade",
-                # No Sec-WebSocket-Extensions: permessage-deflate stays off (it costs
-                # 2x CPU and ~110 KB per socket) and frames are built once for all.
-                hdrs.SEC_WEBSOCKET_ACCEPT: accept_key(request.headers[hdrs.SEC_WEBSOCKET_KEY]),
-            },
-        )
-        response.force_close()
-        await response.prepare(request)
-        deps = self._socket_deps
-        socket = aiohttp_hooks.take_over(
-            request, lambda transport, early: RoomSocket(transport, deps, early)
-        )
-        # The hub bounds the buffer itself; never let asyncio call pause_writing first.
-        socket.transport.set_write_buffer_limits(high=self._send_limit * 2)
-        return response, socket
+        """The room channel's socket (``live.roomupgrade``)."""
+        return await self._room.open(request)
 
 
 async def give_guest_cookie(

@@ -1,7 +1,7 @@
 """The room channel service: opening a socket (hello + snapshot or replay), reading
 client messages and dispatching them to the commands features register.
 
-Transport-free: ``live.handlers`` does the WebSocket upgrade and hands over a
+Transport-free: ``live.roomupgrade`` does the WebSocket upgrade and hands over a
 ``Connection``; features (chat, shelf, analytics) register commands and snapshot
 parts here instead of being imported.
 """

@@ -21,6 +21,13 @@ transport, and a socket that completed no frame (a pong included) for a whole in
 after a ping is dropped.
 A timer per socket (what aiohttp's ``heartbeat=`` does) costs memory on each of 10,000
 sockets.
+
+Longer than ~400 lines because ``RoomHub`` is one object whose parts (join and attach,
+the fan-out at the end of each loop iteration, gap filling, presence, the heartbeat)
+all read and write the same per-room record (``_Room``: its sockets, last seq, epoch,
+backlog, outgoing frames) on the event loop without locks; split, each part would
+reach into the others' state, and the ordering guarantees above would no longer be
+kept in one place.
 """
 
 from __future__ import annotations

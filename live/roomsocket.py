@@ -1,9 +1,9 @@
 """A room socket after the handshake: RFC 6455 spoken directly on the asyncio transport.
 
-``live.handlers`` answers the upgrade and then hands the transport to a ``RoomSocket``
-(``transport.set_protocol``), so aiohttp's per-request objects (request handler,
-``WebSocketResponse`` with its reader and writer, the handler's coroutine frames and
-heartbeat timers) are freed while the socket stays open. What remains per socket is
+``live.roomupgrade`` answers the upgrade and then hands the transport to a
+``RoomSocket`` (``transport.set_protocol``), so aiohttp's per-request objects (request
+handler, ``WebSocketResponse`` with its reader and writer, the handler's coroutine
+frames and heartbeat timers) are freed while the socket stays open. What remains per socket is
 the transport, this object, its ``FrameReader`` and the hub's ``Connection``: that is
 what brings an idle socket from ~16.5 KB to a few KB (bench/RESULTS.md).
 

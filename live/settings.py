@@ -10,6 +10,10 @@ file's, and an empty one counts as unset). Lists are comma-separated. A bad valu
 
     LIVESHELF_PORT: must be an integer, got 'abc'
 
+This module is what the settings are (their fields, types, defaults and checks);
+``live.settings_env`` is how they are read (variable names, the ``.env`` file, the
+error lines, the masking of secrets in ``describe``).
+
 ``Settings(secret=..., port=...)`` reads nothing but its arguments: tests build it so,
 whatever the environment holds. ``settings.model_copy(update={...})`` is a changed copy.
 """
@@ -22,9 +26,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from secrets import token_urlsafe
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
-from dotenv import dotenv_values
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -34,10 +37,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
-    EnvSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -45,15 +46,14 @@ from pydantic_settings import (
 )
 
 from live.logs import LogFormat
-
-PREFIX = "LIVESHELF_"
-CHAT_PREFIX = "LIVESHELF_CHAT_"
-#: names the ``.env`` file to read (default: ``.env`` in the working directory)
-ENV_FILE_VARIABLE = "LIVESHELF_ENV_FILE"
-#: set by the command line (``--demo``, ``--workers``), never read from the environment
-COMMAND_LINE_ONLY = frozenset({"demo", "media_workers", "media_worker"})
-#: settings never printed (``Settings.describe``) nor echoed in an error
-SECRET_SETTINGS = frozenset({"secret", "turn_secret", "metrics_token"})
+from live.settings_env import (
+    PREFIX,
+    ConfigError,
+    VariablesSource,
+    over_env_file,
+    problem_line,
+    shown,
+)
 
 #: a node's name: what ``LIVESHELF_NODE`` may be (``media.nodes``: resource ids start
 #: with it)
@@ -77,10 +77,6 @@ MISSING_SECRET = (
     "(e.g. `export LIVESHELF_SECRET=$(python -c 'import secrets; "
     "print(secrets.token_urlsafe(32))')`), or run `python app.py --demo`"
 )
-
-
-class ConfigError(Exception):
-    """The configuration is missing or wrong; the message says what to set."""
 
 
 # -- value types: each checks what its variable may hold ---------------------------
@@ -338,9 +334,9 @@ class Settings(BaseSettings):
         """The settings from ``env`` (default ``os.environ``) over its ``.env`` file;
         ``ConfigError`` on a missing or bad value. ``demo``: no secret needed (a random
         one), the demo's SQLite file by default, migrations applied."""
-        variables = _over_env_file(os.environ if env is None else env)
+        variables = over_env_file(os.environ if env is None else env)
         try:
-            values = _Variables(cls, variables)()
+            values = VariablesSource(cls, variables)()
         except SettingsError as exc:  # a value pydantic-settings could not even read
             raise ConfigError(str(exc)) from None
         if demo:
@@ -352,14 +348,14 @@ class Settings(BaseSettings):
         try:
             return cls(**values)
         except ValidationError as exc:
-            raise ConfigError("; ".join(map(_problem, exc.errors()))) from None
+            raise ConfigError("; ".join(map(problem_line, exc.errors()))) from None
 
     def describe(self) -> str:
         """Every setting and its effective value, one per line (the chat's as
         ``chat.<field>``); secrets (the secret, TURN secret, metrics token, passwords
         in URLs) masked."""
-        lines = [f"{name} = {_shown(name, value)}" for name, value in self if name != "chat"]
-        lines += [f"chat.{name} = {_shown(name, value)}" for name, value in self.chat]
+        lines = [f"{name} = {shown(name, value)}" for name, value in self if name != "chat"]
+        lines += [f"chat.{name} = {shown(name, value)}" for name, value in self.chat]
         return "\n".join(lines)
 
     @property
@@ -383,106 +379,3 @@ class Settings(BaseSettings):
             raise ConfigError(f"{what} need REDIS_URL: rooms are shared through Redis")
         if self.database_url.startswith("sqlite"):
             raise ConfigError(f"{what} need PostgreSQL (LIVESHELF_DATABASE_URL), not SQLite")
-
-
-def variable(*location: int | str) -> str:
-    """The environment variable of a field (``"port"``) or a chat field
-    (``"chat", "message_rate"``)."""
-    name = str(location[0])
-    if name.lower() == "redis_url":
-        return "REDIS_URL"
-    if name == "chat" and len(location) > 1:
-        return f"{CHAT_PREFIX}{str(location[1]).upper()}"
-    return f"{PREFIX}{name.upper()}"
-
-
-class _Variables(EnvSettingsSource):
-    """pydantic-settings' environment source over ``variables`` instead of
-    ``os.environ`` (tests pass a dict), leaving out the command line's settings. It
-    overrides ``_load_env_vars``, the method pydantic-settings' own
-    ``DotEnvSettingsSource`` overrides to read its files (pydantic-settings 2.14)."""
-
-    def __init__(self, settings_cls: type[BaseSettings], variables: Mapping[str, str]) -> None:
-        self._variables = variables
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        ignored = {variable(name) for name in COMMAND_LINE_ONLY}
-        return {  # lower-case: the source matches names regardless of case
-            name.lower(): value
-            for name, value in self._variables.items()
-            if name.upper() not in ignored
-        }
-
-
-def _over_env_file(env: Mapping[str, str]) -> dict[str, str]:
-    """The variables of ``env`` that are set (not empty) over those of the ``.env``
-    file (``LIVESHELF_ENV_FILE``; a missing ``.env`` is no file)."""
-    named = env.get(ENV_FILE_VARIABLE, "")
-    path = Path(named or ".env")
-    from_file: dict[str, str | None] = {}
-    if path.is_file():
-        from_file = dotenv_values(path)
-    elif named:
-        raise ConfigError(f"{ENV_FILE_VARIABLE}: no such file {named!r}")
-    return {
-        name: value
-        for variables in (from_file, env)  # the environment's last: it wins
-        for name, value in variables.items()
-        if value
-    }
-
-
-#: what each kind of pydantic error says, with its context (``ctx``) filled in
-_PROBLEMS = {
-    "int_parsing": "must be an integer",
-    "int_from_float": "must be an integer",
-    "float_parsing": "must be a number",
-    "bool_parsing": "must be on or off (or 1/0, true/false)",
-    "greater_than": "must be above {gt}",
-    "less_than_equal": "must be at most {le}",
-    "literal_error": "must be {expected}",
-    "string_too_short": "must be at least {min_length} characters",
-    "missing": "must be set",
-    "extra_forbidden": "is not a setting",
-}
-
-
-def _problem(error: ErrorDetails) -> str:
-    """One error as ``VARIABLE: what is wrong, got 'value'`` (never a secret's value)."""
-    location = error["loc"]
-    context = {  # a bound of a float field reads "0.0": show it as written
-        key: int(value) if isinstance(value, float) and value.is_integer() else value
-        for key, value in error.get("ctx", {}).items()
-    }
-    if error["type"] == "value_error":  # our checks: the message shows the value
-        problem = str(context["error"])
-    else:
-        if error["type"] == "greater_than_equal":
-            ge = context["ge"]
-            problem = "must be 0 or more" if ge == 0 else f"must be at least {ge}"
-        else:
-            problem = _PROBLEMS.get(error["type"], error["msg"]).format(**context)
-        if location and str(location[-1]) not in SECRET_SETTINGS:
-            problem += f", got {error['input']!r}"
-    return f"{variable(*location)}: {problem}" if location else problem
-
-
-def _shown(name: str, value: Any) -> str:
-    if name in SECRET_SETTINGS:
-        return "***" if value else "(none)"
-    if isinstance(value, str) and "://" in value:
-        return _without_password(value)
-    if isinstance(value, tuple):
-        return ",".join(map(str, value)) or "(none)"
-    return "(none)" if value is None else str(value)
-
-
-def _without_password(url: str) -> str:
-    """``url`` with the password of its user part as ``***``."""
-    scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}{sep}{user}:***@{host}"

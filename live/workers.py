@@ -54,7 +54,7 @@ from aiohttp import web
 
 from .conncap import ConnectionCap, Network
 from .reaper import ConnectionReaper
-from .settings import ConfigError
+from .settings_env import ConfigError
 
 log = logging.getLogger(__name__)
 

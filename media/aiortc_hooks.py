@@ -41,8 +41,8 @@
    dict; it never replaces it).
 
 8. Freeing a closed peer at once (``release``): a closed ``RTCPeerConnection`` stays
-   in reference cycles that only the cyclic collector frees (about 1,450 objects and
-   0.5 MiB a viewer, 1,000 of them the REMB estimator's ``RateBucket``s): each DTLS
+   in reference cycles that only the cyclic collector frees (what each held:
+   bench/RESULTS.md, "Soak"; most of it the REMB estimator's ``RateBucket``s): each DTLS
    and ICE transport keeps the peer's state-change listeners (``pyee``
    ``remove_all_listeners``), aioice's ``Connection._check_list`` holds pairs whose
    ``StunProtocol`` points back at the connection, our per-instance shadows of
@@ -60,6 +60,11 @@
 
 If aiortc renames any of these, ``tap_receiver`` and ``check_compatible`` fail
 loudly at the first publish instead of silently decoding or dropping PLIs.
+
+Longer than ~400 lines because it is the one place that reaches into aiortc's
+internals, each reach listed above with its reason and all of them checked together
+by ``check_compatible``; split, an aiortc upgrade would have to be checked against
+several modules, and a new reach could land where the check does not look.
 """
 
 from __future__ import annotations

@@ -48,8 +48,9 @@ from redis.exceptions import RedisError
 
 from live.errors import Conflict, Unavailable
 
-from .forward import INTERNAL_HEADER, LocalMediaControl, MediaForwarder, is_internal
+from .forward import INTERNAL_HEADER, MediaForwarder, is_internal
 from .group_load import GroupLoad
+from .internal import LocalMediaControl
 from .nodes import NodeChooser, NodeLoad
 from .placement import LoadBoard, Placement, WorkerLoad
 from .pull import MediaProcess, Pulled

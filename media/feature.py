@@ -35,8 +35,9 @@ from live.tasks import stop_task
 from media.cluster import WorkerGroup
 from media.config import MediaConfig
 from media.events import RoomLogLifecycle
-from media.forward import LocalMediaControl, internal_routes, internal_token
+from media.forward import internal_token
 from media.handlers import MediaHandlers
+from media.internal import LocalMediaControl, internal_routes
 from media.nodes import NodeBoard
 from media.placement import CpuMeter, LoadBoard, ProcessCap
 from media.protocol import MediaControl

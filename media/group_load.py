@@ -25,7 +25,7 @@ import logging
 
 from redis.exceptions import RedisError
 
-from .forward import LocalMediaControl
+from .internal import LocalMediaControl
 from .nodes import NodeLoad
 from .placement import LoadBoard, Placement, State, SteadyCpu, WorkerLoad
 from .worker_links import HOME, NodeSetup

@@ -78,8 +78,9 @@ class ViewerStats:
 
 
 class MediaControl(Protocol):
-    """What the rest of the server asks of media, in this process or in the media home
-    (``media.forward``: with several workers one process holds every peer)."""
+    """What the rest of the server asks of media, in this process (``media.internal``)
+    or in the media home (``media.forward``: with several workers one process holds
+    every peer)."""
 
     async def end_session(self, session_id: int) -> None:
         """The session ended: drop its publisher and viewers, finish its recording."""

@@ -19,15 +19,11 @@ from live.http import (
     signed_in,
 )
 from live.openapi import Answer, Param, integer, operation, page_of, page_params, query
-from shelf.answers import (
-    BrandSalesAnswer,
-    HostCommissionAnswer,
-    OrderAnswer,
-    PaymentDeclinedAnswer,
-)
+from shelf.answers import OrderAnswer, PaymentDeclinedAnswer
 from shelf.order_models import OrderSource
 from shelf.order_schemas import OrderBody, RefundBody, parse_instant
 from shelf.orders import OrderService
+from shelf.report_answers import BrandSalesAnswer, HostCommissionAnswer
 from shelf.reports import BRAND_COLUMNS, HOST_COLUMNS, Period, ReportService, to_csv
 
 #: the largest ``?limit=`` of ``GET /api/me/orders`` (``live.paging``; default 50)

@@ -20,6 +20,12 @@ price, the order's columns; the answers and events); its ``OrderStore``
 (``shelf.order_store``) reads, takes and writes, the same way on either backend as
 far as this module can tell. Where a refusal is answered from a read, and which
 writes are single statements, is the store's business.
+
+Longer than ~400 lines because ``OrderService`` is the whole money path, and its steps
+(``place``, ``decide``, ``_settle``, ``_answer_again``, ``recover``, ``refund``) share
+the store, the payments and the answer stored with each order; ``decide``'s checks
+stay beside ``place`` so that the order they run in can be read against the write
+that meets them in the same order.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The OpenAPI document (``live.openapi``): valid OpenAPI 3.1, every route of the app
+"""The OpenAPI document (``live.openapi_document``): valid OpenAPI 3.1, every route of the app
 in it (or marked as not part of the API, with a reason), served at /api/openapi.json,
 and the same on every worker of a group."""
 
@@ -11,7 +11,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from live.openapi import NotInApi, build_document, spec_of, undocumented
+from live.openapi import NotInApi, spec_of
+from live.openapi_document import build_document, undocumented
 
 
 def test_every_route_is_described_or_marked_not_in_api(app: web.Application) -> None:

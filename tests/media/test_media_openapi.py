@@ -1,7 +1,7 @@
-"""The media routes in the OpenAPI document (``live.openapi``): every worker of a group
-describes the same API (the home serves WHIP and the downloads, the others forward
-them to it with the same operations), and what the routes really answer (SDP, files,
-empty bodies: what ``AnswerChecker`` does not read) is what the document says."""
+"""The media routes in the OpenAPI document (``live.openapi_document``): every worker
+of a group describes the same API (the home serves WHIP and the downloads, the others
+forward them to it with the same operations), and what the routes really answer (SDP,
+files, empty bodies: what ``AnswerChecker`` does not read) is what the document says."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from support import Api, Posted, free_port, poster
 
 from app import create_app
-from live.openapi import NotInApi, build_document, spec_of, undocumented
+from live.openapi import NotInApi, spec_of
+from live.openapi_document import build_document, undocumented
 from live.settings import Settings
 from media.answers import IceServersAnswer
 from media.turn import IceServers, TurnConfig

@@ -1,5 +1,6 @@
-"""live.settings: every variable read into one typed model, from the environment and a
-``.env`` file; a bad value is one line naming its variable; secrets never shown."""
+"""live.settings and live.settings_env: every variable read into one typed model, from
+the environment and a ``.env`` file; a bad value is one line naming its variable;
+secrets never shown."""
 
 from __future__ import annotations
 
@@ -8,13 +9,8 @@ from typing import Any
 
 import pytest
 
-from live.settings import (
-    COMMAND_LINE_ONLY,
-    ChatSettings,
-    ConfigError,
-    Settings,
-    variable,
-)
+from live.settings import ChatSettings, Settings
+from live.settings_env import COMMAND_LINE_ONLY, ConfigError, variable
 
 SECRET = "s" * 40
 BASE = {"LIVESHELF_SECRET": SECRET}
