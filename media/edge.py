@@ -12,7 +12,11 @@ Contract:
   viewer left).
 - ``pulled`` waits for the origin's answer (so viewers are offered the pulled codec);
   it raises the origin's refusal, or ``media_unavailable`` when the origin cannot be
-  reached, or ``closed`` when the session ended (or the service closed) meanwhile.
+  reached, or ``closed`` when the session ended (or the service closed), or the pull
+  being made was stopped (``stop``: a publisher is here now), meanwhile.
+- A pull lingers (``pull_linger_s``) once the session has no viewer and no offer being
+  answered (``answering`` .. ``answered``): an offer that waits for its pull, or whose
+  answer is being made, keeps it; an offer refused after its pull was made lets it go.
 - A lost pull (the origin died, or dropped it) is made again, with backoff from 0.25 s
   doubling up to ``pull_retry_max_s``, for as long as the session has viewers here and
   no live publisher; one such loop per session at a time.
@@ -67,7 +71,15 @@ class EdgePulls:
             return
         if session.pulling is None:
             session.pulling = asyncio.ensure_future(self._start(session_id, session))
-        await asyncio.shield(session.pulling)
+        pulling = session.pulling
+        try:
+            await asyncio.shield(pulling)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not pulling.cancelled() or (task is not None and task.cancelling()):
+                raise  # this caller was cancelled, not the pull
+            # ``stop``: the session ended, the service closed, or a publisher is here
+            raise Unavailable("closed", "the session's pull was stopped meanwhile") from None
 
     async def _start(self, session_id: int, session: SessionMedia) -> SessionPull:
         assert self._upstream is not None
@@ -145,6 +157,19 @@ class EdgePulls:
         if session is not None and session.pull is not None:
             self._lost(session.pull)
 
+    def answering(self, session: SessionMedia) -> None:
+        """An offer of the session is being answered: its pull (if any) no longer
+        lingers, nor starts to, until ``answered``."""
+        session.answering += 1
+        self.viewer_joined(session)
+
+    def answered(self, session_id: int, session: SessionMedia) -> None:
+        """The offer is answered (its viewer joined) or refused: a pull nobody watches
+        now lingers (``viewer_left``)."""
+        session.answering -= 1
+        if self._sessions.get(session_id) is session:
+            self.viewer_left(session_id, session)
+
     def viewer_joined(self, session: SessionMedia) -> None:
         """A viewer was answered: the session's pull (if any) no longer lingers."""
         if session.linger is not None:
@@ -153,8 +178,13 @@ class EdgePulls:
 
     def viewer_left(self, session_id: int, session: SessionMedia) -> None:
         """A viewer is gone: the last one's pull ends ``pull_linger_s`` later (unless a
-        viewer comes back meanwhile)."""
-        if not session.viewers and session.pull is not None and session.linger is None:
+        viewer comes back, or an offer is being answered, meanwhile)."""
+        if (
+            not session.viewers
+            and not session.answering
+            and session.pull is not None
+            and session.linger is None
+        ):
             session.linger = asyncio.get_running_loop().call_later(
                 self._config.pull_linger_s, self._end_idle, session_id
             )
@@ -164,7 +194,7 @@ class EdgePulls:
         if session is None:
             return
         session.linger = None
-        if not session.viewers and session.publisher is None:
+        if not session.viewers and not session.answering and session.publisher is None:
             self._sessions.pop(session_id, None)
             self._spawn(self.stop(session))
             session.relay.close()

@@ -52,6 +52,9 @@ class Publisher(Peer):
     started: bool = False
     last_media_at: float | None = None
     watchdog: asyncio.Task[None] | None = None
+    #: its claim on the session is made (``Upstream.claimed``): a later claim by another
+    #: node takes the session from it (``publisher_moved``); until then it is answered
+    claimed: bool = False
 
 
 @dataclass(eq=False)
@@ -91,3 +94,5 @@ class SessionMedia:
     linger: asyncio.TimerHandle | None = None
     #: on an edge: a loop pulling again (with backoff) is running
     repulling: bool = False
+    #: WHEP offers (and pulls) being answered: the session's pull does not end idle
+    answering: int = 0

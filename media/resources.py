@@ -33,7 +33,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, Literal
 
-from live.errors import Conflict, Unavailable
+from live.errors import Conflict, LiveshelfError, Unavailable
 from live.holdings import Holdings, MemoryHoldings
 
 from . import aiortc_hooks
@@ -176,10 +176,16 @@ class MediaResources(MediaTables):
     async def publisher_moved(self, session_id: int) -> None:
         """Another node took the session's publisher (it raced this one's): drop the
         one here without ``live.paused`` (the show goes on there); viewers here then
-        pull it from the new origin."""
+        pull it from the new origin.
+
+        A publisher still being answered here is left alone: it has not claimed the
+        session yet, so the claim seen elsewhere is the older one (another node's
+        publisher, or a dead origin's whose record is not stale yet) and its own, still
+        to come, wins."""
         session = self._sessions.get(session_id)
-        if session is not None and session.publisher is not None:
-            await self._drop_publisher(session.publisher, "moved")
+        pub = None if session is None else session.publisher
+        if pub is not None and pub.claimed:
+            await self._drop_publisher(pub, "moved")
 
     def pull_now(self, session_id: int) -> None:
         """Its origin is known now (``waiting_sessions``): pull it, with backoff."""
@@ -236,6 +242,20 @@ class MediaResources(MediaTables):
     def _check_open(self) -> None:
         if self._closed:
             raise Unavailable("closed", "media service is closed")
+
+    def _check_answering(self, session_id: int, session: SessionMedia) -> None:
+        """After each await of an offer: raise what it answers when the service closed
+        (``closed``) or ``session`` ended (``session_ended``) meanwhile."""
+        lost = self._lost_race(session_id, session)
+        if lost is not None:
+            raise lost
+
+    def _lost_race(self, session_id: int, session: SessionMedia) -> LiveshelfError | None:
+        if self._closed:
+            return Unavailable("closed", "media service is closing")
+        if self._sessions.get(session_id) is not session:
+            return Conflict("session_ended", f"session {session_id} has ended")
+        return None
 
     def _session(self, session_id: int) -> SessionMedia:
         session = self._sessions.get(session_id)

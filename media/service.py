@@ -26,6 +26,11 @@ Contracts (the WHIP/WHEP handlers rely on these):
   raises ``etag_mismatch``.
 - ``delete`` closes the resource's peer connection; ``close`` closes all of them
   and waits for every task the service started.
+- Lost races: after each await an offer checks again whether the service closed
+  (``closed``) or its session ended (``session_ended``) meanwhile (their drop of the
+  publisher a WHIP offer reserved closes its peer connection under it): it raises that,
+  not aiortc's error, having closed its peer connection and given back all it took
+  (slot, tracks, holding; no session is made after the close).
 
 Where the rest lives: ``MediaService`` makes the resources (the offers, here); its base
 ``MediaResources`` (``media.resources``) does all that follows (PATCH, DELETE, a
@@ -43,7 +48,7 @@ import secrets
 
 from aiortc import RTCPeerConnection, RTCRtpTransceiver
 
-from live.errors import Conflict, InvalidInput, NotAcceptable, RateLimited, Unavailable
+from live.errors import Conflict, InvalidInput, LiveshelfError, NotAcceptable, RateLimited
 from live.holdings import caps_for
 
 from . import aiortc_hooks
@@ -59,8 +64,8 @@ from .negotiation import (
     pick_video_mime,
     set_remote,
 )
-from .offer import Offer, parse_offer
-from .peers import Publisher, Viewer
+from .offer import Offer, OfferedMedia, parse_offer
+from .peers import Publisher, SessionMedia, Viewer
 from .protocol import Resource
 from .pull import MediaProcess
 from .resources import MediaResources
@@ -94,17 +99,22 @@ class MediaService(MediaResources):
         pc = create_peer_connection(self._config)
         pub = Publisher(**peer_fields(self._prefix, session_id, pc, offer))
         session.publisher = pub  # reserve the slot before the first await
+        transceivers: dict[str, RTCRtpTransceiver] = {}
         try:
+            # after each await: the session may have ended, the service closed, and
+            # their drop of this publisher closed ``pc`` (``_check_publishing``)
             if self._upstream is not None:
                 await self._upstream.may_publish(session_id)
+                self._check_publishing(session_id, session, pub)
             # the session moved here from another node: its stream comes from here now
             await self._pulls.stop(session)
-            transceivers: dict[str, RTCRtpTransceiver] = {}
+            self._check_publishing(session_id, session, pub)
             for m in offer.media:
                 t = pc.addTransceiver(m.kind, direction="recvonly")
                 t.setCodecPreferences(codec_preferences(m.kind, session.video_mime, codecs))
                 transceivers[m.kind] = t
             await self._set_remote(pc, offer)
+            self._check_publishing(session_id, session, pub)
             for kind, t in transceivers.items():
                 aiortc_hooks.tap_receiver(
                     t.receiver, self._keeper.frame_sink(pub, session.relay.fanout(kind))
@@ -116,14 +126,15 @@ class MediaService(MediaResources):
                 pub.video_receiver = transceivers["video"].receiver
                 pub.video_ssrc = video.ssrc
             await set_local_description(pc, self._config.ice_addresses)
-        except BaseException:
-            session.publisher = None
+            self._check_publishing(session_id, session, pub)
+        except BaseException as exc:
+            lost = self._lost_publish(session_id, session, pub)
+            if session.publisher is pub:  # not another offer's reservation
+                session.publisher = None
             await aiortc_hooks.close_peer(pc)
-            raise
-        if self._closed:  # close() ran while we negotiated
-            session.publisher = None
-            await aiortc_hooks.close_peer(pc)
-            raise Unavailable("closed", "media service is closing")
+            if lost is None or not isinstance(exc, Exception) or _same(exc, lost):
+                raise
+            raise lost from exc  # aiortc's error on the peer connection closed under it
 
         answer = pc.localDescription.sdp
         negotiated = negotiated_mime(answer, "video")
@@ -148,6 +159,11 @@ class MediaService(MediaResources):
         self._keeper.watch_publisher(pub)
         if self._upstream is not None:
             await self._upstream.claimed(session_id)
+            lost = self._lost_race(session_id, session)
+            if lost is not None:  # its end (or the close) dropped it, or is about to
+                await self._drop_publisher(pub, "shutdown" if self._closed else "ended")
+                raise lost
+        pub.claimed = True
         logger.info(
             "%s publisher %s for session %d (video=%s)",
             self._name,
@@ -249,10 +265,44 @@ class MediaService(MediaResources):
         )
         if not live and not self._config.viewers_wait_for_publisher and self._upstream is None:
             raise Conflict("no_publisher", f"session {session_id} is not live")
+        self._check_open()  # ``play`` may have awaited the caps: make no session after close
         session = self._session(session_id)
+        self._pulls.answering(session)  # its pull does not end idle under this offer
+        try:
+            if self._upstream is not None and not live:
+                await self._pull_first(session_id, session)
+            return await self._answer_in(
+                session_id, session, offer, wanted, user_id, puller, person
+            )
+        finally:
+            self._pulls.answered(session_id, session)
+
+    async def _pull_first(self, session_id: int, session: SessionMedia) -> None:
+        """On an edge, a session whose stream comes from elsewhere: its pull is made
+        first, so the viewer is offered its codec."""
         pulls = self._pulls
-        if self._upstream is not None and not live and await pulls.is_remote(session_id, session):
+        if not await pulls.is_remote(session_id, session):
+            return
+        self._check_answering(session_id, session)
+        try:
             await pulls.pulled(session_id, session)
+        except LiveshelfError:
+            self._check_answering(session_id, session)
+            if session.publisher is None or session.publisher.closed:
+                raise
+            # the pull was stopped for a publisher here: the stream comes from here now
+        self._check_answering(session_id, session)
+
+    async def _answer_in(
+        self,
+        session_id: int,
+        session: SessionMedia,
+        offer: Offer,
+        wanted: list[OfferedMedia],
+        user_id: int | None,
+        puller: MediaProcess | None,
+        person: str,
+    ) -> Resource:
         codecs = self._config.video_codecs
         for m in wanted:
             if m.kind == "video":
@@ -283,25 +333,45 @@ class MediaService(MediaResources):
                 transceivers[m.kind] = t
                 viewer.tracks[m.kind] = track
             await self._set_remote(pc, offer)
+            self._check_answering(session_id, session)
             await set_local_description(pc, self._config.ice_addresses)
-        except BaseException:
+            self._check_answering(session_id, session)
+        except BaseException as exc:
+            lost = self._lost_race(session_id, session)
             for track in viewer.tracks.values():
                 track.stop()
             await aiortc_hooks.close_peer(pc)
-            raise
-        if self._closed:
-            await aiortc_hooks.close_peer(pc)
-            raise Unavailable("closed", "media service is closing")
-        if self._sessions.get(session_id) is not session:  # it ended meanwhile
-            for track in viewer.tracks.values():
-                track.stop()
-            await aiortc_hooks.close_peer(pc)
-            raise Conflict("session_ended", f"session {session_id} has ended")
+            if lost is None or not isinstance(exc, Exception) or _same(exc, lost):
+                raise
+            raise lost from exc
 
         answer = pc.localDescription.sdp
         self._keeper.admit_viewer(viewer, session, transceivers, answer)
         logger.info("%s viewer %s for session %d", self._name, viewer.resource_id, session_id)
         return Resource(viewer.resource_id, answer, viewer.etag, session_id, "viewer")
 
+    def _check_publishing(self, session_id: int, session: SessionMedia, pub: Publisher) -> None:
+        """After each await of a WHIP offer (``_lost_publish``)."""
+        lost = self._lost_publish(session_id, session, pub)
+        if lost is not None:
+            raise lost
+
+    def _lost_publish(
+        self, session_id: int, session: SessionMedia, pub: Publisher
+    ) -> LiveshelfError | None:
+        """What a WHIP offer answers when, while it awaited, the service closed, its
+        session ended (both drop the publisher reserved and close its peer connection)
+        or its reservation was dropped otherwise; None if none of these."""
+        lost = self._lost_race(session_id, session)
+        if lost is None and (pub.closed or session.publisher is not pub):
+            # no step drops a publisher being answered today (``publisher_moved``
+            # spares it): whatever did took the slot for another
+            lost = Conflict("publisher_exists", f"session {session_id} has another publisher")
+        return lost
+
     async def _set_remote(self, pc: RTCPeerConnection, offer: Offer) -> None:
         await set_remote(pc, offer, self._networks)
+
+
+def _same(exc: Exception, lost: LiveshelfError) -> bool:
+    return isinstance(exc, LiveshelfError) and exc.code == lost.code
