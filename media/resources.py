@@ -13,14 +13,14 @@ it answers) and does everything but answering an offer:
 - ``close``: every session is ended (``shutdown``), the lifecycle calls queued are
   delivered, and every task the service started is waited for; after it, offers are
   refused ``closed``;
-- what other processes and people ask (``media.cluster``, ``media.forward``): a
+- what other processes and people ask (``media.cluster``, ``media.internal``): a
   publisher that moved to another node, pulls to make again or to drop, a guest viewer
   signed in, an MP4 copy a crash left undone.
 
 Its collaborators: ``PeerKeeper`` (``media.keeper``: each peer's admission, watching
 and drop) and ``EdgePulls`` (``media.edge``: an edge's pulls), which share its tables.
 It is a base class rather than a collaborator because the service is one object to
-everything that uses it (the handlers, ``media.forward``, ``media.cluster``, the tests),
+everything that uses it (the handlers, ``media.internal``, ``media.cluster``, the tests),
 and what an offer checks again after each await (``_closed``, the session table) is
 what the steps here change.
 """
