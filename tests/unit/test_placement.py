@@ -3,6 +3,7 @@ memory, and the board itself on real Redis."""
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import uuid
@@ -104,7 +105,7 @@ def test_a_moment_of_full_load_leaves_room_and_a_steady_one_does_not() -> None:
         return not limit.has_room(load(0, 0, cpu=share))
 
     assert [full(r) for r in readings[:3]] == [False] * 3
-    assert readings[0] == pytest.approx(0.9 * (1 - 2.718281828 ** (-1 / 3)), rel=1e-6)
+    assert readings[0] == pytest.approx(0.9 * (1 - math.exp(-1 / 3)), rel=1e-6)
     # saturated: full after six seconds, not before
     assert [full(r) for r in readings[3:]] == [False] * 5 + [True] * 3
 
