@@ -32,10 +32,10 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import insert, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from live.clock import Clock
-from live.db import Database, upsert
+from live.db import Database, once_per_dialect, upsert
 from live.errors import NotFound, Unauthenticated
 from live.guests import user_person
 from live.models import AudienceSecond, SessionMark, WatchInterval
@@ -84,7 +84,7 @@ class AudienceSources:
     sockets: Callable[[int], int]
 
 
-def _build_second_upsert(tx: AsyncSession) -> Any:
+def _build_second_upsert(tx: AsyncSession | AsyncConnection) -> Any:
     """A second's counts per (session, second, process); two samples in one second (a
     session ending between ticks) add up."""
     stmt = upsert(tx, AudienceSecond)
@@ -103,16 +103,7 @@ def _build_second_upsert(tx: AsyncSession) -> Any:
 
 
 #: built once per dialect: building it made ~230 objects of cyclic garbage a second
-#: (``excluded`` is a new alias of the table, its columns and their comparators)
-_SECOND_UPSERTS: dict[str, Any] = {}
-
-
-def _second_upsert(tx: AsyncSession) -> Any:
-    dialect = tx.get_bind().dialect.name
-    stmt = _SECOND_UPSERTS.get(dialect)
-    if stmt is None:
-        stmt = _SECOND_UPSERTS[dialect] = _build_second_upsert(tx)
-    return stmt
+_second_upsert = once_per_dialect(_build_second_upsert)
 
 
 class AudienceRecorder:

@@ -37,10 +37,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from alembic.config import Config
@@ -338,7 +338,35 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
+def _dialect_name(tx: AsyncSession | AsyncConnection) -> str:
+    return (tx.dialect if isinstance(tx, AsyncConnection) else tx.get_bind().dialect).name
+
+
 def upsert(tx: AsyncSession | AsyncConnection, table: Any) -> Any:
     """``INSERT`` with ``ON CONFLICT`` support for the session's (connection's) dialect."""
-    dialect = tx.dialect if isinstance(tx, AsyncConnection) else tx.get_bind().dialect
-    return (sqlite_insert if dialect.name == "sqlite" else pg_insert)(table)
+    return (sqlite_insert if _dialect_name(tx) == "sqlite" else pg_insert)(table)
+
+
+_Statement = TypeVar("_Statement")
+
+
+def once_per_dialect(
+    build: Callable[[AsyncSession | AsyncConnection], _Statement],
+) -> Callable[[AsyncSession | AsyncConnection], _Statement]:
+    """The statement ``build`` makes for a session's dialect, built at its first use
+    and then reused (values go in as bound parameters).
+
+    For statements that run all the time: building one makes cyclic garbage (each
+    comparison and its comparator point at each other; an ``ON CONFLICT``'s
+    ``excluded`` is a new alias of the table with copies of its columns), which only
+    the cyclic collector frees, in its pauses (issue 27)."""
+    built: dict[str, _Statement] = {}
+
+    def statement(tx: AsyncSession | AsyncConnection) -> _Statement:
+        dialect = _dialect_name(tx)
+        found = built.get(dialect)
+        if found is None:
+            found = built[dialect] = build(tx)
+        return found
+
+    return statement

@@ -32,10 +32,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import suppress
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import BigInteger, Select, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
 
 from live.clock import Clock
 from live.db import Database
@@ -61,6 +61,42 @@ _EVENT = {
     FlashStatus.ENDED: "flash.ended",
     FlashStatus.CANCELLED: "flash.cancelled",
 }
+
+
+# The scheduler's reads run every ``max_sleep_s`` for as long as the server runs, so
+# they are built once with bound ``now`` / ``until``: building them per pass made ~70
+# objects of cyclic garbage a pass (each comparison and its comparator point at each
+# other), which the collector's young passes then had to find and free.
+_NOW = bindparam("now", type_=BigInteger())
+_UNTIL = bindparam("until", type_=BigInteger())
+
+
+def _ids_in_order(where: Any, order: Any) -> Select[Any]:
+    return select(FlashSale.id).where(where).order_by(order, FlashSale.id)
+
+
+#: scheduled sales whose units are reserved from now on (``until`` = now + lead)
+_RESERVE_DUE = _ids_in_order(
+    (FlashSale.status == _SCHEDULED)
+    & FlashSale.reserved_ms.is_(None)
+    & (FlashSale.starts_ms <= _UNTIL)
+    & (FlashSale.starts_ms > _NOW),
+    FlashSale.starts_ms,
+)
+_START_DUE = _ids_in_order(
+    (FlashSale.status == _SCHEDULED) & (FlashSale.starts_ms <= _NOW), FlashSale.starts_ms
+)
+_END_DUE = _ids_in_order(
+    (FlashSale.status == _RUNNING) & (FlashSale.ends_ms <= _NOW), FlashSale.ends_ms
+)
+_CANCEL_DUE = _ids_in_order(
+    (FlashSale.status == _PENDING) & (FlashSale.ends_ms <= _NOW), FlashSale.ends_ms
+)
+_NEXT_RESERVE = select(func.min(FlashSale.starts_ms)).where(
+    FlashSale.status == _SCHEDULED, FlashSale.reserved_ms.is_(None)
+)
+_NEXT_START = select(func.min(FlashSale.starts_ms)).where(FlashSale.status == _SCHEDULED)
+_NEXT_END = select(func.min(FlashSale.ends_ms)).where(FlashSale.status.in_((_RUNNING, _PENDING)))
 
 
 class FlashScheduler:
@@ -119,38 +155,22 @@ class FlashScheduler:
         async with self._lock:
             now = self._clock.now_ms()
             made = 0
-            for flash_id in await self._due(
-                (FlashSale.status == _SCHEDULED)
-                & FlashSale.reserved_ms.is_(None)
-                & (FlashSale.starts_ms <= now + self._lead)
-                & (FlashSale.starts_ms > now),
-                FlashSale.starts_ms,
-            ):
+            for flash_id in await self._due(_RESERVE_DUE, now, until=now + self._lead):
                 made += await self._reserve_ahead(flash_id, now)
-            for flash_id in await self._due(
-                (FlashSale.status == _SCHEDULED) & (FlashSale.starts_ms <= now),
-                FlashSale.starts_ms,
-            ):
+            for flash_id in await self._due(_START_DUE, now):
                 made += await self._move(flash_id, _SCHEDULED, FlashStatus.RUNNING, now)
-            for flash_id in await self._due(
-                (FlashSale.status == _RUNNING) & (FlashSale.ends_ms <= now), FlashSale.ends_ms
-            ):
+            for flash_id in await self._due(_END_DUE, now):
                 made += await self._move(flash_id, _RUNNING, FlashStatus.ENDED, now)
-            for flash_id in await self._due(
-                (FlashSale.status == _PENDING) & (FlashSale.ends_ms <= now), FlashSale.ends_ms
-            ):
+            for flash_id in await self._due(_CANCEL_DUE, now):
                 made += await self._move(
                     flash_id, _PENDING, FlashStatus.CANCELLED, now, reason="not_approved"
                 )
         return made
 
-    async def _due(
-        self, where: ColumnElement[bool], order: InstrumentedAttribute[int]
-    ) -> list[int]:
+    async def _due(self, ids: Select[Any], now: int, until: int | None = None) -> list[int]:
+        params = {"now": now} if until is None else {"now": now, "until": until}
         async with self._db.read() as s:
-            return list(
-                await s.scalars(select(FlashSale.id).where(where).order_by(order, FlashSale.id))
-            )
+            return list(await s.scalars(ids, params))
 
     async def close_session(self, session_id: int) -> int:
         """The session ended: cancel its scheduled and pending sales, end its running ones."""
@@ -177,19 +197,9 @@ class FlashScheduler:
 
     async def next_due_ms(self) -> int | None:
         async with self._db.read() as s:
-            reserve = await s.scalar(
-                select(func.min(FlashSale.starts_ms)).where(
-                    FlashSale.status == _SCHEDULED, FlashSale.reserved_ms.is_(None)
-                )
-            )
-            starts = await s.scalar(
-                select(func.min(FlashSale.starts_ms)).where(FlashSale.status == _SCHEDULED)
-            )
-            ends = await s.scalar(
-                select(func.min(FlashSale.ends_ms)).where(
-                    FlashSale.status.in_((_RUNNING, _PENDING))
-                )
-            )
+            reserve = await s.scalar(_NEXT_RESERVE)
+            starts = await s.scalar(_NEXT_START)
+            ends = await s.scalar(_NEXT_END)
         due = [t for t in (starts, ends) if t is not None]
         if reserve is not None:
             due.append(reserve - self._lead)

@@ -20,13 +20,13 @@ it must refuse exactly what those statements refuse, with the same errors.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Integer, Table, Update, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from live.clock import Clock
-from live.db import upsert
+from live.db import once_per_dialect, upsert
 from live.errors import Conflict
 from shelf.models import FlashPurchase, FlashSale, FlashStatus, Product
 
@@ -91,6 +91,35 @@ def take_regular_update(product_id: ColumnElement[int], quantity: ColumnElement[
     )
 
 
+# A flash sale's orders come by the thousand: its two statements are built once (values
+# bound per call), as building them per order made cyclic garbage (live.db.once_per_dialect).
+_TAKE_FLASH = (
+    update(FlashSale)
+    .where(
+        FlashSale.id == bindparam("flash"),
+        FlashSale.status == FlashStatus.RUNNING.value,
+        FlashSale.sold + bindparam("units", type_=Integer()) <= FlashSale.quantity,
+    )
+    .values(sold=FlashSale.sold + bindparam("units", type_=Integer()))
+)
+
+
+def _build_flash_purchase(tx: AsyncSession | AsyncConnection) -> Any:
+    """One buyer's units of a flash sale, added up to the per-buyer limit."""
+    stmt = upsert(tx, FlashPurchase).values(
+        flash_sale_id=bindparam("flash"), buyer_id=bindparam("buyer"), quantity=bindparam("units")
+    )
+    added = FlashPurchase.quantity + stmt.excluded.quantity
+    return stmt.on_conflict_do_update(
+        index_elements=["flash_sale_id", "buyer_id"],
+        set_={"quantity": added},
+        where=added <= bindparam("limit", type_=Integer()),
+    )
+
+
+_flash_purchase = once_per_dialect(_build_flash_purchase)
+
+
 class StockService:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -113,26 +142,12 @@ class StockService:
         """Take ``quantity`` units of a running flash sale for one buyer (409
         ``flash_sold_out`` / ``flash_limit_reached``). The caller bumps the stock version."""
         check_flash_quantity(quantity, per_buyer_limit)
-        result = await tx.execute(
-            update(FlashSale)
-            .where(
-                FlashSale.id == flash_id,
-                FlashSale.status == FlashStatus.RUNNING.value,
-                FlashSale.sold + quantity <= FlashSale.quantity,
-            )
-            .values(sold=FlashSale.sold + quantity)
-        )
+        result = await tx.execute(_TAKE_FLASH, {"flash": flash_id, "units": quantity})
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise flash_sold_out()
-        stmt = upsert(tx, FlashPurchase).values(
-            flash_sale_id=flash_id, buyer_id=buyer_id, quantity=quantity
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["flash_sale_id", "buyer_id"],
-            set_={"quantity": FlashPurchase.quantity + stmt.excluded.quantity},
-            where=FlashPurchase.quantity + stmt.excluded.quantity <= per_buyer_limit,
-        )
-        if (await tx.execute(stmt)).rowcount != 1:  # type: ignore[attr-defined]
+        purchase = {"flash": flash_id, "buyer": buyer_id, "units": quantity}
+        added = await tx.execute(_flash_purchase(tx), {**purchase, "limit": per_buyer_limit})
+        if added.rowcount != 1:  # type: ignore[attr-defined]
             raise flash_limit_reached(per_buyer_limit)
 
     async def put_back(
