@@ -47,25 +47,23 @@ from live.feature import Core, Wiring, drain_key
 from live.follows import FollowService
 from live.guard import Caps, Guard
 from live.guests import GuestIds
-from live.handlers import FollowHandlers, LiveHandlers, give_guest_cookie
+from live.handlers import FollowHandlers, LiveHandlers
 from live.health import HEALTH_PATHS, Health
 from live.holdings import Holdings, MemoryHoldings, RedisHoldings
 from live.http import (
     MAX_JSON_BYTES,
-    SECURITY_HEADERS,
     auth_middleware,
     body_timeout_key,
     error_middleware,
-    security_headers,
 )
 from live.logs import configure as configure_logging
 from live.logs import install as install_request_ids
 from live.metrics import METRICS_PATHS, Metrics, MetricsEndpoint, access_logger
 from live.models import Role
-from live.openapi import not_in_api
 from live.openapi_document import ApiDocs
 from live.outages import OutageLog
 from live.outbox import Outbox, OutboxRelay
+from live.pages import add_pages
 from live.presence import MemoryPresence, Presence, RedisPresence
 from live.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from live.revocations import Revocations
@@ -82,10 +80,11 @@ from live.settings_env import ConfigError
 from live.startup import StartUp, wait_for
 from live.tls import TlsError, server_context
 from live.workers import Bind, Cap, Timeouts, internal_urls, new_event_loop, serve, supervise
+from media.demo_publisher import DemoPublisher
 from media.feature import PEER_CLASSES, setup_media
 from media.forward import INTERNAL_HEADER
 from media.worker_links import HOME
-from shelf.demo import demo_data
+from shelf.demo import demo_data, demo_show
 from shelf.feature import setup_orders, setup_shelf, setup_stats
 from shelf.order_schemas import parse_instant
 from shelf.reports import HOST_COLUMNS, Period, ReportService, to_csv
@@ -209,14 +208,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     # Pages and static files carry the security headers (``live.http``); the API's JSON
     # answers carry ``nosniff`` only (a response hook on every answer cost the order
     # path ~3 us of ~120: bench/RESULTS.md, "Flash sale", session 9).
-    static = web.Application()
-    static.router.add_static("/", ROOT / "static")
-    static.on_response_prepare.append(security_headers)
-    app.add_subapp("/static", static)
-    for path, page in PAGES.items():
-        app.router.add_get(path, _page(page, core.guests, core.guard))
+    add_pages(app, core, ROOT / "static")
     if settings.demo:
         app.cleanup_ctx.append(demo_data(core, shelf, settings.host, settings.port))
+        if settings.demo_publisher:  # after the seeding: it publishes to the demo's show
+            publisher = DemoPublisher(settings, functools.partial(demo_show, core))
+            app.cleanup_ctx.append(publisher.lifetime)
     app.on_startup.append(_tune_gc)
     return app
 
@@ -346,30 +343,6 @@ def _session_snapshot(sessions: SessionService) -> Any:
     return snapshot
 
 
-#: The web apps: each path serves one static page; the page's ES modules do the rest.
-PAGES = {
-    "/": "index.html",
-    "/watch/{id:\\d+}": "watch.html",
-    "/replay/{id:\\d+}": "replay.html",
-    "/studio": "studio.html",
-    "/brand": "brand.html",
-    "/studio/{id:\\d+}/stats": "stats.html",
-}
-
-
-def _page(name: str, guests: GuestIds, guard: Guard) -> Any:
-    """A page's handler; it also hands the browser its guest cookie (``live.guests``)."""
-    path = ROOT / "static" / name
-
-    @not_in_api("a page of the web app")
-    async def page(request: web.Request) -> web.FileResponse:
-        response = web.FileResponse(path, headers={"Cache-Control": "no-cache", **SECURITY_HEADERS})
-        await give_guest_cookie(request, response, guests, guard)
-        return response
-
-    return page
-
-
 async def _storage(app: web.Application) -> AsyncIterator[None]:
     db, startup = app[db_key], app[startup_key]
     if app[settings_key].auto_migrate:
@@ -411,7 +384,16 @@ async def _tune_gc(app: web.Application) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="app.py", description="liveshelf server")
-    parser.add_argument("--demo", action="store_true", help="SQLite + in-memory bus + demo data")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="SQLite + in-memory bus + demo data, and a test picture published to the demo show",
+    )
+    parser.add_argument(
+        "--no-publisher",
+        action="store_true",
+        help="with --demo: publish nothing (LIVESHELF_DEMO_PUBLISHER=off)",
+    )
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 8080)")
     parser.add_argument(
@@ -445,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["port"] = args.port
     if args.workers is not None:
         overrides["workers"] = args.workers
+    if args.no_publisher:
+        overrides["demo_publisher"] = False
     settings = settings.model_copy(update=overrides)
 
     if args.command == "config":

@@ -51,8 +51,14 @@ from live.revocations import Revocations
 from live.roomchannel import RoomChannel
 from live.roomhub import RoomHub
 from live.roomupgrade import ROOM_SOCKET, ROOM_SOCKET_ANSWER, ROOM_SOCKET_PARAMS, RoomUpgrade
-from live.schemas import AnnouncementBody, CreateSessionBody, LoginBody, SignupBody
-from live.sessions import SessionService
+from live.schemas import (
+    AnnouncementBody,
+    CreateSessionBody,
+    EditSessionBody,
+    LoginBody,
+    SignupBody,
+)
+from live.sessions import KEEP, SessionService
 
 #: A feature's part of ``GET /api/sessions/{id}``: given the session id and the session
 #: as already read (its status included, so no part reads it again), what it adds.
@@ -62,6 +68,7 @@ SessionDetails = Callable[[int, Mapping[str, Any]], Awaitable[dict[str, Any]]]
 #: what a host does with a session just scheduled (the links stateful fuzzing follows)
 SESSION_NEXT = (
     "get_api_sessions_id",
+    "patch_api_sessions_id",
     "post_api_sessions_id_start",
     "post_api_sessions_id_end",
     "post_api_sessions_id_announcements",
@@ -126,6 +133,7 @@ class LiveHandlers:
             web.post("/api/sessions", self.create_session),
             web.get("/api/sessions", self.list_sessions),
             web.get("/api/sessions/{id}", self.get_session),
+            web.patch("/api/sessions/{id}", self.edit_session),
             web.post("/api/sessions/{id}/start", self.start_session),
             web.post("/api/sessions/{id}/end", self.end_session),
             web.post("/api/sessions/{id}/announcements", self.announce),
@@ -232,6 +240,10 @@ class LiveHandlers:
         roles=("host",),
         body=CreateSessionBody,
         answers=Answer(201, SessionAnswer, links=follow(*SESSION_NEXT)),
+        description=(
+            "``scheduled_at``, when given, is a time in the future (``422 "
+            "scheduled_in_past``); the session can be edited (``PATCH``) until it starts."
+        ),
     )
     async def create_session(self, request: web.Request) -> web.Response:
         """Host only."""
@@ -270,6 +282,31 @@ class LiveHandlers:
         session = await self._sessions.get(session_id)
         for provider in self._details:
             session.update(await provider(session_id, session))
+        return json_response(session)
+
+    @operation(
+        "Edit a scheduled session",
+        tag="sessions",
+        roles=("host",),
+        body=EditSessionBody,
+        answers=Answer(200, SessionAnswer),
+        errors=(409,),
+        description=(
+            "The session's host changes its title and/or ``scheduled_at`` (a time in the "
+            "future: ``422 scheduled_in_past``; ``null`` clears it) until it goes live: "
+            "then ``409 session_started``, and nothing changes."
+        ),
+    )
+    async def edit_session(self, request: web.Request) -> web.Response:
+        """The session's host, while it is scheduled."""
+        caller = signed_in(request)
+        body = await read_json(request, EditSessionBody)
+        scheduled: int | None = KEEP
+        if "scheduled_at" in body.model_fields_set:
+            scheduled = to_ms(body.scheduled_at) if body.scheduled_at else None
+        session = await self._sessions.edit(
+            caller, path_id(request), title=body.title, scheduled_ms=scheduled
+        )
         return json_response(session)
 
     @operation(

@@ -171,7 +171,24 @@ class LoginBody(Body):
 
 class CreateSessionBody(Body):
     title: Title
+    #: when the show is meant to start; in the future (``422 scheduled_in_past``)
     scheduled_at: AwareDatetime | None = None
+
+
+class EditSessionBody(Body):
+    """A scheduled session's new title and/or time (``PATCH /api/sessions/{id}``); a
+    field left out stays as it is, ``"scheduled_at": null`` clears the date."""
+
+    title: Title | None = None
+    scheduled_at: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("give a title or a scheduled_at")
+        if "title" in self.model_fields_set and self.title is None:
+            raise ValueError("title: a session keeps a title")
+        return self
 
 
 class AnnouncementBody(Body):

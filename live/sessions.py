@@ -1,4 +1,8 @@
-"""Live sessions (rooms) and their state machine: scheduled -> live -> ended."""
+"""Live sessions (rooms) and their state machine: scheduled -> live -> ended.
+
+A session may be scheduled for a time (stored as UTC milliseconds) in the future, and
+its title and time edited until it starts (``edit``; then ``409 session_started``).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from live.auth import Principal
 from live.clock import Clock, iso
 from live.coalesce import SingleFlight
 from live.db import Database
-from live.errors import Conflict, Forbidden, NotFound
+from live.errors import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
 from live.models import LiveSession, Role, SessionStatus, User
 from live.outbox import Outbox, OutboxRelay
 from live.paging import Listing, Page
@@ -26,6 +31,8 @@ _TRANSITIONS: dict[SessionStatus, SessionStatus] = {
 }
 _TIME_COLUMN = {SessionStatus.LIVE: "started_ms", SessionStatus.ENDED: "ended_ms"}
 _EVENT = {SessionStatus.LIVE: "session.started", SessionStatus.ENDED: "session.ended"}
+#: ``edit``'s "leave the date as it is"
+KEEP: Any = object()
 
 
 def session_dict(row: LiveSession, host: User | None = None) -> dict[str, Any]:
@@ -68,18 +75,69 @@ class SessionService:
         self, host: Principal, title: str, scheduled_ms: int | None = None
     ) -> dict[str, Any]:
         host.require(Role.HOST)
+        now = self._clock.now_ms()
+        self._check_future(scheduled_ms, now)
         row = LiveSession(
             host_id=host.user_id,
             title=title,
             status=SessionStatus.SCHEDULED.value,
             scheduled_ms=scheduled_ms,
-            created_ms=self._clock.now_ms(),
+            created_ms=now,
         )
         async with self._db.transaction() as tx:
             tx.add(row)
             await tx.flush()
             host_row = await tx.get(User, host.user_id)
         return session_dict(row, host_row)
+
+    async def edit(
+        self,
+        principal: Principal,
+        session_id: int,
+        *,
+        title: str | None = None,
+        scheduled_ms: int | None = KEEP,
+    ) -> dict[str, Any]:
+        """The host changes a scheduled session's title and/or time (``None`` clears
+        the time; ``KEEP`` leaves it). ``422 scheduled_in_past`` for a time not in the
+        future; ``409 session_started`` once it went live (or ended): nothing changes."""
+        await self.owned(principal, session_id)
+        values: dict[str, Any] = {}
+        if title is not None:
+            values["title"] = title
+        if scheduled_ms is not KEEP:
+            self._check_future(scheduled_ms, self._clock.now_ms())
+            values["scheduled_ms"] = scheduled_ms
+        if not values:
+            raise InvalidInput("nothing_to_change", "give a title or a scheduled_at")
+        async with self._db.transaction() as tx:
+            # Compare-and-set: an edit racing the start loses cleanly.
+            result = await tx.execute(
+                update(LiveSession)
+                .where(
+                    LiveSession.id == session_id,
+                    LiveSession.status == SessionStatus.SCHEDULED.value,
+                )
+                .values(values)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                current = await _status_of(tx, session_id)
+                raise Conflict(
+                    "session_started",
+                    f"a {current} session can no longer be edited",
+                    status=current,
+                )
+        return await self.get(session_id)
+
+    @staticmethod
+    def _check_future(scheduled_ms: int | None, now_ms: int) -> None:
+        if scheduled_ms is not None and scheduled_ms <= now_ms:
+            raise Unprocessable(
+                "scheduled_in_past",
+                "scheduled_at must be in the future",
+                scheduled_at=iso(scheduled_ms),
+                now=iso(now_ms),
+            )
 
     async def host_of(self, session_id: int) -> int:
         """The session's host id (cached: it never changes); 404 for an unknown session."""
@@ -169,9 +227,7 @@ class SessionService:
                 .values({"status": target.value, _TIME_COLUMN[target]: now})
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
-                current = await tx.scalar(
-                    select(LiveSession.status).where(LiveSession.id == session_id)
-                )
+                current = await _status_of(tx, session_id)
                 raise Conflict(
                     "illegal_transition",
                     f"a {current} session cannot become {target.value}",
@@ -184,3 +240,11 @@ class SessionService:
         for listener in self._listeners:
             await listener(session_id, target)
         return await self.get(session_id)
+
+
+async def _status_of(tx: AsyncSession, session_id: int) -> str | None:
+    """The session's status now (after a compare-and-set on it found another one)."""
+    status: str | None = await tx.scalar(
+        select(LiveSession.status).where(LiveSession.id == session_id)
+    )
+    return status

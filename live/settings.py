@@ -206,6 +206,9 @@ class Settings(BaseSettings):
     port: int = 8080
     #: ``--demo``: SQLite, the in-memory bus, demo data, a made-up secret
     demo: bool = False
+    #: ``--demo`` only: publish a test picture and tone to the demo show over WHIP
+    #: (``media.demo_publisher``); ``LIVESHELF_DEMO_PUBLISHER=off`` or ``--no-publisher``
+    demo_publisher: bool = True
     #: apply the database migrations at start-up (``LIVESHELF_AUTO_MIGRATE=1``; demo: on)
     auto_migrate: bool = False
     token_ttl_s: int = 7 * 86400

@@ -1,6 +1,7 @@
 """Demo data for ``python app.py --demo``: the demo accounts, a live session of the demo
 host, and three products of the demo brand, under an accepted cooperation with the demo
-host, on that session's shelf. Idempotent."""
+host, on that session's shelf. Idempotent. ``demo_show`` tells the demo's publisher
+(``media.demo_publisher``, wired by ``app.py``) where to publish."""
 
 from __future__ import annotations
 
@@ -107,11 +108,23 @@ async def seed_demo(core: Core, shelf: ShelfFeature, host: str, port: int) -> di
     base = f"http://{host}:{port}"
     print(
         f"\nliveshelf demo on {base}\n"
+        f"  home:   {base}/\n"
+        f"  watch:  {base}/watch/{session['id']}  (the live show)\n"
+        f"  studio: {base}/studio  (sign in as demo-host)\n"
+        f"  brand:  {base}/brand  (sign in as demo-brand)\n"
         f"  accounts (password '{DEMO_PASSWORD}'): "
         + ", ".join(f"{name} ({user.role})" for name, user in users.items())
-        + f"\n  live session {session['id']}: {base}/api/sessions/{session['id']}"
-        + f" (room channel: ws://{host}:{port}/api/sessions/{session['id']}/ws,"
-        + f" WHIP: {base}/whip/{session['id']})\n",
+        + "\n",
         flush=True,
     )
     return {"users": users, "session": session, "products": products}
+
+
+async def demo_show(core: Core) -> tuple[int, str] | None:
+    """The demo host's live show and a bearer token of the host (for the demo's
+    publisher, ``media.demo_publisher``); None when the host has no live show."""
+    user = await core.accounts.by_username("demo-host")
+    live = (await core.sessions.list(Page(1), status=SessionStatus.LIVE, host_id=user.id)).items
+    if not live:
+        return None
+    return live[0]["id"], core.tokens.issue(user.id, user.username, user.role, user.display_name)

@@ -6,7 +6,8 @@ tests hold every answer to them (``live.openapi.AnswerChecker``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from decimal import Decimal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field
 from pydantic.json_schema import SkipJsonSchema
@@ -17,6 +18,52 @@ from live.openapi import AnswerModel
 
 #: money by ISO 4217 currency code, in minor units
 MoneyByCurrency = dict[str, int]
+
+
+# -- the reports as CSV ---------------------------------------------------------------------
+
+#: ISO 4217 minor digits where they are not 2 (of the codes ``shelf.schemas`` takes)
+# fmt: off
+_MINOR_DIGITS = {
+    **dict.fromkeys(
+        ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND",
+         "VUV", "XAF", "XOF", "XPF"),
+        0,
+    ),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+}
+# fmt: on
+
+
+def minor_digits(currency: str) -> int:
+    """How many minor digits ``currency`` has (2 for EUR, 0 for JPY, 3 for KWD)."""
+    return _MINOR_DIGITS.get(currency.upper(), 2)
+
+
+def amount(minor: int, currency: str) -> Decimal:
+    """Minor units as the amount in the currency: 123456 EUR -> ``1234.56``, 1500 JPY ->
+    ``1500``, -5 EUR -> ``-0.05`` (written with a dot and no grouping: what spreadsheets
+    read; a number, so the CSV writer never mistakes a minus for a formula)."""
+    return Decimal(minor).scaleb(-minor_digits(currency))
+
+
+def csv_columns(columns: list[str]) -> list[str]:
+    """A report's CSV columns: its own (money in ``*_minor`` units), then for each money
+    column the amount in the currency (``gmv_minor`` -> ``gmv``, ``amount``)."""
+    return columns + [c.removesuffix("_minor") for c in columns if c.endswith("_minor")]
+
+
+def with_amounts(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` and, beside each ``*_minor`` figure, its amount (``csv_columns``)."""
+    currency = row.get("currency")
+    if not isinstance(currency, str):
+        return row
+    amounts = {
+        key.removesuffix("_minor"): amount(value, currency)
+        for key, value in row.items()
+        if key.endswith("_minor") and isinstance(value, int)
+    }
+    return {**row, **amounts}
 
 
 # -- reports --------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from live.db import Database
 from live.errors import Forbidden
 from live.models import LiveSession, Role, User
 from shelf.order_models import Account, LedgerEntry, Order, OrderStatus
+from shelf.report_answers import csv_columns, with_amounts
 
 #: The statuses of orders that count as sold (a refund is a later, separate line).
 SOLD = (OrderStatus.PAID.value, OrderStatus.REFUNDED.value)
@@ -67,11 +68,15 @@ class Period:
 
 
 def to_csv(columns: list[str], rows: Iterable[dict[str, Any]]) -> str:
+    """The rows as CSV: ``columns``, then each money column's amount in its currency
+    (``gmv_minor`` 123456 EUR -> ``gmv`` 1234.56; ``shelf.report_answers.csv_columns``)."""
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer = csv.DictWriter(
+        out, fieldnames=csv_columns(columns), extrasaction="ignore", lineterminator="\n"
+    )
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: _csv_safe(v) for k, v in row.items()})
+        writer.writerow({k: _csv_safe(v) for k, v in with_amounts(row).items()})
     return out.getvalue()
 
 

@@ -38,11 +38,6 @@ export function authHeaders() {
   return bearer(session.token());
 }
 
-/** An error as one line for the page: the server's message and code for API errors. */
-export function errorText(err) {
-  if (err instanceof ApiError) return `${err.message} (${err.code})`;
-  return err && err.message ? err.message : String(err);
-}
 
 /** Calls the API; resolves to the parsed body (or text), rejects with ApiError. */
 export async function api(method, path, body, { headers = {} } = {}) {

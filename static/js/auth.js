@@ -3,6 +3,7 @@
 
 import { session, signIn, signOut, signUp } from './api.js';
 import { h } from './format.js';
+import { errorMessage } from './messages.js';
 
 export function mountAuth(root, { roles = ['viewer'], prompt = 'Sign in' } = {}) {
   function render() {
@@ -30,7 +31,7 @@ export function mountAuth(root, { roles = ['viewer'], prompt = 'Sign in' } = {})
         if (create) await signUp(username.value, password.value, role.value);
         else await signIn(username.value, password.value);
       } catch (err) {
-        message.textContent = err.message;
+        message.textContent = errorMessage(err);
       }
     };
     root.append(h('form', { class: 'auth-form', onsubmit: submit(false) },

@@ -4,9 +4,10 @@
 // Money is sent as integer minor units, parsed from the typed text digit by digit
 // (never through a float); rates are typed in percent and sent as basis points.
 
-import { api, apiAll, errorText, session } from '/static/js/api.js';
+import { api, apiAll, session } from '/static/js/api.js';
 import { mountAuth } from '/static/js/auth.js';
 import { $, fractionDigits, h, money } from '/static/js/format.js';
+import { errorMessage } from '/static/js/messages.js';
 
 const REFRESH_MS = 10_000;
 // Flash sales waiting for the brand are looked for more often: the show is live.
@@ -83,6 +84,18 @@ function when(iso) {
   return iso ? new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : '';
 }
 
+/** A wide table that scrolls inside its box (focusable, so the keyboard scrolls it
+ * too), with a hint that shows on narrow screens (app.css). */
+const scrollBox = (label, table) => [
+  h('p', { class: 'muted scroll-hint' }, 'Scroll the table sideways to see every column →'),
+  h('div', { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': `${label} table` }, table)];
+
+/** The API's fields as this page labels them (messages.js names the rest). */
+const PRODUCT_LABELS = { title: 'Title', price_minor: 'Price', stock: 'Stock', image_url: 'Image URL' };
+const PROPOSAL_LABELS = { flat_fee_minor: 'Flat fee', flat_fee_currency: 'Fee currency',
+  flash_min_price_bps: 'Flash price floor', flash_max_units: 'Units per flash sale',
+  flash_ask_brand: 'Beyond these: ask me', product_ids: 'Products', host_id: 'Host' };
+
 const field = (label, input, extra = {}) =>
   h('label', { class: `field ${extra.class || ''}` }, h('span', {}, label), input);
 
@@ -140,7 +153,7 @@ function mountConsole(root, brand) {
       const image = form.image.value.trim();
       if (image) body.image_url = image;
     } catch (err) {
-      productStatus.textContent = errorText(err);
+      productStatus.textContent = errorMessage(err);
       return;
     }
     try {
@@ -149,7 +162,7 @@ function mountConsole(root, brand) {
       for (const key of ['title', 'price', 'stock', 'commission', 'image']) form[key].value = '';
       await loadProducts();
     } catch (err) {
-      productStatus.textContent = errorText(err);
+      productStatus.textContent = errorMessage(err, { currency: body.currency, labels: PRODUCT_LABELS });
     }
   }
 
@@ -164,7 +177,8 @@ function mountConsole(root, brand) {
       productNote.textContent = `Saved “${edited.title}”: ${what.join(', ')}.`;
       await loadProducts();
     } catch (err) {
-      productStatus.textContent = errorText(err);
+      productStatus.textContent = `${product.title}: ${errorMessage(err,
+        { currency: product.currency, labels: PRODUCT_LABELS, product })}`;
     }
   }
 
@@ -177,7 +191,7 @@ function mountConsole(root, brand) {
       try {
         changes = toChanges(input.value);
       } catch (err) {
-        productStatus.textContent = `${product.title}: ${errorText(err)}`;
+        productStatus.textContent = `${product.title}: ${errorMessage(err)}`;
         return;
       }
       await patchProduct(product, changes);
@@ -195,7 +209,7 @@ function mountConsole(root, brand) {
         productNote.textContent = `Archived “${p.title}”.`;
         await loadProducts();
       } catch (err) {
-        productStatus.textContent = errorText(err);
+        productStatus.textContent = errorMessage(err);
       }
     };
     const image = p.image_url
@@ -248,7 +262,7 @@ function mountConsole(root, brand) {
     field('Image URL', form.image, { class: 'wide' }),
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Add product'))),
     productStatus, productNote,
-    h('div', { class: 'table-wrap' }, h('table', { class: 'products' },
+    scrollBox('Products', h('table', { class: 'products' },
       h('thead', {}, h('tr', {}, h('th', {}, ''), h('th', {}, 'Product'), h('th', {}, 'Price'),
         h('th', {}, 'Stock'), h('th', {}, 'Commission'), h('th', {}, ''))),
       productBody)));
@@ -293,7 +307,7 @@ function mountConsole(root, brand) {
         ? hosts.map((host) => h('option', { value: host.id }, `${host.display_name} (#${host.id})`))
         : [h('option', { value: '' }, 'No host matches')]));
     } catch (err) {
-      coopStatus.textContent = errorText(err);
+      coopStatus.textContent = errorMessage(err, { labels: PROPOSAL_LABELS });
     }
   }
 
@@ -337,7 +351,7 @@ function mountConsole(root, brand) {
         body.flash_ask_brand = true;
       }
     } catch (err) {
-      coopStatus.textContent = errorText(err);
+      coopStatus.textContent = errorMessage(err, { labels: PROPOSAL_LABELS });
       return;
     }
     try {
@@ -352,7 +366,8 @@ function mountConsole(root, brand) {
       proposal.flashAsk.checked = false;
       await loadCooperations();
     } catch (err) {
-      coopStatus.textContent = errorText(err);
+      coopStatus.textContent = errorMessage(err,
+        { labels: PROPOSAL_LABELS, currency: body.flat_fee_currency });
     }
   }
 
@@ -364,7 +379,7 @@ function mountConsole(root, brand) {
       coopNote.textContent = `${label}: agreement #${coop.id}.`;
       await loadCooperations();
     } catch (err) {
-      coopStatus.textContent = errorText(err);
+      coopStatus.textContent = errorMessage(err, { labels: PROPOSAL_LABELS });
     }
   }
 
@@ -417,13 +432,13 @@ function mountConsole(root, brand) {
       field('Commission %', proposal.commission),
       field('Flat fee', proposal.fee),
       field('Fee currency', proposal.feeCurrency),
-      field('Flash sales from (% of price)', proposal.flashFloor),
+      field('Flash price floor (% of price)', proposal.flashFloor),
       field('Units per flash sale', proposal.flashCap),
       field('Beyond these: ask me', proposal.flashAsk),
       field('Note', proposal.note, { class: 'wide' }),
       h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Propose'))),
     coopStatus, coopNote,
-    h('div', { class: 'table-wrap' }, h('table', { class: 'cooperations' },
+    scrollBox('Cooperations', h('table', { class: 'cooperations' },
       h('thead', {}, h('tr', {}, ...['#', 'Host', 'Products', 'Commission', 'Flat fee', 'Flash sales', 'Status',
         'Since', ''].map((t) => h('th', {}, t)))),
       coopBody)));
@@ -455,7 +470,7 @@ function mountConsole(root, brand) {
       sessionsError.textContent = '';
       renderSessions();
     } catch (err) {
-      sessionsError.textContent = errorText(err);
+      sessionsError.textContent = errorMessage(err);
     }
   }
 
@@ -508,7 +523,7 @@ function mountConsole(root, brand) {
       salesError.textContent = '';
       renderSales();
     } catch (err) {
-      salesError.textContent = errorText(err);
+      salesError.textContent = errorMessage(err);
     }
   }
 
@@ -524,7 +539,7 @@ function mountConsole(root, brand) {
       link.remove();
       setTimeout(() => URL.revokeObjectURL(url), 1000);
     } catch (err) {
-      salesError.textContent = errorText(err);
+      salesError.textContent = errorMessage(err);
     }
   }
 
@@ -536,7 +551,7 @@ function mountConsole(root, brand) {
       h('button', { type: 'button', class: 'secondary', onclick: downloadCsv,
         'data-testid': 'sales-csv' }, 'Download CSV')),
     salesError,
-    h('div', { class: 'table-wrap' }, h('table', { class: 'sales' },
+    scrollBox('Sales per host', h('table', { class: 'sales' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Host'), h('th', {}, 'Session'),
         ...['Orders', 'Units', 'Sales', 'Refunds', 'Host commission', 'Platform fees', 'Your net']
           .map((t) => h('th', { class: 'num' }, t)))),
@@ -558,7 +573,7 @@ function mountConsole(root, brand) {
     try {
       await api('POST', `/api/flash-sales/${sale.id}/${verb}`);
     } catch (err) {
-      approvalsError.textContent = errorText(err);
+      approvalsError.textContent = errorMessage(err);
     }
     await loadApprovals();
   }
@@ -590,7 +605,7 @@ function mountConsole(root, brand) {
       approvalsPanel.hidden = waiting.length === 0;
       document.title = waiting.length ? `(${waiting.length}) ${baseTitle}` : baseTitle;
     } catch (err) {
-      approvalsError.textContent = errorText(err);
+      approvalsError.textContent = errorMessage(err);
     }
   }
 
@@ -609,7 +624,7 @@ function mountConsole(root, brand) {
       await Promise.all([loadSessions(), loadSales()]);
       consoleError.textContent = '';
     } catch (err) {
-      consoleError.textContent = errorText(err);
+      consoleError.textContent = errorMessage(err);
     } finally {
       refreshing = false;
     }

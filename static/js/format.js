@@ -65,3 +65,11 @@ export function parseMoney(text, currency) {
   const fraction = (match[2] || '').padEnd(digits, '0');
   return Number(match[1]) * 10 ** digits + Number(fraction || 0);
 }
+
+/** A buyer's masked name from the ticker ('a***e') as people read it: 'A…e'. */
+export function maskedName(masked) {
+  const text = String(masked || '').trim();
+  if (!text) return 'Someone';
+  const [first, ...rest] = text.replace(/\*+/g, '…');
+  return first.toUpperCase() + rest.join('');
+}

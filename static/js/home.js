@@ -1,12 +1,17 @@
-// Home (/): live and upcoming sessions as cards linking to /watch/{id}; refreshed
-// every few seconds. Cards that did not change are kept, so covers do not flicker.
+// Home (/): live and upcoming sessions as cards linking to /watch/{id}, and ended
+// shows with a recording as cards linking to /replay/{id}; refreshed every few
+// seconds. Cards that did not change are kept, so covers do not flicker.
 
-import { api, errorText } from '/static/js/api.js';
+import { api } from '/static/js/api.js';
+import { errorMessage } from '/static/js/messages.js';
 import { $, h } from '/static/js/format.js';
 
 const REFRESH_MS = 10_000;
 const COVER_RETRY_MS = 30_000; // a live session gets a cover once its first frames arrive
 const LIMIT = 50;
+const REPLAYS = 12; // the newest ended shows looked at for a replay
+/** Ended show -> whether it has a replay (its recording's state; settled ones only). */
+const replayable = new Map();
 
 /** Per session: the card shown, what it shows, and when its cover last failed. */
 const cards = new Map();
@@ -41,15 +46,18 @@ function signature(s) {
 
 function buildCard(s, entry) {
   const live = s.status === 'live';
+  const ended = s.status === 'ended';
   const host = s.host && s.host.display_name;
-  return h('a', { class: 'card session-card', href: `/watch/${s.id}`, dataset: { sessionId: s.id } },
+  const href = ended ? `/replay/${s.id}` : `/watch/${s.id}`;
+  return h('a', { class: 'card session-card', href, dataset: { sessionId: s.id } },
     h('div', { class: 'media' },
       cover(s, entry),
       live ? h('span', { class: 'badge live' }, 'LIVE') : null),
     h('div', { class: 'body' },
       h('strong', { class: 'title' }, s.title),
       h('div', { class: 'muted' }, host ? `with ${host}` : ''),
-      live ? null : h('div', { class: 'when' }, when(s.scheduled_at))));
+      live || ended ? null : h('div', { class: 'when' }, when(s.scheduled_at)),
+      ended ? h('div', { class: 'when' }, `Replay · aired ${when(s.started_at)}`) : null));
 }
 
 function cardFor(s) {
@@ -80,20 +88,39 @@ const byStart = (a, b) => {
   return ta - tb || a.id - b.id;
 };
 
+/** Whether an ended show has a replay: its recording is complete (or cut short but
+ * playable). Remembered once settled; a recording still being finished is asked again. */
+async function hasReplay(s) {
+  if (replayable.has(s.id)) return replayable.get(s.id);
+  const detail = await api('GET', `/api/sessions/${s.id}`);
+  const state = detail.recording?.state;
+  const yes = state === 'complete' || state === 'incomplete';
+  if (state !== 'recording') replayable.set(s.id, yes);
+  return yes;
+}
+
+async function replays() {
+  const ended = await api('GET', `/api/sessions?status=ended&limit=${REPLAYS}`);
+  const flags = await Promise.all(ended.sessions.map((s) => hasReplay(s).catch(() => false)));
+  return ended.sessions.filter((_, i) => flags[i]);
+}
+
 async function refresh() {
   const error = $('#home-error');
   try {
-    const [live, upcoming] = await Promise.all([
+    const [live, upcoming, recorded] = await Promise.all([
       api('GET', `/api/sessions?status=live&limit=${LIMIT}`),
       api('GET', `/api/sessions?status=scheduled&limit=${LIMIT}`),
+      replays(),
     ]);
     fill($('#live-sessions'), live.sessions, 'Nobody is live right now. Check the upcoming shows below.');
     fill($('#upcoming-sessions'), [...upcoming.sessions].sort(byStart), 'No shows scheduled yet.');
-    const shown = new Set([...live.sessions, ...upcoming.sessions].map((s) => s.id));
+    fill($('#replay-sessions'), recorded, 'No replays yet.');
+    const shown = new Set([...live.sessions, ...upcoming.sessions, ...recorded].map((s) => s.id));
     for (const id of cards.keys()) if (!shown.has(id)) cards.delete(id);
     error.textContent = '';
   } catch (err) {
-    error.textContent = errorText(err);
+    error.textContent = errorMessage(err);
   }
 }
 

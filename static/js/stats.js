@@ -4,6 +4,7 @@
 import { api, session } from './api.js';
 import { mountAuth } from './auth.js';
 import { $, duration, h, money } from './format.js';
+import { errorMessage } from './messages.js';
 
 const sessionId = Number(location.pathname.split('/').filter(Boolean)[1]);
 const REFRESH_MS = 5000;
@@ -93,32 +94,105 @@ function funnelChart(stats) {
   ], layout({ type: 'category' }, {}, { barmode: 'group' }), CONFIG);
 }
 
+// -- why viewers left, in words ------------------------------------------------------
+
+/** Why the publisher stopped (``live.paused``'s reason, media/protocol.py). */
+const PAUSED = {
+  deleted: 'the host paused the stream',
+  ended: 'the host ended the show',
+  ice_failed: "the host's connection dropped",
+  timeout: "the host's connection dropped",
+  failed: "the host's connection dropped",
+  closed: "the host's connection dropped",
+  shutdown: 'the server restarted',
+  moved: 'the stream moved to another server',
+};
+
+/** What happened just before a drop-off, in words. */
+function momentWords(moment) {
+  const title = moment.title ? `“${moment.title}”` : 'a product';
+  switch (moment.kind) {
+    case 'pin.start': return `${title} was pinned`;
+    case 'pin.end': return `${title} was unpinned`;
+    case 'flash.start': return 'a flash sale started';
+    case 'flash.end': return 'a flash sale ended';
+    case 'live.started': return 'the stream started';
+    case 'live.paused': return PAUSED[moment.reason] || 'the stream paused';
+    default: return 'something changed on the show';
+  }
+}
+
+function dropOffWords(d) {
+  const time = new Date(d.second * 1000).toLocaleTimeString();
+  const cause = d.after[0];
+  let why = '';
+  if (cause) {
+    const gap = Math.round(cause.seconds_before);
+    why = gap >= 2 ? `, ${gap} s after ${momentWords(cause)}` : `, right after ${momentWords(cause)}`;
+  }
+  const who = d.leaves === 1 ? '1 viewer' : `${d.leaves} viewers`;
+  return `${time}: ${who} of ${d.viewers_before} left${why}.`;
+}
+
+/** Why a viewer's video stopped (``audience.leave_reasons``), for "n viewers …". */
+const LEFT_BECAUSE = {
+  deleted: 'closed the page',
+  closed: 'closed the page',
+  failed: 'lost their connection',
+  lost: 'lost their connection',
+  timeout: 'could not connect',
+  codec_changed: 'were cut off when the stream changed format',
+  ended: 'stayed until the show ended',
+  shutdown: 'were cut off by a server restart',
+  moved: 'were moved to another server',
+  watching: 'are still watching',
+};
+
+function reasonsWords(leaveReasons) {
+  const counts = new Map();
+  for (const [reason, n] of Object.entries(leaveReasons || {})) {
+    const words = LEFT_BECAUSE[reason] || 'left for another reason';
+    counts.set(words, (counts.get(words) || 0) + n);
+  }
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([words, n]) => {
+    const verb = n === 1 ? words.replace(/^are /, 'is ').replace(/^were /, 'was ') : words;
+    return `${n === 1 ? '1 viewer' : `${n} viewers`} ${verb}`;
+  });
+}
+
+const PIN_COLUMNS = ['#', 'Product', 'Viewers', 'Seen', 'Tapped', 'Orders', 'Units', 'GMV', 'Conversion'];
+
 function tables(stats) {
-  $('#pins').replaceChildren(...stats.funnel.pins.map((p, i) => h('tr', {},
-    h('td', {}, i + 1), h('td', {}, p.title),
-    h('td', { class: 'num' }, `${p.viewers_at_start} → ${p.peak_viewers}`),
-    h('td', { class: 'num' }, p.impressions), h('td', { class: 'num' }, p.clicks),
-    h('td', { class: 'num' }, p.orders), h('td', { class: 'num' }, p.units),
-    h('td', { class: 'num' }, gmvText(p.gmv_minor)),
-    h('td', { class: 'num' }, percent(p.conversion_rate)))));
+  // Each cell carries its column's name: on a phone the rows are cards (stats.css).
+  const cell = (i, value, num = true) => h('td', { class: num ? 'num' : null,
+    'data-label': PIN_COLUMNS[i] }, value);
+  $('#pins').replaceChildren(...(stats.funnel.pins.length ? stats.funnel.pins.map((p, i) => h('tr', {},
+    cell(0, i + 1, false), cell(1, p.title, false),
+    cell(2, `${p.viewers_at_start} → ${p.peak_viewers}`),
+    cell(3, p.impressions), cell(4, p.clicks), cell(5, p.orders), cell(6, p.units),
+    cell(7, gmvText(p.gmv_minor)), cell(8, percent(p.conversion_rate))))
+    : [h('tr', {}, h('td', { colspan: 9, class: 'muted' }, 'No product was pinned yet.'))]));
   const drops = stats.audience.drop_offs;
-  $('#drop-offs').replaceChildren(...(drops.length ? drops.map((d) => {
-    const cause = d.after[0];
-    const what = cause
-      ? ` after ${cause.kind}${cause.title ? ` (${cause.title})` : ''}${cause.reason ? ` (${cause.reason})` : ''}`
-      : '';
-    return h('li', {}, `${new Date(d.second * 1000).toLocaleTimeString()}: ${d.leaves} of `
-      + `${d.viewers_before} viewers left${what}`);
-  }) : [h('li', { class: 'muted' }, 'No drop-off spikes.')]));
-  const reasons = Object.entries(stats.audience.leave_reasons)
-    .map(([reason, n]) => `${reason}: ${n}`).join(' · ');
-  $('#reasons').textContent = reasons ? `Why viewers left: ${reasons}` : '';
+  $('#drop-offs').replaceChildren(...(drops.length
+    ? drops.map((d) => h('li', {}, dropOffWords(d)))
+    : [h('li', { class: 'muted' }, 'No moment where many viewers left at once.')]));
+  const reasons = reasonsWords(stats.audience.leave_reasons);
+  $('#reasons').replaceChildren(...(reasons.length
+    ? [h('span', {}, 'Why viewers left: '), reasons.join(' · '), '.'] : []));
+}
+
+/** The show is not there (the server sends its not-found page for an unknown id; this is
+ * for one removed while the page was open). */
+function showMissing() {
+  document.title = "Show not found · liveshelf";
+  $('#message').replaceChildren(h('strong', { 'data-testid': 'not-found' }, "This show doesn't exist."),
+    ' ', h('a', { href: '/studio' }, 'Back to the studio'));
 }
 
 async function load() {
   clearTimeout(timer);
   if (!session.user()) {
-    $('#message').textContent = 'Sign in as the host (or a brand on the shelf) to see the stats.';
+    $('#message').textContent = 'Sign in as the show’s host (or as a brand with a product on its shelf) to see the stats.';
     $('#report').hidden = true;
     return;
   }
@@ -126,12 +200,18 @@ async function load() {
   try {
     stats = await api('GET', `/api/sessions/${sessionId}/stats`);
   } catch (err) {
-    $('#message').textContent = err.message;
     $('#report').hidden = true;
+    if (err.status === 404) {
+      showMissing();
+      return;
+    }
+    $('#message').textContent = errorMessage(err);
+    if (err.status >= 500 || err.status === 0) timer = setTimeout(load, REFRESH_MS);
     return;
   }
   $('#message').textContent = '';
   $('#report').hidden = false;
+  document.title = `${stats.session.title} · Show stats · liveshelf`;
   $('#title').textContent = stats.session.title;
   $('#status').textContent = stats.session.status;
   $('#status').className = `badge ${stats.session.status === 'live' ? 'live' : ''}`;

@@ -1,12 +1,18 @@
-// The host studio: pick or create a show, camera preview and device choice, go live
-// over WHIP, manage the shelf and pins, start flash sales, moderate chat, and watch
-// the live numbers.
+// The host studio: the host's shows (live, scheduled, ended: studio-shows.js), create
+// or reschedule one, camera preview and device choice, go live over WHIP, manage the
+// shelf and pins, start flash sales, moderate chat, and watch the live numbers. After
+// the end the camera and microphone are released, what no longer applies is disabled
+// with the reason, and the show's summary appears.
 
 import { api, apiAll, session } from './api.js';
+import { errorMessage } from './messages.js';
 import { mountAuth } from './auth.js';
 import { $, duration, h, money, parseMoney, ServerClock } from './format.js';
 import { RoomClient } from './room.js';
 import { ShelfState } from './shelfstate.js';
+import { fromLocalInput, localWhen, toLocalInput } from './showtime.js';
+import { moneyText, salesOf, viewersOf } from './studio-figures.js';
+import { renderShows } from './studio-shows.js';
 import { publish } from './webrtc.js';
 
 const clock = new ServerClock();
@@ -20,31 +26,55 @@ let publisher = null;        // WHIP resource
 
 function show(el, visible) { el.hidden = !visible; }
 
-function fail(target, err) {
-  $(target).textContent = err ? err.message : '';
+/** Shows `err` as a sentence in the user's terms (`context`: see messages.js). */
+function fail(target, err, context = {}) {
+  $(target).textContent = err ? errorMessage(err, context) : '';
 }
 
 // ---------------------------------------------------------------- sessions
 
 async function loadSessions() {
-  const user = session.user();
-  const { sessions } = await api('GET', `/api/sessions?host_id=${user.id}&limit=50`);
-  const list = $('#session-list');
-  list.replaceChildren(...sessions.filter((s) => s.status !== 'ended' || s.id === current?.id)
-    .map((s) => h('li', {},
-      h('button', { type: 'button', class: `secondary ${s.id === current?.id ? 'current' : ''}`,
-        dataset: { sessionId: s.id }, onclick: () => openSession(s.id) },
-      `${s.title} · ${s.status}`))));
+  await renderShows($('#shows'), session.user().id, { current: current?.id, onOpen: openSession });
 }
 
 $('#new-session').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   fail('#sessions-error');
   try {
-    const created = await api('POST', '/api/sessions', { title: $('#new-title').value });
+    const body = { title: $('#new-title').value };
+    const when = fromLocalInput($('#new-when').value);
+    if (when) body.scheduled_at = when;
+    const created = await api('POST', '/api/sessions', body);
     $('#new-title').value = '';
+    $('#new-when').value = '';
     await openSession(created.id);
-  } catch (err) { fail('#sessions-error', err); }
+  } catch (err) { $('#sessions-error').textContent = errorMessage(err); }
+});
+
+/** The edit form shows the show's title and start (in the viewer's zone). */
+function fillEditForm() {
+  $('#edit-title').value = current.title;
+  $('#edit-when').value = toLocalInput(current.scheduled_at);
+  $('#edit-state').textContent = '';
+  $('#edit-error').textContent = '';
+}
+
+$('#edit-session').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  $('#edit-error').textContent = '';
+  $('#edit-state').textContent = '';
+  const id = current.id;
+  try {
+    const body = { title: $('#edit-title').value, scheduled_at: fromLocalInput($('#edit-when').value) };
+    current = { ...current, ...(await api('PATCH', `/api/sessions/${id}`, body)) };
+    fillEditForm();
+    $('#edit-state').textContent = 'Saved.';
+  } catch (err) {
+    $('#edit-error').textContent = errorMessage(err);
+    if (err.code === 'session_started') current = { ...current, ...(await api('GET', `/api/sessions/${id}`)) };
+  }
+  renderStatus();
+  await loadSessions();
 });
 
 async function openSession(id) {
@@ -55,7 +85,9 @@ async function openSession(id) {
   show($('#workspace'), true);
   $('#watch-link').href = `/watch/${id}`;
   $('#stats-link').href = `/studio/${id}/stats`;
+  fillEditForm();
   renderStatus();
+  if (current.status === 'ended') showSummary();
   await loadSessions();
   room = new RoomClient(id, { token: session.token() });
   wireRoom(room);
@@ -67,18 +99,79 @@ async function openSession(id) {
 }
 
 function renderStatus() {
-  const button = $(`#session-list [data-session-id="${current.id}"]`);
-  if (button) button.textContent = `${current.title} · ${current.status}`;
   $('#ws-title').textContent = current.title;
   const badge = $('#ws-status');
   badge.textContent = current.status;
   badge.className = `badge ${current.status === 'live' ? 'live' : ''}`;
   const ended = current.status === 'ended';
-  $('#go-live').hidden = ended || Boolean(publisher);
+  $('#go-live').hidden = Boolean(publisher);
   show($('#stop-stream'), Boolean(publisher));
   show($('#end-show'), current.status === 'live');
+  show($('#edit-session'), current.status === 'scheduled');
+  $('#ws-when').textContent = {
+    scheduled: current.scheduled_at ? `Starts ${localWhen(current.scheduled_at)}` : 'Start not set yet',
+    live: `Live since ${localWhen(current.started_at)}`,
+    ended: `Ended ${localWhen(current.ended_at)}`,
+  }[current.status] ?? '';
   $('#publish-state').textContent = publisher
     ? 'Streaming' : (ended ? 'This show has ended.' : 'Not streaming');
+  renderClosed(ended);
+}
+
+// ---------------------------------------------------------------- after the end
+
+const CLOSED = {
+  '#live-closed': 'The show has ended: it cannot go live again, and the camera and microphone are off.',
+  '#shelf-closed': 'The show has ended: products can no longer be pinned.',
+  '#flash-closed': 'The show has ended: no more flash sales.',
+  '#chat-closed': 'The show has ended: the chat is closed.',
+};
+
+/** Disables what no longer applies to an ended show, with the reason beside it. */
+function renderClosed(ended) {
+  for (const [selector, reason] of Object.entries(CLOSED)) {
+    $(selector).textContent = ended ? reason : '';
+    show($(selector), ended);
+  }
+  for (const form of ['#flash-form', '#chat-form']) {
+    for (const el of $(form).elements) el.disabled = ended;
+  }
+  for (const selector of ['#go-live', '#camera-on', '#camera', '#microphone', '#slow-select']) {
+    $(selector).disabled = ended;
+  }
+  $('#go-live').title = ended ? CLOSED['#live-closed'] : '';
+  show($('#summary'), ended);
+  if (!ended) return;
+  renderShelf();
+  releaseMedia();
+}
+
+/** Stops every camera and microphone track and the stream to the server. */
+async function releaseMedia() {
+  const sending = publisher;
+  publisher = null;
+  if (stream) for (const track of stream.getTracks()) track.stop();
+  stream = null;
+  $('#preview').srcObject = null;
+  $('#preview-status').textContent = 'Camera off';
+  if (sending) await sending.close();
+}
+
+/** The ended show's figures (the same reports as the stats page) and its links. */
+async function showSummary() {
+  const id = current.id;
+  $('#sum-title').textContent = current.title;
+  $('#sum-stats').href = `/studio/${id}/stats`;
+  $('#sum-replay').href = `/replay/${id}`;
+  fail('#summary-error');
+  try {
+    const [viewers, sales] = await Promise.all([viewersOf(id), salesOf(session.user().id, id)]);
+    if (current?.id !== id) return;
+    $('#sum-viewers').textContent = viewers;
+    $('#sum-orders').textContent = sales.orders;
+    $('#sum-gmv').textContent = moneyText(sales.gmv);
+    $('#sum-commission').textContent = moneyText(sales.commission);
+  } catch (err) { fail('#summary-error', err); }
 }
 
 // ---------------------------------------------------------------- camera and WHIP
@@ -123,6 +216,7 @@ $('#go-live').addEventListener('click', async () => {
   fail('#live-error');
   $('#go-live').disabled = true;
   try {
+    if (current.status === 'ended') return;
     if (!stream) await cameraOn();
     $('#publish-state').textContent = 'Connecting…';
     publisher = await publish(current.id, stream, session.token());
@@ -139,7 +233,10 @@ $('#go-live').addEventListener('click', async () => {
         renderStatus();
       }
     });
-    if (current.status === 'scheduled') current = await api('POST', `/api/sessions/${current.id}/start`);
+    if (current.status === 'scheduled') {
+      current = await api('POST', `/api/sessions/${current.id}/start`);
+      loadSessions().catch((err) => fail('#sessions-error', err));
+    }
   } catch (err) {
     fail('#live-error', err);
   } finally {
@@ -158,12 +255,20 @@ $('#end-show').addEventListener('click', async () => {
   if (!confirm('End the show for everyone?')) return;
   try {
     current = await api('POST', `/api/sessions/${current.id}/end`);
-    if (publisher) await publisher.close();
-    publisher = null;
-  } catch (err) { fail('#live-error', err); }
-  renderStatus();
-  loadSessions();
+  } catch (err) {
+    fail('#live-error', err);
+    current = { ...current, ...(await api('GET', `/api/sessions/${current.id}`).catch(() => ({}))) };
+  }
+  if (current.status === 'ended') ended();
+  else renderStatus();
 });
+
+/** The show ended (here, or in another tab: the room's ``session.ended``). */
+function ended() {
+  renderStatus(); // releases the camera and microphone, disables what no longer applies
+  showSummary();
+  loadSessions().catch((err) => fail('#sessions-error', err));
+}
 
 // ---------------------------------------------------------------- shelf and pins
 
@@ -197,6 +302,8 @@ function move(productId, step) {
 function renderShelf() {
   const pinned = shelf.pinned?.product_id;
   const now = clock.now();
+  const closed = current?.status === 'ended';
+  const closedWhy = closed ? CLOSED['#shelf-closed'] : undefined;
   $('#shelf-list').replaceChildren(...shelf.items.map((item) => {
     const isPinned = item.product_id === pinned;
     const left = shelf.available(item.product_id, now);
@@ -207,8 +314,9 @@ function renderShelf() {
       h('button', { type: 'button', class: 'secondary', title: 'up', onclick: () => move(item.product_id, -1) }, '↑'),
       h('button', { type: 'button', class: 'secondary', title: 'down', onclick: () => move(item.product_id, 1) }, '↓'),
       isPinned
-        ? h('button', { type: 'button', onclick: () => shelfCall('DELETE', '/pin') }, 'Unpin')
-        : h('button', { type: 'button', dataset: { action: 'pin' },
+        ? h('button', { type: 'button', disabled: closed, title: closedWhy,
+          onclick: () => shelfCall('DELETE', '/pin') }, 'Unpin')
+        : h('button', { type: 'button', dataset: { action: 'pin' }, disabled: closed, title: closedWhy,
           onclick: () => shelfCall('POST', '/pin', { product_id: item.product_id }) }, 'Pin'),
       h('button', { type: 'button', class: 'secondary', title: 'remove from shelf',
         onclick: () => shelfCall('DELETE', `/shelf/${item.product_id}`) }, '✕'));
@@ -293,7 +401,7 @@ $('#flash-form').addEventListener('submit', async (ev) => {
       awaiting.set(sale.id, sale);
       renderFlash();
     }
-  } catch (err) { fail('#flash-error', err); }
+  } catch (err) { fail('#flash-error', err, { product: item, currency: item.currency }); }
 });
 
 // ---------------------------------------------------------------- chat and moderation
@@ -392,8 +500,16 @@ function wireRoom(channel) {
     if (event.type === 'flash.scheduled' || event.type === 'flash.declined') brandAnswered(event.type, data);
     if (shelf.apply(event.type, data)) renderShelf();
   });
-  channel.on('session.started', () => { current.status = 'live'; renderStatus(); });
-  channel.on('session.ended', () => { current.status = 'ended'; renderStatus(); });
+  channel.on('session.started', () => {
+    current.status = 'live';
+    renderStatus();
+    loadSessions().catch((err) => fail('#sessions-error', err));
+  });
+  channel.on('session.ended', () => {
+    if (current.status === 'ended') return; // ended here: already done
+    current.status = 'ended';
+    ended();
+  });
   channel.on('viewers.updated', (data) => { $('#n-viewers').textContent = data.count; });
   channel.on('likes.updated', (data) => { $('#n-likes').textContent = data.total; });
   channel.on('chat.message', (data) => addMessages([data]));

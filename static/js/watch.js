@@ -1,12 +1,17 @@
 // The watch page: WHEP video, the room channel (live state, viewers, shelf, card,
-// flash sales, stock, chat, likes), and one-tap buying.
+// flash sales, stock, chat, likes), and one-tap buying. Phone first: the video on top,
+// a compact product card under it (over its lower edge on a wide screen), the shelf as
+// a bottom drawer; a guest who taps Buy, Chat, Follow or Like gets the sign-in sheet
+// and what they asked for carries on once they are signed in.
 
 import { api, ApiError, session } from './api.js';
 import { mountAuth } from './auth.js';
-import { placeOrder, toaster } from './messages.js';
-import { $, duration, h, money, ServerClock } from './format.js';
+import { errorMessage, placeOrder, toaster } from './messages.js';
+import { $, duration, h, maskedName, money, ServerClock } from './format.js';
+import { FlashAllowance } from './buylimit.js';
 import { RoomClient } from './room.js';
 import { ShelfState } from './shelfstate.js';
+import { SignInSheet } from './signin-sheet.js';
 import { play } from './webrtc.js';
 
 const sessionId = Number(location.pathname.split('/').filter(Boolean).pop());
@@ -14,6 +19,8 @@ const clock = new ServerClock();
 const shelf = new ShelfState();
 const chat = new Map();
 const room = new RoomClient(sessionId, { token: session.token() });
+const sheet = new SignInSheet();
+const allowance = new FlashAllowance(sessionId);
 const video = $('#video');
 let live = { status: null, title: '', paused: false };
 let player = null;
@@ -22,17 +29,14 @@ let playRetry = null;
 let pendingLikes = 0;
 let likeTimer = null;
 
+/** Where chat differs from the general sentences (messages.js). */
 const CHAT_ERRORS = {
   sign_in_required: 'Sign in to chat.',
-  muted: 'You are muted for now.',
-  blocked_word: 'That message contains a blocked word.',
-  slow_mode: 'Slow mode is on: wait a little.',
-  chat_rate_limited: 'You are sending too fast.',
-  empty_message: 'Nothing to send.',
-  message_too_long: 'Messages are at most 300 characters.',
-  session_ended: 'The show has ended.',
-  not_connected: 'Reconnecting… try again in a moment.',
+  not_connected: 'You are offline for a moment; we are reconnecting. Send it again shortly.',
+  disconnected: 'You are offline for a moment; we are reconnecting. Send it again shortly.',
 };
+
+const chatError = (err) => CHAT_ERRORS[err.code] || errorMessage(err);
 
 // ---------------------------------------------------------------- live state
 
@@ -46,7 +50,9 @@ function renderLive() {
   badge.textContent = { live: paused ? 'PAUSED' : 'LIVE', scheduled: 'SOON', ended: 'ENDED' }[live.status] || '…';
   badge.className = `badge ${live.status === 'live' && !paused ? 'live' : ''}`;
   $('#title').textContent = live.title;
-  document.title = `${live.title || 'Watch'} · liveshelf`;
+  $('#title').title = live.title;
+  const state = { live: paused ? 'paused' : 'live', scheduled: 'starting soon', ended: 'ended' }[live.status];
+  document.title = live.title ? `${live.title}${state ? ` (${state})` : ''} · liveshelf` : 'Watch a show · liveshelf';
   if (live.status === 'scheduled') setStage('The show has not started yet. Stay on this page.');
   else if (live.status === 'ended') setStage('The show has ended. Thanks for watching!');
   else if (paused) setStage('The host paused the stream. Stay tuned…');
@@ -57,26 +63,40 @@ function renderLive() {
 // ---------------------------------------------------------------- following the host
 
 let hostId = null;
+let followAsked = 0; // the newest follow request's number: older answers are stale
 function renderFollow(body) {
   const button = $('#follow');
   button.hidden = false;
   button.textContent = `${body.following ? 'Following' : 'Follow'} · ${body.followers}`;
+  button.setAttribute('aria-label', `${body.following ? 'Following the host' : 'Follow the host'}, `
+    + `${body.followers} ${body.followers === 1 ? 'follower' : 'followers'}`);
+  button.setAttribute('aria-pressed', body.following ? 'true' : 'false');
   button.dataset.following = body.following ? '1' : '';
 }
 
 async function loadFollow() {
   if (hostId === null) return;
-  try { renderFollow(await api('GET', `/api/hosts/${hostId}/followers`)); } catch { /* later */ }
+  const asked = ++followAsked;
+  try {
+    const body = await api('GET', `/api/hosts/${hostId}/followers`);
+    if (asked === followAsked) renderFollow(body);
+  } catch { /* later */ }
 }
 
-$('#follow').addEventListener('click', async () => {
+async function follow(method) {
+  const asked = ++followAsked;
+  try {
+    const body = await api(method, `/api/hosts/${hostId}/follow`);
+    if (asked === followAsked) renderFollow(body);
+  } catch (err) { toast(`We couldn’t update following: ${errorMessage(err)}`, 'error'); }
+}
+
+$('#follow').addEventListener('click', () => {
   if (!session.user()) {
-    toast('Sign in to follow the host.', 'error');
+    sheet.require('to follow the host', () => follow('POST')); // after sign-in: follow
     return;
   }
-  const method = $('#follow').dataset.following ? 'DELETE' : 'POST';
-  try { renderFollow(await api(method, `/api/hosts/${hostId}/follow`)); }
-  catch (err) { toast(err.message, 'error'); }
+  follow($('#follow').dataset.following ? 'DELETE' : 'POST');
 });
 
 function applySession(data) {
@@ -86,6 +106,7 @@ function applySession(data) {
   }
   live = { ...live, status: data.status, title: data.title ?? live.title };
   renderLive();
+  renderChatForm();
   if (live.status === 'live') startPlayback();
   else stopPlayback();
   renderCard();
@@ -195,6 +216,21 @@ function stockText(productId) {
   return left > 0 ? `${left} left` : 'Sold out';
 }
 
+/** Why Buy is off for a product right now ({ label, reason }), or null when it is on. */
+function buyBlock(productId, currency) {
+  if (live.status === 'ended') return { label: 'Ended', reason: 'The show has ended, so live orders are closed.' };
+  if (shelf.available(productId, clock.now()) === 0) {
+    return { label: 'Sold out', reason: 'Sold out: every unit has been bought.' };
+  }
+  const flash = shelf.runningFlash(productId, clock.now());
+  if (flash && allowance.left(flash) === 0) {
+    const limit = flash.per_buyer_limit;
+    return { label: 'Limit reached', reason: `You have reached the limit of ${limit} `
+      + `per person at the flash price of ${money(flash.price_minor, currency)}.` };
+  }
+  return null;
+}
+
 // The creator's funnel: each pin's card counts once as seen and once as tapped per viewer.
 const reported = new Set();
 function reportCard(kind, pinId) {
@@ -222,7 +258,18 @@ function renderCard() {
   badge.hidden = !line.flash;
   if (line.flash) badge.textContent = `FLASH · ends in ${duration((line.flash.ends_ms - clock.now()) / 1000)}`;
   $('#card-stock').textContent = stockText(card.product_id);
-  $('#card-buy').disabled = shelf.available(card.product_id, clock.now()) === 0;
+  $('#card-image').alt = '';
+  const block = buyBlock(card.product_id, item.currency);
+  const buyButton = $('#card-buy');
+  if (!buying.has(buyButton)) {
+    buyButton.disabled = Boolean(block);
+    buyButton.textContent = block ? block.label : 'Buy';
+  }
+  buyButton.setAttribute('aria-label', block ? `${block.label}: ${item.title}` : `Buy ${item.title}`);
+  $('#card-reason').hidden = !block;
+  $('#card-reason').textContent = block ? block.reason : '';
+  $('#card-qty').disabled = Boolean(block);
+  $('#card-qty').setAttribute('aria-label', `quantity of ${item.title}`);
 }
 
 function renderShelf() {
@@ -230,16 +277,18 @@ function renderShelf() {
   const pinnedId = shelf.pinned?.product_id;
   $('#shelf-list').replaceChildren(...shelf.items.map((item) => {
     const line = priceLine(item.product_id, item.price_minor, item.currency);
-    const qty = h('input', { type: 'number', min: 1, max: 99, value: 1, 'aria-label': 'quantity' });
-    const soldOut = shelf.available(item.product_id, clock.now()) === 0;
-    const button = h('button', { type: 'button', disabled: soldOut,
-      onclick: () => buy(item, Number(qty.value), button) }, soldOut ? 'Sold out' : 'Buy');
+    const block = buyBlock(item.product_id, item.currency);
+    const qty = h('input', { type: 'number', min: 1, max: 99, value: 1, inputmode: 'numeric',
+      disabled: Boolean(block), 'aria-label': `quantity of ${item.title}` });
+    const button = h('button', { type: 'button', disabled: Boolean(block),
+      'aria-label': block ? `${block.label}: ${item.title}` : `Buy ${item.title}`,
+      onclick: () => tapBuy(item, Number(qty.value), button) }, block ? block.label : 'Buy');
     return h('li', { class: item.product_id === pinnedId ? 'pinned' : '', dataset: { productId: item.product_id } },
       item.image_url ? h('img', { src: item.image_url, alt: '' }) : null,
       h('div', { class: 'grow' },
         h('div', {}, item.title),
         h('div', { class: 'row' }, h('strong', {}, line.price), line.was ? h('s', { class: 'muted' }, line.was) : null),
-        h('div', { class: 'muted' }, stockText(item.product_id))),
+        h('div', { class: 'muted' }, block ? block.reason : stockText(item.product_id))),
       h('div', { class: 'buy-box' }, qty, button));
   }));
 }
@@ -247,26 +296,68 @@ function renderShelf() {
 $('#card').addEventListener('click', (ev) => {
   if (shelf.pinned && !ev.target.closest('input')) reportCard('click', shelf.pinned.pin_id);
 });
-$('#open-shelf').addEventListener('click', () => { $('#shelf').hidden = !$('#shelf').hidden; });
 $('#card-buy').addEventListener('click', () => {
   const card = shelf.pinned;
   if (card) reportCard('click', card.pin_id);
-  if (card) buy(shelf.item(card.product_id) || card, Number($('#card-qty').value), $('#card-buy'));
+  if (card) tapBuy(shelf.item(card.product_id) || card, Number($('#card-qty').value), $('#card-buy'));
+});
+
+// The shelf: a panel beside the video on a wide screen, a bottom drawer on a phone.
+function setShelfOpen(open) {
+  $('#shelf').hidden = !open;
+  $('#shelf-backdrop').hidden = !open;
+  $('#open-shelf').setAttribute('aria-expanded', String(open));
+  document.body.classList.toggle('drawer-open', open);
+  if (open) $('#close-shelf').focus();
+}
+$('#open-shelf').addEventListener('click', () => setShelfOpen($('#shelf').hidden));
+$('#close-shelf').addEventListener('click', () => {
+  setShelfOpen(false);
+  $('#open-shelf').focus();
+});
+$('#shelf-backdrop').addEventListener('click', () => setShelfOpen(false));
+document.addEventListener('keydown', (ev) => {
+  if (ev.key === 'Escape' && !$('#shelf').hidden && !sheet.isOpen) {
+    setShelfOpen(false);
+    $('#open-shelf').focus();
+  }
 });
 
 // ---------------------------------------------------------------- buying
 
 const toast = toaster($('#toast'));
+const buying = new Set(); // buttons with an order on the way
+
+/** Buy tapped: a guest signs in first, then the order goes through by itself. */
+function tapBuy(item, quantity, button) {
+  if (!session.user()) {
+    toast('Sign in to buy: your order goes through as soon as you are signed in.');
+    sheet.require('to buy', () => buy(item, quantity, button));
+    return;
+  }
+  buy(item, quantity, button);
+}
 
 async function buy(item, quantity, button) {
   button.disabled = true;
+  buying.add(button);
+  let order = null;
   try {
     const flash = shelf.runningFlash(item.product_id, clock.now());
     const seen = { unit_price_minor: flash ? flash.price_minor : item.price_minor, currency: item.currency };
-    await placeOrder(`/api/sessions/${sessionId}/orders`, item.product_id, item.title, quantity, toast, seen);
+    order = await placeOrder(`/api/sessions/${sessionId}/orders`, item.product_id, item.title, quantity, toast, seen);
   } finally {
+    buying.delete(button);
     button.disabled = false;
+    allowance.add(order); // at the per-person limit now: Buy says so at once
     renderCard();
+    renderShelf();
+  }
+  // Refused: perhaps the per-person limit (bought in another tab or earlier): Buy then
+  // says so instead of inviting another refused tap.
+  if (!order && await allowance.refresh()) {
+    renderCard();
+    renderShelf();
   }
 }
 
@@ -297,10 +388,21 @@ function addMessages(messages) {
 
 function renderChatForm() {
   const signedIn = Boolean(session.user());
+  const ended = live.status === 'ended';
   const input = $('#chat-text');
-  input.disabled = !signedIn || live.status === 'ended';
-  input.placeholder = signedIn ? 'Say something…' : 'Sign in to chat';
+  input.disabled = !signedIn || ended;
+  input.placeholder = ended ? 'The show has ended' : signedIn ? 'Say something…' : 'Sign in to chat';
+  $('#chat-send').hidden = !signedIn;
+  $('#chat-send').disabled = ended;
+  $('#chat-join').hidden = signedIn || ended;
 }
+
+$('#chat-join').addEventListener('click', () => {
+  sheet.require('to chat', () => {
+    renderChatForm();
+    $('#chat-text').focus();
+  });
+});
 
 $('#chat-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
@@ -314,16 +416,14 @@ $('#chat-form').addEventListener('submit', async (ev) => {
   } catch (err) {
     if (!input.value) input.value = text; // refused: give the text back to edit
     const wait = err.details?.retry_after_ms;
-    $('#chat-error').textContent = (CHAT_ERRORS[err.code] || err.message)
-      + (wait ? ` (${Math.ceil(wait / 1000)} s)` : '');
+    $('#chat-error').textContent = chatError(err)
+      + (wait && !/ in \d/.test(chatError(err)) ? ` (${Math.ceil(wait / 1000)} s)` : '');
   }
 });
 
-$('#like').addEventListener('click', () => {
-  if (!session.user()) {
-    toast('Sign in to like.', 'error');
-    return;
-  }
+$('#like').addEventListener('click', () => sheet.require('to like the show', like));
+
+function like() {
   pendingLikes += 1;
   $('#likes').textContent = Number($('#likes').textContent) + 1;
   // Taps add up and leave at most ~3 times a second (the server allows bursts of 50).
@@ -335,7 +435,7 @@ $('#like').addEventListener('click', () => {
       room.send({ type: 'like', count }).catch(() => {});
     }, 300);
   }
-});
+}
 
 function ticker(text) {
   const line = h('div', {}, text);
@@ -395,16 +495,17 @@ room.on('chat.slow_mode', (data) => {
 });
 room.on('order.placed', (data) => {
   const item = shelf.item(data.product_id);
-  ticker(`${data.buyer} bought ${data.quantity} × ${item ? item.title : 'an item'}`);
+  ticker(`${maskedName(data.buyer)} just bought ${data.quantity} × ${item ? item.title : 'an item'}`);
 });
 room.on('announcement', (data) => ticker(data.text));
 room.on('error', (err) => {
-  if (err.code === 'banned') toast('You were removed from this room.', 'error');
+  if (err.code === 'banned') toast('You were removed from this show by its host or a moderator.', 'error');
 });
 room.on('status', (state) => {
-  if (state === 'closed') ticker('Reconnecting…');
+  if (state === 'closed' && !missing) ticker('Reconnecting…');
+  if (state === 'closed' && room.lastHello === null && !missing) checkSession();
   if (state === 'banned') {
-    setStage('You were removed from this room.');
+    setStage('You were removed from this show by its host or a moderator.');
     stopPlayback();
   }
 });
@@ -422,10 +523,53 @@ function claimPlayer() {
 room.on('hello', claimPlayer);
 
 window.addEventListener('liveshelf:auth', () => {
+  if (missing) return;
   room.restart({ token: session.token() });
   loadFollow();
   renderChatForm();
+  refreshAllowance();
 });
+
+async function refreshAllowance() {
+  if (await allowance.refresh()) {
+    renderCard();
+    renderShelf();
+  }
+}
+
+// ---------------------------------------------------------------- an unknown show
+
+let missing = false;
+
+/** A session that does not exist: say so (instead of "Connecting…" forever) and stop. */
+function showNotFound() {
+  missing = true;
+  room.close();
+  stopPlayback();
+  setStage('');
+  $('#main').hidden = true;
+  $('#not-found').hidden = false;
+  $('#live-badge').hidden = true;
+  $('#title').textContent = '';
+  $('.show-meta .viewers').hidden = true;
+  document.title = 'Show not found · liveshelf';
+}
+
+/** Reads the session once over HTTP: its title at once, or "doesn't exist". */
+async function checkSession() {
+  try {
+    const data = await api('GET', `/api/sessions/${sessionId}`);
+    if (live.status === null && data.title) {
+      live.title = data.title;
+      renderLive();
+    }
+  } catch (err) {
+    if (err.status === 404) showNotFound();
+    else if (err.code === 'network_error' && room.lastHello === null) {
+      setStage('We can’t reach liveshelf right now. Retrying…');
+    }
+  }
+}
 
 // The flash countdown and "ends in" follow the server clock; a card's impression not
 // yet reported (page hidden, or the room not connected) is retried on the same tick.
@@ -436,7 +580,9 @@ setInterval(() => {
 
 mountAuth($('#auth'), { roles: ['viewer'], prompt: 'Sign in to chat and buy' });
 renderChatForm();
+checkSession();
 room.connect();
+refreshAllowance();
 
 // Read by tests and handy in the console: what this page is doing right now.
 window.liveshelfWatch = { room, shelf, player: () => player, clock };

@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -44,6 +45,37 @@ async def call(
     async with http.request(method, path, json=body, headers=all_headers) as res:
         assert res.status == status, f"{method} {path}: {res.status} {await res.text()}"
         return await res.json() if res.content_type == "application/json" else await res.text()
+
+
+async def running_flash_sale(
+    http: aiohttp.ClientSession,
+    host: dict[str, Any],
+    session_id: int,
+    product_id: int,
+    *,
+    price_minor: int,
+    quantity: int,
+    per_buyer_limit: int,
+    minutes: int = 5,
+) -> dict[str, Any]:
+    """A flash sale of the host's show running from now for ``minutes``."""
+    start = datetime.now(UTC)
+    sale: dict[str, Any] = await call(
+        http,
+        "POST",
+        f"/api/sessions/{session_id}/flash-sales",
+        host,
+        {
+            "product_id": product_id,
+            "price_minor": price_minor,
+            "quantity": quantity,
+            "per_buyer_limit": per_buyer_limit,
+            "starts_at": start.isoformat(),
+            "ends_at": (start + timedelta(minutes=minutes)).isoformat(),
+        },
+        201,
+    )
+    return sale
 
 
 async def shelved_product(

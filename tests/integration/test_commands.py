@@ -89,7 +89,11 @@ def test_migrate_and_create_admin(tmp_path: Path) -> None:
 async def test_demo_mode_seeds_accounts_and_a_live_session(
     settings: Settings, aiohttp_client: Any
 ) -> None:
-    api = Api(await aiohttp_client(create_app(settings.model_copy(update={"demo": True}))))
+    api = Api(
+        await aiohttp_client(
+            create_app(settings.model_copy(update={"demo": True, "demo_publisher": False}))
+        )
+    )
     live = await api.call("GET", "/api/sessions?status=live", expect=200)
     assert len(live["sessions"]) == 1
     for username in ("demo-host", "demo-brand", "demo-viewer"):

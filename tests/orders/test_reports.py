@@ -52,7 +52,9 @@ async def test_host_report_figures_and_csv(api: Api) -> None:
     assert res.status == 200
     assert res.content_type == "text/csv"
     rows = parse_csv(await res.text())
-    assert rows == [{k: row[k] for k in HOST_COLUMNS}]
+    # the JSON's figures, then each money column as an amount (gmv_minor -> gmv)
+    assert [{k: r[k] for k in HOST_COLUMNS} for r in rows] == [{k: row[k] for k in HOST_COLUMNS}]
+    assert (rows[0]["gmv"], rows[0]["commission_total"]) == ("300.00", "25.00")
 
 
 async def test_brand_report_and_csv_agree(api: Api) -> None:
@@ -73,7 +75,9 @@ async def test_brand_report_and_csv_agree(api: Api) -> None:
     res = await api.client.get(
         f"/api/brands/{shop.brand.id}/sales?format=csv", headers=shop.brand.headers
     )
-    assert parse_csv(await res.text()) == [{k: row[k] for k in BRAND_COLUMNS}]
+    (csv_row,) = parse_csv(await res.text())
+    assert {k: csv_row[k] for k in BRAND_COLUMNS} == {k: row[k] for k in BRAND_COLUMNS}
+    assert csv_row["gmv"] == f"{6 * 999 / 100:.2f}"  # and the amounts beside minor units
 
 
 async def test_date_range(api: Api) -> None:

@@ -34,7 +34,10 @@ async def test_a_started_app_lets_the_young_generation_grow_before_collecting(
     try:
         settings = Settings.from_env({}, demo=True)
         settings = settings.model_copy(
-            update={"database_url": f"sqlite+aiosqlite:///{tmp_path}/gc.db"}
+            update={
+                "database_url": f"sqlite+aiosqlite:///{tmp_path}/gc.db",
+                "demo_publisher": False,
+            }
         )
         await aiohttp_client(create_app(settings))
         assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])

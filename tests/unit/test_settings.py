@@ -19,6 +19,7 @@ BASE = {"LIVESHELF_SECRET": SECRET}
 VARIABLES: dict[str, tuple[str, str, Any]] = {
     "LIVESHELF_SECRET": ("t" * 32, "secret", "t" * 32),
     "LIVESHELF_DATABASE_URL": ("postgresql+asyncpg://u@db/x", "database_url", None),
+    "LIVESHELF_DEMO_PUBLISHER": ("off", "demo_publisher", False),
     "LIVESHELF_DATABASE_SCHEMA": ("shop", "database_schema", None),
     "REDIS_URL": ("redis://r:6379/1", "redis_url", None),
     "LIVESHELF_REDIS_PREFIX": ("shop", "redis_prefix", None),
