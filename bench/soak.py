@@ -14,7 +14,8 @@ and reads the server from inside (``GET /api/admin/runtime``, ``live/runtime.py`
   ``--database-url`` serves from that database instead (e.g. an empty PostgreSQL
   database: the soak migrates it; it tells SQLite's page cache apart from the server's
   own growth);
-  ``LIVESHELF_LIMITS=off`` (300+ sockets from one address are over the default caps);
+  ``LIVESHELF_LIMITS=off`` (300+ sockets from one address are over the default caps),
+  ``LIVESHELF_DEMO_PUBLISHER=off`` (the load's publisher streams the show);
   an admin made with ``python app.py create-admin`` before it starts;
 - load processes pinned to the other CPU: one WHIP publisher (aiortc, 640x480 30 fps
   VP8 + Opus, as the demo host); ``--viewers`` WHEP viewers (aiortc, no decoding) each
@@ -506,6 +507,8 @@ class Server:
             or f"sqlite+aiosqlite:///{self.tmp / 'soak.db'}",
             "LIVESHELF_RECORDINGS_DIR": str(self.tmp / "recordings"),
             "LIVESHELF_LIMITS": "off",
+            # the soak's own publisher streams the show, as in every earlier soak
+            "LIVESHELF_DEMO_PUBLISHER": "off",
             "LIVESHELF_ADMIN_PASSWORD": ADMIN[1],
         }
         for key in ("REDIS_URL", "LIVESHELF_DATABASE_SCHEMA", "LIVESHELF_ICE_SERVERS"):

@@ -20,6 +20,7 @@ from shelf.feature import ShelfFeature
 from shelf.schemas import CreateProductBody, ProposeBody
 
 DEMO_PASSWORD = "liveshelf-demo"
+_DAY_MS = 86_400_000
 
 _DEMO_PRODUCTS = (
     ("Merino scarf", "Soft, warm, made to last.", 3900, 120),
@@ -102,22 +103,35 @@ async def seed_demo(core: Core, shelf: ShelfFeature, host: str, port: int) -> di
     else:
         created = await sessions.create(host_principal, "Autumn picks: live demo")
         session = await sessions.start(host_principal, created["id"])
+    # The live show above is the built-in publisher's (``media.demo_publisher``); this
+    # one is the host's to go live with from the studio's camera.
+    scheduled = (
+        await sessions.list(Page(1), status=SessionStatus.SCHEDULED, host_id=host_user.id)
+    ).items
+    own = scheduled[0] if scheduled else None
+    if own is None:
+        tomorrow = (core.clock.now_ms() // _DAY_MS + 1) * _DAY_MS + 18 * 3_600_000
+        own = await sessions.create(
+            host_principal, "Your first show: go live from the studio", scheduled_ms=tomorrow
+        )
     brand = users["demo-brand"]
     brand_principal = Principal(brand.id, brand.username, Role.BRAND, brand.display_name)
     products = await seed_shelf(shelf, brand_principal, host_principal, session["id"])
+    await seed_shelf(shelf, brand_principal, host_principal, own["id"])
     base = f"http://{host}:{port}"
     print(
         f"\nliveshelf demo on {base}\n"
         f"  home:   {base}/\n"
         f"  watch:  {base}/watch/{session['id']}  (the live show)\n"
-        f"  studio: {base}/studio  (sign in as demo-host)\n"
+        f'  studio: {base}/studio  (sign in as demo-host; "{own["title"]}" is yours to go'
+        " live with)\n"
         f"  brand:  {base}/brand  (sign in as demo-brand)\n"
         f"  accounts (password '{DEMO_PASSWORD}'): "
         + ", ".join(f"{name} ({user.role})" for name, user in users.items())
         + "\n",
         flush=True,
     )
-    return {"users": users, "session": session, "products": products}
+    return {"users": users, "session": session, "own_show": own, "products": products}
 
 
 async def demo_show(core: Core) -> tuple[int, str] | None:

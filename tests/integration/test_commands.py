@@ -96,6 +96,19 @@ async def test_demo_mode_seeds_accounts_and_a_live_session(
     )
     live = await api.call("GET", "/api/sessions?status=live", expect=200)
     assert len(live["sessions"]) == 1
+    # the live show is the built-in publisher's; a scheduled one with the same shelf is
+    # the host's to go live with from the studio
+    scheduled = await api.call("GET", "/api/sessions?status=scheduled", expect=200)
+    (own,) = scheduled["sessions"]
+    assert own["host"]["id"] == live["sessions"][0]["host"]["id"]
+    shelves = [
+        {
+            i["product_id"]
+            for i in (await api.call("GET", f"/api/sessions/{s['id']}/shelf"))["shelf"]
+        }
+        for s in (live["sessions"][0], own)
+    ]
+    assert len(shelves[0]) == 3 and shelves[0] == shelves[1]
     for username in ("demo-host", "demo-brand", "demo-viewer"):
         await api.call(
             "POST",
