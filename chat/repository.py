@@ -6,15 +6,13 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import BigInteger, bindparam, or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from chat.models import ChatBan, ChatMessage, ChatModerator, ChatMute, ChatRoom, ModerationAction
 from chat.state import Moderation
 from live.clock import iso
-from live.db import Database
+from live.db import Database, once_per_dialect, upsert
 from live.errors import NotFound
 from live.models import LiveSession
 from live.paging import Listing, Page
@@ -28,6 +26,24 @@ def message_view(row: ChatMessage) -> dict[str, Any]:
         "ts": row.created_ms,
         "user": {"id": row.user_id, "display_name": row.display_name, "role": row.role},
     }
+
+
+def _build_add_likes(tx: AsyncSession | AsyncConnection) -> Any:
+    """The room's like total plus ``delta`` (its row made if missing); the new total."""
+    delta = bindparam("delta", type_=BigInteger())
+    return (
+        upsert(tx, ChatRoom)
+        .values(session_id=bindparam("room"), slow_mode_s=0, keywords="[]", like_total=delta)
+        .on_conflict_do_update(
+            index_elements=[ChatRoom.session_id], set_={"like_total": ChatRoom.like_total + delta}
+        )
+        .returning(ChatRoom.like_total)
+    )
+
+
+#: likes are added several times a second through a whole show: built once, values
+#: bound per call (``live.db.once_per_dialect``)
+_add_likes = once_per_dialect(_build_add_likes)
 
 
 class ChatRepository:
@@ -85,18 +101,8 @@ class ChatRepository:
 
     async def add_likes(self, session_id: int, delta: int) -> int:
         """Add ``delta`` to the session's like total atomically; the new total."""
-        insert = sqlite_insert if self._db.is_sqlite else pg_insert
-        statement = (
-            insert(ChatRoom)
-            .values(session_id=session_id, slow_mode_s=0, keywords="[]", like_total=delta)
-            .on_conflict_do_update(
-                index_elements=[ChatRoom.session_id],
-                set_={"like_total": ChatRoom.like_total + delta},
-            )
-            .returning(ChatRoom.like_total)
-        )
         async with self._db.transaction() as tx:
-            total = await tx.scalar(statement)
+            total = await tx.scalar(_add_likes(tx), {"room": session_id, "delta": delta})
         return int(total or 0)
 
     async def room_row(self, tx: AsyncSession, session_id: int) -> ChatRoom:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from live.db import Database
@@ -83,6 +83,11 @@ def build_context(row: dict[str, Any]) -> OrderContext:
     return OrderContext(**row)
 
 
+#: an order's row, locked: built once (each order settles through it; built per order,
+#: its comparison left cyclic garbage for the collector's passes)
+_LOCKED_ORDER = select(Order).where(Order.id == bindparam("order")).with_for_update()
+
+
 class SqlOrderStore(ABC):
     """The writes both backends make in one transaction (module docstring)."""
 
@@ -135,7 +140,7 @@ class SqlOrderStore(ABC):
         order = settlement.order
         now = settlement.now_ms
         async with self._db.transaction() as tx:
-            row = await tx.scalar(select(Order).where(Order.id == order.id).with_for_update())
+            row = await tx.scalar(_LOCKED_ORDER, {"order": order.id})
             assert row is not None
             if row.status != OrderStatus.PLACED.value:
                 assert row.response_json is not None
@@ -203,7 +208,7 @@ class SqlOrderStore(ABC):
         pay_back: Callable[[str, str, int], Awaitable[None]],
     ) -> tuple[Order, OutboxEvent]:
         async with self._db.transaction() as tx:
-            order = await tx.scalar(select(Order).where(Order.id == order_id).with_for_update())
+            order = await tx.scalar(_LOCKED_ORDER, {"order": order_id})
             if order is None:
                 raise NotFound("order_not_found", f"no order {order_id}")
             units = units_of(order)
