@@ -44,10 +44,11 @@ from live.core_metrics import CountingConnectionPool, register_core_metrics
 from live.db import Database
 from live.errors import LiveshelfError
 from live.feature import Core, Wiring, drain_key
+from live.follow_handlers import FollowHandlers
 from live.follows import FollowService
 from live.guard import Caps, Guard
 from live.guests import GuestIds
-from live.handlers import FollowHandlers, LiveHandlers
+from live.handlers import LiveHandlers
 from live.health import HEALTH_PATHS, Health
 from live.holdings import Holdings, MemoryHoldings, RedisHoldings
 from live.http import (

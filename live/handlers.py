@@ -1,7 +1,7 @@
 """HTTP routes of the spine: accounts (sign-up, sign-in, tickets, guest cookies,
 sign-out everywhere; admins disable and enable accounts), live sessions (schedule,
-list, read with what features add, go live, end, announce), the room channel's
-socket (opened by ``live.roomupgrade``) and follows.
+list, read with what features add, go live, end, announce) and the room channel's
+socket (opened by ``live.roomupgrade``); follows are ``live.follow_handlers``.
 
 Each handler reads its input (``read_json`` with the body model its ``@operation``
 names, ``path_id``, ``query_int``...) and its caller (``signed_in``, ``principal``)
@@ -21,8 +21,6 @@ from aiohttp import web
 from live.accounts import AccountService, user_dict
 from live.answers import (
     AnnouncementAnswer,
-    FollowersAnswer,
-    FollowStatusAnswer,
     SessionAnswer,
     SessionDetailAnswer,
     SignedInAnswer,
@@ -32,7 +30,6 @@ from live.answers import (
 from live.auth import TokenSigner
 from live.clock import to_ms
 from live.errors import InvalidInput
-from live.follows import FollowService
 from live.guard import Caps, Guard
 from live.guests import GUEST_COOKIE, GUEST_COOKIE_MAX_AGE_S, GuestIds
 from live.http import (
@@ -40,7 +37,6 @@ from live.http import (
     json_response,
     page_query,
     path_id,
-    principal,
     query_int,
     read_json,
     signed_in,
@@ -381,48 +377,3 @@ async def give_guest_cookie(
         samesite="Lax",
         secure=request.secure,
     )
-
-
-class FollowHandlers:
-    """Viewers follow hosts; anyone may read a host's follower count."""
-
-    def __init__(self, follows: FollowService) -> None:
-        self._follows = follows
-
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/api/hosts/{id}/followers", self.followers),
-            web.post("/api/hosts/{id}/follow", self.follow),
-            web.delete("/api/hosts/{id}/follow", self.unfollow),
-        ]
-
-    @operation("A host's followers", tag="follows", answers=Answer(200, FollowersAnswer))
-    async def followers(self, request: web.Request) -> web.Response:
-        """``{host_id, followers, following}``; its host and admins also get ``over_time``."""
-        caller = principal(request)
-        host_id = path_id(request)
-        body = await self._follows.status(caller, host_id)
-        if caller is not None and (caller.user_id == host_id or caller.role is Role.ADMIN):
-            body["over_time"] = await self._follows.over_time(host_id)
-        return json_response(body)
-
-    @operation(
-        "Follow a host",
-        tag="follows",
-        auth="signed_in",
-        answers=Answer(200, FollowStatusAnswer),
-        errors=(403,),
-    )
-    async def follow(self, request: web.Request) -> web.Response:
-        """Viewers only (others: 403 ``role_not_allowed``); following a host twice
-        changes nothing."""
-        return json_response(await self._follows.follow(signed_in(request), path_id(request)))
-
-    @operation(
-        "Stop following a host",
-        tag="follows",
-        auth="signed_in",
-        answers=Answer(200, FollowStatusAnswer),
-    )
-    async def unfollow(self, request: web.Request) -> web.Response:
-        return json_response(await self._follows.unfollow(signed_in(request), path_id(request)))

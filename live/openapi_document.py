@@ -227,6 +227,24 @@ _REASONS = {
 }
 
 
+#: a Server-Sent Events stream is described event by event (the fields of one event;
+#: ``data`` is the JSON text of the event's body), as OpenAPI tools read such streams
+_SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string"},
+        "data": {"type": "string"},
+        "id": {"type": "string"},
+        "retry": {"type": "integer", "minimum": 0},
+    },
+}
+
+
+def _body_schema(media_type: str) -> dict[str, Any]:
+    """The schema of a non-JSON answer's body: its text, or one event of a stream."""
+    return dict(_SSE_EVENT) if media_type == "text/event-stream" else {"type": "string"}
+
+
 def _responses(
     route: _Route, spec: Operation, refs: Mapping[tuple[type[BaseModel], str], dict[str, Any]]
 ) -> dict[str, Any]:
@@ -237,7 +255,7 @@ def _responses(
             schema = refs[(answer.model, "serialization")]
             entry["content"] = {"application/json": {"schema": schema}}
         elif answer.media_type is not None:
-            entry["content"] = {answer.media_type: {"schema": {"type": "string"}}}
+            entry["content"] = {answer.media_type: {"schema": _body_schema(answer.media_type)}}
         for media_type in answer.also:
             entry.setdefault("content", {})[media_type] = {"schema": {"type": "string"}}
         if answer.headers:

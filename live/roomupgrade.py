@@ -35,12 +35,16 @@ from live.guard import Caps, Guard
 from live.guests import GUEST_COOKIE, GuestIds
 from live.holdings import caps_for
 from live.http import path_id, principal, query_int
+from live.models import Role
 from live.openapi import Answer, integer, query
 from live.roomchannel import RoomChannel
 from live.roomhub import Connection, RoomHub
 from live.roomsocket import RoomSocket, SocketDeps
 from live.sessions import SessionService
 from live.wsframe import accept_key
+
+#: roles whose sockets are not the show's audience (viewer counts, presence, analytics)
+_NOT_AUDIENCE = frozenset({Role.BRAND, Role.AGENCY})
 
 #: what the document says of ``GET /api/sessions/{id}/ws`` (a WebSocket, which OpenAPI
 #: cannot describe past the handshake)
@@ -157,7 +161,10 @@ class RoomUpgrade:
             user_id=user_id,
             role=caller.role.value if caller else GUEST_ROLE,
             display_name=caller.display_name if caller else "guest",
-            counts_as_viewer=caller is None or caller.user_id != host_id,
+            # the host, and brands and agencies following their products' stock (the
+            # brand console), are not the show's audience
+            counts_as_viewer=caller is None
+            or (caller.user_id != host_id and caller.role not in _NOT_AUDIENCE),
             address=address,
             held=tuple(caps),  # ``leave`` lets it go
             person=self._guests.person(user_id, request.cookies.get(GUEST_COOKIE), address),

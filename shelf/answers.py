@@ -20,6 +20,23 @@ from shelf.order_models import OrderSource, OrderStatus
 # -- catalogue ----------------------------------------------------------------------------
 
 
+class StockFiguresAnswer(AnswerModel):
+    """A product's units told apart (``shelf.views.stock_figures``): what every page
+    shows. In a product: over every show; in a stock entry: in that show."""
+
+    #: units that sell at the regular price now (``stock``)
+    regular: int
+    #: units running flash sales have left, at ``flash_price_minor``
+    flash: int
+    #: units held by scheduled flash sales about to start (reserved a lead time ahead)
+    reserved: int
+    #: the running sale's price, else the reserved one's (the lowest of several); null
+    #: when no sale holds units
+    flash_price_minor: int | None
+    #: a flash sale runs: in its show its units (even none left) are what sells
+    flash_running: bool
+
+
 class ProductAnswer(AnswerModel):
     """A product (``shelf.views.product_dict``)."""
 
@@ -33,6 +50,8 @@ class ProductAnswer(AnswerModel):
     #: units that sell at the regular price now (flash-sale reservations not included)
     stock: int
     stock_version: int
+    #: regular, flash and reserved units and the flash price, over every show
+    stock_figures: StockFiguresAnswer
     commission_bps: int | SkipJsonSchema[None] = omitted(
         "the commission the brand offers: only for brands, hosts, agencies and admins"
     )
@@ -83,6 +102,41 @@ class CooperationAnswer(AnswerModel):
     decided_at: AwareDatetime | None
     decided_by: int | None
     ended_at: AwareDatetime | None
+    #: who acts next while it is proposed: the host (or its agency) or the brand
+    turn: Literal["host", "brand"]
+    #: which offer the terms are: 1 the proposal, +1 per counter-offer
+    round: int
+
+
+class PartyAnswer(AnswerModel):
+    id: int
+    display_name: str
+
+
+class CooperationRoundAnswer(AnswerModel):
+    """One step of an agreement (``shelf.cooperation.round_dict``), with the terms it
+    made (proposed, countered) or answered (accepted, declined, withdrawn, ended)."""
+
+    step: int
+    round: int
+    action: Literal["proposed", "countered", "accepted", "declined", "withdrawn", "ended"]
+    #: who took it: the brand, or the host's side (the host or its agency)
+    party: Literal["host", "brand"]
+    by_user: int | None
+    commission_bps: int
+    flat_fee_minor: int | None
+    flat_fee_currency: str | None
+    message: str | None
+    at: AwareDatetime
+
+
+class CooperationRoundsAnswer(AnswerModel):
+    """Every step of an agreement, oldest first, and who its parties are."""
+
+    cooperation_id: int
+    brand: PartyAnswer
+    host: PartyAnswer
+    rounds: list[CooperationRoundAnswer]
 
 
 class AgencyAnswer(AnswerModel):
@@ -119,13 +173,14 @@ class StockFlashAnswer(AnswerModel):
 
 class StockEntryAnswer(AnswerModel):
     """A product's stock on screen (``shelf.views.stock_entry``): ``stock`` at the
-    regular price, ``flash`` the running flash sale's units left; keep the entry with
-    the highest ``version``."""
+    regular price, ``flash`` the running flash sale's units left, ``stock_figures``
+    the units told apart in this show; keep the entry with the highest ``version``."""
 
     product_id: int
     stock: int
     version: int
     flash: StockFlashAnswer | None
+    stock_figures: StockFiguresAnswer
 
 
 class CardFlashAnswer(AnswerModel):

@@ -24,6 +24,7 @@ from live.paging import Listing, Page
 from shelf.models import Product
 from shelf.publisher import StockPublisher
 from shelf.schemas import CreateProductBody, EditProductBody
+from shelf.state import holding_flashes
 from shelf.stock import StockService
 from shelf.views import product_dict, sees_commission
 
@@ -73,7 +74,14 @@ class CatalogueService:
 
     async def get(self, product_id: int, caller: Principal | None = None) -> dict[str, Any]:
         """Anyone; the commission for the parties of agreements only."""
-        return product_dict(await self.get_row(product_id), commission=sees_commission(caller))
+        async with self._db.read() as s:
+            product = await s.get(Product, product_id)
+            if product is None:
+                raise NotFound("product_not_found", f"no product {product_id}")
+            held = await holding_flashes(s, product_ids=[product_id])
+        return product_dict(
+            product, commission=sees_commission(caller), held=held.get(product_id, ())
+        )
 
     async def get_row(self, product_id: int) -> Product:
         async with self._db.read() as s:
@@ -99,7 +107,12 @@ class CatalogueService:
         commission = sees_commission(caller)
         async with self._db.read() as s:
             rows = list(await s.scalars(page.select(query, Product.id)))
-        return page.cut(rows, lambda p: p.id, lambda p: product_dict(p, commission=commission))
+            held = await holding_flashes(s, product_ids=[p.id for p in rows])
+        return page.cut(
+            rows,
+            lambda p: p.id,
+            lambda p: product_dict(p, commission=commission, held=held.get(p.id, ())),
+        )
 
     async def edit(
         self, brand: Principal, product_id: int, body: EditProductBody
@@ -117,7 +130,8 @@ class CatalogueService:
             await tx.execute(update(Product).where(Product.id == product_id).values(changes))
             edited = await tx.get(Product, product_id, populate_existing=True)
             assert edited is not None
-            result = product_dict(edited)
+            held = await holding_flashes(tx, product_ids=[product_id])
+            result = product_dict(edited, held=held.get(product_id, ()))
         if stock is not None:
             self._publisher.changed(product_id)
         if _SHOWN_ON_SHELF & changes.keys():
@@ -133,7 +147,8 @@ class CatalogueService:
             if product.archived_ms is None:
                 product.archived_ms = self._clock.now_ms()
                 product.updated_ms = product.archived_ms
-            result = product_dict(product)
+            held = await holding_flashes(tx, product_ids=[product_id])
+            result = product_dict(product, held=held.get(product_id, ()))
         return result
 
     async def _owned(self, tx: AsyncSession, brand: Principal, product_id: int) -> Product:

@@ -1,16 +1,18 @@
-"""Cooperation agreements between brands and hosts, and the host -> agency link.
+"""Cooperation agreements between brands and hosts: ``CooperationService``.
 
 State machine of a cooperation::
 
     proposed --accept--> accepted --end--> ended
-        |--decline--> declined
-        '--withdraw--> withdrawn
+      |  ^ |--decline--> declined
+      |  | '--withdraw--> withdrawn
+      '--' counter (new terms; the other party's turn; round + 1)
 
 * A brand proposes some of its own, non-archived products to a host at a commission
   rate (basis points) and an optional flat fee.
-* The host, or the agency the host has named (``set_agency``), accepts or declines.
-  An agency can act only for hosts that named it.
-* The brand may withdraw a proposal while it is pending.
+* The host, or the agency the host has named (``shelf.host_links``), accepts, declines
+  or counters; a counter-offer passes the turn to the other side, back and forth
+  (``shelf.cooperation_rounds``: ``turn``, ``round``, ``rounds``).
+* The brand may withdraw a proposal while it is pending, whoever's turn it is.
 * The brand, the host or the host's agency may end an accepted agreement: it stops
   the products from being shelved from then on; shelves that already carry them keep
   the agreement they were shelved under (orders take the rate from there).
@@ -18,7 +20,15 @@ State machine of a cooperation::
   unambiguous: ``rate_for(host_id, product_id)``.
 
 Transitions are compare-and-set updates: of two concurrent decisions one wins, the
-other gets 409 ``illegal_transition``.
+other gets 409 ``illegal_transition`` (or ``stale_round`` / ``not_your_turn`` when the
+other was a counter-offer). A refusal changes nothing. Each step is kept and told to
+the parties after it commits (``shelf.cooperation_rounds``).
+
+The service is three layers, one object: ``CooperationService`` (here: proposals,
+decisions, reading) extends ``CooperationRounds`` (``shelf.cooperation_rounds``: turns,
+history, news), which extends ``HostLinks`` (``shelf.host_links``: the host -> agency
+link, finding a host). ``CooperationNews`` and ``round_dict`` are importable from here
+too, as before the split (``__all__``).
 """
 
 from __future__ import annotations
@@ -27,21 +37,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from live.auth import Principal
-from live.clock import Clock
-from live.db import Database, upsert
 from live.errors import Conflict, Forbidden, NotFound
 from live.models import Role, User
 from live.paging import Listing, Page
-from shelf.models import Cooperation, CooperationProduct, CooperationStatus, HostAgency, Product
-from shelf.schemas import ProposeBody
+from shelf.cooperation_rounds import CooperationNews, CooperationRounds, round_dict
+from shelf.models import (
+    Cooperation,
+    CooperationParty,
+    CooperationProduct,
+    CooperationStatus,
+    HostAgency,
+    Product,
+)
+from shelf.schemas import CounterBody, ProposeBody
 from shelf.views import cooperation_dict
+
+__all__ = ["AgreedRate", "CooperationNews", "CooperationService", "agreed_rate", "round_dict"]
 
 _PROPOSED = CooperationStatus.PROPOSED.value
 _ACCEPTED = CooperationStatus.ACCEPTED.value
+_BRAND = CooperationParty.BRAND
+_HOST = CooperationParty.HOST
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,89 +82,9 @@ def agreed_rate(c: Cooperation) -> AgreedRate:
     )
 
 
-class CooperationService:
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self._db = db
-        self._clock = clock
-
-    # -- host -> agency --------------------------------------------------------------
-
-    async def set_agency(self, host: Principal, agency_id: int) -> dict[str, Any]:
-        """The host names the agency that may accept, decline and end agreements for them."""
-        host.require(Role.HOST)
-        async with self._db.transaction() as tx:
-            agency = await tx.get(User, agency_id)
-            if agency is None or agency.role != Role.AGENCY.value or agency.disabled:
-                raise NotFound("agency_not_found", f"no agency account {agency_id}")
-            stmt = upsert(tx, HostAgency).values(
-                host_id=host.user_id, agency_id=agency_id, created_ms=self._clock.now_ms()
-            )
-            await tx.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["host_id"],
-                    set_={"agency_id": agency_id, "created_ms": stmt.excluded.created_ms},
-                )
-            )
-        return {"host_id": host.user_id, "agency_id": agency_id}
-
-    async def clear_agency(self, host: Principal) -> dict[str, Any]:
-        host.require(Role.HOST)
-        async with self._db.transaction() as tx:
-            await tx.execute(delete(HostAgency).where(HostAgency.host_id == host.user_id))
-        return {"host_id": host.user_id, "agency_id": None}
-
-    async def agency_of(self, host: Principal) -> dict[str, Any]:
-        host.require(Role.HOST)
-        async with self._db.read() as s:
-            link = await s.get(HostAgency, host.user_id)
-        return {"host_id": host.user_id, "agency_id": link.agency_id if link else None}
-
-    async def hosts_of(self, agency: Principal, page: Page) -> Listing[int]:
-        """A page of the ids of the hosts that named ``agency``, by id (``page`` is
-        oldest first)."""
-        agency.require(Role.AGENCY)
-        query = select(HostAgency.host_id).where(HostAgency.agency_id == agency.user_id)
-        async with self._db.read() as s:
-            ids = list(await s.scalars(page.select(query, HostAgency.host_id)))
-        return page.cut(ids, lambda host_id: host_id, lambda host_id: host_id)
-
-    # -- finding a host to propose to ------------------------------------------------
-
-    async def find_hosts(self, caller: Principal, text: str, limit: int) -> list[dict[str, Any]]:
-        """Host accounts whose username or display name contains ``text`` (any case),
-        for a brand choosing whom to propose to: ``[{id, display_name}]`` by name.
-        Disabled accounts are left out; an empty ``text`` lists the first ``limit``."""
-        caller.require(Role.BRAND)
-        query = (
-            select(User.id, User.display_name)
-            .where(User.role == Role.HOST.value, User.disabled.is_(False))
-            .order_by(func.lower(User.display_name), User.id)
-            .limit(limit)
-        )
-        if text:
-            query = query.where(
-                or_(
-                    User.username.icontains(text, autoescape=True),
-                    User.display_name.icontains(text, autoescape=True),
-                )
-            )
-        return await self._host_list(query)
-
-    async def hosts_by_id(self, caller: Principal, ids: list[int]) -> list[dict[str, Any]]:
-        """The host accounts among ``ids`` (disabled ones too: they name existing
-        agreements), ``[{id, display_name}]`` by id; other ids are left out."""
-        caller.require(Role.BRAND)
-        query = (
-            select(User.id, User.display_name)
-            .where(User.id.in_(set(ids)), User.role == Role.HOST.value)
-            .order_by(User.id)
-        )
-        return await self._host_list(query)
-
-    async def _host_list(self, query: Select[int, str]) -> list[dict[str, Any]]:
-        async with self._db.read() as s:
-            rows = (await s.execute(query)).all()
-        return [{"id": row.id, "display_name": row.display_name} for row in rows]
+class CooperationService(CooperationRounds):
+    """Proposals, decisions and reading (the module docstring); made with ``(db, clock,
+    news=None)`` (``CooperationRounds``): without ``news`` the parties hear nothing."""
 
     # -- proposals and decisions -----------------------------------------------------
 
@@ -173,6 +113,8 @@ class CooperationService:
                 flash_ask_brand=body.flash_ask_brand,
                 status=_PROPOSED,
                 created_ms=self._clock.now_ms(),
+                turn=_HOST.value,
+                round=1,
             )
             tx.add(coop)
             await tx.flush()
@@ -180,22 +122,67 @@ class CooperationService:
                 CooperationProduct(cooperation_id=coop.id, product_id=pid)
                 for pid in body.product_ids
             )
-        return cooperation_dict(coop, list(body.product_ids))
+            step = self._record(tx, coop, 1, "proposed", _BRAND, brand, body.note)
+            tell = await self._parties(tx, coop)
+        result = cooperation_dict(coop, list(body.product_ids))
+        await self._tell(tell, result, step)
+        return result
 
-    async def accept(self, caller: Principal, coop_id: int) -> dict[str, Any]:
-        return await self._decide(caller, coop_id, CooperationStatus.ACCEPTED)
+    async def accept(
+        self, caller: Principal, coop_id: int, round_: int | None = None
+    ) -> dict[str, Any]:
+        """The party whose turn it is takes the current terms."""
+        return await self._decide(caller, coop_id, CooperationStatus.ACCEPTED, round_)
 
-    async def decline(self, caller: Principal, coop_id: int) -> dict[str, Any]:
-        return await self._decide(caller, coop_id, CooperationStatus.DECLINED)
+    async def decline(
+        self, caller: Principal, coop_id: int, round_: int | None = None
+    ) -> dict[str, Any]:
+        """The party whose turn it is says no: the negotiation is over."""
+        return await self._decide(caller, coop_id, CooperationStatus.DECLINED, round_)
 
-    async def withdraw(self, brand: Principal, coop_id: int) -> dict[str, Any]:
+    async def counter(self, caller: Principal, coop_id: int, body: CounterBody) -> dict[str, Any]:
+        """The party whose turn it is answers with other terms: they replace the
+        current ones, ``round`` grows by one and it is the other party's turn."""
+        caller.require(Role.BRAND, Role.HOST, Role.AGENCY)
+        async with self._db.transaction() as tx:
+            coop = await self._get(tx, coop_id)
+            party = await self._party(tx, caller, coop)
+            self._check_turn(coop, party, body.round)
+            terms = self._countered_terms(coop, body)
+            other = _HOST if party is _BRAND else _BRAND
+            result = await tx.execute(
+                update(Cooperation)
+                .where(*self._unchanged(coop))
+                .values(**terms, turn=other.value, round=coop.round + 1)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                await self._raced(tx, coop, CooperationStatus.PROPOSED)
+            await tx.refresh(coop)
+            number = await self._next_step(tx, coop.id)
+            step = self._record(tx, coop, number, "countered", party, caller, body.message)
+            tell = await self._parties(tx, coop)
+            answer = await self._dict(tx, coop)
+        await self._tell(tell, answer, step)
+        return answer
+
+    async def withdraw(
+        self, brand: Principal, coop_id: int, round_: int | None = None
+    ) -> dict[str, Any]:
         brand.require(Role.BRAND)
         async with self._db.transaction() as tx:
             coop = await self._get(tx, coop_id)
             if coop.brand_id != brand.user_id and brand.role is not Role.ADMIN:
                 raise Forbidden("not_your_cooperation", "only the proposing brand may withdraw")
+            if coop.status == _PROPOSED and round_ is not None and round_ != coop.round:
+                raise self._stale(coop)
             await self._move(tx, coop, _PROPOSED, CooperationStatus.WITHDRAWN, brand)
-            return await self._dict(tx, coop)
+            step = self._record(
+                tx, coop, await self._next_step(tx, coop.id), "withdrawn", _BRAND, brand, None
+            )
+            tell = await self._parties(tx, coop)
+            answer = await self._dict(tx, coop)
+        await self._tell(tell, answer, step)
+        return answer
 
     async def end(self, caller: Principal, coop_id: int) -> dict[str, Any]:
         """End an accepted agreement: its products can no longer be newly shelved."""
@@ -205,35 +192,50 @@ class CooperationService:
             if caller.role is Role.BRAND:
                 if coop.brand_id != caller.user_id:
                     raise Forbidden("not_your_cooperation", "this agreement is not yours")
+                party = _BRAND
             else:
                 await self._check_host_side(tx, caller, coop)
+                party = _HOST
             await self._move(tx, coop, _ACCEPTED, CooperationStatus.ENDED, caller)
-            return await self._dict(tx, coop)
+            step = self._record(
+                tx, coop, await self._next_step(tx, coop.id), "ended", party, caller, None
+            )
+            tell = await self._parties(tx, coop)
+            answer = await self._dict(tx, coop)
+        await self._tell(tell, answer, step)
+        return answer
 
     async def _decide(
-        self, caller: Principal, coop_id: int, target: CooperationStatus
+        self,
+        caller: Principal,
+        coop_id: int,
+        target: CooperationStatus,
+        round_: int | None,
     ) -> dict[str, Any]:
-        caller.require(Role.HOST, Role.AGENCY)
+        caller.require(Role.BRAND, Role.HOST, Role.AGENCY)
         async with self._db.transaction() as tx:
             coop = await self._get(tx, coop_id)
-            await self._check_host_side(tx, caller, coop)
+            party = await self._party(tx, caller, coop)
+            self._check_turn(coop, party, round_)
             if target is CooperationStatus.ACCEPTED:
                 ids = await self._product_ids(tx, coop.id)
                 await self._lock_products(tx, ids)
                 await self._refuse_covered(tx, coop.host_id, ids)
-            await self._move(tx, coop, _PROPOSED, target, caller)
-            return await self._dict(tx, coop)
+            await self._move(tx, coop, _PROPOSED, target, caller, exactly=True)
+            step = self._record(
+                tx, coop, await self._next_step(tx, coop.id), target.value, party, caller, None
+            )
+            tell = await self._parties(tx, coop)
+            answer = await self._dict(tx, coop)
+        await self._tell(tell, answer, step)
+        return answer
 
     # -- reading -------------------------------------------------------------------
 
     async def get(self, caller: Principal, coop_id: int) -> dict[str, Any]:
         async with self._db.read() as tx:
             coop = await self._get(tx, coop_id)
-            if caller.role is Role.BRAND and coop.brand_id == caller.user_id:
-                return await self._dict(tx, coop)
-            if caller.role is Role.BRAND:
-                raise Forbidden("not_your_cooperation", "this agreement is not yours")
-            await self._check_host_side(tx, caller, coop)
+            await self._check_reader(tx, caller, coop)
             return await self._dict(tx, coop)
 
     async def list_for(
@@ -289,27 +291,6 @@ class CooperationService:
 
     # -- helpers ---------------------------------------------------------------------
 
-    async def _get(self, tx: AsyncSession, coop_id: int) -> Cooperation:
-        coop = await tx.get(Cooperation, coop_id)
-        if coop is None:
-            raise NotFound("cooperation_not_found", f"no cooperation {coop_id}")
-        return coop
-
-    async def _check_host_side(
-        self, tx: AsyncSession, caller: Principal, coop: Cooperation
-    ) -> None:
-        """The caller is the agreement's host, an agency that host named, or an admin."""
-        if caller.role is Role.ADMIN:
-            return
-        if caller.role is Role.HOST and coop.host_id == caller.user_id:
-            return
-        if caller.role is Role.AGENCY:
-            link = await tx.get(HostAgency, coop.host_id)
-            if link is not None and link.agency_id == caller.user_id:
-                return
-            raise Forbidden("not_your_host", "an agency may act only for hosts that named it")
-        raise Forbidden("not_your_cooperation", "this agreement is not yours")
-
     async def _move(
         self,
         tx: AsyncSession,
@@ -317,19 +298,28 @@ class CooperationService:
         source: str,
         target: CooperationStatus,
         caller: Principal,
+        *,
+        exactly: bool = False,
     ) -> None:
+        """Move ``coop`` from ``source`` to ``target`` (compare-and-set); ``exactly``:
+        only if its turn and round are still what ``coop`` holds too (a decision on
+        the terms the caller saw)."""
         now = self._clock.now_ms()
         values: dict[str, Any] = {"status": target.value}
         if target is CooperationStatus.ENDED:
             values["ended_ms"] = now
         else:
             values.update(decided_ms=now, decided_by=caller.user_id)
-        result = await tx.execute(
-            update(Cooperation)
-            .where(Cooperation.id == coop.id, Cooperation.status == source)
-            .values(values)
+        where = (
+            self._unchanged(coop)
+            if exactly
+            else (Cooperation.id == coop.id, Cooperation.status == source)
         )
+        result = await tx.execute(update(Cooperation).where(*where).values(values))
         if result.rowcount != 1:  # type: ignore[attr-defined]
+            if exactly:
+                await self._raced(tx, coop, CooperationStatus(source))
+            await tx.refresh(coop)
             raise Conflict(
                 "illegal_transition",
                 f"a {coop.status} cooperation cannot become {target.value}",

@@ -29,8 +29,10 @@ from live.openapi import not_in_api
 from live.outbox import Outbox, OutboxRelay
 from live.roomlog import RoomLog
 from live.sessions import SessionService
+from live.user_events import UserEvents, create_user_log
+from live.user_events_handlers import UserEventHandlers
 from shelf.catalogue import CatalogueService
-from shelf.cooperation import CooperationService
+from shelf.cooperation import CooperationNews, CooperationService
 from shelf.flash import FlashSaleService
 from shelf.flash_approvals import FlashApprovalHandlers, FlashApprovals
 from shelf.flash_scheduler import FlashScheduler
@@ -56,6 +58,8 @@ class ShelfSettings(Protocol):
 
     @property
     def flash_reserve_lead_s(self) -> int: ...
+    @property
+    def redis_prefix(self) -> str: ...
 
 
 class OrderSettings(Protocol):
@@ -120,12 +124,15 @@ def build_shelf(
     media_time: MediaTime = no_media_time,
     flash_max_sleep_s: float = 1.0,
     flash_reserve_lead_ms: int = 60_000,
+    news: CooperationNews | None = None,
 ) -> ShelfFeature:
+    """``news``: where the parties of an agreement hear of each step (the per-user
+    event streams)."""
     locks = SessionLocks()
     stock = StockService(clock)
     publisher = StockPublisher(db, outbox, relay)
     catalogue = CatalogueService(db, clock, stock, publisher)
-    cooperations = CooperationService(db, clock)
+    cooperations = CooperationService(db, clock, news)
     pins = PinService(db, clock, sessions, room_log, locks, media_time)
     shelf = ShelfService(db, clock, sessions, cooperations, pins, room_log, locks)
     catalogue.add_listener(shelf.product_changed)
@@ -160,12 +167,16 @@ def build_shelf(
 shelf_key = web.AppKey("shelf", ShelfFeature)
 orders_key = web.AppKey("orders", OrderService)
 cards_key = web.AppKey("cards", CardEvents)
+user_events_key = web.AppKey("user_events", UserEvents)
 
 
 def setup_shelf(wiring: Wiring, settings: ShelfSettings, *, media_time: MediaTime) -> ShelfFeature:
     """The shelf's services, routes and lifetime. Pins are stamped with the
-    recording's ``media_time``."""
+    recording's ``media_time``. Also the per-user event streams (``GET
+    /api/me/events``, ``live.user_events``) the cooperations tell the parties on."""
     core = wiring.core
+    events = UserEvents(create_user_log(core.redis, core.clock, prefix=settings.redis_prefix))
+    wiring.app[user_events_key] = events
     shelf = build_shelf(
         core.db,
         core.clock,
@@ -176,6 +187,7 @@ def setup_shelf(wiring: Wiring, settings: ShelfSettings, *, media_time: MediaTim
         guard=core.guard,
         media_time=media_time,
         flash_reserve_lead_ms=settings.flash_reserve_lead_s * 1000,
+        news=events,
     )
     wiring.app[shelf_key] = shelf
     core.channel.add_snapshot(shelf.snapshot)
@@ -183,12 +195,19 @@ def setup_shelf(wiring: Wiring, settings: ShelfSettings, *, media_time: MediaTim
     core.sessions.add_listener(shelf.on_session_status)
     wiring.routes.extend(shelf.handlers.routes())
     wiring.routes.extend(shelf.approval_handlers.routes())
+    wiring.routes.extend(UserEventHandlers(events, core.tokens, core.clock).routes())
+
+    async def end_streams(_app: web.Application) -> None:
+        events.end_all()  # before the server waits for its open answers
+
+    wiring.app.on_shutdown.append(end_streams)
 
     async def lifetime(_app: web.Application) -> AsyncIterator[None]:
         # stock not yet announced and flash-sale transitions due are caught up first
         await core.startup.run("starting the shelf", shelf.start)
         yield
         await shelf.stop()
+        await events.close()
 
     wiring.app.cleanup_ctx.append(lifetime)
     return shelf

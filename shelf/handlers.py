@@ -41,6 +41,7 @@ from shelf.answers import (
     BrandSessionAnswer,
     CardAnswer,
     CooperationAnswer,
+    CooperationRoundsAnswer,
     FlashSaleAnswer,
     HostIdsPage,
     HostsAnswer,
@@ -59,7 +60,9 @@ from shelf.pins import PinService
 from shelf.report_answers import StatsAnswer
 from shelf.schemas import (
     AgencyBody,
+    CounterBody,
     CreateProductBody,
+    DecisionBody,
     EditProductBody,
     FlashSaleBody,
     ProductRef,
@@ -120,6 +123,9 @@ class ShelfHandlers:
             web.post("/api/cooperations", self.propose),
             web.get("/api/cooperations", self.list_cooperations),
             web.get("/api/cooperations/{id}", self.get_cooperation),
+            web.get("/api/cooperations/{id}/rounds", self.cooperation_rounds),
+            # before ``{action}``: the same shape, matched in this order
+            web.post("/api/cooperations/{id}/counter", self.counter_offer),
             web.post("/api/cooperations/{id}/{action}", self.cooperation_action),
             web.get("/api/me/agency", self.get_agency),
             web.put("/api/me/agency", self.set_agency),
@@ -324,29 +330,78 @@ class ShelfHandlers:
         return json_response(await self._coops.get(signed_in(request), path_id(request)))
 
     @operation(
+        "An agreement's history",
+        tag="cooperations",
+        auth="signed_in",
+        answers=Answer(200, CooperationRoundsAnswer),
+        errors=(403,),
+    )
+    async def cooperation_rounds(self, request: web.Request) -> web.Response:
+        """Its brand, its host or the host's agency: every step (the proposal, each
+        counter-offer with its terms and message, the decision), oldest first."""
+        return json_response(await self._coops.rounds(signed_in(request), path_id(request)))
+
+    @operation(
+        "Counter-offer",
+        tag="cooperations",
+        roles=("brand", "host", "agency"),
+        body=CounterBody,
+        answers=Answer(
+            200,
+            CooperationAnswer,
+            links=follow("get_api_cooperations_id_rounds", "post_api_cooperations_id_action"),
+        ),
+        errors=(409,),
+        description=(
+            "The party whose turn it is (the host or its agency first, then back and "
+            "forth) answers a proposal with other terms: commission, flat fee, message. "
+            "The terms change, `round` grows by one and it is the other party's turn. "
+            "409 `not_your_turn`, `stale_round` (`round` given and the terms changed "
+            "since), `illegal_transition` (no longer proposed); 422 `terms_unchanged`, "
+            "`fee_needs_currency`, `invalid_input`. A refusal changes nothing."
+        ),
+    )
+    async def counter_offer(self, request: web.Request) -> web.Response:
+        """The party whose turn it is: new terms, back to the other party."""
+        caller = signed_in(request)
+        coop_id = path_id(request)
+        body = await read_json(request, CounterBody)
+        return json_response(await self._coops.counter(caller, coop_id, body))
+
+    @operation(
         "Accept, decline, withdraw or end a cooperation",
         tag="cooperations",
         roles=("brand", "host", "agency"),
+        body=DecisionBody,
+        body_required=False,
         answers=Answer(200, CooperationAnswer),
         params=[Param("action", "path", {"type": "string", "enum": list(COOPERATION_ACTIONS)})],
         errors=(409,),
+        description=(
+            "accept/decline: the party whose turn it is (the host or its agency, or the "
+            "brand after a counter-offer; else 409 `not_your_turn`); withdraw: its brand "
+            "while proposed; end: any party of an accepted agreement. `round` (optional "
+            "body): the offer the caller saw; 409 `stale_round` if the terms changed since."
+        ),
     )
     async def cooperation_action(self, request: web.Request) -> web.Response:
-        """accept/decline: its host or the host's agency; withdraw: its brand; end: any
+        """accept/decline: the party whose turn it is; withdraw: its brand; end: any
         party."""
         caller = signed_in(request)
         coop_id = path_id(request)
         action = request.match_info["action"]
-        if action == "accept":
-            result = await self._coops.accept(caller, coop_id)
-        elif action == "decline":
-            result = await self._coops.decline(caller, coop_id)
-        elif action == "withdraw":
-            result = await self._coops.withdraw(caller, coop_id)
-        elif action == "end":
-            result = await self._coops.end(caller, coop_id)
-        else:
+        if action not in COOPERATION_ACTIONS:
             raise web.HTTPNotFound()
+        # the body is optional: a bare POST (any content type, no body) decides as well
+        body = await read_json(request, DecisionBody) if request.can_read_body else DecisionBody()
+        if action == "accept":
+            result = await self._coops.accept(caller, coop_id, body.round)
+        elif action == "decline":
+            result = await self._coops.decline(caller, coop_id, body.round)
+        elif action == "withdraw":
+            result = await self._coops.withdraw(caller, coop_id, body.round)
+        else:
+            result = await self._coops.end(caller, coop_id)
         return json_response(result)
 
     # -- host <-> agency ---------------------------------------------------------------

@@ -107,7 +107,22 @@ class HostAgency(Base):
     created_ms: Mapped[int] = mapped_column(BigInteger)
 
 
+class CooperationParty(enum.StrEnum):
+    """The two sides of an agreement: whose turn it is, who took a step."""
+
+    BRAND = "brand"
+    #: the host, or the agency acting for the host
+    HOST = "host"
+
+
 class Cooperation(Base):
+    """An agreement; its terms are the last offer (``round``) while it is proposed.
+
+    A proposal goes back and forth: the party whose ``turn`` it is accepts, declines
+    or counters (new terms, the other party's turn, ``round`` + 1). Every step is a
+    ``CooperationRound`` row (``live/migrations/versions/0013_cooperation_rounds.py``).
+    """
+
     __tablename__ = "cooperations"
     __table_args__ = (
         Index("ix_cooperations_host_status", "host_id", "status"),
@@ -133,6 +148,35 @@ class Cooperation(Base):
     decided_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     decided_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
     ended_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: who must act next while it is proposed (``CooperationParty``)
+    turn: Mapped[str] = mapped_column(String(8), server_default=text("'host'"))
+    #: the offer the terms above are: 1 the proposal, +1 per counter-offer
+    round: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
+
+class CooperationRound(Base):
+    """One step of an agreement's history: the proposal, each counter-offer with its
+    terms, and the decision (accepted, declined, withdrawn, ended) on the terms then."""
+
+    __tablename__ = "cooperation_rounds"
+
+    cooperation_id: Mapped[int] = mapped_column(
+        ForeignKey("cooperations.id", ondelete="CASCADE"), primary_key=True
+    )
+    #: 1, 2, ... in the order the steps were taken
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: the offer the step made or answered (``Cooperation.round``)
+    round: Mapped[int] = mapped_column(Integer)
+    #: proposed, countered, accepted, declined, withdrawn, ended
+    action: Mapped[str] = mapped_column(String(16))
+    #: ``CooperationParty``: who took it (an agency acts as ``host``)
+    party: Mapped[str] = mapped_column(String(8))
+    by_user: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    commission_bps: Mapped[int] = mapped_column(Integer)
+    flat_fee_minor: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    flat_fee_currency: Mapped[str | None] = mapped_column(String(3), nullable=True)
+    message: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    at_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 class CooperationProduct(Base):

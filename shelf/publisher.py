@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 
 from sqlalchemy import func, select
@@ -37,10 +37,14 @@ from live.db import Database, upsert
 from live.outages import report_failure
 from live.outbox import Outbox, OutboxRelay
 from shelf.models import FlashSale, FlashStatus, Product, StockAnnouncement
-from shelf.state import sessions_showing
+from shelf.state import HOLDING_UNITS, sessions_showing
 from shelf.views import stock_entry
 
 log = logging.getLogger(__name__)
+
+
+def _running(sales: Iterable[FlashSale]) -> FlashSale | None:
+    return next((f for f in sales if f.status == FlashStatus.RUNNING.value), None)
 
 
 class StockPublisher:
@@ -129,17 +133,21 @@ class StockPublisher:
             if announced is None:
                 return False  # this version, or a later one, is announced already
             sessions = await sessions_showing(tx, product_id)
-            flashes = {
-                f.session_id: f
-                for f in await tx.scalars(
-                    select(FlashSale).where(
-                        FlashSale.product_id == product_id,
-                        FlashSale.status == FlashStatus.RUNNING.value,
-                    )
-                )
-            }
+            # The product's sales holding units (running, or reserved ahead), by show.
+            held: dict[int, list[FlashSale]] = {}
+            for f in await tx.scalars(
+                select(FlashSale)
+                .where(FlashSale.product_id == product_id, HOLDING_UNITS)
+                .order_by(FlashSale.id)
+            ):
+                held.setdefault(f.session_id, []).append(f)
             rows = [
-                self._outbox.add(tx, sid, "stock.changed", stock_entry(product, flashes.get(sid)))
+                self._outbox.add(
+                    tx,
+                    sid,
+                    "stock.changed",
+                    stock_entry(product, _running(held.get(sid, ())), held.get(sid, ())),
+                )
                 for sid in sessions
             ]
         await self._relay.publish(rows)

@@ -149,6 +149,45 @@ class ProposeBody(Body):
         return self
 
 
+#: the offer a step answers (``Cooperation.round``)
+Round = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+class DecisionBody(Body):
+    """``POST /api/cooperations/{id}/{action}``: optional. ``round``: the offer the
+    caller saw; if the terms changed since (a counter-offer), 409 ``stale_round``."""
+
+    round: Round | None = None
+
+
+class CounterBody(Body):
+    """A counter-offer: the terms that change (left out: as they are), and a message.
+    ``flat_fee_minor: null`` removes the flat fee; a new fee needs a currency unless the
+    agreement has one. At least one term must be given."""
+
+    round: Round | None = None
+    commission_bps: Bps | None = None
+    flat_fee_minor: MinorUnits | None = None
+    flat_fee_currency: Currency | None = None
+    message: Note | None = None
+
+    @model_validator(mode="after")
+    def _some_terms(self) -> Self:
+        terms = {"commission_bps", "flat_fee_minor", "flat_fee_currency"}
+        if not self.model_fields_set & terms:
+            raise ValueError(
+                "give at least one of commission_bps, flat_fee_minor, flat_fee_currency"
+            )
+        if "commission_bps" in self.model_fields_set and self.commission_bps is None:
+            raise ValueError("commission_bps cannot be null")
+        return self
+
+    def changes(self) -> dict[str, object]:
+        """The terms given, by name."""
+        terms = ("commission_bps", "flat_fee_minor", "flat_fee_currency")
+        return {name: getattr(self, name) for name in terms if name in self.model_fields_set}
+
+
 class AgencyBody(Body):
     agency_id: Id
 

@@ -94,11 +94,38 @@ async def shelf_event(tx: AsyncSession, session_id: int, now_ms: int) -> dict[st
     version = await bump_shelf(tx, session_id)
     products = await shelf_products(tx, session_id)
     flashes = await running_flashes(tx, session_id, now_ms)
+    held = await holding_flashes(tx, session_id=session_id)
     return {
         "version": version,
         "shelf": [shelf_item_dict(p) for p in products],
-        "stock": {str(p.id): stock_entry(p, flashes.get(p.id)) for p in products},
+        "stock": {
+            str(p.id): stock_entry(p, flashes.get(p.id), held.get(p.id, ())) for p in products
+        },
     }
+
+
+#: sales holding units out of stock: running ones, and scheduled ones reserved ahead
+HOLDING_UNITS = (FlashSale.status == FlashStatus.RUNNING.value) | (
+    (FlashSale.status == FlashStatus.SCHEDULED.value) & FlashSale.reserved_ms.is_not(None)
+)
+
+
+async def holding_flashes(
+    s: AsyncSession, *, session_id: int | None = None, product_ids: list[int] | None = None
+) -> dict[int, list[FlashSale]]:
+    """The flash sales holding units (``HOLDING_UNITS``) by product id: one session's,
+    or (``product_ids``) those products' in every show (``shelf.views.stock_figures``)."""
+    query = select(FlashSale).where(HOLDING_UNITS)
+    if session_id is not None:
+        query = query.where(FlashSale.session_id == session_id)
+    if product_ids is not None:
+        if not product_ids:
+            return {}
+        query = query.where(FlashSale.product_id.in_(product_ids))
+    held: dict[int, list[FlashSale]] = {}
+    for f in await s.scalars(query.order_by(FlashSale.id)):
+        held.setdefault(f.product_id, []).append(f)
+    return held
 
 
 async def open_pin(s: AsyncSession, session_id: int) -> Pin | None:
@@ -129,6 +156,7 @@ async def card_for(s: AsyncSession, pin: Pin, now_ms: int) -> dict[str, Any]:
 async def read_state(s: AsyncSession, session_id: int, now_ms: int) -> dict[str, Any]:
     products = await shelf_products(s, session_id)
     flashes = await running_flashes(s, session_id, now_ms)
+    held = await holding_flashes(s, session_id=session_id)
     pin = await open_pin(s, session_id)
     active = await s.scalars(
         select(FlashSale)
@@ -139,6 +167,8 @@ async def read_state(s: AsyncSession, session_id: int, now_ms: int) -> dict[str,
         "shelf": [shelf_item_dict(p) for p in products],
         "shelf_version": await shelf_version(s, session_id),
         "pinned": None if pin is None else await card_for(s, pin, now_ms),
-        "stock": {str(p.id): stock_entry(p, flashes.get(p.id)) for p in products},
+        "stock": {
+            str(p.id): stock_entry(p, flashes.get(p.id), held.get(p.id, ())) for p in products
+        },
         "flash_sales": [flash_dict(f, now_ms) for f in active],
     }

@@ -6,17 +6,57 @@ One function per shape, used by both the HTTP answers and the room events, so th
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from live.auth import Principal
 from live.clock import iso
 from live.models import Role
-from shelf.models import Cooperation, FlashSale, Pin, Product
+from shelf.models import Cooperation, FlashSale, FlashStatus, Pin, Product
 
 
-def product_dict(p: Product, *, commission: bool = True) -> dict[str, Any]:
+def stock_figures(p: Product, held: Iterable[FlashSale] = ()) -> dict[str, Any]:
+    """The product's units told apart, the one reckoning every page shows.
+
+    ``held``: the flash sales that hold units of it (running, or scheduled and already
+    reserved a lead time before their start; others are skipped). ``regular`` sells at
+    the regular price (``Product.stock``); ``flash`` is what running sales have left,
+    at ``flash_price_minor``; ``reserved`` is held by scheduled sales about to start;
+    ``flash_running``: a sale runs (its units, even none left, are what sells in its
+    show). ``flash_price_minor`` is the running sale's price, else the reserved one's
+    (the lowest of several), null when no sale holds units."""
+    flash = reserved = 0
+    running_price: int | None = None
+    reserved_price: int | None = None
+    running = False
+    for f in held:
+        left = f.quantity - f.sold
+        if f.status == FlashStatus.RUNNING.value:
+            running = True
+            flash += left
+            running_price = _lowest(running_price, f.price_minor)
+        elif f.status == FlashStatus.SCHEDULED.value and f.reserved_ms is not None:
+            reserved += left
+            reserved_price = _lowest(reserved_price, f.price_minor)
+    return {
+        "regular": p.stock,
+        "flash": flash,
+        "reserved": reserved,
+        "flash_price_minor": running_price if running_price is not None else reserved_price,
+        "flash_running": running,
+    }
+
+
+def _lowest(a: int | None, b: int) -> int:
+    return b if a is None else min(a, b)
+
+
+def product_dict(
+    p: Product, *, commission: bool = True, held: Iterable[FlashSale] = ()
+) -> dict[str, Any]:
     """A product as its brand (and anyone browsing the catalogue) sees it; the offered
-    commission only with ``commission`` (for those who may agree to it)."""
+    commission only with ``commission`` (for those who may agree to it). ``held``: the
+    product's flash sales holding units, in every show (``stock_figures``)."""
     data = {
         "id": p.id,
         "brand_id": p.brand_id,
@@ -27,6 +67,7 @@ def product_dict(p: Product, *, commission: bool = True) -> dict[str, Any]:
         "currency": p.currency,
         "stock": p.stock,
         "stock_version": p.stock_version,
+        "stock_figures": stock_figures(p, held),
         "commission_bps": p.commission_bps,
         "archived": p.archived_ms is not None,
         "archived_at": iso(p.archived_ms),
@@ -82,12 +123,16 @@ def flash_dict(f: FlashSale, now_ms: int) -> dict[str, Any]:
     }
 
 
-def stock_entry(p: Product, flash: FlashSale | None) -> dict[str, Any]:
+def stock_entry(
+    p: Product, flash: FlashSale | None, held: Iterable[FlashSale] = ()
+) -> dict[str, Any]:
     """``stock.changed`` data, and one value of the snapshot's ``stock`` map.
 
     ``stock`` is what can be bought at the regular price; ``flash`` the running flash
-    sale's units left in this session; ``version`` grows with every change, so a
-    client keeps the entry with the highest version.
+    sale's units left in this session; ``stock_figures`` the units told apart in this
+    session (``held``: its sales holding units of the product, the running one
+    included); ``version`` grows with every change, so a client keeps the entry with
+    the highest version.
     """
     return {
         "product_id": p.id,
@@ -96,6 +141,7 @@ def stock_entry(p: Product, flash: FlashSale | None) -> dict[str, Any]:
         "flash": None
         if flash is None
         else {"id": flash.id, "remaining": flash.quantity - flash.sold},
+        "stock_figures": stock_figures(p, held),
     }
 
 
@@ -151,4 +197,6 @@ def cooperation_dict(c: Cooperation, product_ids: list[int]) -> dict[str, Any]:
         "decided_at": iso(c.decided_ms),
         "decided_by": c.decided_by,
         "ended_at": iso(c.ended_ms),
+        "turn": c.turn,
+        "round": c.round,
     }

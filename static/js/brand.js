@@ -6,12 +6,17 @@
 
 import { api, apiAll, session } from '/static/js/api.js';
 import { mountAuth } from '/static/js/auth.js';
+import { RoomClient } from '/static/js/room.js';
 import { $, fractionDigits, h, money } from '/static/js/format.js';
 import { errorMessage } from '/static/js/messages.js';
+import { figuresData, figuresText, stockFigures } from '/static/js/shelfstate.js';
 
 const REFRESH_MS = 10_000;
 // Flash sales waiting for the brand are looked for more often: the show is live.
 const APPROVALS_MS = 3_000;
+// What in a show's room moves the brand's stock figures (read again when one comes).
+const STOCK_EVENTS = ['hello', 'stock.changed', 'flash.scheduled', 'flash.started',
+  'flash.ended', 'flash.cancelled'];
 const MAX_DIGITS = 15; // integer strings up to here are exact as JS numbers
 
 /** Input the page refuses before sending anything. */
@@ -224,10 +229,50 @@ function mountConsole(root, brand) {
         : inlineEdit('price', minorText(p.price_minor, digits), p,
           (text) => ({ price_minor: toMinor(text, p.currency) }), p.currency)),
       h('td', {}, p.archived ? String(p.stock)
-        : inlineEdit('stock', String(p.stock), p, (text) => ({ stock: parseCount(text, 'Stock') }))),
+        : inlineEdit('stock', String(p.stock), p, (text) => ({ stock: parseCount(text, 'Stock') })),
+      stockLine(p)),
       h('td', {}, bpsText(p.commission_bps)),
       h('td', {}, p.archived ? h('span', { class: 'badge' }, 'archived')
         : h('button', { type: 'button', class: 'secondary small', onclick: archive }, 'Archive')));
+  }
+
+  // -- stock: regular, flash and reserved units told apart (shelfstate.js), live ------
+
+  /** The product's units in every show, as the API's `stock_figures` says. */
+  function stockLine(p) {
+    const el = h('div', { class: 'muted small stock-figures', dataset: { figuresFor: p.id } });
+    return showFigures(el, p);
+  }
+
+  function showFigures(el, p) {
+    const fig = stockFigures(p);
+    el.textContent = fig ? figuresText(fig, (minor) => money(minor, p.currency)) : '';
+    for (const key of ['regular', 'flash', 'reserved', 'flashPrice', 'running']) delete el.dataset[key];
+    Object.assign(el.dataset, figuresData(fig));
+    return el;
+  }
+
+  /** Reads the products' figures again and shows them without redrawing the table (a
+   * stock being typed stays); on each stock or flash-sale event of a live show that
+   * carries the brand's products (``followRooms``), so a reservation, sales and the
+   * end of a sale show at once. */
+  async function refreshFigures() {
+    const { items } = await apiAll(
+      `/api/brands/${brand.id}/products?include_archived=1&limit=50`, 'products');
+    const byId = new Map(items.map((p) => [p.id, p]));
+    state.products = state.products.map((known) => {
+      const fresh = byId.get(known.id);
+      if (!fresh) return known;
+      const row = productBody.querySelector(`tr[data-product-id="${fresh.id}"]`);
+      const el = row?.querySelector('.stock-figures');
+      if (el) showFigures(el, fresh);
+      const input = row?.querySelector('input[name=stock]');
+      if (input && document.activeElement !== input && input.value === String(known.stock)) {
+        input.value = String(fresh.stock);
+      }
+      return { ...known, stock: fresh.stock, stock_version: fresh.stock_version,
+        stock_figures: fresh.stock_figures };
+    });
   }
 
   function renderProducts() {
@@ -462,6 +507,35 @@ function mountConsole(root, brand) {
     }) : [h('li', { class: 'muted' }, 'None of your products is on a live or scheduled shelf right now.')]));
   }
 
+  // The brand follows the room of each live show that carries its products: stock
+  // and flash-sale events there read the figures again (a brand's socket is not
+  // counted as a viewer). Reads that come while one runs make one more, not one each.
+  const rooms = new Map(); // session id -> RoomClient
+  let figures = null; // the read in flight
+  let figuresAgain = false;
+
+  function figuresSoon() {
+    if (figures) { figuresAgain = true; return; }
+    figures = refreshFigures().catch(() => {}).finally(() => {
+      figures = null;
+      if (figuresAgain) { figuresAgain = false; figuresSoon(); }
+    });
+  }
+
+  function followRooms() {
+    const live = new Set(state.sessions.filter((s) => s.status === 'live').map((s) => s.id));
+    for (const [id, room] of rooms) {
+      if (!live.has(id)) { room.close(); rooms.delete(id); }
+    }
+    for (const id of live) {
+      if (rooms.has(id)) continue;
+      const room = new RoomClient(id, { token: session.token() });
+      for (const type of STOCK_EVENTS) room.on(type, figuresSoon);
+      rooms.set(id, room);
+      room.connect();
+    }
+  }
+
   async function loadSessions() {
     try {
       const { items: sessions } = await apiAll(
@@ -469,6 +543,7 @@ function mountConsole(root, brand) {
       state.sessions = sessions;
       sessionsError.textContent = '';
       renderSessions();
+      followRooms();
     } catch (err) {
       sessionsError.textContent = errorMessage(err);
     }
@@ -644,6 +719,8 @@ function mountConsole(root, brand) {
   return () => {
     clearInterval(timer);
     clearInterval(approvalsTimer);
+    for (const room of rooms.values()) room.close();
+    rooms.clear();
     document.title = baseTitle;
   };
 }

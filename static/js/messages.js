@@ -114,6 +114,12 @@ const ERRORS = {
   illegal_transition: (err) => (err.details && err.details.status
     ? `That can no longer be done: it is already ${err.details.status}.`
     : 'That can no longer be done.'),
+  not_your_turn: (err) => (err.details && err.details.turn
+    ? `It is the ${err.details.turn}'s turn to answer this offer.`
+    : 'It is the other side\'s turn to answer this offer.'),
+  stale_round: 'The terms changed meanwhile (a new counter-offer); read them again before you answer.',
+  terms_unchanged: 'A counter-offer changes the commission or the flat fee.',
+  fee_needs_currency: 'A flat fee needs its currency, such as EUR.',
   session_ended: 'The show has ended.',
   scheduled_in_past: 'Pick a start time in the future.',
   session_started: 'The show has started, so its title and time can no longer be changed.',

@@ -9,7 +9,7 @@ import { errorMessage } from './messages.js';
 import { mountAuth } from './auth.js';
 import { $, duration, h, money, parseMoney, ServerClock } from './format.js';
 import { RoomClient } from './room.js';
-import { ShelfState } from './shelfstate.js';
+import { figuresData, figuresText, ShelfState } from './shelfstate.js';
 import { fromLocalInput, localWhen, toLocalInput } from './showtime.js';
 import { moneyText, salesOf, viewersOf } from './studio-figures.js';
 import { renderShows } from './studio-shows.js';
@@ -301,16 +301,17 @@ function move(productId, step) {
 
 function renderShelf() {
   const pinned = shelf.pinned?.product_id;
-  const now = clock.now();
   const closed = current?.status === 'ended';
   const closedWhy = closed ? CLOSED['#shelf-closed'] : undefined;
   $('#shelf-list').replaceChildren(...shelf.items.map((item) => {
     const isPinned = item.product_id === pinned;
-    const left = shelf.available(item.product_id, now);
+    // Flash units at the flash price, reserved and regular units told apart.
+    const fig = shelf.figures(item.product_id);
     return h('li', { class: isPinned ? 'pinned' : '', dataset: { productId: item.product_id } },
       h('span', { class: 'grow' }, item.title,
-        h('span', { class: 'muted' }, ` · ${money(item.price_minor, item.currency)}`
-          + (left !== null ? ` · ${left} left` : ''))),
+        h('span', { class: 'muted' }, ` · ${money(item.price_minor, item.currency)}`),
+        fig ? h('span', { class: 'muted stock', dataset: figuresData(fig) },
+          ` · ${figuresText(fig, (minor) => money(minor, item.currency))}`) : null),
       h('button', { type: 'button', class: 'secondary', title: 'up', onclick: () => move(item.product_id, -1) }, '↑'),
       h('button', { type: 'button', class: 'secondary', title: 'down', onclick: () => move(item.product_id, 1) }, '↓'),
       isPinned
@@ -345,7 +346,8 @@ function renderFlash() {
     return h('li', {},
       h('span', { class: 'grow' }, `${title(sale)}: ${money(sale.price_minor, sale.currency)}, `
         + `${remaining}/${sale.quantity} left, `
-        + (running ? `ends in ${duration((sale.ends_ms - now) / 1000)}` : `starts in ${duration((sale.starts_ms - now) / 1000)}`)));
+        + (running ? `ends in ${duration((sale.ends_ms - now) / 1000)}` : `starts in ${duration((sale.starts_ms - now) / 1000)}`)
+        + (!running && shelf.figures(sale.product_id)?.reserved ? ', units reserved' : '')));
   });
   const waiting = [...awaiting.values()].map((sale) => h('li', { dataset: { testid: 'flash-awaiting' } },
     h('span', { class: 'grow' }, `${title(sale)}: ${money(sale.price_minor, sale.currency)} × ${sale.quantity}, `
@@ -547,6 +549,8 @@ async function start() {
 
 mountAuth($('#auth'), { roles: ['host'], prompt: 'Host sign in' });
 window.addEventListener('liveshelf:auth', () => start());
+// an agreement accepted in the inbox (coop-inbox.js): its products can go on the shelf
+window.addEventListener('liveshelf:agreements', () => { if (current) loadCatalogue().catch(() => {}); });
 start();
 
 window.liveshelfStudio = { room: () => room, publisher: () => publisher, shelf: () => shelf };

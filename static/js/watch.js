@@ -10,7 +10,7 @@ import { errorMessage, placeOrder, toaster } from './messages.js';
 import { $, duration, h, maskedName, money, ServerClock } from './format.js';
 import { FlashAllowance } from './buylimit.js';
 import { RoomClient } from './room.js';
-import { ShelfState } from './shelfstate.js';
+import { figuresData, ShelfState } from './shelfstate.js';
 import { SignInSheet } from './signin-sheet.js';
 import { play } from './webrtc.js';
 
@@ -210,10 +210,27 @@ function priceLine(productId, regularMinor, currency) {
   return { price: money(flash.price_minor, currency), was: money(regularMinor, currency), flash };
 }
 
-function stockText(productId) {
-  const left = shelf.available(productId, clock.now());
-  if (left === null || left === undefined) return '';
-  return left > 0 ? `${left} left` : 'Sold out';
+/** Flash, reserved and regular units told apart (shelfstate.js `stockFigures`). */
+function stockText(productId, currency) {
+  const fig = shelf.figures(productId);
+  if (!fig) return '';
+  const after = fig.regular > 0 ? ` · ${fig.regular} at the regular price after the sale` : '';
+  if (fig.running) {
+    return (fig.flash > 0 ? `${fig.flash} left at the flash price` : 'Flash sale sold out') + after;
+  }
+  const reserved = fig.reserved > 0
+    ? ` · ${fig.reserved} reserved for a flash sale`
+      + (fig.flash_price !== null && currency ? ` at ${money(fig.flash_price, currency)}` : '')
+    : '';
+  return (fig.regular > 0 ? `${fig.regular} left` : 'Sold out') + reserved;
+}
+
+/** Sets `el`'s text to the product's stock, with the figures as data attributes. */
+function showStock(el, productId, currency) {
+  el.textContent = stockText(productId, currency);
+  for (const key of ['regular', 'flash', 'reserved', 'flashPrice', 'running']) delete el.dataset[key];
+  Object.assign(el.dataset, figuresData(shelf.figures(productId)));
+  return el;
 }
 
 /** Why Buy is off for a product right now ({ label, reason }), or null when it is on. */
@@ -257,7 +274,7 @@ function renderCard() {
   const badge = $('#card-flash');
   badge.hidden = !line.flash;
   if (line.flash) badge.textContent = `FLASH · ends in ${duration((line.flash.ends_ms - clock.now()) / 1000)}`;
-  $('#card-stock').textContent = stockText(card.product_id);
+  showStock($('#card-stock'), card.product_id, item.currency);
   $('#card-image').alt = '';
   const block = buyBlock(card.product_id, item.currency);
   const buyButton = $('#card-buy');
@@ -288,7 +305,8 @@ function renderShelf() {
       h('div', { class: 'grow' },
         h('div', {}, item.title),
         h('div', { class: 'row' }, h('strong', {}, line.price), line.was ? h('s', { class: 'muted' }, line.was) : null),
-        h('div', { class: 'muted' }, block ? block.reason : stockText(item.product_id))),
+        block ? h('div', { class: 'muted' }, block.reason)
+          : showStock(h('div', { class: 'muted stock' }), item.product_id, item.currency)),
       h('div', { class: 'buy-box' }, qty, button));
   }));
 }
@@ -579,6 +597,12 @@ setInterval(() => {
 }, 500);
 
 mountAuth($('#auth'), { roles: ['viewer'], prompt: 'Sign in to chat and buy' });
+// A phone's header has a button for the sheet instead of the form (watch.css).
+const signInButton = $('#signin-open');
+signInButton.addEventListener('click', () => sheet.open());
+const showSignInButton = () => { signInButton.hidden = Boolean(session.user()); };
+window.addEventListener('liveshelf:auth', showSignInButton);
+showSignInButton();
 renderChatForm();
 checkSession();
 room.connect();

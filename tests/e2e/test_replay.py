@@ -188,6 +188,10 @@ async def test_replay_plays_chapters_and_sells(
         await expect(toast).to_contain_text("confirmed", timeout=5000)
         await expect(page.locator("#card-stock")).to_have_text("3 left", timeout=3000)
         await page.screenshot(path=str(artifacts / "replay.png"))
+        # and on a phone: the page fits its width
+        await page.set_viewport_size({"width": 390, "height": 844})
+        assert await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+        await page.screenshot(path=str(artifacts / "replay-phone.png"))
         confirmed = re.search(r"Order #(\d+) confirmed", await toast.text_content() or "")
         assert confirmed is not None
         order_id = int(confirmed.group(1))

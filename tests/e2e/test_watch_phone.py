@@ -49,7 +49,7 @@ VISIBLE_SHARE = """() => {
 #: The header's items that are visible, with their boxes.
 HEADER_BOXES = """() => {
     const items = document.querySelectorAll(`header.top :is(.brand, #live-badge, #title, .viewers,
-        #replay-link, #follow, #auth .auth-user > *, #auth form > *)`);
+        #replay-link, #follow, #signin-open, #auth .auth-user > *, #auth form > *)`);
     return [...items]
         .filter((el) => el.getClientRects().length && getComputedStyle(el).visibility !== 'hidden')
         .map((el) => {
@@ -119,8 +119,11 @@ async def test_video_first_no_overflow_no_overlaps(
         if signed_in:
             await expect(page.get_by_test_id("follow")).to_have_text("Follow · 0")
             await expect(page.get_by_test_id("signed-in-as")).to_be_visible()
-        else:
+        elif size == "desktop":
             await expect(page.get_by_label("username")).to_be_visible()
+        else:  # a phone's header: a button for the sign-in sheet, no form over the video
+            await expect(page.get_by_test_id("signin-open")).to_be_visible()
+            await expect(page.get_by_label("username")).to_be_hidden()
         await expect(page).to_have_title(f"{LONG_TITLE} (live) · liveshelf")
         await page.wait_for_timeout(300)  # the card's pop-in animation
         await _check_layout(page)

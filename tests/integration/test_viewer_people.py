@@ -181,3 +181,21 @@ async def test_the_guest_endpoint_gives_a_cookie_unless_a_valid_one_came(api: Ap
                 assert (cookie is not None) == gets_one, headers
                 if cookie is not None:
                     assert guests.verify(cookie[GUEST_COOKIE].value) is not None
+
+
+async def test_brands_and_agencies_following_a_show_are_not_its_viewers(api: Api) -> None:
+    """The brand console follows the rooms of the shows that carry its products (their
+    stock events): those sockets are not the show's audience; a viewer's is."""
+    sid, watcher = await host_watching(api)
+    hub = api.client.app[hub_key]
+    brand, agency = await api.signup("brand"), await api.signup("agency")
+    followers = [(await connect(api.client, sid, who))[0] for who in (brand, agency)]
+    assert hub.local_sockets(sid) == 3
+    assert hub.local_viewers(sid) == 0
+    viewer = await api.signup("viewer")
+    ws, _ = await connect(api.client, sid, viewer)
+    seen: list[int] = []
+    assert await settled_count(watcher, seen) == 1
+    assert hub.local_viewers(sid) == 1
+    for socket in (*followers, ws, watcher):
+        await socket.close()
