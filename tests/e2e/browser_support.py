@@ -47,6 +47,14 @@ async def call(
         return await res.json() if res.content_type == "application/json" else await res.text()
 
 
+async def live_show(
+    http: aiohttp.ClientSession, host: dict[str, Any], title: str = "Evening show"
+) -> dict[str, Any]:
+    """A show of ``host``'s, created and started."""
+    show = await call(http, "POST", "/api/sessions", host, {"title": title}, 201)
+    return dict(await call(http, "POST", f"/api/sessions/{show['id']}/start", host))
+
+
 async def running_flash_sale(
     http: aiohttp.ClientSession,
     host: dict[str, Any],

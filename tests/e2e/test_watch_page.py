@@ -10,6 +10,7 @@ import aiohttp
 from aiohttp import web
 from browser_support import (
     call,
+    live_show,
     open_page,
     page_errors,
     running_flash_sale,
@@ -26,17 +27,12 @@ from live.protocol import CloseCode
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 
-async def _live_show(http: aiohttp.ClientSession, host: dict[str, Any]) -> dict[str, Any]:
-    show = await call(http, "POST", "/api/sessions", host, {"title": "Evening show"}, 201)
-    return dict(await call(http, "POST", f"/api/sessions/{show['id']}/start", host))
-
-
 async def test_guest_watches_reads_chat_and_is_asked_to_sign_in(
     browser: Any, base_url: str, artifacts: Path
 ) -> None:
     async with aiohttp.ClientSession(base_url) as http:
         host, brand = await signup(http, "host"), await signup(http, "brand")
-        show = await _live_show(http, host)
+        show = await live_show(http, host)
         product = await shelved_product(http, host, brand, show["id"])
         await call(
             http, "POST", f"/api/sessions/{show['id']}/pin", host, {"product_id": product["id"]}
@@ -66,7 +62,7 @@ async def test_flash_card_counts_down_and_refusals_are_clear(
     async with aiohttp.ClientSession(base_url) as http:
         host, brand = await signup(http, "host"), await signup(http, "brand")
         viewer = await signup(http, "viewer")
-        show = await _live_show(http, host)
+        show = await live_show(http, host)
         mug = await shelved_product(http, host, brand, show["id"])
         gone = await shelved_product(http, host, brand, show["id"], title="Teapot", stock=0)
         await running_flash_sale(
@@ -105,7 +101,7 @@ async def test_page_resumes_the_room_channel_after_a_drop(
     async with aiohttp.ClientSession(base_url) as http:
         host, brand = await signup(http, "host"), await signup(http, "brand")
         viewer = await signup(http, "viewer")
-        show = await _live_show(http, host)
+        show = await live_show(http, host)
         context = await signed_in_context(browser, viewer)
         page = await context.new_page()
         errors = page_errors(page)

@@ -13,6 +13,7 @@ import pytest
 from browser_support import (
     PASSWORD,
     call,
+    live_show,
     open_page,
     running_flash_sale,
     shelved_product,
@@ -61,16 +62,9 @@ HEADER_BOXES = """() => {
 }"""
 
 
-async def _live_show(
-    http: aiohttp.ClientSession, host: dict[str, Any], title: str = LONG_TITLE
-) -> dict[str, Any]:
-    show = await call(http, "POST", "/api/sessions", host, {"title": title}, 201)
-    return dict(await call(http, "POST", f"/api/sessions/{show['id']}/start", host))
-
-
 async def _pinned_show(http: aiohttp.ClientSession) -> tuple[dict[str, Any], dict[str, Any]]:
     host, brand = await signup(http, "host"), await signup(http, "brand")
-    show = await _live_show(http, host)
+    show = await live_show(http, host, LONG_TITLE)
     product = await shelved_product(
         http, host, brand, show["id"], title="Hand-thrown stoneware mug with a speckled glaze"
     )
@@ -237,7 +231,7 @@ async def test_buy_is_off_with_its_reason_at_the_per_buyer_limit_and_when_sold_o
     async with aiohttp.ClientSession(base_url) as http:
         host, brand = await signup(http, "host"), await signup(http, "brand")
         viewer = await signup(http, "viewer")
-        show = await _live_show(http, host, "Flash hour")
+        show = await live_show(http, host, "Flash hour")
         mug = await shelved_product(http, host, brand, show["id"])
         gone = await shelved_product(http, host, brand, show["id"], title="Teapot", stock=0)
         await running_flash_sale(
