@@ -232,6 +232,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_port_run(n: int) -> int:
+    """A port p such that p .. p + n - 1 are all free now (several workers' ports)."""
+    for _ in range(50):
+        base = free_port()
+        try:
+            for port in range(base, base + n):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise AssertionError("no run of free ports")
+
+
 async def wait_until_up(
     base: str,
     proc: subprocess.Popen[bytes],

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from support import TEST_SECRET, free_port, guest_cookie, poster
+from support import TEST_SECRET, free_port, free_port_run, guest_cookie, poster
 from test_workers import ROOT, alive, sockets_on, stop, wait_for_workers, workers_env
 
 from app import Settings
@@ -33,22 +33,6 @@ from media.config import MediaConfig
 from media.forward import INTERNAL_HEADER, internal_token
 
 WORKERS, CAP = 3, 2
-
-
-def free_port_run(n: int) -> int:
-    """A port p such that p .. p + n - 1 are all free now."""
-    import socket
-
-    for _ in range(50):
-        base = free_port()
-        try:
-            for port in range(base, base + n):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
-    raise AssertionError("no run of free ports")
 
 
 async def statuses(http: aiohttp.ClientSession, internal: list[str]) -> list[dict[str, Any]]:

@@ -27,8 +27,7 @@ from aiohttp.test_utils import TestClient
 from alembic.script import ScriptDirectory
 from own_postgres import OwnPostgres
 from own_redis import OwnRedis
-from support import database_at, free_port, migrate
-from test_media_workers import free_port_run
+from support import database_at, free_port, free_port_run, migrate
 from test_workers import ROOT, sockets_on, stop, wait_for_workers, workers_env
 
 from app import Settings, create_app

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
-from support import TEST_SECRET, free_port, poster
+from support import TEST_SECRET, free_port, free_port_run, poster
 
 from app import Settings
 from media.clients import PublisherClient, ViewerClient
@@ -152,7 +152,7 @@ def stop(supervisor: subprocess.Popen[bytes]) -> int | None:
 
 
 async def test_two_workers_share_the_port_and_the_media(shared: Settings, tmp_path: Path) -> None:
-    port, media_port = free_port(), free_port()
+    port, media_port = free_port(), free_port_run(2)  # one media port per worker
     env = workers_env(shared, tmp_path, media_port)
     base = f"http://127.0.0.1:{port}"
     log = open(tmp_path / "server.log", "wb")  # noqa: SIM115
