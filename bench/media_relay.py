@@ -7,7 +7,8 @@ Processes (all on 127.0.0.1, no STUN):
 - relay: ``MediaService`` (packet forwarding) or, for comparison, the naive design
   (aiortc ``contrib.media.MediaRelay``: decode once, encode per viewer). Pinned to
   CPU 0; answers offers over a JSON-lines socket and reports its own CPU time
-  (``time.process_time``, all threads) and RSS.
+  (``time.process_time``, all threads; its kernel part, ``os.times().system``,
+  printed beside it) and RSS.
 - publisher: 640x480 @ 30 fps VP8 (aiortc's encoder, 500 kbps target) + Opus,
   the capture time drawn into each picture.
 - viewers: cheap aiortc receivers that reassemble frames but never decode,
@@ -162,6 +163,7 @@ async def relay_serve(port: int, mode: str) -> None:
                 stats = relay.viewer_stats(SESSION) if hasattr(relay, "viewer_stats") else []
                 reply = {
                     "cpu": time.process_time(),
+                    "sys": os.times().system,
                     "rss_kib": rss_kib(),
                     "viewers": relay.viewer_count(SESSION),
                     "skipped": sum(s.frames_skipped for s in stats),
@@ -349,6 +351,7 @@ async def run_mode(
                 cheap += k
             await asyncio.sleep(2.0)  # settle: keyframes for the new viewers, ICE
             cpu_samples: list[float] = []
+            sys_samples: list[float] = []
             load_samples: list[float] = []
             fps: list[float] = []
             latencies: list[float] = []
@@ -364,6 +367,7 @@ async def run_mode(
                 elapsed = time.monotonic() - t0
                 got = probe.ask("read")
                 cpu_samples.append(100 * (s1["cpu"] - s0["cpu"]) / elapsed)
+                sys_samples.append(100 * (s1["sys"] - s0["sys"]) / elapsed)
                 load_samples.append(100 * (l1 - l0) / elapsed)
                 fps.append(got["fps"])
                 latencies += got["latencies"]
@@ -373,6 +377,7 @@ async def run_mode(
                 "viewers": n,
                 "connected": s1["viewers"],
                 "relay_cpu_pct": statistics.median(cpu_samples),
+                "relay_sys_pct": statistics.median(sys_samples),
                 "load_cpu_pct": statistics.median(load_samples),
                 "probe_fps": statistics.median(fps),
                 "p50_ms": percentile(latencies, 0.5),
@@ -386,7 +391,8 @@ async def run_mode(
             rows.append(row)
             print(
                 f"{mode:8s} N={n:3d} connected={row['connected']:3d} "
-                f"relay CPU {row['relay_cpu_pct']:6.1f}%  load CPU {row['load_cpu_pct']:6.1f}%  "
+                f"relay CPU {row['relay_cpu_pct']:6.1f}% (system {row['relay_sys_pct']:.1f}%)  "
+                f"load CPU {row['load_cpu_pct']:6.1f}%  "
                 f"probe {row['probe_fps']:5.1f} fps  latency p50 {row['p50_ms']:6.1f} "
                 f"p95 {row['p95_ms']:6.1f} ms ({row['latency_samples']} samples, "
                 f"probe decode p50 {row['probe_decode_p50_ms']:.1f} ms)  "
@@ -408,6 +414,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
     xs = [float(r["viewers"]) for r in rows]
     return {
         "cpu_per_viewer_pct": slope(xs, [r["relay_cpu_pct"] for r in rows]),
+        "sys_per_viewer_pct": slope(xs, [r["relay_sys_pct"] for r in rows]),
         "rss_per_viewer_kib": 1024 * slope(xs, [r["rss_mib"] for r in rows]),
     }
 
@@ -440,7 +447,8 @@ def main() -> None:
     )
     fwd = summarize(rows)
     print(
-        f"forward: {fwd['cpu_per_viewer_pct']:.3f}% of a core per viewer, "
+        f"forward: {fwd['cpu_per_viewer_pct']:.3f}% of a core per viewer "
+        f"(system {fwd['sys_per_viewer_pct']:.3f}%), "
         f"{fwd['rss_per_viewer_kib']:.0f} KiB per viewer"
     )
     if naive:
