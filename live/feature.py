@@ -24,6 +24,10 @@ features; a feature's ``setup`` lives in its package's ``feature.py`` and reads:
   (room sockets), ``drain_key`` (what a worker does on SIGTERM) and ``core.metrics``
   (what ``/metrics`` reports).
 
+Money goes through the spine's ledger (``live.ledger``), not through ``Core``: a
+feature posts balanced transactions of its own accounts to it, in its own database
+transactions.
+
 Adding a feature touches its own package and one line in ``app.py``.
 """
 

@@ -1,10 +1,12 @@
-"""Tables of the money path: orders and the double-entry commission ledger.
+"""Tables of the money path: orders; and the shelf's names in the ledger.
 
-``live/migrations/versions/0004_orders.py`` creates exactly these tables.
+``live/migrations/versions/0004_orders.py`` creates the ``orders`` table (and the
+ledger's, which the spine owns now: ``live.ledger_models.LedgerEntry``).
 
-Ledger conventions: every ledger transaction (``txn``) is a set of lines whose
-``amount_minor`` sum to zero; a positive amount is owed *to* the account holder,
-a negative one is owed *by* it. Accounts:
+The shelf posts to the spine's ledger (``live.ledger``, through ``shelf.ledger``):
+every ledger transaction (``txn``) is a set of lines whose ``amount_minor`` sum to
+zero; a positive amount is owed *to* the account holder, a negative one *by* it. The
+shelf's accounts:
 
 * ``buyer_payments``  money captured from buyers (negative on a sale)
 * ``brand_revenue``   what the brand keeps
@@ -115,26 +117,3 @@ class Order(Base):
 
 #: What an order's answer, ledger lines and ticker event are made of.
 OrderFigures = Order | SettledOrder
-
-
-class LedgerEntry(Base):
-    __tablename__ = "ledger_entries"
-    __table_args__ = (
-        UniqueConstraint("txn", "account", name="uq_ledger_txn_account"),
-        Index("ix_ledger_host_created", "host_id", "created_ms"),
-        Index("ix_ledger_brand_created", "brand_id", "created_ms"),
-        Index("ix_ledger_order", "order_id"),
-    )
-
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    txn: Mapped[str] = mapped_column(String(64))
-    kind: Mapped[str] = mapped_column(String(16))
-    account: Mapped[str] = mapped_column(String(24))
-    amount_minor: Mapped[int] = mapped_column(BigInteger)
-    currency: Mapped[str] = mapped_column(String(3))
-    order_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    session_id: Mapped[int] = mapped_column(Integer)
-    host_id: Mapped[int] = mapped_column(Integer)
-    brand_id: Mapped[int] = mapped_column(Integer)
-    created_ms: Mapped[int] = mapped_column(BigInteger)
-    available_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -12,8 +12,9 @@ statement, run in autocommit (``Database.prepare_write``):
   millisecond sooner; the order path flushes before the payment (``live.db``'s early
   lock release).
 * ``settle_paid``: mark the order ``paid`` with its stored answer, post the sale's four
-  ledger lines and queue the ``order.placed`` event in the outbox, one CTE, only while
-  the order is still ``placed``. No row back: someone settled it first.
+  ledger lines (built by ``live.ledger.balanced``, inserted here) and queue the
+  ``order.placed`` event in the outbox, one CTE, only while the order is still
+  ``placed``. No row back: someone settled it first.
 
 Each is atomic (one statement is one transaction) and uses data-modifying CTEs, which
 SQLite lacks; SQLite and the rarer cases (flash sales, declined payments, flat fees)
@@ -42,9 +43,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.dml import ReturningInsert
 
+from live.ledger_models import LedgerEntry
 from live.models import OutboxEvent
 from shelf.models import Product
-from shelf.order_models import LedgerEntry, Order, OrderStatus
+from shelf.order_models import Order, OrderStatus
 from shelf.stock import take_regular_update
 
 #: The order columns ``take_and_record`` binds as ``o_<column>``.
@@ -73,7 +75,8 @@ ORDER_COLUMNS = (
 )
 
 #: The ledger columns of each line in ``settle_paid``'s ``l_lines`` (a JSON array of
-#: objects with these keys).
+#: objects with these keys, taken from the lines ``live.ledger.balanced`` builds); an
+#: order's lines have no ``ref`` or ``agency_id``, which stay NULL.
 LEDGER_COLUMNS = (
     "txn",
     "kind",

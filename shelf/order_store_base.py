@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from live.db import Database
 from live.errors import NotFound
+from live.ledger import Transaction, post
 from live.models import OutboxEvent
 from live.outbox import Outbox, WrittenEvent
 from live.paging import Page
@@ -26,7 +27,7 @@ from shelf import order_sql
 from shelf.ledger import CommissionLedger
 from shelf.models import Cooperation
 from shelf.order_context import Attempt, OrderContext
-from shelf.order_models import LedgerEntry, Order, OrderStatus, SettledOrder
+from shelf.order_models import Order, OrderStatus, SettledOrder
 from shelf.order_reads import ContextReads, Earlier
 from shelf.stock import StockService
 
@@ -130,8 +131,8 @@ class SqlOrderStore(ABC):
             await self._stock.take_regular(tx, values["product_id"], values["quantity"])
         return Placed(order_id, values)
 
-    def _sale_lines(self, settlement: Settlement) -> list[dict[str, Any]]:
-        return self._ledger.sale_lines(settlement.order, settlement.now_ms)
+    def _sale(self, settlement: Settlement) -> Transaction:
+        return self._ledger.sale(settlement.order, settlement.now_ms)
 
     async def settle(self, settlement: Settlement) -> Settled:
         """Write ``settlement`` if the order is still placed, on its locked row: paid
@@ -150,7 +151,7 @@ class SqlOrderStore(ABC):
             if settlement.event is not None:
                 row.paid_ms = now
                 row.payment_ref = settlement.reference
-                tx.add_all(LedgerEntry(**line) for line in self._sale_lines(settlement))
+                post(tx, self._sale(settlement))
                 if row.flat_fee_minor:
                     coop = await tx.get(Cooperation, row.cooperation_id)
                     currency = (coop.flat_fee_currency if coop else None) or row.currency

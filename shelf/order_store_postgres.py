@@ -102,7 +102,7 @@ class PostgresOrderStore(SqlOrderStore):
             "l_lines": orjson.dumps(
                 [
                     {name: line[name] for name in order_sql.LEDGER_COLUMNS}
-                    for line in self._sale_lines(settlement)
+                    for line in self._sale(settlement).lines
                 ]
             ).decode(),
         }

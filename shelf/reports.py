@@ -3,7 +3,9 @@
 A report covers the orders *placed* in ``[from, to)`` with their state now (a later
 refund of such an order counts), plus the flat fees posted in that range. Money is
 integer minor units per currency; a session that sold in two currencies has a row per
-currency. Host commission is ``pending`` until its hold ends, ``payable`` after.
+currency. Host commission is ``pending`` until its hold ends, ``payable`` after. Only
+the shelf's own ledger lines count (``SHELF_KINDS``): other features post to the same
+ledger (``live.ledger``).
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ from live.auth import Principal
 from live.clock import Clock, iso
 from live.db import Database
 from live.errors import Forbidden
+from live.ledger_models import LedgerEntry
 from live.models import LiveSession, Role, User
-from shelf.order_models import Account, LedgerEntry, Order, OrderStatus
+from shelf.order_models import Account, EntryKind, Order, OrderStatus
 from shelf.report_answers import csv_columns, with_amounts
 
 #: The statuses of orders that count as sold (a refund is a later, separate line).
 SOLD = (OrderStatus.PAID.value, OrderStatus.REFUNDED.value)
+#: The ledger lines the reports count: the shelf's own (other features post to the
+#: same ledger, e.g. a deal's escrow, with lines for the same host and brand).
+SHELF_KINDS = tuple(kind.value for kind in EntryKind)
 
 HOST_COLUMNS = [
     "session_id",
@@ -241,6 +247,7 @@ class ReportService:
             .outerjoin(Order, Order.id == LedgerEntry.order_id)
             .where(
                 where,
+                LedgerEntry.kind.in_(SHELF_KINDS),
                 or_(
                     and_(
                         LedgerEntry.order_id.is_not(None),

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from support import Account, Api
 
 from app import db_key, settings_key
-from shelf.order_models import LedgerEntry, Order
+from live.ledger_models import LedgerEntry
+from shelf.order_models import Order
 
 PLATFORM_BPS = 500  # Settings.platform_fee_bps default
 

@@ -15,11 +15,12 @@ from support import Account, Api
 
 from app import db_key
 from live.errors import Conflict, NotFound, Unprocessable
+from live.ledger_models import LedgerEntry
 from live.paging import Page
 from shelf.feature import orders_key
 from shelf.models import FlashPurchase, FlashSale, Product
 from shelf.order_context import Attempt
-from shelf.order_models import LedgerEntry, Order, OrderSource, OrderStatus, SettledOrder
+from shelf.order_models import Order, OrderSource, OrderStatus, SettledOrder
 from shelf.order_reads import Earlier
 from shelf.order_store import OrderStore
 from shelf.order_store_base import Placed, Settlement

@@ -16,10 +16,11 @@ from support import Api, backend_settings, room_events
 from app import create_app, db_key, room_log_key
 from live import db as live_db
 from live.errors import Conflict
+from live.ledger_models import LedgerEntry
 from shelf import order_sql
 from shelf.feature import orders_key
 from shelf.order_context import Attempt
-from shelf.order_models import LedgerEntry, Order, OrderSource
+from shelf.order_models import Order, OrderSource
 from shelf.order_reads import Earlier
 from shelf.order_store_base import Placed
 from shelf.order_store_postgres import PostgresOrderStore
