@@ -3,7 +3,7 @@
 ``Settings.from_env()`` (``live.settings``) reads the configuration once;
 ``create_app(settings)`` builds the core (``live.feature.Core``, each part under a typed
 ``web.AppKey``), then sets up each feature in its list (media, shelf, chat, orders,
-stats: each package wires itself, ``live/feature.py``) and hands one feature what
+stats, market: each package wires itself, ``live/feature.py``) and hands one feature what
 another offers; what has a lifetime starts and stops in ``cleanup_ctx``. ``main()`` is
 ``python app.py [--demo] | config | migrate | create-admin NAME | report --host NAME``;
 it serves one process or a group of workers through ``live.workers``.
@@ -81,6 +81,7 @@ from live.settings_env import ConfigError
 from live.startup import StartUp, wait_for
 from live.tls import TlsError, server_context
 from live.workers import Bind, Cap, Timeouts, internal_urls, new_event_loop, serve, supervise
+from market.feature import setup_market
 from media.demo_publisher import DemoPublisher
 from media.feature import PEER_CLASSES, setup_media
 from media.forward import INTERNAL_HEADER
@@ -89,6 +90,7 @@ from shelf.demo import demo_data, demo_show
 from shelf.feature import setup_orders, setup_shelf, setup_stats
 from shelf.order_schemas import parse_instant
 from shelf.reports import HOST_COLUMNS, Period, ReportService, to_csv
+from shelf.sales_figures import PaidSales
 
 log = logging.getLogger("liveshelf")
 
@@ -174,6 +176,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     chat = setup_chat(wiring, settings.chat)
     setup_orders(wiring, settings, shelf, gates=[chat.check_not_banned])
     setup_stats(wiring)
+    setup_market(wiring, settings, agencies=shelf.cooperations, sales=PaidSales(core.db))
     routes += FollowHandlers(core.follows).routes()
     runtime = RuntimeStats(held_peers=media.service.peer_count, census=PEER_CLASSES)
     routes += runtime.routes()

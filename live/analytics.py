@@ -161,7 +161,8 @@ def summary(intervals: Sequence[Interval]) -> dict[str, Any]:
     }
 
 
-def _viewer(user_id: int | None, person: str | None, resource_id: str) -> str:
+def viewer_key(user_id: int | None, person: str | None, resource_id: str) -> str:
+    """The person a watch interval counts for (``Interval.viewer``), from its row."""
     if user_id is not None:
         return f"u{user_id}"
     return person or f"r{resource_id}"
@@ -189,7 +190,7 @@ class AudienceReport:
             )
             return [
                 Interval(
-                    _viewer(r.user_id, r.viewer, r.resource_id),
+                    viewer_key(r.user_id, r.viewer, r.resource_id),
                     int(r.joined_ms),
                     int(r.left_ms if r.left_ms is not None else max(now_ms, r.joined_ms)),
                     r.reason,

@@ -281,6 +281,10 @@ class Settings(BaseSettings):
     #: a background pass every ``order_recovery_every_s`` once they are this old
     order_recovery_every_s: Seconds = 5.0
     order_recovery_after_s: Seconds = 10.0
+    #: the creator directory's verified figures (``market.figures``) are recomputed
+    #: every this often, this many hosts per computation
+    market_figures_every_s: Seconds = 600.0
+    market_figures_batch: Annotated[int, Field(ge=1, le=10_000)] = 200
     #: a connection that has not sent a request's headers this long after it opened
     #: is closed, and one idle between requests this long (``live.reaper``)
     header_timeout_s: Seconds = 10.0

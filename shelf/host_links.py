@@ -4,7 +4,8 @@
 * A host names the agency that may act for them in their agreements (``set_agency``;
   ``clear_agency``, ``agency_of``); an agency reads the hosts that named it
   (``hosts_of``). An agency can act only for hosts that named it
-  (``_check_host_side``: 403 ``not_your_host``).
+  (``_check_host_side``: 403 ``not_your_host``); ``agency_id_of`` tells other features
+  (the market's rate cards) who that is.
 * A brand finds host accounts by name to propose to (``find_hosts``) and names the hosts
   of its agreements (``hosts_by_id``).
 
@@ -65,6 +66,13 @@ class HostLinks:
         async with self._db.read() as s:
             link = await s.get(HostAgency, host.user_id)
         return {"host_id": host.user_id, "agency_id": link.agency_id if link else None}
+
+    async def agency_id_of(self, host_id: int) -> int | None:
+        """The agency ``host_id`` has named now (None: none), read fresh each time: a
+        host clearing its agency takes effect at once (other features' ``AgencyOf``)."""
+        async with self._db.read() as s:
+            link = await s.get(HostAgency, host_id)
+        return link.agency_id if link is not None else None
 
     async def hosts_of(self, agency: Principal, page: Page) -> Listing[int]:
         """A page of the ids of the hosts that named ``agency``, by id (``page`` is

@@ -83,9 +83,19 @@ const ERRORS = {
   not_your_cooperation: 'That agreement is between other accounts.',
   not_your_brand: "You can only see your own brand's figures.",
   not_your_host: 'That host has not named you as their agency.',
+  not_your_card: "You can only publish your own rate card.",
   not_your_order: 'That order is not yours.',
   not_your_report: 'You can only see your own report.',
   not_on_this_shelf: "None of your products is on this show's shelf, so its stats are not yours to see.",
+  // the market (market/API.md)
+  notes_unavailable: 'Notes cannot be offered yet; offer a live segment or a shelf slot.',
+  minutes_required: 'A live segment needs its minutes.',
+  minutes_not_allowed: 'Only a live segment has minutes.',
+  stale_version: 'Your rate card changed meanwhile (another device or your agency). Reload and try again.',
+  rate_card_busy: 'Your rate card was being published at the same moment. Try again.',
+  rate_card_not_found: 'No rate card is published yet.',
+  creator_not_found: 'That host is not in the creator directory.',
+  currency_required: 'Choose a currency to filter or sort by price or GMV.',
   // what is not there
   session_not_found: "This show doesn't exist.",
   product_not_found: "That product doesn't exist.",
@@ -298,7 +308,8 @@ export function errorMessage(err, context = {}) {
     return err && err.message ? err.message : String(err);
   }
   if (err.code === 'invalid_input') return invalidInput(err, context);
-  if (/_unavailable$/.test(err.code) && err.code !== 'payment_unavailable' && err.code !== 'replay_not_available') {
+  if (/_unavailable$/.test(err.code) && err.code !== 'payment_unavailable'
+      && err.code !== 'replay_not_available' && err.code !== 'notes_unavailable') {
     return byStatus({ ...err, status: 503, details: err.details });
   }
   const sentence = ERRORS[err.code];

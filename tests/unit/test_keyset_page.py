@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import column, select, table
 
-from live.paging import Page
+from live.paging import Page, RankedPage
 
 items = table("items", column("id"))
 
@@ -38,3 +38,29 @@ def test_select_orders_filters_and_reads_one_more() -> None:
     assert compiled.params["param_1"] == 11
     with pytest.raises(ValueError):
         Page(0)
+
+
+def test_a_ranked_page_names_the_last_items_key_and_id() -> None:
+    page = RankedPage(2)
+    listing = page.cut([(9, 4), (9, 2), (5, 7)], lambda r: r, lambda r: r[1])
+    assert (listing.items, listing.next_after) == ([4, 2], "9.2")
+    assert page.cut([(9, 4)], lambda r: r, lambda r: r[1]).next_after is None
+    assert RankedPage.cursor("9.2") == (9, 2)
+    for bad in ("", "9", "9.", ".2", "-1.2", "9.2.1", "1e3.2", "٣.2", "1.2147483648"):
+        with pytest.raises(ValueError):
+            RankedPage.cursor(bad)
+
+
+def test_a_ranked_select_orders_by_key_then_id_past_the_cursor() -> None:
+    ranked = table("ranked", column("id"), column("score"))
+    down = RankedPage(2, (9, 4)).select(select(ranked.c.id), ranked.c.score, ranked.c.id)
+    sql = str(down.compile(compile_kwargs={"literal_binds": True}))
+    assert "ORDER BY ranked.score DESC, ranked.id DESC" in sql
+    assert "ranked.score < 9 OR ranked.score = 9 AND ranked.id < 4" in sql
+    assert "LIMIT 3" in sql
+    up = RankedPage(2, (9, 4), descending=False).select(
+        select(ranked.c.id), ranked.c.score, ranked.c.id
+    )
+    sql = str(up.compile(compile_kwargs={"literal_binds": True}))
+    assert "ORDER BY ranked.score, ranked.id" in sql
+    assert "ranked.score > 9 OR ranked.score = 9 AND ranked.id > 4" in sql

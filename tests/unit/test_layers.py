@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FEATURES = ("media", "shelf", "chat")
+FEATURES = ("media", "shelf", "chat", "market")
 
 
 def imported_packages(package: str) -> dict[str, set[str]]:

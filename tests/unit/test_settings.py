@@ -65,6 +65,8 @@ VARIABLES: dict[str, tuple[str, str, Any]] = {
     "LIVESHELF_FLASH_RESERVE_LEAD_S": ("600", "flash_reserve_lead_s", 600),
     "LIVESHELF_ORDER_RECOVERY_EVERY_S": ("1", "order_recovery_every_s", 1.0),
     "LIVESHELF_ORDER_RECOVERY_AFTER_S": ("2", "order_recovery_after_s", 2.0),
+    "LIVESHELF_MARKET_FIGURES_EVERY_S": ("60", "market_figures_every_s", 60.0),
+    "LIVESHELF_MARKET_FIGURES_BATCH": ("50", "market_figures_batch", 50),
     "LIVESHELF_HEADER_TIMEOUT_S": ("3", "header_timeout_s", 3.0),
     "LIVESHELF_IDLE_TIMEOUT_S": ("4", "idle_timeout_s", 4.0),
     "LIVESHELF_BODY_TIMEOUT_S": ("5", "body_timeout_s", 5.0),
