@@ -89,6 +89,7 @@ from media.worker_links import HOME
 from shelf.demo import demo_data, demo_show
 from shelf.feature import setup_orders, setup_shelf, setup_stats
 from shelf.order_schemas import parse_instant
+from shelf.pin_minutes import PinWindows
 from shelf.reports import HOST_COLUMNS, Period, ReportService, to_csv
 from shelf.sales_figures import PaidSales
 
@@ -176,7 +177,15 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     chat = setup_chat(wiring, settings.chat)
     setup_orders(wiring, settings, shelf, gates=[chat.check_not_banned])
     setup_stats(wiring)
-    setup_market(wiring, settings, agencies=shelf.cooperations, sales=PaidSales(core.db))
+    pin_windows = PinWindows(core.db, core.clock)
+    setup_market(
+        wiring,
+        settings,
+        agencies=shelf.cooperations,
+        sales=PaidSales(core.db),
+        pins=pin_windows,
+        products=pin_windows,
+    )
     routes += FollowHandlers(core.follows).routes()
     runtime = RuntimeStats(held_peers=media.service.peer_count, census=PEER_CLASSES)
     routes += runtime.routes()
