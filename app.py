@@ -59,6 +59,7 @@ from live.http import (
 )
 from live.logs import configure as configure_logging
 from live.logs import install as install_request_ids
+from live.malloc import limit_arenas
 from live.metrics import METRICS_PATHS, Metrics, MetricsEndpoint, access_logger
 from live.models import Role
 from live.openapi_document import ApiDocs
@@ -477,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, binds: list[Bind]) -> None:
+    limit_arenas()  # before any thread starts (live.malloc)
     loop = new_event_loop(settings.event_loop)
     asyncio.set_event_loop(loop)
     app = create_app(settings)
