@@ -82,12 +82,13 @@ from live.settings_env import ConfigError
 from live.startup import StartUp, wait_for
 from live.tls import TlsError, server_context
 from live.workers import Bind, Cap, Timeouts, internal_urls, new_event_loop, serve, supervise
+from market.demo import demo_market
 from market.feature import setup_market
 from media.demo_publisher import DemoPublisher
 from media.feature import PEER_CLASSES, setup_media
 from media.forward import INTERNAL_HEADER
 from media.worker_links import HOME
-from shelf.demo import demo_data, demo_show
+from shelf.demo import DEMO_HOST, demo_data, demo_show
 from shelf.feature import setup_orders, setup_shelf, setup_stats
 from shelf.order_schemas import parse_instant
 from shelf.pin_minutes import PinWindows
@@ -179,7 +180,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     setup_orders(wiring, settings, shelf, gates=[chat.check_not_banned])
     setup_stats(wiring)
     pin_windows = PinWindows(core.db, core.clock)
-    setup_market(
+    cards = setup_market(
         wiring,
         settings,
         agencies=shelf.cooperations,
@@ -225,6 +226,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     add_pages(app, core, ROOT / "static")
     if settings.demo:
         app.cleanup_ctx.append(demo_data(core, shelf, settings.host, settings.port))
+        app.cleanup_ctx.append(demo_market(core, cards, DEMO_HOST))
         if settings.demo_publisher:  # after the seeding: it publishes to the demo's show
             publisher = DemoPublisher(settings, functools.partial(demo_show, core))
             app.cleanup_ctx.append(publisher.lifetime)

@@ -118,6 +118,11 @@ class RateCards:
                 log.warning("RateCards(%s): figures of host %d: %r", id(self), host_id, exc)
         return card_dict(card, rows, current=True)
 
+    async def has_card(self, host_id: int) -> bool:
+        """Whether ``host_id`` has published a card."""
+        async with self._db.read() as s:
+            return await s.get(RateCardHead, host_id) is not None
+
     async def current(self, host_id: int) -> dict[str, Any]:
         """The host's current card; 404 ``rate_card_not_found`` before its first."""
         async with self._db.read() as s:

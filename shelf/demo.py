@@ -20,6 +20,8 @@ from shelf.feature import ShelfFeature
 from shelf.schemas import CreateProductBody, ProposeBody
 
 DEMO_PASSWORD = "liveshelf-demo"
+#: the demo host's username (the market's demo publishes its rate card: ``app.py``)
+DEMO_HOST = "demo-host"
 _DAY_MS = 86_400_000
 
 _DEMO_PRODUCTS = (
@@ -87,7 +89,7 @@ async def seed_demo(core: Core, shelf: ShelfFeature, host: str, port: int) -> di
     accounts, sessions = core.accounts, core.sessions
     users = {}
     for username, role, name in (
-        ("demo-host", Role.HOST, "Mia (demo host)"),
+        (DEMO_HOST, Role.HOST, "Mia (demo host)"),
         ("demo-brand", Role.BRAND, "Acme Goods (demo brand)"),
         ("demo-viewer", Role.VIEWER, "Sam (demo viewer)"),
     ):
@@ -95,7 +97,7 @@ async def seed_demo(core: Core, shelf: ShelfFeature, host: str, port: int) -> di
             users[username] = await accounts.create(username, DEMO_PASSWORD, role, name)
         except Conflict:
             users[username] = await accounts.by_username(username)
-    host_user = users["demo-host"]
+    host_user = users[DEMO_HOST]
     host_principal = Principal(host_user.id, host_user.username, Role.HOST, host_user.display_name)
     live = (await sessions.list(Page(1), status=SessionStatus.LIVE, host_id=host_user.id)).items
     if live:
@@ -137,7 +139,7 @@ async def seed_demo(core: Core, shelf: ShelfFeature, host: str, port: int) -> di
 async def demo_show(core: Core) -> tuple[int, str] | None:
     """The demo host's live show and a bearer token of the host (for the demo's
     publisher, ``media.demo_publisher``); None when the host has no live show."""
-    user = await core.accounts.by_username("demo-host")
+    user = await core.accounts.by_username(DEMO_HOST)
     live = (await core.sessions.list(Page(1), status=SessionStatus.LIVE, host_id=user.id)).items
     if not live:
         return None

@@ -116,6 +116,11 @@ async def test_demo_mode_seeds_accounts_and_a_live_session(
             json={"username": username, "password": DEMO_PASSWORD},
             expect=200,
         )
+    # the brand console's directory lists the demo host, with its rate card
+    (creator,) = (await api.call("GET", "/api/creators", expect=200))["creators"]
+    assert creator["host_id"] == own["host"]["id"]
+    card = await api.call("GET", f"/api/hosts/{own['host']['id']}/rate-card", expect=200)
+    assert [s["kind"] for s in card["services"]] == ["live_segment", "shelf_slot"]
 
 
 async def test_admin_may_act_on_any_session(api: Api) -> None:
