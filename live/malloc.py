@@ -3,9 +3,11 @@
 glibc gives threads allocation arenas of their own, up to eight per core, and an arena
 keeps the pages it has ever used. The server's threads (aiosqlite's one per pooled
 connection, the event loop's DNS and file helpers, PyAV's codec threads) each fill one,
-and the process's RSS crept up through a long show although the Python heap did not:
-+6 to +10 MiB/h in 30-minute soaks, flat with two arenas (``bench/RESULTS.md``, issue 27).
-Python's own objects come from its allocator's pools in the main arena anyway.
+and the process's RSS crept up through a long show faster than the Python heap did
+(+6 to +10 MiB/h in 30-minute soaks against ~3.5 MiB/h of Python objects, issue 27).
+Whether two arenas lower that is not shown yet: one soak with ``MALLOC_ARENA_MAX=2`` gave
++4.5 MiB/h, one with this in-process limit +8.5 MiB/h (``bench/RESULTS.md``, "Soak").
+Python's own objects come from its allocator's pools anyway.
 
 ``limit_arenas`` sets glibc's ``M_ARENA_MAX`` through ``mallopt``, before the threads
 start. An operator's ``MALLOC_ARENA_MAX`` wins (glibc reads it itself); on another C
